@@ -1,0 +1,34 @@
+import type { MessagePort } from 'node:worker_threads';
+import { toWire, type WireError } from '../errors.ts';
+
+/** One request on the wire: `[id, op, args]`. */
+export type WireRequest = [id: number, op: string, args: unknown];
+/** One reply on the wire: `[id, true, value]` or `[id, false, { code, message }]`. */
+export type WireReply = [id: number, ok: true, value: unknown] | [id: number, ok: false, error: WireError];
+
+export interface Request {
+  op: string;
+  args: unknown;
+}
+
+export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * The actor side of the mailbox: every incoming message is a batch, handed
+ * whole to `handleBatch` (the store runs it as one transaction), and its
+ * replies leave as one message. A throw from `handleBatch` itself is not a
+ * per-request failure: it is left uncaught so the actor crashes and the
+ * supervisor restarts it with fresh state.
+ */
+export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[]) => Outcome[]): void {
+  port.on('message', (batch: WireRequest[]) => {
+    const requests = batch.map(([, op, args]) => ({ op, args }));
+    const outcomes = handleBatch(requests);
+    const replies: WireReply[] = new Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const outcome = outcomes[i];
+      replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
+    }
+    port.postMessage(replies);
+  });
+}

@@ -1,0 +1,70 @@
+// Runs the type check and every uvu suite (each in its own process, so a
+// suite's signals, threads and exit checks cannot leak into another), then
+// prints the one summary line CI reads: `N passed, N failed, N skipped`.
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const only = process.argv.slice(2);
+const files = readdirSync(join(root, 'test'))
+  .filter((name) => name.endsWith('.test.ts'))
+  .filter((name) => only.length === 0 || only.some((part) => name.includes(part)))
+  .sort();
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+const failures: string[] = [];
+
+function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_DISABLE_COLORS: '1' } });
+    let output = '';
+    child.stdout.on('data', (chunk) => { output += chunk; process.stdout.write(chunk); });
+    child.stderr.on('data', (chunk) => { output += chunk; process.stderr.write(chunk); });
+    const timer = setTimeout(() => {
+      output += `\n[run] killed after ${timeoutMs} ms\n`;
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    child.on('close', (code) => { clearTimeout(timer); resolve({ code, output }); });
+  });
+}
+
+if (only.length === 0) {
+  console.log('# typecheck (tsc --noEmit)');
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], 300_000);
+  if (result.code === 0) passed++;
+  else { failed++; failures.push('typecheck'); }
+}
+
+for (const file of files) {
+  console.log(`\n# ${file}`);
+  const result = await run(process.execPath, [join(root, 'test', file)], 600_000);
+  // uvu's closing block: "Total: N / Passed: N / Skipped: N".
+  // (Total excludes skipped tests.)
+  const plain = result.output.replace(/\x1b\[[0-9;]*m/g, '');
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
+  const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
+  const skip = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  if (Number.isNaN(total) || Number.isNaN(ok)) {
+    // The suite died before its summary: count it as one failure.
+    failed++;
+    failures.push(`${file} (no summary, exit ${result.code})`);
+    continue;
+  }
+  passed += ok;
+  skipped += skip;
+  const bad = total - ok;
+  failed += bad;
+  if (bad > 0 || result.code !== 0) {
+    if (bad === 0) failed++;
+    failures.push(file);
+  }
+}
+
+if (failures.length) console.log(`\nfailed: ${failures.join(', ')}`);
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exitCode = failed > 0 ? 1 : 0;

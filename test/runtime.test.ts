@@ -1,0 +1,257 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import type { ChildSpec } from '../src/runtime/child.ts';
+import { Supervisor } from '../src/runtime/supervisor.ts';
+import { MailboxClient } from '../src/runtime/mailbox-client.ts';
+import { mailboxChild } from '../src/runtime/mailbox-child.ts';
+import { fromWire } from '../src/errors.ts';
+import { runScript, sleep, until } from './helpers.ts';
+
+const fixture = new URL('./fixtures/actor.ts', import.meta.url);
+
+class PoisonError extends Error {}
+class TimeoutError extends Error {}
+class ClosedError extends Error {}
+
+function client(timeoutMs = 5000) {
+  return new MailboxClient({
+    timeoutMs,
+    errors: {
+      timeout: (op, ms) => new TimeoutError(`${op} timed out after ${ms} ms`),
+      poison: (op) => new PoisonError(`${op} was in flight at two crashes`),
+      closed: (reason) => new ClosedError(reason),
+      decode: fromWire,
+    },
+  });
+}
+
+interface Rig {
+  supervisor: Supervisor;
+  mailbox: MailboxClient;
+  restarts: Array<{ child: string; reason: Error; restarts: number }>;
+}
+
+async function rig(options: { intensity?: number; periodMs?: number; shutdownTimeoutMs?: number; workerData?: Record<string, unknown>; timeoutMs?: number } = {}): Promise<Rig> {
+  const mailbox = client(options.timeoutMs);
+  const supervisor = new Supervisor({
+    intensity: options.intensity ?? 3,
+    periodMs: options.periodMs ?? 5000,
+    shutdownTimeoutMs: options.shutdownTimeoutMs ?? 2000,
+    children: [mailboxChild({ name: 'actor', filename: fixture, workerData: options.workerData ?? {}, client: mailbox })],
+  });
+  const restarts: Rig['restarts'] = [];
+  supervisor.on('restart', (event) => restarts.push(event));
+  await supervisor.start();
+  return { supervisor, mailbox, restarts };
+}
+
+test('a request gets its reply; errors cross the port as their class', async () => {
+  const { supervisor, mailbox } = await rig();
+  try {
+    assert.equal(await mailbox.call('echo', { a: [1, 'two'] }), { a: [1, 'two'] });
+    const error = await mailbox.call('fail', 'x').catch((e: unknown) => e);
+    assert.instance(error, TypeError);
+    assert.is((error as Error).message, 'refused: x');
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('requests made in one event-loop turn travel as one message', async () => {
+  const { supervisor, mailbox } = await rig();
+  try {
+    const sizes = await Promise.all(Array.from({ length: 25 }, () => mailbox.call('batch-size', null)));
+    assert.equal(sizes, Array(25).fill(25));
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+for (const [op, why] of [['exit', 'process.exit(1)'], ['throw-async', 'an asynchronous throw'], ['oom', 'running out of memory']] as const) {
+  test(`a child that crashes by ${why} is restarted with fresh module state`, async () => {
+    const { supervisor, mailbox, restarts } = await rig({ workerData: {} });
+    try {
+      assert.is(await mailbox.call('count', null), 1);
+      assert.is(await mailbox.call('count', null), 2);
+      const before = supervisor.children().actor.threadId;
+      if (op === 'exit') {
+        // The exit op never answers: it is replayed once, crashes again and is failed as poison.
+        const error = await mailbox.call('exit', null).catch((e: unknown) => e);
+        assert.instance(error, PoisonError);
+      } else {
+        await mailbox.call(op, null).catch(() => {});
+      }
+      await until(() => restarts.length >= 1 && supervisor.children().actor.state === 'running', 10000, 'restart');
+      assert.is(await mailbox.call('count', null), 1, 'the counter starts over');
+      assert.is.not(supervisor.children().actor.threadId, before);
+      assert.ok(restarts[0].reason instanceof Error);
+      assert.is(restarts[0].child, 'actor');
+      if (op === 'oom') assert.match(restarts[0].reason.message, /memory/i);
+      if (op === 'throw-async') assert.match(restarts[0].reason.message, /fixture async throw/);
+    } finally {
+      await supervisor.stop();
+    }
+  });
+}
+
+test('intensity 3 in 5 s: the 4th crash inside the window gives up loudly', async () => {
+  const { supervisor, mailbox, restarts } = await rig({ intensity: 3, periodMs: 5000 });
+  const failures: Error[] = [];
+  supervisor.on('failed', (error) => failures.push(error));
+  for (let i = 1; i <= 3; i++) {
+    await supervisor.kill('actor');
+    assert.is(supervisor.state, 'running', `after kill ${i}`);
+    await until(() => supervisor.children().actor.state === 'running', 5000, `restart ${i}`);
+    assert.is(supervisor.children().actor.restarts, i);
+  }
+  await supervisor.kill('actor');
+  assert.is(supervisor.state, 'failed');
+  assert.is(failures.length, 1);
+  assert.match(failures[0].message, /more than 3 restarts within 5 s/);
+  assert.is(restarts.length, 3, 'the 4th crash is not restarted');
+  await until(() => supervisor.children().actor.state === 'failed', 2000, 'child failed');
+  assert.is(supervisor.children().actor.threadId, null);
+  await supervisor.stop();
+  assert.is(supervisor.state, 'failed', 'stop on a failed supervisor keeps it failed');
+  mailbox.close('failed');
+});
+
+test('crashes spread wider than the period do not give up', async () => {
+  const { supervisor } = await rig({ intensity: 1, periodMs: 300 });
+  try {
+    for (let i = 1; i <= 4; i++) {
+      await supervisor.kill('actor');
+      await until(() => supervisor.children().actor.state === 'running', 5000, `restart ${i}`);
+      await sleep(350);
+    }
+    assert.is(supervisor.state, 'running');
+    assert.is(supervisor.children().actor.restarts, 4);
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('children start in order and stop in reverse order', async () => {
+  const events: string[] = [];
+  const mailboxes = [client(), client()];
+  const spec = (name: string, index: number): ChildSpec => {
+    const inner = mailboxChild({ name, filename: fixture, workerData: {}, client: mailboxes[index] });
+    return {
+      name,
+      async start() {
+        const incarnation = await inner.start();
+        events.push(`started ${name}`);
+        return {
+          ...incarnation,
+          exited: incarnation.exited,
+          kill: incarnation.kill,
+          async stop(ms: number) {
+            events.push(`stopping ${name}`);
+            const reason = await incarnation.stop(ms);
+            events.push(`stopped ${name} (${reason.kind})`);
+            return reason;
+          },
+        };
+      },
+    };
+  };
+  const supervisor = new Supervisor({ intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000, children: [spec('first', 0), spec('second', 1)] });
+  await supervisor.start();
+  assert.equal(supervisor.children().first.state, 'running');
+  assert.equal(supervisor.children().second.state, 'running');
+  await supervisor.stop();
+  assert.equal(events, [
+    'started first', 'started second',
+    'stopping second', 'stopped second (shutdown)', 'stopping first', 'stopped first (shutdown)',
+  ]);
+  assert.is(supervisor.state, 'stopped');
+});
+
+test('a child that fails to start aborts the start and stops the started ones', async () => {
+  const ok = client();
+  const bad = client();
+  const supervisor = new Supervisor({
+    intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000,
+    children: [
+      mailboxChild({ name: 'good', filename: fixture, workerData: {}, client: ok }),
+      mailboxChild({ name: 'bad', filename: fixture, workerData: { failStart: true }, client: bad }),
+    ],
+  });
+  const error = await supervisor.start().catch((e: unknown) => e);
+  assert.instance(error, Error);
+  assert.is((error as Error).message, 'fixture refuses to start');
+  assert.is(supervisor.state, 'stopped');
+  assert.is(supervisor.children().good.state, 'stopped');
+});
+
+test('a hung child is terminated after shutdownTimeout', async () => {
+  const { supervisor, mailbox } = await rig({ shutdownTimeoutMs: 300, workerData: { hangOnStop: true } });
+  assert.is(await mailbox.call('count', null), 1);
+  const started = Date.now();
+  await supervisor.stop();
+  const took = Date.now() - started;
+  assert.ok(took >= 290, `stop waited the shutdown time (${took} ms)`);
+  assert.ok(took < 3000, `then terminated the child (${took} ms)`);
+  assert.is(supervisor.children().actor.state, 'stopped');
+});
+
+test('a request past its deadline rejects with the timeout error', async () => {
+  const { supervisor, mailbox } = await rig({ timeoutMs: 200, shutdownTimeoutMs: 200 });
+  const error = await mailbox.call('hang', null).catch((e: unknown) => e);
+  assert.instance(error, TimeoutError);
+  assert.match((error as Error).message, /hang timed out after 200 ms/);
+  await supervisor.stop();
+});
+
+test('20 callers, 2,000 requests, 5 kills: every request resolves with the right answer', async () => {
+  const { supervisor, mailbox, restarts } = await rig({ intensity: 10, periodMs: 5000 });
+  try {
+    let done = 0;
+    const callers = Array.from({ length: 20 }, async (_, caller) => {
+      for (let i = 0; i < 100; i++) {
+        const value = `${caller}:${i}`;
+        assert.is(await mailbox.call('echo', value), value);
+        done++;
+      }
+    });
+    const killer = (async () => {
+      for (let k = 0; k < 5; k++) {
+        await until(() => done >= (k + 1) * 300 || done === 2000, 20000, 'progress');
+        await until(() => supervisor.children().actor.state === 'running', 5000, 'running');
+        await supervisor.kill('actor');
+      }
+    })();
+    await Promise.all([...callers, killer]);
+    assert.is(done, 2000);
+    assert.is(restarts.length, 5);
+    assert.is(supervisor.state, 'running');
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('a poison request is failed after two crashes; the others still succeed', async () => {
+  const { supervisor, mailbox } = await rig({ intensity: 10 });
+  try {
+    const others = Array.from({ length: 30 }, (_, i) => mailbox.call('echo', i));
+    const poison = mailbox.call('poison', null).catch((e: unknown) => e);
+    const after = Array.from({ length: 30 }, (_, i) => mailbox.call('echo', 100 + i));
+    assert.instance(await poison, PoisonError);
+    assert.equal(await Promise.all(others), Array.from({ length: 30 }, (_, i) => i));
+    assert.equal(await Promise.all(after), Array.from({ length: 30 }, (_, i) => 100 + i));
+    assert.is(supervisor.children().actor.restarts, 2);
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('after stop() the process exits by itself (no leaked threads, timers, ports)', async () => {
+  const script = fileURLToPath(new URL('./fixtures/runtime-exit.ts', import.meta.url));
+  const result = await runScript(script, [], { timeoutMs: 15000 });
+  assert.is(result.timedOut, false, `the process hung: ${result.stderr}`);
+  assert.is(result.code, 0, result.stderr);
+  assert.match(result.stdout, /stopped after 3 calls and 1 restart/);
+});
+
+test.run();
