@@ -1,0 +1,197 @@
+import { EventEmitter } from 'node:events';
+import { resolveConfig, type ResolvedConfig, type SessionAppConfig } from './config.ts';
+import { AppStoppedError, fromWire, StoreUnavailableError } from './errors.ts';
+import { MailboxClient } from './runtime/mailbox-client.ts';
+import { mailboxChild } from './runtime/mailbox-child.ts';
+import { Supervisor, type ChildStatus } from './runtime/supervisor.ts';
+import { CleanerChild } from './cleaner/cleaner-child.ts';
+import { SweepSchedule } from './cleaner/sweep-schedule.ts';
+import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
+import { expiryPolicy } from './store/expiry.ts';
+import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
+
+export type { SweepReport, SweepTrigger };
+export type AppState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
+export type ChildName = 'store' | 'cleaner';
+export type { ChildStatus };
+
+export interface AppStatus {
+  state: AppState;
+  children: { store: ChildStatus; cleaner: ChildStatus };
+}
+
+export interface RestartEvent {
+  child: ChildName;
+  reason: Error;
+  restarts: number;
+}
+
+// Resolves to store-worker.ts under src/ and to store-worker.js under dist/.
+const STORE_WORKER = new URL(`./store/store-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+
+/** Rows per mailbox call when the store owner itself sweeps a ':memory:' store. */
+const MEMORY_SWEEP_BATCH = 500;
+
+/**
+ * The running application: the supervisor of the store owner and the
+ * cleaner, the mailbox client (`store`), and the sweep schedule.
+ *
+ * Events: 'restart' RestartEvent, 'sweep' SweepReport, 'sweepError' Error
+ * (a sweep that failed; it is retried at the next trigger), and 'error' when
+ * the supervisor gives up.
+ */
+export class SessionApp extends EventEmitter {
+  readonly store: SessionStore;
+  readonly config: Readonly<ResolvedConfig>;
+  readonly #mailbox: MailboxClient;
+  readonly #supervisor: Supervisor;
+  readonly #schedule: SweepSchedule;
+  #state: AppState = 'starting';
+  #stopping: Promise<void> | null = null;
+
+  /** @internal use startSessionApp() */
+  constructor(config: ResolvedConfig) {
+    super();
+    this.config = Object.freeze({ ...config, restart: Object.freeze({ ...config.restart }) });
+    const mailbox = new MailboxClient({
+      timeoutMs: config.requestTimeout,
+      errors: {
+        timeout: (op, ms) => new StoreUnavailableError(`the store did not answer "${op}" within requestTimeout (${ms} ms)`),
+        poison: (op) => new StoreUnavailableError(`"${op}" was in flight at two consecutive crashes of the store owner; it is failed instead of replayed`),
+        closed: (reason) => reason === 'stopped'
+          ? new AppStoppedError('the session app is stopped')
+          : new StoreUnavailableError('the session store is unavailable: its supervisor gave up after too many restarts'),
+        decode: fromWire,
+      },
+    });
+    this.#mailbox = mailbox;
+    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes);
+    this.store = store;
+
+    const policy = expiryPolicy(config);
+    const memory = config.database === ':memory:';
+    const cleaner = new CleanerChild({
+      // ':memory:' exists only inside the store owner's connection: the
+      // cleaner opens none, and the owner sweeps (see `run` below).
+      database: memory ? null : config.database,
+      table: config.table,
+      policy,
+      busyTimeoutMs: Math.max(config.requestTimeout, 5000),
+    });
+    this.#supervisor = new Supervisor({
+      intensity: config.restart.intensity,
+      periodMs: config.restart.period * 1000,
+      shutdownTimeoutMs: config.shutdownTimeout,
+      children: [
+        mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config }, client: mailbox }),
+        cleaner,
+      ],
+    });
+    this.#supervisor.on('restart', (event: RestartEvent) => this.emit('restart', event));
+    this.#supervisor.on('failed', (error: Error) => {
+      this.#state = 'failed';
+      // Once the supervisor has given up, every call fails at once.
+      mailbox.close('failed');
+      this.#schedule.stop();
+      // Emitted outside the supervisor's transition: an 'error' nobody
+      // listens to throws, as Node emitters do, and must not do so inside it.
+      process.nextTick(() => this.emit('error', error));
+    });
+
+    this.#schedule = new SweepSchedule({
+      intervalMs: config.cleanerInterval * 1000,
+      signal: config.sweepSignal,
+      run: async () => {
+        if (memory) {
+          // A ':memory:' database exists only inside the store owner's
+          // connection: the owner sweeps it, one bounded batch per call.
+          let deleted = 0;
+          for (;;) {
+            const n = await store.sweepBatch(MEMORY_SWEEP_BATCH);
+            deleted += n;
+            if (n < MEMORY_SWEEP_BATCH) return deleted;
+          }
+        }
+        const incarnation = await withTimeout(cleaner.whenReady(), config.requestTimeout,
+          () => new StoreUnavailableError(`the cleaner was not running within requestTimeout (${config.requestTimeout} ms)`));
+        return incarnation.sweep();
+      },
+      onSweep: (report) => this.emit('sweep', report),
+      onSweepError: (error) => this.emit('sweepError', error),
+      stoppedError: () => (this.#state === 'failed'
+        ? new StoreUnavailableError('the session app failed: its supervisor gave up')
+        : new AppStoppedError('the session app is stopped')),
+    });
+  }
+
+  /** @internal */
+  async start(): Promise<void> {
+    try {
+      await this.#supervisor.start();
+    } catch (error) {
+      this.#state = 'stopped';
+      this.#mailbox.close('stopped');
+      throw error;
+    }
+    this.#state = 'running';
+    this.#schedule.start();
+  }
+
+  status(): AppStatus {
+    const children = this.#supervisor.children();
+    return { state: this.#state, children: { store: children.store, cleaner: children.cleaner } };
+  }
+
+  /** The last sweep's report, if any (for status pages). */
+  get lastSweep(): SweepReport | null {
+    return this.#schedule.lastReport;
+  }
+
+  sweep(): Promise<SweepReport> {
+    if (this.#state === 'failed') return Promise.reject(new StoreUnavailableError('the session app failed: its supervisor gave up'));
+    if (this.#state !== 'running') return Promise.reject(new AppStoppedError('the session app is stopped'));
+    return this.#schedule.sweep();
+  }
+
+  async kill(child: ChildName): Promise<void> {
+    if (child !== 'store' && child !== 'cleaner') throw new TypeError(`kill(child): expected 'store' or 'cleaner', got ${JSON.stringify(child)}`);
+    await this.#supervisor.kill(child);
+  }
+
+  /**
+   * Graceful and idempotent: refuse new calls, let the accepted ones finish
+   * (each is bounded by requestTimeout), stop the schedule and its signal
+   * handler, then the children in reverse start order.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= (async () => {
+      const failed = this.#state === 'failed';
+      if (!failed) this.#state = 'stopping';
+      this.#mailbox.refuseNewCalls();
+      this.#schedule.stop();
+      await this.#mailbox.drained();
+      await this.#supervisor.stop();
+      this.#mailbox.close(failed ? 'failed' : 'stopped');
+      if (this.#state !== 'failed') this.#state = 'stopped';
+    })();
+    return this.#stopping;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(error()), ms);
+    promise.then((value) => { clearTimeout(timer); resolve(value); }, (cause: unknown) => { clearTimeout(timer); reject(cause); });
+  });
+}
+
+/**
+ * Validates the whole config (a ConfigError before any thread starts), then
+ * starts the supervisor: the store owner, then the cleaner.
+ */
+export async function startSessionApp(config?: SessionAppConfig): Promise<SessionApp> {
+  const resolved = resolveConfig(config);
+  const app = new SessionApp(resolved);
+  await app.start();
+  return app;
+}

@@ -1,0 +1,212 @@
+import { constants } from 'node:os';
+import { ConfigError } from './errors.ts';
+
+export type Timestamp = 'relative' | 'fixed';
+export type Durability = 'normal' | 'full';
+
+export interface SessionAppConfig {
+  database?: string;
+  table?: string;
+  maxAge?: number;
+  timestamp?: Timestamp;
+  cleanerInterval?: number;
+  sweepSignal?: NodeJS.Signals | false;
+  autoSetup?: boolean;
+  restart?: { intensity?: number; period?: number };
+  shutdownTimeout?: number;
+  requestTimeout?: number;
+  durability?: Durability;
+  maxSessionBytes?: number;
+  touchAfter?: number;
+  maxLifetime?: number;
+}
+
+export interface ResolvedConfig {
+  database: string;
+  table: string;
+  maxAge: number;
+  timestamp: Timestamp;
+  cleanerInterval: number;
+  sweepSignal: NodeJS.Signals | false;
+  autoSetup: boolean;
+  restart: { intensity: number; period: number };
+  shutdownTimeout: number;
+  requestTimeout: number;
+  durability: Durability;
+  maxSessionBytes: number;
+  touchAfter: number;
+  maxLifetime: number | null;
+}
+
+export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+const show = (value: unknown): string => {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return value.toString();
+  if (Array.isArray(value)) return 'an array';
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  return String(value);
+};
+
+function fail(key: string, value: unknown, expected: string): never {
+  throw new ConfigError(key, `invalid config "${key}": expected ${expected}, got ${show(value)}`);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Closest known key by edit distance, to suggest on a typo (`maxage` → `maxAge`). */
+function suggest(key: string, known: readonly string[]): string {
+  let best = '';
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const a = key.toLowerCase();
+    const b = candidate.toLowerCase();
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0];
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j];
+        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+        previous = current;
+      }
+    }
+    if (row[b.length] < bestDistance) { bestDistance = row[b.length]; best = candidate; }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : '';
+}
+
+function refuseUnknown(object: Record<string, unknown>, known: readonly string[], prefix: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) {
+      const name = prefix + key;
+      throw new ConfigError(name, `unknown config key "${name}"${suggest(key, known)}; known keys: ${known.map((k) => prefix + k).join(', ')}`);
+    }
+  }
+}
+
+function seconds(key: string, value: unknown, { zero = false } = {}): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zero && value === 0)) {
+    fail(key, value, zero ? 'a finite number of seconds >= 0' : 'a positive finite number of seconds');
+  }
+  return value;
+}
+
+function milliseconds(key: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(key, value, 'a positive finite number of milliseconds');
+  return value;
+}
+
+function oneOf<T extends string>(key: string, value: unknown, options: readonly T[]): T {
+  if (typeof value !== 'string' || !options.includes(value as T)) fail(key, value, options.map((o) => `'${o}'`).join(' or '));
+  return value as T;
+}
+
+function databasePath(key: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, value, "a non-empty file path or ':memory:'");
+  return value;
+}
+
+function tableName(key: string, value: unknown): string {
+  if (typeof value !== 'string' || !TABLE_NAME.test(value)) fail(key, value, `a table name matching ${TABLE_NAME}`);
+  return value;
+}
+
+const APP_KEYS = [
+  'database', 'table', 'maxAge', 'timestamp', 'cleanerInterval', 'sweepSignal', 'autoSetup', 'restart',
+  'shutdownTimeout', 'requestTimeout', 'durability', 'maxSessionBytes', 'touchAfter', 'maxLifetime',
+] as const;
+
+/** Keys whose value is `undefined` count as absent (the default applies). */
+function defined(object: Record<string, unknown>): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object)) if (value !== undefined) result[key] = value;
+  return result;
+}
+
+function rootObject(input: unknown, what: string): Record<string, unknown> {
+  if (input === undefined) return {};
+  if (!isPlainObject(input)) throw new ConfigError('', `invalid ${what}: expected a plain object, got ${show(input)}`);
+  return defined(input);
+}
+
+/** Validates the whole config of `startSessionApp` and fills in the defaults; throws ConfigError. */
+export function resolveConfig(input: unknown): ResolvedConfig {
+  const raw = rootObject(input, 'config');
+  refuseUnknown(raw, APP_KEYS, '');
+
+  const maxAge = raw.maxAge === undefined ? 86400 : seconds('maxAge', raw.maxAge);
+
+  let restart = { intensity: 3, period: 5 };
+  if (raw.restart !== undefined) {
+    if (!isPlainObject(raw.restart)) fail('restart', raw.restart, 'an object { intensity, period }');
+    const nested = defined(raw.restart);
+    refuseUnknown(nested, ['intensity', 'period'], 'restart.');
+    if (nested.intensity !== undefined) {
+      const value = nested.intensity;
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) fail('restart.intensity', value, 'an integer >= 0');
+      restart = { ...restart, intensity: value };
+    }
+    if (nested.period !== undefined) restart = { ...restart, period: seconds('restart.period', nested.period) };
+  }
+
+  let sweepSignal: NodeJS.Signals | false = 'SIGUSR2';
+  if (raw.sweepSignal !== undefined) {
+    const value = raw.sweepSignal;
+    if (value !== false) {
+      if (typeof value !== 'string' || !(value in constants.signals)) fail('sweepSignal', value, 'a signal name Node knows (such as \'SIGUSR2\') or false');
+      if (value === 'SIGKILL' || value === 'SIGSTOP') fail('sweepSignal', value, 'a signal that can be caught (not SIGKILL or SIGSTOP)');
+      sweepSignal = value as NodeJS.Signals;
+    } else {
+      sweepSignal = false;
+    }
+  }
+
+  let maxSessionBytes = 65536;
+  if (raw.maxSessionBytes !== undefined) {
+    const value = raw.maxSessionBytes;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail('maxSessionBytes', value, 'a positive integer number of bytes');
+    maxSessionBytes = value;
+  }
+
+  if (raw.autoSetup !== undefined && typeof raw.autoSetup !== 'boolean') fail('autoSetup', raw.autoSetup, 'true or false');
+
+  return {
+    database: raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database),
+    table: raw.table === undefined ? 'session' : tableName('table', raw.table),
+    maxAge,
+    timestamp: raw.timestamp === undefined ? 'relative' : oneOf('timestamp', raw.timestamp, ['relative', 'fixed'] as const),
+    cleanerInterval: raw.cleanerInterval === undefined ? 60 : seconds('cleanerInterval', raw.cleanerInterval),
+    sweepSignal,
+    autoSetup: raw.autoSetup === undefined ? true : (raw.autoSetup as boolean),
+    restart,
+    shutdownTimeout: raw.shutdownTimeout === undefined ? 5000 : milliseconds('shutdownTimeout', raw.shutdownTimeout),
+    requestTimeout: raw.requestTimeout === undefined ? 5000 : milliseconds('requestTimeout', raw.requestTimeout),
+    durability: raw.durability === undefined ? 'normal' : oneOf('durability', raw.durability, ['normal', 'full'] as const),
+    maxSessionBytes,
+    touchAfter: raw.touchAfter === undefined ? Math.min(60, maxAge / 20) : seconds('touchAfter', raw.touchAfter, { zero: true }),
+    maxLifetime: raw.maxLifetime === undefined ? null : seconds('maxLifetime', raw.maxLifetime),
+  };
+}
+
+export interface StoreLocation {
+  database: string;
+  table: string;
+}
+
+/** The helpers' config: only `database` and `table`, same defaults and validation. */
+export function resolveLocation(input: unknown): StoreLocation {
+  const raw = rootObject(input, 'options');
+  refuseUnknown(raw, ['database', 'table'], '');
+  return {
+    database: raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database),
+    table: raw.table === undefined ? 'session' : tableName('table', raw.table),
+  };
+}

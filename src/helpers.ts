@@ -1,0 +1,36 @@
+import { existsSync } from 'node:fs';
+import { resolveLocation, type StoreLocation } from './config.ts';
+import { openDatabase } from './store/connection.ts';
+import { clearTable, dropTable, setupTable } from './store/schema.ts';
+
+// The `mix session.setup|clear|drop` tasks. They run on the caller's thread,
+// on a short-lived connection of their own.
+
+function withDatabase<T>(location: StoreLocation, work: (db: ReturnType<typeof openDatabase>) => T): T {
+  const db = openDatabase({ database: location.database });
+  try {
+    return work(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Creates the session table and its indexes; idempotent on a table of the right shape. */
+export async function setupStore(options?: { database?: string; table?: string }): Promise<void> {
+  const location = resolveLocation(options);
+  withDatabase(location, (db) => setupTable(db, location.table));
+}
+
+/** Deletes every session; a missing table or database file is nothing to do. */
+export async function clearStore(options?: { database?: string; table?: string }): Promise<void> {
+  const location = resolveLocation(options);
+  if (location.database !== ':memory:' && !existsSync(location.database)) return;
+  withDatabase(location, (db) => clearTable(db, location.table));
+}
+
+/** Drops the session table; a missing table or database file is nothing to do. */
+export async function dropStore(options?: { database?: string; table?: string }): Promise<void> {
+  const location = resolveLocation(options);
+  if (location.database !== ':memory:' && !existsSync(location.database)) return;
+  withDatabase(location, (db) => dropTable(db, location.table));
+}

@@ -1,0 +1,103 @@
+import type { MailboxClient } from '../runtime/mailbox-client.ts';
+import { SessionTooLargeError } from '../errors.ts';
+import { isSessionId, newSessionId } from './ids.ts';
+import { assertJsonValue, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
+
+export interface SessionPatch {
+  set?: Record<string, JsonValue>;
+  unset?: string[];
+}
+
+/** The mailbox client of the store owner: the analogue of Plug.Session.Store. */
+export interface SessionStore {
+  get(sid: string): Promise<SessionData | null>;
+  put(sid: string | null, data: SessionData): Promise<string | null>;
+  patch(sid: string, changes: SessionPatch): Promise<boolean>;
+  renew(sid: string): Promise<string | null>;
+  delete(sid: string): Promise<void>;
+  count(): Promise<number>;
+}
+
+function requireString(sid: unknown, method: string): asserts sid is string {
+  if (typeof sid !== 'string') throw new TypeError(`store.${method}(sid): sid must be a string, got ${sid === null ? 'null' : typeof sid}`);
+}
+
+/**
+ * Validates on the caller's side (a TypeError before anything is sent),
+ * generates the ids here (so every call can be replayed after a crash), and
+ * serializes data to JSON once: a string crosses the port cheaper than an
+ * object graph, and the owner stores it as it is.
+ */
+export class MailboxSessionStore implements SessionStore {
+  readonly #mailbox: MailboxClient;
+  readonly #maxBytes: number;
+
+  constructor(mailbox: MailboxClient, maxSessionBytes: number) {
+    this.#mailbox = mailbox;
+    this.#maxBytes = maxSessionBytes;
+  }
+
+  async get(sid: string): Promise<SessionData | null> {
+    requireString(sid, 'get');
+    // Not one of our ids: unknown, no store call needed.
+    if (!isSessionId(sid)) return null;
+    const json = await this.#mailbox.call('get', [sid]) as string | null;
+    return json === null ? null : JSON.parse(json) as SessionData;
+  }
+
+  async put(sid: string | null, data: SessionData): Promise<string | null> {
+    if (sid !== null) requireString(sid, 'put');
+    assertSessionData(data);
+    const json = this.#serialize(data);
+    if (sid === null) return this.#mailbox.call('create', [newSessionId(), json]) as Promise<string>;
+    if (!isSessionId(sid)) return null;
+    return this.#mailbox.call('put', [sid, json]) as Promise<string | null>;
+  }
+
+  async patch(sid: string, changes: SessionPatch): Promise<boolean> {
+    requireString(sid, 'patch');
+    if (typeof changes !== 'object' || changes === null) throw new TypeError('store.patch(sid, changes): changes must be { set?, unset? }');
+    const { set, unset } = changes;
+    let setJson: string | null = null;
+    if (set !== undefined) {
+      assertSessionData(set, 'patch.set');
+      for (const key of Object.keys(set)) assertJsonValue(set[key], key);
+      setJson = JSON.stringify(set);
+    }
+    if (unset !== undefined && (!Array.isArray(unset) || unset.some((key) => typeof key !== 'string'))) {
+      throw new TypeError('store.patch(sid, changes): unset must be an array of key names');
+    }
+    if (!isSessionId(sid)) return false;
+    return this.#mailbox.call('patch', [sid, setJson, unset?.length ? unset : null]) as Promise<boolean>;
+  }
+
+  async renew(sid: string): Promise<string | null> {
+    requireString(sid, 'renew');
+    if (!isSessionId(sid)) return null;
+    return this.#mailbox.call('renew', [sid, newSessionId()]) as Promise<string | null>;
+  }
+
+  async delete(sid: string): Promise<void> {
+    requireString(sid, 'delete');
+    if (!isSessionId(sid)) return;
+    await this.#mailbox.call('delete', [sid]);
+  }
+
+  async count(): Promise<number> {
+    return this.#mailbox.call('count', []) as Promise<number>;
+  }
+
+  /** @internal Deletes at most `limit` dead sessions in the owner (for ':memory:' stores). */
+  sweepBatch(limit: number): Promise<number> {
+    return this.#mailbox.call('sweep', [limit]) as Promise<number>;
+  }
+
+  #serialize(data: SessionData): string {
+    const json = JSON.stringify(data);
+    // Refused here already when it is certainly too large; the owner checks again.
+    if (json.length > this.#maxBytes && Buffer.byteLength(json, 'utf8') > this.#maxBytes) {
+      throw new SessionTooLargeError(`the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+    }
+    return json;
+  }
+}

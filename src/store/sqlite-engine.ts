@@ -1,0 +1,241 @@
+import { createHash } from 'node:crypto';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
+import type { Outcome, Request } from '../runtime/mailbox-server.ts';
+import { isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { quoted } from './schema.ts';
+import { sweepBatch } from './sweep.ts';
+
+export interface EngineOptions {
+  table: string;
+  policy: ExpiryPolicy;
+  maxSessionBytes: number;
+}
+
+interface Row {
+  data: string;
+  created_at: number;
+  touched_at: number;
+}
+
+const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep']);
+
+/** Rows are keyed by SHA-256 of the id: the database never holds a raw id. */
+function digest(sid: string): Buffer {
+  return createHash('sha256').update(sid).digest();
+}
+
+/**
+ * The store's storage engine on node:sqlite: the narrow interface the store
+ * owner drives (`runBatch`), so another engine can sit behind the same actor.
+ * Every operation is idempotent under replay: ids come from the caller.
+ */
+export class SqliteEngine {
+  readonly #db: DatabaseSync;
+  readonly #table: string;
+  readonly #policy: ExpiryPolicy;
+  readonly #maxBytes: number;
+  readonly #select: StatementSync;
+  readonly #touch: StatementSync;
+  readonly #insert: StatementSync;
+  readonly #create: StatementSync;
+  readonly #update: StatementSync;
+  readonly #updateData: StatementSync;
+  readonly #delete: StatementSync;
+  readonly #count: StatementSync;
+  readonly #begin: StatementSync;
+  readonly #beginRead: StatementSync;
+  readonly #commit: StatementSync;
+  readonly #rollback: StatementSync;
+  readonly #savepoint: StatementSync;
+  readonly #release: StatementSync;
+  readonly #rollbackTo: StatementSync;
+
+  constructor(db: DatabaseSync, options: EngineOptions) {
+    this.#db = db;
+    this.#table = options.table;
+    this.#policy = options.policy;
+    this.#maxBytes = options.maxSessionBytes;
+    const t = quoted(options.table);
+    // Statements are prepared once, for the life of the connection.
+    this.#select = db.prepare(`SELECT data, created_at, touched_at FROM ${t} WHERE sid_hash = ?`);
+    this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ?`);
+    this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at) VALUES (?, ?, ?, ?)`);
+    // A replayed create (its reply lost in a crash) finds its own row: same id, same data.
+    this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at) VALUES (?, ?, ?, ?)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data`);
+    this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ?`);
+    this.#updateData = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ?`);
+    this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ?`);
+    this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ?`);
+    // IMMEDIATE takes the write lock up front: a deferred transaction that
+    // upgrades after another process wrote fails with SQLITE_BUSY_SNAPSHOT,
+    // which busy_timeout cannot wait out.
+    this.#begin = db.prepare('BEGIN IMMEDIATE');
+    this.#beginRead = db.prepare('BEGIN');
+    this.#commit = db.prepare('COMMIT');
+    this.#rollback = db.prepare('ROLLBACK');
+    this.#savepoint = db.prepare('SAVEPOINT renew');
+    this.#release = db.prepare('RELEASE renew');
+    this.#rollbackTo = db.prepare('ROLLBACK TO renew');
+  }
+
+  /**
+   * Group commit: the requests of one mailbox batch run in one transaction
+   * and their replies go out after COMMIT, so 64 concurrent writes cost one
+   * commit, not 64. A request that fails (bad data, too large) fails alone.
+   */
+  runBatch(requests: Request[]): Outcome[] {
+    const now = Date.now();
+    const live = liveThresholds(this.#policy, now);
+    const wantsWrite = requests.some(({ op }) => WRITES.has(op) || (op === 'get' && this.#policy.timestamp === 'relative'));
+    let canWrite = wantsWrite;
+    let writeError: unknown = null;
+    if (wantsWrite) {
+      try {
+        this.#begin.run();
+      } catch (error) {
+        // No write lock (read-only file, a lock held past busy_timeout):
+        // the reads of this batch can still be served, without touches.
+        canWrite = false;
+        writeError = error;
+      }
+    }
+    if (!canWrite) this.#beginRead.run();
+
+    const outcomes: Outcome[] = new Array(requests.length);
+    const written: number[] = [];
+    for (let i = 0; i < requests.length; i++) {
+      const { op, args } = requests[i];
+      if (!canWrite && WRITES.has(op)) {
+        outcomes[i] = { ok: false, error: unavailable(writeError) };
+        continue;
+      }
+      try {
+        outcomes[i] = { ok: true, value: this.#run(op, args as unknown[], now, live, canWrite) };
+        if (WRITES.has(op)) written.push(i);
+      } catch (error) {
+        outcomes[i] = { ok: false, error };
+        if (!this.#db.isTransaction) {
+          // SQLite rolled the whole transaction back (SQLITE_FULL, IOERR...):
+          // the writes this batch made before are gone too.
+          writeError = error;
+          canWrite = false;
+          for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
+          written.length = 0;
+        }
+      }
+    }
+    if (this.#db.isTransaction) {
+      try {
+        this.#commit.run();
+      } catch (error) {
+        try { this.#rollback.run(); } catch { /* already rolled back */ }
+        for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
+      }
+    }
+    return outcomes;
+  }
+
+  #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean): unknown {
+    switch (op) {
+      case 'get': return this.#get(args[0] as string, now, live, canWrite);
+      case 'create': return this.#createSession(args[0] as string, args[1] as string, now);
+      case 'put': return this.#put(args[0] as string, args[1] as string, now, live);
+      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, now, live);
+      case 'renew': return this.#renew(args[0] as string, args[1] as string, now, live);
+      case 'delete': this.#delete.run(digest(args[0] as string)); return null;
+      case 'count': return Number((this.#count.get(live.touchedSince, live.createdSince) as { n: number }).n);
+      case 'sweep': return sweepBatch(this.#db, this.#table, live, args[0] as number, { transaction: false });
+      default: throw new TypeError(`unknown store operation "${op}"`);
+    }
+  }
+
+  #checkSize(json: string): void {
+    // The cheap bound first: a UTF-8 string is at most 3 bytes per UTF-16 unit.
+    if (json.length * 3 <= this.#maxBytes) return;
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > this.#maxBytes) {
+      throw new SessionTooLargeError(`the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+    }
+  }
+
+  #live(hash: Buffer, live: LiveThresholds): Row | null {
+    const row = this.#select.get(hash) as Row | undefined;
+    return row && isLive(row, live) ? row : null;
+  }
+
+  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean): string | null {
+    const hash = digest(sid);
+    const row = this.#live(hash, live);
+    if (!row) return null;
+    // Throttled touch: renew the sliding timestamp only when it is older than
+    // touchAfter, so a read is not a write (the session may expire up to
+    // touchAfter early).
+    if (canWrite && this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs) {
+      this.#touch.run(now, hash);
+    }
+    return row.data;
+  }
+
+  #createSession(sid: string, json: string, now: number): string {
+    this.#checkSize(json);
+    this.#create.run(digest(sid), json, now, now);
+    return sid;
+  }
+
+  #put(sid: string, json: string, now: number, live: LiveThresholds): string | null {
+    this.#checkSize(json);
+    // Unknown or dead: nothing stored, a deleted session is never brought back.
+    const { changes } = this.#update.run(json, now, digest(sid), live.touchedSince, live.createdSince);
+    return Number(changes) === 1 ? sid : null;
+  }
+
+  #patch(sid: string, set: string | null, unset: string[] | null, now: number, live: LiveThresholds): boolean {
+    const hash = digest(sid);
+    const row = this.#live(hash, live);
+    if (!row) return false;
+    const data = JSON.parse(row.data) as Record<string, unknown>;
+    if (set) {
+      const changes = JSON.parse(set) as Record<string, unknown>;
+      // defineProperty, not assignment: a key named "__proto__" is stored as
+      // data and never reaches the prototype chain.
+      for (const key of Object.keys(changes)) {
+        Object.defineProperty(data, key, { value: changes[key], enumerable: true, writable: true, configurable: true });
+      }
+    }
+    if (unset) for (const key of unset) delete data[key];
+    const json = JSON.stringify(data);
+    this.#checkSize(json);
+    this.#updateData.run(json, now, hash);
+    return true;
+  }
+
+  #renew(sid: string, next: string, now: number, live: LiveThresholds): string | null {
+    const hash = digest(sid);
+    const row = this.#live(hash, live);
+    if (!row) {
+      // A replay after a committed renew finds the new id live: same answer.
+      return this.#live(digest(next), live) ? next : null;
+    }
+    const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
+    this.#savepoint.run();
+    try {
+      this.#insert.run(digest(next), row.data, row.created_at, touched);
+      this.#delete.run(hash);
+      this.#release.run();
+    } catch (error) {
+      if (this.#db.isTransaction) {
+        this.#rollbackTo.run();
+        this.#release.run();
+      }
+      throw error;
+    }
+    return next;
+  }
+}
+
+function unavailable(error: unknown): StoreUnavailableError {
+  const reason = error instanceof Error ? error.message : 'the transaction was rolled back';
+  return new StoreUnavailableError(`the store could not write: ${reason}`);
+}

@@ -1,0 +1,79 @@
+import type { DatabaseSync } from 'node:sqlite';
+import { liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { quoted } from './schema.ts';
+
+const statements = new WeakMap<DatabaseSync, Map<string, { del: ReturnType<DatabaseSync['prepare']>; begin: ReturnType<DatabaseSync['prepare']>; commit: ReturnType<DatabaseSync['prepare']>; rollback: ReturnType<DatabaseSync['prepare']> }>>();
+
+function prepared(db: DatabaseSync, table: string) {
+  let byTable = statements.get(db);
+  if (!byTable) statements.set(db, byTable = new Map());
+  let found = byTable.get(table);
+  if (!found) {
+    const t = quoted(table);
+    // Dead rows by the one liveness rule (expiry.ts), found through the two
+    // time indexes, deleted in bounded batches by rowid.
+    found = {
+      del: db.prepare(`DELETE FROM ${t} WHERE rowid IN (
+        SELECT rowid FROM ${t} WHERE touched_at < ? OR created_at < ? LIMIT ?)`),
+      begin: db.prepare('BEGIN IMMEDIATE'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+    };
+    byTable.set(table, found);
+  }
+  return found;
+}
+
+/**
+ * Deletes at most `limit` dead rows in one transaction (its own, unless the
+ * caller already holds one): a batch is deleted whole or not at all, and a
+ * thread killed inside it leaves SQLite to roll it back.
+ */
+export function sweepBatch(db: DatabaseSync, table: string, live: LiveThresholds, limit: number, options: { transaction?: boolean } = {}): number {
+  const { del, begin, commit, rollback } = prepared(db, table);
+  if (options.transaction === false) return Number(del.run(live.touchedSince, live.createdSince, limit).changes);
+  begin.run();
+  try {
+    const deleted = Number(del.run(live.touchedSince, live.createdSince, limit).changes);
+    commit.run();
+    return deleted;
+  } catch (error) {
+    if (db.isTransaction) rollback.run();
+    throw error;
+  }
+}
+
+export interface SweepOptions {
+  /** Rows per transaction. Small batches keep each hold of the write lock short. */
+  batchSize?: number;
+  /** Checked between batches: true stops the sweep there (the batches done stay done). */
+  shouldStop?(): boolean;
+  /** Awaited between batches, so the store owner's writes get the lock. */
+  pause?(): Promise<void>;
+}
+
+/** Sweeps every session dead at the sweep's start, batch by batch. */
+export async function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy, options: SweepOptions = {}): Promise<number> {
+  const batchSize = options.batchSize ?? 500;
+  // One `now` for the whole sweep: what dies during it waits for the next one.
+  const live = liveThresholds(policy, Date.now());
+  let deleted = 0;
+  for (;;) {
+    if (options.shouldStop?.()) break;
+    const n = sweepBatch(db, table, live, batchSize);
+    deleted += n;
+    if (n < batchSize) break;
+    if (options.pause) await options.pause();
+  }
+  return deleted;
+}
+
+/** Live and dead counts for the CLI's `stats`. */
+export function countSessions(db: DatabaseSync, table: string, policy: ExpiryPolicy): { live: number; dead: number } {
+  const live = liveThresholds(policy, Date.now());
+  const t = quoted(table);
+  const total = Number((db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
+  const alive = Number((db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ?`)
+    .get(live.touchedSince, live.createdSince) as { n: number }).n);
+  return { live: alive, dead: total - alive };
+}
