@@ -1,0 +1,168 @@
+import { existsSync, statSync } from 'node:fs';
+import { resolveConfig } from './config.ts';
+import { ConfigError, SessionError } from './errors.ts';
+import { openDatabase } from './store/connection.ts';
+import { expiryPolicy } from './store/expiry.ts';
+import { clearTable, dropTable, requireTable, setupTable, tableShape } from './store/schema.ts';
+import { countSessions, sweepDead } from './store/sweep.ts';
+
+export const USAGE = `usage: supervised-sessions <command> [options]
+
+commands:
+  setup    create the session table and its indexes (idempotent)
+  clear    delete every session (the table stays)
+  drop     drop the session table
+  stats    print live and dead session counts and the database size
+  sweep    delete dead sessions now and print how many
+
+options:
+  --database FILE                  SQLite file (default: sessions.db)
+  --table NAME                     table name (default: session)
+  --max-age S                      seconds after which a session is dead (default: 86400)
+  --timestamp relative|fixed       age from the last access, or from creation (default: relative)
+  --max-lifetime S                 absolute cap from creation, in seconds (default: none)
+  -h, --help                       print this help
+`;
+
+const FLAGS: Record<string, 'database' | 'table' | 'maxAge' | 'timestamp' | 'maxLifetime'> = {
+  '--database': 'database',
+  '--table': 'table',
+  '--max-age': 'maxAge',
+  '--timestamp': 'timestamp',
+  '--max-lifetime': 'maxLifetime',
+};
+const NUMERIC = new Set(['maxAge', 'maxLifetime']);
+const COMMANDS = ['setup', 'clear', 'drop', 'stats', 'sweep'] as const;
+type Command = typeof COMMANDS[number];
+
+class UsageError extends Error {}
+
+interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+function parse(argv: string[]): { command: Command | 'help'; settings: Record<string, unknown> } {
+  let command: Command | 'help' | null = null;
+  const settings: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { command: 'help', settings };
+    if (arg.startsWith('-')) {
+      const eq = arg.indexOf('=');
+      const flag = eq === -1 ? arg : arg.slice(0, eq);
+      const key = FLAGS[flag];
+      if (!key) throw new UsageError(`unknown option ${flag}`);
+      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined) throw new UsageError(`option ${flag} needs a value`);
+      if (NUMERIC.has(key)) {
+        const number = value.trim() === '' ? NaN : Number(value);
+        if (!Number.isFinite(number) || number <= 0) throw new UsageError(`invalid ${flag}: expected a positive number of seconds, got ${JSON.stringify(value)}`);
+        settings[key] = number;
+      } else {
+        settings[key] = value;
+      }
+      continue;
+    }
+    if (command !== null) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
+    if (!(COMMANDS as readonly string[]).includes(arg)) throw new UsageError(`unknown command ${JSON.stringify(arg)} (expected one of: ${COMMANDS.join(', ')})`);
+    command = arg as Command;
+  }
+  if (command === null) throw new UsageError('no command given');
+  return { command, settings };
+}
+
+function fileBytes(database: string): number {
+  let bytes = 0;
+  for (const file of [database, `${database}-wal`]) if (existsSync(file)) bytes += statSync(file).size;
+  return bytes;
+}
+
+async function run(command: Command, settings: Record<string, unknown>, io: Output): Promise<void> {
+  // The same defaults and validation as startSessionApp.
+  const config = resolveConfig(settings);
+  const { database, table } = config;
+  const where = `table "${table}" in ${database}`;
+  const missingFile = database !== ':memory:' && !existsSync(database);
+
+  if (command === 'setup') {
+    const db = openDatabase({ database });
+    try {
+      const created = setupTable(db, table);
+      io.out(created ? `created ${where}, with its indexes on touched_at and created_at` : `${where} already exists with the right columns: nothing to do`);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  if (command === 'clear' || command === 'drop') {
+    if (missingFile) {
+      io.out(`no database file ${database}: nothing to ${command}`);
+      return;
+    }
+    const db = openDatabase({ database });
+    try {
+      if (command === 'clear') {
+        const before = tableShape(db, table) === 'ok' ? countSessions(db, table, expiryPolicy(config)) : null;
+        const done = clearTable(db, table);
+        io.out(done ? `cleared ${where}: ${before!.live + before!.dead} sessions deleted` : `no ${where}: nothing to clear`);
+      } else {
+        io.out(dropTable(db, table) ? `dropped ${where}` : `no ${where}: nothing to drop`);
+      }
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  if (missingFile) throw new SessionError(`no database file ${database}`);
+  const db = openDatabase({ database });
+  try {
+    requireTable(db, table, database);
+    if (command === 'stats') {
+      const { live, dead } = countSessions(db, table, expiryPolicy(config));
+      io.out(`live: ${live}`);
+      io.out(`dead: ${dead}`);
+      io.out(`bytes: ${fileBytes(database)}`);
+      return;
+    }
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  // sweep: the same batched delete the cleaner runs.
+  try {
+    io.out(`deleted: ${await sweepDead(db, table, expiryPolicy(config))}`);
+  } finally {
+    db.close();
+  }
+}
+
+const FLAG_OF: Record<string, string> = { database: '--database', table: '--table', maxAge: '--max-age', timestamp: '--timestamp', maxLifetime: '--max-lifetime' };
+
+/** Runs the command line; resolves with the exit code. Errors are one line, without a stack. */
+export async function main(argv: string[], io: Output = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+}): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    io.err(`supervised-sessions: ${(error as Error).message}`);
+    io.err('run supervised-sessions --help for usage');
+    return 2;
+  }
+  if (parsed.command === 'help') {
+    io.out(USAGE.trimEnd());
+    return 0;
+  }
+  try {
+    await run(parsed.command, parsed.settings, io);
+    return 0;
+  } catch (error) {
+    let message = error instanceof Error ? error.message : String(error);
+    if (error instanceof ConfigError && FLAG_OF[error.key]) message = message.replace(`config "${error.key}"`, FLAG_OF[error.key]);
+    io.err(`supervised-sessions ${parsed.command}: ${message}`);
+    return error instanceof ConfigError ? 2 : 1;
+  }
+}

@@ -1,0 +1,177 @@
+// Config validation (before any worker starts), table errors and the helpers.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import {
+  startSessionApp, setupStore, clearStore, dropStore,
+  ConfigError, SessionError, TableExistsError, TableNotExistsError,
+} from '../src/index.ts';
+import { tempDir } from './helpers.ts';
+
+const temp = tempDir();
+const database = join(temp.dir, 'never-created.db');
+
+async function refused(config: unknown, key: string, pattern?: RegExp) {
+  const error = await startSessionApp({ database, ...(config as object) } as never).catch((e: unknown) => e);
+  assert.instance(error, ConfigError, `${JSON.stringify(config)} must be refused`);
+  assert.instance(error, SessionError);
+  assert.is((error as ConfigError).code, 'ERR_SESSION_CONFIG');
+  assert.is((error as ConfigError).key, key);
+  assert.ok((error as Error).message.includes(key), `the message names "${key}": ${(error as Error).message}`);
+  if (pattern) assert.match((error as Error).message, pattern);
+  assert.not.ok(existsSync(database), 'no worker ran: the database file was never created');
+}
+
+test('bad values are refused with a ConfigError naming the key, the value and what is expected', async () => {
+  await refused({ database: '' }, 'database');
+  await refused({ database: 42 }, 'database');
+  await refused({ table: 'bad-name' }, 'table', /"bad-name"/);
+  await refused({ table: 'x; DROP TABLE y' }, 'table');
+  await refused({ table: `a${'b'.repeat(63)}` }, 'table');
+  await refused({ table: '1abc' }, 'table');
+  await refused({ maxAge: 0 }, 'maxAge', /positive finite number of seconds, got 0/);
+  await refused({ maxAge: -1 }, 'maxAge');
+  await refused({ maxAge: Infinity }, 'maxAge');
+  await refused({ maxAge: NaN }, 'maxAge');
+  await refused({ maxAge: '60' }, 'maxAge', /got "60"/);
+  await refused({ timestamp: 'sliding' }, 'timestamp', /'relative' or 'fixed'/);
+  await refused({ cleanerInterval: 0 }, 'cleanerInterval');
+  await refused({ sweepSignal: 'SIGNOPE' }, 'sweepSignal');
+  await refused({ sweepSignal: 'SIGKILL' }, 'sweepSignal', /cannot|can be caught/);
+  await refused({ sweepSignal: 'SIGSTOP' }, 'sweepSignal');
+  await refused({ sweepSignal: true }, 'sweepSignal');
+  await refused({ autoSetup: 'yes' }, 'autoSetup');
+  await refused({ restart: 3 }, 'restart');
+  await refused({ restart: { intensity: -1 } }, 'restart.intensity');
+  await refused({ restart: { intensity: 1.5 } }, 'restart.intensity');
+  await refused({ restart: { period: 0 } }, 'restart.period');
+  await refused({ shutdownTimeout: -5 }, 'shutdownTimeout');
+  await refused({ requestTimeout: 0 }, 'requestTimeout');
+  await refused({ durability: 'extra' }, 'durability');
+  await refused({ maxSessionBytes: 0 }, 'maxSessionBytes');
+  await refused({ maxSessionBytes: 10.5 }, 'maxSessionBytes');
+  await refused({ touchAfter: -1 }, 'touchAfter');
+  await refused({ maxLifetime: 0 }, 'maxLifetime');
+});
+
+test('unknown keys are refused at any depth, with a suggestion for a typo', async () => {
+  await refused({ maxage: 60 }, 'maxage', /did you mean "maxAge"/);
+  await refused({ restart: { periode: 5 } }, 'restart.periode', /did you mean "period"/);
+  await refused({ cleanup: true }, 'cleanup');
+});
+
+test('a non-object config is refused', async () => {
+  for (const config of [null, 'sessions.db', 42, [], new Map()]) {
+    const error = await startSessionApp(config as never).catch((e: unknown) => e);
+    assert.instance(error, ConfigError);
+  }
+});
+
+test('accepted edge values: fractions, touchAfter 0, sweepSignal false, a partial restart object', async () => {
+  const app = await startSessionApp({
+    database: join(temp.dir, 'edge.db'), maxAge: 0.5, touchAfter: 0, cleanerInterval: 0.25,
+    sweepSignal: false, restart: { intensity: 5 }, maxLifetime: 1.5, maxSessionBytes: 100, durability: 'full',
+  });
+  try {
+    assert.equal(app.config.restart, { intensity: 5, period: 5 }, 'the partial nested object keeps the other default');
+    assert.is(app.config.touchAfter, 0);
+    assert.is(app.status().state, 'running');
+  } finally {
+    await app.stop();
+  }
+});
+
+test('defaults: as API.md states them', async () => {
+  const dir = tempDir();
+  const cwd = process.cwd();
+  process.chdir(dir.dir);
+  try {
+    const app = await startSessionApp({ sweepSignal: false });
+    try {
+      const { config } = app;
+      assert.equal(
+        { ...config, restart: { ...config.restart } },
+        {
+          database: 'sessions.db', table: 'session', maxAge: 86400, timestamp: 'relative', cleanerInterval: 60,
+          sweepSignal: false, autoSetup: true, restart: { intensity: 3, period: 5 }, shutdownTimeout: 5000,
+          requestTimeout: 5000, durability: 'normal', maxSessionBytes: 65536, touchAfter: 60, maxLifetime: null,
+        },
+      );
+      assert.ok(existsSync(join(dir.dir, 'sessions.db')), 'sessions.db in the working directory');
+    } finally {
+      await app.stop();
+    }
+    const small = await startSessionApp({ maxAge: 100, sweepSignal: false });
+    assert.is(small.config.touchAfter, 5, 'touchAfter defaults to min(60, maxAge / 20)');
+    await small.stop();
+  } finally {
+    process.chdir(cwd);
+    dir.remove();
+  }
+});
+
+test('autoSetup false: a missing table rejects with TableNotExistsError', async () => {
+  const file = join(temp.dir, 'no-table.db');
+  const error = await startSessionApp({ database: file, autoSetup: false, sweepSignal: false }).catch((e: unknown) => e);
+  assert.instance(error, TableNotExistsError);
+  assert.is((error as TableNotExistsError).code, 'ERR_SESSION_TABLE_NOT_EXISTS');
+  await setupStore({ database: file });
+  const app = await startSessionApp({ database: file, autoSetup: false, sweepSignal: false });
+  assert.is(app.status().state, 'running');
+  await app.stop();
+});
+
+test('a table of that name with other columns: TableExistsError, and its rows are left alone', async () => {
+  const file = join(temp.dir, 'foreign.db');
+  const db = new DatabaseSync(file);
+  db.exec('CREATE TABLE session (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO session (name) VALUES (\'keep me\')');
+  db.close();
+  const error = await startSessionApp({ database: file, sweepSignal: false }).catch((e: unknown) => e);
+  assert.instance(error, TableExistsError);
+  assert.is((error as TableExistsError).code, 'ERR_SESSION_TABLE_EXISTS');
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    assert.instance(await helper({ database: file }).catch((e: unknown) => e), TableExistsError);
+  }
+  const check = new DatabaseSync(file);
+  assert.equal(check.prepare('SELECT name FROM session').all().map((row) => row.name), ['keep me']);
+  check.close();
+});
+
+test('helpers: setup is idempotent; clear empties; drop drops; missing table or file is nothing to do', async () => {
+  const file = join(temp.dir, 'helpers.db');
+  await clearStore({ database: file });
+  await dropStore({ database: file });
+  assert.not.ok(existsSync(file), 'clear/drop on a missing file create nothing');
+  await setupStore({ database: file, table: 'web_sessions' });
+  await setupStore({ database: file, table: 'web_sessions' });
+  const app = await startSessionApp({ database: file, table: 'web_sessions', autoSetup: false, sweepSignal: false });
+  await app.store.put(null, { a: 1 });
+  assert.is(await app.store.count(), 1);
+  await app.stop();
+  await clearStore({ database: file, table: 'web_sessions' });
+  const db = new DatabaseSync(file);
+  assert.is(db.prepare('SELECT count(*) AS n FROM web_sessions').get()!.n, 0);
+  db.close();
+  await dropStore({ database: file, table: 'web_sessions' });
+  await dropStore({ database: file, table: 'web_sessions' });
+  await clearStore({ database: file, table: 'web_sessions' });
+  const after = new DatabaseSync(file);
+  assert.is(after.prepare(`SELECT count(*) AS n FROM sqlite_schema WHERE name = 'web_sessions'`).get()!.n, 0);
+  after.close();
+});
+
+test('helpers take only database and table, validated like startSessionApp', async () => {
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    const unknown = await helper({ database: join(temp.dir, 'x.db'), maxAge: 5 } as never).catch((e: unknown) => e);
+    assert.instance(unknown, ConfigError);
+    assert.is((unknown as ConfigError).key, 'maxAge');
+    const badTable = await helper({ table: 'no good' }).catch((e: unknown) => e);
+    assert.instance(badTable, ConfigError);
+    assert.is((badTable as ConfigError).key, 'table');
+  }
+});
+
+test.after(() => temp.remove());
+test.run();
