@@ -65,7 +65,7 @@ export class SessionApp extends EventEmitter {
       },
     });
     this.#mailbox = mailbox;
-    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes);
+    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp);
     this.store = store;
 
     const policy = expiryPolicy(config);

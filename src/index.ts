@@ -5,6 +5,10 @@ export type { SessionAppConfig, Timestamp, Durability } from './config.ts';
 export type { SessionStore, SessionPatch } from './store/session-store.ts';
 export type { JsonValue, SessionData } from './store/json-value.ts';
 export { setupStore, clearStore, dropStore } from './helpers.ts';
+export { createHandler } from './http/create-handler.ts';
+export type { SessionHandler } from './http/create-handler.ts';
+export { Session } from './http/session.ts';
+export type { HandlerOptions, CookieOptions } from './http/options.ts';
 export {
   SessionError, ConfigError, TableExistsError, TableNotExistsError,
   StoreUnavailableError, SessionTooLargeError, AppStoppedError,

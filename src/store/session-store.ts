@@ -1,5 +1,6 @@
 import type { MailboxClient } from '../runtime/mailbox-client.ts';
 import { SessionTooLargeError } from '../errors.ts';
+import type { Timestamp } from '../config.ts';
 import { isSessionId, newSessionId } from './ids.ts';
 import { assertJsonValue, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
 
@@ -32,9 +33,13 @@ export class MailboxSessionStore implements SessionStore {
   readonly #mailbox: MailboxClient;
   readonly #maxBytes: number;
 
-  constructor(mailbox: MailboxClient, maxSessionBytes: number) {
+  /** The store's timestamp rule: createHandler re-sends a sliding cookie only for 'relative'. */
+  readonly timestamp: Timestamp;
+
+  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp) {
     this.#mailbox = mailbox;
     this.#maxBytes = maxSessionBytes;
+    this.timestamp = timestamp;
   }
 
   async get(sid: string): Promise<SessionData | null> {

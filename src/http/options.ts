@@ -1,0 +1,86 @@
+import { ConfigError } from '../errors.ts';
+import type { IncomingMessage } from 'node:http';
+
+export interface CookieOptions {
+  path?: string;
+  httpOnly?: boolean;
+  sameSite?: 'lax' | 'strict' | 'none' | boolean;
+  secure?: boolean;
+  domain?: string;
+  /** Seconds; absent: a browser-session cookie. */
+  maxAge?: number;
+}
+
+export interface HandlerOptions {
+  key?: string;
+  secret?: string | string[];
+  cookie?: CookieOptions;
+  onError?: (error: Error, req: IncomingMessage) => void;
+}
+
+export interface ResolvedHandlerOptions {
+  key: string;
+  secrets: string[];
+  cookie: Required<Omit<CookieOptions, 'domain' | 'maxAge'>> & { domain?: string; maxAge?: number };
+  onError: (error: Error, req: IncomingMessage) => void;
+}
+
+// RFC 6265 cookie-name: a token (no separators, no controls).
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+function fail(key: string, value: unknown, expected: string): never {
+  const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' ? (Array.isArray(value) ? 'an array' : String(value)) : String(value);
+  throw new ConfigError(key, `invalid createHandler option "${key}": expected ${expected}, got ${shown}`);
+}
+
+function refuseUnknown(object: object, known: string[], prefix: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) throw new ConfigError(prefix + key, `unknown createHandler option "${prefix}${key}"; known: ${known.map((k) => prefix + k).join(', ')}`);
+  }
+}
+
+/** The default onError: one line on stderr for the first error of each kind, then quiet for that kind. */
+function logOnce(): (error: Error) => void {
+  const seen = new Set<string>();
+  return (error) => {
+    const kind = `${error.name}:${(error as { code?: string }).code ?? ''}`;
+    if (seen.has(kind)) return;
+    seen.add(kind);
+    process.stderr.write(`supervised-sessions: ${error.name}: ${error.message} (further errors of this kind are not logged; pass onError to see them all)\n`);
+  };
+}
+
+export function resolveHandlerOptions(input: HandlerOptions | undefined): ResolvedHandlerOptions {
+  const options = input ?? {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
+  refuseUnknown(options, ['key', 'secret', 'cookie', 'onError'], '');
+  const key = options.key ?? 'sid';
+  if (typeof key !== 'string' || !TOKEN.test(key)) fail('key', key, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)');
+  let secrets: string[] = [];
+  if (options.secret !== undefined) {
+    const list = Array.isArray(options.secret) ? options.secret : [options.secret];
+    if (list.length === 0 || list.some((secret) => typeof secret !== 'string' || secret.length === 0)) {
+      fail('secret', options.secret, 'a non-empty string or a non-empty array of them');
+    }
+    secrets = [...list];
+  }
+  const given = options.cookie ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) fail('cookie', given, 'an object');
+  refuseUnknown(given, ['path', 'httpOnly', 'sameSite', 'secure', 'domain', 'maxAge'], 'cookie.');
+  const cookie = { path: '/', httpOnly: true, sameSite: 'lax' as CookieOptions['sameSite'], secure: false, ...stripUndefined(given) };
+  if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || /[;\s]/.test(cookie.path)) fail('cookie.path', cookie.path, 'a path starting with "/"');
+  if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', cookie.httpOnly, 'true or false');
+  if (typeof cookie.secure !== 'boolean') fail('cookie.secure', cookie.secure, 'true or false');
+  if (!['lax', 'strict', 'none', true, false].includes(cookie.sameSite as never)) fail('cookie.sameSite', cookie.sameSite, "'lax', 'strict', 'none', true or false");
+  if (cookie.sameSite === 'none' && !cookie.secure) fail('cookie.sameSite', cookie.sameSite, "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)");
+  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain))) fail('cookie.domain', cookie.domain, 'a domain name');
+  if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge <= 0)) fail('cookie.maxAge', cookie.maxAge, 'a positive number of seconds');
+  if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
+  return { key, secrets, cookie: cookie as ResolvedHandlerOptions['cookie'], onError: options.onError ?? logOnce() };
+}
+
+function stripUndefined<T extends object>(object: T): Partial<T> {
+  const result: Partial<T> = {};
+  for (const [key, value] of Object.entries(object)) if (value !== undefined) (result as Record<string, unknown>)[key] = value;
+  return result;
+}

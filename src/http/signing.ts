@@ -1,0 +1,28 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+// A signed cookie value is `<id>.<HMAC-SHA256(id) base64url>`. The first
+// secret signs; every secret verifies, so a secret can be rotated in without
+// logging everyone out. Comparison is constant-time (crypto.timingSafeEqual).
+
+const SIGNATURE_LENGTH = 43; // 32 bytes in base64url
+
+function mac(secret: string, value: string): Buffer {
+  return createHmac('sha256', secret).update(value).digest();
+}
+
+export function sign(value: string, secret: string): string {
+  return `${value}.${mac(secret, value).toString('base64url')}`;
+}
+
+/** The signed value, or null when the signature is missing or made with none of the secrets. */
+export function unsign(signed: string, secrets: readonly string[]): string | null {
+  const dot = signed.lastIndexOf('.');
+  if (dot <= 0 || signed.length - dot - 1 !== SIGNATURE_LENGTH) return null;
+  const value = signed.slice(0, dot);
+  const given = Buffer.from(signed.slice(dot + 1), 'base64url');
+  if (given.length !== 32) return null;
+  let valid = false;
+  // Every secret is tried, whatever matched: the time taken does not say which.
+  for (const secret of secrets) if (timingSafeEqual(given, mac(secret, value))) valid = true;
+  return valid ? value : null;
+}
