@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
@@ -20,9 +20,20 @@ interface Row {
 
 const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep']);
 
-/** Rows are keyed by SHA-256 of the id: the database never holds a raw id. */
+// Rows are keyed by SHA-256 of the id: the database never holds a raw id.
+// A read-modify-write hashes the same id twice in a row (get, then patch), so
+// the last digests are kept; the cache is bounded and simply dropped when full.
+const digests = new Map<string, Buffer>();
+const DIGEST_CACHE = 4096;
+
 function digest(sid: string): Buffer {
-  return createHash('sha256').update(sid).digest();
+  let value = digests.get(sid);
+  if (value === undefined) {
+    value = hash('sha256', sid, 'buffer');
+    if (digests.size >= DIGEST_CACHE) digests.clear();
+    digests.set(sid, value);
+  }
+  return value;
 }
 
 /**
