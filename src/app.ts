@@ -8,6 +8,7 @@ import { CleanerChild } from './cleaner/cleaner-child.ts';
 import { SweepSchedule } from './cleaner/sweep-schedule.ts';
 import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
 import { expiryPolicy } from './store/expiry.ts';
+import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './store/write-gate.ts';
 import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
 
 export type { SweepReport, SweepTrigger };
@@ -70,6 +71,8 @@ export class SessionApp extends EventEmitter {
 
     const policy = expiryPolicy(config);
     const memory = config.database === ':memory:';
+    // One gate for every incarnation of both children (store/write-gate.ts).
+    const gate = createGateBuffer();
     const cleaner = new CleanerChild({
       // ':memory:' exists only inside the store owner's connection: the
       // cleaner opens none, and the owner sweeps (see `run` below).
@@ -77,17 +80,22 @@ export class SessionApp extends EventEmitter {
       table: config.table,
       policy,
       busyTimeoutMs: Math.max(config.requestTimeout, 5000),
+      gate,
     });
     this.#supervisor = new Supervisor({
       intensity: config.restart.intensity,
       periodMs: config.restart.period * 1000,
       shutdownTimeoutMs: config.shutdownTimeout,
       children: [
-        mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config }, client: mailbox }),
+        mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config, gate }, client: mailbox }),
         cleaner,
       ],
     });
-    this.#supervisor.on('restart', (event: RestartEvent) => this.emit('restart', event));
+    this.#supervisor.on('restart', (event: RestartEvent) => {
+      // A thread killed while holding the write gate cannot release it.
+      releaseDeadHolder(gate, event.child === 'store' ? OWNER : CLEANER);
+      this.emit('restart', event);
+    });
     this.#supervisor.on('failed', (error: Error) => {
       this.#state = 'failed';
       // Once the supervisor has given up, every call fails at once.

@@ -5,6 +5,8 @@ import type { ExpiryPolicy } from '../store/expiry.ts';
 import type { SweepTask } from './sweep-task.ts';
 
 // Resolves to sweep-task.ts under src/ and to sweep-task.js under dist/.
+const CHECKPOINT_INTERVAL_MS = 1000;
+
 const TASK_FILE = new URL(`./sweep-task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export interface CleanerChildOptions {
@@ -13,6 +15,8 @@ export interface CleanerChildOptions {
   table: string;
   policy: ExpiryPolicy;
   busyTimeoutMs: number;
+  /** The write gate shared with the store owner (store/write-gate.ts). */
+  gate?: SharedArrayBuffer;
 }
 
 /** The live cleaner incarnation, as the sweep schedule uses it. */
@@ -52,6 +56,7 @@ export class CleanerChild implements ChildSpec {
       maxThreads: 1,
       idleTimeout: Infinity,
       concurrentTasksPerWorker: 1,
+      niceIncrement: 10,
     });
     const base = { database: options.database, table: options.table, busyTimeoutMs: options.busyTimeoutMs };
     let threadId: number;
@@ -90,12 +95,23 @@ export class CleanerChild implements ChildSpec {
       });
     });
 
+    // Once a second, when no sweep is running (a sweep checkpoints as it
+    // goes), copy the WAL back into the database from this thread.
+    const checkpoints = options.database === null ? null : setInterval(() => {
+      if (running || stopRequested) return;
+      running = pool.run(base, { name: 'checkpoint' }).catch(() => {}).finally(() => { running = null; });
+    }, CHECKPOINT_INTERVAL_MS);
+    checkpoints?.unref();
+    void exited.then(() => { if (checkpoints) clearInterval(checkpoints); });
+
     const incarnation: CleanerIncarnation = {
       threadId,
       exited,
       sweep: async () => {
         if (options.database === null) throw new TypeError('this cleaner has no database of its own');
-        const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort };
+        // A checkpoint in progress finishes first: the pool runs one task at a time.
+        if (running) await running;
+        const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort, gate: options.gate };
         const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number }>;
         running = run;
         try {
@@ -106,6 +122,7 @@ export class CleanerChild implements ChildSpec {
       },
       stop: async (timeoutMs) => {
         stopRequested = true;
+        if (checkpoints) clearInterval(checkpoints);
         // Ask a running sweep to stop after its current batch (a batch is
         // one transaction: it commits whole), then wait at most timeoutMs.
         Atomics.store(flag, 0, 1);

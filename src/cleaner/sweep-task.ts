@@ -7,6 +7,7 @@ import type { ExpiryPolicy } from '../store/expiry.ts';
 import { requireTable } from '../store/schema.ts';
 import { sweepBatch } from '../store/sweep.ts';
 import { liveThresholds } from '../store/expiry.ts';
+import { CLEANER, WriteGate } from '../store/write-gate.ts';
 
 export interface SweepTask {
   database: string;
@@ -15,6 +16,8 @@ export interface SweepTask {
   busyTimeoutMs: number;
   /** Int32Array over a SharedArrayBuffer: slot 0 set to 1 asks the sweep to stop between batches. */
   abort: SharedArrayBuffer;
+  /** The write gate shared with the store owner of this process (write-gate.ts). */
+  gate?: SharedArrayBuffer;
 }
 
 let db: DatabaseSync | null = null;
@@ -25,6 +28,9 @@ function connection(task: Omit<SweepTask, 'abort' | 'policy'>): DatabaseSync {
   if (!db || opened !== key) {
     db?.close();
     db = openDatabase({ database: task.database, busyTimeoutMs: task.busyTimeoutMs });
+    // The cleaner checkpoints explicitly, between batches and outside the
+    // write gate (below), never inside a batch's COMMIT while it holds the gate.
+    db.exec('PRAGMA wal_autocheckpoint = 0');
     opened = key;
   }
   return db;
@@ -37,29 +43,52 @@ export function ready(task: Omit<SweepTask, 'abort' | 'policy' | 'database'> & {
   return threadId;
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /**
- * Deletes dead sessions in batches that adapt to take about 4 ms each, and
- * pauses as long as a batch took between batches, so the store owner waits
- * for the write lock for at most one short batch.
+ * Deletes dead sessions in batches that adapt to hold the write lock for
+ * about 1 ms each, and pauses between batches at least as long as a batch
+ * took. Through the write gate, it never starts a batch while the store
+ * owner waits for the lock, so a request waits for at most one short batch.
  */
 export async function sweep(task: SweepTask): Promise<{ deleted: number }> {
   const flag = new Int32Array(task.abort);
+  const gate = task.gate ? new WriteGate(task.gate) : null;
   const database = connection(task);
   // One `now` for the whole sweep: what dies during it waits for the next one.
   const live = liveThresholds(task.policy, Date.now());
-  let batchSize = 200;
+  let batchSize = 100;
   let total = 0;
+  let batches = 0;
   while (Atomics.load(flag, 0) === 0) {
+    if (gate && !gate.tryAcquireForCleaner()) {
+      await sleep(1);
+      continue;
+    }
     const started = performance.now();
-    const deleted = sweepBatch(database, task.table, live, batchSize);
+    let deleted: number;
+    try {
+      deleted = sweepBatch(database, task.table, live, batchSize);
+    } finally {
+      gate?.release(CLEANER);
+    }
     const took = performance.now() - started;
     total += deleted;
+    // A sweep writes many WAL pages: copying them back to the database here,
+    // passively and off the gate, keeps that work (and its fsync) out of the
+    // store owner's commits, which would otherwise hit the auto-checkpoint.
+    if (++batches % 8 === 0 || deleted < batchSize) database.exec('PRAGMA wal_checkpoint(PASSIVE)');
     if (deleted < batchSize) break;
-    if (took < 2) batchSize = Math.min(batchSize * 2, 5000);
-    else if (took > 8) batchSize = Math.max(Math.floor(batchSize / 2), 50);
-    await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.round(took))));
+    if (took < 0.25) batchSize = Math.min(batchSize * 2, 5000);
+    else if (took > 0.75) batchSize = Math.max(Math.floor(batchSize / 2), 20);
+    await sleep(Math.max(1, Math.round(took)));
   }
   return { deleted: total };
+}
+
+/** A passive checkpoint on the cleaner's connection (see the store owner's wal_autocheckpoint). */
+export function checkpoint(task: Omit<SweepTask, 'abort' | 'policy'>): void {
+  connection(task).exec('PRAGMA wal_checkpoint(PASSIVE)');
 }
 
 export function close(): void {

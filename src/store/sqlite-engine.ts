@@ -5,11 +5,14 @@ import type { Outcome, Request } from '../runtime/mailbox-server.ts';
 import { isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
+import { OWNER, type WriteGate } from './write-gate.ts';
 
 export interface EngineOptions {
   table: string;
   policy: ExpiryPolicy;
   maxSessionBytes: number;
+  /** Shared with the cleaner of this process, to hand the write lock over without SQLite's sleeps. */
+  gate?: WriteGate;
 }
 
 interface Row {
@@ -46,6 +49,9 @@ export class SqliteEngine {
   readonly #table: string;
   readonly #policy: ExpiryPolicy;
   readonly #maxBytes: number;
+  readonly #gate: WriteGate | null;
+  /** Touches owed by a read-only batch, applied after it in a short write transaction. */
+  #touches: Buffer[] = [];
   readonly #select: StatementSync;
   readonly #touch: StatementSync;
   readonly #insert: StatementSync;
@@ -67,6 +73,7 @@ export class SqliteEngine {
     this.#table = options.table;
     this.#policy = options.policy;
     this.#maxBytes = options.maxSessionBytes;
+    this.#gate = options.gate ?? null;
     const t = quoted(options.table);
     // Statements are prepared once, for the life of the connection.
     this.#select = db.prepare(`SELECT data, created_at, touched_at FROM ${t} WHERE sid_hash = ?`);
@@ -99,10 +106,14 @@ export class SqliteEngine {
   runBatch(requests: Request[]): Outcome[] {
     const now = Date.now();
     const live = liveThresholds(this.#policy, now);
-    const wantsWrite = requests.some(({ op }) => WRITES.has(op) || (op === 'get' && this.#policy.timestamp === 'relative'));
+    // A batch of reads takes no write lock: WAL readers never wait for the
+    // cleaner or another process. The touches it owes follow it.
+    const wantsWrite = requests.some(({ op }) => WRITES.has(op));
     let canWrite = wantsWrite;
     let writeError: unknown = null;
+    let gated = false;
     if (wantsWrite) {
+      gated = this.#gate?.acquireForOwner() ?? false;
       try {
         this.#begin.run();
       } catch (error) {
@@ -116,41 +127,66 @@ export class SqliteEngine {
 
     const outcomes: Outcome[] = new Array(requests.length);
     const written: number[] = [];
-    for (let i = 0; i < requests.length; i++) {
-      const { op, args } = requests[i];
-      if (!canWrite && WRITES.has(op)) {
-        outcomes[i] = { ok: false, error: unavailable(writeError) };
-        continue;
-      }
-      try {
-        outcomes[i] = { ok: true, value: this.#run(op, args as unknown[], now, live, canWrite) };
-        if (WRITES.has(op)) written.push(i);
-      } catch (error) {
-        outcomes[i] = { ok: false, error };
-        if (!this.#db.isTransaction) {
-          // SQLite rolled the whole transaction back (SQLITE_FULL, IOERR...):
-          // the writes this batch made before are gone too.
-          writeError = error;
-          canWrite = false;
-          for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
-          written.length = 0;
+    try {
+      for (let i = 0; i < requests.length; i++) {
+        const { op, args } = requests[i];
+        if (!canWrite && WRITES.has(op)) {
+          outcomes[i] = { ok: false, error: unavailable(writeError) };
+          continue;
+        }
+        try {
+          outcomes[i] = { ok: true, value: this.#run(op, args as unknown[], now, live, canWrite, !wantsWrite) };
+          if (WRITES.has(op)) written.push(i);
+        } catch (error) {
+          outcomes[i] = { ok: false, error };
+          if (!this.#db.isTransaction) {
+            // SQLite rolled the whole transaction back (SQLITE_FULL, IOERR...):
+            // the writes this batch made before are gone too.
+            writeError = error;
+            canWrite = false;
+            for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
+            written.length = 0;
+          }
         }
       }
-    }
-    if (this.#db.isTransaction) {
-      try {
-        this.#commit.run();
-      } catch (error) {
-        try { this.#rollback.run(); } catch { /* already rolled back */ }
-        for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
+      if (this.#db.isTransaction) {
+        try {
+          this.#commit.run();
+        } catch (error) {
+          try { this.#rollback.run(); } catch { /* already rolled back */ }
+          for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
+        }
       }
+    } finally {
+      if (gated) this.#gate!.release(OWNER);
     }
+    if (this.#touches.length > 0) this.#applyTouches(now);
     return outcomes;
   }
 
-  #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean): unknown {
+  /**
+   * The touches owed by a read-only batch. Best effort: a touch that cannot
+   * be written now (lock, read-only file) only lets that session expire as
+   * if it had not been read, which the reply already allowed for.
+   */
+  #applyTouches(now: number): void {
+    const touches = this.#touches;
+    this.#touches = [];
+    const gated = this.#gate?.acquireForOwner() ?? false;
+    try {
+      this.#begin.run();
+      for (const hash of touches) this.#touch.run(now, hash);
+      this.#commit.run();
+    } catch {
+      if (this.#db.isTransaction) this.#rollback.run();
+    } finally {
+      if (gated) this.#gate!.release(OWNER);
+    }
+  }
+
+  #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): unknown {
     switch (op) {
-      case 'get': return this.#get(args[0] as string, now, live, canWrite);
+      case 'get': return this.#get(args[0] as string, now, live, canWrite, touchLater);
       case 'create': return this.#createSession(args[0] as string, args[1] as string, now);
       case 'put': return this.#put(args[0] as string, args[1] as string, now, live);
       case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, now, live);
@@ -176,15 +212,16 @@ export class SqliteEngine {
     return row && isLive(row, live) ? row : null;
   }
 
-  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean): string | null {
+  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): string | null {
     const hash = digest(sid);
     const row = this.#live(hash, live);
     if (!row) return null;
     // Throttled touch: renew the sliding timestamp only when it is older than
     // touchAfter, so a read is not a write (the session may expire up to
     // touchAfter early).
-    if (canWrite && this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs) {
-      this.#touch.run(now, hash);
+    if (this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs) {
+      if (canWrite) this.#touch.run(now, hash);
+      else if (touchLater) this.#touches.push(hash);
     }
     return row.data;
   }

@@ -9,8 +9,9 @@ import { openDatabase } from './connection.ts';
 import { expiryPolicy } from './expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
 import { SqliteEngine } from './sqlite-engine.ts';
+import { WriteGate } from './write-gate.ts';
 
-const { port, config } = workerData as { port: MessagePort; config: ResolvedConfig };
+const { port, config, gate } = workerData as { port: MessagePort; config: ResolvedConfig; gate?: SharedArrayBuffer };
 let db: DatabaseSync | null = null;
 
 await runActor({
@@ -23,10 +24,22 @@ await runActor({
       busyTimeoutMs: Math.min(config.requestTimeout, 5000),
     });
     try {
+      if (config.database !== ':memory:') {
+        // Checkpoints copy the WAL back into the database and fsync: the
+        // cleaner's thread runs them, once a second and between sweep batches,
+        // so that no request's COMMIT pays for one. The owner's own
+        // auto-checkpoint stays as a safety net, at 16384 pages (64 MiB),
+        // should the cleaner be down; journal_size_limit then trims the file.
+        db.exec('PRAGMA wal_autocheckpoint = 16384');
+        db.exec('PRAGMA journal_size_limit = 67108864');
+      }
       let created = false;
       if (config.autoSetup) created = setupTable(db, config.table);
       else requireTable(db, config.table, config.database);
-      const engine = new SqliteEngine(db, { table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes });
+      const engine = new SqliteEngine(db, {
+        table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes,
+        gate: gate ? new WriteGate(gate) : undefined,
+      });
       serveMailbox(port, (requests) => engine.runBatch(requests));
       return { created };
     } catch (error) {
