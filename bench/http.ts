@@ -1,0 +1,128 @@
+// The HTTP benchmark: each server in its own process, the loader in another,
+// servers interleaved round by round, medians over rounds, ratios to bare
+// node:http measured in the same round.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LoadResult } from './loader.ts';
+import { BENCH_DIR, median, runLoader, ROOT, startServer, type RunningServer } from './lib.ts';
+
+export interface ServerSpec {
+  name: string;
+  label: string;
+  node: string;
+  script: string;
+  env?: NodeJS.ProcessEnv;
+  note?: string;
+}
+
+export interface HttpOptions {
+  rounds: number;
+  seconds: number;
+  warmupSeconds: number;
+  connections: number;
+  sessions: number;
+  only?: string[];
+  dir: string;
+  log(line: string): void;
+}
+
+export interface HttpRow {
+  server: string;
+  label: string;
+  note?: string;
+  workload: 'R' | 'W';
+  rps: number;
+  p50: number;
+  p99: number;
+  cpuPerRequest: number;
+  ratio: number;
+  errors: number;
+  non2xx: number;
+  rounds: LoadResult[];
+}
+
+/** Which Node can load better-sqlite3: the project's Node 24 if the addon was built for it, else the system Node. */
+function nodeForBetterSqlite3(): { node: string; note?: string } | null {
+  const probe = (node: string) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:')"], { cwd: ROOT, stdio: 'ignore' }).status === 0;
+  if (probe(process.execPath)) return { node: process.execPath };
+  for (const node of ['/usr/bin/node', '/usr/local/bin/node']) {
+    if (existsSync(node) && probe(node)) {
+      const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
+      return { node, note: `runs on the system Node ${version}: better-sqlite3's addon is built against the system Node's headers and does not load on Node ${process.version}` };
+    }
+  }
+  return null;
+}
+
+export function serverSpecs(): ServerSpec[] {
+  const servers = join(BENCH_DIR, 'servers');
+  const node = process.execPath;
+  const specs: ServerSpec[] = [
+    { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
+    { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.ts') },
+    { name: 'express-memory', label: 'express-session + MemoryStore', node, script: join(servers, 'express.mjs'), env: { STORE: 'memory' } },
+  ];
+  const better = nodeForBetterSqlite3();
+  if (better) specs.push({ name: 'express-better-sqlite3', label: 'express-session + better-sqlite3-session-store', node: better.node, script: join(servers, 'express.mjs'), env: { STORE: 'better-sqlite3' }, note: better.note });
+  specs.push(
+    { name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } },
+    { name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') },
+  );
+  return specs;
+}
+
+export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
+  const specs = serverSpecs().filter((spec) => !options.only || options.only.includes(spec.name));
+  const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[] }> = [];
+  try {
+    for (const spec of specs) {
+      const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: join(options.dir, `${spec.name}.db`) });
+      const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: options.sessions, url: server.url }, options.dir);
+      running.push({ spec, server, cookies });
+      options.log(`  started ${spec.name} (${server.url}), ${cookies.length} sessions`);
+    }
+    for (const { spec, server, cookies } of running) {
+      await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: options.connections, seconds: options.warmupSeconds }, options.dir);
+      options.log(`  warmed up ${spec.name}`);
+    }
+    const results = new Map<string, LoadResult[]>();
+    const ratios = new Map<string, number[]>();
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const workload of ['R', 'W'] as const) {
+        let bare: number | null = null;
+        for (const { spec, server, cookies } of running) {
+          const result = await runLoader<LoadResult>({
+            url: server.url, path: workload === 'R' ? '/r' : '/w', cookies,
+            connections: options.connections, seconds: options.seconds,
+          }, options.dir);
+          const key = `${spec.name}:${workload}`;
+          results.set(key, [...(results.get(key) ?? []), result]);
+          if (spec.name === 'bare') bare = result.rps;
+          if (bare) ratios.set(key, [...(ratios.get(key) ?? []), result.rps / bare]);
+          options.log(`  round ${round} ${workload} ${spec.name}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(2)} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ''}`);
+        }
+      }
+    }
+    const rows: HttpRow[] = [];
+    for (const workload of ['R', 'W'] as const) {
+      for (const { spec } of running) {
+        const rounds = results.get(`${spec.name}:${workload}`)!;
+        rows.push({
+          server: spec.name, label: spec.label, note: spec.note, workload,
+          rps: median(rounds.map((r) => r.rps)),
+          p50: median(rounds.map((r) => r.p50)),
+          p99: median(rounds.map((r) => r.p99)),
+          cpuPerRequest: median(rounds.map((r) => r.cpuPerRequest)),
+          ratio: median(ratios.get(`${spec.name}:${workload}`) ?? [NaN]),
+          errors: rounds.reduce((sum, r) => sum + r.errors, 0),
+          non2xx: rounds.reduce((sum, r) => sum + r.non2xx, 0),
+          rounds,
+        });
+      }
+    }
+    return rows;
+  } finally {
+    for (const { server } of running) await server.stop();
+  }
+}

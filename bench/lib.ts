@@ -1,0 +1,81 @@
+// Small helpers shared by the benchmarks.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+export const ROOT = join(BENCH_DIR, '..');
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+export function percentile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+export function summarize(samples: number[]): { p50: number; p99: number; n: number } {
+  const sorted = Float64Array.from(samples).sort();
+  return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length };
+}
+
+export const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+
+export function scratch(prefix = 'bench-'): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface RunningServer {
+  name: string;
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts a server process and waits for its `READY <port>` line. */
+export function startServer(name: string, node: string, script: string, env: NodeJS.ProcessEnv): Promise<RunningServer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(node, [script], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start: ${stderr}`)); }, 30000);
+    child.stderr!.on('data', (chunk) => { stderr += chunk; });
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const match = /READY (\d+)/.exec(String(chunk));
+      if (!match) return;
+      clearTimeout(timer);
+      resolve({
+        name, process: child, url: `http://127.0.0.1:${match[1]}`,
+        stop: () => new Promise<void>((done) => {
+          if (child.exitCode !== null) return done();
+          const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+          child.once('exit', () => { clearTimeout(kill); done(); });
+          child.kill('SIGTERM');
+        }),
+      });
+    });
+    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code}: ${stderr}`)); });
+  });
+}
+
+/** Runs the loader in its own process with a job; resolves with its JSON output. */
+export function runLoader<T>(job: unknown, dir: string): Promise<T> {
+  const file = join(dir, `job-${process.hrtime.bigint()}.json`);
+  writeFileSync(file, JSON.stringify(job));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(BENCH_DIR, 'loader.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (chunk) => { out += chunk; });
+    child.once('exit', (code) => {
+      rmSync(file, { force: true });
+      if (code !== 0) return reject(new Error(`loader exited with ${code}`));
+      resolve(JSON.parse(out) as T);
+    });
+  });
+}

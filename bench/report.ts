@@ -1,0 +1,121 @@
+// The benchmark report: a markdown document and an SVG bar chart.
+import { cpus } from 'node:os';
+import type { HttpRow } from './http.ts';
+import type { MailboxRow } from './mailbox.ts';
+import type { MemoryRow } from './memory.ts';
+import type { StoreRow } from './store.ts';
+import type { SweepResult } from './sweep.ts';
+import { fmt } from './lib.ts';
+
+export interface Results {
+  date: string;
+  seconds: number;
+  rounds: number;
+  connections: number;
+  sessions: number;
+  mailbox?: MailboxRow[];
+  store?: StoreRow[];
+  sweep?: SweepResult;
+  http?: HttpRow[];
+  memory?: MemoryRow[];
+}
+
+const x = (value: number) => `${fmt(value, 2)}×`;
+
+export function markdown(results: Results, command: string): string {
+  const lines: string[] = [];
+  const cpu = cpus();
+  lines.push('# Benchmarks', '');
+  lines.push(`Measured ${results.date} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, with \`${command}\`.`);
+  lines.push('Every figure below comes from one run; ratios compare figures measured in that same run. The machine is shared and has 2 cores, which the loader shares with the servers: read ratios and CPU time per request, not absolute req/s.', '');
+  if (results.http) {
+    lines.push('## HTTP: sessions in front of a trivial handler', '');
+    lines.push(`Each server in its own process, the loader (undici Pool, keep-alive, ${results.connections} connections) in another; ${results.sessions} sessions created first and their cookies spread over the requests. **R** reads the session's counter, **W** reads, increments and saves it. ${results.rounds} rounds × ${results.seconds} s after a warm-up, servers interleaved round by round; medians over rounds. *× bare* is the median of the per-round ratios to bare \`node:http\` (no sessions). *CPU/req* is the server process's CPU time (all its threads) divided by the requests it served: the steadier figure on a shared machine.`, '');
+    lines.push('| server | workload | req/s | × bare | p50 ms | p99 ms | CPU/req µs | errors |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const row of results.http) {
+      lines.push(`| ${row.label} | ${row.workload} | ${fmt(row.rps)} | ${x(row.ratio)} | ${fmt(row.p50, 2)} | ${fmt(row.p99, 2)} | ${fmt(row.cpuPerRequest, 1)} | ${row.errors + row.non2xx} |`);
+    }
+    const notes = [...new Set(results.http.filter((row) => row.note).map((row) => `- ${row.label}: ${row.note}.`))];
+    if (notes.length) lines.push('', ...notes);
+    const find = (server: string, workload: 'R' | 'W') => results.http!.find((row) => row.server === server && row.workload === workload);
+    lines.push('', '### Against the targets', '', '| target | R | W |', '| --- | ---: | ---: |');
+    const ours = (w: 'R' | 'W') => find('ours', w);
+    const vs = (other: (w: 'R' | 'W') => HttpRow | undefined, w: 'R' | 'W') => {
+      const a = ours(w); const b = other(w);
+      return a && b ? x(a.rps / b.rps) : 'n/a';
+    };
+    const bestSqlite = (w: 'R' | 'W') => [find('express-better-sqlite3', w), find('express-connect-sqlite3', w)].filter(Boolean).sort((a, b) => b!.rps - a!.rps)[0];
+    lines.push(`| × bare node:http (targets ≥ 0.85 R, ≥ 0.65 W) | ${ours('R') ? x(ours('R')!.ratio) : 'n/a'} | ${ours('W') ? x(ours('W')!.ratio) : 'n/a'} |`);
+    lines.push(`| × the faster express-session + SQLite store (target ≥ 5) | ${vs(bestSqlite, 'R')} | ${vs(bestSqlite, 'W')} |`);
+    lines.push(`| × @fastify/session, memory store (target ≥ 2) | ${vs((w) => find('fastify-memory', w), 'R')} | ${vs((w) => find('fastify-memory', w), 'W')} |`);
+    lines.push(`| × express-session + MemoryStore | ${vs((w) => find('express-memory', w), 'R')} | ${vs((w) => find('express-memory', w), 'W')} |`);
+    lines.push('', 'Chart: [benchmarks.svg](benchmarks.svg)', '');
+  }
+  if (results.mailbox) {
+    lines.push('## Mailbox (runtime)', '', 'Echo round trips to a worker thread.', '');
+    lines.push('| | calls | calls/s | × raw ping-pong | p50 ms | p99 ms |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const row of results.mailbox) lines.push(`| ${row.name} | ${fmt(row.calls)} | ${fmt(row.perSecond)} | ${x(row.ratio)} | ${fmt(row.p50, 3)} | ${fmt(row.p99, 3)} |`);
+    lines.push('');
+  }
+  if (results.store) {
+    lines.push('## Store: `app.store` vs `node:sqlite` on the main thread', '', 'Same schema, statements and pragmas (WAL, synchronous=NORMAL); the direct baseline runs one autocommit transaction per operation (a synchronous API has no concurrency: one figure for both rows). Through the store, the calls of one event-loop turn share one transaction (group commit).', '');
+    lines.push('| op | concurrency | app.store ops/s | direct ops/s | ratio |', '| --- | ---: | ---: | ---: | ---: |');
+    for (const row of results.store) lines.push(`| ${row.op} | ${row.concurrency} | ${fmt(row.store)} | ${fmt(row.direct)} | ${x(row.ratio)} |`);
+    lines.push('');
+  }
+  if (results.sweep) {
+    const s = results.sweep;
+    lines.push('## Sweep of a backlog', '', `${fmt(s.dead)} dead sessions beside ${fmt(s.live)} live ones; 16 concurrent get/patch loops through \`app.store\` with no sweep, then during the sweep.`, '');
+    lines.push('| | value |', '| --- | ---: |');
+    lines.push(`| deleted | ${fmt(s.deleted)} |`, `| sweep duration | ${fmt(s.seconds, 1)} s |`, `| rows/s | ${fmt(s.rowsPerSecond)} |`);
+    lines.push(`| store calls without a sweep: p50 / p99 | ${fmt(s.without.p50, 3)} / ${fmt(s.without.p99, 3)} ms |`);
+    lines.push(`| store calls during the sweep: p50 / p99 | ${fmt(s.during.p50, 3)} / ${fmt(s.during.p99, 3)} ms |`);
+    lines.push(`| p99 during ÷ p99 without (target ≤ 2) | ${x(s.ratioP99)} |`, '');
+  }
+  if (results.memory) {
+    lines.push('## Server memory', '', 'Resident memory of the supervised-sessions server process after a W load, with this many sessions stored.', '');
+    lines.push('| stored sessions | RSS MiB |', '| ---: | ---: |');
+    for (const row of results.memory) lines.push(`| ${fmt(row.stored)} | ${fmt(row.rssMiB, 1)} |`);
+    if (results.memory.length >= 2) {
+      const [small, large] = [results.memory[0], results.memory[results.memory.length - 1]];
+      lines.push('', `${fmt(large.stored)} vs ${fmt(small.stored)} sessions: ${x(large.rssMiB / small.rssMiB)} the memory (target within 10 %).`);
+    }
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+/** A grouped bar chart of req/s per server, R and W, as standalone SVG. */
+export function svgChart(rows: HttpRow[]): string {
+  const servers = [...new Map(rows.map((row) => [row.server, row.label])).entries()];
+  const max = Math.max(...rows.map((row) => row.rps), 1);
+  const rowHeight = 44;
+  const left = 330;
+  const width = 900;
+  const barMax = width - left - 110;
+  const top = 50;
+  const height = top + servers.length * rowHeight + 40;
+  const color = { R: '#3b7dd8', W: '#e0892b' } as const;
+  const esc = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, sans-serif" font-size="13">`);
+  parts.push(`<rect width="100%" height="100%" fill="#fff"/>`);
+  parts.push(`<text x="${width / 2}" y="24" text-anchor="middle" font-size="16" font-weight="600">Requests per second (median of rounds; higher is better)</text>`);
+  parts.push(`<rect x="${left}" y="32" width="12" height="12" fill="${color.R}"/><text x="${left + 18}" y="42">R: read</text>`);
+  parts.push(`<rect x="${left + 100}" y="32" width="12" height="12" fill="${color.W}"/><text x="${left + 118}" y="42">W: read-modify-write</text>`);
+  servers.forEach(([server, label], i) => {
+    const y = top + i * rowHeight;
+    parts.push(`<text x="${left - 10}" y="${y + 22}" text-anchor="end"${server === 'ours' ? ' font-weight="700"' : ''}>${esc(label)}</text>`);
+    (['R', 'W'] as const).forEach((workload, j) => {
+      const row = rows.find((candidate) => candidate.server === server && candidate.workload === workload);
+      if (!row) return;
+      const w = Math.max(1, (row.rps / max) * barMax);
+      const by = y + 6 + j * 17;
+      parts.push(`<rect x="${left}" y="${by}" width="${w.toFixed(1)}" height="15" fill="${color[workload]}"/>`);
+      parts.push(`<text x="${(left + w + 6).toFixed(1)}" y="${by + 12}" font-size="11">${fmt(row.rps)} (${fmt(row.ratio, 2)}×)</text>`);
+    });
+  });
+  parts.push(`<text x="${left}" y="${height - 12}" font-size="11" fill="#555">(×: ratio to bare node:http in the same round)</text>`);
+  parts.push('</svg>');
+  return `${parts.join('\n')}\n`;
+}

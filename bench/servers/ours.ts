@@ -1,0 +1,18 @@
+// supervised-sessions: createHandler + startSessionApp on a file, default settings.
+import { createServer } from 'node:http';
+import { createHandler, startSessionApp } from '../../src/index.ts';
+// @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
+import { database, port, ready, SECRET, stats } from './common.mjs';
+
+const app = await startSessionApp({ database });
+const server = createServer(createHandler(app.store, (req, res, session) => {
+  switch (req.url) {
+    case '/__stats': res.end(stats()); return;
+    case '/login': session.set('n', 0); break;
+    case '/w': session.set('n', ((session.get('n') as number | undefined) ?? 0) + 1); break;
+  }
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ n: session.get('n') ?? 0 }));
+}, { secret: SECRET }));
+server.listen(port, '127.0.0.1', () => ready(server));
+process.once('SIGTERM', () => { server.close(); void app.stop().then(() => process.exit(0)); });

@@ -1,0 +1,70 @@
+// A sweep of a large backlog beside live sessions: its speed, and the p50/p99
+// of store calls made during it against the same calls with no sweep.
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { setupStore, startSessionApp, type SessionApp } from '../src/index.ts';
+import { summarize } from './lib.ts';
+
+export interface SweepResult {
+  dead: number;
+  live: number;
+  deleted: number;
+  seconds: number;
+  rowsPerSecond: number;
+  without: { p50: number; p99: number; n: number };
+  during: { p50: number; p99: number; n: number };
+  ratioP99: number;
+}
+
+function plant(database: string, count: number, at: number): void {
+  const db = new DatabaseSync(database);
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
+  db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+    INSERT INTO session (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"planted":true}', ?, ? FROM c`).run(count, at, at);
+  db.close();
+}
+
+/** get/patch loops over known live ids until `until()` says stop; returns the latencies (ms). */
+async function traffic(app: SessionApp, ids: string[], until: () => boolean, concurrency = 16): Promise<number[]> {
+  const latencies: number[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (!until() && latencies.length < 2_000_000) {
+      const id = ids[next++ % ids.length];
+      const t0 = performance.now();
+      if (next % 2) await app.store.get(id);
+      else await app.store.patch(id, { set: { n: next } });
+      latencies.push(performance.now() - t0);
+    }
+  }));
+  return latencies;
+}
+
+export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number }): Promise<SweepResult> {
+  const database = join(options.dir, 'sweep-bench.db');
+  await setupStore({ database });
+  const now = Date.now();
+  plant(database, options.dead, now - 3 * 86_400_000);
+  plant(database, options.live - 1000, now);
+  const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
+  try {
+    const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) => app.store.put(null, { i }))) as string[];
+    const stopAt = performance.now() + options.baselineSeconds * 1000;
+    const without = await traffic(app, ids, () => performance.now() > stopAt);
+    let sweeping = true;
+    const started = performance.now();
+    const [report, during] = await Promise.all([
+      app.sweep().finally(() => { sweeping = false; }),
+      traffic(app, ids, () => !sweeping),
+    ]);
+    const seconds = (performance.now() - started) / 1000;
+    const w = summarize(without);
+    const d = summarize(during);
+    return {
+      dead: options.dead, live: options.live, deleted: report.deleted, seconds,
+      rowsPerSecond: report.deleted / seconds, without: w, during: d, ratioP99: d.p99 / w.p99,
+    };
+  } finally {
+    await app.stop();
+  }
+}

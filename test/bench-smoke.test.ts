@@ -1,0 +1,23 @@
+// A short run of `npm run bench`: it starts, measures and reports every section.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { runScript } from './helpers.ts';
+
+test('npm run bench -- --smoke reports every section with numbers', async () => {
+  const script = fileURLToPath(new URL('../bench/run.ts', import.meta.url));
+  const result = await runScript(script, ['--smoke'], { timeoutMs: 180_000 });
+  assert.is(result.timedOut, false);
+  assert.is(result.code, 0, result.stderr);
+  const report = result.stdout;
+  for (const heading of ['## HTTP', '## Mailbox', '## Store', '## Sweep of a backlog', '## Server memory']) {
+    assert.ok(report.includes(heading), `missing ${heading}`);
+  }
+  assert.match(report, /\| supervised-sessions \| R \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(report, /\| supervised-sessions \| W \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(report, /\| mailbox, batched \(64 callers\) \| [\d,]+ \| [\d,]+ \| [\d.]+× \|/);
+  assert.match(report, /\| deleted \| 20,000 \|/);
+  assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');
+});
+
+test.run();
