@@ -4,6 +4,7 @@ import { AppStoppedError, fromWire, StoreUnavailableError } from './errors.ts';
 import { MailboxClient } from './runtime/mailbox-client.ts';
 import { mailboxChild } from './runtime/mailbox-child.ts';
 import { Supervisor, type ChildStatus } from './runtime/supervisor.ts';
+import { safeDelay } from './runtime/timers.ts';
 import { CleanerChild } from './cleaner/cleaner-child.ts';
 import { SweepSchedule } from './cleaner/sweep-schedule.ts';
 import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
@@ -188,7 +189,7 @@ export class SessionApp extends EventEmitter {
 
 function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(error()), ms);
+    const timer = setTimeout(() => reject(error()), safeDelay(ms));
     promise.then((value) => { clearTimeout(timer); resolve(value); }, (cause: unknown) => { clearTimeout(timer); reject(cause); });
   });
 }

@@ -1,6 +1,7 @@
 import { Piscina } from 'piscina';
 import type { Worker } from 'node:worker_threads';
 import type { ChildSpec, ExitReason, Incarnation } from '../runtime/child.ts';
+import { safeDelay } from '../runtime/timers.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
 import type { SweepTask } from './sweep-task.ts';
 
@@ -126,7 +127,7 @@ export class CleanerChild implements ChildSpec {
         // Ask a running sweep to stop after its current batch (a batch is
         // one transaction: it commits whole), then wait at most timeoutMs.
         Atomics.store(flag, 0, 1);
-        const timer = setTimeout(() => { killRequested = true; void worker.terminate(); }, timeoutMs);
+        const timer = setTimeout(() => { killRequested = true; void worker.terminate(); }, safeDelay(timeoutMs));
         if (running) await running.catch(() => {});
         await pool.run(undefined, { name: 'close' }).catch(() => {});
         await pool.destroy().catch(() => {});

@@ -1,4 +1,5 @@
 import { createActor, type Actor } from 'xstate';
+import { setLongTimeout } from '../runtime/timers.ts';
 import { scheduleMachine, type ScheduleHost, type SweepReport, type SweepTrigger } from './schedule-machine.ts';
 
 export interface SweepScheduleOptions {
@@ -28,7 +29,7 @@ interface Waiter {
 export class SweepSchedule {
   readonly #options: SweepScheduleOptions;
   readonly #actor: Actor<typeof scheduleMachine>;
-  #timer: NodeJS.Timeout | null = null;
+  #timer: { clear(): void } | null = null;
   #waitingForNext: Waiter[] = [];
   #waitingForCurrent: Waiter[] = [];
   #onSignal = () => this.#actor.send({ type: 'TRIGGER', trigger: 'signal' });
@@ -59,12 +60,11 @@ export class SweepSchedule {
       armTimer: () => {
         if (this.#stopped) return;
         const jitter = 1 + (Math.random() * 0.2 - 0.1);
-        this.#timer = setTimeout(() => this.#actor.send({ type: 'TRIGGER', trigger: 'timer' }), options.intervalMs * jitter);
-        // A sweep timer never keeps the process alive.
-        this.#timer.unref();
+        // Unref'd: a sweep timer never keeps the process alive.
+        this.#timer = setLongTimeout(() => this.#actor.send({ type: 'TRIGGER', trigger: 'timer' }), options.intervalMs * jitter);
       },
       clearTimer: () => {
-        if (this.#timer) clearTimeout(this.#timer);
+        this.#timer?.clear();
         this.#timer = null;
       },
     };
@@ -90,7 +90,7 @@ export class SweepSchedule {
     this.#stopped = true;
     if (this.#options.signal) process.off(this.#options.signal, this.#onSignal);
     this.#actor.send({ type: 'STOP' });
-    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer?.clear();
     this.#timer = null;
     const error = this.#options.stoppedError();
     for (const waiter of [...this.#takeCurrent(), ...this.#waitingForNext]) waiter.reject(error);

@@ -1,5 +1,6 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { WireError } from '../errors.ts';
+import { safeDelay } from './timers.ts';
 import type { WireReply, WireRequest } from './mailbox-server.ts';
 
 /** The errors the client raises, supplied by the layer above (runtime/ knows no sessions). */
@@ -221,7 +222,8 @@ export class MailboxClient {
   }
 
   #armTimer(ms: number): void {
-    this.#timer = setTimeout(() => this.#onTimer(), Math.max(1, Math.ceil(ms)));
+    // A deadline past the timer limit is re-checked when the clamped timer fires.
+    this.#timer = setTimeout(() => this.#onTimer(), safeDelay(ms));
   }
 
   #onTimer(): void {

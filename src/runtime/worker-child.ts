@@ -1,6 +1,7 @@
 import { Worker, type ResourceLimits, type Transferable } from 'node:worker_threads';
 import type { ExitReason, Incarnation } from './child.ts';
 import { fromWire, type WireError } from '../errors.ts';
+import { safeDelay } from './timers.ts';
 
 export interface WorkerChildOptions {
   filename: URL;
@@ -62,7 +63,7 @@ export function startWorkerChild(options: WorkerChildOptions): Promise<ReadyInfo
         // OTP: the child did not stop within its shutdown time; brutal_kill.
         killRequested = true;
         void worker.terminate();
-      }, timeoutMs);
+      }, safeDelay(timeoutMs));
       const reason = await exited;
       clearTimeout(timer);
       return reason;
