@@ -8,7 +8,7 @@ import {
   startSessionApp, setupStore, clearStore, dropStore,
   ConfigError, SessionError, TableExistsError, TableNotExistsError,
 } from '../src/index.ts';
-import { tempDir } from './helpers.ts';
+import { sleep, tempDir } from './helpers.ts';
 
 const temp = tempDir();
 const database = join(temp.dir, 'never-created.db');
@@ -170,6 +170,24 @@ test('helpers take only database and table, validated like startSessionApp', asy
     const badTable = await helper({ table: 'no good' }).catch((e: unknown) => e);
     assert.instance(badTable, ConfigError);
     assert.is((badTable as ConfigError).key, 'table');
+  }
+});
+
+test('durations past 24.8 days are honoured, not clamped to 1 ms by Node timers', async () => {
+  const day = 86400;
+  const app = await startSessionApp({
+    database: join(temp.dir, 'long.db'), sweepSignal: false,
+    cleanerInterval: 30 * day, requestTimeout: 40 * day * 1000, shutdownTimeout: 30 * day * 1000,
+  });
+  try {
+    const sweeps: unknown[] = [];
+    app.on('sweep', (report) => sweeps.push(report));
+    const id = await app.store.put(null, { a: 1 });
+    assert.equal(await app.store.get(id!), { a: 1 }, 'calls do not time out at once');
+    await sleep(300);
+    assert.is(sweeps.length, 0, 'a 30-day interval does not sweep every millisecond');
+  } finally {
+    await app.stop();
   }
 });
 
