@@ -75,10 +75,13 @@ export class AppStoppedError extends SessionError {
 export interface WireError {
   code: string;
   message: string;
+  /** ConfigError's key. */
+  key?: string;
 }
 
 export function toWire(error: unknown): WireError {
   if (error instanceof TypeError) return { code: 'ERR_INVALID_ARG_TYPE', message: error.message };
+  if (error instanceof ConfigError) return { code: error.code, message: error.message, key: error.key };
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
     return { code: typeof code === 'string' ? code : 'ERR_SESSION', message: error.message };
@@ -89,7 +92,7 @@ export function toWire(error: unknown): WireError {
 export function fromWire(wire: WireError): Error {
   switch (wire.code) {
     case 'ERR_INVALID_ARG_TYPE': return new TypeError(wire.message);
-    case 'ERR_SESSION_CONFIG': return new ConfigError('', wire.message);
+    case 'ERR_SESSION_CONFIG': return new ConfigError(wire.key ?? '', wire.message);
     case 'ERR_SESSION_TABLE_EXISTS': return new TableExistsError(wire.message);
     case 'ERR_SESSION_TABLE_NOT_EXISTS': return new TableNotExistsError(wire.message);
     case 'ERR_SESSION_TOO_LARGE': return new SessionTooLargeError(wire.message);

@@ -5,6 +5,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { runActor } from '../runtime/actor.ts';
 import { serveMailbox } from '../runtime/mailbox-server.ts';
 import type { ResolvedConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 import { openDatabase } from './connection.ts';
 import { expiryPolicy } from './expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
@@ -14,15 +15,26 @@ import { WriteGate } from './write-gate.ts';
 const { port, config, gate } = workerData as { port: MessagePort; config: ResolvedConfig; gate?: SharedArrayBuffer };
 let db: DatabaseSync | null = null;
 
-await runActor({
-  init() {
-    db = openDatabase({
+function open(): DatabaseSync {
+  try {
+    return openDatabase({
       database: config.database,
       durability: config.durability,
       // Waiting for another process's lock blocks this thread (and queues the
       // mailbox), so never wait longer than a caller would.
       busyTimeoutMs: Math.min(config.requestTimeout, 5000),
     });
+  } catch (error) {
+    // A path that cannot be opened (a missing folder, a directory, no
+    // permission) is a config problem: say which key.
+    throw new ConfigError('database', `invalid config "database": cannot open ${JSON.stringify(config.database)}: ${(error as Error).message}`);
+  }
+}
+
+await runActor({
+  init() {
+    const connection = open();
+    db = connection;
     try {
       if (config.database !== ':memory:') {
         // Checkpoints copy the WAL back into the database and fsync: the
@@ -30,20 +42,20 @@ await runActor({
         // so that no request's COMMIT pays for one. The owner's own
         // auto-checkpoint stays as a safety net, at 16384 pages (64 MiB),
         // should the cleaner be down; journal_size_limit then trims the file.
-        db.exec('PRAGMA wal_autocheckpoint = 16384');
-        db.exec('PRAGMA journal_size_limit = 67108864');
+        connection.exec('PRAGMA wal_autocheckpoint = 16384');
+        connection.exec('PRAGMA journal_size_limit = 67108864');
       }
       let created = false;
-      if (config.autoSetup) created = setupTable(db, config.table);
-      else requireTable(db, config.table, config.database);
-      const engine = new SqliteEngine(db, {
+      if (config.autoSetup) created = setupTable(connection, config.table);
+      else requireTable(connection, config.table, config.database);
+      const engine = new SqliteEngine(connection, {
         table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes,
         gate: gate ? new WriteGate(gate) : undefined,
       });
       serveMailbox(port, (requests) => engine.runBatch(requests));
       return { created };
     } catch (error) {
-      db.close();
+      connection.close();
       db = null;
       throw error;
     }
