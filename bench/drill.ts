@@ -60,14 +60,25 @@ async function admin(path: string): Promise<string> {
 // reply was lost to a fault, so the session may or may not be gone.
 interface Client { cookie: string; acked: number; loggedOut: boolean; logoutUnconfirmed: boolean }
 const clients: Client[] = [];
-const failures = new Map<string, number>();
+/** Failures by the phase of the drill they happened in, then by status or error. */
+const failures = new Map<string, Map<string, number>>();
+let phase = 'steady load';
 let sent = 0;
 let acknowledged = 0;
-let lastAckAt = 0;
 let running = true;
 
 function fail(kind: string): void {
-  failures.set(kind, (failures.get(kind) ?? 0) + 1);
+  const byKind = failures.get(phase) ?? new Map<string, number>();
+  byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
+  failures.set(phase, byKind);
+}
+
+/** The fault being watched: the first write acknowledged for a request sent after it took effect ends its recovery. */
+let watched: Fault | null = null;
+function acked(sentAt: number): void {
+  acknowledged++;
+  const now = performance.now();
+  if (watched && watched.recoveryMs === null && sentAt > watched.at) watched.recoveryMs = now - watched.at;
 }
 
 async function post(path: string, cookie?: string): Promise<{ status: number; body: string; setCookie?: string }> {
@@ -78,16 +89,33 @@ async function post(path: string, cookie?: string): Promise<{ status: number; bo
   return { status: response.statusCode, body, setCookie: Array.isArray(raw) ? raw[0] : raw };
 }
 
+/** Sessions that were logged out: their cookies must never find a session again. */
+const retired: Client[] = [];
+
 async function loop(index: number, deadline: number): Promise<void> {
   const mine = clients.filter((_, i) => i % LOOPS === index);
   let turn = 0;
   while (running && performance.now() < deadline && sent < 2_000_000) {
-    const client = mine[turn++ % mine.length];
-    if (client.loggedOut || client.logoutUnconfirmed) { if (mine.every((c) => c.loggedOut || c.logoutUnconfirmed)) return; continue; }
+    const slot = turn++ % mine.length;
+    const client = mine[slot];
     sent++;
+    const sentAt = performance.now();
     try {
+      if (client.loggedOut || client.logoutUnconfirmed) {
+        // Log in again: a new session takes the place of the one logged out.
+        const reply = await post('/counter');
+        if (reply.status === 200 && reply.setCookie) {
+          retired.push(client);
+          mine[slot] = { cookie: reply.setCookie.split(';')[0], acked: 1, loggedOut: false, logoutUnconfirmed: false };
+          clients.push(mine[slot]);
+          acked(sentAt);
+        } else {
+          fail(String(reply.status));
+        }
+        continue;
+      }
       // Now and then a client logs out: its session must never come back.
-      if (Math.random() < 0.002) {
+      if (Math.random() < 0.001) {
         client.logoutUnconfirmed = true;
         const reply = await post('/logout', client.cookie);
         if (reply.status === 303) client.loggedOut = true;
@@ -98,8 +126,7 @@ async function loop(index: number, deadline: number): Promise<void> {
       if (reply.status === 200) {
         const { n } = JSON.parse(reply.body) as { n: number };
         client.acked = n;
-        acknowledged++;
-        lastAckAt = performance.now();
+        acked(sentAt);
       } else {
         fail(String(reply.status));
       }
@@ -115,16 +142,27 @@ async function loop(index: number, deadline: number): Promise<void> {
 interface Fault { name: string; at: number; recoveryMs: number | null }
 const faults: Fault[] = [];
 
-/** Records a fault and, once a write is acknowledged after it, its recovery time. */
-async function fault(name: string, inject: () => Promise<void>): Promise<void> {
-  const at = performance.now();
-  const record: Fault = { name, at, recoveryMs: null };
+/**
+ * Injects a fault; `effective()` marks the moment it takes effect (by
+ * default, when injection starts). Its recovery time runs from that moment to
+ * the first acknowledged write of a request sent after it.
+ */
+async function fault(name: string, inject: (effective: () => void) => Promise<void>, marksEffective = false): Promise<void> {
+  const record: Fault = { name, at: performance.now(), recoveryMs: null };
   faults.push(record);
-  await inject();
+  phase = name;
+  const effective = () => {
+    record.at = performance.now();
+    watched = record;
+  };
+  if (!marksEffective) effective();
+  await inject(effective);
   const until = performance.now() + 30000;
-  while (lastAckAt <= at && performance.now() < until) await sleep(5);
-  record.recoveryMs = lastAckAt > at ? lastAckAt - at : null;
+  while (record.recoveryMs === null && performance.now() < until) await sleep(5);
+  watched = null;
   log(`  ${name}: recovered in ${record.recoveryMs === null ? 'never' : `${record.recoveryMs.toFixed(0)} ms`}`);
+  await sleep(200);
+  phase = 'steady load';
 }
 
 async function status(): Promise<{ state: string; children: Record<string, { state: string; restarts: number }> }> {
@@ -151,7 +189,7 @@ function plantBacklog(count: number): void {
   db.close();
 }
 
-/** Another process holds SQLite's write lock (as a backup tool might) for `ms`. */
+/** Another process holds SQLite's write lock (as a backup tool might) for `ms`; resolves once it holds it. */
 function holdWriteLock(ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const holder = spawn(process.execPath, ['-e', `
@@ -223,31 +261,33 @@ for (let k = 0; k < 2; k++) {
 
 log('5. another process holds the write lock');
 await sleep(2000);
-await fault('write lock held 1.5 s', () => holdWriteLock(1500));
+await fault('write lock held 1.5 s', async (effective) => { await holdWriteLock(1500); effective(); }, true);
 if (!quick) {
   await sleep(2000);
-  await fault('write lock held 7 s (past requestTimeout)', () => holdWriteLock(7000));
+  await fault('write lock held 7 s (past requestTimeout)', async (effective) => { await holdWriteLock(7000); effective(); }, true);
 }
 
 log('6. past the restart intensity: the failure must be loud, never a hang');
 await sleep(1000);
 let giveUp = { exitCode: null as number | null, exitMs: NaN, saw503: false };
-await fault('supervisor gives up (server restarted)', async () => {
+await fault('supervisor gives up (server restarted)', async (effective) => {
   const failing = server!;
-  const at = performance.now();
   for (let k = 0; k < 4; k++) {
     try {
       await untilRunning('store');
       await admin('/admin/kill/store');
     } catch { break; }
   }
+  // The 4th kill inside the period: the supervisor has given up now.
+  effective();
+  const at = performance.now();
   const probe = await post('/counter', clients[0].cookie).catch(() => null);
   const exit = await Promise.race([failing.exited, sleep(15000).then(() => null)]);
   giveUp = { exitCode: exit?.code ?? null, exitMs: performance.now() - at, saw503: probe?.status === 503 || serverOutput.includes('supervisor gave up') };
   if (!exit) failing.process.kill('SIGKILL');
   void failing.pool.destroy();
   server = await startExample();
-});
+}, true);
 
 await sleep(2000);
 running = false;
@@ -258,7 +298,7 @@ await Promise.all(loops);
 let lost = 0;
 let ahead = 0;
 let resurrected = 0;
-for (const client of clients) {
+for (const client of new Set([...clients, ...retired])) {
   const reply = await server!.pool.request({ path: '/counter', method: 'GET', headers: { cookie: client.cookie } });
   const { n } = JSON.parse(await reply.body.text()) as { n: number };
   if (client.loggedOut) {
@@ -280,10 +320,11 @@ temp.remove();
 const recoveries = faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
 const summary = {
   durationS: (performance.now() - started) / 1000,
-  sessions: clients.length,
-  loggedOut: clients.filter((c) => c.loggedOut).length,
+  sessions: SESSIONS,
+  sessionsCreated: new Set([...clients, ...retired]).size,
+  loggedOut: new Set([...clients, ...retired].filter((c) => c.loggedOut)).size,
   requestsSent: sent,
-  failed: Object.fromEntries(failures),
+  failed: Object.fromEntries([...failures].map(([name, byKind]) => [name, Object.fromEntries(byKind)])),
   acknowledgedWrites: acknowledged,
   acknowledgedWritesLost: lost,
   storedButUnacknowledged: ahead,
@@ -300,10 +341,10 @@ if (asJson) {
   const lines = [
     '# Reliability: fault drills', '',
     `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
-    `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store owner is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog; SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (1.5 s, then 7 s: past requestTimeout); finally the store owner is killed past the restart intensity. Then every session is checked against the loader's record.`, '',
+    `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store owner is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store owner is killed past the restart intensity. Then every session is checked against the loader's record.`, '',
     '| figure | value |', '| --- | ---: |',
     `| requests sent | ${summary.requestsSent} |`,
-    `| failed, by status or error | ${Object.entries(summary.failed).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`,
+    `| failed requests | ${Object.values(summary.failed).reduce((sum, byKind) => sum + Object.values(byKind).reduce((a, b) => a + b, 0), 0)} (by fault below) |`,
     `| acknowledged writes | ${summary.acknowledgedWrites} |`,
     `| **acknowledged writes lost** | **${summary.acknowledgedWritesLost}** |`,
     `| stored but never acknowledged (reply lost to a fault) | ${summary.storedButUnacknowledged} |`,
@@ -311,8 +352,9 @@ if (asJson) {
     `| **sessions resurrected after logout** | **${summary.resurrectedAfterLogout}** |`,
     `| recovery time after a fault, p50 / max | ${summary.recoveryMs.p50} / ${summary.recoveryMs.max} ms |`,
     `| past the intensity: server exit code, time to exit | ${summary.supervisorGaveUp.exitCode}, ${summary.supervisorGaveUp.exitedWithinMs} ms |`,
-    '', '| fault | recovery (first acknowledged write after it) |', '| --- | ---: |',
-    ...summary.faults.map((f) => `| ${f.name} | ${f.recoveryMs === null ? 'none' : `${f.recoveryMs} ms`} |`),
+    '', '| fault | recovery (first acknowledged write sent after it) | failed requests during it, by status or error |', '| --- | ---: | --- |',
+    ...summary.faults.map((f) => `| ${f.name} | ${f.recoveryMs === null ? 'none' : `${f.recoveryMs} ms`} | ${Object.entries(summary.failed[f.name] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`),
+    `| (steady load, between faults) | | ${Object.entries(summary.failed['steady load'] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`,
     '', 'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
     '', 'Why a held lock instead of a read-only file or a full disk: the drill runs as root here, and root ignores file permissions; a size-limited filesystem needs a mount the sandbox may refuse. A lock held by another process is a real-world fault (a backup, a migration) that can be injected safely in a temp dir.',
   ];
