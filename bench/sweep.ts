@@ -24,20 +24,32 @@ function plant(database: string, count: number, at: number): void {
   db.close();
 }
 
-/** get/patch loops over known live ids until `until()` says stop; returns the latencies (ms). */
+/**
+ * get/patch loops over known live ids until `until()` says stop; returns the
+ * latencies (ms): all of them, or a uniform sample of a million (reservoir
+ * sampling) when there were more, so a long sweep is measured to its end.
+ */
 async function traffic(app: SessionApp, ids: string[], until: () => boolean, concurrency = 16): Promise<number[]> {
-  const latencies: number[] = [];
+  const capacity = 1_000_000;
+  const sample = new Float64Array(capacity);
+  let seen = 0;
   let next = 0;
   await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (!until() && latencies.length < 2_000_000) {
+    while (!until() && seen < 50_000_000) {
       const id = ids[next++ % ids.length];
       const t0 = performance.now();
       if (next % 2) await app.store.get(id);
       else await app.store.patch(id, { set: { n: next } });
-      latencies.push(performance.now() - t0);
+      const latency = performance.now() - t0;
+      if (seen < capacity) sample[seen] = latency;
+      else {
+        const slot = Math.floor(Math.random() * (seen + 1));
+        if (slot < capacity) sample[slot] = latency;
+      }
+      seen++;
     }
   }));
-  return latencies;
+  return Array.from(sample.subarray(0, Math.min(seen, capacity)));
 }
 
 export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number }): Promise<SweepResult> {

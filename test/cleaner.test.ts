@@ -104,7 +104,7 @@ test('sweepSignal false installs no handler; another signal name is honoured', a
 
 test('triggers during a long sweep coalesce into exactly one follow-up sweep', () =>
   withApp({ maxAge: 30, sweepSignal: 'SIGUSR2' }, async (app, database) => {
-    plant(database, 150_000, 60_000);
+    plant(database, 60_000, 60_000);
     const reports: SweepReport[] = [];
     app.on('sweep', (report) => reports.push(report));
     const first = app.sweep();
@@ -116,7 +116,7 @@ test('triggers during a long sweep coalesce into exactly one follow-up sweep', (
     const [a, b] = await Promise.all([first, followUp]);
     await sleep(300);
     assert.is(reports.length, 2, `sweeps: ${JSON.stringify(reports)}`);
-    assert.is(a.deleted, 150_000);
+    assert.is(a.deleted, 60_000);
     assert.is(b.deleted, 0);
     assert.is(b.trigger, 'manual', 'the follow-up answers the waiting manual caller');
     assert.is(rows(database), 0);
@@ -125,7 +125,7 @@ test('triggers during a long sweep coalesce into exactly one follow-up sweep', (
 test('kill("cleaner") during a long sweep: whole batches only, a restart, the next sweep finishes', () =>
   withApp({ maxAge: 30, restart: { intensity: 5, period: 5 } }, async (app, database) => {
     const live = await Promise.all(Array.from({ length: 50 }, (_, i) => app.store.put(null, { live: i })));
-    plant(database, 150_000, 60_000);
+    plant(database, 60_000, 60_000);
     const restarts: string[] = [];
     const errors: Error[] = [];
     app.on('restart', (event) => restarts.push(event.child));
@@ -142,7 +142,7 @@ test('kill("cleaner") during a long sweep: whole batches only, a restart, the ne
     assert.is.not(app.status().children.cleaner.threadId, before);
     assert.is(app.status().children.store.restarts, 0, 'one_for_one: the store owner was not touched');
     const remaining = rows(database) - 50;
-    assert.ok(remaining > 0 && remaining < 150_000, `a part was swept before the kill (${remaining} left)`);
+    assert.ok(remaining > 0 && remaining < 60_000, `a part was swept before the kill (${remaining} left)`);
     const db = new DatabaseSync(database);
     assert.is(db.prepare('PRAGMA integrity_check').get()!.integrity_check, 'ok');
     db.close();
