@@ -84,6 +84,44 @@ test('oversized request headers are refused by node:http before any store call',
   assert.is(await app.store.count(), before);
 });
 
+test('slow clients do not hold the store: others are served meanwhile', async () => {
+  // A server whose handler reads the whole body before answering, like a form handler.
+  const server = createServer(createHandler(app.store, async (req, res, session) => {
+    let body = '';
+    for await (const chunk of req) body += chunk;
+    session.set('body', body.length);
+    res.end('ok');
+  }, { onError: () => {} }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  const cookie = (await (await fetch(`http://127.0.0.1:${port}/`, { method: 'POST', body: 'x' })).headers.get('set-cookie'))!.split(';')[0];
+  // 20 slow clients: headers with a session cookie, then a body trickling in.
+  const { connect } = await import('node:net');
+  const slow = Array.from({ length: 20 }, () => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => {});
+    socket.write(`POST / HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\nContent-Length: 10\r\n\r\na`);
+    return socket;
+  });
+  try {
+    const fast = new Pool(`http://127.0.0.1:${port}`, { connections: 4 });
+    const started = performance.now();
+    for (let i = 0; i < 100; i++) {
+      const response = await fast.request({ path: '/', method: 'POST', body: 'y', headers: { cookie } });
+      assert.is(response.statusCode, 200);
+      await response.body.dump();
+    }
+    const took = performance.now() - started;
+    await fast.close();
+    assert.ok(took < 5000, `100 requests of another client took ${took.toFixed(0)} ms while 20 clients trickled`);
+    assert.is((await app.store.get(cookie.split('=')[1]))?.body, 1, 'the fast client\'s writes went through');
+  } finally {
+    for (const socket of slow) socket.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 /** True when a value is what API.md calls plain JSON. */
 function isPlainJson(value: unknown, seen = new Set<unknown>()): boolean {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
