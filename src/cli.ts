@@ -131,7 +131,7 @@ async function run(command: Command, settings: Record<string, unknown>, io: Outp
   }
   // sweep: the same batched delete the cleaner runs.
   try {
-    io.out(`deleted: ${await sweepDead(db, table, expiryPolicy(config))}`);
+    io.out(`deleted: ${sweepDead(db, table, expiryPolicy(config))}`);
   } finally {
     db.close();
   }

@@ -1,7 +1,7 @@
 // createHandler against real node:http servers on 127.0.0.1, driven by undici.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -301,7 +301,7 @@ test('streaming: the cookie goes out with the headers, the commit before the fin
 
 test('a handler that throws or rejects: 500, the session not committed, onError told', async () => {
   const errors: Error[] = [];
-  const url = await serve(async (req, res, session) => {
+  const url = await serve(async (req, _res, session) => {
     session.set('half', 'done');
     if (req.url === '/sync') throw new Error('sync boom');
     await sleep(10);
@@ -401,4 +401,3 @@ test('the default onError logs one line per kind of error to stderr', async () =
 
 test.run();
 
-export type { IncomingMessage, ServerResponse };

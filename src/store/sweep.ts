@@ -43,29 +43,20 @@ export function sweepBatch(db: DatabaseSync, table: string, live: LiveThresholds
   }
 }
 
-export interface SweepOptions {
-  /** Rows per transaction. Small batches keep each hold of the write lock short. */
-  batchSize?: number;
-  /** Checked between batches: true stops the sweep there (the batches done stay done). */
-  shouldStop?(): boolean;
-  /** Awaited between batches, so the store owner's writes get the lock. */
-  pause?(): Promise<void>;
-}
-
-/** Sweeps every session dead at the sweep's start, batch by batch. */
-export async function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy, options: SweepOptions = {}): Promise<number> {
-  const batchSize = options.batchSize ?? 500;
+/**
+ * Sweeps every session dead at the sweep's start, batch by batch, on the
+ * caller's thread (the CLI's `sweep`; the cleaner drives sweepBatch itself,
+ * with its pauses and the write gate).
+ */
+export function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy, batchSize = 500): number {
   // One `now` for the whole sweep: what dies during it waits for the next one.
   const live = liveThresholds(policy, Date.now());
   let deleted = 0;
   for (;;) {
-    if (options.shouldStop?.()) break;
     const n = sweepBatch(db, table, live, batchSize);
     deleted += n;
-    if (n < batchSize) break;
-    if (options.pause) await options.pause();
+    if (n < batchSize) return deleted;
   }
-  return deleted;
 }
 
 /** Live and dead counts for the CLI's `stats`. */
