@@ -57,18 +57,22 @@ export function requireTable(db: DatabaseSync, table: string, database: string):
   if (shape === 'other') throw otherShape(table);
 }
 
-export function clearTable(db: DatabaseSync, table: string): boolean {
+/**
+ * Runs `sql` on the session table when it exists; a missing table is nothing
+ * to do (false), a table of another shape is refused and left untouched.
+ */
+function onSessionTable(db: DatabaseSync, table: string, sql: (name: string) => string): boolean {
   const shape = tableShape(db, table);
   if (shape === 'missing') return false;
   if (shape === 'other') throw otherShape(table);
-  db.exec(`DELETE FROM ${quoted(table)}`);
+  db.exec(sql(quoted(table)));
   return true;
 }
 
+export function clearTable(db: DatabaseSync, table: string): boolean {
+  return onSessionTable(db, table, (name) => `DELETE FROM ${name}`);
+}
+
 export function dropTable(db: DatabaseSync, table: string): boolean {
-  const shape = tableShape(db, table);
-  if (shape === 'missing') return false;
-  if (shape === 'other') throw otherShape(table);
-  db.exec(`DROP TABLE ${quoted(table)}`);
-  return true;
+  return onSessionTable(db, table, (name) => `DROP TABLE ${name}`);
 }
