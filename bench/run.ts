@@ -3,7 +3,11 @@
 //   --smoke            a few seconds in all: checks that everything starts and reports
 //   --only=a,b         some of: mailbox, store, sweep, http, memory
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
-import { writeFileSync } from 'node:fs';
+//   --report=FILE      measure nothing: render the results a full run saved in FILE
+// A full run saves its raw results next to the system's temporary files
+// (printed at the end), so the report can be rendered again without measuring.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
 import { ROOT, scratch } from './lib.ts';
@@ -26,40 +30,54 @@ const seconds = Number(args.get('seconds') ?? (smoke ? 0.5 : 10));
 const rounds = Number(args.get('rounds') ?? (smoke ? 1 : 3));
 const connections = 64;
 const sessions = smoke ? 100 : 1000;
-const results: Results = { date: new Date().toISOString().slice(0, 10), seconds, rounds, connections, sessions };
-const temp = scratch();
-try {
-  if (wants('mailbox')) {
-    log('# mailbox');
-    results.mailbox = await mailboxBenchmark({ calls: smoke ? 2000 : 20000, concurrency: 64 });
+const saved = args.get('report');
+
+async function measure(): Promise<Results> {
+  const results: Results = { date: new Date().toISOString().slice(0, 10), seconds, rounds, connections, sessions };
+  const temp = scratch();
+  try {
+    if (wants('mailbox')) {
+      log('# mailbox');
+      results.mailbox = await mailboxBenchmark({ calls: smoke ? 2000 : 20000, concurrency: 64 });
+    }
+    if (wants('store')) {
+      log('# store');
+      results.store = await storeBenchmark({ dir: temp.dir, seconds: smoke ? 0.2 : 2 });
+    }
+    if (wants('sweep')) {
+      log('# sweep');
+      results.sweep = await sweepBenchmark({ dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 });
+    }
+    if (wants('http')) {
+      log('# http');
+      results.http = await httpBenchmark({
+        rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
+        only: smoke ? ['bare', 'ours'] : args.get('servers')?.split(','),
+      });
+    }
+    if (wants('memory')) {
+      log('# memory');
+      results.memory = await memoryBenchmark({ dir: temp.dir, sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000], seconds: smoke ? 0.5 : 5 });
+    }
+  } finally {
+    temp.remove();
   }
-  if (wants('store')) {
-    log('# store');
-    results.store = await storeBenchmark({ dir: temp.dir, seconds: smoke ? 0.2 : 2 });
-  }
-  if (wants('sweep')) {
-    log('# sweep');
-    results.sweep = await sweepBenchmark({ dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 });
-  }
-  if (wants('http')) {
-    log('# http');
-    results.http = await httpBenchmark({
-      rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
-      only: smoke ? ['bare', 'ours'] : args.get('servers')?.split(','),
-    });
-  }
-  if (wants('memory')) {
-    log('# memory');
-    results.memory = await memoryBenchmark({ dir: temp.dir, sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000], seconds: smoke ? 0.5 : 5 });
-  }
-} finally {
-  temp.remove();
+  return results;
 }
 
-const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+const full = !smoke && !only && !args.has('servers');
+const results = saved ? JSON.parse(readFileSync(saved, 'utf8')) as Results : await measure();
+if (full && !saved) {
+  const file = join(tmpdir(), 'supervised-sessions-bench.json');
+  writeFileSync(file, JSON.stringify(results));
+  log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
+}
+
+// A re-rendered report still names the command that measured it.
+const command = saved ? 'npm run bench' : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 const report = markdown(results, command);
 process.stdout.write(`${report}\n`);
-if (!smoke && !only && !args.has('servers')) {
+if (full) {
   writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), `${report}\n`);
   if (results.http) writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), svgChart(results.http));
   log('wrote docs/benchmarks.md and docs/benchmarks.svg');
