@@ -180,13 +180,16 @@ test('two processes share one file, both writing and sweeping: no request fails'
       runScript(script, [database, 'a'], { timeoutMs: 60000 }),
       runScript(script, [database, 'b'], { timeoutMs: 60000 }),
     ]);
+    let deleted = 0;
     for (const result of [a, b]) {
       assert.is(result.code, 0, result.stderr);
-      const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; sweeps: number; errors: string[] };
+      const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; sweeps: number; deleted: number; errors: string[] };
       assert.is(summary.failed, 0, summary.errors.join('; '));
       assert.ok(summary.ok >= 500, `${summary.ok} requests`);
       assert.ok(summary.sweeps >= 3, `${summary.sweeps} sweeps`);
+      deleted += summary.deleted;
     }
+    assert.ok(deleted > 0, 'the sweeps deleted sessions that died while both processes wrote');
   } finally {
     temp.remove();
   }
