@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
 import { BENCH_DIR, median, runLoader, ROOT, startServer, type RunningServer } from './lib.ts';
+import { sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
 export interface ServerSpec {
   name: string;
@@ -39,6 +40,8 @@ export interface HttpRow {
   ratio: number;
   errors: number;
   non2xx: number;
+  /** The server's CPU per request by thread group (medians over rounds; Linux only). */
+  threads?: ThreadSplit;
   rounds: LoadResult[];
 }
 
@@ -72,6 +75,11 @@ export function serverSpecs(): ServerSpec[] {
   return specs;
 }
 
+function medianSplit(splits: ThreadSplit[]): ThreadSplit {
+  const of = (key: keyof ThreadSplit) => median(splits.map((split) => split[key]));
+  return { main: of('main'), workers: of('workers'), v8: of('v8'), other: of('other'), system: of('system') };
+}
+
 export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
   const specs = serverSpecs().filter((spec) => !options.only || options.only.includes(spec.name));
   const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[] }> = [];
@@ -88,15 +96,19 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     }
     const results = new Map<string, LoadResult[]>();
     const ratios = new Map<string, number[]>();
+    const splits = new Map<string, ThreadSplit[]>();
     for (let round = 1; round <= options.rounds; round++) {
       for (const workload of ['R', 'W'] as const) {
         let bare: number | null = null;
         for (const { spec, server, cookies } of running) {
+          const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>({
             url: server.url, path: workload === 'R' ? '/r' : '/w', cookies,
             connections: options.connections, seconds: options.seconds,
           }, options.dir);
           const key = `${spec.name}:${workload}`;
+          const split = splitPerRequest(before, sampleThreads(server.process.pid), result.requests);
+          if (split) splits.set(key, [...(splits.get(key) ?? []), split]);
           results.set(key, [...(results.get(key) ?? []), result]);
           if (spec.name === 'bare') bare = result.rps;
           if (bare) ratios.set(key, [...(ratios.get(key) ?? []), result.rps / bare]);
@@ -108,6 +120,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     for (const workload of ['R', 'W'] as const) {
       for (const { spec } of running) {
         const rounds = results.get(`${spec.name}:${workload}`)!;
+        const split = splits.get(`${spec.name}:${workload}`);
         rows.push({
           server: spec.name, label: spec.label, note: spec.note, workload,
           rps: median(rounds.map((r) => r.rps)),
@@ -117,6 +130,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           ratio: median(ratios.get(`${spec.name}:${workload}`) ?? [NaN]),
           errors: rounds.reduce((sum, r) => sum + r.errors, 0),
           non2xx: rounds.reduce((sum, r) => sum + r.non2xx, 0),
+          threads: split?.length === rounds.length ? medianSplit(split) : undefined,
           rounds,
         });
       }

@@ -21,6 +21,7 @@ export interface Results {
 }
 
 const x = (value: number) => `${fmt(value, 2)}×`;
+const signed = (value: number) => `${value < 0 ? '−' : '+'}${fmt(Math.abs(value), 1)}`;
 
 export function markdown(results: Results, command: string): string {
   const lines: string[] = [];
@@ -60,6 +61,21 @@ export function markdown(results: Results, command: string): string {
       if (2 * r > 1 || 2 * w > 1) {
         lines.push('', `@fastify/session reached ${x(r)} (R) and ${x(w)} (W) of bare \`node:http\` in this run: twice that is ${x(2 * r)} / ${x(2 * w)} bare, faster than a server that does no session work at all, so that target cannot be met on this machine as measured.`);
       }
+    }
+    const split = results.http.filter((row) => row.threads);
+    if (split.length) {
+      lines.push('', "### Where the server's CPU goes", '', "CPU µs per request of each server process's threads (Linux `/proc/<pid>/task`, medians over rounds): the main thread; `worker_threads` (here: the store owner and the cleaner); V8's platform threads (concurrent garbage collection, compilation); the rest (libuv's pool...). *kernel* is the part of the total spent in system calls (socket and file writes, thread wake-ups).", '');
+      lines.push('| server | workload | main thread | worker threads | V8 threads | other | kernel |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+      for (const row of split) {
+        const t = row.threads!;
+        lines.push(`| ${row.label} | ${row.workload} | ${fmt(t.main, 1)} | ${fmt(t.workers, 1)} | ${fmt(t.v8, 1)} | ${fmt(t.other, 1)} | ${fmt(t.system, 1)} |`);
+      }
+      const extra = (w: 'R' | 'W') => {
+        const a = ours(w)?.threads; const b = find('bare', w)?.threads;
+        return a && b ? `${w}: ${signed(a.main - b.main)} µs on the main thread, ${fmt(a.workers, 1)} µs in the store owner and cleaner, ${signed(a.v8 - b.v8)} µs in V8's threads` : null;
+      };
+      const parts = [extra('R'), extra('W')].filter(Boolean);
+      if (parts.length) lines.push('', `What supervised-sessions adds to bare \`node:http\` per request — ${parts.join('; ')}.`);
     }
     lines.push('', 'Chart: [benchmarks.svg](benchmarks.svg)', '');
   }
