@@ -9,6 +9,8 @@ import { fmt } from './lib.ts';
 
 export interface Results {
   date: string;
+  /** Cores, CPU model and Node version of the run (a re-rendered report keeps them). */
+  machine?: string;
   seconds: number;
   rounds: number;
   connections: number;
@@ -23,11 +25,16 @@ export interface Results {
 const x = (value: number) => `${fmt(value, 2)}×`;
 const signed = (value: number) => `${value < 0 ? '−' : '+'}${fmt(Math.abs(value), 1)}`;
 
+/** Cores, CPU model and Node version of this machine, as the report names them. */
+export function machineDescription(): string {
+  const cpu = cpus();
+  return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}`;
+}
+
 export function markdown(results: Results, command: string): string {
   const lines: string[] = [];
-  const cpu = cpus();
   lines.push('# Benchmarks', '');
-  lines.push(`Measured ${results.date} on ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, with \`${command}\`.`);
+  lines.push(`Measured ${results.date} on ${results.machine ?? machineDescription()}, with \`${command}\`.`);
   lines.push('Every figure below comes from one run; ratios compare figures measured in that same run. The machine is shared and has 2 cores, which the loader shares with the servers: read ratios and CPU time per request, not absolute req/s.', '');
   if (results.http) {
     lines.push('## HTTP: sessions in front of a trivial handler', '');

@@ -13,7 +13,7 @@ import { httpBenchmark } from './http.ts';
 import { ROOT, scratch } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
 import { memoryBenchmark } from './memory.ts';
-import { markdown, svgChart, type Results } from './report.ts';
+import { machineDescription, markdown, svgChart, type Results } from './report.ts';
 import { storeBenchmark } from './store.ts';
 import { sweepBenchmark } from './sweep.ts';
 
@@ -33,7 +33,7 @@ const sessions = smoke ? 100 : 1000;
 const saved = args.get('report');
 
 async function measure(): Promise<Results> {
-  const results: Results = { date: new Date().toISOString().slice(0, 10), seconds, rounds, connections, sessions };
+  const results: Results = { date: new Date().toISOString().slice(0, 10), machine: machineDescription(), seconds, rounds, connections, sessions };
   const temp = scratch();
   try {
     if (wants('mailbox')) {
