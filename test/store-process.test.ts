@@ -80,28 +80,25 @@ test('crash transparency: 5 owner kills under 20 read-modify-write loops: no rej
   }
 });
 
-test('an idle app does not keep the process alive (no stop() called)', async () => {
+/** Runs the idle-app fixture in `mode` and checks that its process exited by itself; returns its stdout. */
+async function runIdleApp(mode: 'idle' | 'pending'): Promise<string> {
   const temp = tempDir();
   try {
-    const result = await runScript(fixture('idle-app.ts'), [join(temp.dir, 's.db'), 'idle'], { timeoutMs: 15000 });
+    const result = await runScript(fixture('idle-app.ts'), [join(temp.dir, 's.db'), mode], { timeoutMs: 15000 });
     assert.is(result.timedOut, false, 'the process hung');
     assert.is(result.code, 0, result.stderr);
-    assert.match(result.stdout, /idle: end of script/);
+    return result.stdout;
   } finally {
     temp.remove();
   }
+}
+
+test('an idle app does not keep the process alive (no stop() called)', async () => {
+  assert.match(await runIdleApp('idle'), /idle: end of script/);
 });
 
 test('a pending store call keeps the process alive until it settles', async () => {
-  const temp = tempDir();
-  try {
-    const result = await runScript(fixture('idle-app.ts'), [join(temp.dir, 's.db'), 'pending'], { timeoutMs: 15000 });
-    assert.is(result.timedOut, false, 'the process hung');
-    assert.is(result.code, 0, result.stderr);
-    assert.match(result.stdout, /pending: end of script\npending call settled: 43/);
-  } finally {
-    temp.remove();
-  }
+  assert.match(await runIdleApp('pending'), /pending: end of script\npending call settled: 43/);
 });
 
 test.run();
