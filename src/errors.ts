@@ -68,6 +68,31 @@ export class AppStoppedError extends SessionError {
 }
 
 /**
+ * A session changed after the handler ended its response (`res.end()`): there
+ * is no commit point left, so the change could never be stored.
+ */
+export class SessionCommittedError extends SessionError {
+  override code = 'ERR_SESSION_COMMITTED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SessionCommittedError';
+  }
+}
+
+/**
+ * A change that needs a new cookie (`renew()`, or the first data of a new
+ * session) made once the response headers are out or the commit has begun:
+ * the new id could not reach the client.
+ */
+export class SessionHeadersSentError extends SessionError {
+  override code = 'ERR_SESSION_HEADERS_SENT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SessionHeadersSentError';
+  }
+}
+
+/**
  * Errors cross a MessagePort as plain data: structured clone keeps neither the
  * class, nor `name`, nor `code` of an Error, so we send `{ code, message }`
  * and rebuild the class on arrival.

@@ -1,5 +1,25 @@
 import { assertJsonValue, type JsonValue, type SessionData } from '../store/json-value.ts';
 
+/** What a change is, for the commit to decide whether it may still be made. */
+export type ChangeKind = 'data' | 'renew' | 'drop';
+
+/** @internal The request's commit, told before every change; it throws when the change can no longer be stored. */
+export interface SessionHost {
+  change(kind: ChangeKind, session: Session): void;
+}
+
+/** @internal Changes not yet handed to the store, taken in one piece by the commit. */
+export interface PendingWork {
+  drop: boolean;
+  renew: boolean;
+  /** `clear()` was called: the whole data is stored (`put`), not a patch. */
+  cleared: boolean;
+  set: SessionData;
+  unset: string[];
+  /** The whole data as of this moment (for a new session's `put`, or after `clear()`). */
+  data: SessionData;
+}
+
 /**
  * The handler's view of its session. It records which keys changed, so that
  * the commit of an existing session is a patch of just those keys: two
@@ -13,15 +33,19 @@ export class Session {
   readonly #isNew: boolean;
   // A Map, not an object: keys such as "__proto__" stay plain data.
   #data: Map<string, JsonValue>;
+  // Pending since the last take(): changes made while a commit is in flight
+  // collect here and are stored by the commit's next round.
   #changed = new Set<string>();
   #cleared = false;
   #renew = false;
   #drop = false;
-  #onChange: (() => void) | null;
+  /** drop() was taken by the commit: every later change is ignored (the session is gone). */
+  #dropped = false;
+  #host: SessionHost | null;
 
-  /** @internal created by createHandler; `onChange` is told of the first change. */
-  constructor(id: string | null, data: SessionData | null, onChange: (() => void) | null = null) {
-    this.#onChange = onChange;
+  /** @internal created by createHandler; `host` is told of every change before it is made. */
+  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null) {
+    this.#host = host;
     this.#id = id;
     this.#isNew = id === null;
     this.#data = new Map(data ? Object.entries(data) : []);
@@ -48,7 +72,7 @@ export class Session {
   set(key: string, value: JsonValue): this {
     if (typeof key !== 'string') throw new TypeError(`session.set(key, value): key must be a string, got ${typeof key}`);
     assertJsonValue(value, key);
-    this.#changing();
+    this.#host?.change('data', this);
     this.#data.set(key, value);
     this.#changed.add(key);
     return this;
@@ -56,7 +80,7 @@ export class Session {
 
   delete(key: string): boolean {
     if (!this.#data.has(key)) return false;
-    this.#changing();
+    this.#host?.change('data', this);
     this.#data.delete(key);
     this.#changed.add(key);
     return true;
@@ -64,7 +88,7 @@ export class Session {
 
   /** Removes every key; the commit stores `{}` (plus what is set afterwards). */
   clear(): void {
-    this.#changing();
+    this.#host?.change('data', this);
     this.#data.clear();
     this.#changed.clear();
     this.#cleared = true;
@@ -72,13 +96,13 @@ export class Session {
 
   /** A new id at commit, data kept, old id deleted: the defence against session fixation. */
   renew(): void {
-    this.#changing();
+    this.#host?.change('renew', this);
     this.#renew = true;
   }
 
   /** Deleted from the store at commit, and the cookie expired. */
   drop(): void {
-    this.#changing();
+    this.#host?.change('drop', this);
     this.#drop = true;
   }
 
@@ -86,42 +110,37 @@ export class Session {
     return Object.fromEntries(this.#data) as SessionData;
   }
 
-  #changing(): void {
-    const onChange = this.#onChange;
-    if (onChange) {
-      this.#onChange = null;
-      onChange();
-    }
+  /** @internal True when the store has not yet been given every change. */
+  get pending(): boolean {
+    if (this.#dropped) return false;
+    return this.#drop || this.#renew || this.#cleared || this.#changed.size > 0;
   }
 
-  /** @internal */
-  get state() {
-    return {
-      dropped: this.#drop,
-      renew: this.#renew,
-      cleared: this.#cleared,
-      modified: this.#changed.size > 0 || this.#cleared,
-      // A new session is only worth storing when it holds something.
-      empty: this.#data.size === 0,
-    };
+  /** @internal True when a change was ever asked for (dropped sessions included). */
+  get dropped(): boolean {
+    return this.#drop || this.#dropped;
   }
 
-  /** @internal The changed keys as a patch: set what exists, unset what was deleted. */
-  patch(): { set: SessionData; unset: string[] } {
+  /** @internal Hands the pending changes to the commit and starts a new pending set. */
+  take(): PendingWork | null {
+    if (!this.pending) return null;
     const set: SessionData = {};
     const unset: string[] = [];
     for (const key of this.#changed) {
+      // defineProperty: a key named "__proto__" stays data.
       if (this.#data.has(key)) Object.defineProperty(set, key, { value: this.#data.get(key), enumerable: true, writable: true, configurable: true });
       else unset.push(key);
     }
-    return { set, unset };
-  }
-
-  /** @internal After a commit: the id it was stored under, and nothing pending. */
-  committed(id: string | null): void {
-    this.#id = id;
-    this.#changed.clear();
+    const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data: this.toJSON() };
+    this.#changed = new Set();
     this.#cleared = false;
     this.#renew = false;
+    if (this.#drop) this.#dropped = true;
+    return work;
+  }
+
+  /** @internal The id the session is now stored under (null once dropped or gone). */
+  committed(id: string | null): void {
+    this.#id = id;
   }
 }

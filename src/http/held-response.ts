@@ -1,0 +1,332 @@
+import { OutgoingMessage, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { isUint8Array } from 'node:util/types';
+
+/** The commit's side of a held response. */
+export interface HoldPolicy {
+  /** True while a response call must wait for the store (changes pending, or a store call in flight). */
+  mustHold(): boolean;
+  /** A call was held: start the commit, or let the running one know there is more. */
+  held(): void;
+  /** Called once, right before the first call that really sends the headers: the last moment to set the cookie. */
+  beforeHeaders(): void;
+  /** Node refused, when replayed, a call it had accepted when it was made: the response is cut short. */
+  replayFailed(error: Error): void;
+}
+
+type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders';
+type HeaderMethod = 'setHeader' | 'appendHeader' | 'removeHeader';
+type Fn = (...args: unknown[]) => unknown;
+
+// The prototype's getters tell what really went out, whatever our own
+// per-response overrides of the same names say.
+const headersSentOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent')!.get!;
+const endedOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded')!.get!;
+
+/** Node's own error shapes, so a handler sees exactly what it would see without sessions. */
+function nodeError<T extends Error>(error: T, code: string): T {
+  Object.defineProperty(error, 'code', { value: code, enumerable: false, writable: true, configurable: true });
+  return error;
+}
+const headersSentError = (action: string) => nodeError(new Error(`Cannot ${action} headers after they are sent to the client`), 'ERR_HTTP_HEADERS_SENT');
+const writeAfterEnd = () => nodeError(new Error('write after end'), 'ERR_STREAM_WRITE_AFTER_END');
+
+function checkChunk(chunk: unknown, encoding: unknown): number {
+  if (chunk === null) throw nodeError(new TypeError('May not write null values to stream'), 'ERR_STREAM_NULL_VALUES');
+  if (typeof chunk === 'string') {
+    if (typeof encoding === 'string' && !Buffer.isEncoding(encoding)) throw nodeError(new TypeError(`Unknown encoding: ${encoding}`), 'ERR_UNKNOWN_ENCODING');
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8');
+  }
+  if (isUint8Array(chunk)) return chunk.byteLength;
+  throw nodeError(new TypeError(`The "chunk" argument must be of type string or an instance of Buffer or Uint8Array. Received ${describe(chunk)}`), 'ERR_INVALID_ARG_TYPE');
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return `function ${value.name || '(anonymous)'}`;
+  if (typeof value === 'object' && value !== null) return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  return `type ${typeof value} (${String(value).slice(0, 25)})`;
+}
+
+// What Node's writeHead refuses in a status message (checkInvalidHeaderChar).
+const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * Validates a `writeHead` call as Node would, before anything is applied:
+ * status, reason, and every header name and value. Returns the headers as
+ * `[name, value]` pairs and whether they replace (object) or may repeat (array).
+ */
+function checkWriteHead(args: unknown[]): { status: number; reason: string | undefined; headers: Array<[string, unknown]>; array: boolean } {
+  const [statusCode, reasonOrHeaders, maybeHeaders] = args;
+  const status = (statusCode as number) | 0;
+  if (status < 100 || status > 999) throw nodeError(new RangeError(`Invalid status code: ${String(statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
+  let reason: string | undefined;
+  let given = maybeHeaders;
+  if (typeof reasonOrHeaders === 'string') {
+    reason = reasonOrHeaders;
+    if (INVALID_HEADER_CHAR.test(reason)) throw nodeError(new TypeError('Invalid character in statusMessage'), 'ERR_INVALID_CHAR');
+  } else {
+    given ??= reasonOrHeaders;
+  }
+  const headers: Array<[string, unknown]> = [];
+  if (Array.isArray(given)) {
+    if (given.length % 2 !== 0) throw nodeError(new TypeError(`The argument 'headers' is invalid. Received an array of length ${given.length}`), 'ERR_INVALID_ARG_VALUE');
+    for (let i = 0; i < given.length; i += 2) if (given[i]) headers.push([String(given[i]), given[i + 1]]);
+  } else if (given !== null && typeof given === 'object') {
+    for (const name of Object.keys(given)) if (name) headers.push([name, (given as OutgoingHttpHeaders)[name]]);
+  }
+  for (const [name, value] of headers) {
+    validateHeaderName(name);
+    validateHeaderValue(name, value as string);
+  }
+  return { status, reason, headers, array: Array.isArray(given) };
+}
+
+/** What Node checks when a write or end sends the headers implicitly. */
+function checkImplicitHead(res: ServerResponse): void {
+  const status = res.statusCode | 0;
+  if (status < 100 || status > 999) throw nodeError(new RangeError(`Invalid status code: ${String(res.statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
+  if (typeof res.statusMessage === 'string' && INVALID_HEADER_CHAR.test(res.statusMessage)) throw nodeError(new TypeError('Invalid character in statusMessage'), 'ERR_INVALID_CHAR');
+}
+
+/**
+ * A response whose calls may be held while the session is being stored.
+ *
+ * A held call is checked when it is made, exactly as Node would check it, so
+ * a handler's mistake (a bad status, an invalid header, a second writeHead, a
+ * wrong chunk type) throws synchronously in the handler, where it happened;
+ * nothing held can throw later, in a promise nobody awaits. `writeHead` is
+ * applied at once to the response's own state (status, headers through
+ * setHeader/appendHeader, never by changing the caller's object) and only the
+ * sending is held; held writes keep Node's backpressure contract.
+ */
+export class HeldResponse {
+  readonly res: ServerResponse;
+  readonly #policy: HoldPolicy;
+  readonly #originals = {} as Record<Method | HeaderMethod, Fn>;
+  #queue: Array<[Method, unknown[]]> = [];
+  /** The handler's view: writeHead/write/end/flushHeaders were called. */
+  #headersOut = false;
+  #ended = false;
+  #cookieSet = false;
+  #closed = false;
+  #heldBytes = 0;
+  #owesDrain = false;
+  /** Our own calls into Node are running (Node's writeHead calls setHeader itself). */
+  #sending = false;
+
+  constructor(res: ServerResponse, policy: HoldPolicy) {
+    this.res = res;
+    this.#policy = policy;
+    const target = res as unknown as Record<string, Fn>;
+    for (const method of ['writeHead', 'write', 'end', 'flushHeaders', 'setHeader', 'appendHeader', 'removeHeader'] as const) {
+      this.#originals[method] = target[method];
+    }
+    this.#headersOut = this.headersSent;
+    this.#ended = this.ended;
+    target.writeHead = (...args) => this.#writeHead(args);
+    target.write = (...args) => this.#write(args);
+    target.end = (...args) => this.#end(args);
+    target.flushHeaders = () => this.#flushHeaders();
+    for (const method of ['setHeader', 'appendHeader', 'removeHeader'] as const) {
+      target[method] = (...args) => {
+        // Node refuses header changes once writeHead ran; a held writeHead counts.
+        if (this.#headersOut && !this.#sending && !this.headersSent) throw headersSentError(method === 'removeHeader' ? 'remove' : 'set');
+        return this.#originals[method].apply(res, args);
+      };
+    }
+    // What the handler (or a framework) reads back agrees with what it did.
+    const self = this;
+    Object.defineProperty(res, 'headersSent', { configurable: true, get() { return self.#headersOut || self.headersSent; } });
+    Object.defineProperty(res, 'writableEnded', { configurable: true, get() { return self.#ended || self.ended; } });
+  }
+
+  /** The headers really went out. */
+  get headersSent(): boolean {
+    return headersSentOf.call(this.res) as boolean;
+  }
+
+  /** `end()` really ran. */
+  get ended(): boolean {
+    return endedOf.call(this.res) as boolean;
+  }
+
+  /** The handler called writeHead, write, end or flushHeaders (held or not). */
+  get headersOut(): boolean {
+    return this.#headersOut;
+  }
+
+  /** The handler called end() (held or not). */
+  get handlerEnded(): boolean {
+    return this.#ended;
+  }
+
+  /** The library's own header access, which the handler's guard does not apply to. */
+  setHeader(name: string, value: string | string[]): void {
+    this.#originals.setHeader.call(this.res, name, value);
+  }
+
+  appendHeader(name: string, value: string): void {
+    this.#originals.appendHeader.call(this.res, name, value);
+  }
+
+  removeHeader(name: string): void {
+    this.#originals.removeHeader.call(this.res, name);
+  }
+
+  #writeHead(args: unknown[]): ServerResponse {
+    if (!this.#holding()) return this.#pass('writeHead', args) as ServerResponse;
+    if (this.#headersOut) throw headersSentError('write');
+    const { status, reason, headers, array } = checkWriteHead(args);
+    // As Node does when headers were already set: the given ones replace them,
+    // an array's repeated names are appended.
+    for (const [name] of headers) this.removeHeader(name);
+    for (const [name, value] of headers) {
+      if (array) this.appendHeader(name, value as string);
+      else this.setHeader(name, value as string | string[]);
+    }
+    this.res.statusCode = status;
+    if (reason !== undefined) this.res.statusMessage = reason;
+    this.#hold('writeHead', []);
+    return this.res;
+  }
+
+  #flushHeaders(): void {
+    if (!this.#holding()) {
+      this.#pass('flushHeaders', []);
+      return;
+    }
+    this.#hold('flushHeaders', []);
+  }
+
+  #write(args: unknown[]): boolean {
+    const [chunk, encoding, callback] = args;
+    const bytes = checkChunk(chunk, typeof encoding === 'function' ? undefined : encoding);
+    if (this.#ended) return this.#afterEnd(typeof encoding === 'function' ? encoding : callback);
+    if (!this.#holding()) return this.#pass('write', args) as boolean;
+    this.#hold('write', args);
+    this.#heldBytes += bytes;
+    if (this.#heldBytes < this.res.writableHighWaterMark) return true;
+    this.#owesDrain = true;
+    return false;
+  }
+
+  #end(args: unknown[]): ServerResponse {
+    let [chunk, encoding, callback] = args;
+    if (typeof chunk === 'function') { callback = chunk; chunk = undefined; encoding = undefined; }
+    else if (typeof encoding === 'function') { callback = encoding; encoding = undefined; }
+    if (chunk) checkChunk(chunk, encoding);
+    if (this.#ended) {
+      if (chunk) this.#afterEnd(callback);
+      else if (typeof callback === 'function') this.res.once('finish', callback as () => void);
+      return this.res;
+    }
+    if (!this.#holding()) return this.#pass('end', args) as ServerResponse;
+    this.#ended = true;
+    this.#hold('end', args);
+    return this.res;
+  }
+
+  /**
+   * A write after end(): Node reports it asynchronously (callback, then an
+   * 'error' event that kills a process nobody listens on). Here the callback
+   * hears of it, and the event is emitted only when someone listens.
+   */
+  #afterEnd(callback: unknown): false {
+    const error = writeAfterEnd();
+    process.nextTick(() => {
+      if (typeof callback === 'function') callback(error);
+      if (this.res.listenerCount('error') > 0) this.res.emit('error', error);
+    });
+    return false;
+  }
+
+  #holding(): boolean {
+    return !this.#closed && (this.#queue.length > 0 || this.#policy.mustHold());
+  }
+
+  #hold(method: Method, args: unknown[]): void {
+    if (!this.#headersOut && method !== 'writeHead') checkImplicitHead(this.res);
+    this.#headersOut = true;
+    this.#queue.push([method, args]);
+    this.#policy.held();
+  }
+
+  #pass(method: Method, args: unknown[]): unknown {
+    if (this.#closed) return method === 'write' ? false : this.res;
+    if (method === 'end') this.#ended = true;
+    this.#headersOut = true;
+    if (!this.#cookieSet && !this.headersSent) {
+      this.#cookieSet = true;
+      this.#policy.beforeHeaders();
+    }
+    this.#sending = true;
+    try {
+      return this.#originals[method].apply(this.res, args);
+    } finally {
+      this.#sending = false;
+    }
+  }
+
+  /** Sends what was held, in order; called when the store has acknowledged every change made so far. */
+  flush(): void {
+    const queue = this.#queue;
+    this.#queue = [];
+    this.#heldBytes = 0;
+    let wrote = true;
+    for (const [method, args] of queue) {
+      try {
+        const result = this.#pass(method, method === 'writeHead' ? [this.res.statusCode] : args);
+        if (method === 'write') wrote = result as boolean;
+      } catch (error) {
+        // Checked when held, so Node should not refuse it now; if it does,
+        // the response cannot be completed as the handler meant.
+        this.#closed = true;
+        this.#policy.replayFailed(error instanceof Error ? error : new Error(String(error)));
+        return;
+      }
+    }
+    if (this.#owesDrain && wrote) {
+      // A held write returned false: the handler waits for 'drain'. When the
+      // real writes did not fill the socket, Node will not emit it: we do.
+      this.#owesDrain = false;
+      process.nextTick(() => this.res.emit('drain'));
+    } else if (!wrote) {
+      this.#owesDrain = false;
+    }
+  }
+
+  /**
+   * The commit failed: a bare 500/503 while nothing went out, or the
+   * connection cut short once the headers did (never complete a response as
+   * if the write had been stored). Every later call of the handler is a no-op.
+   */
+  fail(status: number, error: Error): void {
+    this.#closed = true;
+    this.#queue = [];
+    if (this.ended) return;
+    if (this.headersSent) {
+      this.res.destroy(error);
+      return;
+    }
+    this.#sending = true;
+    try {
+      respond(this.res, status, this.#originals);
+    } finally {
+      this.#sending = false;
+    }
+  }
+}
+
+const STATUS_TEXT: Record<number, string> = { 500: 'Internal Server Error', 503: 'Service Unavailable' };
+
+/** A bare error response; every header the handler set is dropped (the cookie included). */
+export function respond(res: ServerResponse, status: number, originals?: Partial<Record<Method | HeaderMethod, Fn>>): void {
+  const removeHeader = originals?.removeHeader ?? res.removeHeader;
+  for (const name of res.getHeaderNames()) removeHeader.call(res, name);
+  const body = `${status} ${STATUS_TEXT[status]}\n`;
+  const writeHead = originals?.writeHead ?? res.writeHead;
+  const end = originals?.end ?? res.end;
+  res.statusMessage = STATUS_TEXT[status];
+  writeHead.call(res, status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  end.call(res, body);
+}
