@@ -32,7 +32,7 @@ export async function mailboxBenchmark(options: { calls: number; concurrency: nu
   const raw = await rawPingPong(options.calls);
   const client = new MailboxClient({
     timeoutMs: 30_000,
-    errors: { timeout: () => new Error('timeout'), poison: () => new Error('poison'), closed: () => new Error('closed'), decode: fromWire },
+    errors: { timeout: () => new Error('timeout'), full: () => new Error('full'), poison: () => new Error('poison'), closed: () => new Error('closed'), decode: fromWire },
   });
   const supervisor = new Supervisor({ intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000, children: [mailboxChild({ name: 'echo', filename: WORKER, workerData: { mode: 'mailbox' }, client })] });
   await supervisor.start();

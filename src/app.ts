@@ -57,7 +57,9 @@ export class SessionApp extends EventEmitter {
     this.config = Object.freeze({ ...config, restart: Object.freeze({ ...config.restart }) });
     const mailbox = new MailboxClient({
       timeoutMs: config.requestTimeout,
+      maxPending: config.maxPendingCalls,
       errors: {
+        full: (op, max) => new StoreUnavailableError(`"${op}" refused: ${max} store calls are already waiting (maxPendingCalls)`),
         timeout: (op, ms) => new StoreUnavailableError(`the store did not answer "${op}" within requestTimeout (${ms} ms)`),
         poison: (op) => new StoreUnavailableError(`"${op}" was in flight at two consecutive crashes of the store owner; it is failed instead of replayed`),
         closed: (reason) => reason === 'stopped'

@@ -19,6 +19,7 @@ export interface SessionAppConfig {
   maxSessionBytes?: number;
   touchAfter?: number;
   maxLifetime?: number;
+  maxPendingCalls?: number;
 }
 
 export interface ResolvedConfig {
@@ -36,6 +37,7 @@ export interface ResolvedConfig {
   maxSessionBytes: number;
   touchAfter: number;
   maxLifetime: number | null;
+  maxPendingCalls: number;
 }
 
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -122,6 +124,7 @@ function tableName(key: string, value: unknown): string {
 const APP_KEYS = [
   'database', 'table', 'maxAge', 'timestamp', 'cleanerInterval', 'sweepSignal', 'autoSetup', 'restart',
   'shutdownTimeout', 'requestTimeout', 'durability', 'maxSessionBytes', 'touchAfter', 'maxLifetime',
+  'maxPendingCalls',
 ] as const;
 
 /** Keys whose value is `undefined` count as absent (the default applies). */
@@ -178,6 +181,17 @@ export function resolveConfig(input: unknown): ResolvedConfig {
 
   if (raw.autoSetup !== undefined && typeof raw.autoSetup !== 'boolean') fail('autoSetup', raw.autoSetup, 'true or false');
 
+  let maxPendingCalls = 10000;
+  if (raw.maxPendingCalls !== undefined) {
+    const value = raw.maxPendingCalls;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail('maxPendingCalls', value, 'a positive integer');
+    maxPendingCalls = value;
+  }
+
+  const touchAfter = raw.touchAfter === undefined ? Math.min(60, maxAge / 20) : seconds('touchAfter', raw.touchAfter, { zero: true });
+  // A touch throttled for as long as a session lives would never slide it.
+  if (touchAfter >= maxAge) fail('touchAfter', touchAfter, `a number of seconds below maxAge (${maxAge})`);
+
   return {
     database: raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database),
     table: raw.table === undefined ? 'session' : tableName('table', raw.table),
@@ -191,8 +205,9 @@ export function resolveConfig(input: unknown): ResolvedConfig {
     requestTimeout: raw.requestTimeout === undefined ? 5000 : milliseconds('requestTimeout', raw.requestTimeout),
     durability: raw.durability === undefined ? 'normal' : oneOf('durability', raw.durability, ['normal', 'full'] as const),
     maxSessionBytes,
-    touchAfter: raw.touchAfter === undefined ? Math.min(60, maxAge / 20) : seconds('touchAfter', raw.touchAfter, { zero: true }),
+    touchAfter,
     maxLifetime: raw.maxLifetime === undefined ? null : seconds('maxLifetime', raw.maxLifetime),
+    maxPendingCalls,
   };
 }
 

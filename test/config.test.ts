@@ -54,6 +54,25 @@ test('bad values are refused with a ConfigError naming the key, the value and wh
   await refused({ maxSessionBytes: 10.5 }, 'maxSessionBytes');
   await refused({ touchAfter: -1 }, 'touchAfter');
   await refused({ maxLifetime: 0 }, 'maxLifetime');
+  await refused({ maxPendingCalls: 0 }, 'maxPendingCalls');
+  await refused({ maxPendingCalls: 2.5 }, 'maxPendingCalls');
+  await refused({ maxPendingCalls: '100' }, 'maxPendingCalls');
+});
+
+test('cross-key rules: touchAfter must be below maxAge (or sliding expiry would never slide)', async () => {
+  await refused({ maxAge: 60, touchAfter: 60 }, 'touchAfter', /below maxAge \(60\)/);
+  await refused({ maxAge: 60, touchAfter: 600 }, 'touchAfter');
+  await refused({ touchAfter: 86400 }, 'touchAfter');
+});
+
+test('a database path that cannot be opened is a ConfigError naming database, for the helpers too', async () => {
+  const missing = join(temp.dir, 'no-such-folder', 'x.db');
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    const error = await helper({ database: helper === setupStore ? missing : temp.dir }).catch((e: unknown) => e);
+    assert.instance(error, ConfigError, `${helper.name}: ${String(error)}`);
+    assert.is((error as ConfigError).key, 'database');
+    assert.match((error as Error).message, /cannot open/);
+  }
 });
 
 test('unknown keys are refused at any depth, with a suggestion for a typo', async () => {
@@ -97,6 +116,7 @@ test('defaults: as API.md states them', async () => {
           database: 'sessions.db', table: 'session', maxAge: 86400, timestamp: 'relative', cleanerInterval: 60,
           sweepSignal: false, autoSetup: true, restart: { intensity: 3, period: 5 }, shutdownTimeout: 5000,
           requestTimeout: 5000, durability: 'normal', maxSessionBytes: 65536, touchAfter: 60, maxLifetime: null,
+          maxPendingCalls: 10000,
         },
       );
       assert.ok(existsSync(join(dir.dir, 'sessions.db')), 'sessions.db in the working directory');

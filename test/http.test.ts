@@ -374,6 +374,8 @@ test('createHandler validates its options', () => {
     [{ cookie: { sameSite: 'sideways' } } as unknown as HandlerOptions, /cookie\.sameSite/],
     [{ cookie: { sameSite: 'none' } }, /cookie\.sameSite.*secure/],
     [{ cookie: { maxAge: -1 } }, /cookie\.maxAge/],
+    // Max-Age=0 would expire the cookie at once.
+    [{ cookie: { maxAge: 0.5 } }, /cookie\.maxAge.*>= 1/],
     [{ cookie: { maxage: 5 } } as unknown as HandlerOptions, /cookie\.maxage/],
     [{ sceret: 'x' } as unknown as HandlerOptions, /"sceret"/],
   ];

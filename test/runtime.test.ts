@@ -14,11 +14,15 @@ class PoisonError extends Error {}
 class TimeoutError extends Error {}
 class ClosedError extends Error {}
 
-function client(timeoutMs = 5000) {
+class FullError extends Error {}
+
+function client(timeoutMs = 5000, maxPending?: number) {
   return new MailboxClient({
     timeoutMs,
+    maxPending,
     errors: {
       timeout: (op, ms) => new TimeoutError(`${op} timed out after ${ms} ms`),
+      full: (op, max) => new FullError(`${op}: ${max} waiting`),
       poison: (op) => new PoisonError(`${op} was in flight at two crashes`),
       closed: (reason) => new ClosedError(reason),
       decode: fromWire,
@@ -32,19 +36,44 @@ interface Rig {
   restarts: Array<{ child: string; reason: Error; restarts: number }>;
 }
 
-async function rig(options: { intensity?: number; periodMs?: number; shutdownTimeoutMs?: number; workerData?: Record<string, unknown>; timeoutMs?: number } = {}): Promise<Rig> {
-  const mailbox = client(options.timeoutMs);
+async function rig(options: { intensity?: number; periodMs?: number; shutdownTimeoutMs?: number; workerData?: Record<string, unknown>; timeoutMs?: number; maxPending?: number; maxOldGenerationSizeMb?: number } = {}): Promise<Rig> {
+  const mailbox = client(options.timeoutMs, options.maxPending);
   const supervisor = new Supervisor({
     intensity: options.intensity ?? 3,
     periodMs: options.periodMs ?? 5000,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 2000,
-    children: [mailboxChild({ name: 'actor', filename: fixture, workerData: options.workerData ?? {}, client: mailbox })],
+    children: [mailboxChild({
+      name: 'actor', filename: fixture, workerData: options.workerData ?? {}, client: mailbox,
+      resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
+    })],
   });
   const restarts: Rig['restarts'] = [];
   supervisor.on('restart', (event) => restarts.push(event));
   await supervisor.start();
   return { supervisor, mailbox, restarts };
 }
+
+test('the mailbox is bounded: past maxPending a call fails at once, also while the actor is down', async () => {
+  const { supervisor, mailbox } = await rig({ maxPending: 5 });
+  try {
+    const calls = Array.from({ length: 8 }, (_, i) => mailbox.call('echo', i).then((v) => ['ok', v], (e: unknown) => ['err', e]));
+    const results = await Promise.all(calls);
+    assert.equal(results.slice(0, 5).map((r) => r[1]), [0, 1, 2, 3, 4]);
+    for (const [kind, error] of results.slice(5)) {
+      assert.is(kind, 'err');
+      assert.instance(error, FullError);
+    }
+    // While the actor restarts, queued calls are bounded the same way, then replayed.
+    await supervisor.kill('actor');
+    const queued = Array.from({ length: 7 }, (_, i) => mailbox.call('echo', i).then(() => 'ok', (e: unknown) => e instanceof FullError ? 'full' : String(e)));
+    assert.is(mailbox.pending, 5);
+    assert.equal(await Promise.all(queued), ['ok', 'ok', 'ok', 'ok', 'ok', 'full', 'full']);
+    assert.is(mailbox.pending, 0);
+    assert.is(await mailbox.call('echo', 'after'), 'after', 'accepted again once the queue drained');
+  } finally {
+    await supervisor.stop();
+  }
+});
 
 test('a request gets its reply; errors cross the port as their class', async () => {
   const { supervisor, mailbox } = await rig();
@@ -70,7 +99,8 @@ test('requests made in one event-loop turn travel as one message', async () => {
 
 for (const [op, why] of [['exit', 'process.exit(1)'], ['throw-async', 'an asynchronous throw'], ['oom', 'running out of memory']] as const) {
   test(`a child that crashes by ${why} is restarted with fresh module state`, async () => {
-    const { supervisor, mailbox, restarts } = await rig({ workerData: {} });
+    // A small heap: how long filling the default one takes depends on the machine's memory.
+    const { supervisor, mailbox, restarts } = await rig({ workerData: {}, maxOldGenerationSizeMb: op === 'oom' ? 64 : undefined });
     try {
       assert.is(await mailbox.call('count', null), 1);
       assert.is(await mailbox.call('count', null), 2);

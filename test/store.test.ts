@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
+import { DatabaseSync } from 'node:sqlite';
 import {
   startSessionApp, SessionTooLargeError, AppStoppedError, StoreUnavailableError, SessionError,
   type SessionApp, type SessionAppConfig,
@@ -319,6 +320,38 @@ test('beyond the restart intensity the app fails loudly and calls reject at once
     assert.ok(Date.now() - started < 100, 'rejected at once');
     await app.stop();
     assert.is(app.status().state, 'failed', 'stop keeps the failed state');
+  }));
+
+test('maxPendingCalls: one call more than may wait fails at once with StoreUnavailableError', () =>
+  withApp({ maxPendingCalls: 3 }, async (app) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    const results = await Promise.all(Array.from({ length: 5 }, () => app.store.get(id).then(() => 'ok', (e: unknown) => e)));
+    assert.equal(results.slice(0, 3), ['ok', 'ok', 'ok']);
+    for (const error of results.slice(3)) {
+      assert.instance(error, StoreUnavailableError);
+      assert.match((error as Error).message, /maxPendingCalls/);
+    }
+    assert.equal(await app.store.get(id), { a: 1 }, 'nothing stored was lost');
+  }));
+
+test('a read whose touch is due replies without waiting for that touch (another connection holds the write lock)', () =>
+  withApp({ touchAfter: 0, requestTimeout: 3000 }, async (app, dir) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    await sleep(5);
+    const other = new DatabaseSync(join(dir, 'sessions.db'));
+    other.exec('PRAGMA busy_timeout = 0; BEGIN IMMEDIATE');
+    try {
+      const order: string[] = [];
+      const read = app.store.get(id).then((data) => { order.push('read'); return data; });
+      // The lock is held 1.5 s; the touch waits for it, the reply must not.
+      await Promise.race([read, sleep(1500)]);
+      order.push('lock released');
+      other.exec('COMMIT');
+      assert.equal(await read, { a: 1 });
+      assert.equal(order, ['read', 'lock released']);
+    } finally {
+      try { other.close(); } catch { /* closed already */ }
+    }
   }));
 
 test('a store call waits out a restart: killed owner, no caller sees it', () =>

@@ -74,7 +74,8 @@ export function resolveHandlerOptions(input: HandlerOptions | undefined): Resolv
   if (!['lax', 'strict', 'none', true, false].includes(cookie.sameSite as never)) fail('cookie.sameSite', cookie.sameSite, "'lax', 'strict', 'none', true or false");
   if (cookie.sameSite === 'none' && !cookie.secure) fail('cookie.sameSite', cookie.sameSite, "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)");
   if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain))) fail('cookie.domain', cookie.domain, 'a domain name');
-  if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge <= 0)) fail('cookie.maxAge', cookie.maxAge, 'a positive number of seconds');
+  // Max-Age counts whole seconds: below 1 it would be 0, which expires the cookie at once.
+  if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1)) fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
   return { key, secrets, cookie: cookie as ResolvedHandlerOptions['cookie'], onError: options.onError ?? logOnce() };
 }

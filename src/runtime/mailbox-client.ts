@@ -6,6 +6,8 @@ import type { WireReply, WireRequest } from './mailbox-server.ts';
 /** The errors the client raises, supplied by the layer above (runtime/ knows no sessions). */
 export interface MailboxErrors {
   timeout(op: string, ms: number): Error;
+  /** `maxPending` calls are already waiting. */
+  full(op: string, max: number): Error;
   /** The request was in flight at two consecutive crashes of the actor. */
   poison(op: string): Error;
   /** The client was closed: `reason` is what `close()` was given. */
@@ -15,6 +17,8 @@ export interface MailboxErrors {
 
 export interface MailboxClientOptions {
   timeoutMs: number;
+  /** Calls that may wait at once (in flight or queued while the actor is down); one more fails at once. */
+  maxPending?: number;
   errors: MailboxErrors;
 }
 
@@ -51,6 +55,7 @@ interface PendingRequest {
  */
 export class MailboxClient {
   #timeoutMs: number;
+  #maxPending: number;
   #errors: MailboxErrors;
   #port: MessagePort | null = null;
   #pending = new Map<number, PendingRequest>();
@@ -65,6 +70,7 @@ export class MailboxClient {
 
   constructor(options: MailboxClientOptions) {
     this.#timeoutMs = options.timeoutMs;
+    this.#maxPending = options.maxPending ?? Infinity;
     this.#errors = options.errors;
   }
 
@@ -78,6 +84,9 @@ export class MailboxClient {
 
   call(op: string, args: unknown): Promise<unknown> {
     if (this.#closed) return Promise.reject(this.#errors.closed(this.#closed));
+    // Bounded: while the actor is down, calls would otherwise pile up at the
+    // request rate for as long as requestTimeout.
+    if (this.#pending.size >= this.#maxPending) return Promise.reject(this.#errors.full(op, this.#maxPending));
     return new Promise((resolve, reject) => {
       const request: PendingRequest = {
         id: this.#nextId++, op, args, resolve, reject,

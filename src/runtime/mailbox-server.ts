@@ -16,11 +16,12 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown
 /**
  * The actor side of the mailbox: every incoming message is a batch, handed
  * whole to `handleBatch` (the store runs it as one transaction), and its
- * replies leave as one message. A throw from `handleBatch` itself is not a
+ * replies leave as one message; `afterReplies` then runs what the replies
+ * did not have to wait for. A throw from `handleBatch` itself is not a
  * per-request failure: it is left uncaught so the actor crashes and the
  * supervisor restarts it with fresh state.
  */
-export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[]) => Outcome[]): void {
+export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[]) => Outcome[], afterReplies?: () => void): void {
   port.on('message', (batch: WireRequest[]) => {
     const requests = batch.map(([, op, args]) => ({ op, args }));
     const outcomes = handleBatch(requests);
@@ -30,5 +31,7 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
       replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
     }
     port.postMessage(replies);
+    // Work the replies need not wait for (the store's deferred touches).
+    afterReplies?.();
   });
 }

@@ -1,5 +1,6 @@
 import { DatabaseSync } from 'node:sqlite';
 import type { Durability } from '../config.ts';
+import { ConfigError } from '../errors.ts';
 
 export interface OpenOptions {
   database: string;
@@ -18,7 +19,14 @@ export interface OpenOptions {
  *   us wait instead of failing with SQLITE_BUSY.
  */
 export function openDatabase(options: OpenOptions): DatabaseSync {
-  const db = new DatabaseSync(options.database);
+  let db: DatabaseSync;
+  try {
+    db = new DatabaseSync(options.database);
+  } catch (error) {
+    // A path that cannot be opened (a missing folder, a directory, no
+    // permission) is a config problem: say which key.
+    throw new ConfigError('database', `invalid config "database": cannot open ${JSON.stringify(options.database)}: ${(error as Error).message}`);
+  }
   try {
     db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     if (options.database !== ':memory:') db.exec('PRAGMA journal_mode = WAL');
@@ -28,4 +36,22 @@ export function openDatabase(options: OpenOptions): DatabaseSync {
     throw error;
   }
   return db;
+}
+
+/**
+ * Whether a transaction is open on `db`. SQLite rolls a whole transaction
+ * back on some errors (SQLITE_FULL, IOERR, ...): what the batch wrote before
+ * is then gone. `DatabaseSync#isTransaction` says so, but only from Node
+ * 22.16 / 24.0; before, a BEGIN tells: it fails inside a transaction.
+ */
+export function inTransaction(db: DatabaseSync): boolean {
+  const known = (db as { isTransaction?: unknown }).isTransaction;
+  if (typeof known === 'boolean') return known;
+  try {
+    db.exec('BEGIN');
+  } catch {
+    return true;
+  }
+  db.exec('ROLLBACK');
+  return false;
 }

@@ -3,6 +3,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
 import { isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
 import { OWNER, type WriteGate } from './write-gate.ts';
@@ -110,12 +111,14 @@ export class SqliteEngine {
     // cleaner or another process. The touches it owes follow it.
     const wantsWrite = requests.some(({ op }) => WRITES.has(op));
     let canWrite = wantsWrite;
+    let open = false;
     let writeError: unknown = null;
     let gated = false;
     if (wantsWrite) {
       gated = this.#gate?.acquireForOwner() ?? false;
       try {
         this.#begin.run();
+        open = true;
       } catch (error) {
         // No write lock (read-only file, a lock held past busy_timeout):
         // the reads of this batch can still be served, without touches.
@@ -123,7 +126,10 @@ export class SqliteEngine {
         writeError = error;
       }
     }
-    if (!canWrite) this.#beginRead.run();
+    if (!canWrite) {
+      this.#beginRead.run();
+      open = true;
+    }
 
     const outcomes: Outcome[] = new Array(requests.length);
     const written: number[] = [];
@@ -139,17 +145,18 @@ export class SqliteEngine {
           if (WRITES.has(op)) written.push(i);
         } catch (error) {
           outcomes[i] = { ok: false, error };
-          if (!this.#db.isTransaction) {
+          if (!inTransaction(this.#db)) {
             // SQLite rolled the whole transaction back (SQLITE_FULL, IOERR...):
             // the writes this batch made before are gone too.
             writeError = error;
             canWrite = false;
+            open = false;
             for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
             written.length = 0;
           }
         }
       }
-      if (this.#db.isTransaction) {
+      if (open) {
         try {
           this.#commit.run();
         } catch (error) {
@@ -160,8 +167,12 @@ export class SqliteEngine {
     } finally {
       if (gated) this.#gate!.release(OWNER);
     }
-    if (this.#touches.length > 0) this.#applyTouches(now);
     return outcomes;
+  }
+
+  /** After the replies of a batch went out: the touches its reads owe. */
+  afterReplies(): void {
+    if (this.#touches.length > 0) this.#applyTouches(Date.now());
   }
 
   /**
@@ -178,7 +189,7 @@ export class SqliteEngine {
       for (const hash of touches) this.#touch.run(now, hash);
       this.#commit.run();
     } catch {
-      if (this.#db.isTransaction) this.#rollback.run();
+      if (inTransaction(this.#db)) this.#rollback.run();
     } finally {
       if (gated) this.#gate!.release(OWNER);
     }
@@ -273,7 +284,7 @@ export class SqliteEngine {
       this.#delete.run(hash);
       this.#release.run();
     } catch (error) {
-      if (this.#db.isTransaction) {
+      if (inTransaction(this.#db)) {
         this.#rollbackTo.run();
         this.#release.run();
       }

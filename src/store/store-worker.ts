@@ -5,7 +5,6 @@ import type { DatabaseSync } from 'node:sqlite';
 import { runActor } from '../runtime/actor.ts';
 import { serveMailbox } from '../runtime/mailbox-server.ts';
 import type { ResolvedConfig } from '../config.ts';
-import { ConfigError } from '../errors.ts';
 import { openDatabase } from './connection.ts';
 import { expiryPolicy } from './expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
@@ -16,19 +15,13 @@ const { port, config, gate } = workerData as { port: MessagePort; config: Resolv
 let db: DatabaseSync | null = null;
 
 function open(): DatabaseSync {
-  try {
-    return openDatabase({
-      database: config.database,
-      durability: config.durability,
-      // Waiting for another process's lock blocks this thread (and queues the
-      // mailbox), so never wait longer than a caller would.
-      busyTimeoutMs: Math.min(config.requestTimeout, 5000),
-    });
-  } catch (error) {
-    // A path that cannot be opened (a missing folder, a directory, no
-    // permission) is a config problem: say which key.
-    throw new ConfigError('database', `invalid config "database": cannot open ${JSON.stringify(config.database)}: ${(error as Error).message}`);
-  }
+  return openDatabase({
+    database: config.database,
+    durability: config.durability,
+    // Waiting for another process's lock blocks this thread (and queues the
+    // mailbox), so never wait longer than a caller would.
+    busyTimeoutMs: Math.min(config.requestTimeout, 5000),
+  });
 }
 
 await runActor({
@@ -52,7 +45,7 @@ await runActor({
         table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes,
         gate: gate ? new WriteGate(gate) : undefined,
       });
-      serveMailbox(port, (requests) => engine.runBatch(requests));
+      serveMailbox(port, (requests) => engine.runBatch(requests), () => engine.afterReplies());
       return { created };
     } catch (error) {
       connection.close();

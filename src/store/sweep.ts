@@ -1,4 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
+import { inTransaction } from './connection.ts';
 import { liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
 import { quoted } from './schema.ts';
 
@@ -38,7 +39,7 @@ export function sweepBatch(db: DatabaseSync, table: string, live: LiveThresholds
     commit.run();
     return deleted;
   } catch (error) {
-    if (db.isTransaction) rollback.run();
+    if (inTransaction(db)) rollback.run();
     throw error;
   }
 }
