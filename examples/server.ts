@@ -3,7 +3,8 @@
 //
 // Environment: PORT (default 3000), DATABASE (default sessions.db),
 // SESSION_SECRET (signs the cookie when set), SESSIONS_ADMIN=1 (enables the
-// /admin/* routes the fault drills use; off by default, never in production).
+// /admin/* routes the fault drills use; off by default, never in production;
+// POST only, and refused from another site's page).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHandler, startSessionApp, type Session, type SessionApp } from '../src/index.ts';
 
@@ -58,17 +59,49 @@ function page(session: Session, visits: number): string {
 </body></html>`;
 }
 
-function readForm(req: IncomingMessage, limit = 4096): Promise<URLSearchParams> {
+/** The form body, or null when it is over `limit` bytes (nothing more of it is read). */
+function readForm(req: IncomingMessage, limit = 4096): Promise<URLSearchParams | null> {
   return new Promise((resolve, reject) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => {
-      body += chunk;
-      if (body.length > limit) reject(Object.assign(new Error('form too large'), { status: 413 }));
-    });
-    req.on('end', () => resolve(new URLSearchParams(body)));
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        // Stop reading: an endless body must not grow memory. The 413 closes the connection.
+        req.off('data', onData);
+        req.pause();
+        resolve(null);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
     req.on('error', reject);
   });
+}
+
+function tooLarge(res: ServerResponse): void {
+  res.writeHead(413, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' });
+  res.end('form too large\n');
+}
+
+/**
+ * A state-changing request made by this site's own page: browsers send
+ * Sec-Fetch-Site (same-origin) or at least Origin; another site's form or
+ * image cannot pass as ours. Tools that send neither (curl, the drills) are
+ * not a browser a page could drive.
+ */
+function sameOrigin(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined) return site === 'same-origin' || site === 'none';
+  const origin = req.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    return new URL(origin).host === req.headers.host;
+  } catch {
+    return false;
+  }
 }
 
 function redirect(res: ServerResponse): void {
@@ -76,7 +109,13 @@ function redirect(res: ServerResponse): void {
   res.end();
 }
 
-async function adminRoute(url: URL, res: ServerResponse): Promise<void> {
+async function adminRoute(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+  // Admin actions change the server: never a GET a page could trigger, never from another site.
+  if (req.method !== 'POST' || !sameOrigin(req)) {
+    res.writeHead(req.method !== 'POST' ? 405 : 403, { 'content-type': 'text/plain; charset=utf-8', ...(req.method !== 'POST' ? { allow: 'POST' } : {}) });
+    res.end(req.method !== 'POST' ? 'admin routes take POST\n' : 'cross-site request refused\n');
+    return;
+  }
   if (url.pathname === '/admin/status') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ ...app.status(), lastSweep: app.lastSweep, pid: process.pid }));
@@ -99,7 +138,13 @@ async function adminRoute(url: URL, res: ServerResponse): Promise<void> {
 
 const handler = createHandler(app.store, async (req, res, session) => {
   const url = new URL(req.url ?? '/', 'http://localhost');
-  if (admin && url.pathname.startsWith('/admin/')) return adminRoute(url, res);
+  if (admin && url.pathname.startsWith('/admin/')) return adminRoute(req, url, res);
+  // Every other state-changing form is this site's own too.
+  if (req.method === 'POST' && !sameOrigin(req)) {
+    res.writeHead(403, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end('cross-site request refused\n');
+    return;
+  }
   if (req.method === 'GET' && url.pathname === '/') {
     const visits = ((session.get('visits') as number | undefined) ?? 0) + 1;
     session.set('visits', visits);
@@ -117,7 +162,9 @@ const handler = createHandler(app.store, async (req, res, session) => {
     return;
   }
   if (req.method === 'POST' && url.pathname === '/name') {
-    const name = (await readForm(req)).get('name')?.trim().slice(0, 100);
+    const form = await readForm(req);
+    if (form === null) return tooLarge(res);
+    const name = form.get('name')?.trim().slice(0, 100);
     if (name) session.set('name', name);
     return redirect(res);
   }

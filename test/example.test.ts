@@ -1,0 +1,92 @@
+// The example server (`npm start`), which newcomers copy: one request must not
+// run it out of memory, and its state-changing routes refuse other sites.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { tempDir } from './helpers.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const temp = tempDir('example-test-');
+let child: ChildProcess;
+let url = '';
+let output = '';
+
+test.before(async () => {
+  child = spawn(process.execPath, [join(root, 'examples', 'server.ts')], {
+    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'example.db'), SESSIONS_ADMIN: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr!.on('data', (chunk) => { output += chunk; });
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the example did not start: ${output}`)), 20000);
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk;
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
+      if (match) { clearTimeout(timer); resolve(match[1]); }
+    });
+  });
+});
+
+test.after(async () => {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+  temp.remove();
+});
+
+async function call(path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Readable } = {}) {
+  const response = await request(`${url}${path}`, { method: (options.method ?? 'GET') as 'GET', headers: options.headers, body: options.body, headersTimeout: 10000, bodyTimeout: 10000 });
+  return { status: response.statusCode, body: await response.body.text(), headers: response.headers };
+}
+
+async function storeRestarts(): Promise<number> {
+  return (JSON.parse((await call('/admin/status', { method: 'POST' })).body) as { children: { store: { restarts: number } } }).children.store.restarts;
+}
+
+test('a form body over 4 KiB gets a 413, and the server stops reading it (bounded stream of 8 MiB)', async () => {
+  let sent = 0;
+  async function* endless(): AsyncIterable<Buffer> {
+    const chunk = Buffer.alloc(64 * 1024, 'a');
+    // Bounded: at most 8 MiB, whatever the server does.
+    while (sent < 8 * 1024 * 1024) {
+      sent += chunk.length;
+      yield chunk;
+    }
+  }
+  const reply = await call('/name', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Readable.from(endless()) }).catch((error: Error) => ({ status: 0, body: error.message, headers: {} }));
+  assert.is(reply.status, 413, `413, not 500: ${reply.body}`);
+  assert.ok(sent < 8 * 1024 * 1024, `the server stopped reading (${sent} bytes sent)`);
+  assert.is((await call('/')).status, 200, 'the server still answers');
+});
+
+test('a form within the limit is stored', async () => {
+  const first = await call('/');
+  const cookie = String(first.headers['set-cookie']).split(';')[0];
+  const saved = await call('/name', { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=Ada' });
+  assert.is(saved.status, 303);
+  assert.match((await call('/', { headers: { cookie } })).body, /Hello, Ada!/);
+});
+
+test('admin routes: a GET does nothing (405), another site is refused (403), a same-origin POST works', async () => {
+  const before = await storeRestarts();
+  assert.is((await call('/admin/kill/store')).status, 405);
+  assert.is((await call('/admin/kill/store', { method: 'POST', headers: { 'sec-fetch-site': 'cross-site' } })).status, 403);
+  assert.is((await call('/admin/kill/store', { method: 'POST', headers: { origin: 'http://evil.example' } })).status, 403);
+  assert.is(await storeRestarts(), before, 'nothing was killed');
+  const killed = await call('/admin/kill/store', { method: 'POST', headers: { 'sec-fetch-site': 'same-origin' } });
+  assert.is(killed.status, 200);
+  assert.is(await storeRestarts(), before + 1);
+});
+
+test('a logout posted from another site is refused; the session stays', async () => {
+  const first = await call('/');
+  const cookie = String(first.headers['set-cookie']).split(';')[0];
+  assert.is((await call('/logout', { method: 'POST', headers: { cookie, 'sec-fetch-site': 'cross-site' } })).status, 403);
+  assert.match((await call('/', { headers: { cookie } })).body, /id="visits">2</);
+});
+
+test.run();
