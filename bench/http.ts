@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, median, runLoader, ROOT, startServer, type RunningServer } from './lib.ts';
+import { BENCH_DIR, ensureBenchPeers, median, runLoader, startServer, type RunningServer } from './lib.ts';
 import { sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
 export interface ServerSpec {
@@ -47,7 +47,7 @@ export interface HttpRow {
 
 /** Which Node can load better-sqlite3: the project's Node 24 if the addon was built for it, else the system Node. */
 function nodeForBetterSqlite3(): { node: string; note?: string } | null {
-  const probe = (node: string) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:')"], { cwd: ROOT, stdio: 'ignore' }).status === 0;
+  const probe = (node: string) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:')"], { cwd: BENCH_DIR, stdio: 'ignore' }).status === 0;
   if (probe(process.execPath)) return { node: process.execPath };
   for (const node of ['/usr/bin/node', '/usr/local/bin/node']) {
     if (existsSync(node) && probe(node)) {
@@ -58,21 +58,28 @@ function nodeForBetterSqlite3(): { node: string; note?: string } | null {
   return null;
 }
 
-export function serverSpecs(): ServerSpec[] {
+const SQLITE_PEERS = ['express-better-sqlite3', 'express-connect-sqlite3'];
+
+export function serverSpecs(wanted: (name: string) => boolean, log: (line: string) => void): ServerSpec[] {
   const servers = join(BENCH_DIR, 'servers');
   const node = process.execPath;
   const specs: ServerSpec[] = [
     { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
     { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.ts') },
+    {
+      name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.ts'),
+      env: { COOKIE_MAX_AGE: '86400' },
+    },
     { name: 'express-memory', label: 'express-session + MemoryStore', node, script: join(servers, 'express.mjs'), env: { STORE: 'memory' } },
   ];
-  const better = nodeForBetterSqlite3();
-  if (better) specs.push({ name: 'express-better-sqlite3', label: 'express-session + better-sqlite3-session-store', node: better.node, script: join(servers, 'express.mjs'), env: { STORE: 'better-sqlite3' }, note: better.note });
-  specs.push(
-    { name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } },
-    { name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') },
-  );
-  return specs;
+  // Installed on first use (bench/package.json): native addons that only this benchmark needs.
+  if (SQLITE_PEERS.some(wanted) && ensureBenchPeers(log)) {
+    const better = nodeForBetterSqlite3();
+    if (better) specs.push({ name: 'express-better-sqlite3', label: 'express-session + better-sqlite3-session-store', node: better.node, script: join(servers, 'express.mjs'), env: { STORE: 'better-sqlite3' }, note: better.note });
+    specs.push({ name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } });
+  }
+  specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
+  return specs.filter((spec) => wanted(spec.name));
 }
 
 function medianSplit(splits: ThreadSplit[]): ThreadSplit {
@@ -81,7 +88,7 @@ function medianSplit(splits: ThreadSplit[]): ThreadSplit {
 }
 
 export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
-  const specs = serverSpecs().filter((spec) => !options.only || options.only.includes(spec.name));
+  const specs = serverSpecs((name) => !options.only || options.only.includes(name), options.log);
   const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[] }> = [];
   try {
     for (const spec of specs) {

@@ -1,12 +1,38 @@
 // Small helpers shared by the benchmarks.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = join(BENCH_DIR, '..');
+
+/**
+ * The peers with native addons (better-sqlite3, connect-sqlite3's sqlite3)
+ * live in bench/package.json, so that `npm install` of the project stays
+ * quick; the first full benchmark installs them. They are built against this
+ * Node's own headers (the pinned Node ships them), since the machine cannot
+ * download headers or prebuilt binaries.
+ */
+export function ensureBenchPeers(log: (line: string) => void): boolean {
+  const installed = () => existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
+    && existsSync(join(BENCH_DIR, 'node_modules', 'connect-sqlite3'));
+  if (installed()) return true;
+  const arch = `node-${process.platform}-${process.arch}`;
+  const nodedir = [dirname(dirname(process.execPath)), join(ROOT, 'node_modules', 'node', 'node_modules', arch), join(ROOT, 'node_modules', arch)]
+    .find((dir) => existsSync(join(dir, 'include', 'node', 'node.h')));
+  log(`# installing the benchmark's peers (bench/package.json) against Node ${process.version}${nodedir ? ` (headers: ${nodedir})` : ''}; this compiles SQLite twice and takes a few minutes`);
+  const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
+    cwd: BENCH_DIR, stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) },
+  });
+  if (result.status !== 0 || !installed()) {
+    log('# the benchmark peers could not be installed: their rows are left out');
+    return false;
+  }
+  return true;
+}
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -52,7 +52,7 @@ async function measure(): Promise<Results> {
       log('# http');
       results.http = await httpBenchmark({
         rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
-        only: smoke ? ['bare', 'ours'] : args.get('servers')?.split(','),
+        only: smoke ? ['bare', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
       });
     }
     if (wants('memory')) {

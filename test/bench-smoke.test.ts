@@ -15,6 +15,8 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   }
   assert.match(report, /\| supervised-sessions \| R \| [\d,]+ \| \d+\.\d\d× \|/);
   assert.match(report, /\| supervised-sessions \| W \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(report, /\| supervised-sessions, cookie\.maxAge set \(sliding cookie\) \| R \| [\d,]+ \|/);
+  assert.match(report, /\| CPU\/req with cookie\.maxAge set vs a session cookie \(target within 10 %\) \| [\d.,]+ vs [\d.,]+ µs/);
   assert.match(report, /\| mailbox, batched \(64 callers\) \| [\d,]+ \| [\d,]+ \| [\d.]+× \|/);
   assert.match(report, /\| deleted \| 20,000 \|/);
   assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');

@@ -1,4 +1,5 @@
-// supervised-sessions: createHandler + startSessionApp on a file, default settings.
+// supervised-sessions: createHandler + startSessionApp on a file, default settings;
+// COOKIE_MAX_AGE sets cookie.maxAge (the sliding cookie is then re-sent on every response).
 import { createServer } from 'node:http';
 import { createHandler, startSessionApp } from '../../src/index.ts';
 // @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
@@ -13,6 +14,6 @@ const server = createServer(createHandler(app.store, (req, res, session) => {
   }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ n: session.get('n') ?? 0 }));
-}, { secret: SECRET }));
+}, { secret: SECRET, ...(process.env.COOKIE_MAX_AGE ? { cookie: { maxAge: Number(process.env.COOKIE_MAX_AGE) } } : {}) }));
 server.listen(port, '127.0.0.1', () => ready(server));
 process.once('SIGTERM', () => { server.close(); void app.stop().then(() => process.exit(0)); });
