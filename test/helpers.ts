@@ -1,6 +1,7 @@
 // Small helpers shared by the test suites.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -22,11 +23,11 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
 }
 
 /** Runs a script with this Node; resolves with its exit code, output and how long it ran. */
-export function runScript(file: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}):
+export function runScript(file: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; node?: string } = {}):
   Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number; timedOut: boolean }> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+    const child = spawn(options.node ?? process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -38,4 +39,24 @@ export function runScript(file: string, args: string[] = [], options: { timeoutM
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
     });
   });
+}
+
+/**
+ * The lowest Node that package.json's `engines` names, installed from the npm
+ * registry (the `node` package) into .tmp/ on first use: the package must
+ * work on it, so the suites and the packed tarball run on it too.
+ */
+export function floorNode(): { version: string; path: string } {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const engines = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+  const match = /^>=\s*(\d+)\.(\d+)(?:\.(\d+))?$/.exec(engines);
+  if (!match) throw new Error(`package.json engines.node must read ">=X.Y": ${engines}`);
+  const version = `${match[1]}.${match[2]}.${match[3] ?? 0}`;
+  const prefix = join(root, '.tmp', `node-${version}`);
+  const path = join(prefix, 'node_modules', 'node', 'bin', 'node');
+  if (!existsSync(path)) {
+    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `node@${version}`], { encoding: 'utf8', timeout: 300_000 });
+    if (result.status !== 0 || !existsSync(path)) throw new Error(`could not install Node ${version} from npm: ${result.stderr || result.error}`);
+  }
+  return { version, path };
 }

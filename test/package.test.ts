@@ -1,0 +1,83 @@
+// The package as a user gets it: `npm pack` (prepack builds dist/), the
+// tarball installed into a fresh project outside the checkout, then imported,
+// run and its bin called there — on Node 24 and on the lowest Node in engines.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { floorNode, runScript, tempDir } from './helpers.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const temp = tempDir('pack-test-');
+const project = join(temp.dir, 'consumer');
+test.after(() => temp.remove());
+
+const run = (command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
+  spawnSync(command, args, { cwd, encoding: 'utf8', env, timeout: 240_000 });
+
+// What a user's first script does: a write, a crash of the store owner, a read
+// across it, one request served through createHandler, a clean stop.
+const USE = `
+import http from 'node:http';
+import { startSessionApp, createHandler, ConfigError } from 'supervised-sessions';
+const app = await startSessionApp({ database: 'consumer.db', sweepSignal: false });
+const id = await app.store.put(null, { user: 'ada' });
+await app.kill('store');
+const read = await app.store.get(id);
+const server = http.createServer(createHandler(app.store, (req, res, session) => {
+  session.set('visits', (session.get('visits') ?? 0) + 1);
+  res.end('visits: ' + session.get('visits'));
+}, { secret: 's3cret' }));
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const reply = await new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => { body += chunk; });
+    res.on('end', () => resolve({ status: res.statusCode, body, cookie: (res.headers['set-cookie'] ?? [])[0]?.split('=')[0] }));
+  }).on('error', reject);
+});
+server.close();
+const restarts = app.status().children.store.restarts;
+await app.stop();
+console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code }));
+`;
+
+test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE, not src', () => {
+  const pack = run('npm', ['pack', '--pack-destination', temp.dir, '--json'], root);
+  assert.is(pack.status, 0, pack.stderr);
+  const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
+  const files = info.files.map((file) => file.path);
+  for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/store/store-worker.js', 'dist/cleaner/sweep-task.js', 'dist/cli.js', 'bin/supervised-sessions.js', 'LICENSE', 'package.json', 'README.md']) {
+    assert.ok(files.includes(file), `the tarball holds ${file}`);
+  }
+  assert.not.ok(files.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests');
+  mkdirSync(project, { recursive: true });
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
+  const install = run('npm', ['install', '--no-audit', '--no-fund', join(temp.dir, info.filename)], project);
+  assert.is(install.status, 0, install.stderr);
+  writeFileSync(join(project, 'use.mjs'), USE);
+});
+
+for (const which of ['24', 'floor'] as const) {
+  test(`the installed tarball on Node ${which === '24' ? process.versions.node : 'of engines (lowest)'}: import, write → kill(store) → read, a request, npx supervised-sessions stats`, async () => {
+    const node = which === '24' ? process.execPath : floorNode().path;
+    const result = await runScript(join(project, 'use.mjs'), [], { cwd: project, node, timeoutMs: 60_000 });
+    assert.is(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
+      read: { user: 'ada' }, restarts: 1, reply: { status: 200, body: 'visits: 1', cookie: 'sid' }, config: 'ERR_SESSION_CONFIG',
+    });
+    // npx runs the bin with the first node on PATH: this one.
+    const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH}` };
+    const stats = run('npx', ['--no-install', 'supervised-sessions', 'stats', '--database', 'consumer.db'], project, env);
+    assert.is(stats.status, 0, stats.stderr);
+    assert.match(stats.stdout, /^live: \d+$/m);
+    assert.match(stats.stdout, /^bytes: \d+$/m);
+    const version = run(node, ['--version'], project).stdout.trim();
+    assert.ok(which === '24' ? version === process.version : version === `v${floorNode().version}`, version);
+  });
+}
+
+test.run();
