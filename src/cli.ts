@@ -2,7 +2,9 @@ import { existsSync, statSync } from 'node:fs';
 import { resolveConfig } from './config.ts';
 import { ConfigError, SessionError } from './errors.ts';
 import { openDatabase } from './store/connection.ts';
-import { expiryPolicy } from './store/expiry.ts';
+import { isLive, liveThresholds, expiryPolicy } from './store/expiry.ts';
+import { assertOwner, digestFromHandle, handleFromDigest } from './store/ids.ts';
+import { ownerStatements } from './store/sqlite-engine.ts';
 import { clearTable, dropTable, requireTable, setupTable, tableShape } from './store/schema.ts';
 import { countSessions, sweepDead } from './store/sweep.ts';
 
@@ -14,6 +16,8 @@ commands:
   drop     drop the session table
   stats    print live and dead session counts and the database size
   sweep    delete dead sessions now and print how many
+  sessions --owner ID              list the owner's live sessions: handle, created, last used (ISO times)
+  revoke --owner ID [--handle H]   end one session of the owner, or all of them; prints revoked: N
 
 options:
   --database FILE                  SQLite file (default: sessions.db)
@@ -21,18 +25,24 @@ options:
   --max-age S                      seconds after which a session is dead (default: 86400)
   --timestamp relative|fixed       age from the last access, or from creation (default: relative)
   --max-lifetime S                 absolute cap from creation, in seconds (default: none)
+  --owner ID                       the user id whose sessions sessions/revoke work on
+  --handle H                       one session's handle, as sessions prints it
   -h, --help                       print this help
 `;
 
-const FLAGS: Record<string, 'database' | 'table' | 'maxAge' | 'timestamp' | 'maxLifetime'> = {
+const FLAGS: Record<string, 'database' | 'table' | 'maxAge' | 'timestamp' | 'maxLifetime' | 'owner' | 'handle'> = {
   '--database': 'database',
   '--table': 'table',
   '--max-age': 'maxAge',
   '--timestamp': 'timestamp',
   '--max-lifetime': 'maxLifetime',
+  '--owner': 'owner',
+  '--handle': 'handle',
 };
 const NUMERIC = new Set(['maxAge', 'maxLifetime']);
-const COMMANDS = ['setup', 'clear', 'drop', 'stats', 'sweep'] as const;
+const COMMANDS = ['setup', 'clear', 'drop', 'stats', 'sweep', 'sessions', 'revoke'] as const;
+/** Flags that are not settings of startSessionApp, and the commands that take them. */
+const TARGETS: Record<string, readonly Command[]> = { owner: ['sessions', 'revoke'], handle: ['revoke'] };
 type Command = typeof COMMANDS[number];
 
 class UsageError extends Error {}
@@ -69,6 +79,17 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
     command = arg as Command;
   }
   if (command === null) throw new UsageError('no command given');
+  for (const [key, commands] of Object.entries(TARGETS)) {
+    if (key in settings && !commands.includes(command)) throw new UsageError(`option --${key} does not go with ${command}`);
+  }
+  if ((command === 'sessions' || command === 'revoke') && !('owner' in settings)) throw new UsageError(`${command} needs --owner ID`);
+  if ('owner' in settings) {
+    try {
+      assertOwner(settings.owner, '--owner');
+    } catch (error) {
+      throw new UsageError((error as Error).message.replace('--owner: owner must be', 'invalid --owner: expected'));
+    }
+  }
   return { command, settings };
 }
 
@@ -78,7 +99,8 @@ function fileBytes(database: string): number {
   return bytes;
 }
 
-async function run(command: Command, settings: Record<string, unknown>, io: Output): Promise<void> {
+async function run(command: Command, input: Record<string, unknown>, io: Output): Promise<void> {
+  const { owner, handle, ...settings } = input as { owner?: string; handle?: string };
   // The same defaults and validation as startSessionApp.
   const config = resolveConfig(settings);
   const { database, table } = config;
@@ -88,8 +110,10 @@ async function run(command: Command, settings: Record<string, unknown>, io: Outp
   if (command === 'setup') {
     const db = openDatabase({ database });
     try {
-      const created = setupTable(db, table);
-      io.out(created ? `created ${where}, with its indexes on touched_at and created_at` : `${where} already exists with the right columns: nothing to do`);
+      const found = setupTable(db, table);
+      io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
+        : found === 'old' ? `upgraded ${where} in place: added the owner column and its index, every session kept`
+        : `${where} already exists with the right columns: nothing to do`);
     } finally {
       db.close();
     }
@@ -103,7 +127,8 @@ async function run(command: Command, settings: Record<string, unknown>, io: Outp
     const db = openDatabase({ database });
     try {
       if (command === 'clear') {
-        const before = tableShape(db, table) === 'ok' ? countSessions(db, table, expiryPolicy(config)) : null;
+        const shape = tableShape(db, table);
+        const before = shape === 'ok' || shape === 'old' ? countSessions(db, table, expiryPolicy(config)) : null;
         const done = clearTable(db, table);
         io.out(done ? `cleared ${where}: ${before!.live + before!.dead} sessions deleted` : `no ${where}: nothing to clear`);
       } else {
@@ -125,6 +150,11 @@ async function run(command: Command, settings: Record<string, unknown>, io: Outp
       io.out(`bytes: ${fileBytes(database)}`);
       return;
     }
+    if (command === 'sessions' || command === 'revoke') {
+      ownerCommand(db, command, table, config, owner!, handle, io);
+      db.close();
+      return;
+    }
   } catch (error) {
     db.close();
     throw error;
@@ -135,6 +165,27 @@ async function run(command: Command, settings: Record<string, unknown>, io: Outp
   } finally {
     db.close();
   }
+}
+
+/** `sessions` and `revoke`: the owner's sessions, through the owner index. */
+function ownerCommand(db: ReturnType<typeof openDatabase>, command: 'sessions' | 'revoke', table: string, config: ReturnType<typeof resolveConfig>,
+  owner: string, handle: string | undefined, io: Output): void {
+  const live = liveThresholds(expiryPolicy(config), Date.now());
+  const sql = ownerStatements(table);
+  if (command === 'sessions') {
+    const rows = db.prepare(sql.list).all(owner, live.touchedSince, live.createdSince) as Array<{ sid_hash: Uint8Array; created_at: number; touched_at: number }>;
+    for (const row of rows) io.out(`${handleFromDigest(row.sid_hash)}  created ${new Date(row.created_at).toISOString()}  last used ${new Date(row.touched_at).toISOString()}`);
+    return;
+  }
+  let deleted: Array<{ created_at: number; touched_at: number }> = [];
+  if (handle === undefined) {
+    deleted = db.prepare(sql.revokeAll).all(owner, null) as typeof deleted;
+  } else {
+    // A handle of the wrong shape names no session: revoked: 0, as for another owner's.
+    const digest = digestFromHandle(handle);
+    if (digest !== null) deleted = db.prepare(sql.revoke).all(digest, owner) as typeof deleted;
+  }
+  io.out(`revoked: ${deleted.filter((row) => isLive(row, live)).length}`);
 }
 
 const FLAG_OF: Record<string, string> = { database: '--database', table: '--table', maxAge: '--max-age', timestamp: '--timestamp', maxLifetime: '--max-lifetime' };

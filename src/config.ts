@@ -20,6 +20,7 @@ export interface SessionAppConfig {
   touchAfter?: number;
   maxLifetime?: number;
   maxPendingCalls?: number;
+  maxSessionsPerOwner?: number;
 }
 
 export interface ResolvedConfig {
@@ -38,6 +39,7 @@ export interface ResolvedConfig {
   touchAfter: number;
   maxLifetime: number | null;
   maxPendingCalls: number;
+  maxSessionsPerOwner: number | null;
 }
 
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -124,7 +126,7 @@ function tableName(key: string, value: unknown): string {
 const APP_KEYS = [
   'database', 'table', 'maxAge', 'timestamp', 'cleanerInterval', 'sweepSignal', 'autoSetup', 'restart',
   'shutdownTimeout', 'requestTimeout', 'durability', 'maxSessionBytes', 'touchAfter', 'maxLifetime',
-  'maxPendingCalls',
+  'maxPendingCalls', 'maxSessionsPerOwner',
 ] as const;
 
 /** Keys whose value is `undefined` count as absent (the default applies). */
@@ -188,6 +190,13 @@ export function resolveConfig(input: unknown): ResolvedConfig {
     maxPendingCalls = value;
   }
 
+  let maxSessionsPerOwner: number | null = null;
+  if (raw.maxSessionsPerOwner !== undefined) {
+    const value = raw.maxSessionsPerOwner;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail('maxSessionsPerOwner', value, 'a positive integer');
+    maxSessionsPerOwner = value;
+  }
+
   const touchAfter = raw.touchAfter === undefined ? Math.min(60, maxAge / 20) : seconds('touchAfter', raw.touchAfter, { zero: true });
   // A touch throttled for as long as a session lives would never slide it.
   if (touchAfter >= maxAge) fail('touchAfter', touchAfter, `a number of seconds below maxAge (${maxAge})`);
@@ -208,6 +217,7 @@ export function resolveConfig(input: unknown): ResolvedConfig {
     touchAfter,
     maxLifetime: raw.maxLifetime === undefined ? null : seconds('maxLifetime', raw.maxLifetime),
     maxPendingCalls,
+    maxSessionsPerOwner,
   };
 }
 

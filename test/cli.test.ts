@@ -18,7 +18,7 @@ test('--help prints the usage and exits 0', async () => {
   const result = await cli('--help');
   assert.is(result.code, 0);
   assert.match(result.stdout, /usage: supervised-sessions/);
-  for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+  for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep', 'sessions', 'revoke']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
 });
 
 test('setup says what it created, and is idempotent', async () => {
@@ -110,4 +110,51 @@ test('a table of another shape: refused, with its rows left alone', async () => 
 });
 
 test.after(() => temp.remove());
+test('sessions --owner lists the live sessions (handle, created, last used); revoke ends one, or all', async () => {
+  const database = join(temp.dir, 'owners.db');
+  const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push(await app.store.put(null, { i }, { owner: 'ada@example.com' }));
+  const grace = await app.store.put(null, { i: 9 }, { owner: 'grace' });
+  const handles = (await app.store.sessionsOf('ada@example.com')).map((s) => s.handle);
+  await app.stop();
+  const list = await cli('sessions', '--owner', 'ada@example.com', '--database', 'owners.db');
+  assert.is(list.code, 0, list.stderr);
+  const lines = list.stdout.trim().split('\n');
+  assert.is(lines.length, 3);
+  for (const [i, line] of lines.entries()) {
+    assert.match(line, /^h[A-Za-z0-9_-]{43}  created \d{4}-\d\d-\d\dT[\d:.]+Z  last used \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.is(line.split(' ')[0], handles[i]);
+  }
+  assert.not.ok(list.stdout.includes(ids[0]!), 'never an id');
+  const one = await cli('revoke', '--owner', 'ada@example.com', '--handle', handles[0], '--database', 'owners.db');
+  assert.is(one.stdout.trim(), 'revoked: 1', one.stderr);
+  const foreign = await cli('revoke', '--owner', 'grace', '--handle', handles[1], '--database', 'owners.db');
+  assert.is(foreign.stdout.trim(), 'revoked: 0', "another owner's handle ends nothing");
+  const wrong = await cli('revoke', '--owner', 'ada@example.com', '--handle', 'nonsense', '--database', 'owners.db');
+  assert.is(wrong.stdout.trim(), 'revoked: 0');
+  const all = await cli('revoke', '--owner', 'ada@example.com', '--database', 'owners.db');
+  assert.is(all.stdout.trim(), 'revoked: 2');
+  assert.is((await cli('sessions', '--owner', 'ada@example.com', '--database', 'owners.db')).stdout, '');
+  const check = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
+  assert.equal(await check.store.get(grace!), { i: 9 }, "grace's session untouched");
+  await check.stop();
+});
+
+test('sessions/revoke: --owner required and validated, --handle only with revoke; one-line errors', async () => {
+  for (const [args, message] of [
+    [['sessions', '--database', 'owners.db'], /sessions needs --owner ID/],
+    [['revoke', '--database', 'owners.db'], /revoke needs --owner ID/],
+    [['sessions', '--owner', '', '--database', 'owners.db'], /invalid --owner: expected a non-empty string of at most 256 characters/],
+    [['sessions', '--owner', 'x'.repeat(257)], /invalid --owner/],
+    [['sessions', '--owner', 'ada', '--handle', 'h'], /--handle does not go with sessions/],
+    [['stats', '--owner', 'ada'], /--owner does not go with stats/],
+  ] as const) {
+    const result = await cli(...args);
+    assert.is(result.code, 2, args.join(' '));
+    assert.match(result.stderr, message);
+    assert.not.match(result.stderr, /\n\s+at /, 'no stack trace');
+  }
+});
+
 test.run();

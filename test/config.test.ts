@@ -57,6 +57,8 @@ test('bad values are refused with a ConfigError naming the key, the value and wh
   await refused({ maxPendingCalls: 0 }, 'maxPendingCalls');
   await refused({ maxPendingCalls: 2.5 }, 'maxPendingCalls');
   await refused({ maxPendingCalls: '100' }, 'maxPendingCalls');
+  await refused({ maxSessionsPerOwner: 0 }, 'maxSessionsPerOwner');
+  await refused({ maxSessionsPerOwner: 1.5 }, 'maxSessionsPerOwner');
 });
 
 test('cross-key rules: touchAfter must be below maxAge (or sliding expiry would never slide)', async () => {
@@ -116,7 +118,7 @@ test('defaults: as API.md states them', async () => {
           database: 'sessions.db', table: 'session', maxAge: 86400, timestamp: 'relative', cleanerInterval: 60,
           sweepSignal: false, autoSetup: true, restart: { intensity: 3, period: 5 }, shutdownTimeout: 5000,
           requestTimeout: 5000, durability: 'normal', maxSessionBytes: 65536, touchAfter: 60, maxLifetime: null,
-          maxPendingCalls: 10000,
+          maxPendingCalls: 10000, maxSessionsPerOwner: null,
         },
       );
       assert.ok(existsSync(join(dir.dir, 'sessions.db')), 'sessions.db in the working directory');

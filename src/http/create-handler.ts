@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { isSessionId } from '../store/ids.ts';
-import type { SessionStore } from '../store/session-store.ts';
+import type { SessionData } from '../store/json-value.ts';
+import type { LoadedSession, SessionStore } from '../store/session-store.ts';
 import { respond } from './held-response.ts';
 import { resolveHandlerOptions, type HandlerOptions } from './options.ts';
 import { asError, RequestCommit, statusFor, type CommitContext } from './request-commit.ts';
@@ -58,11 +59,11 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
   // session re-sends the cookie, so the browser's expiry slides with ours.
   const resend = cookie.maxAge !== undefined && (store as { timestamp?: string }).timestamp !== 'fixed';
 
-  function run(req: IncomingMessage, res: ServerResponse, id: string | null, data: Record<string, never> | null, hadCookie: boolean): void {
+  function run(req: IncomingMessage, res: ServerResponse, id: string | null, data: SessionData | null, hadCookie: boolean, owner: string | null = null): void {
     const preset = id !== null && resend ? ctx.setCookie(id) : null;
     if (preset !== null) res.appendHeader('Set-Cookie', preset);
     const commit = new RequestCommit(ctx, req, res, hadCookie, preset);
-    const session = new Session(id, data, commit);
+    const session = new Session(id, data, commit, owner);
     commit.session = session;
     let result: unknown;
     try {
@@ -75,6 +76,14 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
       (result as Promise<unknown>).then(undefined, (error: unknown) => commit.handlerFailed(error));
     }
   }
+
+  // The store's own client loads the owner with the data; another SessionStore gives the data only.
+  const loader = (store as { load?: (sid: string) => Promise<LoadedSession | null> }).load;
+  const load = loader ? (sid: string) => loader.call(store, sid)
+    : async (sid: string): Promise<LoadedSession | null> => {
+      const data = await store.get(sid);
+      return data === null ? null : { data, owner: null };
+    };
 
   // Signed cookies already verified: a returning client costs a Map lookup
   // instead of an HMAC per secret.
@@ -104,8 +113,8 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
       run(req, res, null, null, true);
       return;
     }
-    store.get(sid).then(
-      (data) => run(req, res, data ? sid : null, data as Record<string, never> | null, true),
+    load(sid).then(
+      (loaded) => run(req, res, loaded ? sid : null, loaded?.data ?? null, true, loaded?.owner ?? null),
       (error: unknown) => {
         resolved.onError(asError(error), req);
         if (!res.headersSent) respond(res, statusFor(error));

@@ -142,10 +142,11 @@ export class RequestCommit implements SessionHost, HoldPolicy {
       this.#cookie = this.#hadCookie ? expiredCookie : null;
       return;
     }
+    const owner = typeof work.owner === 'string' ? { owner: work.owner } : undefined;
     if (id === null) {
-      // A new, empty session is not worth storing, and gets no cookie.
-      if (Object.keys(work.data).length === 0) return;
-      const created = (await store.put(null, work.data))!;
+      // A new, empty session without an owner is not worth storing, and gets no cookie.
+      if (Object.keys(work.data).length === 0 && owner === undefined) return;
+      const created = (await store.put(null, work.data, owner))!;
       session.committed(created);
       this.#cookie = setCookie(created);
       return;
@@ -159,9 +160,11 @@ export class RequestCommit implements SessionHost, HoldPolicy {
       this.#cookie = setCookie(next);
     }
     if (work.cleared) {
-      if ((await store.put(current, work.data)) === null) return this.#lost();
-    } else if (work.unset.length > 0 || Object.keys(work.set).length > 0) {
-      if (!(await store.patch(current, { set: work.set, unset: work.unset }))) return this.#lost();
+      if ((await store.put(current, work.data, owner)) === null) return this.#lost();
+      // clear() and setOwner(null): put keeps the owner, a patch takes it away.
+      if (work.owner === null && !(await store.patch(current, { owner: null }))) return this.#lost();
+    } else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) {
+      if (!(await store.patch(current, { set: work.set, unset: work.unset, ...(work.owner !== undefined ? { owner: work.owner } : {}) }))) return this.#lost();
     }
   }
 

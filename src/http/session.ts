@@ -1,3 +1,4 @@
+import { assertOwner, handleOf } from '../store/ids.ts';
 import { assertJsonValue, type JsonValue, type SessionData } from '../store/json-value.ts';
 
 /** What a change is, for the commit to decide whether it may still be made. */
@@ -18,6 +19,8 @@ export interface PendingWork {
   unset: string[];
   /** The whole data as of this moment (for a new session's `put`, or after `clear()`). */
   data: SessionData;
+  /** setOwner() was called: the owner to store (null: none); undefined: unchanged. */
+  owner?: string | null;
 }
 
 /**
@@ -42,10 +45,14 @@ export class Session {
   /** drop() was taken by the commit: every later change is ignored (the session is gone). */
   #dropped = false;
   #host: SessionHost | null;
+  #owner: string | null;
+  #ownerChanged = false;
+  #handle: string | null = null;
 
   /** @internal created by createHandler; `host` is told of every change before it is made. */
-  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null) {
+  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null, owner: string | null = null) {
     this.#host = host;
+    this.#owner = owner;
     this.#id = id;
     this.#isNew = id === null;
     this.#data = new Map(data ? Object.entries(data) : []);
@@ -59,6 +66,33 @@ export class Session {
   /** True when no live session came with the request. */
   get isNew(): boolean {
     return this.#isNew;
+  }
+
+  /** The user this session belongs to (its owner), or null. */
+  get owner(): string | null {
+    return this.#owner;
+  }
+
+  /**
+   * Gives the session an owner (a user id), or takes it away with null;
+   * committed like a change. At login, call it together with renew().
+   */
+  setOwner(owner: string | null): void {
+    if (owner !== null) assertOwner(owner, 'session.setOwner(owner)');
+    this.#host?.change('data', this);
+    this.#owner = owner;
+    this.#ownerChanged = true;
+  }
+
+  /**
+   * This session's handle (as in store.sessionsOf), to mark "this device" in
+   * a list; null until it is saved, and while a renew() or drop() is pending
+   * (the id it would name is about to change or go).
+   */
+  get handle(): string | null {
+    if (this.#id === null || this.#renew || this.dropped) return null;
+    this.#handle ??= handleOf(this.#id);
+    return this.#handle;
   }
 
   get(key: string): any {
@@ -113,7 +147,7 @@ export class Session {
   /** @internal True when the store has not yet been given every change. */
   get pending(): boolean {
     if (this.#dropped) return false;
-    return this.#drop || this.#renew || this.#cleared || this.#changed.size > 0;
+    return this.#drop || this.#renew || this.#cleared || this.#ownerChanged || this.#changed.size > 0;
   }
 
   /** @internal True when a change was ever asked for (dropped sessions included). */
@@ -132,6 +166,8 @@ export class Session {
       else unset.push(key);
     }
     const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data: this.toJSON() };
+    if (this.#ownerChanged) work.owner = this.#owner;
+    this.#ownerChanged = false;
     this.#changed = new Set();
     this.#cleared = false;
     this.#renew = false;
@@ -141,6 +177,7 @@ export class Session {
 
   /** @internal The id the session is now stored under (null once dropped or gone). */
   committed(id: string | null): void {
+    if (id !== this.#id) this.#handle = null;
     this.#id = id;
   }
 }

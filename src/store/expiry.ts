@@ -41,3 +41,9 @@ export function liveThresholds(policy: ExpiryPolicy, now: number): LiveThreshold
 export function isLive(row: { created_at: number; touched_at: number }, thresholds: LiveThresholds): boolean {
   return row.touched_at >= thresholds.touchedSince && row.created_at >= thresholds.createdSince;
 }
+
+/** When a live row dies if nothing touches it again (epoch ms). */
+export function expiresAt(policy: ExpiryPolicy, row: { created_at: number; touched_at: number }): number {
+  const age = policy.timestamp === 'fixed' ? row.created_at + policy.maxAgeMs : row.touched_at + policy.maxAgeMs;
+  return policy.maxLifetimeMs === null ? age : Math.min(age, row.created_at + policy.maxLifetimeMs);
+}

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 const ID_BYTES = 32; // 256 bits, as the contract requires
 const ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
@@ -24,4 +24,35 @@ export function newSessionId(): string {
 /** True for a string that could be one of our ids; anything else is unknown without a store call. */
 export function isSessionId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);
+}
+
+// A handle names one session in a list ("your devices") without being its
+// id: 'h' + the base64url SHA-256 digest the row is keyed by. It is stable
+// (the digest of an id never changes), distinct per session, one character
+// longer than an id (so it never passes for one), and useless as a cookie: a
+// cookie is hashed before lookup, and the digest of a digest names no row.
+const HANDLE_PATTERN = /^h[A-Za-z0-9_-]{43}$/;
+
+export function handleFromDigest(digest: Uint8Array): string {
+  return `h${Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength).toString('base64url')}`;
+}
+
+/** The row key a handle names, or null for anything that is not a handle. */
+export function digestFromHandle(handle: unknown): Buffer | null {
+  if (typeof handle !== 'string' || !HANDLE_PATTERN.test(handle)) return null;
+  const digest = Buffer.from(handle.slice(1), 'base64url');
+  // Only the exact form handleFromDigest writes (base64url's last character has spare bits).
+  return digest.length === 32 && handleFromDigest(digest) === handle ? digest : null;
+}
+
+export function handleOf(sid: string): string {
+  return handleFromDigest(hash('sha256', sid, 'buffer'));
+}
+
+/** An owner is a user id: a non-empty string of at most 256 characters. */
+export function assertOwner(owner: unknown, where: string): asserts owner is string {
+  if (typeof owner !== 'string' || owner.length === 0 || owner.length > 256) {
+    const got = typeof owner === 'string' ? `a string of ${owner.length} characters` : owner === null ? 'null' : typeof owner;
+    throw new TypeError(`${where}: owner must be a non-empty string of at most 256 characters, got ${got}`);
+  }
 }

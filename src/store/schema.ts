@@ -1,10 +1,15 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { TableExistsError, TableNotExistsError } from '../errors.ts';
 import { TABLE_NAME } from '../config.ts';
+import { inTransaction } from './connection.ts';
 
 // Every time column holds integer epoch milliseconds. Rows are keyed by the
 // SHA-256 digest of the session id: a copy of the file holds no usable id.
-const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at'] as const;
+// `owner` (a user id, or NULL) has its own index: "sessions of this user" is
+// an index range, never a scan of the data.
+const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'] as const;
+/** The layout of the released 0.1.0, upgraded in place by setup. */
+const COLUMNS_0_1 = ['sid_hash', 'data', 'created_at', 'touched_at'] as const;
 
 /** The table name, checked again here: nothing unchecked is ever interpolated into SQL. */
 export function quoted(table: string): string {
@@ -12,14 +17,18 @@ export function quoted(table: string): string {
   return `"${table}"`;
 }
 
-export type TableShape = 'missing' | 'ok' | 'other';
+/** 'old': the 0.1.0 layout, without the owner column: upgraded by setup. */
+export type TableShape = 'missing' | 'ok' | 'old' | 'other';
+
+const sameColumns = (columns: string[], expected: readonly string[]) =>
+  columns.length === expected.length && expected.every((column) => columns.includes(column));
 
 export function tableShape(db: DatabaseSync, table: string): TableShape {
   const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table);
   if (!exists) return 'missing';
   const columns = db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table).map((row) => String(row.name));
-  const same = columns.length === COLUMNS.length && COLUMNS.every((column) => columns.includes(column));
-  return same ? 'ok' : 'other';
+  if (sameColumns(columns, COLUMNS)) return 'ok';
+  return sameColumns(columns, COLUMNS_0_1) ? 'old' : 'other';
 }
 
 function otherShape(table: string): TableExistsError {
@@ -28,24 +37,45 @@ function otherShape(table: string): TableExistsError {
     `choose another table name or drop that table`);
 }
 
-/** Creates the table and its indexes when missing; returns whether it created them. */
-export function setupTable(db: DatabaseSync, table: string): boolean {
-  const shape = tableShape(db, table);
-  if (shape === 'other') throw otherShape(table);
-  // Two indexes serve the sweep's range deletes: one per threshold of the
-  // liveness rule (SQLite's multi-index OR plan uses both).
+/**
+ * Creates the table and its indexes when missing, and upgrades a 0.1.0 table
+ * in place (the owner column and its index added, every row kept); returns
+ * what it found: 'missing' (created), 'old' (upgraded) or 'ok' (nothing to do). It runs under SQLite's write lock (BEGIN
+ * IMMEDIATE, waiting out busy_timeout), and looks at the table again once it
+ * holds it: two processes starting at once cannot both create or both alter.
+ */
+export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' | 'ok' {
+  // Nothing to do, and no write lock taken, on a table already right.
+  const seen = tableShape(db, table);
+  if (seen === 'ok') return 'ok';
+  if (seen === 'other') throw otherShape(table);
   const name = quoted(table);
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${name} (
-      sid_hash BLOB NOT NULL PRIMARY KEY,
-      data TEXT NOT NULL,
-      created_at INTEGER NOT NULL,
-      touched_at INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at);
-    CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${name} (created_at);
-  `);
-  return shape === 'missing';
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const shape = tableShape(db, table);
+    if (shape === 'other') throw otherShape(table);
+    if (shape === 'old') db.exec(`ALTER TABLE ${name} ADD COLUMN owner TEXT`);
+    // Two indexes serve the sweep's range deletes: one per threshold of the
+    // liveness rule (SQLite's multi-index OR plan uses both). The owner index
+    // is partial: sessions without an owner cost it nothing.
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS ${name} (
+        sid_hash BLOB NOT NULL PRIMARY KEY,
+        data TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        touched_at INTEGER NOT NULL,
+        owner TEXT
+      );
+      CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at);
+      CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${name} (created_at);
+      CREATE INDEX IF NOT EXISTS "${table}_owner" ON ${name} (owner, touched_at) WHERE owner IS NOT NULL;
+    `);
+    db.exec('COMMIT');
+    return shape as 'missing' | 'old' | 'ok';
+  } catch (error) {
+    if (inTransaction(db)) db.exec('ROLLBACK');
+    throw error;
+  }
 }
 
 /** For a start with `autoSetup: false`, and for the CLI commands that need the table. */
@@ -53,6 +83,9 @@ export function requireTable(db: DatabaseSync, table: string, database: string):
   const shape = tableShape(db, table);
   if (shape === 'missing') {
     throw new TableNotExistsError(`the session table "${table}" does not exist in ${database}; run \`supervised-sessions setup\` or start with autoSetup: true`);
+  }
+  if (shape === 'old') {
+    throw new TableNotExistsError(`the session table "${table}" in ${database} has the layout of an earlier version (no owner column); run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
   }
   if (shape === 'other') throw otherShape(table);
 }

@@ -1,22 +1,43 @@
 import type { MailboxClient } from '../runtime/mailbox-client.ts';
 import { SessionTooLargeError } from '../errors.ts';
 import type { Timestamp } from '../config.ts';
-import { isSessionId, newSessionId } from './ids.ts';
+import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
 import { assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
 
 export interface SessionPatch {
   set?: Record<string, JsonValue>;
   unset?: string[];
+  /** A string gives the session that owner, `null` takes it away; absent: unchanged. */
+  owner?: string | null;
+}
+
+/** One of an owner's live sessions (times in epoch ms). */
+export interface SessionInfo {
+  /** An opaque, stable name for the session; never usable as a cookie. */
+  handle: string;
+  createdAt: number;
+  touchedAt: number;
+  expiresAt: number;
+  data: SessionData;
 }
 
 /** The mailbox client of the store owner: the analogue of Plug.Session.Store. */
 export interface SessionStore {
   get(sid: string): Promise<SessionData | null>;
-  put(sid: string | null, data: SessionData): Promise<string | null>;
+  put(sid: string | null, data: SessionData, options?: { owner?: string }): Promise<string | null>;
   patch(sid: string, changes: SessionPatch): Promise<boolean>;
   renew(sid: string): Promise<string | null>;
   delete(sid: string): Promise<void>;
   count(): Promise<number>;
+  sessionsOf(owner: string): Promise<SessionInfo[]>;
+  revoke(owner: string, handle: string): Promise<boolean>;
+  revokeAll(owner: string, options?: { except?: string }): Promise<number>;
+}
+
+/** @internal A live session as createHandler loads it: its data and its owner. */
+export interface LoadedSession {
+  data: SessionData;
+  owner: string | null;
 }
 
 function requireString(sid: unknown, method: string): asserts sid is string {
@@ -50,19 +71,30 @@ export class MailboxSessionStore implements SessionStore {
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
-  async put(sid: string | null, data: SessionData): Promise<string | null> {
+  /** @internal get, with the owner: what createHandler hands its Session. */
+  async load(sid: string): Promise<LoadedSession | null> {
+    if (!isSessionId(sid)) return null;
+    const row = await this.#mailbox.call('load', [sid]) as [string, string | null] | null;
+    return row === null ? null : { data: JSON.parse(row[0]) as SessionData, owner: row[1] };
+  }
+
+  async put(sid: string | null, data: SessionData, options?: { owner?: string }): Promise<string | null> {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner? }');
+    const owner = options?.owner;
+    if (owner !== undefined) assertOwner(owner, 'store.put(sid, data, { owner })');
     const json = this.#serialize(data);
-    if (sid === null) return this.#mailbox.call('create', [newSessionId(), json]) as Promise<string>;
+    if (sid === null) return this.#mailbox.call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
     if (!isSessionId(sid)) return null;
-    return this.#mailbox.call('put', [sid, json]) as Promise<string | null>;
+    return this.#mailbox.call('put', [sid, json, owner ?? null]) as Promise<string | null>;
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
     requireString(sid, 'patch');
-    if (typeof changes !== 'object' || changes === null) throw new TypeError('store.patch(sid, changes): changes must be { set?, unset? }');
-    const { set, unset } = changes;
+    if (typeof changes !== 'object' || changes === null) throw new TypeError('store.patch(sid, changes): changes must be { set?, unset?, owner? }');
+    const { set, unset, owner } = changes;
+    if (owner !== undefined && owner !== null) assertOwner(owner, 'store.patch(sid, { owner })');
     let setJson: string | null = null;
     if (set !== undefined) {
       // Checks every value, at any depth, naming the key.
@@ -73,7 +105,31 @@ export class MailboxSessionStore implements SessionStore {
       throw new TypeError('store.patch(sid, changes): unset must be an array of key names');
     }
     if (!isSessionId(sid)) return false;
-    return this.#mailbox.call('patch', [sid, setJson, unset?.length ? unset : null]) as Promise<boolean>;
+    // The owner crosses as a fourth element only when it changes.
+    const args = owner === undefined ? [sid, setJson, unset?.length ? unset : null] : [sid, setJson, unset?.length ? unset : null, owner];
+    return this.#mailbox.call('patch', args) as Promise<boolean>;
+  }
+
+  async sessionsOf(owner: string): Promise<SessionInfo[]> {
+    assertOwner(owner, 'store.sessionsOf(owner)');
+    const rows = await this.#mailbox.call('sessionsOf', [owner]) as Array<[string, number, number, number, string]>;
+    return rows.map(([handle, createdAt, touchedAt, expiresAt, json]) => ({ handle, createdAt, touchedAt, expiresAt, data: JSON.parse(json) as SessionData }));
+  }
+
+  async revoke(owner: string, handle: string): Promise<boolean> {
+    assertOwner(owner, 'store.revoke(owner, handle)');
+    // A handle of the wrong shape names nothing: not found, and nothing said about why.
+    const digest = digestFromHandle(handle);
+    if (digest === null) return false;
+    return this.#mailbox.call('revoke', [owner, digest]) as Promise<boolean>;
+  }
+
+  async revokeAll(owner: string, options?: { except?: string }): Promise<number> {
+    assertOwner(owner, 'store.revokeAll(owner, options)');
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
+    const except = options?.except;
+    if (except !== undefined) requireString(except, 'revokeAll');
+    return this.#mailbox.call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]) as Promise<number>;
   }
 
   async renew(sid: string): Promise<string | null> {

@@ -2,7 +2,8 @@ import { hash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
-import { isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { expiresAt, isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { handleFromDigest } from './ids.ts';
 import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
@@ -14,15 +15,18 @@ export interface EngineOptions {
   maxSessionBytes: number;
   /** Shared with the cleaner of this process, to hand the write lock over without SQLite's sleeps. */
   gate?: WriteGate;
+  /** maxSessionsPerOwner: null for no cap. */
+  maxPerOwner?: number | null;
 }
 
 interface Row {
   data: string;
   created_at: number;
   touched_at: number;
+  owner: string | null;
 }
 
-const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep']);
+const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll']);
 
 // Rows are keyed by SHA-256 of the id: the database never holds a raw id.
 // A read-modify-write hashes the same id twice in a row (get, then patch), so
@@ -41,6 +45,25 @@ function digest(sid: string): Buffer {
 }
 
 /**
+ * The owner statements, each served by the owner index (owner, touched_at)
+ * (test/owners.test.ts checks their query plans).
+ */
+export function ownerStatements(table: string): { list: string; revoke: string; revokeAll: string; cap: string } {
+  const t = quoted(table);
+  return {
+    // Newest first, straight from the index order.
+    list: `SELECT sid_hash, data, created_at, touched_at FROM ${t} WHERE owner = ? AND touched_at >= ? AND created_at >= ? ORDER BY touched_at DESC`,
+    revoke: `DELETE FROM ${t} WHERE sid_hash = ? AND owner = ? RETURNING created_at, touched_at`,
+    revokeAll: `DELETE FROM ${t} WHERE owner = ? AND sid_hash IS NOT ? RETURNING created_at, touched_at`,
+    // maxSessionsPerOwner: keep the session just given the owner and the
+    // (cap - 1) most recently used others; the rest of the owner's rows go.
+    cap: `DELETE FROM ${t} WHERE owner = ?1 AND sid_hash != ?2 AND sid_hash NOT IN (
+      SELECT sid_hash FROM ${t} WHERE owner = ?1 AND sid_hash != ?2 AND touched_at >= ?3 AND created_at >= ?4
+      ORDER BY touched_at DESC LIMIT ?5)`,
+  };
+}
+
+/**
  * The store's storage engine on node:sqlite: the narrow interface the store
  * owner drives (`runBatch`), so another engine can sit behind the same actor.
  * Every operation is idempotent under replay: ids come from the caller.
@@ -51,6 +74,7 @@ export class SqliteEngine {
   readonly #policy: ExpiryPolicy;
   readonly #maxBytes: number;
   readonly #gate: WriteGate | null;
+  readonly #maxPerOwner: number | null;
   /** Touches owed by a read-only batch, applied after it in a short write transaction. */
   #touches: Buffer[] = [];
   readonly #select: StatementSync;
@@ -68,6 +92,11 @@ export class SqliteEngine {
   readonly #savepoint: StatementSync;
   readonly #release: StatementSync;
   readonly #rollbackTo: StatementSync;
+  readonly #setOwner: StatementSync;
+  readonly #listOwner: StatementSync;
+  readonly #revoke: StatementSync;
+  readonly #revokeAll: StatementSync;
+  readonly #cap: StatementSync;
 
   constructor(db: DatabaseSync, options: EngineOptions) {
     this.#db = db;
@@ -75,14 +104,21 @@ export class SqliteEngine {
     this.#policy = options.policy;
     this.#maxBytes = options.maxSessionBytes;
     this.#gate = options.gate ?? null;
+    this.#maxPerOwner = options.maxPerOwner ?? null;
     const t = quoted(options.table);
     // Statements are prepared once, for the life of the connection.
-    this.#select = db.prepare(`SELECT data, created_at, touched_at FROM ${t} WHERE sid_hash = ?`);
+    this.#select = db.prepare(`SELECT data, created_at, touched_at, owner FROM ${t} WHERE sid_hash = ?`);
     this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ?`);
-    this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at) VALUES (?, ?, ?, ?)`);
+    this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)`);
     // A replayed create (its reply lost in a crash) finds its own row: same id, same data.
-    this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at) VALUES (?, ?, ?, ?)
-      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data`);
+    this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`);
+    this.#setOwner = db.prepare(`UPDATE ${t} SET owner = ? WHERE sid_hash = ?`);
+    const owners = ownerStatements(options.table);
+    this.#listOwner = db.prepare(owners.list);
+    this.#revoke = db.prepare(owners.revoke);
+    this.#revokeAll = db.prepare(owners.revokeAll);
+    this.#cap = db.prepare(owners.cap);
     this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ?`);
     this.#updateData = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ?`);
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ?`);
@@ -197,10 +233,17 @@ export class SqliteEngine {
 
   #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): unknown {
     switch (op) {
-      case 'get': return this.#get(args[0] as string, now, live, canWrite, touchLater);
-      case 'create': return this.#createSession(args[0] as string, args[1] as string, now);
-      case 'put': return this.#put(args[0] as string, args[1] as string, now, live);
-      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, now, live);
+      case 'get': return this.#get(args[0] as string, now, live, canWrite, touchLater)?.data ?? null;
+      case 'load': {
+        const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
+        return row === null ? null : [row.data, row.owner];
+      }
+      case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, now, live);
+      case 'put': return this.#put(args[0] as string, args[1] as string, args[2] as string | null, now, live);
+      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args.length > 3 ? { owner: args[3] as string | null } : null, now, live);
+      case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
+      case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
+      case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
       case 'renew': return this.#renew(args[0] as string, args[1] as string, now, live);
       case 'delete': this.#delete.run(digest(args[0] as string)); return null;
       case 'count': return Number((this.#count.get(live.touchedSince, live.createdSince) as { n: number }).n);
@@ -223,7 +266,7 @@ export class SqliteEngine {
     return row && isLive(row, live) ? row : null;
   }
 
-  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): string | null {
+  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Row | null {
     const hash = digest(sid);
     const row = this.#live(hash, live);
     if (!row) return null;
@@ -234,23 +277,54 @@ export class SqliteEngine {
       if (canWrite) this.#touch.run(now, hash);
       else if (touchLater) this.#touches.push(hash);
     }
-    return row.data;
+    return row;
   }
 
-  #createSession(sid: string, json: string, now: number): string {
+  #createSession(sid: string, json: string, owner: string | null, now: number, live: LiveThresholds): string {
     this.#checkSize(json);
-    this.#create.run(digest(sid), json, now, now);
+    const hash = digest(sid);
+    this.#create.run(hash, json, now, now, owner);
+    if (owner !== null) this.#applyCap(owner, hash, live);
     return sid;
   }
 
-  #put(sid: string, json: string, now: number, live: LiveThresholds): string | null {
+  #put(sid: string, json: string, owner: string | null, now: number, live: LiveThresholds): string | null {
     this.#checkSize(json);
+    const hash = digest(sid);
     // Unknown or dead: nothing stored, a deleted session is never brought back.
-    const { changes } = this.#update.run(json, now, digest(sid), live.touchedSince, live.createdSince);
-    return Number(changes) === 1 ? sid : null;
+    const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
+    if (Number(changes) !== 1) return null;
+    if (owner !== null) {
+      this.#setOwner.run(owner, hash);
+      this.#applyCap(owner, hash, live);
+    }
+    return sid;
   }
 
-  #patch(sid: string, set: string | null, unset: string[] | null, now: number, live: LiveThresholds): boolean {
+  /** maxSessionsPerOwner, in the transaction that gave `owner` the session `hash`. */
+  #applyCap(owner: string, hash: Buffer, live: LiveThresholds): void {
+    if (this.#maxPerOwner === null) return;
+    this.#cap.run(owner, hash, live.touchedSince, live.createdSince, this.#maxPerOwner - 1);
+  }
+
+  #sessionsOf(owner: string, live: LiveThresholds): Array<[string, number, number, number, string]> {
+    const rows = this.#listOwner.all(owner, live.touchedSince, live.createdSince) as Array<{ sid_hash: Uint8Array; data: string; created_at: number; touched_at: number }>;
+    return rows.map((row) => [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#policy, row), row.data]);
+  }
+
+  /** True when a live session of `owner` was deleted; a session of another owner is left alone. */
+  #revokeOne(owner: string, hash: Uint8Array, live: LiveThresholds): boolean {
+    const rows = this.#revoke.all(hash, owner) as Array<{ created_at: number; touched_at: number }>;
+    return rows.some((row) => isLive(row, live));
+  }
+
+  /** Deletes every session of `owner` but `except`; resolves with how many live ones went. */
+  #revokeAllOf(owner: string, except: string | null, live: LiveThresholds): number {
+    const rows = this.#revokeAll.all(owner, except === null ? null : digest(except)) as Array<{ created_at: number; touched_at: number }>;
+    return rows.filter((row) => isLive(row, live)).length;
+  }
+
+  #patch(sid: string, set: string | null, unset: string[] | null, owner: { owner: string | null } | null, now: number, live: LiveThresholds): boolean {
     const hash = digest(sid);
     const row = this.#live(hash, live);
     if (!row) return false;
@@ -267,6 +341,10 @@ export class SqliteEngine {
     const json = JSON.stringify(data);
     this.#checkSize(json);
     this.#updateData.run(json, now, hash);
+    if (owner !== null) {
+      this.#setOwner.run(owner.owner, hash);
+      if (owner.owner !== null) this.#applyCap(owner.owner, hash, live);
+    }
     return true;
   }
 
@@ -280,7 +358,7 @@ export class SqliteEngine {
     const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
     this.#savepoint.run();
     try {
-      this.#insert.run(digest(next), row.data, row.created_at, touched);
+      this.#insert.run(digest(next), row.data, row.created_at, touched, row.owner);
       this.#delete.run(hash);
       this.#release.run();
     } catch (error) {

@@ -39,11 +39,11 @@ await runActor({
         connection.exec('PRAGMA journal_size_limit = 67108864');
       }
       let created = false;
-      if (config.autoSetup) created = setupTable(connection, config.table);
+      if (config.autoSetup) created = setupTable(connection, config.table) === 'missing';
       else requireTable(connection, config.table, config.database);
       const engine = new SqliteEngine(connection, {
         table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes,
-        gate: gate ? new WriteGate(gate) : undefined,
+        gate: gate ? new WriteGate(gate) : undefined, maxPerOwner: config.maxSessionsPerOwner,
       });
       serveMailbox(port, (requests) => engine.runBatch(requests), () => engine.afterReplies());
       return { created };

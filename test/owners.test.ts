@@ -1,0 +1,300 @@
+// Owners (API.md "Owners"): a user's sessions listed, one revoked, all but
+// this one revoked, a cap per owner, the in-place upgrade of a 0.1.0 table.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { request } from 'undici';
+import {
+  startSessionApp, createHandler, setupStore, TableNotExistsError,
+  type SessionApp, type SessionAppConfig, type SessionHandler,
+} from '../src/index.ts';
+import { ownerStatements } from '../src/store/sqlite-engine.ts';
+import { runScript, sleep, tempDir } from './helpers.ts';
+
+const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
+
+async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
+  const temp = tempDir();
+  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, ...config });
+  try {
+    await body(app, temp.dir);
+  } finally {
+    await app.stop();
+    temp.remove();
+  }
+}
+
+test('put with an owner, patch an owner in; sessionsOf lists them newest first with handle, times and data', () =>
+  withApp({ maxAge: 3600 }, async (app) => {
+    const a = (await app.store.put(null, { device: 'laptop' }, { owner: 'ada' }))!;
+    await sleep(5);
+    const b = (await app.store.put(null, { device: 'phone' }))!;
+    assert.ok(await app.store.patch(b, { owner: 'ada' }));
+    await app.store.put(null, { device: 'other' }, { owner: 'grace' });
+    const list = await app.store.sessionsOf('ada');
+    assert.equal(list.map((s) => s.data.device), ['phone', 'laptop'], 'most recently used first');
+    const [phone, laptop] = list;
+    assert.ok(phone.touchedAt >= laptop.touchedAt);
+    assert.ok(laptop.createdAt <= Date.now() && laptop.createdAt > Date.now() - 60_000);
+    assert.is(laptop.expiresAt, laptop.touchedAt + 3600_000);
+    assert.match(laptop.handle, /^h[A-Za-z0-9_-]{43}$/);
+    assert.is.not(phone.handle, laptop.handle, 'distinct');
+    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.handle), [phone.handle, laptop.handle], 'stable');
+    for (const { handle } of list) {
+      assert.not.ok([a, b].includes(handle), 'never the id');
+      assert.is(await app.store.get(handle), null, 'a handle is not an id');
+      assert.is(await app.store.get(handle.slice(1)), null, 'nor is the digest inside it');
+    }
+    assert.ok(await app.store.patch(b, { owner: null }));
+    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.device), ['laptop'], 'owner: null takes it away');
+    assert.equal(await app.store.get(b), { device: 'phone' }, 'the session itself stays');
+    assert.equal(await app.store.sessionsOf('nobody'), []);
+  }));
+
+test("revoke ends one session, only for its owner; a bad handle is just not found", () =>
+  withApp({}, async (app) => {
+    const a = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+    const g = (await app.store.put(null, { n: 2 }, { owner: 'grace' }))!;
+    const [ada] = await app.store.sessionsOf('ada');
+    const [grace] = await app.store.sessionsOf('grace');
+    assert.is(await app.store.revoke('ada', grace.handle), false, "ada cannot end grace's session");
+    assert.equal(await app.store.get(g), { n: 2 });
+    for (const bad of ['', 'h', 'x'.repeat(44), `h${'A'.repeat(42)}!`, a, `h${a}`, grace.handle.slice(0, -1)]) {
+      assert.is(await app.store.revoke('ada', bad), false, JSON.stringify(bad));
+    }
+    assert.is(await app.store.revoke('ada', ada.handle), true);
+    assert.is(await app.store.get(a), null, 'dead at once');
+    assert.is(await app.store.patch(a, { set: { n: 9 } }), false, 'never brought back');
+    assert.is(await app.store.put(a, { n: 9 }), null);
+    assert.is(await app.store.revoke('ada', ada.handle), false, 'a second revoke finds nothing');
+  }));
+
+test('revokeAll ends every session of the owner but the one kept; counts them', () =>
+  withApp({}, async (app) => {
+    const mine = await Promise.all([1, 2, 3, 4].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
+    const other = (await app.store.put(null, { n: 5 }, { owner: 'grace' }))!;
+    assert.is(await app.store.revokeAll('ada', { except: mine[0]! }), 3);
+    assert.equal(await app.store.get(mine[0]!), { n: 1 });
+    for (const id of mine.slice(1)) assert.is(await app.store.get(id!), null);
+    assert.equal(await app.store.get(other), { n: 5 });
+    assert.is(await app.store.revokeAll('ada'), 1);
+    assert.is(await app.store.revokeAll('ada'), 0);
+    assert.is(await app.store.revokeAll('grace', { except: 'not-an-id' }), 1);
+  }));
+
+test('an owner that is empty, too long or not a string is a TypeError naming the argument', () =>
+  withApp({}, async (app) => {
+    const id = (await app.store.put(null, { n: 1 }))!;
+    const bad: unknown[] = ['', 'x'.repeat(257), 42, null, undefined, {}, ['ada']];
+    for (const owner of bad) {
+      for (const [name, call] of [
+        ['sessionsOf', () => app.store.sessionsOf(owner as string)],
+        ['revoke', () => app.store.revoke(owner as string, 'h')],
+        ['revokeAll', () => app.store.revokeAll(owner as string)],
+        ['put', () => app.store.put(null, {}, { owner: owner as string })],
+      ] as const) {
+        if (name === 'put' && owner === undefined) continue;
+        const error = await call().then(() => null, (e: unknown) => e);
+        assert.instance(error, TypeError, `${name}(${JSON.stringify(owner)})`);
+        assert.match((error as Error).message, /owner must be a non-empty string of at most 256 characters/);
+      }
+      if (owner !== null && owner !== undefined) {
+        const error = await app.store.patch(id, { owner: owner as string }).then(() => null, (e: unknown) => e);
+        assert.instance(error, TypeError);
+      }
+    }
+    assert.ok(await app.store.patch(id, { owner: 'x'.repeat(256) }), '256 characters is fine');
+    assert.is((await app.store.sessionsOf('x'.repeat(256))).length, 1);
+  }));
+
+test('maxSessionsPerOwner: the least recently used beyond the cap go, in the transaction that adds one', () =>
+  withApp({ maxSessionsPerOwner: 2, touchAfter: 0 }, async (app) => {
+    const first = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+    await sleep(3);
+    const second = (await app.store.put(null, { n: 2 }, { owner: 'ada' }))!;
+    await sleep(3);
+    await app.store.get(first); // first is now the more recently used
+    await sleep(3);
+    const third = (await app.store.put(null, { n: 3 }, { owner: 'ada' }))!;
+    assert.is(await app.store.get(second), null, 'the least recently used went');
+    assert.equal(await app.store.get(first), { n: 1 });
+    assert.equal(await app.store.get(third), { n: 3 });
+    // Given by patch, too; another owner is not touched.
+    const grace = (await app.store.put(null, { n: 4 }, { owner: 'grace' }))!;
+    await sleep(3);
+    const fourth = (await app.store.put(null, { n: 5 }))!;
+    assert.ok(await app.store.patch(fourth, { owner: 'ada' }));
+    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.n), [5, 3]);
+    assert.equal(await app.store.get(grace), { n: 4 });
+  }));
+
+test('replay: revokeAll and an owner change in flight at a crash of the store owner are replayed without harm', () =>
+  withApp({}, async (app) => {
+    const ids = await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
+    const loner = (await app.store.put(null, { n: 0 }))!;
+    const revoked = app.store.revokeAll('ada', { except: ids[0]! });
+    const owned = app.store.patch(loner, { owner: 'grace' });
+    const killed = app.kill('store');
+    const [count, patched] = await Promise.all([revoked, owned, killed]);
+    assert.ok(count === 2 || count === 0, `2, or 0 when the reply was lost and the replay found them gone: ${count}`);
+    assert.ok(patched);
+    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.n), [1]);
+    assert.equal((await app.store.sessionsOf('grace')).map((s) => s.data.n), [0]);
+    assert.is(app.status().children.store.restarts, 1);
+  }));
+
+test('the owner statements go through the owner index (query plans)', () =>
+  withApp({}, async (_app, dir) => {
+    const db = new DatabaseSync(join(dir, 'sessions.db'));
+    try {
+      for (const [name, sql] of Object.entries(ownerStatements('session'))) {
+        const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((row) => row.detail).join(' | ');
+        // revoke names its row by the primary key, and checks the owner on it.
+        assert.match(plan, name === 'revoke' ? /USING INDEX sqlite_autoindex_session_1 \(sid_hash=\?\)/ : /USING (COVERING )?INDEX session_owner/, `${name}: ${plan}`);
+        assert.not.match(plan, /SCAN session(?! USING)/, `${name} never scans the table: ${plan}`);
+      }
+    } finally {
+      db.close();
+    }
+  }));
+
+test('a 0.1.0 table is upgraded in place by autoSetup: every session kept, owners work', async () => {
+  const temp = tempDir();
+  try {
+    const database = join(temp.dir, 'old.db');
+    const written = await runScript(fixture('write-0.1.0.ts'), [database, 'session', '50']);
+    assert.is(written.code, 0, written.stderr);
+    const ids = JSON.parse(written.stdout) as string[];
+    const refused = await startSessionApp({ database, autoSetup: false, sweepSignal: false }).catch((e: unknown) => e);
+    assert.instance(refused, TableNotExistsError);
+    assert.match((refused as Error).message, /supervised-sessions setup/);
+    // Four processes start on the old table at once: one upgrades, none fails.
+    const starts = await Promise.all([1, 2, 3, 4].map(() => runScript(fixture('start-app.ts'), [database], { timeoutMs: 30_000 })));
+    assert.equal(starts.map((r) => r.stdout.trim()), ['ok', 'ok', 'ok', 'ok'], starts.map((r) => r.stderr).join('\n'));
+    const app = await startSessionApp({ database, autoSetup: false, sweepSignal: false });
+    try {
+      for (const [i, id] of ids.entries()) assert.equal(await app.store.get(id), { n: i, from: '0.1.0' });
+      assert.ok(await app.store.patch(ids[0], { owner: 'ada' }));
+      assert.is((await app.store.sessionsOf('ada')).length, 1);
+    } finally {
+      await app.stop();
+    }
+  } finally {
+    temp.remove();
+  }
+});
+
+test('setupStore upgrades a 0.1.0 table too, and is idempotent after', async () => {
+  const temp = tempDir();
+  try {
+    const database = join(temp.dir, 'old.db');
+    const ids = JSON.parse((await runScript(fixture('write-0.1.0.ts'), [database])).stdout) as string[];
+    await setupStore({ database });
+    await setupStore({ database });
+    const db = new DatabaseSync(database);
+    const columns = db.prepare(`SELECT name FROM pragma_table_info('session')`).all().map((row) => row.name);
+    const indexes = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'session'`).all().map((row) => row.name);
+    const rows = Number((db.prepare('SELECT count(*) AS n FROM session').get() as { n: number }).n);
+    db.close();
+    assert.ok(columns.includes('owner'));
+    assert.ok(indexes.includes('session_owner'));
+    assert.is(rows, ids.length);
+  } finally {
+    temp.remove();
+  }
+});
+
+// ── Through createHandler ──────────────────────────────────────────────────
+
+async function serve(app: SessionApp, handler: SessionHandler): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer(createHandler(app.store, handler, { onError: () => {} }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+  };
+}
+
+async function get(url: string, cookie?: string) {
+  const response = await request(url, { headers: cookie ? { cookie } : {}, headersTimeout: 5000, bodyTimeout: 5000 });
+  const body = await response.body.text();
+  const raw = response.headers['set-cookie'];
+  const cookies = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+  return { status: response.statusCode, body, cookie: cookies.find((line) => line.startsWith('sid='))?.split(';')[0] };
+}
+
+test('Session: login with renew() + setOwner(); owner loaded on later requests; handle marks this device', () =>
+  withApp({}, async (app) => {
+    const server = await serve(app, (req, res, session) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.pathname === '/login') {
+        session.renew();
+        session.setOwner(url.searchParams.get('user'));
+      }
+      res.end(JSON.stringify({ owner: session.owner, handle: session.handle, isNew: session.isNew }));
+    });
+    try {
+      const login = await get(`${server.url}/login?user=ada`);
+      const cookie = login.cookie!;
+      assert.equal(JSON.parse(login.body), { owner: 'ada', handle: null, isNew: true }, 'no handle while the renew is pending');
+      const list = await app.store.sessionsOf('ada');
+      assert.is(list.length, 1);
+      const again = JSON.parse((await get(`${server.url}/`, cookie)).body) as { owner: string; handle: string; isNew: boolean };
+      assert.equal(again, { owner: 'ada', handle: list[0].handle, isNew: false }, 'the handle of this device is the one listed');
+    } finally {
+      await server.close();
+    }
+  }));
+
+test('a request in flight with a revoked id never brings it back; its next request gets a fresh session', () =>
+  withApp({}, async (app) => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const server = await serve(app, async (req, res, session) => {
+      if (req.url === '/slow') {
+        await gate;
+        session.set('late', true);
+        res.statusCode = 202;
+      }
+      res.end(JSON.stringify({ isNew: session.isNew, data: session.toJSON() }));
+    });
+    try {
+      const id = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+      const slow = get(`${server.url}/slow`, `sid=${id}`);
+      await sleep(50);
+      assert.is(await app.store.revokeAll('ada'), 1);
+      release();
+      const reply = await slow;
+      assert.is(reply.status, 202, 'the handler keeps its status');
+      assert.is(await app.store.get(id), null, 'not brought back');
+      const next = JSON.parse((await get(`${server.url}/`, `sid=${id}`)).body) as { isNew: boolean };
+      assert.is(next.isNew, true);
+    } finally {
+      await server.close();
+    }
+  }));
+
+test('session.setOwner validates, and a new session with only an owner is stored', () =>
+  withApp({}, async (app) => {
+    const codes: string[] = [];
+    const server = await serve(app, (_req, res, session) => {
+      for (const bad of ['', 'x'.repeat(257), 7]) {
+        try { session.setOwner(bad as string); codes.push('none'); } catch (error) { codes.push((error as Error).name); }
+      }
+      session.setOwner('ada');
+      res.end();
+    });
+    try {
+      const reply = await get(server.url);
+      assert.equal(codes, ['TypeError', 'TypeError', 'TypeError']);
+      assert.ok(reply.cookie, 'stored: it has an owner');
+      assert.is((await app.store.sessionsOf('ada')).length, 1);
+    } finally {
+      await server.close();
+    }
+  }));
+
+test.run();
