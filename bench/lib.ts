@@ -17,7 +17,7 @@ export const ROOT = join(BENCH_DIR, '..');
  */
 export function ensureBenchPeers(log: (line: string) => void): boolean {
   const installed = () => existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
-    && existsSync(join(BENCH_DIR, 'node_modules', 'connect-sqlite3'));
+    && existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node'));
   if (installed()) return true;
   const arch = `node-${process.platform}-${process.arch}`;
   const nodedir = [dirname(dirname(process.execPath)), join(ROOT, 'node_modules', 'node', 'node_modules', arch), join(ROOT, 'node_modules', arch)]

@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +48,24 @@ async function storeRestarts(): Promise<number> {
   return (JSON.parse((await call('/admin/status', { method: 'POST' })).body) as { children: { store: { restarts: number } } }).children.store.restarts;
 }
 
-test('a form body over 4 KiB gets a 413, and the server stops reading it (bounded stream of 8 MiB)', async () => {
+test('a form body over 4 KiB gets a 413, not a 500', async () => {
+  // One 8 KiB piece of a body announced as 100 MB, then wait for the answer:
+  // the server has read all that was sent, so its close is clean.
+  const { port } = new URL(url);
+  const head = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    let received = '';
+    socket.setTimeout(10_000, () => { socket.destroy(); reject(new Error(`no answer: ${received}`)); });
+    socket.on('data', (chunk) => { received += chunk; });
+    socket.on('close', () => resolve(received));
+    socket.on('error', () => resolve(received));
+    socket.write(`POST /name HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100000000\r\n\r\n`);
+    socket.write(`name=${'a'.repeat(8 * 1024)}`);
+  });
+  assert.match(head, /^HTTP\/1\.1 413 /, head.slice(0, 80));
+});
+
+test('an endless form body: the server stops reading it and stays up (bounded stream of 8 MiB)', async () => {
   let sent = 0;
   async function* endless(): AsyncIterable<Buffer> {
     const chunk = Buffer.alloc(64 * 1024, 'a');
@@ -57,8 +75,9 @@ test('a form body over 4 KiB gets a 413, and the server stops reading it (bounde
       yield chunk;
     }
   }
+  // The 413 may be lost to a reset (the server closes while the client still sends): either is fine, a 500 is not.
   const reply = await call('/name', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Readable.from(endless()) }).catch((error: Error) => ({ status: 0, body: error.message, headers: {} }));
-  assert.is(reply.status, 413, `413, not 500: ${reply.body}`);
+  assert.ok(reply.status === 413 || reply.status === 0, `413 or a reset, not ${reply.status}: ${reply.body}`);
   assert.ok(sent < 8 * 1024 * 1024, `the server stopped reading (${sent} bytes sent)`);
   assert.is((await call('/')).status, 200, 'the server still answers');
 });

@@ -4,9 +4,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { floorNode, runScript, tempDir } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -69,14 +69,18 @@ for (const which of ['24', 'floor'] as const) {
     assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
       read: { user: 'ada' }, restarts: 1, reply: { status: 200, body: 'visits: 1', cookie: 'sid' }, config: 'ERR_SESSION_CONFIG',
     });
-    // npx runs the bin with the first node on PATH: this one.
-    const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH}` };
+    // npx runs the bin with the first node on PATH: this one. A preloaded
+    // probe records which Node ran the bin itself.
+    const probe = join(project, 'probe.mjs');
+    const seen = join(project, `ran-${which}.txt`);
+    writeFileSync(probe, `import { appendFileSync } from 'node:fs';\nif (process.argv[1]?.includes('supervised-sessions')) appendFileSync(${JSON.stringify(seen)}, process.version + '\\n');\n`);
+    const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH}`, NODE_OPTIONS: `--import=${pathToFileURL(probe).href}` };
     const stats = run('npx', ['--no-install', 'supervised-sessions', 'stats', '--database', 'consumer.db'], project, env);
     assert.is(stats.status, 0, stats.stderr);
     assert.match(stats.stdout, /^live: \d+$/m);
     assert.match(stats.stdout, /^bytes: \d+$/m);
-    const version = run(node, ['--version'], project).stdout.trim();
-    assert.ok(which === '24' ? version === process.version : version === `v${floorNode().version}`, version);
+    const expected = which === '24' ? process.version : `v${floorNode().version}`;
+    assert.equal(readFileSync(seen, 'utf8').trim().split('\n'), [expected], 'the bin ran on that Node');
   });
 }
 

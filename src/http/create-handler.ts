@@ -49,9 +49,18 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
     }
     return value;
   };
+  // The app's onError is told of every failure; one that throws itself must
+  // not take the process down, nor leave a response unanswered.
+  const onError = (error: Error, req: IncomingMessage): void => {
+    try {
+      resolved.onError(error, req);
+    } catch (thrown) {
+      process.stderr.write(`supervised-sessions: onError threw while reporting "${error.message}": ${asError(thrown).message}\n`);
+    }
+  };
   const ctx: CommitContext = {
     store,
-    onError: resolved.onError,
+    onError,
     setCookie: (id) => prefix + valueOf(id) + suffix,
     expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
   };
@@ -62,6 +71,9 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
   function run(req: IncomingMessage, res: ServerResponse, id: string | null, data: SessionData | null, hadCookie: boolean, owner: string | null = null): void {
     const preset = id !== null && resend ? ctx.setCookie(id) : null;
     if (preset !== null) res.appendHeader('Set-Cookie', preset);
+    // A write after end() makes Node emit 'error' on the response, which kills
+    // a process nobody listens on: it is the handler's mistake, reported.
+    res.on('error', onResponseError);
     const commit = new RequestCommit(ctx, req, res, hadCookie, preset);
     const session = new Session(id, data, commit, owner);
     commit.session = session;
@@ -99,6 +111,10 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
     return sid;
   };
 
+  function onResponseError(this: ServerResponse, error: Error): void {
+    onError(error, this.req);
+  }
+
   return function sessionHandler(req: IncomingMessage, res: ServerResponse): void {
     const header = req.headers.cookie;
     const raw = header ? parseCookie(header, RAW)[key] : undefined;
@@ -116,11 +132,11 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
     load(sid).then(
       (loaded) => run(req, res, loaded ? sid : null, loaded?.data ?? null, true, loaded?.owner ?? null),
       (error: unknown) => {
-        resolved.onError(asError(error), req);
         if (!res.headersSent) respond(res, statusFor(error));
+        onError(asError(error), req);
       },
     ).catch((error: unknown) => {
-      // Only an onError that throws gets here: the request must still end.
+      // Nothing should get here (run catches the handler's errors): the request must still end.
       if (!res.headersSent) respond(res, 500);
       else res.destroy(asError(error));
     });

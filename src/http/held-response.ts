@@ -68,7 +68,10 @@ function checkWriteHead(args: unknown[]): { status: number; reason: string | und
     given ??= reasonOrHeaders;
   }
   const headers: Array<[string, unknown]> = [];
-  if (Array.isArray(given)) {
+  if (Array.isArray(given) && given.length > 0 && Array.isArray(given[0])) {
+    // [[name, value], ...]: what Node takes when no header was set before.
+    for (const entry of given as unknown[][]) if (entry[0]) headers.push([String(entry[0]), entry[1]]);
+  } else if (Array.isArray(given)) {
     if (given.length % 2 !== 0) throw nodeError(new TypeError(`The argument 'headers' is invalid. Received an array of length ${given.length}`), 'ERR_INVALID_ARG_VALUE');
     for (let i = 0; i < given.length; i += 2) if (given[i]) headers.push([String(given[i]), given[i + 1]]);
   } else if (given !== null && typeof given === 'object') {
@@ -79,6 +82,15 @@ function checkWriteHead(args: unknown[]): { status: number; reason: string | und
     validateHeaderValue(name, value as string);
   }
   return { status, reason, headers, array: Array.isArray(given) };
+}
+
+const destroyedError = (method: string) => nodeError(new Error(`Cannot call ${method} after a stream was destroyed`), 'ERR_STREAM_DESTROYED');
+
+/** The callback of a write/end call, wherever Node takes it. */
+function callbackOf(method: Method, args: unknown[]): ((error?: Error | null) => void) | undefined {
+  if (method !== 'write' && method !== 'end') return undefined;
+  const found = args.find((arg) => typeof arg === 'function');
+  return found as ((error?: Error | null) => void) | undefined;
 }
 
 /** What Node checks when a write or end sends the headers implicitly. */
@@ -113,6 +125,8 @@ export class HeldResponse {
   #owesDrain = false;
   /** Our own calls into Node are running (Node's writeHead calls setHeader itself). */
   #sending = false;
+  /** Status code and message as they were when the handler's first sending call was held. */
+  #statusLine: [number, string] | null = null;
 
   constructor(res: ServerResponse, policy: HoldPolicy) {
     this.res = res;
@@ -177,6 +191,10 @@ export class HeldResponse {
     if (!this.#holding()) return this.#pass('writeHead', args) as ServerResponse;
     if (this.#headersOut) throw headersSentError('write');
     const { status, reason, headers, array } = checkWriteHead(args);
+    // Node checks the status message it will send, the handler's earlier one included.
+    if (reason === undefined && typeof this.res.statusMessage === 'string' && INVALID_HEADER_CHAR.test(this.res.statusMessage)) {
+      throw nodeError(new TypeError('Invalid character in statusMessage'), 'ERR_INVALID_CHAR');
+    }
     // As Node does when headers were already set: the given ones replace them,
     // an array's repeated names are appended.
     for (const [name] of headers) this.removeHeader(name);
@@ -221,8 +239,9 @@ export class HeldResponse {
       return this.res;
     }
     if (!this.#holding()) return this.#pass('end', args) as ServerResponse;
-    this.#ended = true;
+    // Ended only once Node would have accepted it (an invalid status throws first).
     this.#hold('end', args);
+    this.#ended = true;
     return this.res;
   }
 
@@ -245,26 +264,39 @@ export class HeldResponse {
   }
 
   #hold(method: Method, args: unknown[]): void {
-    if (!this.#headersOut && method !== 'writeHead') checkImplicitHead(this.res);
+    if (!this.#headersOut) {
+      if (method !== 'writeHead') checkImplicitHead(this.res);
+      // The status line is fixed now, as Node fixes it when the headers are
+      // written: a later `res.statusCode = …` does not change what goes out.
+      this.#statusLine = [this.res.statusCode, this.res.statusMessage];
+    }
     this.#headersOut = true;
     this.#queue.push([method, args]);
     this.#policy.held();
   }
 
   #pass(method: Method, args: unknown[]): unknown {
-    if (this.#closed) return method === 'write' ? false : this.res;
-    if (method === 'end') this.#ended = true;
-    this.#headersOut = true;
+    if (this.#closed) {
+      // The response was answered or cut short: the call does nothing, and its callback hears so.
+      const callback = callbackOf(method, args);
+      if (callback) process.nextTick(callback, destroyedError(method));
+      return method === 'write' ? false : this.res;
+    }
     if (!this.#cookieSet && !this.headersSent) {
       this.#cookieSet = true;
       this.#policy.beforeHeaders();
     }
     this.#sending = true;
+    let result: unknown;
     try {
-      return this.#originals[method].apply(this.res, args);
+      result = this.#originals[method].apply(this.res, args);
     } finally {
       this.#sending = false;
     }
+    // Only once Node accepted the call: one that throws leaves the response as it was.
+    if (method === 'end') this.#ended = true;
+    this.#headersOut = true;
+    return result;
   }
 
   /** Sends what was held, in order; called when the store has acknowledged every change made so far. */
@@ -273,6 +305,10 @@ export class HeldResponse {
     this.#queue = [];
     this.#heldBytes = 0;
     let wrote = true;
+    if (this.#statusLine !== null && !this.headersSent) {
+      [this.res.statusCode, this.res.statusMessage] = this.#statusLine;
+      this.#statusLine = null;
+    }
     for (const [method, args] of queue) {
       try {
         const result = this.#pass(method, method === 'writeHead' ? [this.res.statusCode] : args);
@@ -302,6 +338,10 @@ export class HeldResponse {
    */
   fail(status: number, error: Error): void {
     this.#closed = true;
+    for (const [method, args] of this.#queue) {
+      const callback = callbackOf(method, args);
+      if (callback) process.nextTick(callback, destroyedError(method));
+    }
     this.#queue = [];
     if (this.ended) return;
     if (this.headersSent) {

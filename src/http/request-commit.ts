@@ -69,9 +69,13 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   change(kind: ChangeKind, session: Session): void {
     const held = this.#held;
     const res = this.#res;
-    if (this.#failed || (held ? held.handlerEnded : res.writableEnded)) {
-      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear' : kind}() after the response ended: the change could not be stored`);
+    if (held ? held.handlerEnded : res.writableEnded) {
+      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the response ended: the change could not be stored`);
     }
+    // The response was already answered with a 5xx (or cut short), or the
+    // session is gone: the change is ignored, like the handler's later
+    // response calls; throwing here would only kill a callback-style handler.
+    if (this.#failed || this.#gone) return;
     const headersOut = held ? held.headersOut : res.headersSent;
     if (kind === 'renew' && (headersOut || this.#began)) {
       throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
@@ -107,8 +111,8 @@ export class RequestCommit implements SessionHost, HoldPolicy {
 
   replayFailed(error: Error): void {
     this.#failed = true;
-    this.#ctx.onError(error, this.#req);
     this.#res.destroy(error);
+    this.#ctx.onError(error, this.#req);
   }
 
   // ── The rounds ──────────────────────────────────────────────────────────
@@ -179,23 +183,24 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     if (this.#failed) return;
     this.#failed = true;
     const err = asError(error);
-    this.#ctx.onError(err, this.#req);
     this.#held!.fail(statusFor(error), err);
+    this.#ctx.onError(err, this.#req);
   }
 
   /** A handler that threw or rejected: a 500 if it had not ended its response; nothing more is committed. */
   handlerFailed(error: unknown): void {
     const err = asError(error);
-    this.#ctx.onError(err, this.#req);
     const held = this.#held;
-    if (this.#failed || (held ? held.handlerEnded : this.#res.writableEnded)) return;
-    this.#failed = true;
-    if (held) {
-      held.fail(500, err);
-    } else if (this.#res.headersSent) {
-      this.#res.destroy(err);
-    } else {
-      respond(this.#res, 500);
+    if (!this.#failed && !(held ? held.handlerEnded : this.#res.writableEnded)) {
+      this.#failed = true;
+      if (held) {
+        held.fail(500, err);
+      } else if (this.#res.headersSent) {
+        this.#res.destroy(err);
+      } else {
+        respond(this.#res, 500);
+      }
     }
+    this.#ctx.onError(err, this.#req);
   }
 }
