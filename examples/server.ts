@@ -1,12 +1,14 @@
 // The example app (`npm start`): a visit counter, a name stored in the
-// session, "renew id" and "log out" buttons, and the supervisor's status.
+// session, "renew id" and "log out" buttons, a login (the name you give is
+// the user id) with "your sessions" — this device marked, a revoke button per
+// other device, "log out other devices" — and the supervisor's status.
 //
 // Environment: PORT (default 3000), DATABASE (default sessions.db),
 // SESSION_SECRET (signs the cookie when set), SESSIONS_ADMIN=1 (enables the
 // /admin/* routes the fault drills use; off by default, never in production;
 // POST only, and refused from another site's page).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createHandler, startSessionApp, type Session, type SessionApp } from '../src/index.ts';
+import { createHandler, startSessionApp, type Session, type SessionApp, type SessionInfo } from '../src/index.ts';
 
 const port = Number(process.env.PORT ?? 3000);
 const database = process.env.DATABASE ?? 'sessions.db';
@@ -21,7 +23,24 @@ const app: SessionApp = await startSessionApp({
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function page(session: Session, visits: number): string {
+const time = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
+
+/** "Your sessions": every live session of the logged-in user, this one marked. */
+function devices(session: Session, list: SessionInfo[]): string {
+  if (session.owner === null) {
+    return `<form method="post" action="/login" id="login-form"><input name="user" placeholder="user id" maxlength="256" required> <button id="login">Log in</button></form>`;
+  }
+  const rows = list.map((info) => {
+    const mine = info.handle === session.handle;
+    return `<tr class="session" data-handle="${escape(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
+      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escape(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
+  }).join('');
+  return `<p id="owner">Logged in as <strong>${escape(session.owner)}</strong>.</p>
+  <table id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last used (UTC)</th><th></th></tr>${rows}</table>
+  <form method="post" action="/logout-others"><button id="logout-others">Log out other devices</button></form>`;
+}
+
+function page(session: Session, visits: number, list: SessionInfo[]): string {
   const status = app.status();
   const sweep = app.lastSweep;
   const name = session.get('name') as string | undefined;
@@ -50,6 +69,10 @@ function page(session: Session, visits: number): string {
 <section>
   <form method="post" action="/renew"><button id="renew">Renew id</button></form>
   <form method="post" action="/logout"><button id="logout">Log out</button></form>
+</section>
+<section>
+  <h2>Your sessions</h2>
+  ${devices(session, list)}
 </section>
 <section>
   <h2>Status: <span id="app-state">${status.state}</span></h2>
@@ -148,9 +171,10 @@ const handler = createHandler(app.store, async (req, res, session) => {
   if (req.method === 'GET' && url.pathname === '/') {
     const visits = ((session.get('visits') as number | undefined) ?? 0) + 1;
     session.set('visits', visits);
+    const list = session.owner === null ? [] : await app.store.sessionsOf(session.owner);
     res.setHeader('content-type', 'text/html; charset=utf-8');
     res.setHeader('cache-control', 'no-store');
-    res.end(page(session, visits));
+    res.end(page(session, visits, list));
     return;
   }
   // A JSON counter for load tools and drills: read-modify-write of `n`.
@@ -166,6 +190,28 @@ const handler = createHandler(app.store, async (req, res, session) => {
     if (form === null) return tooLarge(res);
     const name = form.get('name')?.trim().slice(0, 100);
     if (name) session.set('name', name);
+    return redirect(res);
+  }
+  if (req.method === 'POST' && url.pathname === '/login') {
+    const form = await readForm(req);
+    if (form === null) return tooLarge(res);
+    const user = form.get('user')?.trim().slice(0, 256);
+    if (user) {
+      // A login: a new id against fixation, and the session now belongs to the user.
+      session.renew();
+      session.setOwner(user);
+    }
+    return redirect(res);
+  }
+  if (req.method === 'POST' && url.pathname === '/revoke' && session.owner !== null) {
+    const form = await readForm(req);
+    if (form === null) return tooLarge(res);
+    // Only a session of this user: a handle of someone else's is not found.
+    await app.store.revoke(session.owner, form.get('handle') ?? '');
+    return redirect(res);
+  }
+  if (req.method === 'POST' && url.pathname === '/logout-others' && session.owner !== null && session.id !== null) {
+    await app.store.revokeAll(session.owner, { except: session.id });
     return redirect(res);
   }
   if (req.method === 'POST' && url.pathname === '/renew') {

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { tempDir } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -18,6 +18,7 @@ const temp = tempDir();
 let server: ChildProcess;
 let base = '';
 let context: BrowserContext;
+let browser: Browser | undefined;
 
 test.before(async () => {
   if (!available) return;
@@ -42,6 +43,7 @@ test.before(async () => {
 
 test.after(async () => {
   await context?.close();
+  await browser?.close();
   if (server && server.exitCode === null) {
     const exited = new Promise((resolve) => server.once('exit', resolve));
     server.kill('SIGTERM');
@@ -85,6 +87,43 @@ browserTest('the counter goes 1, 2, 3; the HttpOnly cookie is hidden from script
   assert.is((await page.textContent('#greeting'))!.trim(), 'No name stored yet.');
   assert.is((await page.textContent('#app-state'))!.trim(), 'running');
   await page.close();
+});
+
+browserTest('two devices of one user: the second sees both, revokes the first, which is logged out on its next page load', async () => {
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+  const devices: Page[] = [];
+  for (let i = 0; i < 2; i++) {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${base}/`);
+    await page.fill('input[name=user]', 'grace');
+    await Promise.all([page.waitForURL(`${base}/`), page.click('#login')]);
+    assert.match((await page.textContent('#owner'))!, /Logged in as grace/);
+    devices.push(page);
+  }
+  const [first, second] = devices;
+  await second.reload();
+  assert.is(await second.locator('tr.session').count(), 2, 'both devices listed');
+  assert.is(await second.locator('.this-device').count(), 1, 'this device marked once');
+  // The first device's handle, as the first device itself shows it.
+  await first.reload();
+  const firstHandle = await first.locator('tr.session:has(.this-device)').getAttribute('data-handle');
+  assert.ok(firstHandle);
+  await second.reload();
+  await Promise.all([second.waitForURL(`${base}/`), second.locator(`tr.session[data-handle="${firstHandle}"] button.revoke`).click()]);
+  assert.is(await second.locator('tr.session').count(), 1, 'only this device is left');
+  await first.reload();
+  assert.is(await first.locator('#owner').count(), 0, 'the first device is logged out');
+  assert.is((await first.textContent('#visits'))!.trim(), '1', 'with a fresh session');
+  assert.match((await second.textContent('#owner'))!, /grace/, 'the second is still logged in');
+  // Log out other devices: log the first in again, then end it from the second.
+  await first.fill('input[name=user]', 'grace');
+  await Promise.all([first.waitForURL(`${base}/`), first.click('#login')]);
+  await second.reload();
+  assert.is(await second.locator('tr.session').count(), 2);
+  await Promise.all([second.waitForURL(`${base}/`), second.click('#logout-others')]);
+  assert.is(await second.locator('tr.session').count(), 1);
+  await first.reload();
+  assert.is(await first.locator('#owner').count(), 0);
 });
 
 test.run();
