@@ -1,5 +1,6 @@
 // The benchmark report: a markdown document and an SVG bar chart.
 import { cpus } from 'node:os';
+import type { OwnersResult } from './owners.ts';
 import type { HttpRow } from './http.ts';
 import type { MailboxRow } from './mailbox.ts';
 import type { MemoryRow } from './memory.ts';
@@ -20,6 +21,7 @@ export interface Results {
   sweep?: SweepResult;
   http?: HttpRow[];
   memory?: MemoryRow[];
+  owners?: OwnersResult;
 }
 
 const x = (value: number) => `${fmt(value, 2)}×`;
@@ -112,6 +114,12 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| store calls without a sweep: p50 / p99 | ${fmt(s.without.p50, 3)} / ${fmt(s.without.p99, 3)} ms |`);
     lines.push(`| store calls during the sweep: p50 / p99 | ${fmt(s.during.p50, 3)} / ${fmt(s.during.p99, 3)} ms |`);
     lines.push(`| p99 during ÷ p99 without (target ≤ 2) | ${x(s.ratioP99)} |`, '');
+  }
+  if (results.owners) {
+    const o = results.owners;
+    lines.push('## Owners: one user\'s sessions among many', '', `${fmt(o.owned)} sessions of one user among ${fmt(o.stored)} stored, through \`app.store\` (the owner index serves both calls); medians of ${o.rounds} rounds, each creating the user's sessions again.`, '');
+    lines.push('| call | ms |', '| --- | ---: |');
+    lines.push(`| sessionsOf (${fmt(o.owned)} listed) | ${fmt(o.sessionsOfMs, 2)} |`, `| revokeAll (${fmt(o.revoked)} ended) | ${fmt(o.revokeAllMs, 2)} |`, '');
   }
   if (results.memory) {
     lines.push('## Server memory', '', 'Resident memory of the supervised-sessions server process after a W load, with this many sessions stored.', '');

@@ -1,7 +1,7 @@
 // npm run bench: every benchmark, then the markdown table on stdout and, on a
 // full run, docs/benchmarks.md and docs/benchmarks.svg.
 //   --smoke            a few seconds in all: checks that everything starts and reports
-//   --only=a,b         some of: mailbox, store, sweep, http, memory
+//   --only=a,b         some of: mailbox, store, sweep, owners, http, memory
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
 // A full run saves its raw results next to the system's temporary files
@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
 import { ROOT, scratch } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
+import { ownersBenchmark } from './owners.ts';
 import { memoryBenchmark } from './memory.ts';
 import { machineDescription, markdown, svgChart, type Results } from './report.ts';
 import { storeBenchmark } from './store.ts';
@@ -47,6 +48,10 @@ async function measure(): Promise<Results> {
     if (wants('sweep')) {
       log('# sweep');
       results.sweep = await sweepBenchmark({ dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 });
+    }
+    if (wants('owners')) {
+      log('# owners');
+      results.owners = await ownersBenchmark({ dir: temp.dir, stored: smoke ? 20_000 : 1_000_000, owned: 100, rounds: smoke ? 2 : 10 });
     }
     if (wants('http')) {
       log('# http');

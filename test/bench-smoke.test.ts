@@ -10,7 +10,7 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.is(result.timedOut, false);
   assert.is(result.code, 0, result.stderr);
   const report = result.stdout;
-  for (const heading of ['## HTTP', '## Mailbox', '## Store', '## Sweep of a backlog', '## Server memory']) {
+  for (const heading of ['## HTTP', '## Mailbox', '## Store', '## Sweep of a backlog', '## Owners', '## Server memory']) {
     assert.ok(report.includes(heading), `missing ${heading}`);
   }
   assert.match(report, /\| supervised-sessions \| R \| [\d,]+ \| \d+\.\d\d× \|/);
@@ -19,6 +19,7 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| CPU\/req with cookie\.maxAge set vs a session cookie \(target within 10 %\) \| [\d.,]+ vs [\d.,]+ µs/);
   assert.match(report, /\| mailbox, batched \(64 callers\) \| [\d,]+ \| [\d,]+ \| [\d.]+× \|/);
   assert.match(report, /\| deleted \| 20,000 \|/);
+  assert.match(report, /\| revokeAll \(100 ended\) \| [\d.,]+ \|/);
   assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');
 });
 
