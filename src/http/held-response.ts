@@ -1,4 +1,4 @@
-import { OutgoingMessage, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { OutgoingMessage, ServerResponse, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { isUint8Array } from 'node:util/types';
 
 /** The commit's side of a held response. */
@@ -17,10 +17,43 @@ type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders';
 type HeaderMethod = 'setHeader' | 'appendHeader' | 'removeHeader';
 type Fn = (...args: unknown[]) => unknown;
 
-// The prototype's getters tell what really went out, whatever our own
-// per-response overrides of the same names say.
+// The prototype's getters tell what really went out, whatever the handler's
+// view of a held response says.
 const headersSentOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent')!.get!;
 const endedOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded')!.get!;
+
+/** The HeldResponse of a response, in a slot of its own. */
+const kHeld = Symbol('supervised-sessions.held');
+type HeldTarget = ServerResponse & { [kHeld]?: HeldResponse };
+
+// One set of functions serves every held response (they find it through
+// kHeld): no closures per request, and the response object only gains plain
+// data properties, which keeps it on V8's fast path.
+function heldWriteHead(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callWriteHead(args); }
+function heldWrite(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callWrite(args); }
+function heldEnd(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callEnd(args); }
+function heldFlushHeaders(this: HeldTarget) { this[kHeld]!.callFlushHeaders(); }
+function heldSetHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('setHeader', args); }
+function heldAppendHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('appendHeader', args); }
+function heldRemoveHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('removeHeader', args); }
+
+// What the handler (or a framework) reads back of a held response agrees with
+// what it did: `headersSent` once it called writeHead, `writableEnded` once it
+// called end(), even while those are held. Installed once, on
+// ServerResponse.prototype; a response we do not hold reads Node's own values.
+let viewsInstalled = false;
+function installViews(): void {
+  if (viewsInstalled) return;
+  viewsInstalled = true;
+  Object.defineProperty(ServerResponse.prototype, 'headersSent', {
+    configurable: true, enumerable: false,
+    get(this: HeldTarget) { return this[kHeld]?.headersOut || headersSentOf.call(this) as boolean; },
+  });
+  Object.defineProperty(ServerResponse.prototype, 'writableEnded', {
+    configurable: true, enumerable: false,
+    get(this: HeldTarget) { return this[kHeld]?.handlerEnded || endedOf.call(this) as boolean; },
+  });
+}
 
 /** Node's own error shapes, so a handler sees exactly what it would see without sessions. */
 function nodeError<T extends Error>(error: T, code: string): T {
@@ -129,29 +162,56 @@ export class HeldResponse {
   #statusLine: [number, string] | null = null;
 
   constructor(res: ServerResponse, policy: HoldPolicy) {
+    installViews();
     this.res = res;
     this.#policy = policy;
     const target = res as unknown as Record<string, Fn>;
-    for (const method of ['writeHead', 'write', 'end', 'flushHeaders', 'setHeader', 'appendHeader', 'removeHeader'] as const) {
-      this.#originals[method] = target[method];
-    }
+    // The methods as they are now (a middleware may have wrapped them already).
+    const originals = this.#originals;
+    originals.writeHead = target.writeHead;
+    originals.write = target.write;
+    originals.end = target.end;
+    originals.flushHeaders = target.flushHeaders;
+    originals.setHeader = target.setHeader;
+    originals.appendHeader = target.appendHeader;
+    originals.removeHeader = target.removeHeader;
     this.#headersOut = this.headersSent;
     this.#ended = this.ended;
-    target.writeHead = (...args) => this.#writeHead(args);
-    target.write = (...args) => this.#write(args);
-    target.end = (...args) => this.#end(args);
-    target.flushHeaders = () => this.#flushHeaders();
-    for (const method of ['setHeader', 'appendHeader', 'removeHeader'] as const) {
-      target[method] = (...args) => {
-        // Node refuses header changes once writeHead ran; a held writeHead counts.
-        if (this.#headersOut && !this.#sending && !this.headersSent) throw headersSentError(method === 'removeHeader' ? 'remove' : 'set');
-        return this.#originals[method].apply(res, args);
-      };
-    }
-    // What the handler (or a framework) reads back agrees with what it did.
-    const self = this;
-    Object.defineProperty(res, 'headersSent', { configurable: true, get() { return self.#headersOut || self.headersSent; } });
-    Object.defineProperty(res, 'writableEnded', { configurable: true, get() { return self.#ended || self.ended; } });
+    (res as HeldTarget)[kHeld] = this;
+    target.writeHead = heldWriteHead;
+    target.write = heldWrite;
+    target.end = heldEnd;
+    target.flushHeaders = heldFlushHeaders;
+    target.setHeader = heldSetHeader;
+    target.appendHeader = heldAppendHeader;
+    target.removeHeader = heldRemoveHeader;
+  }
+
+  /** @internal setHeader/appendHeader/removeHeader of the handler. */
+  callHeader(method: HeaderMethod, args: unknown[]): unknown {
+    // Node refuses header changes once writeHead ran; a held writeHead counts.
+    if (this.#headersOut && !this.#sending && !this.headersSent) throw headersSentError(method === 'removeHeader' ? 'remove' : 'set');
+    return this.#originals[method].apply(this.res, args);
+  }
+
+  /** @internal */
+  callWriteHead(args: unknown[]): ServerResponse {
+    return this.#writeHead(args);
+  }
+
+  /** @internal */
+  callWrite(args: unknown[]): boolean {
+    return this.#write(args);
+  }
+
+  /** @internal */
+  callEnd(args: unknown[]): ServerResponse {
+    return this.#end(args);
+  }
+
+  /** @internal */
+  callFlushHeaders(): void {
+    this.#flushHeaders();
   }
 
   /** The headers really went out. */

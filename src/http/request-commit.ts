@@ -149,8 +149,9 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     const owner = typeof work.owner === 'string' ? { owner: work.owner } : undefined;
     if (id === null) {
       // A new, empty session without an owner is not worth storing, and gets no cookie.
-      if (Object.keys(work.data).length === 0 && owner === undefined) return;
-      const created = (await store.put(null, work.data, owner))!;
+      const data = work.data!;
+      if (Object.keys(data).length === 0 && owner === undefined) return;
+      const created = (await store.put(null, data, owner))!;
       session.committed(created);
       this.#cookie = setCookie(created);
       return;
@@ -164,7 +165,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
       this.#cookie = setCookie(next);
     }
     if (work.cleared) {
-      if ((await store.put(current, work.data, owner)) === null) return this.#lost();
+      if ((await store.put(current, work.data!, owner)) === null) return this.#lost();
       // clear() and setOwner(null): put keeps the owner, a patch takes it away.
       if (work.owner === null && !(await store.patch(current, { owner: null }))) return this.#lost();
     } else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) {

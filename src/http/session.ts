@@ -17,8 +17,8 @@ export interface PendingWork {
   cleared: boolean;
   set: SessionData;
   unset: string[];
-  /** The whole data as of this moment (for a new session's `put`, or after `clear()`). */
-  data: SessionData;
+  /** The whole data as of this moment, for a `put` (a new session, or after `clear()`); null for a patch. */
+  data: SessionData | null;
   /** setOwner() was called: the owner to store (null: none); undefined: unchanged. */
   owner?: string | null;
 }
@@ -165,7 +165,9 @@ export class Session {
       if (this.#data.has(key)) Object.defineProperty(set, key, { value: this.#data.get(key), enumerable: true, writable: true, configurable: true });
       else unset.push(key);
     }
-    const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data: this.toJSON() };
+    // The whole data only where a put needs it: a patch sends the changed keys alone.
+    const data = this.#cleared || this.#id === null ? this.toJSON() : null;
+    const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data };
     if (this.#ownerChanged) work.owner = this.#owner;
     this.#ownerChanged = false;
     this.#changed = new Set();
