@@ -84,4 +84,17 @@ for (const which of ['24', 'floor'] as const) {
   });
 }
 
+test('npm install from git builds dist (prepare) and the package runs', async () => {
+  const fromGit = join(temp.dir, 'from-git');
+  mkdirSync(fromGit, { recursive: true });
+  writeFileSync(join(fromGit, 'package.json'), JSON.stringify({ name: 'from-git', private: true, type: 'module' }));
+  // The committed tree of this checkout, as `npm install git+https://…` would fetch it.
+  const install = run('npm', ['install', '--no-audit', '--no-fund', `git+${pathToFileURL(root).href}`], fromGit);
+  assert.is(install.status, 0, install.stderr);
+  writeFileSync(join(fromGit, 'use.mjs'), USE);
+  const result = await runScript(join(fromGit, 'use.mjs'), [], { cwd: fromGit, timeoutMs: 60_000 });
+  assert.is(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!).read, { user: 'ada' });
+});
+
 test.run();
