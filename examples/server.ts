@@ -195,7 +195,9 @@ const handler = createHandler(app.store, async (req, res, session) => {
   if (req.method === 'POST' && url.pathname === '/login') {
     const form = await readForm(req);
     if (form === null) return tooLarge(res);
-    const user = form.get('user')?.trim().slice(0, 256);
+    let user = form.get('user')?.trim().slice(0, 256);
+    // A cut through a surrogate pair would not be a valid owner.
+    if (user && !user.isWellFormed()) user = user.slice(0, -1);
     if (user) {
       // A login: a new id against fixation, and the session now belongs to the user.
       session.renew();

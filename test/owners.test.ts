@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { request } from 'undici';
@@ -96,7 +97,8 @@ test('an owner that is empty, too long or not a string is a TypeError naming the
         ['revokeAll', () => app.store.revokeAll(owner as string)],
         ['put', () => app.store.put(null, {}, { owner: owner as string })],
       ] as const) {
-        if (name === 'put' && owner === undefined) continue;
+        // put's owner may be absent or null (no owner).
+        if (name === 'put' && (owner === undefined || owner === null)) continue;
         const error = await call().then(() => null, (e: unknown) => e);
         assert.instance(error, TypeError, `${name}(${JSON.stringify(owner)})`);
         assert.match((error as Error).message, /owner must be a non-empty string of at most 256 characters/);
@@ -131,6 +133,55 @@ test('maxSessionsPerOwner: the least recently used beyond the cap go, in the tra
     assert.equal(await app.store.get(grace), { n: 4 });
   }));
 
+/** Runs `call` while the store owner is set to die right after the COMMIT of a batch carrying `op`. */
+async function crashingAfterCommit<T>(dir: string, op: string, call: () => Promise<T>): Promise<T> {
+  const file = join(dir, 'crash-after-commit');
+  writeFileSync(file, op);
+  const result = await call();
+  assert.not.ok(existsSync(file), `the owner crashed after committing "${op}"`);
+  return result;
+}
+
+test('a crash after COMMIT, before the reply: create, owner change with the cap, revoke and revokeAll replay without harm', async () => {
+  const temp = tempDir();
+  process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT = join(temp.dir, 'crash-after-commit');
+  // Kept set while the test runs: every incarnation of the owner reads it.
+  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, maxSessionsPerOwner: 2, touchAfter: 0, restart: { intensity: 10 } });
+  try {
+    const created = await crashingAfterCommit(temp.dir, 'create', () => app.store.put(null, { n: 1 }, { owner: 'ada' }));
+    assert.equal(await app.store.get(created!), { n: 1 }, 'the replayed create finds its own row');
+    assert.is((await app.store.sessionsOf('ada')).length, 1, 'once');
+    await sleep(3);
+    const second = (await app.store.put(null, { n: 2 }, { owner: 'ada' }))!;
+    await sleep(3);
+    const third = (await app.store.put(null, { n: 3 }))!;
+    assert.ok(await crashingAfterCommit(temp.dir, 'patch', () => app.store.patch(third, { owner: 'ada', set: { m: 1 } })));
+    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data), [{ n: 3, m: 1 }, { n: 2 }], 'owner set once, the cap applied once');
+    const [, handle] = (await app.store.sessionsOf('ada')).map((s) => s.handle);
+    const revoked = await crashingAfterCommit(temp.dir, 'revoke', () => app.store.revoke('ada', handle));
+    assert.is(revoked, false, 'the replay finds it gone (documented)');
+    assert.is(await app.store.get(second), null, 'and gone it is');
+    const count = await crashingAfterCommit(temp.dir, 'revokeAll', () => app.store.revokeAll('ada'));
+    assert.is(count, 0, 'the replay finds nothing left (documented)');
+    assert.is(await app.store.get(third), null);
+    assert.is(app.status().children.store.restarts, 4, 'four real crashes, each after a COMMIT');
+  } finally {
+    delete process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
+    await app.stop();
+    temp.remove();
+  }
+});
+
+test('an owner with a lone surrogate is refused: it would be stored as U+FFFD and merge two owners', () =>
+  withApp({}, async (app) => {
+    const id = (await app.store.put(null, { n: 1 }))!;
+    for (const owner of ['a\uD800', 'a\uDBFF']) {
+      const error = await app.store.patch(id, { owner }).then(() => null, (e: unknown) => e);
+      assert.instance(error, TypeError);
+      assert.match((error as Error).message, /well-formed/);
+    }
+  }));
+
 test('replay: revokeAll and an owner change in flight at a crash of the store owner are replayed without harm', () =>
   withApp({}, async (app) => {
     const ids = await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
@@ -153,8 +204,8 @@ test('the owner statements go through the owner index (query plans)', () =>
       for (const [name, sql] of Object.entries(ownerStatements('session'))) {
         const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((row) => row.detail).join(' | ');
         // revoke names its row by the primary key, and checks the owner on it.
-        assert.match(plan, name === 'revoke' ? /USING INDEX sqlite_autoindex_session_1 \(sid_hash=\?\)/ : /USING (COVERING )?INDEX session_owner/, `${name}: ${plan}`);
-        assert.not.match(plan, /SCAN session(?! USING)/, `${name} never scans the table: ${plan}`);
+        assert.match(plan, name === 'revoke' ? /SEARCH session USING INDEX sqlite_autoindex_session_1 \(sid_hash=\?\)/ : /SEARCH session USING (COVERING )?INDEX session_owner \(owner=\?/, `${name}: ${plan}`);
+        assert.not.match(plan, /SCAN session/, `${name} never scans the table or a whole index: ${plan}`);
       }
     } finally {
       db.close();
@@ -226,8 +277,41 @@ async function get(url: string, cookie?: string) {
   return { status: response.statusCode, body, cookie: cookies.find((line) => line.startsWith('sid='))?.split(';')[0] };
 }
 
-test('Session: login with renew() + setOwner(); owner loaded on later requests; handle marks this device', () =>
+test('Session: login with renew() + setOwner() on an existing session is one operation; owner loaded later; handle marks this device', () =>
   withApp({}, async (app) => {
+    // An anonymous session of someone who was logged in as grace before.
+    const anonymous = (await app.store.put(null, { cart: ['book'] }, { owner: 'grace' }))!;
+    const seen: string[] = [];
+    // The real store, with its write calls recorded.
+    const spy = new Proxy(app.store, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop) as unknown;
+        if (typeof value !== 'function') return value;
+        if (prop === 'renew' || prop === 'patch' || prop === 'put') {
+          return (...args: unknown[]) => { seen.push(prop); return (value as (...a: unknown[]) => unknown).apply(target, args); };
+        }
+        return (value as (...a: unknown[]) => unknown).bind(target);
+      },
+    });
+    const spied = createServer(createHandler(spy, (_req, res, session) => {
+      session.renew();
+      session.setOwner('ada');
+      session.set('since', 'login');
+      res.end();
+    }, { onError: () => {} }));
+    await new Promise<void>((resolve) => spied.listen(0, '127.0.0.1', resolve));
+    try {
+      const reply = await get(`http://127.0.0.1:${(spied.address() as AddressInfo).port}/`, `sid=${anonymous}`);
+      assert.equal(seen, ['renew'], 'one store operation');
+      const renewed = reply.cookie!.slice(4);
+      assert.is.not(renewed, anonymous);
+      assert.is(await app.store.get(anonymous), null, 'the old id is dead');
+      assert.equal(await app.store.get(renewed), { cart: ['book'], since: 'login' }, 'data kept, change applied');
+      assert.equal(await app.store.sessionsOf('grace'), [], 'never listed for the previous owner');
+      assert.is((await app.store.sessionsOf('ada')).length, 1);
+    } finally {
+      await new Promise((resolve) => { spied.closeAllConnections(); spied.close(resolve); });
+    }
     const server = await serve(app, (req, res, session) => {
       const url = new URL(req.url!, 'http://x');
       if (url.pathname === '/login') {
@@ -237,13 +321,13 @@ test('Session: login with renew() + setOwner(); owner loaded on later requests; 
       res.end(JSON.stringify({ owner: session.owner, handle: session.handle, isNew: session.isNew }));
     });
     try {
-      const login = await get(`${server.url}/login?user=ada`);
+      const login = await get(`${server.url}/login?user=lin`);
       const cookie = login.cookie!;
-      assert.equal(JSON.parse(login.body), { owner: 'ada', handle: null, isNew: true }, 'no handle while the renew is pending');
-      const list = await app.store.sessionsOf('ada');
+      assert.equal(JSON.parse(login.body), { owner: 'lin', handle: null, isNew: true }, 'no handle while the renew is pending');
+      const list = await app.store.sessionsOf('lin');
       assert.is(list.length, 1);
       const again = JSON.parse((await get(`${server.url}/`, cookie)).body) as { owner: string; handle: string; isNew: boolean };
-      assert.equal(again, { owner: 'ada', handle: list[0].handle, isNew: false }, 'the handle of this device is the one listed');
+      assert.equal(again, { owner: 'lin', handle: list[0].handle, isNew: false }, 'the handle of this device is the one listed');
     } finally {
       await server.close();
     }

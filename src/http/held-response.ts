@@ -22,8 +22,13 @@ type Fn = (...args: unknown[]) => unknown;
 const headersSentOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent')!.get!;
 const endedOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded')!.get!;
 
-/** The HeldResponse of a response, in a slot of its own. */
-const kHeld = Symbol('supervised-sessions.held');
+/**
+ * The HeldResponse of a response, in a slot of its own. A registered symbol:
+ * two copies of the library in one process (two versions, or src and dist)
+ * share the slot and the views below.
+ */
+const kHeld = Symbol.for('supervised-sessions.held');
+const kViews = Symbol.for('supervised-sessions.views');
 type HeldTarget = ServerResponse & { [kHeld]?: HeldResponse };
 
 // One set of functions serves every held response (they find it through
@@ -41,10 +46,11 @@ function heldRemoveHeader(this: HeldTarget, ...args: unknown[]) { return this[kH
 // what it did: `headersSent` once it called writeHead, `writableEnded` once it
 // called end(), even while those are held. Installed once, on
 // ServerResponse.prototype; a response we do not hold reads Node's own values.
-let viewsInstalled = false;
+// The getters use only the slot and two getters every copy's HeldResponse has.
 function installViews(): void {
-  if (viewsInstalled) return;
-  viewsInstalled = true;
+  const proto = ServerResponse.prototype as unknown as Record<symbol, unknown>;
+  if (proto[kViews]) return;
+  Object.defineProperty(proto, kViews, { value: true });
   Object.defineProperty(ServerResponse.prototype, 'headersSent', {
     configurable: true, enumerable: false,
     get(this: HeldTarget) { return this[kHeld]?.headersOut || headersSentOf.call(this) as boolean; },

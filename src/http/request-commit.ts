@@ -156,20 +156,19 @@ export class RequestCommit implements SessionHost, HoldPolicy {
       this.#cookie = setCookie(created);
       return;
     }
-    let current = id;
+    // Each round is one store operation: a login (renew + setOwner + data)
+    // or a clear() with setOwner(null) never lands half-done.
+    const ownerChange = work.owner !== undefined ? { owner: work.owner } : {};
     if (work.renew) {
-      const next = await store.renew(id);
+      const changes = work.cleared ? { replace: work.data!, ...ownerChange } : { set: work.set, unset: work.unset, ...ownerChange };
+      const next = await store.renew(id, changes);
       if (next === null) return this.#lost();
-      current = next;
       session.committed(next);
       this.#cookie = setCookie(next);
-    }
-    if (work.cleared) {
-      if ((await store.put(current, work.data!, owner)) === null) return this.#lost();
-      // clear() and setOwner(null): put keeps the owner, a patch takes it away.
-      if (work.owner === null && !(await store.patch(current, { owner: null }))) return this.#lost();
+    } else if (work.cleared) {
+      if ((await store.put(id, work.data!, ownerChange)) === null) return this.#lost();
     } else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) {
-      if (!(await store.patch(current, { set: work.set, unset: work.unset, ...(work.owner !== undefined ? { owner: work.owner } : {}) }))) return this.#lost();
+      if (!(await store.patch(id, { set: work.set, unset: work.unset, ...ownerChange }))) return this.#lost();
     }
   }
 

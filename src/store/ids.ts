@@ -55,4 +55,6 @@ export function assertOwner(owner: unknown, where: string): asserts owner is str
     const got = typeof owner === 'string' ? `a string of ${owner.length} characters` : owner === null ? 'null' : typeof owner;
     throw new TypeError(`${where}: owner must be a non-empty string of at most 256 characters, got ${got}`);
   }
+  // A lone surrogate would be stored as U+FFFD: two different owners would become one.
+  if (!owner.isWellFormed()) throw new TypeError(`${where}: owner must be well-formed Unicode (it has a lone surrogate)`);
 }

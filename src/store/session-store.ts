@@ -24,9 +24,9 @@ export interface SessionInfo {
 /** The mailbox client of the store owner: the analogue of Plug.Session.Store. */
 export interface SessionStore {
   get(sid: string): Promise<SessionData | null>;
-  put(sid: string | null, data: SessionData, options?: { owner?: string }): Promise<string | null>;
+  put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | null>;
   patch(sid: string, changes: SessionPatch): Promise<boolean>;
-  renew(sid: string): Promise<string | null>;
+  renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | null>;
   delete(sid: string): Promise<void>;
   count(): Promise<number>;
   sessionsOf(owner: string): Promise<SessionInfo[]>;
@@ -78,35 +78,25 @@ export class MailboxSessionStore implements SessionStore {
     return row === null ? null : { data: JSON.parse(row[0]) as SessionData, owner: row[1] };
   }
 
-  async put(sid: string | null, data: SessionData, options?: { owner?: string }): Promise<string | null> {
+  /** `options.owner`: a string gives the session that owner; `null` (on a live id) takes it away, in the same transaction. */
+  async put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | null> {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner? }');
     const owner = options?.owner;
-    if (owner !== undefined) assertOwner(owner, 'store.put(sid, data, { owner })');
+    if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
     const json = this.#serialize(data);
     if (sid === null) return this.#mailbox.call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
     if (!isSessionId(sid)) return null;
-    return this.#mailbox.call('put', [sid, json, owner ?? null]) as Promise<string | null>;
+    return this.#mailbox.call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | null>;
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
     requireString(sid, 'patch');
-    if (typeof changes !== 'object' || changes === null) throw new TypeError('store.patch(sid, changes): changes must be { set?, unset?, owner? }');
-    const { set, unset, owner } = changes;
-    if (owner !== undefined && owner !== null) assertOwner(owner, 'store.patch(sid, { owner })');
-    let setJson: string | null = null;
-    if (set !== undefined) {
-      // Checks every value, at any depth, naming the key.
-      assertSessionData(set, 'patch.set');
-      setJson = JSON.stringify(set);
-    }
-    if (unset !== undefined && (!Array.isArray(unset) || unset.some((key) => typeof key !== 'string'))) {
-      throw new TypeError('store.patch(sid, changes): unset must be an array of key names');
-    }
+    const { setJson, unset, owner } = this.#checkPatch(changes, 'patch');
     if (!isSessionId(sid)) return false;
     // The owner crosses as a fourth element only when it changes.
-    const args = owner === undefined ? [sid, setJson, unset?.length ? unset : null] : [sid, setJson, unset?.length ? unset : null, owner];
+    const args = owner === undefined ? [sid, setJson, unset] : [sid, setJson, unset, owner];
     return this.#mailbox.call('patch', args) as Promise<boolean>;
   }
 
@@ -132,10 +122,44 @@ export class MailboxSessionStore implements SessionStore {
     return this.#mailbox.call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]) as Promise<number>;
   }
 
-  async renew(sid: string): Promise<string | null> {
+  /**
+   * Moves a live session to a new id. `changes` (an extension createHandler
+   * uses) are applied in the same transaction: a patch, or `replace` for the
+   * whole data, and the owner — so a login is one operation.
+   */
+  async renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | null> {
     requireString(sid, 'renew');
+    if (changes === undefined) {
+      if (!isSessionId(sid)) return null;
+      return this.#mailbox.call('renew', [sid, newSessionId()]) as Promise<string | null>;
+    }
+    const { setJson, unset, owner } = this.#checkPatch(changes, 'renew');
+    let replaceJson: string | null = null;
+    if (changes.replace !== undefined) {
+      assertSessionData(changes.replace, 'renew.replace');
+      replaceJson = this.#serialize(changes.replace);
+    }
     if (!isSessionId(sid)) return null;
-    return this.#mailbox.call('renew', [sid, newSessionId()]) as Promise<string | null>;
+    const args: unknown[] = [sid, newSessionId(), setJson, unset, replaceJson];
+    if (owner !== undefined) args.push(owner);
+    return this.#mailbox.call('renew', args) as Promise<string | null>;
+  }
+
+  /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
+  #checkPatch(changes: SessionPatch, method: string): { setJson: string | null; unset: string[] | null; owner: string | null | undefined } {
+    if (typeof changes !== 'object' || changes === null) throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner? }`);
+    const { set, unset, owner } = changes;
+    if (owner !== undefined && owner !== null) assertOwner(owner, `store.${method}(sid, { owner })`);
+    let setJson: string | null = null;
+    if (set !== undefined) {
+      // Checks every value, at any depth, naming the key.
+      assertSessionData(set, `${method}.set`);
+      setJson = JSON.stringify(set);
+    }
+    if (unset !== undefined && (!Array.isArray(unset) || unset.some((key) => typeof key !== 'string'))) {
+      throw new TypeError(`store.${method}(sid, changes): unset must be an array of key names`);
+    }
+    return { setJson, unset: unset?.length ? unset : null, owner };
   }
 
   async delete(sid: string): Promise<void> {

@@ -26,6 +26,9 @@ interface Row {
   owner: string | null;
 }
 
+/** renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON, owner?]. */
+type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?];
+
 const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll']);
 
 // Rows are keyed by SHA-256 of the id: the database never holds a raw id.
@@ -239,12 +242,12 @@ export class SqliteEngine {
         return row === null ? null : [row.data, row.owner];
       }
       case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, now, live);
-      case 'put': return this.#put(args[0] as string, args[1] as string, args[2] as string | null, now, live);
+      case 'put': return this.#put(args[0] as string, args[1] as string, args.length > 2 ? { owner: args[2] as string | null } : null, now, live);
       case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args.length > 3 ? { owner: args[3] as string | null } : null, now, live);
       case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
       case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
       case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
-      case 'renew': return this.#renew(args[0] as string, args[1] as string, now, live);
+      case 'renew': return this.#renew(args[0] as string, args[1] as string, args.length > 2 ? args as RenewArgs : null, now, live);
       case 'delete': this.#delete.run(digest(args[0] as string)); return null;
       case 'count': return Number((this.#count.get(live.touchedSince, live.createdSince) as { n: number }).n);
       case 'sweep': return sweepBatch(this.#db, this.#table, live, args[0] as number, { transaction: false });
@@ -288,17 +291,37 @@ export class SqliteEngine {
     return sid;
   }
 
-  #put(sid: string, json: string, owner: string | null, now: number, live: LiveThresholds): string | null {
+  #put(sid: string, json: string, owner: { owner: string | null } | null, now: number, live: LiveThresholds): string | null {
     this.#checkSize(json);
     const hash = digest(sid);
     // Unknown or dead: nothing stored, a deleted session is never brought back.
     const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
     if (Number(changes) !== 1) return null;
-    if (owner !== null) {
-      this.#setOwner.run(owner, hash);
-      this.#applyCap(owner, hash, live);
-    }
+    if (owner !== null) this.#giveOwner(hash, owner.owner, live);
     return sid;
+  }
+
+  /** Sets (or clears) a session's owner, and applies the cap in the same transaction. */
+  #giveOwner(hash: Buffer, owner: string | null, live: LiveThresholds): void {
+    this.#setOwner.run(owner, hash);
+    if (owner !== null) this.#applyCap(owner, hash, live);
+  }
+
+  /** The stored JSON with `set` merged in and `unset` removed, size-checked. */
+  #merged(json: string, set: string | null, unset: string[] | null): string {
+    const data = JSON.parse(json) as Record<string, unknown>;
+    if (set) {
+      const changes = JSON.parse(set) as Record<string, unknown>;
+      // defineProperty, not assignment: a key named "__proto__" is stored as
+      // data and never reaches the prototype chain.
+      for (const key of Object.keys(changes)) {
+        Object.defineProperty(data, key, { value: changes[key], enumerable: true, writable: true, configurable: true });
+      }
+    }
+    if (unset) for (const key of unset) delete data[key];
+    const merged = JSON.stringify(data);
+    this.#checkSize(merged);
+    return merged;
   }
 
   /** maxSessionsPerOwner, in the transaction that gave `owner` the session `hash`. */
@@ -328,27 +351,19 @@ export class SqliteEngine {
     const hash = digest(sid);
     const row = this.#live(hash, live);
     if (!row) return false;
-    const data = JSON.parse(row.data) as Record<string, unknown>;
-    if (set) {
-      const changes = JSON.parse(set) as Record<string, unknown>;
-      // defineProperty, not assignment: a key named "__proto__" is stored as
-      // data and never reaches the prototype chain.
-      for (const key of Object.keys(changes)) {
-        Object.defineProperty(data, key, { value: changes[key], enumerable: true, writable: true, configurable: true });
-      }
-    }
-    if (unset) for (const key of unset) delete data[key];
-    const json = JSON.stringify(data);
-    this.#checkSize(json);
+    const json = set === null && unset === null ? row.data : this.#merged(row.data, set, unset);
     this.#updateData.run(json, now, hash);
-    if (owner !== null) {
-      this.#setOwner.run(owner.owner, hash);
-      if (owner.owner !== null) this.#applyCap(owner.owner, hash, live);
-    }
+    if (owner !== null) this.#giveOwner(hash, owner.owner, live);
     return true;
   }
 
-  #renew(sid: string, next: string, now: number, live: LiveThresholds): string | null {
+  /**
+   * Moves a live session to `next`; with `changes`, the same transaction also
+   * applies a patch (or replaces the data) and sets the owner: a login
+   * (renew + setOwner + data) is one operation, so the new id never belongs,
+   * even for a moment, to the owner of the old one.
+   */
+  #renew(sid: string, next: string, changes: RenewArgs | null, now: number, live: LiveThresholds): string | null {
     const hash = digest(sid);
     const row = this.#live(hash, live);
     if (!row) {
@@ -356,10 +371,23 @@ export class SqliteEngine {
       return this.#live(digest(next), live) ? next : null;
     }
     const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
+    let data = row.data;
+    let owner = row.owner;
+    if (changes !== null) {
+      const [, , set, unset, replace] = changes;
+      if (replace !== null) {
+        this.#checkSize(replace);
+        data = replace;
+      }
+      if (set !== null || unset !== null) data = this.#merged(data, set, unset);
+      if (changes.length > 5) owner = changes[5] as string | null;
+    }
+    const nextHash = digest(next);
     this.#savepoint.run();
     try {
-      this.#insert.run(digest(next), row.data, row.created_at, touched, row.owner);
+      this.#insert.run(nextHash, data, row.created_at, touched, owner);
       this.#delete.run(hash);
+      if (owner !== null && owner !== row.owner) this.#applyCap(owner, nextHash, live);
       this.#release.run();
     } catch (error) {
       if (inTransaction(this.#db)) {
