@@ -164,6 +164,8 @@ export class HeldResponse {
   #owesDrain = false;
   /** Our own calls into Node are running (Node's writeHead calls setHeader itself). */
   #sending = false;
+  /** After reset(): nothing is held any more. */
+  #passthrough = false;
   /** Status code and message as they were when the handler's first sending call was held. */
   #statusLine: [number, string] | null = null;
 
@@ -326,7 +328,7 @@ export class HeldResponse {
   }
 
   #holding(): boolean {
-    return !this.#closed && (this.#queue.length > 0 || this.#policy.mustHold());
+    return !this.#closed && !this.#passthrough && (this.#queue.length > 0 || this.#policy.mustHold());
   }
 
   #hold(method: Method, args: unknown[]): void {
@@ -395,6 +397,31 @@ export class HeldResponse {
     } else if (!wrote) {
       this.#owesDrain = false;
     }
+  }
+
+  /**
+   * The commit failed and a front door answers it (Express: the app's error
+   * middleware): what was held is dropped, the headers and status the handler
+   * set are cleared, and from now on every call goes straight to Node.
+   */
+  reset(): void {
+    this.#closed = false;
+    for (const [method, args] of this.#queue) {
+      const callback = callbackOf(method, args);
+      if (callback) process.nextTick(callback, destroyedError(method));
+    }
+    this.#queue = [];
+    this.#heldBytes = 0;
+    this.#statusLine = null;
+    this.#passthrough = true;
+    // The error response carries no session cookie.
+    this.#cookieSet = true;
+    this.#headersOut = false;
+    this.#ended = false;
+    const remove = this.#originals.removeHeader;
+    for (const name of this.res.getHeaderNames()) remove.call(this.res, name);
+    this.res.statusCode = 200;
+    this.res.statusMessage = '';
   }
 
   /**

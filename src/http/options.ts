@@ -5,7 +5,8 @@ export interface CookieOptions {
   path?: string;
   httpOnly?: boolean;
   sameSite?: 'lax' | 'strict' | 'none' | boolean;
-  secure?: boolean;
+  /** `'auto'`: Secure exactly when the request came over HTTPS (a TLS socket, or X-Forwarded-Proto with trustProxy). */
+  secure?: boolean | 'auto';
   domain?: string;
   /** Seconds; absent: a browser-session cookie. */
   maxAge?: number;
@@ -16,6 +17,8 @@ export interface HandlerOptions {
   secret?: string | string[];
   cookie?: CookieOptions;
   onError?: (error: Error, req: IncomingMessage) => void;
+  /** Believe X-Forwarded-Proto from the proxy in front (for cookie.secure: 'auto'). */
+  trustProxy?: boolean;
 }
 
 export interface ResolvedHandlerOptions {
@@ -23,6 +26,7 @@ export interface ResolvedHandlerOptions {
   secrets: string[];
   cookie: Required<Omit<CookieOptions, 'domain' | 'maxAge'>> & { domain?: string; maxAge?: number };
   onError: (error: Error, req: IncomingMessage) => void;
+  trustProxy: boolean;
 }
 
 // RFC 6265 cookie-name: a token (no separators, no controls).
@@ -53,7 +57,7 @@ function logOnce(): (error: Error) => void {
 export function resolveHandlerOptions(input: HandlerOptions | undefined): ResolvedHandlerOptions {
   const options = input ?? {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
-  refuseUnknown(options, ['key', 'secret', 'cookie', 'onError'], '');
+  refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy'], '');
   const key = options.key ?? 'sid';
   if (typeof key !== 'string' || !TOKEN.test(key)) fail('key', key, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)');
   let secrets: string[] = [];
@@ -70,14 +74,15 @@ export function resolveHandlerOptions(input: HandlerOptions | undefined): Resolv
   const cookie = { path: '/', httpOnly: true, sameSite: 'lax' as CookieOptions['sameSite'], secure: false, ...stripUndefined(given) };
   if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || /[;\s]/.test(cookie.path)) fail('cookie.path', cookie.path, 'a path starting with "/"');
   if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', cookie.httpOnly, 'true or false');
-  if (typeof cookie.secure !== 'boolean') fail('cookie.secure', cookie.secure, 'true or false');
+  if (typeof cookie.secure !== 'boolean' && cookie.secure !== 'auto') fail('cookie.secure', cookie.secure, "true, false or 'auto'");
   if (!['lax', 'strict', 'none', true, false].includes(cookie.sameSite as never)) fail('cookie.sameSite', cookie.sameSite, "'lax', 'strict', 'none', true or false");
-  if (cookie.sameSite === 'none' && !cookie.secure) fail('cookie.sameSite', cookie.sameSite, "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)");
+  if (cookie.sameSite === 'none' && cookie.secure !== true) fail('cookie.sameSite', cookie.sameSite, "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)");
   if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain))) fail('cookie.domain', cookie.domain, 'a domain name');
   // Max-Age counts whole seconds: below 1 it would be 0, which expires the cookie at once.
   if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1)) fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
-  return { key, secrets, cookie: cookie as ResolvedHandlerOptions['cookie'], onError: options.onError ?? logOnce() };
+  if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
+  return { key, secrets, cookie: cookie as ResolvedHandlerOptions['cookie'], onError: options.onError ?? logOnce(), trustProxy: options.trustProxy ?? false };
 }
 
 function stripUndefined<T extends object>(object: T): Partial<T> {

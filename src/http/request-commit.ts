@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppStoppedError, SessionCommittedError, SessionHeadersSentError, StoreUnavailableError } from '../errors.ts';
 import type { SessionStore } from '../store/session-store.ts';
 import { HeldResponse, respond, type HoldPolicy } from './held-response.ts';
-import type { ChangeKind, PendingWork, Session, SessionHost } from './session.ts';
+import { Session, type ChangeKind, type SessionHost } from './session.ts';
+import { commitRound, cookieHeader, type RoundState } from './commit-round.ts';
+import type { FrontDoor, Loaded } from './front-door.ts';
 
 /** What every request of one handler shares. */
 export interface CommitContext {
@@ -36,32 +38,57 @@ export function asError(error: unknown): Error {
  * the rounds. So every change made before `end()` is stored before the
  * response completes, and no 2xx stands for a write that was not stored.
  */
+/**
+ * What a front door does with a commit that failed while nothing was sent
+ * yet: true when it took care of the response (Express hands the error to
+ * the app's error middleware); false for the bare 500/503.
+ */
+export type CommitFailure = (error: Error, status: number, reset: () => void) => boolean;
+
+const kDoor = Symbol('supervised-sessions.door');
+
+/** One listener for every response: a write after end() is the handler's mistake, reported, never fatal. */
+function onResponseError(this: ServerResponse & { [kDoor]?: FrontDoor }, error: Error): void {
+  this[kDoor]?.onError(error, this.req);
+}
+
 export class RequestCommit implements SessionHost, HoldPolicy {
   readonly #ctx: CommitContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  readonly #hadCookie: boolean;
   /** The sliding re-send added before the handler ran, replaced if a round decides otherwise. */
   readonly #preset: string | null;
   session!: Session;
   #held: HeldResponse | null = null;
-  /** The Set-Cookie to send with the headers, as decided so far. */
-  #cookie: string | null;
+  readonly #state: RoundState;
   /** A store call is in flight. */
   #busy = false;
   /** The first round began: a new id could no longer be chosen freely. */
   #began = false;
-  /** The session was dropped or found gone: never recreate it, ignore later changes. */
-  #gone = false;
   #failed = false;
+  readonly #onFailure: CommitFailure | null;
 
-  constructor(ctx: CommitContext, req: IncomingMessage, res: ServerResponse, hadCookie: boolean, preset: string | null) {
+  constructor(ctx: CommitContext, req: IncomingMessage, res: ServerResponse, hadCookie: boolean, preset: string | null, onFailure: CommitFailure | null = null) {
     this.#ctx = ctx;
     this.#req = req;
     this.#res = res;
-    this.#hadCookie = hadCookie;
     this.#preset = preset;
-    this.#cookie = preset;
+    this.#state = { cookie: preset, gone: false, hadCookie };
+    this.#onFailure = onFailure;
+  }
+
+  /** A request's commit and its Session, through a front door. */
+  static begin(door: FrontDoor, req: IncomingMessage, res: ServerResponse, loaded: Loaded, onFailure: CommitFailure | null = null): RequestCommit {
+    const ctx = door.context(req);
+    const preset = loaded.id !== null && door.resend ? ctx.setCookie(loaded.id) : null;
+    if (preset !== null) res.appendHeader('Set-Cookie', preset);
+    // A write after end() makes Node emit 'error' on the response, which kills
+    // a process nobody listens on: it is the handler's mistake, reported.
+    (res as ServerResponse & { [kDoor]?: FrontDoor })[kDoor] = door;
+    res.on('error', onResponseError);
+    const commit = new RequestCommit(ctx, req, res, loaded.hadCookie, preset, onFailure);
+    commit.session = new Session(loaded.id, loaded.data, commit, loaded.owner);
+    return commit;
   }
 
   // ── SessionHost: may this change still be stored? ──────────────────────
@@ -75,7 +102,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     // The response was already answered with a 5xx (or cut short), or the
     // session is gone: the change is ignored, like the handler's later
     // response calls; throwing here would only kill a callback-style handler.
-    if (this.#failed || this.#gone) return;
+    if (this.#failed || this.#state.gone) return;
     const headersOut = held ? held.headersOut : res.headersSent;
     if (kind === 'renew' && (headersOut || this.#began)) {
       throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
@@ -97,16 +124,10 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   }
 
   beforeHeaders(): void {
-    const held = this.#held!;
-    const preset = this.#preset;
-    const cookie = this.#cookie;
-    const current = this.#res.getHeader('set-cookie');
-    const list = current === undefined ? [] : Array.isArray(current) ? current.map(String) : [String(current)];
-    let next = preset !== null && cookie !== preset ? list.filter((line) => line !== preset) : list;
-    if (cookie !== null && !next.includes(cookie)) next = [...next, cookie];
-    if (next === list) return;
-    if (next.length > 0) held.setHeader('Set-Cookie', next);
-    else held.removeHeader('Set-Cookie');
+    const next = cookieHeader(this.#res.getHeader('set-cookie'), this.#preset, this.#state.cookie);
+    if (next === null) return;
+    if (next.length > 0) this.#held!.setHeader('Set-Cookie', next);
+    else this.#held!.removeHeader('Set-Cookie');
   }
 
   replayFailed(error: Error): void {
@@ -122,8 +143,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     this.#began = true;
     try {
       for (let work = this.session.take(); work !== null; work = this.session.take()) {
-        // Gone (dropped, expired, revoked): nothing more is stored for it.
-        if (!this.#gone) await this.#round(work);
+        await commitRound(work, this.session, this.#ctx, this.#state);
         if (this.#failed) return;
       }
       this.#busy = false;
@@ -134,56 +154,15 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     }
   }
 
-  async #round(work: PendingWork): Promise<void> {
-    const { store, setCookie, expiredCookie } = this.#ctx;
-    const session = this.session;
-    const id = session.id;
-    if (work.drop) {
-      if (id !== null) await store.delete(id);
-      session.committed(null);
-      this.#gone = true;
-      // A cookie the client holds is expired; one only made in this request never went out.
-      this.#cookie = this.#hadCookie ? expiredCookie : null;
-      return;
-    }
-    const owner = typeof work.owner === 'string' ? { owner: work.owner } : undefined;
-    if (id === null) {
-      // A new, empty session without an owner is not worth storing, and gets no cookie.
-      const data = work.data!;
-      if (Object.keys(data).length === 0 && owner === undefined) return;
-      const created = (await store.put(null, data, owner))!;
-      session.committed(created);
-      this.#cookie = setCookie(created);
-      return;
-    }
-    // Each round is one store operation: a login (renew + setOwner + data)
-    // or a clear() with setOwner(null) never lands half-done.
-    const ownerChange = work.owner !== undefined ? { owner: work.owner } : {};
-    if (work.renew) {
-      const changes = work.cleared ? { replace: work.data!, ...ownerChange } : { set: work.set, unset: work.unset, ...ownerChange };
-      const next = await store.renew(id, changes);
-      if (next === null) return this.#lost();
-      session.committed(next);
-      this.#cookie = setCookie(next);
-    } else if (work.cleared) {
-      if ((await store.put(id, work.data!, ownerChange)) === null) return this.#lost();
-    } else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) {
-      if (!(await store.patch(id, { set: work.set, unset: work.unset, ...ownerChange }))) return this.#lost();
-    }
-  }
-
-  /** Dropped or expired while the request ran: expire the cookie, keep the handler's status. */
-  #lost(): void {
-    this.#gone = true;
-    this.session.committed(null);
-    this.#cookie = this.#ctx.expiredCookie;
-  }
-
   #fail(error: unknown): void {
     if (this.#failed) return;
     this.#failed = true;
     const err = asError(error);
-    this.#held!.fail(statusFor(error), err);
+    const held = this.#held!;
+    // Nothing sent yet: a front door may answer the failure its own way.
+    if (!(this.#onFailure !== null && !held.headersSent && this.#onFailure(err, statusFor(error), () => held.reset()))) {
+      held.fail(statusFor(error), err);
+    }
     this.#ctx.onError(err, this.#req);
   }
 

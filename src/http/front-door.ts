@@ -1,0 +1,149 @@
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { parseCookie, stringifySetCookie } from 'cookie';
+import { isSessionId } from '../store/ids.ts';
+import type { SessionData } from '../store/json-value.ts';
+import type { LoadedSession, SessionStore } from '../store/session-store.ts';
+import { resolveHandlerOptions, type HandlerOptions, type ResolvedHandlerOptions } from './options.ts';
+import { asError, type CommitContext } from './request-commit.ts';
+import { sign, unsign } from './signing.ts';
+
+/** What a request brings: its live session (if any), and whether it sent our cookie at all. */
+export interface Loaded {
+  id: string | null;
+  data: SessionData | null;
+  owner: string | null;
+  hadCookie: boolean;
+}
+
+// Cookie values are taken as they are: our ids and signatures are base64url,
+// and a percent-encoded variant of an issued value is not the issued value.
+const RAW = { decode: (value: string) => value };
+
+// Bounded caches, dropped whole when full: only values that passed
+// verification (or that we signed) enter, so an attacker cannot fill them.
+const CACHE_ENTRIES = 10_000;
+
+const NOTHING: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: false });
+const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true });
+
+/**
+ * What every front door shares — createHandler, the Express middleware, the
+ * Fastify plugin: the options, the cookie (read, verified, written), the
+ * session's load, and the error report. The request-commit core does the rest.
+ */
+export class FrontDoor {
+  readonly store: SessionStore;
+  readonly options: ResolvedHandlerOptions;
+  /** With cookie.maxAge and sliding timestamps, every response of a live session re-sends the cookie. */
+  readonly resend: boolean;
+  readonly #plain: CommitContext;
+  readonly #secure: CommitContext;
+  readonly #auto: boolean;
+  readonly #trustProxy: boolean;
+  readonly #load: (sid: string) => Promise<LoadedSession | null>;
+  readonly #verified = new Map<string, string>();
+
+  constructor(store: SessionStore, input: HandlerOptions | undefined, where: string) {
+    if (!store || typeof store.get !== 'function' || typeof store.patch !== 'function') throw new TypeError(`${where}: store must be a SessionStore (app.store)`);
+    this.store = store;
+    const options = resolveHandlerOptions(input);
+    this.options = options;
+    const { key, secrets, cookie } = options;
+    this.#auto = cookie.secure === 'auto';
+    this.#trustProxy = options.trustProxy;
+    this.resend = cookie.maxAge !== undefined && (store as { timestamp?: string }).timestamp !== 'fixed';
+    const signed = new Map<string, string>();
+    const valueOf = (id: string): string => {
+      if (secrets.length === 0) return id;
+      let value = signed.get(id);
+      if (value === undefined) {
+        value = sign(id, secrets[0]);
+        if (signed.size >= CACHE_ENTRIES) signed.clear();
+        signed.set(id, value);
+      }
+      return value;
+    };
+    const onError = this.onError;
+    // Every Set-Cookie of an id is `<key>=<value><attributes>`: the attributes
+    // are serialised once (twice with secure: 'auto'), and a value is signed
+    // only when it was never seen.
+    const context = (secure: boolean): CommitContext => {
+      const attributes = {
+        path: cookie.path, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure,
+        ...(cookie.domain !== undefined ? { domain: cookie.domain } : {}),
+      };
+      const maxAge = cookie.maxAge === undefined ? {} : { maxAge: Math.floor(cookie.maxAge) };
+      const prefix = `${key}=`;
+      const suffix = stringifySetCookie({ name: key, value: 'v', ...attributes, ...maxAge }).slice(prefix.length + 1);
+      return {
+        store,
+        onError,
+        setCookie: (id) => prefix + valueOf(id) + suffix,
+        expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
+      };
+    };
+    this.#plain = context(cookie.secure === true);
+    this.#secure = cookie.secure === 'auto' ? context(true) : this.#plain;
+    // The store's own client loads the owner with the data; another SessionStore gives the data only.
+    const loader = (store as { load?: (sid: string) => Promise<LoadedSession | null> }).load;
+    this.#load = loader ? (sid) => loader.call(store, sid)
+      : async (sid) => {
+        const data = await store.get(sid);
+        return data === null ? null : { data, owner: null };
+      };
+  }
+
+  /** The app's onError; one that throws must not take the process down, nor leave a response unanswered. */
+  onError = (error: Error, req: IncomingMessage): void => {
+    try {
+      this.options.onError(error, req);
+    } catch (thrown) {
+      process.stderr.write(`supervised-sessions: onError threw while reporting "${error.message}": ${asError(thrown).message}\n`);
+    }
+  };
+
+  /**
+   * The cookie lines for this request. With `cookie.secure: 'auto'` the cookie
+   * is Secure exactly when the request came over HTTPS: a TLS socket, or
+   * `X-Forwarded-Proto: https` from a proxy we were told to trust.
+   */
+  context(req: IncomingMessage): CommitContext {
+    if (!this.#auto) return this.#plain;
+    if ((req.socket as TLSSocket | undefined)?.encrypted) return this.#secure;
+    if (this.#trustProxy) {
+      const header = req.headers['x-forwarded-proto'];
+      const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0].trim().toLowerCase();
+      if (first === 'https') return this.#secure;
+    }
+    return this.#plain;
+  }
+
+  /**
+   * The request's session. Synchronous when there is nothing to load (no
+   * cookie, or one that is malformed or badly signed: ignored, the client's
+   * id is never adopted); a promise when the store is asked.
+   */
+  load(req: IncomingMessage): Loaded | Promise<Loaded> {
+    const header = req.headers.cookie;
+    const raw = header ? parseCookie(header, RAW)[this.options.key] : undefined;
+    if (raw === undefined) return NOTHING;
+    const sid = this.#verify(raw);
+    if (sid === null) return REFUSED;
+    return this.#load(sid).then((loaded) => loaded === null ? REFUSED : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true });
+  }
+
+  /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */
+  #verify(raw: string): string | null {
+    const secrets = this.options.secrets;
+    if (secrets.length === 0) return isSessionId(raw) ? raw : null;
+    const verified = this.#verified;
+    const known = verified.get(raw);
+    if (known !== undefined) return known;
+    const sid = unsign(raw, secrets);
+    if (sid === null || !isSessionId(sid)) return null;
+    if (verified.size >= CACHE_ENTRIES) verified.clear();
+    verified.set(raw, sid);
+    return sid;
+  }
+}
