@@ -42,7 +42,12 @@ const reply = await new Promise((resolve, reject) => {
 server.close();
 const restarts = app.status().children.store.restarts;
 await app.stop();
-console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code }));
+// The frameworks are optional peers, not installed here: the main entry loaded none, an adapter says what to install.
+const adapters = {};
+for (const name of ['express', 'fastify', 'express-session']) {
+  adapters[name] = await import('supervised-sessions/' + name).then(() => 'loaded', (error) => error.message);
+}
+console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code, adapters }));
 `;
 
 test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE, not src', () => {
@@ -68,6 +73,11 @@ for (const which of ['24', 'floor'] as const) {
     assert.is(result.code, 0, result.stderr);
     assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
       read: { user: 'ada' }, restarts: 1, reply: { status: 200, body: 'visits: 1', cookie: 'sid' }, config: 'ERR_SESSION_CONFIG',
+      adapters: {
+        express: 'supervised-sessions/express needs the "express" package, which is not installed: npm install express',
+        fastify: 'supervised-sessions/fastify needs the "fastify" package, which is not installed: npm install fastify',
+        'express-session': 'supervised-sessions/express-session needs the "express-session" package, which is not installed: npm install express-session',
+      },
     });
     // npx runs the bin with the first node on PATH: this one. A preloaded
     // probe records which Node ran the bin itself.

@@ -40,6 +40,10 @@ export interface LoadedSession {
   owner: string | null;
 }
 
+function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new TypeError('a session key must be a non-empty string of at most 256 characters');
+}
+
 function requireString(sid: unknown, method: string): asserts sid is string {
   if (typeof sid !== 'string') throw new TypeError(`store.${method}(sid): sid must be a string, got ${sid === null ? 'null' : typeof sid}`);
 }
@@ -170,6 +174,40 @@ export class MailboxSessionStore implements SessionStore {
 
   async count(): Promise<number> {
     return this.#mailbox.call('count', []) as Promise<number>;
+  }
+
+  // ── The express-session drop-in store: keys chosen by express-session (any
+  // string up to 256 characters; hashed like our ids), whole objects. ──────
+
+  /** @internal */
+  async getKey(key: string): Promise<SessionData | null> {
+    checkKey(key);
+    const json = await this.#mailbox.call('get', [key]) as string | null;
+    return json === null ? null : JSON.parse(json) as SessionData;
+  }
+
+  /** @internal Create or replace (express-session's `set`). */
+  async upsertKey(key: string, data: SessionData): Promise<void> {
+    checkKey(key);
+    assertSessionData(data);
+    await this.#mailbox.call('upsert', [key, this.#serialize(data)]);
+  }
+
+  /** @internal */
+  async deleteKey(key: string): Promise<void> {
+    checkKey(key);
+    await this.#mailbox.call('delete', [key]);
+  }
+
+  /** @internal Every session deleted. */
+  async clearAll(): Promise<void> {
+    await this.#mailbox.call('clear', []);
+  }
+
+  /** @internal Every live session's data. */
+  async allData(): Promise<SessionData[]> {
+    const rows = await this.#mailbox.call('all', []) as string[];
+    return rows.map((json) => JSON.parse(json) as SessionData);
   }
 
   /** @internal Deletes at most `limit` dead sessions in the owner (for ':memory:' stores). */

@@ -29,7 +29,7 @@ interface Row {
 /** renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON, owner?]. */
 type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?];
 
-const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll']);
+const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
 
 // Rows are keyed by SHA-256 of the id: the database never holds a raw id.
 // A read-modify-write hashes the same id twice in a row (get, then patch), so
@@ -100,6 +100,8 @@ export class SqliteEngine {
   readonly #revoke: StatementSync;
   readonly #revokeAll: StatementSync;
   readonly #cap: StatementSync;
+  readonly #clear: StatementSync;
+  readonly #all: StatementSync;
 
   constructor(db: DatabaseSync, options: EngineOptions) {
     this.#db = db;
@@ -122,6 +124,8 @@ export class SqliteEngine {
     this.#revoke = db.prepare(owners.revoke);
     this.#revokeAll = db.prepare(owners.revokeAll);
     this.#cap = db.prepare(owners.cap);
+    this.#clear = db.prepare(`DELETE FROM ${t}`);
+    this.#all = db.prepare(`SELECT data FROM ${t} WHERE touched_at >= ? AND created_at >= ?`);
     this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ?`);
     this.#updateData = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ?`);
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ?`);
@@ -245,6 +249,10 @@ export class SqliteEngine {
       case 'put': return this.#put(args[0] as string, args[1] as string, args.length > 2 ? { owner: args[2] as string | null } : null, now, live);
       case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args.length > 3 ? { owner: args[3] as string | null } : null, now, live);
       case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
+      // The express-session drop-in store: keys it chose, upserted whole.
+      case 'upsert': return this.#upsert(args[0] as string, args[1] as string, now, live);
+      case 'clear': this.#clear.run(); return null;
+      case 'all': return (this.#all.all(live.touchedSince, live.createdSince) as Array<{ data: string }>).map((row) => row.data);
       case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
       case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
       case 'renew': return this.#renew(args[0] as string, args[1] as string, args.length > 2 ? args as RenewArgs : null, now, live);
@@ -322,6 +330,21 @@ export class SqliteEngine {
     const merged = JSON.stringify(data);
     this.#checkSize(merged);
     return merged;
+  }
+
+  /**
+   * express-session's `set`: create or replace under the key it chose. A
+   * dead row under that key is replaced whole (a new creation time), never
+   * revived with its old one.
+   */
+  #upsert(key: string, json: string, now: number, live: LiveThresholds): boolean {
+    this.#checkSize(json);
+    const hash = digest(key);
+    const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
+    if (Number(changes) === 1) return true;
+    this.#delete.run(hash);
+    this.#insert.run(hash, json, now, now, null);
+    return true;
   }
 
   /** maxSessionsPerOwner, in the transaction that gave `owner` the session `hash`. */

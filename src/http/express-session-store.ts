@@ -1,0 +1,83 @@
+// supervised-sessions/express-session: an express-session Store on the
+// supervised store, for apps that keep express-session's middleware and
+// switch only the store — the migration path (docs/migrating-from-express-session.md).
+import type { EventEmitter } from 'node:events';
+import type { SessionData } from '../store/json-value.ts';
+import type { MailboxSessionStore, SessionStore } from '../store/session-store.ts';
+import { loadPeer } from './peer.ts';
+
+// express-session is CommonJS: required synchronously (no top-level await, so
+// a CommonJS app can require() this module too).
+const { Store } = loadPeer<{ Store: new () => EventEmitter }>('express-session', 'supervised-sessions/express-session');
+
+type Callback<T = void> = (error: Error | null, value?: T) => void;
+
+/** What the drop-in store needs of app.store (its own mailbox client has it). */
+type KeyedStore = Pick<MailboxSessionStore, 'getKey' | 'upsertKey' | 'deleteKey' | 'clearAll' | 'allData' | 'count'>;
+
+/**
+ * `app.use(session({ store: new SessionAppStore(app.store), secret, ... }))`.
+ *
+ * express-session chooses the ids (its own generator) and saves whole
+ * objects; this store keys rows by the SHA-256 of those ids, like ours.
+ * Expiry is the app's (`maxAge`, `timestamp`, `maxLifetime`, checked on every
+ * read), not the cookie's; `touch` renews the timestamp only when it is older
+ * than `touchAfter`. Errors go to the callbacks, never thrown. What it cannot
+ * give — patches of changed keys, a commit before the response, a logout
+ * never undone — only the native adapters give (see the migration guide).
+ */
+export class SessionAppStore extends Store {
+  readonly #store: KeyedStore;
+
+  constructor(store: SessionStore) {
+    super();
+    const keyed = store as unknown as Partial<KeyedStore>;
+    if (!store || typeof keyed.getKey !== 'function' || typeof keyed.upsertKey !== 'function') {
+      throw new TypeError('new SessionAppStore(store): store must be the app\'s store (app.store)');
+    }
+    this.#store = keyed as KeyedStore;
+  }
+
+  get(sid: string, callback: Callback<SessionData | null>): void {
+    settle(this.#store.getKey(sid), callback);
+  }
+
+  set(sid: string, session: SessionData, callback?: Callback): void {
+    settle(this.#store.upsertKey(sid, plain(session)), callback);
+  }
+
+  destroy(sid: string, callback?: Callback): void {
+    settle(this.#store.deleteKey(sid), callback);
+  }
+
+  /** A read that renews the timestamp when it is older than touchAfter: no write per request. */
+  touch(sid: string, _session: SessionData, callback?: Callback): void {
+    settle(this.#store.getKey(sid).then(() => undefined), callback);
+  }
+
+  length(callback: Callback<number>): void {
+    settle(this.#store.count(), callback);
+  }
+
+  clear(callback?: Callback): void {
+    settle(this.#store.clearAll(), callback);
+  }
+
+  /** Every live session, as an array (the ids are not stored, only their digests). */
+  all(callback: Callback<SessionData[]>): void {
+    settle(this.#store.allData(), callback);
+  }
+}
+
+/** express-session's Session carries a Cookie instance and its request (non-enumerable): keep the JSON of it. */
+function plain(session: SessionData): SessionData {
+  return JSON.parse(JSON.stringify(session)) as SessionData;
+}
+
+function settle<T>(promise: Promise<T>, callback: Callback<T> | undefined): void {
+  // Outside the promise chain: a callback that throws is its own error, not a rejection of ours.
+  promise.then(
+    (value) => { if (callback) process.nextTick(callback, null, value); },
+    (error: unknown) => { if (callback) process.nextTick(callback, error instanceof Error ? error : new Error(String(error))); },
+  );
+}

@@ -1,0 +1,161 @@
+// The drop-in store under the real express-session middleware (Express 5),
+// with express-session's own id generator.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import express from 'express';
+import session from 'express-session';
+import { request } from 'undici';
+import { startSessionApp, type SessionApp } from '../src/index.ts';
+import { SessionAppStore } from '../src/http/express-session-store.ts';
+import { sleep, tempDir } from './helpers.ts';
+
+const temp = tempDir();
+const closers: Array<() => Promise<void>> = [];
+let app: SessionApp;
+
+test.before(async () => {
+  app = await startSessionApp({ database: join(temp.dir, 'es.db'), sweepSignal: false, maxAge: 1.5, touchAfter: 0.2 });
+});
+test.after(async () => {
+  for (const close of closers) await close();
+  await app.stop();
+  temp.remove();
+});
+
+type Req = express.Request & { session: Record<string, unknown> & { regenerate(cb: (e?: Error) => void): void; destroy(cb: (e?: Error) => void): void } };
+
+const seen: Error[] = [];
+
+async function serve(store: SessionAppStore, options: Record<string, unknown> = {}): Promise<string> {
+  const web = express();
+  web.use(session({ store, secret: 'drop-in secret', resave: false, saveUninitialized: false, ...options } as never));
+  web.get('/set', (req, res) => {
+    const r = req as unknown as Req;
+    for (const [k, v] of Object.entries(req.query)) r.session[k] = v;
+    res.json({ id: (req as unknown as { sessionID: string }).sessionID });
+  });
+  web.get('/get', (req, res) => {
+    const { cookie: _cookie, ...data } = (req as unknown as Req).session;
+    res.json({ id: (req as unknown as { sessionID: string }).sessionID, data });
+  });
+  web.get('/regenerate', (req, res, next) => {
+    const r = req as unknown as Req;
+    r.session.regenerate((error) => {
+      if (error) return next(error);
+      r.session.fresh = 'yes';
+      res.json({ id: (req as unknown as { sessionID: string }).sessionID });
+    });
+  });
+  web.get('/destroy', (req, res, next) => {
+    (req as unknown as Req).session.destroy((error) => (error ? next(error) : res.json({ destroyed: true })));
+  });
+  web.use((error: Error & { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    seen.push(error);
+    // express-session saves after the response started: too late for a status then.
+    if (!res.headersSent) res.status(error.status ?? 500).json({ error: error.message });
+  });
+  const server = createServer(web);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function get(url: string, cookie?: string) {
+  const response = await request(url, { headers: cookie ? { cookie } : {}, headersTimeout: 5000, bodyTimeout: 5000 });
+  const body = JSON.parse(await response.body.text()) as Record<string, any>;
+  const raw = response.headers['set-cookie'];
+  const line = (raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]).find((l) => l.startsWith('connect.sid='));
+  return { status: response.statusCode, body, cookie: line?.split(';')[0] };
+}
+
+/** The callback API, promised: errors arrive as rejections. */
+const call = <T>(fn: (cb: (error: Error | null, value?: T) => void) => void) =>
+  new Promise<T>((resolve, reject) => fn((error, value) => (error ? reject(error) : resolve(value as T))));
+
+test('create, read, modify with express-session ids; saveUninitialized: false stores nothing untouched', async () => {
+  const store = new SessionAppStore(app.store);
+  await call((cb) => store.clear(cb));
+  const url = await serve(store);
+  const empty = await get(`${url}/get`);
+  assert.is(empty.cookie, undefined, 'no cookie for an untouched session');
+  assert.is(await call<number>((cb) => store.length(cb)), 0);
+  const created = await get(`${url}/set?user=ada`);
+  assert.ok(created.cookie);
+  assert.match(created.body.id, /^[\w-]{32}$/, "express-session's own id");
+  assert.equal((await get(`${url}/get`, created.cookie)).body.data, { user: 'ada' });
+  await get(`${url}/set?role=admin`, created.cookie);
+  assert.equal((await get(`${url}/get`, created.cookie)).body.data, { user: 'ada', role: 'admin' });
+  assert.is(await call<number>((cb) => store.length(cb)), 1);
+  const all = await call<Array<Record<string, unknown>>>((cb) => store.all(cb));
+  assert.is(all.length, 1);
+  assert.is(all[0].role, 'admin');
+  assert.ok(all[0].cookie, "the stored object is express-session's, cookie included");
+});
+
+test('regenerate gives a new, empty session and ends the old one; destroy ends it', async () => {
+  const store = new SessionAppStore(app.store);
+  const url = await serve(store);
+  const first = await get(`${url}/set?user=ada`);
+  const oldId = first.body.id as string;
+  const regenerated = await get(`${url}/regenerate`, first.cookie);
+  assert.is.not(regenerated.body.id, oldId);
+  assert.is(await call((cb) => store.get(oldId, cb)), null, 'the old id is gone');
+  assert.equal((await get(`${url}/get`, regenerated.cookie)).body.data, { fresh: 'yes' });
+  await get(`${url}/destroy`, regenerated.cookie);
+  assert.is(await call((cb) => store.get(regenerated.body.id as string, cb)), null);
+  assert.equal((await get(`${url}/get`, regenerated.cookie)).body.data, {}, 'a fresh session after destroy');
+});
+
+test('expiry is the app maxAge, checked on read; touch (rolling) renews it, throttled by touchAfter', async () => {
+  const store = new SessionAppStore(app.store);
+  const url = await serve(store, { rolling: true, cookie: { maxAge: 60_000 } });
+  const created = await get(`${url}/set?user=ada`);
+  // Kept alive by reads (each an express-session touch) past maxAge (1.5 s).
+  for (let i = 0; i < 4; i++) {
+    await sleep(500);
+    const read = await get(`${url}/get`, created.cookie);
+    assert.equal(read.body.data, { user: 'ada' }, `read ${i}`);
+    assert.ok(read.cookie, 'rolling: the cookie is re-sent');
+  }
+  await sleep(1700);
+  assert.equal((await get(`${url}/get`, created.cookie)).body.data, {}, 'dead after maxAge without a touch');
+});
+
+test('clear empties the store; a session too large is an error for express-session, nothing stored', async () => {
+  const store = new SessionAppStore(app.store);
+  await call((cb) => store.set('a-key-of-express-session', { cookie: {}, n: 1 } as never, cb));
+  assert.ok((await call<number>((cb) => store.length(cb))) >= 1);
+  await call((cb) => store.clear(cb));
+  assert.is(await call<number>((cb) => store.length(cb)), 0);
+  const error = await call((cb) => store.set('too-big', { big: 'x'.repeat(70_000) } as never, cb)).then(() => null, (e: unknown) => e);
+  assert.match(String(error), /maxSessionBytes/);
+  assert.is(await call((cb) => store.get('too-big', cb)), null);
+});
+
+test('a store that is down: the errors reach next(err), never thrown', async () => {
+  const other = await startSessionApp({ database: join(temp.dir, 'stopped.db'), sweepSignal: false });
+  const store = new SessionAppStore(other.store);
+  const url = await serve(store);
+  const created = await get(`${url}/set?user=ada`);
+  await other.stop();
+  seen.length = 0;
+  // Loading: before the response, so the app's error middleware answers.
+  const load = await get(`${url}/get`, created.cookie);
+  assert.is(load.status, 500);
+  assert.match(load.body.error, /stopped/);
+  // Saving: express-session saves inside res.end, after the headers: the error still reaches next.
+  seen.length = 0;
+  const save = await get(`${url}/set?user=grace`);
+  await sleep(50);
+  assert.is(save.status, 200, 'what express-session does, and the reason to use the native adapter');
+  assert.match(String(seen[0]), /stopped/);
+});
+
+test('SessionAppStore refuses anything but the app store', () => {
+  assert.throws(() => new SessionAppStore({} as never), /app\.store/);
+});
+
+test.run();

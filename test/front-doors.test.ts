@@ -1,0 +1,206 @@
+// One HTTP contract suite, four front doors: createHandler, the Express
+// middleware on Express 5 and on Express 4, and the Fastify plugin — each a
+// real server on 127.0.0.1:0, driven by undici.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { request } from 'undici';
+import express5 from 'express';
+import express4 from 'express4';
+import Fastify from 'fastify';
+import {
+  startSessionApp, createHandler, StoreUnavailableError,
+  type SessionApp, type HandlerOptions, type Session, type SessionStore,
+} from '../src/index.ts';
+import { sessions } from '../src/http/express.ts';
+import { fastifySessions } from '../src/http/fastify.ts';
+import { sleep, tempDir } from './helpers.ts';
+
+const temp = tempDir();
+let app: SessionApp;
+const closers: Array<() => Promise<void>> = [];
+
+test.before(async () => {
+  app = await startSessionApp({ database: join(temp.dir, 'doors.db'), sweepSignal: false });
+});
+test.after(async () => {
+  for (const close of closers) await close();
+  await app.stop();
+  temp.remove();
+});
+
+/** A framework-neutral route: what the handler does with its session, and what it answers. */
+type Route = (session: Session, query: URLSearchParams) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
+type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify';
+const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify'];
+
+async function listenNode(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function serve(door: Door, route: Route, options: HandlerOptions = {}, store: SessionStore = app.store): Promise<string> {
+  const quiet = { onError: () => {}, ...options };
+  if (door === 'createHandler') {
+    return listenNode(createServer(createHandler(store, async (req, res, session) => {
+      const out = await route(session, new URL(req.url!, 'http://x').searchParams);
+      res.statusCode = out.status ?? 200;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(out.body));
+    }, quiet)));
+  }
+  if (door === 'express 5' || door === 'express 4') {
+    const web = (door === 'express 5' ? express5 : express4)();
+    web.use(sessions(store, quiet));
+    web.use(async (req, res, next) => {
+      try {
+        const out = await route(req.session, new URL(req.url, 'http://x').searchParams);
+        res.status(out.status ?? 200).json(out.body);
+      } catch (error) {
+        next(error);
+      }
+    });
+    web.use((error: Error & { status?: number }, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => {
+      res.status(error.status ?? 500).json({ error: error.message });
+    });
+    return listenNode(createServer(web));
+  }
+  const fastify = Fastify();
+  await fastify.register(fastifySessions, { store, ...quiet });
+  fastify.all('/*', async (request, reply) => {
+    const out = await route(request.session, new URL(request.url, 'http://x').searchParams);
+    reply.code(out.status ?? 200);
+    return out.body;
+  });
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  closers.push(() => fastify.close());
+  return `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
+}
+
+interface Reply { status: number; body: any; cookies: string[] }
+
+async function get(url: string, cookie?: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const response = await request(url, { headers: { ...headers, ...(cookie ? { cookie } : {}) }, headersTimeout: 5000, bodyTimeout: 5000 });
+  const text = await response.body.text();
+  const raw = response.headers['set-cookie'];
+  let body: unknown = text;
+  try { body = text ? JSON.parse(text) : null; } catch { /* a bare error page */ }
+  return { status: response.statusCode, body, cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw] };
+}
+
+const cookieOf = (reply: Reply) => reply.cookies.find((line) => line.startsWith('sid='))?.split(';')[0];
+const idOf = (cookie: string) => cookie.slice(4);
+
+/** A small app: ?set=k&v=..., ?drop, ?renew, ?wait=ms, ?status=n; answers the session as it is. */
+const kv: Route = async (session, q) => {
+  if (q.has('wait')) await sleep(Number(q.get('wait')));
+  if (q.has('set')) session.set(q.get('set')!, q.has('big') ? 'x'.repeat(Number(q.get('big'))) : q.get('v'));
+  if (q.has('renew')) session.renew();
+  if (q.has('drop')) session.drop();
+  return { status: q.has('status') ? Number(q.get('status')) : 200, body: { isNew: session.isNew, data: session.toJSON() } };
+};
+
+/** A store whose calls fail as an unreachable one does (get succeeds unless told otherwise). */
+function downStore(getToo = false): SessionStore {
+  const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
+  return {
+    get: getToo ? down : async () => ({ n: 1 }), put: down, patch: down, renew: down, delete: down, count: down,
+    sessionsOf: down, revoke: down, revokeAll: down,
+  } as unknown as SessionStore;
+}
+
+for (const door of DOORS) {
+  test(`${door}: a new session is stored before the response, and read back by the next request`, async () => {
+    const url = await serve(door, kv);
+    const first = await get(`${url}/?set=name&v=ada`);
+    assert.is(first.status, 200);
+    const cookie = cookieOf(first)!;
+    assert.ok(cookie, `a Set-Cookie: ${first.cookies}`);
+    assert.equal(await app.store.get(idOf(cookie)), { name: 'ada' }, 'stored before the response completed');
+    const second = await get(`${url}/`, cookie);
+    assert.equal(second.body, { isNew: false, data: { name: 'ada' } });
+    assert.equal(second.cookies, [], 'an unchanged session sends no cookie');
+    assert.equal((await get(`${url}/`)).cookies, [], 'a new, empty session gets no cookie');
+  });
+
+  test(`${door}: two parallel requests of one client that set different keys both keep them`, async () => {
+    const url = await serve(door, kv);
+    const id = (await app.store.put(null, {}))!;
+    await Promise.all([get(`${url}/?wait=30&set=a&v=1`, `sid=${id}`), get(`${url}/?set=b&v=2`, `sid=${id}`)]);
+    assert.equal(await app.store.get(id), { a: '1', b: '2' });
+  });
+
+  test(`${door}: a logout racing a slow request stays a logout; the slow response keeps its status`, async () => {
+    const url = await serve(door, kv);
+    const id = (await app.store.put(null, { user: 'ada' }))!;
+    const slow = get(`${url}/?wait=80&set=late&v=1&status=202`, `sid=${id}`);
+    await sleep(20);
+    const logout = await get(`${url}/?drop`, `sid=${id}`);
+    assert.ok(logout.cookies.some((line) => /^sid=;/.test(line)), 'the logout expires the cookie');
+    const late = await slow;
+    assert.is(late.status, 202);
+    assert.ok(late.cookies.some((line) => /^sid=;/.test(line)), 'the late response expires it too');
+    assert.is(await app.store.get(id), null, 'never undone');
+  });
+
+  test(`${door}: renew() gives a new id with the data kept; the old id is dead`, async () => {
+    const url = await serve(door, kv);
+    const id = (await app.store.put(null, { role: 'guest' }))!;
+    const reply = await get(`${url}/?renew&set=role&v=user`, `sid=${id}`);
+    const renewed = idOf(cookieOf(reply)!);
+    assert.is.not(renewed, id);
+    assert.is(await app.store.get(id), null);
+    assert.equal(await app.store.get(renewed), { role: 'user' });
+  });
+
+  test(`${door}: forged, unknown and dead cookies are never adopted`, async () => {
+    const url = await serve(door, kv, { secret: 'front-door-secret' });
+    const forged = `sid=${'A'.repeat(43)}.${'B'.repeat(43)}`;
+    const reply = await get(`${url}/?set=x&v=1`, forged);
+    assert.is(reply.body.isNew, true);
+    const issued = cookieOf(reply)!;
+    assert.is.not(issued, forged);
+    const unknownId = `sid=${'C'.repeat(43)}`;
+    assert.is((await get(`${url}/`, unknownId)).body.isNew, true);
+  });
+
+  test(`${door}: the store down: 503 when loading and when committing; nothing reported as stored`, async () => {
+    const loading = await serve(door, kv, {}, downStore(true));
+    assert.is((await get(`${loading}/`, `sid=${'A'.repeat(43)}`)).status, 503);
+    const committing = await serve(door, kv, {}, downStore(false));
+    const reply = await get(`${committing}/?set=a&v=1`, `sid=${'A'.repeat(43)}`);
+    assert.is(reply.status, 503);
+    assert.equal(reply.cookies.filter((line) => line.startsWith('sid=')), [], 'no session cookie on the error');
+  });
+
+  test(`${door}: a session over maxSessionBytes gives 500 and stores nothing`, async () => {
+    const url = await serve(door, kv);
+    const before = await app.store.count();
+    const reply = await get(`${url}/?set=big&big=70000`);
+    assert.is(reply.status, 500);
+    assert.is(await app.store.count(), before);
+  });
+
+  test(`${door}: cookie.secure 'auto' — Secure over HTTPS only; X-Forwarded-Proto believed only with trustProxy`, async () => {
+    const plain = await serve(door, kv, { cookie: { secure: 'auto' } });
+    const trusting = await serve(door, kv, { cookie: { secure: 'auto' }, trustProxy: true });
+    const isSecure = (reply: Reply) => /; Secure/i.test(reply.cookies.find((line) => line.startsWith('sid='))!);
+    assert.not.ok(isSecure(await get(`${plain}/?set=a&v=1`)), 'plain HTTP: not Secure');
+    assert.not.ok(isSecure(await get(`${plain}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })), 'an untrusted header is ignored');
+    assert.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })), 'behind a trusted proxy: Secure');
+    assert.not.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'http' })));
+  });
+}
+
+test('the adapters refuse a missing store, like createHandler', async () => {
+  assert.throws(() => sessions(undefined as never), /store must be a SessionStore/);
+  const fastify = Fastify();
+  const error = await fastify.register(fastifySessions, {} as never).ready().then(() => null, (e: unknown) => e);
+  assert.match(String(error), /store must be a SessionStore/);
+  await fastify.close();
+});
+
+test.run();
