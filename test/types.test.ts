@@ -1,0 +1,90 @@
+// The published types, as a TypeScript user meets them: a consumer file that
+// uses req.session (Express) and request.session (Fastify) compiles under
+// `tsc --strict` against the built .d.ts, through the package's exports; and
+// a misuse does not compile.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+// Inside the checkout (git-ignored), so that the consumer resolves the frameworks from node_modules.
+const project = join(root, '.tmp', `types-test-${process.pid}`);
+const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+test.after(() => rmSync(project, { recursive: true, force: true }));
+
+const CONSUMER = `
+import express from 'express';
+import Fastify from 'fastify';
+import { startSessionApp, type Session } from 'supervised-sessions';
+import { sessions } from 'supervised-sessions/express';
+import fastifySessions from 'supervised-sessions/fastify';
+import { SessionAppStore } from 'supervised-sessions/express-session';
+
+const app = await startSessionApp({ maxSessionsPerOwner: 5 });
+
+const web = express();
+web.use(sessions(app.store, { secret: ['new', 'old'], cookie: { secure: 'auto', maxAge: 3600 }, trustProxy: true }));
+web.get('/', (req, res) => {
+  const visits: number = ((req.session.get('visits') as number | undefined) ?? 0) + 1;
+  req.session.set('visits', visits);
+  const owner: string | null = req.session.owner;
+  const handle: string | null = req.session.handle;
+  res.json({ visits, owner, handle });
+});
+
+const fastify = Fastify();
+await fastify.register(fastifySessions, { store: app.store, key: 'sid' });
+fastify.get('/', async (request) => {
+  const session: Session = request.session;
+  session.setOwner('ada');
+  session.renew();
+  return { id: session.id, isNew: session.isNew };
+});
+
+const dropIn: SessionAppStore = new SessionAppStore(app.store);
+dropIn.length((error, n) => console.log(error, n));
+const mine = await app.store.sessionsOf('ada');
+const first: number = mine[0]?.expiresAt ?? 0;
+console.log(first);
+`;
+
+const MISUSE = `
+import express from 'express';
+import { startSessionApp } from 'supervised-sessions';
+import { sessions } from 'supervised-sessions/express';
+const app = await startSessionApp();
+const web = express();
+web.use(sessions(app.store, { cookie: { secure: 'sometimes' } }));
+web.get('/', (req) => { req.session.set('when', new Date()); });
+`;
+
+function compile(file: string): { status: number | null; output: string } {
+  const result = spawnSync(process.execPath, [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2023',
+    '--skipLibCheck', '--types', 'node', join(project, file)], { cwd: project, encoding: 'utf8' });
+  return { status: result.status, output: result.stdout + result.stderr };
+}
+
+test('a consumer using req.session (Express) and request.session (Fastify) compiles under --strict against the built .d.ts', () => {
+  const pkg = join(project, 'node_modules', 'supervised-sessions');
+  mkdirSync(pkg, { recursive: true });
+  const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { encoding: 'utf8' });
+  assert.is(build.status, 0, build.stdout + build.stderr);
+  copyFileSync(join(root, 'package.json'), join(pkg, 'package.json'));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'types-consumer', private: true, type: 'module' }));
+  writeFileSync(join(project, 'consumer.ts'), CONSUMER);
+  const ok = compile('consumer.ts');
+  assert.is(ok.status, 0, ok.output);
+});
+
+test('and misuse does not compile: a bad cookie.secure, a Date in the session', () => {
+  writeFileSync(join(project, 'misuse.ts'), MISUSE);
+  const bad = compile('misuse.ts');
+  assert.is.not(bad.status, 0);
+  assert.match(bad.output, /"sometimes"/);
+  assert.match(bad.output, /Date/);
+});
+
+test.run();
