@@ -79,6 +79,11 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
     specs.push({ name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } });
   }
   specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
+  // The adapters, on their frameworks, against the same frameworks' own sessions.
+  specs.push(
+    { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.ts') },
+    { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.ts') },
+  );
   return specs.filter((spec) => wanted(spec.name));
 }
 

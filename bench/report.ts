@@ -65,6 +65,19 @@ export function markdown(results: Results, command: string): string {
       return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
     };
     lines.push(`| CPU/req with cookie.maxAge set vs a session cookie (target within 10 %) | ${slide('R')} | ${slide('W')} |`);
+    const on = (a: string, b: string) => (w: 'R' | 'W') => {
+      const x1 = find(a, w); const x2 = find(b, w);
+      return x1 && x2 ? x(x1.rps / x2.rps) : 'n/a';
+    };
+    const expressVsMemory = on('express-ours', 'express-memory');
+    const fastifyVsMemory = on('fastify-ours', 'fastify-memory');
+    const expressVsSqlite = (w: 'R' | 'W') => {
+      const ours = find('express-ours', w); const best = bestSqlite(w);
+      return ours && best ? x(ours.rps / best.rps) : 'n/a';
+    };
+    lines.push(`| Express + ours × Express + express-session MemoryStore (target ≥ 1) | ${expressVsMemory('R')} | ${expressVsMemory('W')} |`);
+    lines.push(`| Express + ours × Express + the faster express-session SQLite store (target ≥ 3) | ${expressVsSqlite('R')} | ${expressVsSqlite('W')} |`);
+    lines.push(`| Fastify + ours × Fastify + @fastify/session, memory (target ≥ 1) | ${fastifyVsMemory('R')} | ${fastifyVsMemory('W')} |`);
     // A target that would put the project above the ceiling is said to be one.
     const sqliteR = bestSqlite('R'); const sqliteW = bestSqlite('W');
     if (sqliteR && sqliteW && (5 * sqliteR.ratio > 1 || 5 * sqliteW.ratio > 1)) {

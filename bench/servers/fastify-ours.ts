@@ -1,0 +1,23 @@
+// Fastify 5 with supervised-sessions/fastify on a file, default settings.
+import Fastify from 'fastify';
+import { startSessionApp } from '../../src/index.ts';
+import { fastifySessions } from '../../src/http/fastify.ts';
+// @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
+import { database, port, SECRET, stats } from './common.mjs';
+
+const app = await startSessionApp({ database });
+const fastify = Fastify({ logger: false });
+fastify.get('/__stats', async (_req, reply) => reply.send(stats()));
+await fastify.register(async (scoped) => {
+  await scoped.register(fastifySessions, { store: app.store, secret: SECRET });
+  scoped.get('/login', async (req) => { req.session.set('n', 0); return { n: 0 }; });
+  scoped.get('/r', async (req) => ({ n: req.session.get('n') ?? 0 }));
+  scoped.get('/w', async (req) => {
+    const n = ((req.session.get('n') as number | undefined) ?? 0) + 1;
+    req.session.set('n', n);
+    return { n };
+  });
+});
+await fastify.listen({ port, host: '127.0.0.1' });
+process.stdout.write(`READY ${(fastify.server.address() as { port: number }).port}\n`);
+process.once('SIGTERM', () => { void fastify.close().then(() => app.stop()).then(() => process.exit(0)); });
