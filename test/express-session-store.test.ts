@@ -124,6 +124,30 @@ test('expiry is the app maxAge, checked on read; touch (rolling) renews it, thro
   assert.equal((await get(`${url}/get`, created.cookie)).body.data, {}, 'dead after maxAge without a touch');
 });
 
+test('touch renews the timestamp only when it is older than touchAfter; a dead session is never revived by set', async () => {
+  const store = new SessionAppStore(app.store);
+  await call((cb) => store.set('touched-key', { n: 1 } as never, cb));
+  await call((cb) => store.set('throttled-key', { n: 2 } as never, cb));
+  // Within touchAfter (0.2 s): a touch writes nothing.
+  await call((cb) => store.touch('throttled-key', {} as never, cb));
+  await sleep(1000);
+  await call((cb) => store.touch('touched-key', {} as never, cb));
+  await sleep(700);
+  assert.equal(await call((cb) => store.get('touched-key', cb)), { n: 1 }, 'renewed by the touch after 1 s');
+  assert.is(await call((cb) => store.get('throttled-key', cb)), null, 'the early touch did not renew it: dead after maxAge');
+  // A late save (resave: true) of the dead session stores nothing.
+  await call((cb) => store.set('throttled-key', { n: 3 } as never, cb));
+  assert.is(await call((cb) => store.get('throttled-key', cb)), null, 'never revived');
+});
+
+test('set with data that is not JSON: the error reaches the callback, never thrown', async () => {
+  const store = new SessionAppStore(app.store);
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+  const error = await call((cb) => store.set('cyclic', cyclic as never, cb)).then(() => null, (e: unknown) => e);
+  assert.instance(error, Error);
+});
+
 test('clear empties the store; a session too large is an error for express-session, nothing stored', async () => {
   const store = new SessionAppStore(app.store);
   await call((cb) => store.set('a-key-of-express-session', { cookie: {}, n: 1 } as never, cb));
@@ -137,6 +161,7 @@ test('clear empties the store; a session too large is an error for express-sessi
 
 test('a store that is down: the errors reach next(err), never thrown', async () => {
   const other = await startSessionApp({ database: join(temp.dir, 'stopped.db'), sweepSignal: false });
+  closers.push(() => other.stop());
   const store = new SessionAppStore(other.store);
   const url = await serve(store);
   const created = await get(`${url}/set?user=ada`);

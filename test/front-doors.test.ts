@@ -97,6 +97,10 @@ const idOf = (cookie: string) => cookie.slice(4);
 /** A small app: ?set=k&v=..., ?drop, ?renew, ?wait=ms, ?status=n; answers the session as it is. */
 const kv: Route = async (session, q) => {
   if (q.has('wait')) await sleep(Number(q.get('wait')));
+  if (q.has('throw')) {
+    session.set('half', 'done');
+    throw new Error('route bug');
+  }
   if (q.has('set')) session.set(q.get('set')!, q.has('big') ? 'x'.repeat(Number(q.get('big'))) : q.get('v'));
   if (q.has('renew')) session.renew();
   if (q.has('drop')) session.drop();
@@ -167,6 +171,29 @@ for (const door of DOORS) {
     assert.is((await get(`${url}/`, unknownId)).body.isNew, true);
   });
 
+  test(`${door}: a dead (deleted) session's cookie gets a fresh session; nothing is created under the old id`, async () => {
+    const url = await serve(door, kv);
+    const id = (await app.store.put(null, { n: 1 }))!;
+    await app.store.delete(id);
+    const reply = await get(`${url}/?set=x&v=1`, `sid=${id}`);
+    assert.is(reply.body.isNew, true);
+    assert.is.not(idOf(cookieOf(reply)!), id, 'a new id, never the client\'s');
+    assert.is(await app.store.get(id), null);
+  });
+
+  test(`${door}: a route that throws gets a 500 and stores nothing`, async () => {
+    const url = await serve(door, kv);
+    const id = (await app.store.put(null, { n: 1 }))!;
+    const before = await app.store.count();
+    const existing = await get(`${url}/?throw`, `sid=${id}`);
+    assert.is(existing.status, 500);
+    assert.equal(await app.store.get(id), { n: 1 }, 'the change before the throw was not stored');
+    const fresh = await get(`${url}/?throw`);
+    assert.is(fresh.status, 500);
+    assert.equal(fresh.cookies.filter((line) => line.startsWith('sid=')), [], 'no session cookie');
+    assert.is(await app.store.count(), before, 'no session created');
+  });
+
   test(`${door}: the store down: 503 when loading and when committing; nothing reported as stored`, async () => {
     const loading = await serve(door, kv, {}, downStore(true));
     assert.is((await get(`${loading}/`, `sid=${'A'.repeat(43)}`)).status, 503);
@@ -194,6 +221,30 @@ for (const door of DOORS) {
     assert.not.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'http' })));
   });
 }
+
+test('an error handler that sets no status still answers a failed commit with its 503 (Express, Fastify)', async () => {
+  const web = express5();
+  web.use(sessions(downStore(false), { onError: () => {} }));
+  web.use((req, res) => { req.session.set('a', 1); res.json({ ok: true }); });
+  web.use((error: Error, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => { res.json({ error: error.message }); });
+  const expressUrl = await listenNode(createServer(web));
+  assert.is((await get(expressUrl, `sid=${'A'.repeat(43)}`)).status, 503);
+  const fastify = Fastify();
+  fastify.setErrorHandler((error, _request, reply) => { void reply.send({ error: (error as Error).message }); });
+  await fastify.register(fastifySessions, { store: downStore(false), onError: () => {} });
+  fastify.get('/', async (request) => { request.session.set('a', 1); return { ok: true }; });
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  closers.push(() => fastify.close());
+  const fastifyUrl = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
+  assert.is((await get(fastifyUrl, `sid=${'A'.repeat(43)}`)).status, 503);
+  const loadDown = Fastify();
+  loadDown.setErrorHandler((error, _request, reply) => { void reply.send({ error: (error as Error).message }); });
+  await loadDown.register(fastifySessions, { store: downStore(true), onError: () => {} });
+  loadDown.get('/', async () => ({ ok: true }));
+  await loadDown.listen({ port: 0, host: '127.0.0.1' });
+  closers.push(() => loadDown.close());
+  assert.is((await get(`http://127.0.0.1:${(loadDown.server.address() as AddressInfo).port}`, `sid=${'A'.repeat(43)}`)).status, 503);
+});
 
 test('the adapters refuse a missing store, like createHandler', async () => {
   assert.throws(() => sessions(undefined as never), /store must be a SessionStore/);

@@ -8,7 +8,14 @@ import { loadPeer } from './peer.ts';
 
 // express-session is CommonJS: required synchronously (no top-level await, so
 // a CommonJS app can require() this module too).
-const { Store } = loadPeer<{ Store: new () => EventEmitter }>('express-session', 'supervised-sessions/express-session');
+// Typed as express-session's Store is (its inherited helpers included), so an
+// instance is accepted where @types/express-session expects a Store.
+interface ExpressSessionStoreBase extends EventEmitter {
+  regenerate(req: unknown, callback: (error?: unknown) => void): void;
+  load(sid: string, callback: (error: unknown, session?: unknown) => void): void;
+  createSession(req: unknown, session: unknown): unknown;
+}
+const { Store } = loadPeer<{ Store: new () => ExpressSessionStoreBase }>('express-session', 'supervised-sessions/express-session');
 
 type Callback<T = void> = (error: Error | null, value?: T) => void;
 
@@ -43,7 +50,7 @@ export class SessionAppStore extends Store {
   }
 
   set(sid: string, session: SessionData, callback?: Callback): void {
-    settle(this.#store.upsertKey(sid, plain(session)), callback);
+    settle(Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session))), callback);
   }
 
   destroy(sid: string, callback?: Callback): void {

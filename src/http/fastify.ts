@@ -63,10 +63,12 @@ class ReplyCommit implements SessionHost {
       }
     } catch (error) {
       this.phase = 'failed';
-      // The error reply carries no session cookie.
+      // The error reply carries no session cookie, and its status is set
+      // here: an app's error handler that sets none must not send a 2xx.
       reply.removeHeader('set-cookie');
       const err = asError(error) as Error & { statusCode: number };
       err.statusCode = statusFor(error);
+      reply.code(err.statusCode);
       throw err;
     }
     this.phase = 'done';
@@ -98,12 +100,22 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
     } catch (error) {
       const err = asError(error) as Error & { statusCode: number };
       err.statusCode = statusFor(error);
+      reply.code(err.statusCode);
       door.onError(err, request.raw);
       throw err;
     }
     const commit = new ReplyCommit(door, request, reply, loaded);
     (request as WithCommit)[kCommit] = commit;
     request.session = commit.session;
+  });
+  // A reply that bypassed onSend (reply.hijack(), raw writes): changes it
+  // left pending were never stored; say so.
+  fastify.addHook('onResponse', async (request) => {
+    const commit = (request as WithCommit)[kCommit];
+    if (commit && commit.phase === 'open' && commit.session.pending) {
+      commit.phase = 'done';
+      door.onError(new Error('the reply was sent without onSend (reply.hijack() or a raw write): the session changes were not stored'), request.raw);
+    }
   });
   // A route that failed: its error reply stores nothing.
   fastify.addHook('onError', async (request) => {

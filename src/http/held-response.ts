@@ -404,7 +404,7 @@ export class HeldResponse {
    * middleware): what was held is dropped, the headers and status the handler
    * set are cleared, and from now on every call goes straight to Node.
    */
-  reset(): void {
+  reset(status: number): void {
     this.#closed = false;
     for (const [method, args] of this.#queue) {
       const callback = callbackOf(method, args);
@@ -420,7 +420,8 @@ export class HeldResponse {
     this.#ended = false;
     const remove = this.#originals.removeHeader;
     for (const name of this.res.getHeaderNames()) remove.call(this.res, name);
-    this.res.statusCode = 200;
+    // The error's status, so an error page that sets none is still not a success.
+    this.res.statusCode = status;
     this.res.statusMessage = '';
   }
 

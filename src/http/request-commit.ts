@@ -67,6 +67,8 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   #began = false;
   #failed = false;
   readonly #onFailure: CommitFailure | null;
+  /** Express: a response that goes out as a 5xx is an error page, and stores nothing. */
+  readonly #discardOn5xx: boolean;
 
   constructor(ctx: CommitContext, req: IncomingMessage, res: ServerResponse, hadCookie: boolean, preset: string | null, onFailure: CommitFailure | null = null) {
     this.#ctx = ctx;
@@ -75,6 +77,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     this.#preset = preset;
     this.#state = { cookie: preset, gone: false, hadCookie };
     this.#onFailure = onFailure;
+    this.#discardOn5xx = onFailure !== null;
   }
 
   /** A request's commit and its Session, through a front door. */
@@ -143,6 +146,9 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     this.#began = true;
     try {
       for (let work = this.session.take(); work !== null; work = this.session.take()) {
+        // A framework's error page (Express: a route threw, and its error
+        // middleware answers 5xx): the route's changes are not stored.
+        if (this.#discardOn5xx && this.#res.statusCode >= 500) continue;
         await commitRound(work, this.session, this.#ctx, this.#state);
         if (this.#failed) return;
       }
@@ -160,9 +166,17 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     const err = asError(error);
     const held = this.#held!;
     // Nothing sent yet: a front door may answer the failure its own way.
-    if (!(this.#onFailure !== null && !held.headersSent && this.#onFailure(err, statusFor(error), () => held.reset()))) {
-      held.fail(statusFor(error), err);
+    const status = statusFor(error);
+    let answered = false;
+    if (this.#onFailure !== null && !held.headersSent) {
+      try {
+        answered = this.#onFailure(err, status, () => held.reset(status));
+      } catch (thrown) {
+        this.#ctx.onError(asError(thrown), this.#req);
+        answered = false;
+      }
     }
+    if (!answered) held.fail(status, err);
     this.#ctx.onError(err, this.#req);
   }
 

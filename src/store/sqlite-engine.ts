@@ -342,7 +342,9 @@ export class SqliteEngine {
     const hash = digest(key);
     const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
     if (Number(changes) === 1) return true;
-    this.#delete.run(hash);
+    // A dead row under that key is never revived (a late save of an expired
+    // session, resave: true): nothing is stored, as with put.
+    if (this.#select.get(hash) !== undefined) return false;
     this.#insert.run(hash, json, now, now, null);
     return true;
   }
