@@ -11,9 +11,10 @@ export const ROOT = join(BENCH_DIR, '..');
 /**
  * The peers with native addons (better-sqlite3, connect-sqlite3's sqlite3)
  * live in bench/package.json, so that `npm install` of the project stays
- * quick; the first full benchmark installs them. They are built against this
- * Node's own headers (the pinned Node ships them), since the machine cannot
- * download headers or prebuilt binaries.
+ * quick; the first full benchmark installs them. The pinned Node's headers
+ * are offered to node-gyp (the machine cannot download headers or prebuilt
+ * binaries), but npm may build them for the Node it runs on: a server whose
+ * addon only the system Node loads runs on that Node, and the report says so.
  */
 export function ensureBenchPeers(log: (line: string) => void): boolean {
   const installed = () => existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
@@ -22,7 +23,7 @@ export function ensureBenchPeers(log: (line: string) => void): boolean {
   const arch = `node-${process.platform}-${process.arch}`;
   const nodedir = [dirname(dirname(process.execPath)), join(ROOT, 'node_modules', 'node', 'node_modules', arch), join(ROOT, 'node_modules', arch)]
     .find((dir) => existsSync(join(dir, 'include', 'node', 'node.h')));
-  log(`# installing the benchmark's peers (bench/package.json) against Node ${process.version}${nodedir ? ` (headers: ${nodedir})` : ''}; this compiles SQLite twice and takes a few minutes`);
+  log(`# installing the benchmark's peers (bench/package.json)${nodedir ? `, Node headers offered: ${nodedir}` : ''}; this compiles SQLite twice and takes a few minutes`);
   const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
     cwd: BENCH_DIR, stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) },
