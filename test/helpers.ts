@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startSessionApp, type SessionApp, type SessionAppConfig } from '../src/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -59,4 +60,16 @@ export function floorNode(): { version: string; path: string } {
     if (result.status !== 0 || !existsSync(path)) throw new Error(`could not install Node ${version} from npm: ${result.stderr || result.error}`);
   }
   return { version, path };
+}
+
+/** An app on a fresh file in a temp directory, stopped and removed after `body`. */
+export async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
+  const temp = tempDir();
+  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, ...config });
+  try {
+    await body(app, temp.dir);
+  } finally {
+    await app.stop();
+    temp.remove();
+  }
 }

@@ -10,23 +10,13 @@ import { DatabaseSync } from 'node:sqlite';
 import { request } from 'undici';
 import {
   startSessionApp, createHandler, setupStore, TableNotExistsError,
-  type SessionApp, type SessionAppConfig, type SessionHandler,
+  type SessionApp, type SessionHandler,
 } from '../src/index.ts';
 import { ownerStatements } from '../src/store/sqlite-engine.ts';
-import { runScript, sleep, tempDir } from './helpers.ts';
+import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 
-async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
-  const temp = tempDir();
-  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, ...config });
-  try {
-    await body(app, temp.dir);
-  } finally {
-    await app.stop();
-    temp.remove();
-  }
-}
 
 test('put with an owner, patch an owner in; sessionsOf lists them newest first with handle, times and data', () =>
   withApp({ maxAge: 3600 }, async (app) => {

@@ -7,20 +7,9 @@ import { createHash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import {
   startSessionApp, SessionTooLargeError, AppStoppedError, StoreUnavailableError, SessionError,
-  type SessionApp, type SessionAppConfig,
 } from '../src/index.ts';
-import { sleep, tempDir } from './helpers.ts';
+import { sleep, withApp } from './helpers.ts';
 
-async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
-  const temp = tempDir();
-  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, ...config });
-  try {
-    await body(app, temp.dir);
-  } finally {
-    await app.stop();
-    temp.remove();
-  }
-}
 
 test('put(null) creates a session with a 256-bit base64url id; get reads it back', () =>
   withApp({}, async (app) => {
