@@ -68,12 +68,18 @@ function compile(file: string): { status: number | null; output: string } {
 }
 
 test('a consumer using req.session (Express) and request.session (Fastify) compiles under --strict against the built .d.ts', () => {
+  mkdirSync(project, { recursive: true });
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'types-consumer', private: true, type: 'module' }));
+  // express-session's own types, for the migration snippet (installed first:
+  // npm prunes what it did not install). They declare req.session too, and
+  // are loaded only where 'express-session' is imported.
+  const install = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '@types/express-session@1.19.0'], { cwd: project, encoding: 'utf8', timeout: 120_000 });
+  assert.is(install.status, 0, install.stderr);
   const pkg = join(project, 'node_modules', 'supervised-sessions');
   mkdirSync(pkg, { recursive: true });
   const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { encoding: 'utf8' });
   assert.is(build.status, 0, build.stdout + build.stderr);
   copyFileSync(join(root, 'package.json'), join(pkg, 'package.json'));
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'types-consumer', private: true, type: 'module' }));
   writeFileSync(join(project, 'consumer.ts'), CONSUMER);
   const ok = compile('consumer.ts');
   assert.is(ok.status, 0, ok.output);
@@ -85,6 +91,23 @@ test('and misuse does not compile: a bad cookie.secure, a Date in the session', 
   assert.is.not(bad.status, 0);
   assert.match(bad.output, /"sometimes"/);
   assert.match(bad.output, /Date/);
+});
+
+const MIGRATION = `
+import express from 'express';
+import session from 'express-session';
+import { startSessionApp } from 'supervised-sessions';
+import { SessionAppStore } from 'supervised-sessions/express-session';
+const app = await startSessionApp();
+const web = express();
+web.use(session({ store: new SessionAppStore(app.store), secret: 's', resave: false, saveUninitialized: false, rolling: true }));
+web.get('/', (req, res) => { req.session.regenerate(() => res.send(req.sessionID)); });
+`;
+
+test("the drop-in store is a Store for @types/express-session (the migration guide's snippet compiles)", () => {
+  writeFileSync(join(project, 'migration.ts'), MIGRATION);
+  const ok = compile('migration.ts');
+  assert.is(ok.status, 0, ok.output);
 });
 
 test.run();

@@ -10,14 +10,19 @@ import { loadPeer } from './peer.ts';
 // a CommonJS app can require() this module too).
 // Typed as express-session's Store is (its inherited helpers included), so an
 // instance is accepted where @types/express-session expects a Store.
+// (`any` where @types/express-session names its own request and session types.)
 interface ExpressSessionStoreBase extends EventEmitter {
-  regenerate(req: unknown, callback: (error?: unknown) => void): void;
-  load(sid: string, callback: (error: unknown, session?: unknown) => void): void;
-  createSession(req: unknown, session: unknown): unknown;
+  regenerate(req: any, callback: (error?: any) => any): void;
+  load(sid: string, callback: (error: any, session?: any) => any): void;
+  createSession(req: any, session: any): any;
 }
 const { Store } = loadPeer<{ Store: new () => ExpressSessionStoreBase }>('express-session', 'supervised-sessions/express-session');
 
-type Callback<T = void> = (error: Error | null, value?: T) => void;
+// express-session's callbacks and session objects, typed loosely: its own
+// types (@types/express-session) name them, and an instance of this class must
+// be assignable to its Store.
+type Callback<T = void> = (error: any, value?: T) => void;
+type ExpressSessionData = Record<string, any>;
 
 /** What the drop-in store needs of app.store (its own mailbox client has it). */
 type KeyedStore = Pick<MailboxSessionStore, 'getKey' | 'upsertKey' | 'deleteKey' | 'clearAll' | 'allData' | 'count'>;
@@ -45,11 +50,11 @@ export class SessionAppStore extends Store {
     this.#store = keyed as KeyedStore;
   }
 
-  get(sid: string, callback: Callback<SessionData | null>): void {
+  get(sid: string, callback: Callback<any>): void {
     settle(this.#store.getKey(sid), callback);
   }
 
-  set(sid: string, session: SessionData, callback?: Callback): void {
+  set(sid: string, session: ExpressSessionData, callback?: Callback): void {
     settle(Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session))), callback);
   }
 
@@ -58,7 +63,7 @@ export class SessionAppStore extends Store {
   }
 
   /** A read that renews the timestamp when it is older than touchAfter: no write per request. */
-  touch(sid: string, _session: SessionData, callback?: Callback): void {
+  touch(sid: string, _session: ExpressSessionData, callback?: Callback): void {
     settle(this.#store.getKey(sid).then(() => undefined), callback);
   }
 
@@ -71,13 +76,13 @@ export class SessionAppStore extends Store {
   }
 
   /** Every live session, as an array (the ids are not stored, only their digests). */
-  all(callback: Callback<SessionData[]>): void {
+  all(callback: Callback<any>): void {
     settle(this.#store.allData(), callback);
   }
 }
 
 /** express-session's Session carries a Cookie instance and its request (non-enumerable): keep the JSON of it. */
-function plain(session: SessionData): SessionData {
+function plain(session: ExpressSessionData): SessionData {
   return JSON.parse(JSON.stringify(session)) as SessionData;
 }
 
