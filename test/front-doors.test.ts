@@ -6,7 +6,10 @@ import * as assert from 'uvu/assert';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { createServer as createHttpsServer } from 'node:https';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import express5 from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
@@ -244,6 +247,36 @@ test('an error handler that sets no status still answers a failed commit with it
   await loadDown.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => loadDown.close());
   assert.is((await get(`http://127.0.0.1:${(loadDown.server.address() as AddressInfo).port}`, `sid=${'A'.repeat(43)}`)).status, 503);
+});
+
+test("cookie.secure 'auto' over a real TLS socket: Secure (createHandler, Express)", async () => {
+  // A throwaway self-signed certificate for 127.0.0.1.
+  const dir = tempDir('tls-');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+    '-keyout', join(dir.dir, 'key.pem'), '-out', join(dir.dir, 'cert.pem')], { encoding: 'utf8' });
+  assert.is(made.status, 0, `openssl: ${made.stderr ?? made.error}`);
+  const tls = { key: readFileSync(join(dir.dir, 'key.pem')), cert: readFileSync(join(dir.dir, 'cert.pem')) };
+  dir.remove();
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  const web = express5();
+  web.use(sessions(app.store, { cookie: { secure: 'auto' }, onError: () => {} }));
+  web.use((req, res) => { req.session.set('a', 1); res.json({}); });
+  const servers = [
+    createHttpsServer(tls, createHandler(app.store, (_req, res, session) => { session.set('a', 1); res.end('{}'); }, { cookie: { secure: 'auto' } })),
+    createHttpsServer(tls, web),
+  ];
+  try {
+    for (const server of servers) {
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const response = await request(`https://127.0.0.1:${(server.address() as AddressInfo).port}/`, { dispatcher: insecure });
+      await response.body.text();
+      const line = [response.headers['set-cookie']].flat().find((l) => String(l).startsWith('sid='));
+      assert.match(String(line), /; Secure/);
+    }
+  } finally {
+    for (const server of servers) await new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); });
+    await insecure.close();
+  }
 });
 
 test('the adapters refuse a missing store, like createHandler', async () => {
