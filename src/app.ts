@@ -11,6 +11,7 @@ import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
 import { expiryPolicy } from './store/expiry.ts';
 import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './store/write-gate.ts';
 import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
+import { isPostgresUrl } from './store/postgres/url.ts';
 
 export type { SweepReport, SweepTrigger };
 export type AppState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -28,8 +29,10 @@ export interface RestartEvent {
   restarts: number;
 }
 
-// Resolves to store-worker.ts under src/ and to store-worker.js under dist/.
-const STORE_WORKER = new URL(`./store/store-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+// Resolve to .ts under src/ and to .js under dist/.
+const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const STORE_WORKER = new URL(`./store/store-worker${EXT}`, import.meta.url);
+const POSTGRES_STORE_WORKER = new URL(`./store/postgres/store-worker${EXT}`, import.meta.url);
 
 /** Rows per mailbox call when the store owner itself sweeps a ':memory:' store. */
 const MEMORY_SWEEP_BATCH = 500;
@@ -74,6 +77,7 @@ export class SessionApp extends EventEmitter {
 
     const policy = expiryPolicy(config);
     const memory = config.database === ':memory:';
+    const postgres = isPostgresUrl(config.database);
     // One gate for every incarnation of both children (store/write-gate.ts).
     const gate = createGateBuffer();
     const cleaner = new CleanerChild({
@@ -83,14 +87,17 @@ export class SessionApp extends EventEmitter {
       table: config.table,
       policy,
       busyTimeoutMs: Math.max(config.requestTimeout, 5000),
-      gate,
+      gate: postgres ? undefined : gate,
     });
     this.#supervisor = new Supervisor({
       intensity: config.restart.intensity,
       periodMs: config.restart.period * 1000,
       shutdownTimeoutMs: config.shutdownTimeout,
       children: [
-        mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config, gate }, client: mailbox }),
+        postgres
+          // `started`: set by the first ready incarnation (store/postgres/store-worker.ts).
+          ? mailboxChild({ name: 'store', filename: POSTGRES_STORE_WORKER, workerData: { config, started: new SharedArrayBuffer(4) }, client: mailbox })
+          : mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config, gate }, client: mailbox }),
         cleaner,
       ],
     });
@@ -120,7 +127,7 @@ export class SessionApp extends EventEmitter {
           for (;;) {
             const n = await store.sweepBatch(MEMORY_SWEEP_BATCH);
             deleted += n;
-            if (n < MEMORY_SWEEP_BATCH) return deleted;
+            if (n < MEMORY_SWEEP_BATCH) return { deleted, skipped: false };
           }
         }
         const incarnation = await withTimeout(cleaner.whenReady(), config.requestTimeout,

@@ -7,6 +7,10 @@ import { assertOwner, digestFromHandle, handleFromDigest } from './store/ids.ts'
 import { ownerStatements } from './store/sqlite-engine.ts';
 import { clearTable, dropTable, requireTable, setupTable, tableShape } from './store/schema.ts';
 import { countSessions, sweepDead } from './store/sweep.ts';
+import { isPostgresUrl, redactIn, redactUrl } from './store/postgres/url.ts';
+import { ownerSessions, revokeOwner, tableStats, withClient } from './store/postgres/admin.ts';
+import * as pgSchema from './store/postgres/schema.ts';
+import { closePostgres, sweepPostgres } from './cleaner/postgres-sweep.ts';
 
 export const USAGE = `usage: supervised-sessions <command> [options]
 
@@ -20,7 +24,7 @@ commands:
   revoke --owner ID [--handle H]   end one session of the owner, or all of them; prints revoked: N
 
 options:
-  --database FILE                  SQLite file (default: sessions.db)
+  --database FILE|URL              SQLite file, or a postgres:// URL (default: sessions.db)
   --table NAME                     table name (default: session)
   --max-age S                      seconds after which a session is dead (default: 86400)
   --timestamp relative|fixed       age from the last access, or from creation (default: relative)
@@ -104,6 +108,7 @@ async function run(command: Command, input: Record<string, unknown>, io: Output)
   // The same defaults and validation as startSessionApp.
   const config = resolveConfig(settings);
   const { database, table } = config;
+  if (isPostgresUrl(database)) return runPostgres(command, config, owner, handle, io);
   const where = `table "${table}" in ${database}`;
   const missingFile = database !== ':memory:' && !existsSync(database);
 
@@ -167,6 +172,60 @@ async function run(command: Command, input: Record<string, unknown>, io: Output)
   }
 }
 
+/** The same commands on a PostgreSQL URL (the password is never printed back). */
+async function runPostgres(command: Command, config: ReturnType<typeof resolveConfig>, owner: string | undefined, handle: string | undefined, io: Output): Promise<void> {
+  const { database, table } = config;
+  const where = `table "${table}" in ${redactUrl(database)}`;
+  const policy = expiryPolicy(config);
+  await withClient(database, async (client) => {
+    if (command === 'setup') {
+      const found = await pgSchema.setupTable(client, table);
+      io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
+        : found === 'old' ? `upgraded ${where} in place: added the owner column and its index, every session kept`
+        : `${where} already exists with the right columns: nothing to do`);
+      return;
+    }
+    if (command === 'clear' || command === 'drop') {
+      const shape = await pgSchema.tableShape(client, table);
+      const before = shape === 'ok' || shape === 'old' ? await tableStats(client, table, policy) : null;
+      const done = command === 'clear' ? await pgSchema.clearTable(client, table) : await pgSchema.dropTable(client, table);
+      if (command === 'clear') io.out(done ? `cleared ${where}: ${before!.live + before!.dead} sessions deleted` : `no ${where}: nothing to clear`);
+      else io.out(done ? `dropped ${where}` : `no ${where}: nothing to drop`);
+      return;
+    }
+    await pgSchema.requireTable(client, table, database);
+    if (command === 'stats') {
+      const { live, dead, bytes } = await tableStats(client, table, policy);
+      io.out(`live: ${live}`);
+      io.out(`dead: ${dead}`);
+      io.out(`bytes: ${bytes}`);
+      return;
+    }
+    if (command === 'sessions') {
+      for (const row of await ownerSessions(client, table, policy, config.maxSessionBytes, owner!)) {
+        io.out(`${row.handle}  created ${new Date(row.createdAt).toISOString()}  last used ${new Date(row.touchedAt).toISOString()}`);
+      }
+      return;
+    }
+    if (command === 'revoke') {
+      const digest = handle === undefined ? undefined : digestFromHandle(handle);
+      io.out(`revoked: ${await revokeOwner(client, table, policy, config.maxSessionBytes, owner!, digest)}`);
+    }
+  });
+  if (command === 'sweep') {
+    // The cleaner's sweep, under the same lock: one sweeper at a time across the fleet.
+    let report;
+    try {
+      report = await sweepPostgres({ database, table, policy, timeoutMs: 10_000, abort: new Int32Array(new SharedArrayBuffer(4)) });
+    } finally {
+      await closePostgres();
+    }
+    const { deleted, skipped } = report;
+    if (skipped) io.out('skipped: another process is sweeping this table');
+    io.out(`deleted: ${deleted}`);
+  }
+}
+
 /** `sessions` and `revoke`: the owner's sessions, through the owner index. */
 function ownerCommand(db: ReturnType<typeof openDatabase>, command: 'sessions' | 'revoke', table: string, config: ReturnType<typeof resolveConfig>,
   owner: string, handle: string | undefined, io: Output): void {
@@ -213,6 +272,8 @@ export async function main(argv: string[], io: Output = {
   } catch (error) {
     let message = error instanceof Error ? error.message : String(error);
     if (error instanceof ConfigError && FLAG_OF[error.key]) message = message.replace(`config "${error.key}"`, FLAG_OF[error.key]);
+    // Whatever the error, a password in --database is never printed back.
+    if (typeof parsed.settings.database === 'string') message = redactIn(message, parsed.settings.database);
     io.err(`supervised-sessions ${parsed.command}: ${message}`);
     return error instanceof ConfigError ? 2 : 1;
   }

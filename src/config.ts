@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { ConfigError } from './errors.ts';
+import { isPostgresUrl, postgresUrlProblem, redactUrl } from './store/postgres/url.ts';
 
 export type Timestamp = 'relative' | 'fixed';
 export type Durability = 'normal' | 'full';
@@ -114,7 +115,12 @@ function oneOf<T extends string>(key: string, value: unknown, options: readonly 
 }
 
 function databasePath(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, value, "a non-empty file path or ':memory:'");
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, value, "a non-empty file path, ':memory:' or a postgres:// URL");
+  if (isPostgresUrl(value)) {
+    const problem = postgresUrlProblem(value);
+    // The value is shown with its password masked: config errors get logged.
+    if (problem) throw new ConfigError(key, `invalid config "${key}": ${JSON.stringify(redactUrl(value))} is not a usable PostgreSQL URL: ${problem}`);
+  }
   return value;
 }
 
@@ -201,8 +207,15 @@ export function resolveConfig(input: unknown): ResolvedConfig {
   // A touch throttled for as long as a session lives would never slide it.
   if (touchAfter >= maxAge) fail('touchAfter', touchAfter, `a number of seconds below maxAge (${maxAge})`);
 
+  const database = raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database);
+  const durability = raw.durability === undefined ? 'normal' : oneOf('durability', raw.durability, ['normal', 'full'] as const);
+  // PostgreSQL's durability is synchronous_commit, a setting of the server.
+  if (raw.durability !== undefined && durability !== 'normal' && isPostgresUrl(database)) {
+    throw new ConfigError('durability', `invalid config "durability": ${JSON.stringify(durability)} applies to SQLite only; with a PostgreSQL database, durability is the server's synchronous_commit setting (leave durability out)`);
+  }
+
   return {
-    database: raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database),
+    database,
     table: raw.table === undefined ? 'session' : tableName('table', raw.table),
     maxAge,
     timestamp: raw.timestamp === undefined ? 'relative' : oneOf('timestamp', raw.timestamp, ['relative', 'fixed'] as const),
@@ -212,7 +225,7 @@ export function resolveConfig(input: unknown): ResolvedConfig {
     restart,
     shutdownTimeout: raw.shutdownTimeout === undefined ? 5000 : milliseconds('shutdownTimeout', raw.shutdownTimeout),
     requestTimeout: raw.requestTimeout === undefined ? 5000 : milliseconds('requestTimeout', raw.requestTimeout),
-    durability: raw.durability === undefined ? 'normal' : oneOf('durability', raw.durability, ['normal', 'full'] as const),
+    durability,
     maxSessionBytes,
     touchAfter,
     maxLifetime: raw.maxLifetime === undefined ? null : seconds('maxLifetime', raw.maxLifetime),

@@ -2,6 +2,9 @@ import { existsSync } from 'node:fs';
 import { resolveLocation, type StoreLocation } from './config.ts';
 import { openDatabase } from './store/connection.ts';
 import { clearTable, dropTable, setupTable } from './store/schema.ts';
+import { isPostgresUrl } from './store/postgres/url.ts';
+import { withClient } from './store/postgres/admin.ts';
+import * as pgSchema from './store/postgres/schema.ts';
 
 // The `mix session.setup|clear|drop` tasks. They run on the caller's thread,
 // on a short-lived connection of their own.
@@ -18,12 +21,20 @@ function withDatabase<T>(location: StoreLocation, work: (db: ReturnType<typeof o
 /** Creates the session table and its indexes; idempotent on a table of the right shape. */
 export async function setupStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
+  if (isPostgresUrl(location.database)) {
+    await withClient(location.database, (client) => pgSchema.setupTable(client, location.table));
+    return;
+  }
   withDatabase(location, (db) => setupTable(db, location.table));
 }
 
 /** Deletes every session; a missing table or database file is nothing to do. */
 export async function clearStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
+  if (isPostgresUrl(location.database)) {
+    await withClient(location.database, (client) => pgSchema.clearTable(client, location.table));
+    return;
+  }
   if (location.database !== ':memory:' && !existsSync(location.database)) return;
   withDatabase(location, (db) => clearTable(db, location.table));
 }
@@ -31,6 +42,10 @@ export async function clearStore(options?: { database?: string; table?: string }
 /** Drops the session table; a missing table or database file is nothing to do. */
 export async function dropStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
+  if (isPostgresUrl(location.database)) {
+    await withClient(location.database, (client) => pgSchema.dropTable(client, location.table));
+    return;
+  }
   if (location.database !== ':memory:' && !existsSync(location.database)) return;
   withDatabase(location, (db) => dropTable(db, location.table));
 }

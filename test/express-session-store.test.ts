@@ -4,20 +4,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import express from 'express';
 import session from 'express-session';
 import { request } from 'undici';
 import { startSessionApp, type SessionApp } from '../src/index.ts';
 import { SessionAppStore } from '../src/http/express-session-store.ts';
 import { sleep, tempDir } from './helpers.ts';
+import { storeLocation } from './engines.ts';
 
 const temp = tempDir();
 const closers: Array<() => Promise<void>> = [];
 let app: SessionApp;
 
 test.before(async () => {
-  app = await startSessionApp({ database: join(temp.dir, 'es.db'), sweepSignal: false, maxAge: 1.5, touchAfter: 0.2 });
+  app = await startSessionApp({ ...await storeLocation(temp.dir, 'es'), sweepSignal: false, maxAge: 1.5, touchAfter: 0.2 });
 });
 test.after(async () => {
   for (const close of closers) await close();
@@ -160,7 +160,7 @@ test('clear empties the store; a session too large is an error for express-sessi
 });
 
 test('a store that is down: the errors reach next(err), never thrown', async () => {
-  const other = await startSessionApp({ database: join(temp.dir, 'stopped.db'), sweepSignal: false });
+  const other = await startSessionApp({ ...await storeLocation(temp.dir, 'stopped'), sweepSignal: false });
   closers.push(() => other.stop());
   const store = new SessionAppStore(other.store);
   const url = await serve(store);

@@ -20,13 +20,14 @@ import {
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
 import { sleep, tempDir } from './helpers.ts';
+import { storeLocation } from './engines.ts';
 
 const temp = tempDir();
 let app: SessionApp;
 const closers: Array<() => Promise<void>> = [];
 
 test.before(async () => {
-  app = await startSessionApp({ database: join(temp.dir, 'doors.db'), sweepSignal: false });
+  app = await startSessionApp({ ...await storeLocation(temp.dir, 'doors'), sweepSignal: false });
 });
 test.after(async () => {
   for (const close of closers) await close();

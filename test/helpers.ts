@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { startSessionApp, type SessionApp, type SessionAppConfig } from '../src/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { storeLocation } from './engines.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -62,10 +63,13 @@ export function floorNode(): { version: string; path: string } {
   return { version, path };
 }
 
-/** An app on a fresh file in a temp directory, stopped and removed after `body`. */
+/**
+ * An app on a fresh store (a file in a temp directory, or a fresh table on
+ * the PostgreSQL test server: test/engines.ts), stopped and removed after `body`.
+ */
 export async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
   const temp = tempDir();
-  const app = await startSessionApp({ database: join(temp.dir, 'sessions.db'), sweepSignal: false, ...config });
+  const app = await startSessionApp({ ...await storeLocation(temp.dir), sweepSignal: false, ...config });
   try {
     await body(app, temp.dir);
   } finally {

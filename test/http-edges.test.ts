@@ -5,7 +5,6 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { request } from 'undici';
 import {
   startSessionApp, createHandler, SessionError, StoreUnavailableError,
@@ -13,6 +12,7 @@ import {
 } from '../src/index.ts';
 import { sign, unsign } from '../src/http/signing.ts';
 import { sleep, tempDir, until } from './helpers.ts';
+import { storeLocation } from './engines.ts';
 
 const temp = tempDir();
 let app: SessionApp;
@@ -24,7 +24,7 @@ const errors: Error[] = [];
 test.before(async () => {
   process.on('unhandledRejection', onEscape);
   process.on('uncaughtException', onEscape);
-  app = await startSessionApp({ database: join(temp.dir, 'edges.db'), sweepSignal: false });
+  app = await startSessionApp({ ...await storeLocation(temp.dir, 'edges'), sweepSignal: false });
 });
 test.before.each(() => { errors.length = 0; });
 test.after.each(async () => {

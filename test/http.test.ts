@@ -3,20 +3,20 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { request } from 'undici';
 import {
   startSessionApp, createHandler, type SessionApp, type SessionHandler, type HandlerOptions, type SessionStore,
 } from '../src/index.ts';
 import { sign } from '../src/http/signing.ts';
 import { sleep, tempDir } from './helpers.ts';
+import { storeLocation } from './engines.ts';
 
 const temp = tempDir();
 let app: SessionApp;
 const servers: Array<() => Promise<void>> = [];
 
 test.before(async () => {
-  app = await startSessionApp({ database: join(temp.dir, 'http.db'), sweepSignal: false });
+  app = await startSessionApp({ ...await storeLocation(temp.dir, 'http'), sweepSignal: false });
 });
 test.after(async () => {
   for (const close of servers) await close();
@@ -164,7 +164,7 @@ test('forged, malformed, unknown and dead cookies are never adopted', async () =
     assert.match(issued, /^[A-Za-z0-9_-]{43}$/);
     assert.is(await app.store.get(unknown), null);
   }
-  const shortLived = await startSessionApp({ database: join(temp.dir, 'dead.db'), maxAge: 0.2, sweepSignal: false });
+  const shortLived = await startSessionApp({ ...await storeLocation(temp.dir, 'dead'), maxAge: 0.2, sweepSignal: false });
   try {
     const deadUrl = await serve(kv, undefined, shortLived.store);
     const cookie = cookieOf(await get(`${deadUrl}/set?k=a&v=1`));
@@ -254,7 +254,7 @@ test('a drop racing a slow request stays dropped; the slow response keeps its st
 
 test('a store that cannot be reached gives 503, and nothing is reported as stored', async () => {
   const errors: Error[] = [];
-  const other = await startSessionApp({ database: join(temp.dir, 'stopped.db'), sweepSignal: false });
+  const other = await startSessionApp({ ...await storeLocation(temp.dir, 'stopped'), sweepSignal: false });
   const url = await serve(kv, { onError: (error) => errors.push(error) }, other.store);
   const cookie = cookieOf(await get(`${url}/set?k=a&v=1`));
   await other.stop();
@@ -269,7 +269,7 @@ test('a store that cannot be reached gives 503, and nothing is reported as store
 });
 
 test('a failed app (supervisor gave up) gives 503', async () => {
-  const failed = await startSessionApp({ database: join(temp.dir, 'failed.db'), sweepSignal: false, restart: { intensity: 0, period: 5 } });
+  const failed = await startSessionApp({ ...await storeLocation(temp.dir, 'failed'), sweepSignal: false, restart: { intensity: 0, period: 5 } });
   failed.on('error', () => {});
   const errors: Error[] = [];
   const url = await serve(kv, { onError: (error) => errors.push(error) }, failed.store);
@@ -332,7 +332,7 @@ test('a non-JSON value is refused at set with a TypeError naming the key (500)',
 });
 
 test('a session over maxSessionBytes gives 500 and stores nothing', async () => {
-  const small = await startSessionApp({ database: join(temp.dir, 'small.db'), sweepSignal: false, maxSessionBytes: 200 });
+  const small = await startSessionApp({ ...await storeLocation(temp.dir, 'small'), sweepSignal: false, maxSessionBytes: 200 });
   const errors: Error[] = [];
   const url = await serve((_req, res, session) => {
     session.set('blob', 'x'.repeat(500));
@@ -356,7 +356,7 @@ test("cookie.maxAge with 'relative': the cookie is re-sent on every response of 
   const dropped = await get(`${url}/drop`, cookie);
   assert.equal(dropped.cookies.length, 1, 'a drop replaces the re-sent cookie with the expired one');
   assert.match(dropped.cookies[0], /^sid=;/);
-  const fixed = await startSessionApp({ database: join(temp.dir, 'fixed.db'), sweepSignal: false, timestamp: 'fixed' });
+  const fixed = await startSessionApp({ ...await storeLocation(temp.dir, 'fixed'), sweepSignal: false, timestamp: 'fixed' });
   try {
     const fixedUrl = await serve(kv, { cookie: { maxAge: 600 } }, fixed.store);
     const fixedCookie = cookieOf(await get(`${fixedUrl}/set?k=a&v=1`));

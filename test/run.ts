@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { floorNode } from './helpers.ts';
+import { startPostgres, type PostgresServer } from './postgres-server.ts';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const only = process.argv.slice(2);
@@ -19,9 +20,9 @@ let failed = 0;
 let skipped = 0;
 const failures: string[] = [];
 
-function run(command: string, args: string[], timeoutMs: number): Promise<{ code: number | null; output: string }> {
+function run(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_DISABLE_COLORS: '1' } });
+    const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_DISABLE_COLORS: '1', ...env } });
     let output = '';
     child.stdout.on('data', (chunk) => { output += chunk; process.stdout.write(chunk); });
     child.stderr.on('data', (chunk) => { output += chunk; process.stderr.write(chunk); });
@@ -44,7 +45,31 @@ if (only.length === 0) {
 // The suites that must also pass on the lowest Node in engines (type
 // stripping is behind a flag there).
 const FLOOR_SUITES = ['store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts'];
-const runs: Array<{ file: string; node: string; args: string[]; label: string }> = files.map((file) => ({ file, node: process.execPath, args: [], label: file }));
+// One contract suite, two engines: these suites run again on PostgreSQL
+// (test/engines.ts), on one server this runner starts and stops; the
+// postgres-*.test.ts suites test that engine alone.
+const CONTRACT_SUITES = ['store.test.ts', 'owners.test.ts', 'http.test.ts', 'http-edges.test.ts', 'front-doors.test.ts', 'express-session-store.test.ts'];
+const ON_POSTGRES = { SUPERVISED_SESSIONS_TEST_ENGINE: 'postgres' };
+type Run = { file: string; node: string; args: string[]; label: string; env?: NodeJS.ProcessEnv };
+const runs: Run[] = files.filter((file) => !file.startsWith('postgres')).map((file) => ({ file, node: process.execPath, args: [], label: file }));
+const postgresRuns: Run[] = [
+  ...files.filter((file) => CONTRACT_SUITES.includes(file)).map((file) => ({ file, node: process.execPath, args: [], label: `${file} on PostgreSQL`, env: ON_POSTGRES })),
+  ...files.filter((file) => file.startsWith('postgres')).map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_POSTGRES })),
+];
+let postgres: PostgresServer | null = null;
+if (postgresRuns.length > 0) {
+  try {
+    const started = Date.now();
+    postgres = await startPostgres();
+    console.log(`\n# PostgreSQL test server on 127.0.0.1:${postgres.port} (started in ${Date.now() - started} ms)`);
+    for (const entry of postgresRuns) entry.env = { ...entry.env, SUPERVISED_SESSIONS_TEST_PG_URL: postgres.url };
+    runs.push(...postgresRuns);
+  } catch (error) {
+    console.log(`\n# PostgreSQL test server: ${(error as Error).message}`);
+    failed++;
+    failures.push('PostgreSQL test server');
+  }
+}
 const floorFiles = files.filter((file) => FLOOR_SUITES.includes(file));
 if (floorFiles.length > 0) {
   try {
@@ -57,9 +82,9 @@ if (floorFiles.length > 0) {
   }
 }
 
-for (const { file, node, args, label } of runs) {
+for (const { file, node, args, label, env } of runs) {
   console.log(`\n# ${label}`);
-  const result = await run(node, [...args, join(root, 'test', file)], 600_000);
+  const result = await run(node, [...args, join(root, 'test', file)], 600_000, env);
   // uvu's closing block: "Total: N / Passed: N / Skipped: N".
   // (Total excludes skipped tests.)
   const plain = result.output.replace(/\x1b\[[0-9;]*m/g, '');
@@ -82,6 +107,7 @@ for (const { file, node, args, label } of runs) {
   }
 }
 
+postgres?.destroy();
 if (failures.length) console.log(`\nfailed: ${failures.join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exitCode = failed > 0 ? 1 : 0;

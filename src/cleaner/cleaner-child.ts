@@ -4,6 +4,7 @@ import type { ChildSpec, ExitReason, Incarnation } from '../runtime/child.ts';
 import { safeDelay } from '../runtime/timers.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
 import type { SweepTask } from './sweep-task.ts';
+import { isPostgresUrl } from '../store/postgres/url.ts';
 
 // Resolves to sweep-task.ts under src/ and to sweep-task.js under dist/.
 const CHECKPOINT_INTERVAL_MS = 1000;
@@ -22,7 +23,7 @@ export interface CleanerChildOptions {
 
 /** The live cleaner incarnation, as the sweep schedule uses it. */
 export interface CleanerIncarnation extends Incarnation {
-  sweep(): Promise<number>;
+  sweep(): Promise<{ deleted: number; skipped: boolean }>;
 }
 
 /**
@@ -98,7 +99,8 @@ export class CleanerChild implements ChildSpec {
 
     // Once a second, when no sweep is running (a sweep checkpoints as it
     // goes), copy the WAL back into the database from this thread.
-    const checkpoints = options.database === null ? null : setInterval(() => {
+    // (SQLite only: PostgreSQL checkpoints by itself.)
+    const checkpoints = options.database === null || isPostgresUrl(options.database) ? null : setInterval(() => {
       if (running || stopRequested) return;
       running = pool.run(base, { name: 'checkpoint' }).catch(() => {}).finally(() => { running = null; });
     }, CHECKPOINT_INTERVAL_MS);
@@ -113,10 +115,10 @@ export class CleanerChild implements ChildSpec {
         // A checkpoint in progress finishes first: the pool runs one task at a time.
         if (running) await running;
         const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort, gate: options.gate };
-        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number }>;
+        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean }>;
         running = run;
         try {
-          return (await run).deleted;
+          return await run;
         } finally {
           if (running === run) running = null;
         }

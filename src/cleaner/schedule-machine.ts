@@ -6,6 +6,8 @@ export interface SweepReport {
   deleted: number;
   durationMs: number;
   trigger: SweepTrigger;
+  /** True only when another process sharing the PostgreSQL table was sweeping (deleted is then 0). */
+  skipped: boolean;
 }
 
 export interface ScheduleHost {

@@ -6,8 +6,8 @@ export interface SweepScheduleOptions {
   intervalMs: number;
   /** The signal that triggers a sweep now, or false for none. */
   signal: NodeJS.Signals | false;
-  /** Deletes dead sessions; resolves with how many. */
-  run(trigger: SweepTrigger): Promise<number>;
+  /** Deletes dead sessions; resolves with how many, and whether another process was sweeping instead. */
+  run(trigger: SweepTrigger): Promise<{ deleted: number; skipped: boolean }>;
   onSweep(report: SweepReport): void;
   onSweepError(error: Error, trigger: SweepTrigger): void;
   /** The error manual sweeps still waiting get when the schedule stops. */
@@ -41,8 +41,8 @@ export class SweepSchedule {
     const host: ScheduleHost = {
       sweep: async (trigger) => {
         const started = performance.now();
-        const deleted = await options.run(trigger);
-        return { deleted, durationMs: performance.now() - started, trigger };
+        const { deleted, skipped } = await options.run(trigger);
+        return { deleted, durationMs: performance.now() - started, trigger, skipped };
       },
       onSweepStart: () => {
         this.#waitingForCurrent = this.#waitingForNext;

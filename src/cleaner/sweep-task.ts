@@ -8,6 +8,8 @@ import { requireTable } from '../store/schema.ts';
 import { sweepBatch } from '../store/sweep.ts';
 import { liveThresholds } from '../store/expiry.ts';
 import { CLEANER, WriteGate } from '../store/write-gate.ts';
+import { isPostgresUrl } from '../store/postgres/url.ts';
+import { closePostgres, readyPostgres, sweepPostgres } from './postgres-sweep.ts';
 
 export interface SweepTask {
   database: string;
@@ -37,8 +39,12 @@ function connection(task: Omit<SweepTask, 'abort' | 'policy'>): DatabaseSync {
 }
 
 /** Opens the connection and checks the table: a cleaner that cannot sweep fails its start. */
-export function ready(task: Omit<SweepTask, 'abort' | 'policy' | 'database'> & { database: string | null }): number {
+export async function ready(task: Omit<SweepTask, 'abort' | 'policy' | 'database'> & { database: string | null }): Promise<number> {
   if (task.database === null) return threadId;
+  if (isPostgresUrl(task.database)) {
+    await readyPostgres(task.database, task.table, task.busyTimeoutMs);
+    return threadId;
+  }
   requireTable(connection({ ...task, database: task.database }), task.table, task.database);
   return threadId;
 }
@@ -53,8 +59,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * a request waits for at most one short batch. Housekeeping may be slow; a
  * request may not.
  */
-export async function sweep(task: SweepTask): Promise<{ deleted: number }> {
+export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped: boolean }> {
   const flag = new Int32Array(task.abort);
+  if (isPostgresUrl(task.database)) {
+    return sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
+  }
   const gate = task.gate ? new WriteGate(task.gate) : null;
   const database = connection(task);
   // One `now` for the whole sweep: what dies during it waits for the next one.
@@ -85,7 +94,7 @@ export async function sweep(task: SweepTask): Promise<{ deleted: number }> {
     else if (took > 0.4) batchSize = Math.max(Math.floor(batchSize / 2), 20);
     await sleep(Math.max(1, Math.round(2 * took)));
   }
-  return { deleted: total };
+  return { deleted: total, skipped: false };
 }
 
 /** A passive checkpoint on the cleaner's connection (see the store owner's wal_autocheckpoint). */
@@ -93,7 +102,8 @@ export function checkpoint(task: Omit<SweepTask, 'abort' | 'policy'>): void {
   connection(task).exec('PRAGMA wal_checkpoint(PASSIVE)');
 }
 
-export function close(): void {
+export async function close(): Promise<void> {
+  await closePostgres();
   db?.close();
   db = null;
   opened = '';

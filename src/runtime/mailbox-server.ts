@@ -35,3 +35,41 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
     afterReplies?.();
   });
 }
+
+/**
+ * The mailbox for an asynchronous actor (a store on a network connection):
+ * one batch at a time, and the messages that arrive while a batch is in
+ * flight are merged into the next one, so the busier the store, the more
+ * calls share one transaction (group commit). Each batch's replies leave as
+ * one message. A rejection of `handleBatch` is a fault of the actor itself:
+ * it is rethrown outside the promise chain, so the thread crashes and the
+ * supervisor restarts it.
+ */
+export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>): { idle(): Promise<void> } {
+  let queued: WireRequest[] = [];
+  let running: Promise<void> | null = null;
+
+  const drain = async (): Promise<void> => {
+    while (queued.length > 0) {
+      const batch = queued;
+      queued = [];
+      const outcomes = await handleBatch(batch.map(([, op, args]) => ({ op, args })));
+      const replies: WireReply[] = new Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        const outcome = outcomes[i];
+        replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
+      }
+      port.postMessage(replies);
+    }
+  };
+
+  port.on('message', (batch: WireRequest[]) => {
+    for (const request of batch) queued.push(request);
+    if (running) return;
+    running = drain().then(
+      () => { running = null; },
+      (error: unknown) => { setImmediate(() => { throw error; }); },
+    );
+  });
+  return { idle: async () => { while (running) await running; } };
+}

@@ -1,0 +1,105 @@
+// The cleaner's work on PostgreSQL, in the cleaner's thread, on a connection
+// of its own. One sweeper at a time across every process sharing the table:
+// each short batch transaction starts with pg_try_advisory_xact_lock, which
+// dies with the transaction (so it never outlives a dead node, survives no
+// failover, and works through PgBouncer's transaction pooling).
+import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from '../store/postgres/connection.ts';
+import { requireTable, lockKey } from '../store/postgres/schema.ts';
+import { sweepStatements } from '../store/postgres/statements.ts';
+import type { ExpiryPolicy } from '../store/expiry.ts';
+
+let client: Client | null = null;
+let opened = '';
+
+async function connection(database: string, timeoutMs: number): Promise<Client> {
+  if (client && opened === database) return client;
+  await closeClient(client);
+  client = null;
+  client = await connect({ database, timeoutMs, pipeline: true, applicationName: 'supervised-sessions cleaner' });
+  opened = database;
+  client.on('end', () => { client = null; });
+  return client;
+}
+
+/** The cleaner's start: checks the table; a server away at a restart is not a failed start (the sweep retries). */
+export async function readyPostgres(database: string, table: string, timeoutMs: number): Promise<void> {
+  let c: Client;
+  try {
+    c = await connection(database, timeoutMs);
+  } catch (error) {
+    if (isConnectionLoss(error)) return;
+    throw unavailableError(error, database, 'the cleaner cannot reach the PostgreSQL server');
+  }
+  await requireTable(c, table, database);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const POSTGRES_SWEEP_BATCH = 1000;
+
+/**
+ * Deletes dead sessions in batches of at most 1000 (about 5 ms each, research
+ * note §4), each in its own transaction that first takes the sweep lock.
+ * `skipped`: the lock was held by another process at the first batch, so
+ * this sweep did nothing and that one covers it. A lock lost between two
+ * batches ends this sweep early: the other process carries on.
+ */
+export async function sweepPostgres(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number; abort: Int32Array; batchSize?: number }): Promise<{ deleted: number; skipped: boolean }> {
+  const batchSize = task.batchSize ?? POSTGRES_SWEEP_BATCH;
+  const statements = sweepStatements(task.table, task.policy);
+  let deleted = 0;
+  let batches = 0;
+  try {
+    for (let phase = 0; phase < statements.length; phase++) {
+      while (Atomics.load(task.abort, 0) === 0) {
+        const c = await connection(task.database, task.timeoutMs);
+        const started = performance.now();
+        let n: number;
+        try {
+          // BEGIN and the lock in one round trip (pipelined).
+          const [, lock] = await Promise.all([
+            c.query('BEGIN'),
+            c.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${lockKey('sweep')}) AS got`, [task.table]),
+          ]);
+          if (!lock.rows[0].got) {
+            await c.query('ROLLBACK');
+            return { deleted, skipped: batches === 0 };
+          }
+          n = (await c.query({ name: `sweep_${phase}`, text: statements[phase], values: [batchSize] })).rowCount ?? 0;
+          // Housekeeping may be slow, a request may not: pause as long as the
+          // batch took, so the sweep takes at most half of what it competes
+          // for. The pause is spent holding the lock (the rows it holds are
+          // dead ones no request writes), so another process does not start
+          // a sweep in the gap between two batches of this one.
+          if (n === batchSize) await sleep(Math.max(1, Math.round(performance.now() - started)));
+          const commit = await c.query('COMMIT');
+          // A COMMIT after an error resolves as ROLLBACK: only COMMIT counts.
+          if (commit.command !== 'COMMIT') throw new Error(`the sweep batch ended with ${commit.command}`);
+        } catch (error) {
+          await c.query('ROLLBACK').catch(() => {});
+          throw error;
+        }
+        batches++;
+        deleted += n;
+        if (n < batchSize) break;
+      }
+    }
+  } catch (error) {
+    if (isConnectionLoss(error)) {
+      const lost = client;
+      client = null;
+      await closeClient(lost);
+      throw unavailableError(error, task.database, 'the cleaner lost its PostgreSQL connection');
+    }
+    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_SESSION')) throw error;
+    throw unavailableError(error, task.database, 'the sweep failed');
+  }
+  return { deleted, skipped: false };
+}
+
+export async function closePostgres(): Promise<void> {
+  const c = client;
+  client = null;
+  opened = '';
+  await closeClient(c);
+}

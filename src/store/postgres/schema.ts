@@ -1,0 +1,108 @@
+// The session table on PostgreSQL: the same five columns as on SQLite (so
+// the liveness rule and the owner statements read alike), in PostgreSQL's
+// types. Times are epoch milliseconds of the *server's* clock, so app servers
+// whose clocks disagree agree on which sessions are dead.
+import { TableExistsError, TableNotExistsError } from '../../errors.ts';
+import { quoted } from '../schema.ts';
+import type { Client } from './connection.ts';
+import { redactUrl } from './url.ts';
+
+const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'] as const;
+const COLUMNS_WITHOUT_OWNER = ['sid_hash', 'data', 'created_at', 'touched_at'] as const;
+
+export type TableShape = 'missing' | 'ok' | 'old' | 'other';
+
+/**
+ * Advisory lock keys, per schema and table: two apps on different tables
+ * never wait for each other. hashtextextended gives a 64-bit key.
+ */
+export const lockKey = (purpose: 'schema' | 'sweep') =>
+  `hashtextextended('supervised-sessions:${purpose}:' || current_schema() || '.' || $1::text, 0)`;
+
+const same = (columns: string[], expected: readonly string[]) =>
+  columns.length === expected.length && expected.every((column) => columns.includes(column));
+
+export async function tableShape(client: Client, table: string): Promise<TableShape> {
+  const { rows } = await client.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`, [table]);
+  if (rows.length === 0) return 'missing';
+  const columns = rows.map((row) => row.column_name);
+  if (same(columns, COLUMNS)) return 'ok';
+  return same(columns, COLUMNS_WITHOUT_OWNER) ? 'old' : 'other';
+}
+
+function otherShape(table: string): TableExistsError {
+  return new TableExistsError(
+    `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
+    `choose another table name or drop that table`);
+}
+
+/**
+ * Creates the table and its indexes, or adds the owner column to a table
+ * without one, under a transaction-scoped advisory lock: `CREATE TABLE IF
+ * NOT EXISTS` alone races on PostgreSQL (two sessions both pass the check and
+ * one fails on pg_type's unique index, 23505), so ten processes starting at
+ * once queue on the lock and each looks again once it holds it.
+ */
+export async function setupTable(client: Client, table: string): Promise<'missing' | 'old' | 'ok'> {
+  const seen = await tableShape(client, table);
+  if (seen === 'ok') return 'ok';
+  if (seen === 'other') throw otherShape(table);
+  const t = quoted(table);
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(${lockKey('schema')})`, [table]);
+    const shape = await tableShape(client, table);
+    if (shape === 'other') throw otherShape(table);
+    if (shape === 'old') await client.query(`ALTER TABLE ${t} ADD COLUMN owner text`);
+    if (shape === 'missing') {
+      await client.query(`CREATE TABLE ${t} (
+        sid_hash bytea PRIMARY KEY,
+        data jsonb NOT NULL,
+        created_at bigint NOT NULL,
+        touched_at bigint NOT NULL,
+        owner text
+      )`);
+    }
+    if (shape !== 'ok') {
+      // One index per threshold of the liveness rule, for the sweep; the
+      // owner index is partial: sessions without an owner cost it nothing.
+      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${t} (touched_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${t} (created_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_owner" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
+    }
+    await client.query('COMMIT');
+    return shape as 'missing' | 'old' | 'ok';
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+export async function requireTable(client: Client, table: string, database: string): Promise<void> {
+  const shape = await tableShape(client, table);
+  const where = redactUrl(database);
+  if (shape === 'missing') {
+    throw new TableNotExistsError(`the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`);
+  }
+  if (shape === 'old') {
+    throw new TableNotExistsError(`the session table "${table}" in ${where} has no owner column; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
+  }
+  if (shape === 'other') throw otherShape(table);
+}
+
+async function onSessionTable(client: Client, table: string, sql: string): Promise<boolean> {
+  const shape = await tableShape(client, table);
+  if (shape === 'missing') return false;
+  if (shape === 'other') throw otherShape(table);
+  await client.query(sql);
+  return true;
+}
+
+export function clearTable(client: Client, table: string): Promise<boolean> {
+  return onSessionTable(client, table, `DELETE FROM ${quoted(table)}`);
+}
+
+export function dropTable(client: Client, table: string): Promise<boolean> {
+  return onSessionTable(client, table, `DROP TABLE ${quoted(table)}`);
+}

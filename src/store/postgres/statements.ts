@@ -1,0 +1,144 @@
+// The engine's SQL, built once per store from the table name and the expiry
+// policy. The liveness rule is the one of expiry.ts, evaluated on the
+// server's clock: `now()` is the transaction's start, so every statement of a
+// batch judges liveness at the same instant.
+import { quoted } from '../schema.ts';
+import type { ExpiryPolicy } from '../expiry.ts';
+
+/** The server's now, in epoch ms (the unit of every time column). */
+export const NOW = `(extract(epoch from now()) * 1000)::bigint`;
+
+const int = (value: number): string => {
+  const n = Math.trunc(value);
+  if (!Number.isSafeInteger(n)) throw new TypeError(`not a safe integer: ${value}`);
+  return String(n);
+};
+
+/** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds). */
+export function liveSql(policy: ExpiryPolicy, prefix = ''): string {
+  const parts: string[] = [];
+  if (policy.timestamp === 'fixed') {
+    const limit = policy.maxLifetimeMs === null ? policy.maxAgeMs : Math.min(policy.maxAgeMs, policy.maxLifetimeMs);
+    parts.push(`${prefix}created_at >= ${NOW} - ${int(limit)}`);
+  } else {
+    parts.push(`${prefix}touched_at >= ${NOW} - ${int(policy.maxAgeMs)}`);
+    if (policy.maxLifetimeMs !== null) parts.push(`${prefix}created_at >= ${NOW} - ${int(policy.maxLifetimeMs)}`);
+  }
+  return `(${parts.join(' AND ')})`;
+}
+
+/**
+ * What makes a row dead, one condition per time index: the sweep deletes
+ * along each index in turn (an index range scan in expiry order) instead of
+ * an OR that would bitmap-scan the whole backlog for every batch.
+ */
+export function deadConditions(policy: ExpiryPolicy): Array<{ column: 'touched_at' | 'created_at'; sql: string }> {
+  if (policy.timestamp === 'fixed') {
+    const limit = policy.maxLifetimeMs === null ? policy.maxAgeMs : Math.min(policy.maxAgeMs, policy.maxLifetimeMs);
+    return [{ column: 'created_at', sql: `created_at < ${NOW} - ${int(limit)}` }];
+  }
+  const conditions: Array<{ column: 'touched_at' | 'created_at'; sql: string }> = [
+    { column: 'touched_at', sql: `touched_at < ${NOW} - ${int(policy.maxAgeMs)}` },
+  ];
+  if (policy.maxLifetimeMs !== null) conditions.push({ column: 'created_at', sql: `created_at < ${NOW} - ${int(policy.maxLifetimeMs)}` });
+  return conditions;
+}
+
+/**
+ * Deletes at most $1 dead rows: the victims are locked with SKIP LOCKED (a
+ * row a request is writing, or another sweeper holds, is left for later) and
+ * joined on the primary key, never on ctid (research note §4).
+ */
+export function sweepStatements(table: string, policy: ExpiryPolicy): string[] {
+  const t = quoted(table);
+  const live = liveSql(policy);
+  return deadConditions(policy).map(({ column, sql }) => `DELETE FROM ${t} WHERE sid_hash = ANY(ARRAY(
+      SELECT sid_hash FROM ${t} WHERE ${sql} ORDER BY ${column} LIMIT $1 FOR UPDATE SKIP LOCKED))
+    AND NOT ${live}`);
+}
+
+export interface Statements {
+  get: string;
+  getTouch: string | null;
+  create: string;
+  put: string;
+  putOwner: string;
+  patch: string;
+  patchOwner: string;
+  renew: string;
+  cap: string;
+  delete: string;
+  count: string;
+  sessionsOf: string;
+  revoke: string;
+  revokeAll: string;
+  upsert: string;
+  clear: string;
+  all: string;
+  total: string;
+}
+
+export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes: number): Statements {
+  const t = quoted(table);
+  const L = liveSql(policy);
+  const Lt = liveSql(policy, 't.');
+  const fits = (expr: string) => `octet_length((${expr})::text) <= ${int(maxSessionBytes)}`;
+  const touched = policy.timestamp === 'relative' ? NOW : 'touched_at';
+  const patch = (withOwner: boolean) => `WITH cur AS (
+      SELECT sid_hash, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+    up AS (
+      UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND ${fits('cur.data')} RETURNING 1)
+    SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM up)::int AS stored`;
+  return {
+    get: `SELECT data::text AS data, owner FROM ${t} WHERE sid_hash = $1 AND ${L}`,
+    // A read renews the sliding timestamp only when it is older than
+    // touchAfter: no write per read (the UPDATE in the WITH runs whether or
+    // not the outer query reads it).
+    getTouch: policy.timestamp === 'relative' ? `WITH touch AS (
+        UPDATE ${t} SET touched_at = ${NOW}
+        WHERE sid_hash = $1 AND ${L} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
+      SELECT data::text AS data, owner FROM ${t} WHERE sid_hash = $1 AND ${L}` : null,
+    // A replayed create (its reply lost with the connection) finds its own row.
+    create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
+    put: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L}`,
+    putOwner: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}, owner = $3::text WHERE sid_hash = $1 AND ${L}`,
+    patch: patch(false),
+    patchOwner: patch(true),
+    // Moves a live row to a new key in one statement; with changes, the new
+    // row gets them (a login is one operation). Nothing moves when the result
+    // would be too large: the old id stays as it was. `replayed`: the new id
+    // was already live before this statement (a replay after a lost reply).
+    renew: `WITH cur AS (
+        SELECT sid_hash, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
+          CASE WHEN $6::boolean THEN $7::text ELSE owner END AS owner
+        FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+      ok AS (SELECT * FROM cur WHERE ${fits('cur.data')}),
+      gone AS (DELETE FROM ${t} AS t USING ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
+      moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
+        SELECT $2, data, created_at, touched_at, owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
+      SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM moved)::int AS moved,
+        EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${L}) AS replayed`,
+    // maxSessionsPerOwner: once $2 belongs to $1, keep it and the ($3)
+    // most recently used other live sessions of $1; the rest go.
+    cap: `DELETE FROM ${t} WHERE owner = $1 AND sid_hash <> $2
+      AND EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND owner = $1)
+      AND sid_hash NOT IN (SELECT sid_hash FROM ${t} WHERE owner = $1 AND sid_hash <> $2 AND ${L} ORDER BY touched_at DESC LIMIT $3)`,
+    delete: `DELETE FROM ${t} WHERE sid_hash = $1`,
+    count: `SELECT count(*) AS n FROM ${t} WHERE ${L}`,
+    total: `SELECT count(*) AS n FROM ${t}`,
+    sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
+    revoke: `DELETE FROM ${t} AS t WHERE sid_hash = $1 AND owner = $2 RETURNING ${Lt} AS live`,
+    revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
+    // express-session's set: replace a live row, or insert under a key no
+    // row holds; a dead row under that key is never revived (false).
+    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L} RETURNING 1),
+      ins AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
+        SELECT $1, $2::jsonb, ${NOW}, ${NOW}, NULL WHERE NOT EXISTS (SELECT 1 FROM up)
+        ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
+      SELECT EXISTS (SELECT 1 FROM up) OR EXISTS (SELECT 1 FROM ins) AS ok`,
+    clear: `DELETE FROM ${t}`,
+    all: `SELECT data::text AS data FROM ${t} WHERE ${L}`,
+  };
+}

