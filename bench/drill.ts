@@ -6,12 +6,19 @@
 // full run writes docs/reliability.md.
 //   --quick   a bounded version (for npm test): fewer, shorter faults
 //   --json    print the summary as JSON (for the test)
+//   --engine postgres   the same drill on a PostgreSQL server this script
+//             starts (test/postgres-server.ts); the SQLite lock faults are
+//             replaced by the server's: restart (-m fast), crash (-m
+//             immediate) and back, our backends terminated, and (full run)
+//             the server down past requestTimeout.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
+import pg from 'pg';
 import { median, ROOT, scratch } from './lib.ts';
+import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
 
 const quick = process.argv.includes('--quick');
 const asJson = process.argv.includes('--json');
@@ -21,8 +28,12 @@ const random = (min: number, max: number) => min + Math.random() * (max - min);
 
 const SESSIONS = quick ? 60 : 200;
 const LOOPS = quick ? 12 : 32;
+const engineAt = process.argv.indexOf('--engine');
+const engine = engineAt === -1 ? 'sqlite' : process.argv[engineAt + 1];
+if (engine !== 'sqlite' && engine !== 'postgres') throw new Error(`--engine: expected sqlite or postgres, got ${engine}`);
 const temp = scratch('drill-');
-const database = join(temp.dir, 'drill.db');
+const postgres: PostgresServer | null = engine === 'postgres' ? await startPostgres() : null;
+const database = postgres ? postgres.url : join(temp.dir, 'drill.db');
 
 // ---- the server ---------------------------------------------------------
 
@@ -180,7 +191,24 @@ async function untilRunning(child: 'store' | 'cleaner'): Promise<void> {
   throw new Error(`${child} did not come back`);
 }
 
-function plantBacklog(count: number): void {
+async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
+  const client = new pg.Client({ connectionString: database });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await client.query(text, values);
+  } finally {
+    await client.end();
+  }
+}
+
+async function plantBacklog(count: number): Promise<void> {
+  if (postgres) {
+    await sql(`INSERT INTO session (sid_hash, data, created_at, touched_at)
+      SELECT sha256(gen_random_uuid()::text::bytea), '{}', t, t FROM generate_series(1, $1) AS i,
+      (SELECT (extract(epoch from now()) * 1000)::bigint - 7200000 AS t) AS at`, [count]);
+    return;
+  }
   const db = new DatabaseSync(database);
   db.exec('PRAGMA busy_timeout = 10000');
   const at = Date.now() - 7_200_000;
@@ -231,7 +259,7 @@ for (let k = 0; k < (quick ? 3 : 10); k++) {
 log('2. killing the cleaner during long sweeps');
 for (let k = 0; k < (quick ? 1 : 2); k++) {
   await sleep(2000);
-  plantBacklog(quick ? 60_000 : 200_000);
+  await plantBacklog(quick ? 60_000 : 200_000);
   await untilRunning('cleaner');
   const sweep = admin('/admin/sweep').catch(() => 'failed');
   await sleep(300);
@@ -259,12 +287,34 @@ for (let k = 0; k < 2; k++) {
   });
 }
 
-log('5. another process holds the write lock');
-await sleep(2000);
-await fault('write lock held 1.5 s', async (effective) => { await holdWriteLock(1500); effective(); }, true);
-if (!quick) {
+if (postgres) {
+  log('5. the PostgreSQL server restarts, crashes, drops our connections');
+  const terminate = () => sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'supervised-sessions%'`);
+  for (let k = 0; k < (quick ? 1 : 3); k++) {
+    await sleep(1500);
+    await fault(`pg_terminate_backend ${k + 1}`, async () => { await terminate(); });
+  }
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(2000);
+    // Recovery runs from the moment the server is down.
+    await fault(`server restart -m fast ${k + 1}`, async (effective) => { await postgres.stopAsync('fast'); effective(); await postgres.startAsync(); }, true);
+  }
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(2000);
+    await fault(`server crash -m immediate, restarted ${k + 1}`, async (effective) => { await postgres.stopAsync('immediate'); effective(); await postgres.startAsync(); }, true);
+  }
+  if (!quick) {
+    await sleep(2000);
+    await fault('server down 7 s (past requestTimeout)', async (effective) => { await postgres.stopAsync('fast'); effective(); await sleep(7000); await postgres.startAsync(); }, true);
+  }
+} else {
+  log('5. another process holds the write lock');
   await sleep(2000);
-  await fault('write lock held 7 s (past requestTimeout)', async (effective) => { await holdWriteLock(7000); effective(); }, true);
+  await fault('write lock held 1.5 s', async (effective) => { await holdWriteLock(1500); effective(); }, true);
+  if (!quick) {
+    await sleep(2000);
+    await fault('write lock held 7 s (past requestTimeout)', async (effective) => { await holdWriteLock(7000); effective(); }, true);
+  }
 }
 
 log('6. past the restart intensity: the failure must be loud, never a hang');
@@ -315,6 +365,7 @@ for (const client of new Set([...clients, ...retired])) {
 server.process.kill('SIGTERM');
 await server.exited;
 await server.pool.destroy();
+postgres?.destroy();
 temp.remove();
 
 const recoveries = faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
@@ -339,9 +390,12 @@ if (asJson) {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
   const lines = [
-    '# Reliability: fault drills', '',
-    `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
-    `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store owner is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store owner is killed past the restart intensity. Then every session is checked against the loader's record.`, '',
+    ...(postgres ? ['## PostgreSQL engine', '',
+      `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres\` (Node ${process.version}, PostgreSQL from test/postgres-server.ts on loopback, ${summary.durationS.toFixed(0)} s).`,
+      `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`, '']
+    : ['# Reliability: fault drills', '',
+    `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`]),
+    ...(postgres ? [] : [`The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store owner is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store owner is killed past the restart intensity. Then every session is checked against the loader's record.`, '']),
     '| figure | value |', '| --- | ---: |',
     `| requests sent | ${summary.requestsSent} |`,
     `| failed requests | ${Object.values(summary.failed).reduce((sum, byKind) => sum + Object.values(byKind).reduce((a, b) => a + b, 0), 0)} (by fault below) |`,
@@ -356,9 +410,17 @@ if (asJson) {
     ...summary.faults.map((f) => `| ${f.name} | ${f.recoveryMs === null ? 'none' : `${f.recoveryMs} ms`} | ${Object.entries(summary.failed[f.name] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`),
     `| (steady load, between faults) | | ${Object.entries(summary.failed['steady load'] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`,
     '', 'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
-    '', 'Why a held lock instead of a read-only file or a full disk: the drill runs as root here, and root ignores file permissions; a size-limited filesystem needs a mount the sandbox may refuse. A lock held by another process is a real-world fault (a backup, a migration) that can be injected safely in a temp dir.',
+    ...(postgres ? [] : ['', 'Why a held lock instead of a read-only file or a full disk: the drill runs as root here, and root ignores file permissions; a size-limited filesystem needs a mount the sandbox may refuse. A lock held by another process is a real-world fault (a backup, a migration) that can be injected safely in a temp dir.']),
   ];
   const report = `${lines.join('\n')}\n`;
   process.stdout.write(report);
-  if (!quick) writeFileSync(join(ROOT, 'docs', 'reliability.md'), report);
+  if (!quick) {
+    // One file, a section per engine: each run replaces its own.
+    const file = join(ROOT, 'docs', 'reliability.md');
+    const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const cut = before.indexOf('## PostgreSQL engine');
+    const sqlitePart = cut === -1 ? before : before.slice(0, cut);
+    const postgresPart = cut === -1 ? '' : before.slice(cut);
+    writeFileSync(file, postgres ? `${sqlitePart.trimEnd()}\n\n${report}` : `${report}${postgresPart ? `\n${postgresPart}` : ''}`);
+  }
 }

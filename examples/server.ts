@@ -3,12 +3,14 @@
 // the user id) with "your sessions" — this device marked, a revoke button per
 // other device, "log out other devices" — and the supervisor's status.
 //
-// Environment: PORT (default 3000), DATABASE (default sessions.db),
+// Environment: PORT (default 3000), DATABASE (default sessions.db; a
+// postgres:// URL selects PostgreSQL),
 // SESSION_SECRET (signs the cookie when set), SESSIONS_ADMIN=1 (enables the
 // /admin/* routes the fault drills use; off by default, never in production;
 // POST only, and refused from another site's page).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHandler, startSessionApp, type SessionApp } from '../src/index.ts';
+import { redactUrl } from '../src/store/postgres/url.ts';
 import { FORM_PATHS, readForm, route, sameOrigin } from './pages.ts';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -87,5 +89,5 @@ app.on('error', (error) => {
 server.listen(port, '127.0.0.1', () => {
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
-  console.log(`supervised-sessions example listening on http://127.0.0.1:${actual} (database: ${database})`);
+  console.log(`supervised-sessions example listening on http://127.0.0.1:${actual} (database: ${redactUrl(database)})`);
 });

