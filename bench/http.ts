@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, ensureBenchPeers, median, runLoader, startServer, type RunningServer } from './lib.ts';
+import { BENCH_DIR, benchDatabase, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
 import { sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
 export interface ServerSpec {
@@ -15,6 +15,8 @@ export interface ServerSpec {
   script: string;
   env?: NodeJS.ProcessEnv;
   note?: string;
+  /** A PostgreSQL database of its own on the benchmark's server (its name). */
+  postgres?: string;
 }
 
 export interface HttpOptions {
@@ -40,6 +42,8 @@ export interface HttpRow {
   ratio: number;
   errors: number;
   non2xx: number;
+  /** PostgreSQL rows: committed transactions per request (pg_stat_database.xact_commit; median over rounds). */
+  xactPerRequest?: number;
   /** The server's CPU per request by thread group (medians over rounds; Linux only). */
   threads?: ThreadSplit;
   rounds: LoadResult[];
@@ -79,6 +83,11 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
     specs.push({ name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } });
   }
   specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
+  // PostgreSQL: ours and express-session + connect-pg-simple, on the same server.
+  specs.push({ name: 'ours-pg', label: 'supervised-sessions on PostgreSQL', node, script: join(servers, 'ours.ts'), postgres: 'bench_ours' });
+  if (wanted('express-pg-simple') && ensureBenchPeers(log)) {
+    specs.push({ name: 'express-pg-simple', label: 'express-session + connect-pg-simple (PostgreSQL)', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-pg-simple' }, postgres: 'bench_cps' });
+  }
   // The adapters, on their frameworks, against the same frameworks' own sessions.
   specs.push(
     { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.ts') },
@@ -94,12 +103,13 @@ function medianSplit(splits: ThreadSplit[]): ThreadSplit {
 
 export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
   const specs = serverSpecs((name) => !options.only || options.only.includes(name), options.log);
-  const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[] }> = [];
+  const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[]; database: string }> = [];
   try {
     for (const spec of specs) {
-      const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: join(options.dir, `${spec.name}.db`) });
+      const database = spec.postgres ? await benchDatabase(spec.postgres) : join(options.dir, `${spec.name}.db`);
+      const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: database });
       const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: options.sessions, url: server.url }, options.dir);
-      running.push({ spec, server, cookies });
+      running.push({ spec, server, cookies, database });
       options.log(`  started ${spec.name} (${server.url}), ${cookies.length} sessions`);
     }
     for (const { spec, server, cookies } of running) {
@@ -109,16 +119,25 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     const results = new Map<string, LoadResult[]>();
     const ratios = new Map<string, number[]>();
     const splits = new Map<string, ThreadSplit[]>();
+    const xacts = new Map<string, number[]>();
     for (let round = 1; round <= options.rounds; round++) {
       for (const workload of ['R', 'W'] as const) {
         let bare: number | null = null;
-        for (const { spec, server, cookies } of running) {
+        for (const { spec, server, cookies, database } of running) {
+          // The statistics collector lags: let the previous load's counts land first.
+          if (spec.postgres) await sleep(1200);
+          const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>({
             url: server.url, path: workload === 'R' ? '/r' : '/w', cookies,
             connections: options.connections, seconds: options.seconds,
           }, options.dir);
           const key = `${spec.name}:${workload}`;
+          if (spec.postgres) {
+            await sleep(1200);
+            // Minus the one transaction each of our two counter reads is.
+            xacts.set(key, [...(xacts.get(key) ?? []), (await committedTransactions(database) - xactBefore - 1) / result.requests]);
+          }
           const split = splitPerRequest(before, sampleThreads(server.process.pid), result.requests);
           if (split) splits.set(key, [...(splits.get(key) ?? []), split]);
           results.set(key, [...(results.get(key) ?? []), result]);
@@ -143,6 +162,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           errors: rounds.reduce((sum, r) => sum + r.errors, 0),
           non2xx: rounds.reduce((sum, r) => sum + r.non2xx, 0),
           threads: split?.length === rounds.length ? medianSplit(split) : undefined,
+          xactPerRequest: xacts.has(`${spec.name}:${workload}`) ? median(xacts.get(`${spec.name}:${workload}`)!) : undefined,
           rounds,
         });
       }
@@ -150,5 +170,6 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     return rows;
   } finally {
     for (const { server } of running) await server.stop();
+    stopBenchPostgres();
   }
 }

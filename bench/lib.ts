@@ -4,6 +4,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = join(BENCH_DIR, '..');
@@ -18,7 +20,8 @@ export const ROOT = join(BENCH_DIR, '..');
  */
 export function ensureBenchPeers(log: (line: string) => void): boolean {
   const installed = () => existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
-    && existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node'));
+    && existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node'))
+    && existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json'));
   if (installed()) return true;
   const arch = `node-${process.platform}-${process.arch}`;
   const nodedir = [dirname(dirname(process.execPath)), join(ROOT, 'node_modules', 'node', 'node_modules', arch), join(ROOT, 'node_modules', arch)]
@@ -106,3 +109,44 @@ export function runLoader<T>(job: unknown, dir: string): Promise<T> {
     });
   });
 }
+
+/**
+ * The benchmark's PostgreSQL server (test/postgres-server.ts), started on
+ * first use and stopped with the process; each server under test gets a
+ * database of its own on it.
+ */
+let postgres: Promise<PostgresServer> | null = null;
+export async function benchDatabase(name: string): Promise<string> {
+  postgres ??= startPostgres({ settings: { max_connections: 300 } });
+  const server = await postgres;
+  const client = new pg.Client({ connectionString: server.url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name}`);
+    await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  return server.urlOf(name);
+}
+
+export function stopBenchPostgres(): void {
+  void postgres?.then((server) => server.destroy());
+  postgres = null;
+}
+
+/** Committed transactions of a database so far (pg_stat_database; the counters lag by up to a second). */
+export async function committedTransactions(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query('SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()');
+    return Number(rows[0].xact_commit);
+  } finally {
+    await client.end();
+  }
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -19,6 +19,7 @@ export interface Results {
   mailbox?: MailboxRow[];
   store?: StoreRow[];
   sweep?: SweepResult;
+  sweepPostgres?: SweepResult;
   http?: HttpRow[];
   memory?: MemoryRow[];
   owners?: OwnersResult;
@@ -119,14 +120,28 @@ export function markdown(results: Results, command: string): string {
     for (const row of results.store) lines.push(`| ${row.op} | ${row.concurrency} | ${fmt(row.store)} | ${fmt(row.direct)} | ${x(row.ratio)} |`);
     lines.push('');
   }
-  if (results.sweep) {
-    const s = results.sweep;
-    lines.push('## Sweep of a backlog', '', `${fmt(s.dead)} dead sessions beside ${fmt(s.live)} live ones; 16 concurrent get/patch loops through \`app.store\` with no sweep, then during the sweep.`, '');
+  for (const [s, engine] of [[results.sweep, 'SQLite'], [results.sweepPostgres, 'PostgreSQL']] as const) {
+    if (!s) continue;
+    lines.push(`## Sweep of a backlog (${engine})`, '', `${fmt(s.dead)} dead sessions beside ${fmt(s.live)} live ones; 16 concurrent get/patch loops through \`app.store\` with no sweep, then during the sweep.`, '');
     lines.push('| | value |', '| --- | ---: |');
     lines.push(`| deleted | ${fmt(s.deleted)} |`, `| sweep duration | ${fmt(s.seconds, 1)} s |`, `| rows/s | ${fmt(s.rowsPerSecond)} |`);
     lines.push(`| store calls without a sweep: p50 / p99 | ${fmt(s.without.p50, 3)} / ${fmt(s.without.p99, 3)} ms |`);
     lines.push(`| store calls during the sweep: p50 / p99 | ${fmt(s.during.p50, 3)} / ${fmt(s.during.p99, 3)} ms |`);
     lines.push(`| p99 during ÷ p99 without (target ≤ 2) | ${x(s.ratioP99)} |`, '');
+  }
+  const pgRows = results.http?.filter((row) => row.xactPerRequest !== undefined) ?? [];
+  if (pgRows.length) {
+    const find = (server: string, workload: 'R' | 'W') => results.http!.find((row) => row.server === server && row.workload === workload);
+    lines.push('## PostgreSQL: a fleet\'s store', '', `The rows above on PostgreSQL: each server on a database of its own on one PostgreSQL server (test/postgres-server.ts: loopback, fsync off, the same 2 cores). connect-pg-simple is configured as its README recommends (a pg Pool, the table created if missing). *xact/req*: transactions committed in that database during the measurement (\`pg_stat_database.xact_commit\`) per request served: group commit made visible.`, '');
+    lines.push('| server | workload | req/s | p99 ms | CPU/req µs | xact/req |', '| --- | --- | ---: | ---: | ---: | ---: |');
+    for (const row of pgRows) lines.push(`| ${row.label} | ${row.workload} | ${fmt(row.rps)} | ${fmt(row.p99, 2)} | ${fmt(row.cpuPerRequest, 1)} | ${fmt(row.xactPerRequest!, 3)} |`);
+    const ratio = (w: 'R' | 'W') => {
+      const a = find('ours-pg', w); const b = find('express-pg-simple', w);
+      return a && b ? x(a.rps / b.rps) : 'n/a';
+    };
+    lines.push('', '| target | R | W |', '| --- | ---: | ---: |');
+    lines.push(`| ours × express-session + connect-pg-simple (targets ≥ 3 R, ≥ 5 W) | ${ratio('R')} | ${ratio('W')} |`);
+    lines.push(`| our transactions per request (target well below 1) | ${fmt(find('ours-pg', 'R')?.xactPerRequest ?? NaN, 3)} | ${fmt(find('ours-pg', 'W')?.xactPerRequest ?? NaN, 3)} |`, '');
   }
   if (results.owners) {
     const o = results.owners;

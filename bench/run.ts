@@ -2,6 +2,7 @@
 // full run, docs/benchmarks.md and docs/benchmarks.svg.
 //   --smoke            a few seconds in all: checks that everything starts and reports
 //   --only=a,b         some of: mailbox, store, sweep, owners, http, memory
+//   (sweep and http include PostgreSQL rows, on a server the benchmark starts)
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
 // A full run saves its raw results next to the system's temporary files
@@ -10,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
-import { ROOT, scratch } from './lib.ts';
+import { benchDatabase, ROOT, scratch, stopBenchPostgres } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
 import { ownersBenchmark } from './owners.ts';
 import { memoryBenchmark } from './memory.ts';
@@ -48,6 +49,15 @@ async function measure(): Promise<Results> {
     if (wants('sweep')) {
       log('# sweep');
       results.sweep = await sweepBenchmark({ dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 });
+      log('# sweep on PostgreSQL');
+      try {
+        results.sweepPostgres = await sweepBenchmark({
+          dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5,
+          postgres: await benchDatabase('bench_sweep'),
+        });
+      } finally {
+        stopBenchPostgres();
+      }
     }
     if (wants('owners')) {
       log('# owners');

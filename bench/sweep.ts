@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setupStore, startSessionApp, type SessionApp } from '../src/index.ts';
+import pg from 'pg';
 import { summarize } from './lib.ts';
 
 export interface SweepResult {
@@ -52,12 +53,33 @@ async function traffic(app: SessionApp, ids: string[], until: () => boolean, con
   return Array.from(sample.subarray(0, Math.min(seen, capacity)));
 }
 
-export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number }): Promise<SweepResult> {
-  const database = join(options.dir, 'sweep-bench.db');
+/** The same rows planted on PostgreSQL, aged by the server's clock. */
+async function plantPostgres(database: string, count: number, ageMs: number): Promise<void> {
+  const client = new pg.Client({ connectionString: database });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(`INSERT INTO session (sid_hash, data, created_at, touched_at)
+      SELECT sha256(i::text::bytea || $3::bytea), '{"planted":true}', t, t FROM generate_series(1, $1) AS i,
+      (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`, [count, ageMs, Buffer.from(String(ageMs))]);
+    await client.query('VACUUM ANALYZE session');
+  } finally {
+    await client.end();
+  }
+}
+
+/** `postgres`: a database URL: the same benchmark on the PostgreSQL engine. */
+export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number; postgres?: string }): Promise<SweepResult> {
+  const database = options.postgres ?? join(options.dir, 'sweep-bench.db');
   await setupStore({ database });
   const now = Date.now();
-  plant(database, options.dead, now - 3 * 86_400_000);
-  plant(database, options.live - 1000, now);
+  if (options.postgres) {
+    await plantPostgres(database, options.dead, 3 * 86_400_000);
+    await plantPostgres(database, options.live - 1000, 0);
+  } else {
+    plant(database, options.dead, now - 3 * 86_400_000);
+    plant(database, options.live - 1000, now);
+  }
   const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
   try {
     const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) => app.store.put(null, { i }))) as string[];

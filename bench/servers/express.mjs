@@ -1,4 +1,4 @@
-// express-session with the store named by STORE: memory | better-sqlite3 | connect-sqlite3,
+// express-session with the store named by STORE: memory | better-sqlite3 | connect-sqlite3 | connect-pg-simple,
 // configured as their READMEs recommend for production.
 import express from 'express';
 import session from 'express-session';
@@ -19,6 +19,13 @@ async function makeStore(kind) {
     const SQLiteStore = factory(session);
     const [dir, db] = [database.slice(0, database.lastIndexOf('/')), database.slice(database.lastIndexOf('/') + 1)];
     return new SQLiteStore({ dir, db, concurrentDB: true });
+  }
+  if (kind === 'connect-pg-simple') {
+    // As its README recommends: a pg Pool handed in, the table created if missing.
+    const { default: pg } = await import('pg');
+    const { default: factory } = await import('connect-pg-simple');
+    const PgStore = factory(session);
+    return new PgStore({ pool: new pg.Pool({ connectionString: database }), createTableIfMissing: true });
   }
   throw new Error(`unknown STORE ${kind}`);
 }

@@ -5,6 +5,7 @@ import { safeDelay } from '../runtime/timers.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
 import type { SweepTask } from './sweep-task.ts';
 import { isPostgresUrl } from '../store/postgres/url.ts';
+import { fromWire, type WireError } from '../errors.ts';
 
 // Resolves to sweep-task.ts under src/ and to sweep-task.js under dist/.
 const CHECKPOINT_INTERVAL_MS = 1000;
@@ -115,10 +116,12 @@ export class CleanerChild implements ChildSpec {
         // A checkpoint in progress finishes first: the pool runs one task at a time.
         if (running) await running;
         const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort, gate: options.gate };
-        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean }>;
+        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean; error?: WireError }>;
         running = run;
         try {
-          return await run;
+          const { deleted, skipped, error } = await run;
+          if (error) throw fromWire(error);
+          return { deleted, skipped };
         } finally {
           if (running === run) running = null;
         }

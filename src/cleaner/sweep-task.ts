@@ -9,6 +9,7 @@ import { sweepBatch } from '../store/sweep.ts';
 import { liveThresholds } from '../store/expiry.ts';
 import { CLEANER, WriteGate } from '../store/write-gate.ts';
 import { isPostgresUrl } from '../store/postgres/url.ts';
+import { toWire, type WireError } from '../errors.ts';
 import { closePostgres, readyPostgres, sweepPostgres } from './postgres-sweep.ts';
 
 export interface SweepTask {
@@ -59,10 +60,16 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * a request waits for at most one short batch. Housekeeping may be slow; a
  * request may not.
  */
-export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped: boolean }> {
+export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped: boolean; error?: WireError }> {
   const flag = new Int32Array(task.abort);
   if (isPostgresUrl(task.database)) {
-    return sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
+    // Errors cross piscina's port as plain Errors: sent as { code, message }
+    // data instead, so the app's sweepError is a StoreUnavailableError.
+    try {
+      return await sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
+    } catch (error) {
+      return { deleted: 0, skipped: false, error: toWire(error) };
+    }
   }
   const gate = task.gate ? new WriteGate(task.gate) : null;
   const database = connection(task);
