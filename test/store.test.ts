@@ -161,6 +161,23 @@ test('renew moves a live session to a new id: data and creation time kept, old i
     assert.is(await app.store.get(next!), null, 'the creation time came along: dead 0.8 s after the original creation');
   }));
 
+test('calls on one session made in one turn (one batch) take effect in the order they were made, beside other sessions', () =>
+  withApp({ touchAfter: 0 }, async (app) => {
+    const id = (await app.store.put(null, { n: 0 }))!;
+    const other = (await app.store.put(null, { o: 0 }))!;
+    const s = app.store;
+    const results = await Promise.all([
+      s.get(id), s.patch(id, { set: { n: 1 } }), s.patch(other, { set: { o: 1 } }), s.get(id), s.patch(id, { set: { x: 1 }, unset: ['n'] }),
+      s.put(id, { m: 2 }), s.get(other), s.get(id), s.put(null, { fresh: true }), s.delete(id), s.get(id), s.patch(id, { set: { late: 1 } }),
+      s.put(id, { again: 1 }), s.get(other),
+    ]);
+    assert.equal(results.slice(0, 8), [{ n: 0 }, true, true, { n: 1 }, true, id, { o: 1 }, { m: 2 }]);
+    assert.type(results[8], 'string');
+    assert.equal(results.slice(9), [undefined, null, false, null, { o: 1 }]);
+    assert.is(await s.get(id), null);
+    assert.equal(await s.get(results[8] as string), { fresh: true });
+  }));
+
 test('delete is idempotent', () =>
   withApp({}, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;

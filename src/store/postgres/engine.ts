@@ -12,7 +12,7 @@ import { handleFromDigest } from '../ids.ts';
 import {
   backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
 } from './connection.ts';
-import { statements, sweepStatements, type Statements } from './statements.ts';
+import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 
 export interface PostgresEngineOptions {
   database: string;
@@ -30,11 +30,14 @@ interface Query {
   values: unknown[];
 }
 
-/** One unit of work in a batch: the requests it answers, its statements, and how their results become the outcome. */
+/**
+ * One unit of work in a batch: the requests it answers, its statements, and
+ * how their results become outcomes (or steps to run again: see PatchStep).
+ */
 interface Step {
   indexes: number[];
-  queries: Query[];
-  finish(results: QueryResult[]): Outcome;
+  readonly queries: Query[];
+  finish(results: QueryResult[], outcomes: Outcome[], again: Step[]): void;
 }
 
 const digest = (sid: string): Buffer => hash('sha256', sid, 'buffer');
@@ -58,6 +61,7 @@ export class PostgresEngine {
   readonly #options: PostgresEngineOptions;
   readonly #sql: Statements;
   readonly #sweeps: string[];
+  readonly #wave: WaveStatements;
   #client: Client | null = null;
   #closed = false;
 
@@ -65,6 +69,7 @@ export class PostgresEngine {
     this.#options = options;
     this.#sql = statements(options.table, options.policy, options.maxSessionBytes);
     this.#sweeps = sweepStatements(options.table, options.policy);
+    this.#wave = waveStatements(options.table, options.policy, options.maxSessionBytes);
   }
 
   /** Adopts a connection opened (and checked) by the actor's init. */
@@ -92,24 +97,23 @@ export class PostgresEngine {
       }
       const result = await this.#transaction(client, steps);
       if (result.kind === 'done') {
+        // A merged run of patches too large together stored nothing: each
+        // patch runs again alone (PatchStep), so the ones that fit are kept.
         const again: Step[] = [];
-        for (let s = 0; s < steps.length; s++) {
-          const step = steps[s];
-          const outcome = step.finish(result.results[s]);
-          // A merged run of patches that is too large together stored
-          // nothing: each patch runs again alone, so the ones that fit are
-          // kept, as they would have been one by one.
-          if (!outcome.ok && step instanceof PatchStep && step.indexes.length > 1) again.push(...step.split());
-          else for (const i of step.indexes) outcomes[i] = outcome;
-        }
+        for (let s = 0; s < steps.length; s++) steps[s].finish(result.results[s], outcomes, again);
         if (again.length === 0) break;
         steps = again;
         continue;
       }
       if (result.kind === 'failed-step') {
         // One op raised (it should not: ops are written not to): it fails
-        // alone, and the others run again in a new transaction.
+        // alone, and the others run again in a new transaction. A wave is
+        // taken apart first, so only its bad call fails.
         const bad = steps[result.step];
+        if (bad instanceof WaveStep) {
+          steps = [...steps.slice(0, result.step), ...bad.singles(), ...steps.slice(result.step + 1)];
+          continue;
+        }
         for (const i of bad.indexes) outcomes[i] = { ok: false, error: opError(result.error) };
         steps = steps.filter((_, s) => s !== result.step);
         continue;
@@ -205,54 +209,85 @@ export class PostgresEngine {
 
   /**
    * Turns the batch into steps, in order. Validation failures become outcomes
-   * at once (never sent). Consecutive patches of one session are merged into
-   * one statement — `(data - u1) || s1` then `- u2 || s2` equals
-   * `data - (u1 ∪ u2) || ((s1 - u2) || s2)` — as long as no other operation
-   * that could touch that session (or many sessions) comes between them.
+   * at once (never sent).
+   *
+   * - **Waves.** Consecutive get/load/create/put/patch/delete calls on
+   *   distinct sessions form a wave, run as one set-based statement per kind
+   *   (`= ANY($1)`, `unnest(...)`): a batch of 64 requests is a handful of
+   *   statements, not 64. Calls on distinct rows commute, so the order of the
+   *   kinds inside a wave does not matter; a second call on a session already
+   *   in the wave starts the next wave, so calls on one session keep their
+   *   order. Anything else (renew, owners, counts, calls that apply the owner
+   *   cap) runs alone, between waves.
+   * - **Merged patches.** Consecutive patches of one session become one —
+   *   `(data - u1) || s1` then `- u2 || s2` equals
+   *   `data - (u1 ∪ u2) || ((s1 - u2) || s2)` — as long as no other call on
+   *   that session, and no call on many sessions, comes between them.
    */
   #plan(requests: Request[], outcomes: Outcome[]): Step[] {
     const steps: Step[] = [];
+    let wave: WaveStep | null = null;
     const openPatch = new Map<string, PatchStep>();
+    const closeWave = () => {
+      if (wave) steps.push(wave);
+      wave = null;
+    };
     for (let i = 0; i < requests.length; i++) {
       const { op, args: raw } = requests[i];
       const args = raw as unknown[];
       try {
+        const key = WAVE_OPS.has(op) && isWaveable(op, args) ? args[0] as string : null;
         if (op === 'patch') {
-          const sid = args[0] as string;
-          const hasOwner = args.length > 3;
-          const open = openPatch.get(sid);
           const set = args[1] as string | null;
           if (set !== null && NUL_IN_JSON.test(set)) throw nulError();
           const unset = (args[2] as string[] | null) ?? [];
-          if (open && !hasOwner && !open.hasOwner) {
+          const open = key === null ? undefined : openPatch.get(key);
+          if (open) {
             open.merge(i, set, unset);
             continue;
           }
-          const step = new PatchStep(this, i, sid, set, unset, hasOwner ? { owner: args[3] as string | null } : null);
-          steps.push(step);
-          // A patch that changes the owner may run the cap: nothing merges across it.
-          if (hasOwner) openPatch.clear();
-          else openPatch.set(sid, step);
+          const step = new PatchStep(this, i, args[0] as string, set, unset, key === null ? { owner: args[3] as string | null } : null);
+          if (key === null) {
+            // A patch that changes the owner may run the cap: alone, and nothing merges across it.
+            closeWave();
+            openPatch.clear();
+            steps.push(step);
+          } else {
+            if (wave === null || (wave as WaveStep).has(key)) {
+              closeWave();
+              wave = new WaveStep(this);
+            }
+            (wave as WaveStep).addPatch(key, step);
+            openPatch.set(key, step);
+          }
           continue;
         }
-        // Anything else ends the merging of its session's patches; an
-        // operation on many rows (or on owners) ends every merge.
-        if (SINGLE_SESSION.has(op) && !(op === 'create' && args[2] !== null) && !(op === 'put' && args.length > 2) && !(op === 'renew' && args.length > 5)) {
-          openPatch.delete(args[0] as string);
-          if (op === 'renew') openPatch.delete(args[1] as string);
-        } else {
-          openPatch.clear();
+        if (key !== null) {
+          if (op === 'create' || op === 'put') this.#checkJson(args[1] as string);
+          if (wave === null || (wave as WaveStep).has(key)) {
+            closeWave();
+            wave = new WaveStep(this);
+          }
+          (wave as WaveStep).add(i, op, key, args);
+          openPatch.delete(key);
+          continue;
         }
-        steps.push(this.#step(i, op, args));
+        // Alone, between waves; nothing merges across it.
+        const step = this.#step(i, op, args);
+        closeWave();
+        openPatch.clear();
+        steps.push(step);
       } catch (error) {
         outcomes[i] = { ok: false, error };
       }
     }
+    closeWave();
     return steps;
   }
 
-  /** @internal the statements, for PatchStep */
+  /** @internal the statements, for PatchStep and WaveStep */
   get sql(): Statements { return this.#sql; }
+  get wave(): WaveStatements { return this.#wave; }
   get options(): PostgresEngineOptions { return this.#options; }
 
   #capQueries(owner: string | null, sid: string): Query[] {
@@ -268,10 +303,15 @@ export class PostgresEngine {
     if (NUL_IN_JSON.test(json)) throw nulError();
   }
 
+  /** @internal a call as a step of its own (WaveStep.singles) */
+  stepFor(i: number, op: string, args: unknown[]): Step {
+    return this.#step(i, op, args);
+  }
+
   #step(i: number, op: string, args: unknown[]): Step {
     const sql = this.#sql;
     const one = (queries: Query[], finish: (results: QueryResult[]) => unknown): Step => ({
-      indexes: [i], queries, finish: (results) => ({ ok: true, value: finish(results) }),
+      indexes: [i], queries, finish: (results, outcomes) => { outcomes[i] = { ok: true, value: finish(results) }; },
     });
     switch (op) {
       case 'get':
@@ -310,11 +350,11 @@ export class PostgresEngine {
             { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', unset ?? [], replace, hasOwner, owner] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
-          finish: ([r]) => {
+          finish: ([r], outcomes) => {
             const row = r.rows[0] as { found: number; moved: number; replayed: boolean };
-            if (row.moved === 1) return { ok: true, value: next };
-            if (row.found === 1) return { ok: false, error: tooLarge(this.#options.maxSessionBytes) };
-            return { ok: true, value: row.replayed ? next : null };
+            outcomes[i] = row.moved === 1 ? { ok: true, value: next }
+              : row.found === 1 ? { ok: false, error: tooLarge(this.#options.maxSessionBytes) }
+              : { ok: true, value: row.replayed ? next : null };
           },
         };
       }
@@ -344,8 +384,123 @@ export class PostgresEngine {
   }
 }
 
-/** Operations keyed by one session id (args[0]): they end only that session's merges. */
-const SINGLE_SESSION = new Set(['get', 'load', 'create', 'put', 'renew', 'delete', 'upsert']);
+/** The calls a wave can carry: on one session (args[0]), without the owner cap. */
+const WAVE_OPS = new Set(['get', 'load', 'create', 'put', 'patch', 'delete']);
+
+function isWaveable(op: string, args: unknown[]): boolean {
+  if (op === 'create') return args[2] === null;
+  if (op === 'put') return args.length === 2;
+  if (op === 'patch') return args.length === 3;
+  return true;
+}
+
+/** A key for a digest in a Map. */
+const keyOf = (hash: Buffer) => hash.toString('latin1');
+
+/**
+ * A wave: calls on distinct sessions, one set-based statement per kind. The
+ * statements lock rows in digest order (index order for `= ANY`, an explicit
+ * ORDER BY for the patch), so two app servers' waves do not deadlock on each
+ * other's rows.
+ */
+class WaveStep implements Step {
+  readonly #own: Array<{ index: number; op: string; args: unknown[] }> = [];
+  readonly #engine: PostgresEngine;
+  readonly #keys = new Set<string>();
+  readonly #reads: Array<{ index: number; op: string; hash: Buffer }> = [];
+  readonly #creates: Array<{ index: number; sid: string; hash: Buffer; json: string }> = [];
+  readonly #puts: Array<{ index: number; sid: string; hash: Buffer; json: string }> = [];
+  readonly #patches: Array<{ hash: Buffer; step: PatchStep }> = [];
+  readonly #deletes: Array<{ index: number; hash: Buffer }> = [];
+  /** Which result belongs to which kind, in the order the statements were sent. */
+  #sent: Array<'reads' | 'creates' | 'puts' | 'patches' | 'deletes'> = [];
+
+  constructor(engine: PostgresEngine) {
+    this.#engine = engine;
+  }
+
+  has(key: string): boolean {
+    return this.#keys.has(key);
+  }
+
+  /** Every request it answers, the merged patches' included. */
+  get indexes(): number[] {
+    return [...this.#own.map((call) => call.index), ...this.#patches.flatMap((p) => p.step.indexes)];
+  }
+
+  /** Its calls as steps of their own: should a wave's statement raise, each call runs alone and only the bad one fails. */
+  singles(): Step[] {
+    return [...this.#own.map(({ index, op, args }) => this.#engine.stepFor(index, op, args)), ...this.#patches.map((p) => p.step)];
+  }
+
+  add(index: number, op: string, key: string, args: unknown[]): void {
+    this.#keys.add(key);
+    this.#own.push({ index, op, args });
+    const hash = digest(key);
+    if (op === 'get' || op === 'load') this.#reads.push({ index, op, hash });
+    else if (op === 'create') this.#creates.push({ index, sid: key, hash, json: args[1] as string });
+    else if (op === 'put') this.#puts.push({ index, sid: key, hash, json: args[1] as string });
+    else this.#deletes.push({ index, hash });
+  }
+
+  addPatch(key: string, step: PatchStep): void {
+    this.#keys.add(key);
+    this.#patches.push({ hash: digest(key), step });
+    // A patch's indexes grow as patches merge into it: read them at the end.
+  }
+
+  get queries(): Query[] {
+    const sql = this.#engine.wave;
+    const queries: Query[] = [];
+    this.#sent = [];
+    if (this.#reads.length) {
+      queries.push({ name: 'ss_w_get', text: sql.get, values: [this.#reads.map((r) => r.hash)] });
+      this.#sent.push('reads');
+    }
+    if (this.#creates.length) {
+      queries.push({ name: 'ss_w_create', text: sql.create, values: [this.#creates.map((c) => c.hash), this.#creates.map((c) => c.json)] });
+      this.#sent.push('creates');
+    }
+    if (this.#puts.length) {
+      queries.push({ name: 'ss_w_put', text: sql.put, values: [this.#puts.map((p) => p.hash), this.#puts.map((p) => p.json)] });
+      this.#sent.push('puts');
+    }
+    if (this.#patches.length) {
+      const rows = this.#patches.map((p) => p.step.row);
+      queries.push({ name: 'ss_w_patch', text: sql.patch, values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])] });
+      this.#sent.push('patches');
+    }
+    if (this.#deletes.length) {
+      queries.push({ name: 'ss_w_delete', text: sql.delete, values: [this.#deletes.map((d) => d.hash)] });
+      this.#sent.push('deletes');
+    }
+    return queries;
+  }
+
+  finish(results: QueryResult[], outcomes: Outcome[], again: Step[]): void {
+    this.#sent.forEach((kind, n) => {
+      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; stored?: boolean }>;
+      const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
+      if (kind === 'reads') {
+        for (const { index, op, hash } of this.#reads) {
+          const row = byKey.get(keyOf(hash));
+          outcomes[index] = { ok: true, value: row === undefined ? null : op === 'get' ? row.data : [row.data, row.owner] };
+        }
+      } else if (kind === 'creates') {
+        for (const { index, sid } of this.#creates) outcomes[index] = { ok: true, value: sid };
+      } else if (kind === 'puts') {
+        for (const { index, sid, hash } of this.#puts) outcomes[index] = { ok: true, value: byKey.has(keyOf(hash)) ? sid : null };
+      } else if (kind === 'patches') {
+        for (const { hash, step } of this.#patches) {
+          const row = byKey.get(keyOf(hash));
+          step.settle(row !== undefined, row?.stored === true, outcomes, again);
+        }
+      } else {
+        for (const { index } of this.#deletes) outcomes[index] = { ok: true, value: null };
+      }
+    });
+  }
+}
 
 /** One or more consecutive patches of one session, as one statement. */
 class PatchStep implements Step {
@@ -415,11 +570,26 @@ class PatchStep implements Step {
     return queries;
   }
 
-  finish([r]: QueryResult[]): Outcome {
+  finish([r]: QueryResult[], outcomes: Outcome[], again: Step[]): void {
     const row = r.rows[0] as { found: number; stored: number };
-    if (row.found === 0) return { ok: true, value: false };
-    if (row.stored === 0) return { ok: false, error: tooLarge(this.#engine.options.maxSessionBytes) };
-    return { ok: true, value: true };
+    this.settle(row.found === 1, row.stored === 1, outcomes, again);
+  }
+
+  /** Its outcome, once the statement that ran it said whether the session was found and the change stored. */
+  settle(found: boolean, stored: boolean, outcomes: Outcome[], again: Step[]): void {
+    if (found && !stored && this.indexes.length > 1) {
+      again.push(...this.split());
+      return;
+    }
+    const outcome: Outcome = !found ? { ok: true, value: false }
+      : !stored ? { ok: false, error: tooLarge(this.#engine.options.maxSessionBytes) }
+      : { ok: true, value: true };
+    for (const i of this.indexes) outcomes[i] = outcome;
+  }
+
+  /** The wave statement's row for this patch: [digest, set JSON, unset keys as a JSON array]. */
+  get row(): [Buffer, string, string] {
+    return [digest(this.#sid), this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set)), JSON.stringify([...this.#unset])];
   }
 }
 

@@ -142,3 +142,42 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     all: `SELECT data::text AS data FROM ${t} WHERE ${L}`,
   };
 }
+
+export interface WaveStatements {
+  get: string;
+  create: string;
+  put: string;
+  patch: string;
+  delete: string;
+}
+
+/**
+ * The set-based statements of a wave (engine.ts): one per kind of call, over
+ * arrays of digests (and data), each session at most once per statement.
+ */
+export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBytes: number): WaveStatements {
+  const t = quoted(table);
+  const L = liveSql(policy);
+  const Lt = liveSql(policy, 't.');
+  const touch = policy.timestamp === 'relative'
+    ? `WITH touch AS (UPDATE ${t} SET touched_at = ${NOW}
+        WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1) `
+    : '';
+  return {
+    get: `${touch}SELECT sid_hash, data::text AS data, owner FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L}`,
+    create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
+      SELECT h, d, ${NOW}, ${NOW}, NULL FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
+    put: `UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d)
+      WHERE t.sid_hash = p.h AND ${Lt} RETURNING t.sid_hash`,
+    patch: `WITH p AS (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[]) AS p(h, s, u)),
+      cur AS (
+        SELECT t.sid_hash, (t.data - ARRAY(SELECT jsonb_array_elements_text(p.u))) || p.s AS data
+        FROM ${t} AS t JOIN p ON t.sid_hash = p.h WHERE ${Lt} ORDER BY t.sid_hash FOR UPDATE OF t),
+      up AS (
+        UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}
+        FROM cur WHERE t.sid_hash = cur.sid_hash AND octet_length(cur.data::text) <= ${int(maxSessionBytes)} RETURNING t.sid_hash)
+      SELECT cur.sid_hash, EXISTS (SELECT 1 FROM up WHERE up.sid_hash = cur.sid_hash) AS stored FROM cur`,
+    delete: `DELETE FROM ${t} WHERE sid_hash = ANY($1::bytea[])`,
+  };
+}
