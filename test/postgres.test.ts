@@ -260,6 +260,31 @@ test('one bad operation fails alone: NUL in data, too large, a merged run of pat
     assert.equal(await app.store.get(literal), { s: '\\u0000' });
   }));
 
+test('a read never waits for a row lock another connection holds, nor does the touch it owes; the touch lands once the lock is gone', () =>
+  withPgApp({ touchAfter: 0, requestTimeout: 4000 }, async (app, database, table) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    const other = new pg.Client({ connectionString: database });
+    other.on('error', () => {});
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`SELECT 1 FROM "${table}" FOR UPDATE`);
+      const before = Number((await adminQuery(`SELECT touched_at FROM "${table}"`, [], database)).rows[0].touched_at);
+      await sleep(20);
+      const started = Date.now();
+      assert.equal(await app.store.get(id), { a: 1 });
+      assert.equal(await app.store.get(id), { a: 1 }, 'the next batch does not wait behind the owed touch either');
+      assert.ok(Date.now() - started < 1000, `answered in ${Date.now() - started} ms while the row was locked`);
+      await other.query('COMMIT');
+      await app.store.get(id);
+      await sleep(100);
+      const after = Number((await adminQuery(`SELECT touched_at FROM "${table}"`, [], database)).rows[0].touched_at);
+      assert.ok(after > before, 'touched once the lock was gone');
+    } finally {
+      await other.end();
+    }
+  }));
+
 // ── connections that die ────────────────────────────────────────────────
 
 test('pg_terminate_backend of the store\'s connection under load: every call succeeds (replayed), nothing lost, no restart', () =>

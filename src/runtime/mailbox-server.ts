@@ -45,7 +45,7 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
  * it is rethrown outside the promise chain, so the thread crashes and the
  * supervisor restarts it.
  */
-export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>): { idle(): Promise<void> } {
+export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>, afterReplies?: () => Promise<void>): { idle(): Promise<void> } {
   let queued: WireRequest[] = [];
   let running: Promise<void> | null = null;
 
@@ -60,6 +60,8 @@ export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Req
         replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
       }
       port.postMessage(replies);
+      // Work the replies need not wait for (the store's deferred touches).
+      if (afterReplies) await afterReplies();
     }
   };
 

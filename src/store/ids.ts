@@ -58,3 +58,21 @@ export function assertOwner(owner: unknown, where: string): asserts owner is str
   // A lone surrogate would be stored as U+FFFD: two different owners would become one.
   if (!owner.isWellFormed()) throw new TypeError(`${where}: owner must be well-formed Unicode (it has a lone surrogate)`);
 }
+
+// Rows are keyed by SHA-256 of the id: the database never holds a raw id.
+// A read-modify-write hashes the same id twice in a row (load, then patch),
+// so the last digests are kept; the cache is bounded and simply dropped when
+// full. Each store-owner thread has its own.
+const digests = new Map<string, Buffer>();
+const DIGEST_CACHE = 4096;
+
+/** The row key of a session id (or of an express-session key). */
+export function digest(sid: string): Buffer {
+  let value = digests.get(sid);
+  if (value === undefined) {
+    value = hash('sha256', sid, 'buffer');
+    if (digests.size >= DIGEST_CACHE) digests.clear();
+    digests.set(sid, value);
+  }
+  return value;
+}

@@ -1,9 +1,8 @@
-import { hash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
 import { expiresAt, isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
-import { handleFromDigest } from './ids.ts';
+import { digest, handleFromDigest } from './ids.ts';
 import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
@@ -30,22 +29,6 @@ interface Row {
 type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?];
 
 const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
-
-// Rows are keyed by SHA-256 of the id: the database never holds a raw id.
-// A read-modify-write hashes the same id twice in a row (get, then patch), so
-// the last digests are kept; the cache is bounded and simply dropped when full.
-const digests = new Map<string, Buffer>();
-const DIGEST_CACHE = 4096;
-
-function digest(sid: string): Buffer {
-  let value = digests.get(sid);
-  if (value === undefined) {
-    value = hash('sha256', sid, 'buffer');
-    if (digests.size >= DIGEST_CACHE) digests.clear();
-    digests.set(sid, value);
-  }
-  return value;
-}
 
 /**
  * The owner statements, each served by the owner index (owner, touched_at)

@@ -81,7 +81,7 @@ await runActor({
       const outcomes = await store.runBatch(requests);
       if (CRASH_FILE) crashAfterCommit(requests);
       return outcomes;
-    });
+    }, () => store.afterReplies());
     Atomics.store(startedOnce, 0, 1);
     return { created };
   },
