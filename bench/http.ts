@@ -5,8 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, benchDatabase, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
-import { sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
+import { BENCH_DIR, benchDatabase, benchPostgresPid, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
+import { postgresCpu, sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
 export interface ServerSpec {
   name: string;
@@ -44,6 +44,8 @@ export interface HttpRow {
   non2xx: number;
   /** PostgreSQL rows: committed transactions per request (pg_stat_database.xact_commit; median over rounds). */
   xactPerRequest?: number;
+  /** PostgreSQL rows: the database server's CPU µs per request, all its processes (median over rounds; Linux only). */
+  dbCpuPerRequest?: number;
   /** The server's CPU per request by thread group (medians over rounds; Linux only). */
   threads?: ThreadSplit;
   rounds: LoadResult[];
@@ -120,6 +122,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     const ratios = new Map<string, number[]>();
     const splits = new Map<string, ThreadSplit[]>();
     const xacts = new Map<string, number[]>();
+    const dbCpu = new Map<string, number[]>();
     for (let round = 1; round <= options.rounds; round++) {
       for (const workload of ['R', 'W'] as const) {
         let bare: number | null = null;
@@ -127,12 +130,16 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           // The statistics collector lags: let the previous load's counts land first.
           if (spec.postgres) await sleep(1200);
           const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
+          const postmaster = spec.postgres ? await benchPostgresPid() : null;
+          const dbBefore = postgresCpu(postmaster);
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>({
             url: server.url, path: workload === 'R' ? '/r' : '/w', cookies,
             connections: options.connections, seconds: options.seconds,
           }, options.dir);
           const key = `${spec.name}:${workload}`;
+          const dbAfter = postgresCpu(postmaster);
+          if (dbBefore !== null && dbAfter !== null) dbCpu.set(key, [...(dbCpu.get(key) ?? []), (dbAfter - dbBefore) / result.requests]);
           if (spec.postgres) {
             await sleep(1200);
             // Minus the one transaction each of our two counter reads is.
@@ -163,6 +170,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           non2xx: rounds.reduce((sum, r) => sum + r.non2xx, 0),
           threads: split?.length === rounds.length ? medianSplit(split) : undefined,
           xactPerRequest: xacts.has(`${spec.name}:${workload}`) ? median(xacts.get(`${spec.name}:${workload}`)!) : undefined,
+          dbCpuPerRequest: dbCpu.has(`${spec.name}:${workload}`) ? median(dbCpu.get(`${spec.name}:${workload}`)!) : undefined,
           rounds,
         });
       }

@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmarks.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,6 +129,17 @@ export async function benchDatabase(name: string): Promise<string> {
     await client.end();
   }
   return server.urlOf(name);
+}
+
+/** The benchmark PostgreSQL server's postmaster pid (for its CPU time), once started. */
+export async function benchPostgresPid(): Promise<number | null> {
+  if (!postgres) return null;
+  const server = await postgres;
+  try {
+    return Number(readFileSync(join(server.dir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  } catch {
+    return null;
+  }
 }
 
 export function stopBenchPostgres(): void {

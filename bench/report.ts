@@ -127,14 +127,17 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| deleted | ${fmt(s.deleted)} |`, `| sweep duration | ${fmt(s.seconds, 1)} s |`, `| rows/s | ${fmt(s.rowsPerSecond)} |`);
     lines.push(`| store calls without a sweep: p50 / p99 | ${fmt(s.without.p50, 3)} / ${fmt(s.without.p99, 3)} ms |`);
     lines.push(`| store calls during the sweep: p50 / p99 | ${fmt(s.during.p50, 3)} / ${fmt(s.during.p99, 3)} ms |`);
-    lines.push(`| p99 during ÷ p99 without (target ≤ 2) | ${x(s.ratioP99)} |`, '');
+    lines.push(`| p99 during ÷ p99 without (target ≤ 2) | ${x(s.ratioP99)} |`);
+    if (s.bytesPerRow !== undefined) lines.push(`| table size on the server per stored row (indexes included; data \`{"planted":true}\`) | ${fmt(s.bytesPerRow)} bytes |`);
+    lines.push('');
   }
   const pgRows = results.http?.filter((row) => row.xactPerRequest !== undefined) ?? [];
   if (pgRows.length) {
     const find = (server: string, workload: 'R' | 'W') => results.http!.find((row) => row.server === server && row.workload === workload);
     lines.push('## PostgreSQL: a fleet\'s store', '', `The rows above on PostgreSQL: each server on a database of its own on one PostgreSQL server (test/postgres-server.ts: loopback, fsync off, the same 2 cores). connect-pg-simple is configured as its README recommends (a pg Pool, the table created if missing). *xact/req*: transactions committed in that database during the measurement (\`pg_stat_database.xact_commit\`) per request served: group commit made visible.`, '');
-    lines.push('| server | workload | req/s | p99 ms | CPU/req µs | xact/req |', '| --- | --- | ---: | ---: | ---: | ---: |');
-    for (const row of pgRows) lines.push(`| ${row.label} | ${row.workload} | ${fmt(row.rps)} | ${fmt(row.p99, 2)} | ${fmt(row.cpuPerRequest, 1)} | ${fmt(row.xactPerRequest!, 3)} |`);
+    lines.push('*DB CPU/req*: the PostgreSQL server\'s CPU time (all its processes) per request served.', '');
+    lines.push('| server | workload | req/s | p99 ms | app CPU/req µs | DB CPU/req µs | xact/req |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const row of pgRows) lines.push(`| ${row.label} | ${row.workload} | ${fmt(row.rps)} | ${fmt(row.p99, 2)} | ${fmt(row.cpuPerRequest, 1)} | ${fmt(row.dbCpuPerRequest ?? NaN, 1)} | ${fmt(row.xactPerRequest!, 3)} |`);
     const ratio = (w: 'R' | 'W') => {
       const a = find('ours-pg', w); const b = find('express-pg-simple', w);
       return a && b ? x(a.rps / b.rps) : 'n/a';

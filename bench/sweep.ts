@@ -15,6 +15,8 @@ export interface SweepResult {
   without: { p50: number; p99: number; n: number };
   during: { p50: number; p99: number; n: number };
   ratioP99: number;
+  /** PostgreSQL: the table's bytes on the server (indexes included) per stored row, before the sweep. */
+  bytesPerRow?: number;
 }
 
 function plant(database: string, count: number, at: number): void {
@@ -68,6 +70,18 @@ async function plantPostgres(database: string, count: number, ageMs: number): Pr
   }
 }
 
+async function tableBytesPerRow(database: string): Promise<number> {
+  const client = new pg.Client({ connectionString: database });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT pg_total_relation_size('session') AS bytes, (SELECT count(*) FROM session) AS n`);
+    return Number(rows[0].bytes) / Number(rows[0].n);
+  } finally {
+    await client.end();
+  }
+}
+
 /** `postgres`: a database URL: the same benchmark on the PostgreSQL engine. */
 export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number; postgres?: string }): Promise<SweepResult> {
   const database = options.postgres ?? join(options.dir, 'sweep-bench.db');
@@ -80,6 +94,7 @@ export async function sweepBenchmark(options: { dir: string; dead: number; live:
     plant(database, options.dead, now - 3 * 86_400_000);
     plant(database, options.live - 1000, now);
   }
+  const bytesPerRow = options.postgres ? await tableBytesPerRow(database) : undefined;
   const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
   try {
     const ids = await Promise.all(Array.from({ length: 1000 }, (_, i) => app.store.put(null, { i }))) as string[];
@@ -96,7 +111,7 @@ export async function sweepBenchmark(options: { dir: string; dead: number; live:
     const d = summarize(during);
     return {
       dead: options.dead, live: options.live, deleted: report.deleted, seconds,
-      rowsPerSecond: report.deleted / seconds, without: w, during: d, ratioP99: d.p99 / w.p99,
+      rowsPerSecond: report.deleted / seconds, without: w, during: d, ratioP99: d.p99 / w.p99, bytesPerRow,
     };
   } finally {
     await app.stop();

@@ -49,3 +49,24 @@ export function splitPerRequest(before: Sample | null, after: Sample | null, req
   }
   return split;
 }
+
+/**
+ * CPU µs (user + system) used so far by the processes of the PostgreSQL
+ * server whose postmaster is `postmasterPid` (the server and its backends:
+ * its children), or null off Linux.
+ */
+export function postgresCpu(postmasterPid: number | null): number | null {
+  if (postmasterPid === null || process.platform !== 'linux') return null;
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(fields[1]);
+      if (Number(entry) !== postmasterPid && ppid !== postmasterPid) continue;
+      total += (Number(fields[11]) + Number(fields[12])) * TICK_US;
+    } catch { /* the process ended meanwhile */ }
+  }
+  return total;
+}
