@@ -16,9 +16,9 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
-import pg from 'pg';
 import { median, ROOT, scratch } from './lib.ts';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
+import { adminQuery } from '../test/engines.ts';
 
 const quick = process.argv.includes('--quick');
 const asJson = process.argv.includes('--json');
@@ -191,16 +191,7 @@ async function untilRunning(child: 'store' | 'cleaner'): Promise<void> {
   throw new Error(`${child} did not come back`);
 }
 
-async function sql(text: string, values: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: database });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await client.query(text, values);
-  } finally {
-    await client.end();
-  }
-}
+const sql = (text: string, values: unknown[] = []) => adminQuery(text, values, database);
 
 async function plantBacklog(count: number): Promise<void> {
   if (postgres) {

@@ -31,7 +31,7 @@ export function tableShape(db: DatabaseSync, table: string): TableShape {
   return sameColumns(columns, COLUMNS_0_1) ? 'old' : 'other';
 }
 
-function otherShape(table: string): TableExistsError {
+export function otherShape(table: string): TableExistsError {
   return new TableExistsError(
     `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
     `choose another table name or drop that table`);

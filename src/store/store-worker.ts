@@ -1,6 +1,5 @@
 // The store owner: the only connection on the request path. One incarnation
 // per Worker; everything it owns is opened in init and closed in stop.
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import type { DatabaseSync } from 'node:sqlite';
 import { runActor } from '../runtime/actor.ts';
@@ -11,23 +10,10 @@ import { expiryPolicy } from './expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
 import { SqliteEngine } from './sqlite-engine.ts';
 import { WriteGate } from './write-gate.ts';
+import { crashAfterCommit } from './fault-hook.ts';
 
 const { port, config, gate } = workerData as { port: MessagePort; config: ResolvedConfig; gate?: SharedArrayBuffer };
 let db: DatabaseSync | null = null;
-
-// Fault injection for the replay tests and drills: while the file this
-// variable names exists, the first batch that carries an operation it lists
-// (comma-separated) is committed, then the thread dies before replying — the
-// one crash a caller cannot tell from a lost reply. The file is removed first,
-// so the replay on the next incarnation goes through.
-const CRASH_FILE = process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
-function crashAfterCommit(requests: Array<{ op: string }>): void {
-  if (!existsSync(CRASH_FILE!)) return;
-  const ops = readFileSync(CRASH_FILE!, 'utf8').trim().split(',');
-  if (!requests.some(({ op }) => ops.includes(op))) return;
-  unlinkSync(CRASH_FILE!);
-  process.exit(70);
-}
 
 function open(): DatabaseSync {
   return openDatabase({
@@ -62,7 +48,7 @@ await runActor({
       });
       serveMailbox(port, (requests) => {
         const outcomes = engine.runBatch(requests);
-        if (CRASH_FILE) crashAfterCommit(requests);
+        crashAfterCommit(requests);
         return outcomes;
       }, () => engine.afterReplies());
       return { created };

@@ -110,6 +110,13 @@ export class PostgresEngine {
     let steps = this.#plan(requests, outcomes);
     let attempt = 0;
     while (steps.length > 0) {
+      if (Date.now() >= deadline) {
+        // Whatever kept this batch going (failing statements run again one
+        // by one), it never outlives what its callers wait.
+        const error = new StoreUnavailableError(`the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`);
+        for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+        break;
+      }
       const client = await this.#connected(deadline, attempt);
       if (client instanceof Error) {
         for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error: client };
@@ -201,7 +208,7 @@ export class PostgresEngine {
     let lost: unknown = null;
     let k = 1;
     for (let s = 0; s < steps.length; s++) {
-      for (let q = 0; q < steps[s].queries.length; q++, k++) {
+      for (let q = 0; q < sent[s].length; q++, k++) {
         const one = settled[k];
         if (one.status === 'fulfilled') continue;
         if (isConnectionLoss(one.reason)) lost ??= one.reason;
@@ -230,9 +237,9 @@ export class PostgresEngine {
     }
     const results: QueryResult[][] = [];
     k = 1;
-    for (const step of steps) {
+    for (let s = 0; s < steps.length; s++) {
       const own: QueryResult[] = [];
-      for (let q = 0; q < step.queries.length; q++, k++) own.push((settled[k] as PromiseFulfilledResult<QueryResult>).value);
+      for (let q = 0; q < sent[s].length; q++, k++) own.push((settled[k] as PromiseFulfilledResult<QueryResult>).value);
       results.push(own);
     }
     return { kind: 'done', results };

@@ -2,8 +2,8 @@
 // the liveness rule and the owner statements read alike), in PostgreSQL's
 // types. Times are epoch milliseconds of the *server's* clock, so app servers
 // whose clocks disagree agree on which sessions are dead.
-import { TableExistsError, TableNotExistsError } from '../../errors.ts';
-import { quoted } from '../schema.ts';
+import { TableNotExistsError } from '../../errors.ts';
+import { otherShape, quoted } from '../schema.ts';
 import type { Client } from './connection.ts';
 import { redactUrl } from './url.ts';
 
@@ -29,12 +29,6 @@ export async function tableShape(client: Client, table: string): Promise<TableSh
   const columns = rows.map((row) => row.column_name);
   if (same(columns, COLUMNS)) return 'ok';
   return same(columns, COLUMNS_WITHOUT_OWNER) ? 'old' : 'other';
-}
-
-function otherShape(table: string): TableExistsError {
-  return new TableExistsError(
-    `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
-    `choose another table name or drop that table`);
 }
 
 /**

@@ -2,7 +2,6 @@
 // request-path connection. A lost connection is not a crash: calls wait and
 // the batch is replayed on a new connection (engine.ts). Only an unsound actor
 // crashes, and the supervisor restarts it with fresh state.
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { runActor } from '../../runtime/actor.ts';
 import { serveMailboxAsync } from '../../runtime/mailbox-server.ts';
@@ -11,24 +10,13 @@ import { expiryPolicy } from '../expiry.ts';
 import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
 import { PostgresEngine } from './engine.ts';
 import { requireTable, setupTable } from './schema.ts';
+import { crashAfterCommit } from '../fault-hook.ts';
 
 const { port, config, started } = workerData as { port: MessagePort; config: ResolvedConfig; started: SharedArrayBuffer };
 // Set once the first incarnation is ready: a restart must not fail (and count
 // against the restart intensity) because the server is down at that moment.
 const startedOnce = new Int32Array(started);
 let engine: PostgresEngine | null = null;
-
-// Fault injection for the replay tests and drills, as in ../store-worker.ts:
-// while the file this variable names exists, the first batch that carries an
-// operation it lists is committed, then the thread dies before replying.
-const CRASH_FILE = process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
-function crashAfterCommit(requests: Array<{ op: string }>): void {
-  if (!existsSync(CRASH_FILE!)) return;
-  const ops = readFileSync(CRASH_FILE!, 'utf8').trim().split(',');
-  if (!requests.some(({ op }) => ops.includes(op))) return;
-  unlinkSync(CRASH_FILE!);
-  process.exit(70);
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -79,7 +67,7 @@ await runActor({
     engine = store;
     serveMailboxAsync(port, async (requests) => {
       const outcomes = await store.runBatch(requests);
-      if (CRASH_FILE) crashAfterCommit(requests);
+      crashAfterCommit(requests);
       return outcomes;
     }, () => store.afterReplies());
     Atomics.store(startedOnce, 0, 1);

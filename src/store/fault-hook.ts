@@ -1,0 +1,17 @@
+// Fault injection for the replay tests and drills: while the file this
+// variable names exists, the first batch that carries an operation it lists
+// (comma-separated) is committed, then the thread dies before replying — the
+// one crash a caller cannot tell from a lost reply. The file is removed first,
+// so the replay on the next incarnation goes through. Both engines' store
+// owners call it after a batch committed.
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+
+const CRASH_FILE = process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
+
+export function crashAfterCommit(requests: Array<{ op: string }>): void {
+  if (!CRASH_FILE || !existsSync(CRASH_FILE)) return;
+  const ops = readFileSync(CRASH_FILE, 'utf8').trim().split(',');
+  if (!requests.some(({ op }) => ops.includes(op))) return;
+  unlinkSync(CRASH_FILE);
+  process.exit(70);
+}
