@@ -115,7 +115,7 @@ function oneOf<T extends string>(key: string, value: unknown, options: readonly 
 }
 
 function databasePath(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, value, "a non-empty file path, ':memory:' or a postgres:// URL");
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, typeof value === 'string' ? redactUrl(value) : value, "a non-empty file path, ':memory:' or a postgres:// URL");
   if (isPostgresUrl(value)) {
     const problem = postgresUrlProblem(value);
     // The value is shown with its password masked: config errors get logged.

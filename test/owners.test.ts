@@ -165,6 +165,17 @@ test('a crash after COMMIT, before the reply: create, owner change with the cap,
   }
 });
 
+test('an owner holding U+0000 is refused with a TypeError on every engine (PostgreSQL text cannot hold it)', () =>
+  withApp({}, async (app) => {
+    const id = (await app.store.put(null, { n: 1 }))!;
+    for (const call of [() => app.store.patch(id, { owner: 'a\u0000b' }), () => app.store.put(null, {}, { owner: 'a\u0000' }), () => app.store.sessionsOf('\u0000')]) {
+      const error = await call().then(() => null, (e: unknown) => e);
+      assert.instance(error, TypeError);
+      assert.match((error as Error).message, /U\+0000/);
+    }
+    assert.equal(await app.store.get(id), { n: 1 });
+  }));
+
 test('an owner with a lone surrogate is refused: it would be stored as U+FFFD and merge two owners', () =>
   withApp({}, async (app) => {
     const id = (await app.store.put(null, { n: 1 }))!;

@@ -4,6 +4,8 @@
 // cleaner's lock, group commit, and connections that die under the store.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
@@ -14,6 +16,10 @@ import { runScript, sleep } from './helpers.ts';
 import { adminQuery, postgresDatabase } from './engines.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
+// The lost-COMMIT-reply fault hook (src/store/fault-hook.ts): armed only while
+// this file exists; every store owner this suite starts reads the variable.
+const LOSE_REPLY = join(tmpdir(), `supervised-sessions-lose-reply-${process.pid}`);
+process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY = LOSE_REPLY;
 const bin = join(import.meta.dirname, '..', 'bin', 'supervised-sessions.js');
 let tables = 0;
 const freshTable = () => `pg${++tables}_${Math.random().toString(36).slice(2, 8)}`;
@@ -88,6 +94,14 @@ test('times come from the server: a session is live or dead by the server clock,
     assert.is(await app.store.get(id), null, 'dead by the server clock');
   }));
 
+test('a password is masked in every message: an unencoded @ in it, a NUL in the URL, sslpassword', async () => {
+  for (const database of ['postgres://u:p@ss@h:99999/db', 'postgres://u:p@ss\u0000word@h/db', 'postgres://u@[bad/db?sslpassword=p@ss']) {
+    const error = await startSessionApp({ database }).catch((e: unknown) => e);
+    assert.instance(error, ConfigError, database);
+    assert.not.match((error as Error).message, /p@ss|ss@h|ss\u0000/, (error as Error).message);
+  }
+});
+
 // ── schema ───────────────────────────────────────────────────────────────
 
 test('ten processes starting at once on a missing table: every one starts (the creation is under an advisory lock)', async () => {
@@ -119,6 +133,16 @@ test('a table without the owner column is upgraded in place by ten processes at 
   } finally {
     await app.stop();
   }
+});
+
+test('a 63-character table name gets its three indexes, each under a name of its own', async () => {
+  const database = await postgresDatabase();
+  const table = `t${'x'.repeat(56)}${Math.random().toString(36).slice(2, 8)}`;
+  assert.is(table.length, 63);
+  await setupStore({ database, table });
+  const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1`, [table], database);
+  assert.is(rows.length, 4, JSON.stringify(rows));
+  await dropStore({ database, table });
 });
 
 test('helpers on a URL: setupStore is idempotent, refuses a table of another shape; clearStore and dropStore; missing table is nothing to do', async () => {
@@ -285,7 +309,25 @@ test('a read never waits for a row lock another connection holds, nor does the t
     }
   }));
 
-// ── connections that die ────────────────────────────────────────────────
+// ── connections that die ──
+
+test('a COMMIT whose reply is lost is not replayed: the server says it committed, the caller gets StoreUnavailableError', () =>
+  withPgApp({ maxAge: 3600 }, async (app) => {
+    try {
+      await app.store.put(null, { n: 1 }, { owner: 'ada' });
+      const [{ handle }] = await app.store.sessionsOf('ada');
+      writeFileSync(LOSE_REPLY, 'revoke');
+      // Replayed, the revoke would find the session gone and say false.
+      const error = await app.store.revoke('ada', handle).catch((e: unknown) => e);
+      assert.instance(error, StoreUnavailableError);
+      assert.match((error as Error).message, /stored, but its reply is lost/);
+      assert.equal(await app.store.sessionsOf('ada'), [], 'revoked once, as committed');
+      assert.is(app.status().children.store.restarts, 0);
+      assert.ok(await app.store.put(null, { after: true }), 'the store goes on');
+    } finally {
+      rmSync(LOSE_REPLY, { force: true });
+    }
+  }));
 
 test('pg_terminate_backend of the store\'s connection under load: every call succeeds (replayed), nothing lost, no restart', () =>
   withPgApp({ requestTimeout: 5000 }, async (app, database) => {

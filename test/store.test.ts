@@ -178,6 +178,46 @@ test('calls on one session made in one turn (one batch) take effect in the order
     assert.equal(await s.get(results[8] as string), { fresh: true });
   }));
 
+test('patches of one session in one batch give what they give one by one, sizes included (a refused one in the middle, a later put)', () =>
+  withApp({ maxSessionBytes: 400, touchAfter: 0 }, async (app) => {
+    const id = (await app.store.put(null, {}))!;
+    // The second patch does not fit after the first; the put after them replaces the data.
+    const first = await Promise.allSettled([
+      app.store.patch(id, { set: { a: 'x'.repeat(150) } }),
+      app.store.patch(id, { set: { b: 'y'.repeat(300) } }),
+      app.store.put(id, { z: 1 }),
+    ]);
+    assert.equal(first.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.is((first[0] as PromiseFulfilledResult<boolean>).value, true);
+    assert.instance((first[1] as PromiseRejectedResult).reason, SessionTooLargeError);
+    assert.is((first[2] as PromiseFulfilledResult<string>).value, id);
+    assert.equal(await app.store.get(id), { z: 1 });
+    // A patch that would not fit, then one that makes room: the first is refused, the second applies to what was stored.
+    await app.store.put(id, { a: 'x'.repeat(150) });
+    const second = await Promise.allSettled([
+      app.store.patch(id, { set: { b: 'y'.repeat(300) } }),
+      app.store.patch(id, { unset: ['a'] }),
+      app.store.get(id),
+    ]);
+    assert.equal(second.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled']);
+    assert.instance((second[0] as PromiseRejectedResult).reason, SessionTooLargeError);
+    assert.equal((second[2] as PromiseFulfilledResult<unknown>).value, {});
+    // Merged and fitting: all of them stored, in order.
+    const third = await Promise.all([
+      app.store.patch(id, { set: { a: 1, b: 1 } }), app.store.patch(id, { unset: ['a'], set: { c: 1 } }), app.store.patch(id, { set: { a: 2 } }),
+    ]);
+    assert.equal(third, [true, true, true]);
+    assert.equal(await app.store.get(id), { b: 1, c: 1, a: 2 });
+  }));
+
+test('renew with changes that unset a key holding U+0000 (it cannot be stored on any engine: a no-op)', () =>
+  withApp({}, async (app) => {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    const next = await app.store.renew(id, { unset: ['a\u0000b'], set: { x: 1 } });
+    assert.type(next, 'string');
+    assert.equal(await app.store.get(next!), { a: 1, x: 1 });
+  }));
+
 test('delete is idempotent', () =>
   withApp({}, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;

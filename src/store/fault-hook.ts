@@ -15,3 +15,17 @@ export function crashAfterCommit(requests: Array<{ op: string }>): void {
   unlinkSync(CRASH_FILE);
   process.exit(70);
 }
+
+// The same for a lost reply to a COMMIT (PostgreSQL): while the file this
+// variable names exists, the first write batch carrying an operation it lists
+// commits, and the engine then acts as if the connection died before the
+// COMMIT's reply came back. The file is removed first.
+const LOST_REPLY_FILE = process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY;
+
+export function loseCommitReply(requests: Array<{ op: string }>): boolean {
+  if (!LOST_REPLY_FILE || !existsSync(LOST_REPLY_FILE)) return false;
+  const ops = readFileSync(LOST_REPLY_FILE, 'utf8').trim().split(',');
+  if (!requests.some(({ op }) => ops.includes(op))) return false;
+  unlinkSync(LOST_REPLY_FILE);
+  return true;
+}

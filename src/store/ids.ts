@@ -57,6 +57,8 @@ export function assertOwner(owner: unknown, where: string): asserts owner is str
   }
   // A lone surrogate would be stored as U+FFFD: two different owners would become one.
   if (!owner.isWellFormed()) throw new TypeError(`${where}: owner must be well-formed Unicode (it has a lone surrogate)`);
+  // PostgreSQL's text cannot hold U+0000: refused on every engine alike.
+  if (owner.includes('\0')) throw new TypeError(`${where}: owner must not contain the character U+0000`);
 }
 
 // Rows are keyed by SHA-256 of the id: the database never holds a raw id.

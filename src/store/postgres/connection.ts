@@ -8,8 +8,10 @@ import { redactIn, redactUrl } from './url.ts';
 
 export interface ConnectOptions {
   database: string;
-  /** ms; bounds connecting, and every statement (statement_timeout). */
+  /** ms; bounds every statement (statement_timeout), and connecting unless connectTimeoutMs says otherwise. */
   timeoutMs: number;
+  /** ms; how long this connection attempt may take (a reconnect late in a batch has less time left). */
+  connectTimeoutMs?: number;
   /** Pipelined queries: each batch goes out in one write, answered in one read. */
   pipeline?: boolean;
   applicationName?: string;
@@ -37,7 +39,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     pipeline: options.pipeline ?? false,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    connectionTimeoutMillis: Math.max(1000, Math.ceil(options.timeoutMs)),
+    connectionTimeoutMillis: Math.max(250, Math.ceil(options.connectTimeoutMs ?? options.timeoutMs)),
     // Server-side bounds: a statement never outlives what a caller waits,
     // and a transaction left open by a vanished client ends by itself.
     statement_timeout: Math.max(1000, Math.ceil(options.timeoutMs)),

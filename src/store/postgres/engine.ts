@@ -11,6 +11,7 @@ import { digest, handleFromDigest } from '../ids.ts';
 import {
   backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
 } from './connection.ts';
+import { loseCommitReply } from '../fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 
 export interface PostgresEngineOptions {
@@ -31,12 +32,12 @@ interface Query {
 
 /**
  * One unit of work in a batch: the requests it answers, its statements, and
- * how their results become outcomes (or steps to run again: see PatchStep).
+ * how their results become outcomes.
  */
 interface Step {
   indexes: number[];
   readonly queries: Query[];
-  finish(results: QueryResult[], outcomes: Outcome[], again: Step[]): void;
+  finish(results: QueryResult[], outcomes: Outcome[]): void;
 }
 
 
@@ -107,8 +108,12 @@ export class PostgresEngine {
   async runBatch(requests: Request[]): Promise<Outcome[]> {
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
-    let steps = this.#plan(requests, outcomes);
+    const writes = requests.some(({ op }) => !READ_ONLY.has(op));
+    let merge = true;
+    let steps = this.#plan(requests, outcomes, merge);
     let attempt = 0;
+    /** The transaction id of a write batch whose COMMIT went out unanswered. */
+    let unanswered: string | null = null;
     while (steps.length > 0) {
       if (Date.now() >= deadline) {
         // Whatever kept this batch going (failing statements run again one
@@ -122,14 +127,47 @@ export class PostgresEngine {
         for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error: client };
         break;
       }
-      const result = await this.#transaction(client, steps);
+      if (unanswered !== null) {
+        // The COMMIT of this batch went out and its reply was lost with the
+        // connection. Replaying a write batch that did commit could undo what
+        // another app server wrote meanwhile (a revoke, a newer value), so the
+        // server is asked first: only a batch that did not commit runs again.
+        const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [unanswered])
+          .then((r) => r.rows[0].status, (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'));
+        if (status === 'lost') {
+          this.#client = null;
+          void closeClient(client);
+          continue;
+        }
+        unanswered = null;
+        if (status !== 'aborted') {
+          const error = new StoreUnavailableError(status === 'committed'
+            ? 'the PostgreSQL connection was lost after the commit of this call, before its reply; it was stored, but its reply is lost'
+            : 'the PostgreSQL connection was lost at the commit of this call; whether it was stored is unknown');
+          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+          break;
+        }
+      }
+      const result = await this.#transaction(client, steps, writes);
+      if (result.kind === 'done' && writes && loseCommitReply(requests)) {
+        // Fault injection (fault-hook.ts): committed, and the reply "lost".
+        this.#client = null;
+        void closeClient(client);
+        unanswered = result.xid;
+        attempt++;
+        continue;
+      }
       if (result.kind === 'done') {
-        // A merged run of patches too large together stored nothing: each
-        // patch runs again alone (PatchStep), so the ones that fit are kept.
-        const again: Step[] = [];
-        for (let s = 0; s < steps.length; s++) steps[s].finish(result.results[s], outcomes, again);
-        if (again.length === 0) break;
-        steps = again;
+        for (let s = 0; s < steps.length; s++) steps[s].finish(result.results[s], outcomes);
+        break;
+      }
+      if (result.kind === 'unmerge') {
+        // A merged run of patches would not give what running them one by
+        // one gives (one of them does not fit): the transaction rolled back,
+        // and the batch runs again with every patch on its own.
+        merge = false;
+        for (const step of steps) for (const i of step.indexes) outcomes[i] = undefined as unknown as Outcome;
+        steps = this.#plan(requests, outcomes, merge);
         continue;
       }
       if (result.kind === 'failed-step') {
@@ -150,6 +188,7 @@ export class PostgresEngine {
       if (result.kind === 'lost') {
         this.#client = null;
         void closeClient(client);
+        unanswered = result.xid;
       }
       attempt++;
       if (Date.now() + backoffMs(attempt) >= deadline) {
@@ -171,8 +210,14 @@ export class PostgresEngine {
       const left = deadline - Date.now();
       if (left <= 0) return unavailableError(lastError ?? new Error('no connection'), this.#options.database);
       try {
-        this.#client = await connect({ database: this.#options.database, timeoutMs: Math.max(250, left), pipeline: true });
-        return this.#client;
+        const client = await connect({ database: this.#options.database, timeoutMs: this.#options.timeoutMs, connectTimeoutMs: Math.max(250, left), pipeline: true });
+        if (this.#closed) {
+          // stop() ran while this connection was being opened: it is not ours to keep.
+          void closeClient(client);
+          return new StoreUnavailableError('the store owner is stopping');
+        }
+        this.#client = client;
+        return client;
       } catch (error) {
         lastError = error;
         if (!isConnectionLoss(error)) return unavailableError(error, this.#options.database);
@@ -184,29 +229,38 @@ export class PostgresEngine {
   }
 
   /** One pipelined BEGIN … COMMIT over every step; the COMMIT's reply is checked, not assumed. */
-  async #transaction(client: Client, steps: Step[]): Promise<
-    | { kind: 'done'; results: QueryResult[][] }
+  async #transaction(client: Client, steps: Step[], writes: boolean): Promise<
+    | { kind: 'done'; results: QueryResult[][]; xid: string | null }
     | { kind: 'failed-step'; step: number; error: unknown }
-    | { kind: 'lost' | 'retry'; error: unknown }> {
+    | { kind: 'unmerge'; error: unknown }
+    | { kind: 'lost'; error: unknown; xid: string | null }
+    | { kind: 'retry'; error: unknown }> {
     // pg writes each protocol message as it is made: corked, the whole
     // pipelined batch leaves in one write (one syscall instead of dozens).
     const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
     stream?.cork?.();
     let begin: Promise<QueryResult>;
+    let xid: Promise<QueryResult> | null = null;
     let sent: Array<Array<Promise<QueryResult>>>;
     let commit: Promise<QueryResult>;
     try {
       begin = client.query('BEGIN');
+      // A write batch learns its transaction id first: should the COMMIT's
+      // reply be lost, the next connection asks whether it committed.
+      if (writes) xid = client.query({ name: 'ss_xid', text: 'SELECT pg_current_xact_id()::text AS xid', values: [] });
       sent = steps.map((step) => step.queries.map((query) => client.query(query)));
       commit = client.query('COMMIT');
     } finally {
       stream?.uncork?.();
     }
-    const settled = await Promise.allSettled([begin, ...sent.flat(), commit]);
+    const settled = await Promise.allSettled([begin, ...(xid ? [xid] : []), ...sent.flat(), commit]);
+    const head = xid ? 2 : 1;
+    const xidResult = xid ? settled[1] : null;
+    const knownXid = xidResult?.status === 'fulfilled' ? String((xidResult.value.rows[0] as { xid: string }).xid) : null;
     let firstError: unknown = null;
     let failedStep = -1;
     let lost: unknown = null;
-    let k = 1;
+    let k = head;
     for (let s = 0; s < steps.length; s++) {
       for (let q = 0; q < sent[s].length; q++, k++) {
         const one = settled[k];
@@ -222,9 +276,11 @@ export class PostgresEngine {
     const commitResult = settled[settled.length - 1];
     if (beginResult.status === 'rejected' && isConnectionLoss(beginResult.reason)) lost ??= beginResult.reason;
     if (commitResult.status === 'rejected' && isConnectionLoss(commitResult.reason)) lost ??= commitResult.reason;
-    if (lost !== null) return { kind: 'lost', error: lost };
+    if (lost !== null) return { kind: 'lost', error: lost, xid: knownXid };
     if (firstError !== null) {
       if (isRetryable(firstError)) return { kind: 'retry', error: firstError };
+      // The merged-patch check (statements.ts, waveStatements) divides by zero on purpose.
+      if ((firstError as { code?: string }).code === '22012' && steps[failedStep] instanceof WaveStep) return { kind: 'unmerge', error: firstError };
       return { kind: 'failed-step', step: failedStep, error: firstError };
     }
     // A COMMIT after an error resolves as ROLLBACK without throwing (research
@@ -233,16 +289,16 @@ export class PostgresEngine {
       const reason = commitResult.status === 'rejected' ? commitResult.reason
         : beginResult.status === 'rejected' ? beginResult.reason : new Error(`the transaction ended with ${commitResult.value.command}`);
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
-      return { kind: 'lost', error: reason };
+      return { kind: 'lost', error: reason, xid: knownXid };
     }
     const results: QueryResult[][] = [];
-    k = 1;
+    k = head;
     for (let s = 0; s < steps.length; s++) {
       const own: QueryResult[] = [];
       for (let q = 0; q < sent[s].length; q++, k++) own.push((settled[k] as PromiseFulfilledResult<QueryResult>).value);
       results.push(own);
     }
-    return { kind: 'done', results };
+    return { kind: 'done', results, xid: knownXid };
   }
 
   /**
@@ -262,7 +318,7 @@ export class PostgresEngine {
    *   `data - (u1 ∪ u2) || ((s1 - u2) || s2)` — as long as no other call on
    *   that session, and no call on many sessions, comes between them.
    */
-  #plan(requests: Request[], outcomes: Outcome[]): Step[] {
+  #plan(requests: Request[], outcomes: Outcome[], merge: boolean): Step[] {
     const steps: Step[] = [];
     let wave: WaveStep | null = null;
     const openPatch = new Map<string, PatchStep>();
@@ -279,7 +335,7 @@ export class PostgresEngine {
           const set = args[1] as string | null;
           if (set !== null && NUL_IN_JSON.test(set)) throw nulError();
           const unset = (args[2] as string[] | null) ?? [];
-          const open = key === null ? undefined : openPatch.get(key);
+          const open = key === null || !merge ? undefined : openPatch.get(key);
           if (open) {
             open.merge(i, set, unset);
             continue;
@@ -385,7 +441,8 @@ export class PostgresEngine {
         return {
           indexes: [i],
           queries: [
-            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', unset ?? [], replace, hasOwner, owner] },
+            // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
+            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
           finish: ([r], outcomes) => {
@@ -422,6 +479,9 @@ export class PostgresEngine {
   }
 }
 
+/** Calls that write nothing (their touches come after the replies). */
+const READ_ONLY = new Set(['get', 'load', 'count', 'sessionsOf', 'all']);
+
 /** The calls a wave can carry: on one session (args[0]), without the owner cap. */
 const WAVE_OPS = new Set(['get', 'load', 'create', 'put', 'patch', 'delete']);
 
@@ -437,9 +497,10 @@ const keyOf = (hash: Buffer) => hash.toString('latin1');
 
 /**
  * A wave: calls on distinct sessions, one set-based statement per kind. The
- * statements lock rows in digest order (index order for `= ANY`, an explicit
- * ORDER BY for the patch), so two app servers' waves do not deadlock on each
- * other's rows.
+ * statements hand PostgreSQL their rows in digest order, which makes two app
+ * servers' waves lock shared rows in the same order as far as the plans
+ * follow it; should they deadlock anyway (40P01), one batch rolls back and
+ * runs again.
  */
 class WaveStep implements Step {
   readonly #own: Array<{ index: number; op: string; args: unknown[] }> = [];
@@ -468,7 +529,7 @@ class WaveStep implements Step {
 
   /** Its calls as steps of their own: should a wave's statement raise, each call runs alone and only the bad one fails. */
   singles(): Step[] {
-    return [...this.#own.map(({ index, op, args }) => this.#engine.stepFor(index, op, args)), ...this.#patches.map((p) => p.step)];
+    return [...this.#own.map(({ index, op, args }) => this.#engine.stepFor(index, op, args)), ...this.#patches.flatMap((p) => p.step.split())];
   }
 
   add(index: number, op: string, key: string, args: unknown[]): void {
@@ -505,7 +566,7 @@ class WaveStep implements Step {
     }
     if (this.#patches.length) {
       const rows = this.#patches.map((p) => p.step.row);
-      queries.push({ name: 'ss_w_patch', text: sql.patch, values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])] });
+      queries.push({ name: 'ss_w_patch', text: sql.patch, values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])] });
       this.#sent.push('patches');
     }
     if (this.#deletes.length) {
@@ -515,7 +576,7 @@ class WaveStep implements Step {
     return queries;
   }
 
-  finish(results: QueryResult[], outcomes: Outcome[], again: Step[]): void {
+  finish(results: QueryResult[], outcomes: Outcome[]): void {
     this.#sent.forEach((kind, n) => {
       const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; stored?: boolean; stale?: boolean }>;
       const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
@@ -532,7 +593,7 @@ class WaveStep implements Step {
       } else if (kind === 'patches') {
         for (const { hash, step } of this.#patches) {
           const row = byKey.get(keyOf(hash));
-          step.settle(row !== undefined, row?.stored === true, outcomes, again);
+          step.settle(row !== undefined, row?.stored === true, outcomes);
         }
       } else {
         for (const { index } of this.#deletes) outcomes[index] = { ok: true, value: null };
@@ -552,6 +613,8 @@ class PatchStep implements Step {
   #unset: Set<string>;
   /** Each merged patch as it came: [request index, set JSON, unset]. */
   readonly #parts: Array<[number, string | null, string[]]>;
+  /** The merged patch after each of its parts: [set JSON, unset keys]; the last is the whole. */
+  readonly #prefixes: Array<[string, string[]]>;
   readonly #owner: { owner: string | null } | null;
 
   get hasOwner(): boolean { return this.#owner !== null; }
@@ -566,6 +629,7 @@ class PatchStep implements Step {
     // and PostgreSQL's text[] could not carry it.
     this.#unset = new Set(unset.filter((key) => !key.includes('\0')));
     this.#owner = owner;
+    this.#prefixes = [[set ?? '{}', [...this.#unset]]];
   }
 
   /** The patches merged into this one, each as a step of its own again. */
@@ -593,6 +657,7 @@ class PatchStep implements Step {
         Object.defineProperty(this.#set, key, { value: set[key], enumerable: true, writable: true, configurable: true });
       }
     }
+    this.#prefixes.push([this.#set === null ? '{}' : JSON.stringify(this.#set), [...this.#unset]]);
   }
 
   get queries(): Query[] {
@@ -609,26 +674,34 @@ class PatchStep implements Step {
     return queries;
   }
 
-  finish([r]: QueryResult[], outcomes: Outcome[], again: Step[]): void {
+  finish([r]: QueryResult[], outcomes: Outcome[]): void {
     const row = r.rows[0] as { found: number; stored: number };
-    this.settle(row.found === 1, row.stored === 1, outcomes, again);
+    this.settle(row.found === 1, row.stored === 1, outcomes);
   }
 
-  /** Its outcome, once the statement that ran it said whether the session was found and the change stored. */
-  settle(found: boolean, stored: boolean, outcomes: Outcome[], again: Step[]): void {
-    if (found && !stored && this.indexes.length > 1) {
-      again.push(...this.split());
-      return;
-    }
+  /**
+   * Its outcome, once the statement that ran it said whether the session was
+   * found and the change stored. A merged patch is stored whole or, when any
+   * of its prefixes would not fit, not run at all (the batch runs again
+   * unmerged: engine.ts, 'unmerge'), so one outcome holds for all its parts.
+   */
+  settle(found: boolean, stored: boolean, outcomes: Outcome[]): void {
     const outcome: Outcome = !found ? { ok: true, value: false }
       : !stored ? { ok: false, error: tooLarge(this.#engine.options.maxSessionBytes) }
       : { ok: true, value: true };
     for (const i of this.indexes) outcomes[i] = outcome;
   }
 
-  /** The wave statement's row for this patch: [digest, set JSON, unset keys as a JSON array]. */
-  get row(): [Buffer, string, string] {
-    return [digest(this.#sid), this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set)), JSON.stringify([...this.#unset])];
+  /**
+   * The wave statement's row for this patch: [digest, set JSON, unset keys as
+   * a JSON array, and for a merged patch every prefix as a JSON array of
+   * [set, unset] pairs (null for a single patch)]. Merging is exact only when
+   * no prefix is too large: run one by one, each part would then have been
+   * stored, in order.
+   */
+  get row(): [Buffer, string, string, string | null] {
+    const checks = this.#parts.length === 1 ? null : `[${this.#prefixes.map(([set, unset]) => `[${set},${JSON.stringify(unset)}]`).join(',')}]`;
+    return [digest(this.#sid), this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set)), JSON.stringify([...this.#unset]), checks];
   }
 }
 

@@ -2,6 +2,7 @@
 // the liveness rule and the owner statements read alike), in PostgreSQL's
 // types. Times are epoch milliseconds of the *server's* clock, so app servers
 // whose clocks disagree agree on which sessions are dead.
+import { createHash } from 'node:crypto';
 import { TableNotExistsError } from '../../errors.ts';
 import { otherShape, quoted } from '../schema.ts';
 import type { Client } from './connection.ts';
@@ -50,22 +51,20 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') await client.query(`ALTER TABLE ${t} ADD COLUMN owner text`);
     if (shape === 'missing') {
-      // fillfactor 80: room on each page for the in-place (HOT) updates of
-      // `data` that most writes are (statements.ts, touchedBy).
       await client.query(`CREATE TABLE ${t} (
         sid_hash bytea PRIMARY KEY,
         data jsonb NOT NULL,
         created_at bigint NOT NULL,
         touched_at bigint NOT NULL,
         owner text
-      ) WITH (fillfactor = 80)`);
+      )`);
     }
     if (shape !== 'ok') {
       // One index per threshold of the liveness rule, for the sweep; the
       // owner index is partial: sessions without an owner cost it nothing.
-      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${t} (touched_at)`);
-      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${t} (created_at)`);
-      await client.query(`CREATE INDEX IF NOT EXISTS "${table}_owner" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'touched_at')}" ON ${t} (touched_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'created_at')}" ON ${t} (created_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'owner')}" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
     }
     await client.query('COMMIT');
     return shape as 'missing' | 'old' | 'ok';
@@ -73,6 +72,18 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   }
+}
+
+/**
+ * `<table>_<suffix>`, or — past PostgreSQL's 63-byte identifiers, where
+ * truncation would give two indexes one name and IF NOT EXISTS would skip the
+ * second silently — a shortened table name with a hash of the whole.
+ */
+export function indexName(table: string, suffix: string): string {
+  const name = `${table}_${suffix}`;
+  if (name.length <= 63) return name;
+  const tag = createHash('sha256').update(table).digest('hex').slice(0, 8);
+  return `${table.slice(0, 63 - suffix.length - tag.length - 2)}_${tag}_${suffix}`;
 }
 
 export async function requireTable(client: Client, table: string, database: string): Promise<void> {

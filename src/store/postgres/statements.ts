@@ -14,18 +14,6 @@ const int = (value: number): string => {
   return String(n);
 };
 
-/**
- * The timestamp a write leaves: now, unless the row was touched less than
- * touchAfter ago — the throttle reads already have, applied to writes too,
- * so that most writes change only `data`, which no index covers: PostgreSQL
- * can then update the row in place (a HOT update, no new index entries) on a
- * page with room (the table's fillfactor leaves some).
- */
-function touchedBy(policy: ExpiryPolicy, prefix = ''): string {
-  if (policy.touchAfterMs === 0) return NOW;
-  return `CASE WHEN ${prefix}touched_at < ${NOW} - ${int(policy.touchAfterMs)} THEN ${NOW} ELSE ${prefix}touched_at END`;
-}
-
 /** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds). */
 export function liveSql(policy: ExpiryPolicy, prefix = ''): string {
   const parts: string[] = [];
@@ -99,7 +87,7 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
   const patch = (withOwner: boolean) => `WITH cur AS (
       SELECT sid_hash, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
-      UPDATE ${t} AS t SET data = cur.data, touched_at = ${touchedBy(policy, 't.')}${withOwner ? ', owner = $4::text' : ''}
+      UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
       FROM cur WHERE t.sid_hash = cur.sid_hash AND ${fits('cur.data')} RETURNING 1)
     SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM up)::int AS stored`;
   return {
@@ -114,8 +102,8 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     // A replayed create (its reply lost with the connection) finds its own row.
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text)
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
-    put: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${touchedBy(policy)} WHERE sid_hash = $1 AND ${L}`,
-    putOwner: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${touchedBy(policy)}, owner = $3::text WHERE sid_hash = $1 AND ${L}`,
+    put: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L}`,
+    putOwner: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}, owner = $3::text WHERE sid_hash = $1 AND ${L}`,
     patch: patch(false),
     patchOwner: patch(true),
     // Moves a live row to a new key in one statement; with changes, the new
@@ -145,7 +133,7 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
     // express-session's set: replace a live row, or insert under a key no
     // row holds; a dead row under that key is never revived (false).
-    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${touchedBy(policy)} WHERE sid_hash = $1 AND ${L} RETURNING 1),
+    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L} RETURNING 1),
       ins AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
         SELECT $1, $2::jsonb, ${NOW}, ${NOW}, NULL WHERE NOT EXISTS (SELECT 1 FROM up)
         ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
@@ -185,18 +173,23 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
     touch: `UPDATE ${t} SET touched_at = ${NOW} WHERE sid_hash IN (
         SELECT sid_hash FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND ${stale} FOR UPDATE SKIP LOCKED)`,
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
-      SELECT h, d, ${NOW}, ${NOW}, NULL FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d)
+      SELECT h, d, ${NOW}, ${NOW}, NULL FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
-    put: `UPDATE ${t} AS t SET data = p.d, touched_at = ${touchedBy(policy, 't.')} FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d)
+    put: `UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
       WHERE t.sid_hash = p.h AND ${Lt} RETURNING t.sid_hash`,
-    // One UPDATE: a row found live is updated (rows in digest order, via
-    // the join), with the patched data when it fits and left as it was when
-    // it does not; RETURNING says which. A session not returned is gone.
+    // One UPDATE: a row found live is updated, with the patched data when it
+    // fits and left as it was when it does not; RETURNING says which. A
+    // session not returned is gone. $4: for a merged patch, every prefix
+    // (engine.ts, PatchStep.row); should one not fit, the statement divides
+    // by zero on purpose (22012), the transaction rolls back, and the engine
+    // runs the batch again unmerged, so that merging never changes a result.
     patch: `UPDATE ${t} AS t SET
         data = CASE WHEN ${fits} THEN ${patched} ELSE t.data END,
-        touched_at = CASE WHEN ${fits} THEN ${touchedBy(policy, 't.')} ELSE t.touched_at END
-      FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[]) AS p(h, s, u) ORDER BY h) AS p
+        touched_at = CASE WHEN ${fits} THEN ${NOW} ELSE t.touched_at END
+      FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS p(h, s, u, c) ORDER BY h) AS p
       WHERE t.sid_hash = p.h AND ${Lt}
+        AND (p.c IS NULL OR 1 / (SELECT CASE WHEN bool_and(octet_length(((t.data - ARRAY(SELECT jsonb_array_elements_text(e->1))) || (e->0))::text) <= ${int(maxSessionBytes)}) THEN 1 ELSE 0 END
+          FROM jsonb_array_elements(p.c) AS e) = 1)
       RETURNING t.sid_hash, ${fits} AS stored`,
     delete: `DELETE FROM ${t} WHERE sid_hash = ANY($1::bytea[])`,
   };

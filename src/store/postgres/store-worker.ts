@@ -25,7 +25,7 @@ async function firstConnection(): Promise<Client> {
   const deadline = Date.now() + config.requestTimeout;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await connect({ database: config.database, timeoutMs: Math.max(250, deadline - Date.now()), pipeline: true });
+      return await connect({ database: config.database, timeoutMs: config.requestTimeout, connectTimeoutMs: Math.max(250, deadline - Date.now()), pipeline: true });
     } catch (error) {
       if (!isConnectionLoss(error) || Date.now() + backoffMs(attempt) >= deadline) {
         throw unavailableError(error, config.database, 'cannot connect to the PostgreSQL server');

@@ -23,8 +23,9 @@ export function redactUrl(database: string): string {
     }
     return url.toString();
   } catch {
+    // Up to the last '@': a password may hold an unencoded '@' of its own.
     return database
-      .replace(/^(postgres(?:ql)?:\/\/[^:/?#@]*):[^@]*@/i, '$1:***@')
+      .replace(/^(postgres(?:ql)?:\/\/[^:/?#@]*):.*@/i, '$1:***@')
       .replace(/([?&](?:ssl)?password=)[^&]*/gi, '$1***');
   }
 }
@@ -35,7 +36,7 @@ export function redactIn(text: string, database: string): string {
   let out = text.split(database).join(redactUrl(database));
   try {
     const url = new URL(database);
-    const secrets = [url.password, decodeURIComponent(url.password), url.searchParams.get('password') ?? ''];
+    const secrets = [url.password, decodeURIComponent(url.password), url.searchParams.get('password') ?? '', url.searchParams.get('sslpassword') ?? ''];
     for (const secret of secrets) if (secret.length >= 1) out = out.split(secret).join('***');
   } catch { /* an unparsable URL was refused by the config already */ }
   return out;
