@@ -12,6 +12,7 @@ import { expiryPolicy } from './store/expiry.ts';
 import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './store/write-gate.ts';
 import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
 import { isPostgresUrl } from './store/postgres/url.ts';
+import { restartChannel, sweepChannel } from './diagnostics.ts';
 
 export type { SweepReport, SweepTrigger };
 export type AppState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -104,6 +105,7 @@ export class SessionApp extends EventEmitter {
     this.#supervisor.on('restart', (event: RestartEvent) => {
       // A thread killed while holding the write gate cannot release it.
       releaseDeadHolder(gate, event.child === 'store' ? OWNER : CLEANER);
+      if (restartChannel.hasSubscribers) restartChannel.publish(event);
       this.emit('restart', event);
     });
     this.#supervisor.on('failed', (error: Error) => {
@@ -134,7 +136,10 @@ export class SessionApp extends EventEmitter {
           () => new StoreUnavailableError(`the cleaner was not running within requestTimeout (${config.requestTimeout} ms)`));
         return incarnation.sweep();
       },
-      onSweep: (report) => this.emit('sweep', report),
+      onSweep: (report) => {
+        if (sweepChannel.hasSubscribers) sweepChannel.publish(report);
+        this.emit('sweep', report);
+      },
       onSweepError: (error) => this.emit('sweepError', error),
       stoppedError: () => (this.#state === 'failed'
         ? new StoreUnavailableError('the session app failed: its supervisor gave up')

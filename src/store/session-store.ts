@@ -3,6 +3,7 @@ import { SessionTooLargeError } from '../errors.ts';
 import type { Timestamp } from '../config.ts';
 import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
 import { assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
+import { traced } from '../diagnostics.ts';
 
 export interface SessionPatch {
   set?: Record<string, JsonValue>;
@@ -71,14 +72,14 @@ export class MailboxSessionStore implements SessionStore {
     requireString(sid, 'get');
     // Not one of our ids: unknown, no store call needed.
     if (!isSessionId(sid)) return null;
-    const json = await this.#mailbox.call('get', [sid]) as string | null;
+    const json = await this.#call('get', [sid]) as string | null;
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
   /** @internal get, with the owner: what createHandler hands its Session. */
   async load(sid: string): Promise<LoadedSession | null> {
     if (!isSessionId(sid)) return null;
-    const row = await this.#mailbox.call('load', [sid]) as [string, string | null] | null;
+    const row = await this.#call('load', [sid]) as [string, string | null] | null;
     return row === null ? null : { data: JSON.parse(row[0]) as SessionData, owner: row[1] };
   }
 
@@ -90,9 +91,9 @@ export class MailboxSessionStore implements SessionStore {
     const owner = options?.owner;
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
     const json = this.#serialize(data);
-    if (sid === null) return this.#mailbox.call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
+    if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
     if (!isSessionId(sid)) return null;
-    return this.#mailbox.call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | null>;
+    return this.#call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | null>;
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
@@ -101,12 +102,12 @@ export class MailboxSessionStore implements SessionStore {
     if (!isSessionId(sid)) return false;
     // The owner crosses as a fourth element only when it changes.
     const args = owner === undefined ? [sid, setJson, unset] : [sid, setJson, unset, owner];
-    return this.#mailbox.call('patch', args) as Promise<boolean>;
+    return this.#call('patch', args) as Promise<boolean>;
   }
 
   async sessionsOf(owner: string): Promise<SessionInfo[]> {
     assertOwner(owner, 'store.sessionsOf(owner)');
-    const rows = await this.#mailbox.call('sessionsOf', [owner]) as Array<[string, number, number, number, string]>;
+    const rows = await this.#call('sessionsOf', [owner]) as Array<[string, number, number, number, string]>;
     return rows.map(([handle, createdAt, touchedAt, expiresAt, json]) => ({ handle, createdAt, touchedAt, expiresAt, data: JSON.parse(json) as SessionData }));
   }
 
@@ -115,7 +116,7 @@ export class MailboxSessionStore implements SessionStore {
     // A handle of the wrong shape names nothing: not found, and nothing said about why.
     const digest = digestFromHandle(handle);
     if (digest === null) return false;
-    return this.#mailbox.call('revoke', [owner, digest]) as Promise<boolean>;
+    return this.#call('revoke', [owner, digest]) as Promise<boolean>;
   }
 
   async revokeAll(owner: string, options?: { except?: string }): Promise<number> {
@@ -123,7 +124,7 @@ export class MailboxSessionStore implements SessionStore {
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
     const except = options?.except;
     if (except !== undefined) requireString(except, 'revokeAll');
-    return this.#mailbox.call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]) as Promise<number>;
+    return this.#call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]) as Promise<number>;
   }
 
   /**
@@ -135,7 +136,7 @@ export class MailboxSessionStore implements SessionStore {
     requireString(sid, 'renew');
     if (changes === undefined) {
       if (!isSessionId(sid)) return null;
-      return this.#mailbox.call('renew', [sid, newSessionId()]) as Promise<string | null>;
+      return this.#call('renew', [sid, newSessionId()]) as Promise<string | null>;
     }
     const { setJson, unset, owner } = this.#checkPatch(changes, 'renew');
     let replaceJson: string | null = null;
@@ -146,7 +147,7 @@ export class MailboxSessionStore implements SessionStore {
     if (!isSessionId(sid)) return null;
     const args: unknown[] = [sid, newSessionId(), setJson, unset, replaceJson];
     if (owner !== undefined) args.push(owner);
-    return this.#mailbox.call('renew', args) as Promise<string | null>;
+    return this.#call('renew', args) as Promise<string | null>;
   }
 
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
@@ -169,11 +170,11 @@ export class MailboxSessionStore implements SessionStore {
   async delete(sid: string): Promise<void> {
     requireString(sid, 'delete');
     if (!isSessionId(sid)) return;
-    await this.#mailbox.call('delete', [sid]);
+    await this.#call('delete', [sid]);
   }
 
   async count(): Promise<number> {
-    return this.#mailbox.call('count', []) as Promise<number>;
+    return this.#call('count', []) as Promise<number>;
   }
 
   // ── The express-session drop-in store: keys chosen by express-session (any
@@ -182,7 +183,7 @@ export class MailboxSessionStore implements SessionStore {
   /** @internal */
   async getKey(key: string): Promise<SessionData | null> {
     checkKey(key);
-    const json = await this.#mailbox.call('get', [key]) as string | null;
+    const json = await this.#call('get', [key]) as string | null;
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
@@ -190,29 +191,34 @@ export class MailboxSessionStore implements SessionStore {
   async upsertKey(key: string, data: SessionData): Promise<void> {
     checkKey(key);
     assertSessionData(data);
-    await this.#mailbox.call('upsert', [key, this.#serialize(data)]);
+    await this.#call('upsert', [key, this.#serialize(data)]);
   }
 
   /** @internal */
   async deleteKey(key: string): Promise<void> {
     checkKey(key);
-    await this.#mailbox.call('delete', [key]);
+    await this.#call('delete', [key]);
   }
 
   /** @internal Every session deleted. */
   async clearAll(): Promise<void> {
-    await this.#mailbox.call('clear', []);
+    await this.#call('clear', []);
   }
 
   /** @internal Every live session's data. */
   async allData(): Promise<SessionData[]> {
-    const rows = await this.#mailbox.call('all', []) as string[];
+    const rows = await this.#call('all', []) as string[];
     return rows.map((json) => JSON.parse(json) as SessionData);
   }
 
   /** @internal Deletes at most `limit` dead sessions in the owner (for ':memory:' stores). */
   sweepBatch(limit: number): Promise<number> {
-    return this.#mailbox.call('sweep', [limit]) as Promise<number>;
+    return this.#call('sweep', [limit]) as Promise<number>;
+  }
+
+  /** One call to the store owner, traced on the supervised-sessions:store channel (src/diagnostics.ts). */
+  #call(op: string, args: unknown[]): Promise<unknown> {
+    return traced(op, () => this.#mailbox.call(op, args));
   }
 
   #serialize(data: SessionData): string {
