@@ -61,7 +61,15 @@ const handler = createHandler(app.store, async (req, res, session) => {
   res.end(answer.body);
 }, { key: 'sid', secret: process.env.SESSION_SECRET || undefined });
 
-const server = createServer(handler);
+// /metrics for Prometheus, outside the session handler: a scrape creates no session.
+const server = createServer((req, res) => {
+  if (req.method === 'GET' && req.url === '/metrics') {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+    res.end(app.metrics());
+    return;
+  }
+  handler(req, res);
+});
 server.keepAliveTimeout = 5000;
 
 let stopping = false;

@@ -13,6 +13,7 @@ import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './store/wri
 import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
 import { isPostgresUrl } from './store/postgres/url.ts';
 import { restartChannel, sweepChannel } from './diagnostics.ts';
+import { Metrics } from './metrics.ts';
 
 export type { SweepReport, SweepTrigger };
 export type AppState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -52,6 +53,7 @@ export class SessionApp extends EventEmitter {
   readonly #mailbox: MailboxClient;
   readonly #supervisor: Supervisor;
   readonly #schedule: SweepSchedule;
+  readonly #metrics: Metrics;
   #state: AppState = 'starting';
   #stopping: Promise<void> | null = null;
 
@@ -59,9 +61,13 @@ export class SessionApp extends EventEmitter {
   constructor(config: ResolvedConfig) {
     super();
     this.config = Object.freeze({ ...config, restart: Object.freeze({ ...config.restart }) });
+    const metrics = new Metrics();
+    this.#metrics = metrics;
     const mailbox = new MailboxClient({
       timeoutMs: config.requestTimeout,
       maxPending: config.maxPendingCalls,
+      onBatch: (calls) => metrics.batchCalls.observe([], calls),
+      onSettle: (op, startedAt, error) => metrics.call(op, startedAt, error),
       errors: {
         full: (op, max) => new StoreUnavailableError(`"${op}" refused: ${max} store calls are already waiting (maxPendingCalls)`),
         timeout: (op, ms) => new StoreUnavailableError(`the store did not answer "${op}" within requestTimeout (${ms} ms)`),
@@ -73,7 +79,7 @@ export class SessionApp extends EventEmitter {
       },
     });
     this.#mailbox = mailbox;
-    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp);
+    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => { metrics.liveSessions = live; });
     this.store = store;
 
     const policy = expiryPolicy(config);
@@ -105,6 +111,7 @@ export class SessionApp extends EventEmitter {
     this.#supervisor.on('restart', (event: RestartEvent) => {
       // A thread killed while holding the write gate cannot release it.
       releaseDeadHolder(gate, event.child === 'store' ? OWNER : CLEANER);
+      metrics.restarts.inc([event.child]);
       if (restartChannel.hasSubscribers) restartChannel.publish(event);
       this.emit('restart', event);
     });
@@ -137,6 +144,9 @@ export class SessionApp extends EventEmitter {
         return incarnation.sweep();
       },
       onSweep: (report) => {
+        metrics.sweeps.inc([report.trigger]);
+        metrics.swept.inc([], report.deleted);
+        metrics.sweepSeconds.observe([], report.durationMs / 1000);
         if (sweepChannel.hasSubscribers) sweepChannel.publish(report);
         this.emit('sweep', report);
       },
@@ -163,6 +173,14 @@ export class SessionApp extends EventEmitter {
   status(): AppStatus {
     const children = this.#supervisor.children();
     return { state: this.#state, children: { store: children.store, cleaner: children.cleaner } };
+  }
+
+  /**
+   * The app's own figures in the Prometheus text exposition format (0.0.4),
+   * ready to serve on /metrics (docs/operating.md). No store call is made.
+   */
+  metrics(): string {
+    return this.#metrics.render({ up: this.#state === 'running', pending: this.#mailbox.pending });
   }
 
   /** The last sweep's report, if any (for status pages). */

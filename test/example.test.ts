@@ -48,6 +48,16 @@ async function storeRestarts(): Promise<number> {
   return (JSON.parse((await call('/admin/status', { method: 'POST' })).body) as { children: { store: { restarts: number } } }).children.store.restarts;
 }
 
+test('/metrics serves the app\'s figures in the Prometheus text format, and sets no cookie', async () => {
+  await call('/');
+  const scrape = await call('/metrics');
+  assert.is(scrape.status, 200);
+  assert.match(String(scrape.headers['content-type']), /text\/plain; version=0\.0\.4/);
+  assert.is(scrape.headers['set-cookie'], undefined);
+  assert.match(scrape.body, /^supervised_sessions_up 1$/m);
+  assert.match(scrape.body, /^supervised_sessions_store_calls_total\{op="create",outcome="ok"\} \d+$/m);
+});
+
 test('a form body over 4 KiB gets a 413, not a 500', async () => {
   // One 8 KiB piece of a body announced as 100 MB, then wait for the answer:
   // the server has read all that was sent, so its close is clean.

@@ -20,6 +20,10 @@ export interface MailboxClientOptions {
   /** Calls that may wait at once (in flight or queued while the actor is down); one more fails at once. */
   maxPending?: number;
   errors: MailboxErrors;
+  /** Told how many calls each reply message answered (the actor's batch size). */
+  onBatch?(calls: number): void;
+  /** Told of every call once it settles: its op, when it was made (performance.now()), and its error or null. */
+  onSettle?(op: string, startedAt: number, error: Error | null): void;
 }
 
 interface PendingRequest {
@@ -57,6 +61,8 @@ export class MailboxClient {
   #timeoutMs: number;
   #maxPending: number;
   #errors: MailboxErrors;
+  #onBatch: ((calls: number) => void) | null;
+  #onSettle: ((op: string, startedAt: number, error: Error | null) => void) | null;
   #port: MessagePort | null = null;
   #pending = new Map<number, PendingRequest>();
   #outbox: PendingRequest[] = [];
@@ -72,6 +78,8 @@ export class MailboxClient {
     this.#timeoutMs = options.timeoutMs;
     this.#maxPending = options.maxPending ?? Infinity;
     this.#errors = options.errors;
+    this.#onBatch = options.onBatch ?? null;
+    this.#onSettle = options.onSettle ?? null;
   }
 
   get pending(): number {
@@ -83,10 +91,10 @@ export class MailboxClient {
   }
 
   call(op: string, args: unknown): Promise<unknown> {
-    if (this.#closed) return Promise.reject(this.#errors.closed(this.#closed));
+    if (this.#closed) return this.#refuse(op, this.#errors.closed(this.#closed));
     // Bounded: while the actor is down, calls would otherwise pile up at the
     // request rate for as long as requestTimeout.
-    if (this.#pending.size >= this.#maxPending) return Promise.reject(this.#errors.full(op, this.#maxPending));
+    if (this.#pending.size >= this.#maxPending) return this.#refuse(op, this.#errors.full(op, this.#maxPending));
     return new Promise((resolve, reject) => {
       const request: PendingRequest = {
         id: this.#nextId++, op, args, resolve, reject,
@@ -199,6 +207,7 @@ export class MailboxClient {
     // A late reply from a port we already left behind is ignored: its
     // requests have been replayed (or settled) since.
     if (port !== this.#port) return;
+    this.#onBatch?.(replies.length);
     for (const reply of replies) {
       const request = this.#pending.get(reply[0]);
       if (!request || !request.sent) continue;
@@ -210,11 +219,17 @@ export class MailboxClient {
     if (this.#outbox.length > 0) this.#scheduleFlush();
   }
 
+  #refuse(op: string, error: Error): Promise<never> {
+    this.#onSettle?.(op, performance.now(), error);
+    return Promise.reject(error);
+  }
+
   #settle(request: PendingRequest, error: Error | null, value?: unknown): void {
     if (request.settled) return;
     request.settled = true;
     this.#pending.delete(request.id);
     if (request.crashes > 0) this.#suspects--;
+    this.#onSettle?.(request.op, request.deadline - this.#timeoutMs, error);
     if (error) request.reject(error);
     else request.resolve(value);
   }

@@ -62,8 +62,12 @@ export class MailboxSessionStore implements SessionStore {
   /** The store's timestamp rule: createHandler re-sends a sliding cookie only for 'relative'. */
   readonly timestamp: Timestamp;
 
-  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp) {
+  /** Told the live count each count() returns (the app's live_sessions figure). */
+  readonly #onCount: ((live: number) => void) | null;
+
+  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp, onCount?: (live: number) => void) {
     this.#mailbox = mailbox;
+    this.#onCount = onCount ?? null;
     this.#maxBytes = maxSessionBytes;
     this.timestamp = timestamp;
   }
@@ -174,7 +178,9 @@ export class MailboxSessionStore implements SessionStore {
   }
 
   async count(): Promise<number> {
-    return this.#call('count', []) as Promise<number>;
+    const live = await this.#call('count', []) as number;
+    this.#onCount?.(live);
+    return live;
   }
 
   // ── The express-session drop-in store: keys chosen by express-session (any
