@@ -4,7 +4,7 @@
 // one crash a caller cannot tell from a lost reply. The file is removed first,
 // so the replay on the next incarnation goes through. Both engines' store
 // owners call it after a batch committed.
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const CRASH_FILE = process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
 
@@ -27,5 +27,16 @@ export function loseCommitReply(requests: Array<{ op: string }>): boolean {
   const ops = readFileSync(LOST_REPLY_FILE, 'utf8').trim().split(',');
   if (!requests.some(({ op }) => ops.includes(op))) return false;
   unlinkSync(LOST_REPLY_FILE);
+  // `<file>.lost` says it happened; the engine reconnects once the test has
+  // removed it (at most 5 s later), so a test can write in the gap as another
+  // app server would.
+  writeFileSync(`${LOST_REPLY_FILE}.lost`, '');
   return true;
+}
+
+/** Waits (at most 5 s) until the test removed `<file>.lost` (see loseCommitReply). */
+export async function afterLostReply(): Promise<void> {
+  const marker = `${LOST_REPLY_FILE}.lost`;
+  const end = Date.now() + 5000;
+  while (existsSync(marker) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10));
 }

@@ -11,7 +11,7 @@ import { digest, handleFromDigest } from '../ids.ts';
 import {
   backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
 } from './connection.ts';
-import { loseCommitReply } from '../fault-hook.ts';
+import { afterLostReply, loseCommitReply } from '../fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 
 export interface PostgresEngineOptions {
@@ -127,11 +127,16 @@ export class PostgresEngine {
         for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error: client };
         break;
       }
+      /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
+      let answerOnly = false;
       if (unanswered !== null) {
         // The COMMIT of this batch went out and its reply was lost with the
-        // connection. Replaying a write batch that did commit could undo what
-        // another app server wrote meanwhile (a revoke, a newer value), so the
-        // server is asked first: only a batch that did not commit runs again.
+        // connection. Running a write batch that did commit a second time
+        // could undo what another app server wrote meanwhile (a revoke, a
+        // newer value), so the server is asked first. Committed: the batch
+        // runs again only to compute its replies (as a replay would give
+        // them), and is rolled back. Aborted, or not known to this server
+        // (a failover): it is replayed, as every call is idempotent.
         const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [unanswered])
           .then((r) => r.rows[0].status, (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'));
         if (status === 'lost') {
@@ -140,21 +145,16 @@ export class PostgresEngine {
           continue;
         }
         unanswered = null;
-        if (status !== 'aborted') {
-          const error = new StoreUnavailableError(status === 'committed'
-            ? 'the PostgreSQL connection was lost after the commit of this call, before its reply; it was stored, but its reply is lost'
-            : 'the PostgreSQL connection was lost at the commit of this call; whether it was stored is unknown');
-          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
-          break;
-        }
+        answerOnly = status === 'committed';
       }
-      const result = await this.#transaction(client, steps, writes);
-      if (result.kind === 'done' && writes && loseCommitReply(requests)) {
+      const result = await this.#transaction(client, steps, writes, answerOnly);
+      if (result.kind === 'done' && writes && !answerOnly && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed, and the reply "lost".
         this.#client = null;
         void closeClient(client);
         unanswered = result.xid;
         attempt++;
+        await afterLostReply();
         continue;
       }
       if (result.kind === 'done') {
@@ -229,7 +229,7 @@ export class PostgresEngine {
   }
 
   /** One pipelined BEGIN … COMMIT over every step; the COMMIT's reply is checked, not assumed. */
-  async #transaction(client: Client, steps: Step[], writes: boolean): Promise<
+  async #transaction(client: Client, steps: Step[], writes: boolean, rollback = false): Promise<
     | { kind: 'done'; results: QueryResult[][]; xid: string | null }
     | { kind: 'failed-step'; step: number; error: unknown }
     | { kind: 'unmerge'; error: unknown }
@@ -249,7 +249,7 @@ export class PostgresEngine {
       // reply be lost, the next connection asks whether it committed.
       if (writes) xid = client.query({ name: 'ss_xid', text: 'SELECT pg_current_xact_id()::text AS xid', values: [] });
       sent = steps.map((step) => step.queries.map((query) => client.query(query)));
-      commit = client.query('COMMIT');
+      commit = client.query(rollback ? 'ROLLBACK' : 'COMMIT');
     } finally {
       stream?.uncork?.();
     }
@@ -285,7 +285,7 @@ export class PostgresEngine {
     }
     // A COMMIT after an error resolves as ROLLBACK without throwing (research
     // note §5): only a reply that says COMMIT acknowledges the batch.
-    if (commitResult.status === 'rejected' || beginResult.status === 'rejected' || commitResult.value.command !== 'COMMIT') {
+    if (commitResult.status === 'rejected' || beginResult.status === 'rejected' || commitResult.value.command !== (rollback ? 'ROLLBACK' : 'COMMIT')) {
       const reason = commitResult.status === 'rejected' ? commitResult.reason
         : beginResult.status === 'rejected' ? beginResult.reason : new Error(`the transaction ended with ${commitResult.value.command}`);
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
