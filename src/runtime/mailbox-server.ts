@@ -13,6 +13,16 @@ export interface Request {
 
 export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+/** A batch's replies, in its order: errors cross as { code, message } data. */
+function toReplies(batch: WireRequest[], outcomes: Outcome[]): WireReply[] {
+  const replies: WireReply[] = new Array(batch.length);
+  for (let i = 0; i < batch.length; i++) {
+    const outcome = outcomes[i];
+    replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
+  }
+  return replies;
+}
+
 /**
  * The actor side of the mailbox: every incoming message is a batch, handed
  * whole to `handleBatch` (the store runs it as one transaction), and its
@@ -24,13 +34,7 @@ export type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown
 export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[]) => Outcome[], afterReplies?: () => void): void {
   port.on('message', (batch: WireRequest[]) => {
     const requests = batch.map(([, op, args]) => ({ op, args }));
-    const outcomes = handleBatch(requests);
-    const replies: WireReply[] = new Array(batch.length);
-    for (let i = 0; i < batch.length; i++) {
-      const outcome = outcomes[i];
-      replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
-    }
-    port.postMessage(replies);
+    port.postMessage(toReplies(batch, handleBatch(requests)));
     // Work the replies need not wait for (the store's deferred touches).
     afterReplies?.();
   });
@@ -45,7 +49,7 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
  * it is rethrown outside the promise chain, so the thread crashes and the
  * supervisor restarts it.
  */
-export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>, afterReplies?: () => Promise<void>): { idle(): Promise<void> } {
+export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>, afterReplies?: () => Promise<void>): void {
   let queued: WireRequest[] = [];
   let running: Promise<void> | null = null;
 
@@ -53,13 +57,7 @@ export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Req
     while (queued.length > 0) {
       const batch = queued;
       queued = [];
-      const outcomes = await handleBatch(batch.map(([, op, args]) => ({ op, args })));
-      const replies: WireReply[] = new Array(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        const outcome = outcomes[i];
-        replies[i] = outcome.ok ? [batch[i][0], true, outcome.value] : [batch[i][0], false, toWire(outcome.error)];
-      }
-      port.postMessage(replies);
+      port.postMessage(toReplies(batch, await handleBatch(batch.map(([, op, args]) => ({ op, args })))));
       // Work the replies need not wait for (the store's deferred touches).
       if (afterReplies) await afterReplies();
     }
@@ -73,5 +71,4 @@ export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Req
       (error: unknown) => { setImmediate(() => { throw error; }); },
     );
   });
-  return { idle: async () => { while (running) await running; } };
 }

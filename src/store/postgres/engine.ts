@@ -617,8 +617,6 @@ class PatchStep implements Step {
   readonly #prefixes: Array<[string, string[]]>;
   readonly #owner: { owner: string | null } | null;
 
-  get hasOwner(): boolean { return this.#owner !== null; }
-
   constructor(engine: PostgresEngine, index: number, sid: string, set: string | null, unset: string[], owner: { owner: string | null } | null) {
     this.#engine = engine;
     this.indexes = [index];

@@ -75,7 +75,6 @@ export interface Statements {
   upsert: string;
   clear: string;
   all: string;
-  total: string;
 }
 
 export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes: number): Statements {
@@ -127,7 +126,6 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
       AND sid_hash NOT IN (SELECT sid_hash FROM ${t} WHERE owner = $1 AND sid_hash <> $2 AND ${L} ORDER BY touched_at DESC LIMIT $3)`,
     delete: `DELETE FROM ${t} WHERE sid_hash = $1`,
     count: `SELECT count(*) AS n FROM ${t} WHERE ${L}`,
-    total: `SELECT count(*) AS n FROM ${t}`,
     sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
     revoke: `DELETE FROM ${t} AS t WHERE sid_hash = $1 AND owner = $2 RETURNING ${Lt} AS live`,
     revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
