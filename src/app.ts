@@ -136,7 +136,7 @@ export class SessionApp extends EventEmitter {
           for (;;) {
             const n = await store.sweepBatch(MEMORY_SWEEP_BATCH);
             deleted += n;
-            if (n < MEMORY_SWEEP_BATCH) return { deleted, skipped: false };
+            if (n < MEMORY_SWEEP_BATCH) return { deleted, skipped: false, live: null };
           }
         }
         const incarnation = await withTimeout(cleaner.whenReady(), config.requestTimeout,
@@ -147,6 +147,7 @@ export class SessionApp extends EventEmitter {
         metrics.sweeps.inc([report.trigger]);
         metrics.swept.inc([], report.deleted);
         metrics.sweepSeconds.observe([], report.durationMs / 1000);
+        if (report.live !== null) metrics.liveSessions = report.live;
         if (sweepChannel.hasSubscribers) sweepChannel.publish(report);
         this.emit('sweep', report);
       },

@@ -7,7 +7,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 export const storeChannel = diagnosticsChannel.tracingChannel<{ op: string }>('supervised-sessions:store');
 /** The app's 'restart' events' payloads: `{ child, reason, restarts }`. */
 export const restartChannel = diagnosticsChannel.channel('supervised-sessions:restart');
-/** Every sweep's report: `{ deleted, durationMs, trigger, skipped }`. */
+/** Every sweep's report: `{ deleted, durationMs, trigger, skipped, live }`. */
 export const sweepChannel = diagnosticsChannel.channel('supervised-sessions:sweep');
 
 /** Runs a store call inside the tracing channel when anyone listens. */

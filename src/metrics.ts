@@ -113,7 +113,7 @@ export class Metrics {
       ...this.sweepSeconds.render(),
     ];
     if (this.liveSessions !== null) {
-      lines.push(`# HELP ${PREFIX}live_sessions Live sessions, as of the last count().`, `# TYPE ${PREFIX}live_sessions gauge`, `${PREFIX}live_sessions ${this.liveSessions}`);
+      lines.push(`# HELP ${PREFIX}live_sessions Live sessions, as of the last sweep or count().`, `# TYPE ${PREFIX}live_sessions gauge`, `${PREFIX}live_sessions ${this.liveSessions}`);
     }
     return `${lines.join('\n')}\n`;
   }

@@ -72,6 +72,23 @@ test('a restart counted after kill(\'store\'), a sweep after SIGUSR2; counters s
     assert.is(value(families, 'swept_sessions_total'), 0);
     assert.is(Number(family(families, 'sweep_seconds').metrics[0].count), 1);
     assert.is(value(families, 'store_calls_total', { op: 'create', outcome: 'ok' }), 2, 'counted across the restart');
+    // live_sessions as of that sweep, with no count() made: the cleaner counted.
+    assert.is(value(families, 'live_sessions'), 2);
+    assert.not.match(app.metrics(), /op="count"/, 'no store call counted them');
+  }));
+
+test('live_sessions as of the last sweep: dead sessions swept are no longer counted', () =>
+  withApp({ maxAge: 1, cleanerInterval: 3600 }, async (app) => {
+    await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n })));
+    assert.not.match(app.metrics(), /^supervised_sessions_live_sessions /m, 'no figure before a sweep or count()');
+    await sleep(1100);
+    const fresh = await app.store.put(null, { fresh: true });
+    const report = await app.sweep();
+    assert.equal({ deleted: report.deleted, live: report.live }, { deleted: 3, live: 1 });
+    const families = parsePrometheus(app.metrics());
+    assert.is(value(families, 'live_sessions'), 1);
+    assert.is(value(families, 'swept_sessions_total'), 3);
+    assert.ok(await app.store.get(fresh));
   }));
 
 test('label values are escaped as the format requires', () => {

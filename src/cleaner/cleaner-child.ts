@@ -24,7 +24,7 @@ export interface CleanerChildOptions {
 
 /** The live cleaner incarnation, as the sweep schedule uses it. */
 export interface CleanerIncarnation extends Incarnation {
-  sweep(): Promise<{ deleted: number; skipped: boolean }>;
+  sweep(): Promise<{ deleted: number; skipped: boolean; live: number | null }>;
 }
 
 /**
@@ -116,12 +116,12 @@ export class CleanerChild implements ChildSpec {
         // A checkpoint in progress finishes first: the pool runs one task at a time.
         if (running) await running;
         const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort, gate: options.gate };
-        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean; error?: WireError }>;
+        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean; live: number | null; error?: WireError }>;
         running = run;
         try {
-          const { deleted, skipped, error } = await run;
+          const { deleted, skipped, live, error } = await run;
           if (error) throw fromWire(error);
-          return { deleted, skipped };
+          return { deleted, skipped, live };
         } finally {
           if (running === run) running = null;
         }

@@ -5,7 +5,8 @@
 // failover, and works through PgBouncer's transaction pooling).
 import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from '../store/postgres/connection.ts';
 import { requireTable, lockKey } from '../store/postgres/schema.ts';
-import { sweepStatements } from '../store/postgres/statements.ts';
+import { liveSql, sweepStatements } from '../store/postgres/statements.ts';
+import { quoted } from '../store/schema.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
 
 let client: Client | null = null;
@@ -44,7 +45,7 @@ export const POSTGRES_SWEEP_BATCH = 1000;
  * this sweep did nothing and that one covers it. A lock lost between two
  * batches ends this sweep early: the other process carries on.
  */
-export async function sweepPostgres(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number; abort: Int32Array; batchSize?: number }): Promise<{ deleted: number; skipped: boolean }> {
+export async function sweepPostgres(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number; abort: Int32Array; batchSize?: number }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const batchSize = task.batchSize ?? POSTGRES_SWEEP_BATCH;
   const statements = sweepStatements(task.table, task.policy);
   let deleted = 0;
@@ -63,7 +64,7 @@ export async function sweepPostgres(task: { database: string; table: string; pol
           ]);
           if (!lock.rows[0].got) {
             await c.query('ROLLBACK');
-            return { deleted, skipped: batches === 0 };
+            return { deleted, skipped: batches === 0, live: null };
           }
           n = (await c.query({ name: `sweep_${phase}`, text: statements[phase], values: [batchSize] })).rowCount ?? 0;
           // Housekeeping may be slow, a request may not: pause as long as the
@@ -84,6 +85,13 @@ export async function sweepPostgres(task: { database: string; table: string; pol
         if (n < batchSize) break;
       }
     }
+    // The live count after a sweep that ran to its end: one read, in the
+    // cleaner, for the live_sessions figure (no store call on the request path).
+    if (Atomics.load(task.abort, 0) === 0) {
+      const c = await connection(task.database, task.timeoutMs);
+      const { rows } = await c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)}` });
+      return { deleted, skipped: false, live: Number(rows[0].n) };
+    }
   } catch (error) {
     if (isConnectionLoss(error)) {
       const lost = client;
@@ -94,7 +102,7 @@ export async function sweepPostgres(task: { database: string; table: string; pol
     if ((error as { code?: unknown }).code?.toString().startsWith('ERR_SESSION')) throw error;
     throw unavailableError(error, task.database, 'the sweep failed');
   }
-  return { deleted, skipped: false };
+  return { deleted, skipped: false, live: null };
 }
 
 export async function closePostgres(): Promise<void> {

@@ -8,6 +8,12 @@ export interface SweepReport {
   trigger: SweepTrigger;
   /** True only when another process sharing the PostgreSQL table was sweeping (deleted is then 0). */
   skipped: boolean;
+  /**
+   * Live sessions counted by the cleaner at the end of the sweep; null when
+   * the sweep was skipped or stopped early, and for ':memory:' (swept by the
+   * store owner, which counts only on count()).
+   */
+  live: number | null;
 }
 
 export interface ScheduleHost {

@@ -7,7 +7,7 @@ export interface SweepScheduleOptions {
   /** The signal that triggers a sweep now, or false for none. */
   signal: NodeJS.Signals | false;
   /** Deletes dead sessions; resolves with how many, and whether another process was sweeping instead. */
-  run(trigger: SweepTrigger): Promise<{ deleted: number; skipped: boolean }>;
+  run(trigger: SweepTrigger): Promise<{ deleted: number; skipped: boolean; live: number | null }>;
   onSweep(report: SweepReport): void;
   onSweepError(error: Error, trigger: SweepTrigger): void;
   /** The error manual sweeps still waiting get when the schedule stops. */
@@ -41,8 +41,8 @@ export class SweepSchedule {
     const host: ScheduleHost = {
       sweep: async (trigger) => {
         const started = performance.now();
-        const { deleted, skipped } = await options.run(trigger);
-        return { deleted, durationMs: performance.now() - started, trigger, skipped };
+        const { deleted, skipped, live } = await options.run(trigger);
+        return { deleted, durationMs: performance.now() - started, trigger, skipped, live };
       },
       onSweepStart: () => {
         this.#waitingForCurrent = this.#waitingForNext;

@@ -5,7 +5,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { openDatabase } from '../store/connection.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
 import { requireTable } from '../store/schema.ts';
-import { sweepBatch } from '../store/sweep.ts';
+import { countLive, sweepBatch } from '../store/sweep.ts';
 import { liveThresholds } from '../store/expiry.ts';
 import { CLEANER, WriteGate } from '../store/write-gate.ts';
 import { isPostgresUrl } from '../store/postgres/url.ts';
@@ -60,7 +60,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * a request waits for at most one short batch. Housekeeping may be slow; a
  * request may not.
  */
-export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped: boolean; error?: WireError }> {
+export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped: boolean; live: number | null; error?: WireError }> {
   const flag = new Int32Array(task.abort);
   if (isPostgresUrl(task.database)) {
     // Errors cross piscina's port as plain Errors: sent as { code, message }
@@ -68,7 +68,7 @@ export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped
     try {
       return await sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
     } catch (error) {
-      return { deleted: 0, skipped: false, error: toWire(error) };
+      return { deleted: 0, skipped: false, live: null, error: toWire(error) };
     }
   }
   const gate = task.gate ? new WriteGate(task.gate) : null;
@@ -101,7 +101,10 @@ export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped
     else if (took > 0.4) batchSize = Math.max(Math.floor(batchSize / 2), 20);
     await sleep(Math.max(1, Math.round(2 * took)));
   }
-  return { deleted: total, skipped: false };
+  // The live count after a sweep that ran to its end (a read: WAL readers
+  // block no writer), for the live_sessions figure.
+  if (Atomics.load(flag, 0) !== 0) return { deleted: total, skipped: false, live: null };
+  return { deleted: total, skipped: false, live: countLive(database, task.table, liveThresholds(task.policy, Date.now())) };
 }
 
 /** A passive checkpoint on the cleaner's connection (see the store owner's wal_autocheckpoint). */

@@ -60,6 +60,12 @@ export function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy,
   }
 }
 
+/** Live sessions by the thresholds given: the cleaner's figure after a sweep. */
+export function countLive(db: DatabaseSync, table: string, live: LiveThresholds): number {
+  return Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE touched_at >= ? AND created_at >= ?`)
+    .get(live.touchedSince, live.createdSince) as { n: number }).n);
+}
+
 /** Live and dead counts for the CLI's `stats`. */
 export function countSessions(db: DatabaseSync, table: string, policy: ExpiryPolicy): { live: number; dead: number } {
   const live = liveThresholds(policy, Date.now());
