@@ -76,6 +76,10 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
       name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.ts'),
       env: { COOKIE_MAX_AGE: '86400' },
     },
+    {
+      name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.ts'),
+      env: { INSTRUMENTS: 'off' },
+    },
     { name: 'express-memory', label: 'express-session + MemoryStore', node, script: join(servers, 'express.mjs'), env: { STORE: 'memory' } },
   ];
   // Installed on first use (bench/package.json): native addons that only this benchmark needs.

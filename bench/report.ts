@@ -66,6 +66,11 @@ export function markdown(results: Results, command: string): string {
       return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
     };
     lines.push(`| CPU/req with cookie.maxAge set vs a session cookie (target within 10 %) | ${slide('R')} | ${slide('W')} |`);
+    const instruments = (w: 'R' | 'W') => {
+      const a = cpu('ours', w); const b = cpu('ours-uninstrumented', w);
+      return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
+    };
+    lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %) | ${instruments('R')} | ${instruments('W')} |`);
     const on = (a: string, b: string) => (w: 'R' | 'W') => {
       const x1 = find(a, w); const x2 = find(b, w);
       return x1 && x2 ? x(x1.rps / x2.rps) : 'n/a';

@@ -24,8 +24,36 @@ function devices(session: Session, list: SessionInfo[]): string {
   <form method="post" action="/logout-others"><button id="logout-others">Log out other devices</button></form>`;
 }
 
+/**
+ * A few of app.metrics()'s figures for the status panel, read from the text
+ * as a scraper would: each sample's value summed by name (over its labels),
+ * and the store calls that did not end `ok`.
+ */
+function figures(text: string) {
+  const sums = new Map<string, number>();
+  let failed = 0;
+  for (const line of text.split('\n')) {
+    const match = /^supervised_sessions_(\w+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!match) continue;
+    const value = Number(match[3]);
+    sums.set(match[1], (sums.get(match[1]) ?? 0) + value);
+    if (match[1] === 'store_calls_total' && !match[2]?.includes('outcome="ok"')) failed += value;
+  }
+  const get = (name: string) => sums.get(name) ?? 0;
+  const ratio = (a: number, b: number, digits: number) => (b > 0 ? (a / b).toFixed(digits) : '–');
+  return {
+    calls: get('store_calls_total'),
+    failed,
+    meanMs: ratio(1000 * get('store_call_seconds_sum'), get('store_call_seconds_count'), 2),
+    perTransaction: ratio(get('batch_calls_sum'), get('batch_calls_count'), 2),
+    pending: get('mailbox_pending'),
+    live: sums.has('live_sessions') ? String(get('live_sessions')) : '–',
+  };
+}
+
 function page(app: SessionApp, session: Session, visits: number, list: SessionInfo[]): string {
   const status = app.status();
+  const f = figures(app.metrics());
   const sweep = app.lastSweep;
   const name = session.get('name') as string | undefined;
   const rows = (['store', 'cleaner'] as const).map((child) => {
@@ -61,6 +89,12 @@ function page(app: SessionApp, session: Session, visits: number, list: SessionIn
 <section>
   <h2>Status: <span id="app-state">${status.state}</span></h2>
   <table><tr><th>child</th><th>state</th><th>restarts</th><th>thread</th></tr>${rows}</table>
+  <table id="figures">
+    <tr><th>store calls</th><td id="fig-calls">${f.calls}</td><th>failed</th><td id="fig-failed">${f.failed}</td></tr>
+    <tr><th>mean call (ms)</th><td id="fig-mean">${f.meanMs}</td><th>calls per transaction</th><td id="fig-batch">${f.perTransaction}</td></tr>
+    <tr><th>waiting now</th><td id="fig-pending">${f.pending}</td><th>live sessions (last sweep)</th><td id="fig-live">${f.live}</td></tr>
+  </table>
+  <p>All figures: <a href="/metrics">/metrics</a>.</p>
   <p id="last-sweep">Last sweep: ${sweep ? `${sweep.deleted} deleted in ${sweep.durationMs.toFixed(1)} ms (${sweep.trigger})` : 'none yet'}</p>
 </section>
 </body></html>`;

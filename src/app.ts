@@ -14,6 +14,7 @@ import { MailboxSessionStore, type SessionStore } from './store/session-store.ts
 import { isPostgresUrl } from './store/postgres/url.ts';
 import { restartChannel, sweepChannel } from './diagnostics.ts';
 import { Metrics } from './metrics.ts';
+import { openTelemetrySink } from './otel.ts';
 
 export type { SweepReport, SweepTrigger };
 export type AppState = 'starting' | 'running' | 'stopping' | 'stopped' | 'failed';
@@ -66,7 +67,7 @@ export class SessionApp extends EventEmitter {
     const mailbox = new MailboxClient({
       timeoutMs: config.requestTimeout,
       maxPending: config.maxPendingCalls,
-      onBatch: (calls) => metrics.batchCalls.observe([], calls),
+      onBatch: (calls) => metrics.batch(calls),
       onSettle: (op, startedAt, error) => metrics.call(op, startedAt, error),
       errors: {
         full: (op, max) => new StoreUnavailableError(`"${op}" refused: ${max} store calls are already waiting (maxPendingCalls)`),
@@ -144,10 +145,7 @@ export class SessionApp extends EventEmitter {
         return incarnation.sweep();
       },
       onSweep: (report) => {
-        metrics.sweeps.inc([report.trigger]);
-        metrics.swept.inc([], report.deleted);
-        metrics.sweepSeconds.observe([], report.durationMs / 1000);
-        if (report.live !== null) metrics.liveSessions = report.live;
+        metrics.sweep(report);
         if (sweepChannel.hasSubscribers) sweepChannel.publish(report);
         this.emit('sweep', report);
       },
@@ -169,6 +167,8 @@ export class SessionApp extends EventEmitter {
     }
     this.#state = 'running';
     this.#schedule.start();
+    // OpenTelemetry, when the process has registered a MeterProvider (otel.ts).
+    this.#metrics.otel = openTelemetrySink(this.#metrics.figures(() => ({ up: this.#state === 'running', pending: this.#mailbox.pending })));
   }
 
   status(): AppStatus {
@@ -215,6 +215,7 @@ export class SessionApp extends EventEmitter {
       await this.#supervisor.stop();
       this.#mailbox.close(failed ? 'failed' : 'stopped');
       if (this.#state !== 'failed') this.#state = 'stopped';
+      this.#metrics.otel?.close();
     })();
     return this.#stopping;
   }

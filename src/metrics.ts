@@ -1,3 +1,5 @@
+import type { ObservedFigures, OtelSink } from './otel.ts';
+
 // The app's own figures, kept on the main thread (where the calls are made
 // and the events arrive, so they survive restarts of the children), and
 // rendered in the Prometheus text exposition format 0.0.4. Counting is a few
@@ -6,9 +8,9 @@
 
 const PREFIX = 'supervised_sessions_';
 /** Seconds: store calls and sweeps, from 0.5 ms to 30 s. */
-const TIME_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+export const TIME_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 /** Calls per transaction. */
-const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+export const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
 const escapeLabel = (value: string) => value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 const labels = (names: string[], values: string[]) =>
@@ -86,6 +88,8 @@ export class Metrics {
   readonly swept = new Counter('swept_sessions_total', 'Dead sessions deleted by sweeps.', []);
   readonly sweepSeconds = new Histogram('sweep_seconds', 'Duration of a sweep.', [], TIME_BUCKETS);
   liveSessions: number | null = null;
+  /** The OpenTelemetry histograms, while a MeterProvider listens (otel.ts). */
+  otel: OtelSink | null = null;
 
   constructor() {
     // Unlabelled counters show 0 from the start.
@@ -95,8 +99,37 @@ export class Metrics {
   /** A store call settled: `started` from performance.now() at the call. */
   call(op: string, started: number, error: Error | null): void {
     const outcome = error === null ? 'ok' : String((error as { code?: unknown }).code ?? 'error');
+    const seconds = (performance.now() - started) / 1000;
     this.storeCalls.inc([op, outcome]);
-    this.storeCallSeconds.observe([op], (performance.now() - started) / 1000);
+    this.storeCallSeconds.observe([op], seconds);
+    this.otel?.callSeconds(op, seconds);
+  }
+
+  /** One store transaction answered `calls` calls. */
+  batch(calls: number): void {
+    this.batchCalls.observe([], calls);
+    this.otel?.batchCalls(calls);
+  }
+
+  sweep(report: { trigger: string; deleted: number; durationMs: number; live: number | null }): void {
+    this.sweeps.inc([report.trigger]);
+    this.swept.inc([], report.deleted);
+    this.sweepSeconds.observe([], report.durationMs / 1000);
+    this.otel?.sweepSeconds(report.durationMs / 1000);
+    if (report.live !== null) this.liveSessions = report.live;
+  }
+
+  /** The figures as OpenTelemetry's observable instruments read them. */
+  figures(state: () => { up: boolean; pending: number }): ObservedFigures {
+    return {
+      up: () => state().up,
+      pending: () => state().pending,
+      liveSessions: () => this.liveSessions,
+      storeCalls: () => this.storeCalls.values.values(),
+      restarts: () => this.restarts.values.values(),
+      sweeps: () => this.sweeps.values.values(),
+      swept: () => this.swept.values.get('')?.value ?? 0,
+    };
   }
 
   render(state: { up: boolean; pending: number }): string {

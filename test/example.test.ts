@@ -58,6 +58,26 @@ test('/metrics serves the app\'s figures in the Prometheus text format, and sets
   assert.match(scrape.body, /^supervised_sessions_store_calls_total\{op="create",outcome="ok"\} \d+$/m);
 });
 
+test('the status panel shows a few of the figures, and they follow the calls made', async () => {
+  const cell = (body: string, id: string) => new RegExp(`id="${id}">([^<]*)<`).exec(body)?.[1];
+  const first = await call('/');
+  const cookie = String(first.headers['set-cookie']).split(';')[0];
+  const before = Number(cell(first.body, 'fig-calls'));
+  assert.ok(before >= 1, `store calls shown: ${cell(first.body, 'fig-calls')}`);
+  for (let i = 0; i < 3; i++) await call('/', { headers: { cookie } });
+  const page = await call('/', { headers: { cookie } });
+  // Each page view loads the session (and commits the counter, and lists nothing: no owner).
+  assert.ok(Number(cell(page.body, 'fig-calls')) >= before + 4, `${before} then ${cell(page.body, 'fig-calls')}`);
+  assert.is(cell(page.body, 'fig-failed'), '0');
+  assert.match(cell(page.body, 'fig-mean') ?? '', /^\d+\.\d\d$/);
+  assert.ok(Number(cell(page.body, 'fig-batch')) >= 1);
+  assert.is(cell(page.body, 'fig-pending'), '0');
+  // The same count as /metrics says.
+  const scrape = (await call('/metrics')).body;
+  const total = [...scrape.matchAll(/^supervised_sessions_store_calls_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  assert.ok(total >= Number(cell(page.body, 'fig-calls')));
+});
+
 test('a form body over 4 KiB gets a 413, not a 500', async () => {
   // One 8 KiB piece of a body announced as 100 MB, then wait for the answer:
   // the server has read all that was sent, so its close is clean.

@@ -88,7 +88,7 @@ test('live_sessions as of the last sweep: dead sessions swept are no longer coun
     const families = parsePrometheus(app.metrics());
     assert.is(value(families, 'live_sessions'), 1);
     assert.is(value(families, 'swept_sessions_total'), 3);
-    assert.ok(await app.store.get(fresh));
+    assert.ok(await app.store.get(fresh!));
   }));
 
 test('label values are escaped as the format requires', () => {

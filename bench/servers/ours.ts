@@ -1,9 +1,18 @@
 // supervised-sessions: createHandler + startSessionApp on a file, default settings;
-// COOKIE_MAX_AGE sets cookie.maxAge (the sliding cookie is then re-sent on every response).
+// COOKIE_MAX_AGE sets cookie.maxAge (the sliding cookie is then re-sent on every response);
+// INSTRUMENTS=off turns the app's counting off (below).
 import { createServer } from 'node:http';
 import { createHandler, startSessionApp } from '../../src/index.ts';
 // @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
 import { database, port, ready, SECRET, stats } from './common.mjs';
+
+// INSTRUMENTS=off: the same server with the app's counting (metrics.ts, on
+// the request path) replaced by no-ops, for the instruments' cost.
+if (process.env.INSTRUMENTS === 'off') {
+  const { Metrics } = await import('../../src/metrics.ts');
+  Metrics.prototype.call = () => {};
+  Metrics.prototype.batch = () => {};
+}
 
 const app = await startSessionApp({ database });
 const server = createServer(createHandler(app.store, (req, res, session) => {
