@@ -80,7 +80,7 @@ export class SessionApp extends EventEmitter {
       },
     });
     this.#mailbox = mailbox;
-    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => { metrics.liveSessions = live; });
+    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => metrics.live(live));
     this.store = store;
 
     const policy = expiryPolicy(config);
@@ -149,7 +149,10 @@ export class SessionApp extends EventEmitter {
         if (sweepChannel.hasSubscribers) sweepChannel.publish(report);
         this.emit('sweep', report);
       },
-      onSweepError: (error) => this.emit('sweepError', error),
+      onSweepError: (error) => {
+        metrics.sweepFailed();
+        this.emit('sweepError', error);
+      },
       stoppedError: () => (this.#state === 'failed'
         ? new StoreUnavailableError('the session app failed: its supervisor gave up')
         : new AppStoppedError('the session app is stopped')),
@@ -211,11 +214,14 @@ export class SessionApp extends EventEmitter {
       if (!failed) this.#state = 'stopping';
       this.#mailbox.refuseNewCalls();
       this.#schedule.stop();
-      await this.#mailbox.drained();
-      await this.#supervisor.stop();
+      try {
+        await this.#mailbox.drained();
+        await this.#supervisor.stop();
+      } finally {
+        this.#metrics.otel?.close();
+      }
       this.#mailbox.close(failed ? 'failed' : 'stopped');
       if (this.#state !== 'failed') this.#state = 'stopped';
-      this.#metrics.otel?.close();
     })();
     return this.#stopping;
   }

@@ -87,22 +87,41 @@ export class Metrics {
   readonly sweeps = new Counter('sweeps_total', 'Sweeps of dead sessions, by trigger.', ['trigger']);
   readonly swept = new Counter('swept_sessions_total', 'Dead sessions deleted by sweeps.', []);
   readonly sweepSeconds = new Histogram('sweep_seconds', 'Duration of a sweep.', [], TIME_BUCKETS);
+  readonly sweepErrors = new Counter('sweep_errors_total', 'Sweeps that failed (the app\'s sweepError event).', []);
   liveSessions: number | null = null;
+  /** When live_sessions was counted (epoch ms). */
+  liveCountedAt = 0;
   /** The OpenTelemetry histograms, while a MeterProvider listens (otel.ts). */
   otel: OtelSink | null = null;
 
   constructor() {
-    // Unlabelled counters show 0 from the start.
+    // Every series an alert rule looks at exists from the start, at 0: the
+    // first restart or sweep is then an increase, and "no sweep" is a 0,
+    // not an empty result.
     this.swept.inc([], 0);
+    this.sweepErrors.inc([], 0);
+    for (const child of ['store', 'cleaner']) this.restarts.inc([child], 0);
+    for (const trigger of ['timer', 'signal', 'manual']) this.sweeps.inc([trigger], 0);
   }
 
-  /** A store call settled: `started` from performance.now() at the call. */
+  /**
+   * A store call settled: `started` from performance.now() at the call, NaN
+   * for a call refused at once (counted, but no duration: it never waited).
+   * `outcome` is the error's code, or its name when it has none.
+   */
   call(op: string, started: number, error: Error | null): void {
-    const outcome = error === null ? 'ok' : String((error as { code?: unknown }).code ?? 'error');
-    const seconds = (performance.now() - started) / 1000;
+    const outcome = error === null ? 'ok' : String((error as { code?: unknown }).code ?? error.name ?? 'Error');
     this.storeCalls.inc([op, outcome]);
+    if (Number.isNaN(started)) return;
+    const seconds = (performance.now() - started) / 1000;
     this.storeCallSeconds.observe([op], seconds);
     this.otel?.callSeconds(op, seconds);
+  }
+
+  /** Live sessions counted now (by count() or at the end of a sweep). */
+  live(count: number): void {
+    this.liveSessions = count;
+    this.liveCountedAt = Date.now();
   }
 
   /** One store transaction answered `calls` calls. */
@@ -116,7 +135,11 @@ export class Metrics {
     this.swept.inc([], report.deleted);
     this.sweepSeconds.observe([], report.durationMs / 1000);
     this.otel?.sweepSeconds(report.durationMs / 1000);
-    if (report.live !== null) this.liveSessions = report.live;
+    if (report.live !== null) this.live(report.live);
+  }
+
+  sweepFailed(): void {
+    this.sweepErrors.inc([]);
   }
 
   /** The figures as OpenTelemetry's observable instruments read them. */
@@ -125,6 +148,8 @@ export class Metrics {
       up: () => state().up,
       pending: () => state().pending,
       liveSessions: () => this.liveSessions,
+      liveCountedAt: () => this.liveCountedAt,
+      sweepErrors: () => this.sweepErrors.values.get('')?.value ?? 0,
       storeCalls: () => this.storeCalls.values.values(),
       restarts: () => this.restarts.values.values(),
       sweeps: () => this.sweeps.values.values(),
@@ -144,9 +169,11 @@ export class Metrics {
       ...this.sweeps.render(),
       ...this.swept.render(),
       ...this.sweepSeconds.render(),
+      ...this.sweepErrors.render(),
     ];
     if (this.liveSessions !== null) {
       lines.push(`# HELP ${PREFIX}live_sessions Live sessions, as of the last sweep or count().`, `# TYPE ${PREFIX}live_sessions gauge`, `${PREFIX}live_sessions ${this.liveSessions}`);
+      lines.push(`# HELP ${PREFIX}live_sessions_timestamp_seconds When live_sessions was counted (Unix time).`, `# TYPE ${PREFIX}live_sessions_timestamp_seconds gauge`, `${PREFIX}live_sessions_timestamp_seconds ${this.liveCountedAt / 1000}`);
     }
     return `${lines.join('\n')}\n`;
   }

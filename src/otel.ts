@@ -35,10 +35,12 @@ export interface ObservedFigures {
   up(): boolean;
   pending(): number;
   liveSessions(): number | null;
+  liveCountedAt(): number;
   storeCalls(): Iterable<{ labels: string[]; value: number }>;
   restarts(): Iterable<{ labels: string[]; value: number }>;
   sweeps(): Iterable<{ labels: string[]; value: number }>;
   swept(): number;
+  sweepErrors(): number;
 }
 
 /** Where metrics.ts records the histograms while a provider listens. */
@@ -46,7 +48,7 @@ export interface OtelSink {
   callSeconds(op: string, seconds: number): void;
   batchCalls(calls: number): void;
   sweepSeconds(seconds: number): void;
-  /** Stops reporting (app.stop()): the callbacks are removed, nothing more is recorded. */
+  /** Stops reporting this app (app.stop()): its figures leave the callback, nothing more is recorded. */
   close(): void;
 }
 
@@ -64,6 +66,89 @@ function packageVersion(): string | undefined {
   }
 }
 
+interface Instruments {
+  callSeconds: Histogram;
+  batchCalls: Histogram;
+  sweepSeconds: Histogram;
+  /** The apps reporting now: one callback observes them all, their figures summed. */
+  apps: Set<ObservedFigures>;
+  remove(): void;
+}
+
+// One set of instruments per process, shared by every app in it: two apps
+// observing the same instruments with the same attributes would overwrite
+// each other's figures; summed in one callback, they add up.
+let shared: Instruments | null = null;
+
+function sum(into: Map<string, { attributes: Attributes; value: number }>, names: string[], series: Iterable<{ labels: string[]; value: number }>): void {
+  for (const { labels, value } of series) {
+    const key = labels.join('\0');
+    const entry = into.get(key);
+    if (entry) entry.value += value;
+    else into.set(key, { attributes: Object.fromEntries(names.map((name, i) => [name, labels[i]])), value });
+  }
+}
+
+function instruments(api: MetricsApi): Instruments {
+  const meter = api.metrics.getMeter('supervised-sessions', packageVersion());
+  const name = (suffix: string) => `supervised_sessions_${suffix}`;
+  const up = meter.createObservableGauge(name('up'), { description: '1 while the app is running (every app of the process).' });
+  const pending = meter.createObservableGauge(name('mailbox_pending'), { description: 'Store calls waiting now (in flight or queued).', unit: '{call}' });
+  const live = meter.createObservableGauge(name('live_sessions'), { description: 'Live sessions, as of the last sweep or count().', unit: '{session}' });
+  const liveAt = meter.createObservableGauge(name('live_sessions_timestamp_seconds'), { description: 'When live_sessions was counted (Unix time).', unit: 's' });
+  const storeCalls = meter.createObservableCounter(name('store_calls'), { description: 'Store calls by operation and outcome (ok, or the error code).', unit: '{call}' });
+  const restarts = meter.createObservableCounter(name('restarts'), { description: 'Restarts of a supervised child.', unit: '{restart}' });
+  const sweeps = meter.createObservableCounter(name('sweeps'), { description: 'Sweeps of dead sessions, by trigger.', unit: '{sweep}' });
+  const swept = meter.createObservableCounter(name('swept_sessions'), { description: 'Dead sessions deleted by sweeps.', unit: '{session}' });
+  const sweepErrors = meter.createObservableCounter(name('sweep_errors'), { description: 'Sweeps that failed.', unit: '{sweep}' });
+  const observables = [up, pending, live, liveAt, storeCalls, restarts, sweeps, swept, sweepErrors];
+  const apps = new Set<ObservedFigures>();
+  const callback: BatchCallback = (result) => {
+    let allUp = 1;
+    let waiting = 0;
+    let liveNow: number | null = null;
+    let countedAt = 0;
+    let sweptTotal = 0;
+    let failedTotal = 0;
+    const calls = new Map<string, { attributes: Attributes; value: number }>();
+    const byChild = new Map<string, { attributes: Attributes; value: number }>();
+    const byTrigger = new Map<string, { attributes: Attributes; value: number }>();
+    for (const app of apps) {
+      if (!app.up()) allUp = 0;
+      waiting += app.pending();
+      const count = app.liveSessions();
+      if (count !== null) {
+        liveNow = (liveNow ?? 0) + count;
+        countedAt = Math.max(countedAt, app.liveCountedAt());
+      }
+      sweptTotal += app.swept();
+      failedTotal += app.sweepErrors();
+      sum(calls, ['op', 'outcome'], app.storeCalls());
+      sum(byChild, ['child'], app.restarts());
+      sum(byTrigger, ['trigger'], app.sweeps());
+    }
+    result.observe(up, allUp);
+    result.observe(pending, waiting);
+    if (liveNow !== null) {
+      result.observe(live, liveNow);
+      result.observe(liveAt, countedAt / 1000);
+    }
+    for (const { attributes, value } of calls.values()) result.observe(storeCalls, value, attributes);
+    for (const { attributes, value } of byChild.values()) result.observe(restarts, value, attributes);
+    for (const { attributes, value } of byTrigger.values()) result.observe(sweeps, value, attributes);
+    result.observe(swept, sweptTotal);
+    result.observe(sweepErrors, failedTotal);
+  };
+  meter.addBatchObservableCallback(callback, observables);
+  return {
+    callSeconds: meter.createHistogram(name('store_call_seconds'), { description: 'Time from a store call to its reply, restarts included.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } }),
+    batchCalls: meter.createHistogram(name('batch_calls'), { description: 'Calls answered per store transaction (group commit).', unit: '{call}', advice: { explicitBucketBoundaries: BATCH_BUCKETS } }),
+    sweepSeconds: meter.createHistogram(name('sweep_seconds'), { description: 'Duration of a sweep.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } }),
+    apps,
+    remove: () => meter.removeBatchObservableCallback(callback, observables),
+  };
+}
+
 /**
  * The OpenTelemetry instruments over `figures`, or null when no
  * MeterProvider is registered or the API package cannot be loaded (then
@@ -77,46 +162,37 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
   } catch {
     return null;
   }
-  const meter = api.metrics.getMeter('supervised-sessions', packageVersion());
-  const name = (suffix: string) => `supervised_sessions_${suffix}`;
-  const callSeconds = meter.createHistogram(name('store_call_seconds'), { description: 'Time from a store call to its reply, restarts included.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } });
-  const batchCalls = meter.createHistogram(name('batch_calls'), { description: 'Calls answered per store transaction (group commit).', unit: '{call}', advice: { explicitBucketBoundaries: BATCH_BUCKETS } });
-  const sweepSeconds = meter.createHistogram(name('sweep_seconds'), { description: 'Duration of a sweep.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } });
-  const up = meter.createObservableGauge(name('up'), { description: '1 while the app is running.' });
-  const pending = meter.createObservableGauge(name('mailbox_pending'), { description: 'Store calls waiting now (in flight or queued).', unit: '{call}' });
-  const live = meter.createObservableGauge(name('live_sessions'), { description: 'Live sessions, as of the last sweep or count().', unit: '{session}' });
-  const storeCalls = meter.createObservableCounter(name('store_calls'), { description: 'Store calls by operation and outcome (ok, or the error code).', unit: '{call}' });
-  const restarts = meter.createObservableCounter(name('restarts'), { description: 'Restarts of a supervised child.', unit: '{restart}' });
-  const sweeps = meter.createObservableCounter(name('sweeps'), { description: 'Sweeps of dead sessions, by trigger.', unit: '{sweep}' });
-  const swept = meter.createObservableCounter(name('swept_sessions'), { description: 'Dead sessions deleted by sweeps.', unit: '{session}' });
-  const observables = [up, pending, live, storeCalls, restarts, sweeps, swept];
-  const callback: BatchCallback = (result) => {
-    result.observe(up, figures.up() ? 1 : 0);
-    result.observe(pending, figures.pending());
-    const liveNow = figures.liveSessions();
-    if (liveNow !== null) result.observe(live, liveNow);
-    for (const { labels: [op, outcome], value } of figures.storeCalls()) result.observe(storeCalls, value, { op, outcome });
-    for (const { labels: [child], value } of figures.restarts()) result.observe(restarts, value, { child });
-    for (const { labels: [trigger], value } of figures.sweeps()) result.observe(sweeps, value, { trigger });
-    result.observe(swept, figures.swept());
-  };
-  meter.addBatchObservableCallback(callback, observables);
+  const set = shared ??= instruments(api);
+  set.apps.add(figures);
   // One attributes object per op, made once: recording allocates nothing.
   const byOp = new Map<string, Attributes>();
   let open = true;
+  // A provider's record() that throws must not reach the request path (the
+  // mailbox ignores a throwing hook too; this keeps the other figures going).
   return {
     callSeconds(op, seconds) {
       if (!open) return;
       let attributes = byOp.get(op);
       if (!attributes) byOp.set(op, attributes = { op });
-      callSeconds.record(seconds, attributes);
+      try { set.callSeconds.record(seconds, attributes); } catch { /* see above */ }
     },
-    batchCalls(calls) { if (open) batchCalls.record(calls); },
-    sweepSeconds(seconds) { if (open) sweepSeconds.record(seconds); },
+    batchCalls(calls) {
+      if (!open) return;
+      try { set.batchCalls.record(calls); } catch { /* see above */ }
+    },
+    sweepSeconds(seconds) {
+      if (!open) return;
+      try { set.sweepSeconds.record(seconds); } catch { /* see above */ }
+    },
     close() {
       if (!open) return;
       open = false;
-      meter.removeBatchObservableCallback(callback, observables);
+      set.apps.delete(figures);
+      // The last app gone: the callback is removed, nothing keeps an app alive.
+      if (set.apps.size === 0 && shared === set) {
+        shared = null;
+        set.remove();
+      }
     },
   };
 }

@@ -4,7 +4,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { Metrics } from '../src/metrics.ts';
+import { DatabaseSync } from 'node:sqlite';
 import { withApp, sleep } from './helpers.ts';
+import { sqliteOnly, storeLocation } from './engines.ts';
 
 type Families = ReturnType<typeof parsePrometheus>;
 const family = (families: Families, name: string) => {
@@ -91,11 +93,66 @@ test('live_sessions as of the last sweep: dead sessions swept are no longer coun
     assert.ok(await app.store.get(fresh!));
   }));
 
+test('every series an alert rule reads exists from the start, at 0', () =>
+  withApp({}, async (app) => {
+    const families = parsePrometheus(app.metrics());
+    assert.is(value(families, 'restarts_total', { child: 'store' }), 0);
+    assert.is(value(families, 'restarts_total', { child: 'cleaner' }), 0);
+    for (const trigger of ['timer', 'signal', 'manual']) assert.is(value(families, 'sweeps_total', { trigger }), 0, trigger);
+    assert.is(value(families, 'sweep_errors_total'), 0);
+    assert.is(value(families, 'swept_sessions_total'), 0);
+  }));
+
+test('calls refused at once are counted by their code, without a duration; the others are timed', () =>
+  withApp({ maxPendingCalls: 2 }, async (app) => {
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, n) => app.store.put(null, { n })));
+    const ok = results.filter((r) => r.status === 'fulfilled').length;
+    const refused = results.length - ok;
+    assert.ok(refused > 0 && ok > 0, `${ok} stored, ${refused} refused`);
+    const text = app.metrics();
+    assert.match(text, new RegExp(`^supervised_sessions_store_calls_total\\{op="create",outcome="ok"\\} ${ok}$`, 'm'));
+    assert.match(text, new RegExp(`^supervised_sessions_store_calls_total\\{op="create",outcome="ERR_SESSION_STORE_UNAVAILABLE"\\} ${refused}$`, 'm'));
+    assert.match(text, new RegExp(`^supervised_sessions_store_call_seconds_count\\{op="create"\\} ${ok}$`, 'm'), 'refused calls never waited: no duration');
+  }));
+
+sqliteOnly('a failed sweep is counted in sweep_errors_total, not in sweeps_total', () =>
+  withApp({}, async (app, dir) => {
+    const { database } = await storeLocation(dir);
+    const db = new DatabaseSync(database);
+    db.exec('PRAGMA busy_timeout = 5000; ALTER TABLE session RENAME TO parked');
+    const failed = await app.sweep().catch((e: unknown) => e);
+    db.exec('ALTER TABLE parked RENAME TO session');
+    db.close();
+    assert.instance(failed, Error);
+    const families = parsePrometheus(app.metrics());
+    assert.is(value(families, 'sweep_errors_total'), 1);
+    assert.is(value(families, 'sweeps_total', { trigger: 'manual' }), 0);
+    await app.sweep();
+    assert.is(value(parsePrometheus(app.metrics()), 'sweeps_total', { trigger: 'manual' }), 1);
+  }));
+
+test('live_sessions carries when it was counted', () =>
+  withApp({}, async (app) => {
+    await app.store.put(null, { a: 1 });
+    const before = Date.now() / 1000;
+    await app.store.count();
+    const families = parsePrometheus(app.metrics());
+    const at = value(families, 'live_sessions_timestamp_seconds')!;
+    assert.ok(at >= before - 0.001 && at <= Date.now() / 1000, `${at} within [${before}, now]`);
+  }));
+
+test('a store error without a code is counted under its name', () => {
+  const metrics = new Metrics();
+  metrics.call('get', performance.now(), new TypeError('bad'));
+  assert.match(metrics.render({ up: true, pending: 0 }), /^supervised_sessions_store_calls_total\{op="get",outcome="TypeError"\} 1$/m);
+});
+
 test('label values are escaped as the format requires', () => {
   const metrics = new Metrics();
   metrics.restarts.inc(['a"b\\c\nd']);
   const families = parsePrometheus(metrics.render({ up: true, pending: 0 }));
-  assert.is(family(families, 'restarts_total').metrics[0].labels?.child, 'a"b\\c\nd');
+  const children = family(families, 'restarts_total').metrics.map((m) => m.labels?.child);
+  assert.ok(children.includes('a"b\\c\nd'), JSON.stringify(children));
 });
 
 // A sweep set off by a signal does not keep an idle process alive (an idle

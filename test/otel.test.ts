@@ -12,6 +12,7 @@ import {
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
 import { TIME_BUCKETS } from '../src/metrics.ts';
+import { startSessionApp } from '../src/index.ts';
 import { withApp, sleep, tempDir } from './helpers.ts';
 
 const root = new URL('..', import.meta.url);
@@ -142,6 +143,39 @@ test('the same instruments through the SDK: calls by op and outcome, durations, 
     await app.stop();
     assert.is(await observed(), 0, 'a stopped app no longer reports');
   }));
+
+test('two apps in one process: their figures add up, and the one left keeps reporting', async () => {
+  const temp = tempDir();
+  try {
+    // Histograms are recorded, so cumulative over this file: counted from here.
+    const created = (all: Map<string, MetricData>) => (all.has('supervised_sessions_store_call_seconds') ? point(all, 'store_call_seconds', { op: 'create' }) : undefined)
+      ? histogram(all, 'store_call_seconds', { op: 'create' }).count : 0;
+    const base = created(await collect());
+    const a = await startSessionApp({ database: join(temp.dir, 'a.db'), sweepSignal: false });
+    const b = await startSessionApp({ database: join(temp.dir, 'b.db'), sweepSignal: false });
+    try {
+      await Promise.all([1, 2, 3].map((n) => a.store.put(null, { n })));
+      await Promise.all([1, 2, 3, 4, 5].map((n) => b.store.put(null, { n })));
+      await a.store.count();
+      await b.store.count();
+      let all = await collect();
+      assert.is(point(all, 'store_calls', { op: 'create', outcome: 'ok' })!.value, 8);
+      assert.is(point(all, 'live_sessions')!.value, 8);
+      assert.is(created(all) - base, 8);
+      await a.stop();
+      await b.store.put(null, { n: 6 });
+      all = await collect();
+      // Cumulative: the SDK keeps what it last read of a series; the live app's figures go on.
+      assert.is(point(all, 'store_calls', { op: 'create', outcome: 'ok' })!.value, 6, 'the stopped app left the sum');
+      assert.is(point(all, 'up')!.value, 1);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  } finally {
+    temp.remove();
+  }
+});
 
 // A sweep set off by a signal does not keep an idle process alive (an idle
 // app never does); this suite waits for one, so it keeps itself alive.

@@ -44,7 +44,7 @@ if (only.length === 0) {
 
 // The suites that must also pass on the lowest Node in engines (type
 // stripping is behind a flag there).
-const FLOOR_SUITES = ['store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts', 'diagnostics.test.ts', 'otel.test.ts'];
+const FLOOR_SUITES = ['store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts', 'diagnostics.test.ts'];
 // One contract suite, two engines: these suites run again on PostgreSQL
 // (test/engines.ts), on one server this runner starts and stops; the
 // postgres-*.test.ts suites test that engine alone.

@@ -16,10 +16,11 @@ class ClosedError extends Error {}
 
 class FullError extends Error {}
 
-function client(timeoutMs = 5000, maxPending?: number) {
+function client(timeoutMs = 5000, maxPending?: number, hooks: Pick<ConstructorParameters<typeof MailboxClient>[0], 'onSettle' | 'onBatch'> = {}) {
   return new MailboxClient({
     timeoutMs,
     maxPending,
+    ...hooks,
     errors: {
       timeout: (op, ms) => new TimeoutError(`${op} timed out after ${ms} ms`),
       full: (op, max) => new FullError(`${op}: ${max} waiting`),
@@ -70,6 +71,31 @@ test('the mailbox is bounded: past maxPending a call fails at once, also while t
     assert.equal(await Promise.all(queued), ['ok', 'ok', 'ok', 'ok', 'ok', 'full', 'full']);
     assert.is(mailbox.pending, 0);
     assert.is(await mailbox.call('echo', 'after'), 'after', 'accepted again once the queue drained');
+  } finally {
+    await supervisor.stop();
+  }
+});
+
+test('hooks that throw (a metrics sink gone wrong) never stop a call from settling', async () => {
+  let settled = 0;
+  let batches = 0;
+  const mailbox = client(5000, 2, {
+    onSettle: () => { settled++; throw new Error('sink broken'); },
+    onBatch: () => { batches++; throw new Error('sink broken'); },
+  });
+  const supervisor = new Supervisor({
+    intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000,
+    children: [mailboxChild({ name: 'actor', filename: fixture, workerData: {}, client: mailbox })],
+  });
+  await supervisor.start();
+  try {
+    const results = await Promise.allSettled([mailbox.call('echo', 1), mailbox.call('fail', 'x'), mailbox.call('echo', 3)]);
+    assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected']);
+    assert.is((results[0] as PromiseFulfilledResult<unknown>).value, 1);
+    assert.instance((results[2] as PromiseRejectedResult).reason, FullError, 'refused at once, and still rejected');
+    assert.is(settled, 3);
+    assert.ok(batches >= 1);
+    assert.is(mailbox.pending, 0);
   } finally {
     await supervisor.stop();
   }

@@ -85,13 +85,7 @@ export async function sweepPostgres(task: { database: string; table: string; pol
         if (n < batchSize) break;
       }
     }
-    // The live count after a sweep that ran to its end: one read, in the
-    // cleaner, for the live_sessions figure (no store call on the request path).
-    if (Atomics.load(task.abort, 0) === 0) {
-      const c = await connection(task.database, task.timeoutMs);
-      const { rows } = await c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)}` });
-      return { deleted, skipped: false, live: Number(rows[0].n) };
-    }
+    if (Atomics.load(task.abort, 0) === 0) return { deleted, skipped: false, live: await countLive(task) };
   } catch (error) {
     if (isConnectionLoss(error)) {
       const lost = client;
@@ -104,6 +98,33 @@ export async function sweepPostgres(task: { database: string; table: string; pol
   }
   return { deleted, skipped: false, live: null };
 }
+
+/**
+ * The live count after a sweep that ran to its end, for the live_sessions
+ * figure: one read in the cleaner, bounded to 1 s (a table too large to
+ * count in that time reports null, and live_sessions then comes from
+ * count() alone). It never fails the sweep it follows.
+ */
+async function countLive(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number }): Promise<number | null> {
+  try {
+    const c = await connection(task.database, task.timeoutMs);
+    const [, , counted] = await Promise.all([
+      c.query('BEGIN'),
+      c.query(`SET LOCAL statement_timeout = ${LIVE_COUNT_TIMEOUT_MS}`),
+      c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)}` }),
+      c.query('COMMIT'),
+    ].map((query) => query.catch((error: unknown) => error as Error)));
+    if (counted instanceof Error) {
+      await c.query('ROLLBACK').catch(() => {});
+      return null;
+    }
+    return Number(counted.rows[0].n);
+  } catch {
+    return null;
+  }
+}
+
+export const LIVE_COUNT_TIMEOUT_MS = 1000;
 
 export async function closePostgres(): Promise<void> {
   const c = client;

@@ -22,7 +22,11 @@ export interface MailboxClientOptions {
   errors: MailboxErrors;
   /** Told how many calls each reply message answered (the actor's batch size). */
   onBatch?(calls: number): void;
-  /** Told of every call once it settles: its op, when it was made (performance.now()), and its error or null. */
+  /**
+   * Told of every call once it settles: its op, when it was made
+   * (performance.now(); NaN for a call refused at once), and its error or
+   * null. A hook that throws is ignored: a call always settles.
+   */
   onSettle?(op: string, startedAt: number, error: Error | null): void;
 }
 
@@ -207,7 +211,9 @@ export class MailboxClient {
     // A late reply from a port we already left behind is ignored: its
     // requests have been replayed (or settled) since.
     if (port !== this.#port) return;
-    this.#onBatch?.(replies.length);
+    if (this.#onBatch) {
+      try { this.#onBatch(replies.length); } catch { /* a hook never stops the replies */ }
+    }
     for (const reply of replies) {
       const request = this.#pending.get(reply[0]);
       if (!request || !request.sent) continue;
@@ -220,7 +226,9 @@ export class MailboxClient {
   }
 
   #refuse(op: string, error: Error): Promise<never> {
-    this.#onSettle?.(op, performance.now(), error);
+    if (this.#onSettle) {
+      try { this.#onSettle(op, NaN, error); } catch { /* a hook never stops a call from settling */ }
+    }
     return Promise.reject(error);
   }
 
@@ -229,7 +237,9 @@ export class MailboxClient {
     request.settled = true;
     this.#pending.delete(request.id);
     if (request.crashes > 0) this.#suspects--;
-    this.#onSettle?.(request.op, request.deadline - this.#timeoutMs, error);
+    if (this.#onSettle) {
+      try { this.#onSettle(request.op, request.deadline - this.#timeoutMs, error); } catch { /* a hook never stops a call from settling */ }
+    }
     if (error) request.reject(error);
     else request.resolve(value);
   }
