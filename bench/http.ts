@@ -71,13 +71,13 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
   const node = process.execPath;
   const specs: ServerSpec[] = [
     { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
-    { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.ts') },
+    { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.mjs') },
     {
-      name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.ts'),
+      name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.mjs'),
       env: { COOKIE_MAX_AGE: '86400' },
     },
     {
-      name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.ts'),
+      name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.mjs'),
       env: { INSTRUMENTS: 'off' },
     },
     { name: 'express-memory', label: 'express-session + MemoryStore', node, script: join(servers, 'express.mjs'), env: { STORE: 'memory' } },
@@ -90,14 +90,14 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
   }
   specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
   // PostgreSQL: ours and express-session + connect-pg-simple, on the same server.
-  specs.push({ name: 'ours-pg', label: 'supervised-sessions on PostgreSQL', node, script: join(servers, 'ours.ts'), postgres: 'bench_ours' });
+  specs.push({ name: 'ours-pg', label: 'supervised-sessions on PostgreSQL', node, script: join(servers, 'ours.mjs'), postgres: 'bench_ours' });
   if (wanted('express-pg-simple') && ensureBenchPeers(log)) {
     specs.push({ name: 'express-pg-simple', label: 'express-session + connect-pg-simple (PostgreSQL)', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-pg-simple' }, postgres: 'bench_cps' });
   }
   // The adapters, on their frameworks, against the same frameworks' own sessions.
   specs.push(
-    { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.ts') },
-    { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.ts') },
+    { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.mjs') },
+    { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.mjs') },
   );
   return specs.filter((spec) => wanted(spec.name));
 }

@@ -38,6 +38,15 @@ export function ensureBenchPeers(log: (line: string) => void): boolean {
   return true;
 }
 
+/** Builds dist/ from src/ (what the benchmark servers import, as users do). */
+export function buildPackage(log: (line: string) => void): void {
+  log('# building the package (npm run build)');
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
+  const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error('the build failed: the benchmark measures the built package');
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return NaN;
@@ -70,9 +79,9 @@ export interface RunningServer {
 }
 
 /** Starts a server process and waits for its `READY <port>` line. */
-export function startServer(name: string, node: string, script: string, env: NodeJS.ProcessEnv): Promise<RunningServer> {
+export function startServer(name: string, node: string, script: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
-    const child = spawn(node, [script], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(node, [...nodeArgs, script], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start: ${stderr}`)); }, 30000);
     child.stderr!.on('data', (chunk) => { stderr += chunk; });

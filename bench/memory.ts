@@ -1,16 +1,48 @@
-// Resident memory of the server process with 10k and with 1M stored
-// sessions: the main thread keeps no per-session state, and SQLite's page
-// cache is bounded, so the two should be alike.
+// Resident memory. First the bare node:http server and ours (sliding cookie
+// on) side by side, idle and after a W load, in the same run; then ours with
+// 10k and with 1M stored sessions: the main thread keeps no per-session
+// state, and SQLite's page cache is bounded, so the two should be alike.
+// Linux cannot split a process's RSS by thread (threads share one address
+// space); the main thread's V8 heap is reported beside it (process.memoryUsage()).
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { request } from 'undici';
 import { setupStore } from '../src/index.ts';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, runLoader, startServer } from './lib.ts';
+import { BENCH_DIR, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
 
 export interface MemoryRow { stored: number; rssMiB: number }
+export interface MemoryBaseline { server: string; label: string; idleMiB: number; afterWMiB: number; idleHeapMiB: number; afterWHeapMiB: number }
+export interface MemoryResult { baselines: MemoryBaseline[]; stored: MemoryRow[] }
 
-export async function memoryBenchmark(options: { dir: string; sizes: number[]; seconds: number }): Promise<MemoryRow[]> {
-  const rows: MemoryRow[] = [];
+const MiB = 1024 * 1024;
+
+async function stats(server: RunningServer): Promise<{ rss: number; heapTotal: number }> {
+  const response = await request(`${server.url}/__stats`);
+  return JSON.parse(await response.body.text()) as { rss: number; heapTotal: number };
+}
+
+export async function memoryBenchmark(options: { dir: string; sizes: number[]; seconds: number; settleMs?: number }): Promise<MemoryResult> {
+  const baselines: MemoryBaseline[] = [];
+  const servers = [
+    { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs' },
+    { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs' },
+  ];
+  for (const spec of servers) {
+    const server = await startServer(spec.name, process.execPath, join(BENCH_DIR, 'servers', spec.script), { DATABASE: join(options.dir, `memory-${spec.name}.db`), COOKIE_MAX_AGE: '86400' });
+    try {
+      // Idle: started, the loader not yet connected.
+      await sleep(options.settleMs ?? 2000);
+      const idle = await stats(server);
+      const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
+      await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
+      const after = await stats(server);
+      baselines.push({ server: spec.name, label: spec.label, idleMiB: idle.rss / MiB, afterWMiB: after.rss / MiB, idleHeapMiB: idle.heapTotal / MiB, afterWHeapMiB: after.heapTotal / MiB });
+    } finally {
+      await server.stop();
+    }
+  }
+  const stored: MemoryRow[] = [];
   for (const size of options.sizes) {
     const database = join(options.dir, `memory-${size}.db`);
     await setupStore({ database });
@@ -20,14 +52,14 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
     db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
       INSERT INTO session (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"user":"planted","n":0}', ?, ? FROM c`).run(size, now, now);
     db.close();
-    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.ts'), { DATABASE: database });
+    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.mjs'), { DATABASE: database, COOKIE_MAX_AGE: '86400' });
     try {
       const cookies = await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
       const result = await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
-      rows.push({ stored: size, rssMiB: result.rss / 1024 / 1024 });
+      stored.push({ stored: size, rssMiB: result.rss / MiB });
     } finally {
       await server.stop();
     }
   }
-  return rows;
+  return { baselines, stored };
 }

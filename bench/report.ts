@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import type { OwnersResult } from './owners.ts';
 import type { HttpRow } from './http.ts';
 import type { MailboxRow } from './mailbox.ts';
-import type { MemoryRow } from './memory.ts';
+import type { MemoryResult } from './memory.ts';
 import type { StoreRow } from './store.ts';
 import type { SweepResult } from './sweep.ts';
 import { fmt } from './lib.ts';
@@ -21,7 +21,7 @@ export interface Results {
   sweep?: SweepResult;
   sweepPostgres?: SweepResult;
   http?: HttpRow[];
-  memory?: MemoryRow[];
+  memory?: MemoryResult;
   owners?: OwnersResult;
 }
 
@@ -158,14 +158,31 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| sessionsOf (${fmt(o.owned)} listed) | ${fmt(o.sessionsOfMs, 2)} |`, `| revokeAll (${fmt(o.revoked)} ended) | ${fmt(o.revokeAllMs, 2)} |`, '');
   }
   if (results.memory) {
-    lines.push('## Server memory', '', 'Resident memory of the supervised-sessions server process after a W load, with this many sessions stored.', '');
-    lines.push('| stored sessions | RSS MiB |', '| ---: | ---: |');
-    for (const row of results.memory) lines.push(`| ${fmt(row.stored)} | ${fmt(row.rssMiB, 1)} |`);
-    if (results.memory.length >= 2) {
-      const [small, large] = [results.memory[0], results.memory[results.memory.length - 1]];
-      lines.push('', `${fmt(large.stored)} vs ${fmt(small.stored)} sessions: ${x(large.rssMiB / small.rssMiB)} the memory (target within 10 %).`);
+    const { baselines, stored } = results.memory;
+    lines.push('## Server memory', '');
+    if (baselines.length) {
+      lines.push('Resident memory (RSS) of each server process, idle (started, no connection yet) and after a 64-connection W load, in the same run; sliding cookie on. Linux cannot split a process\'s RSS by thread (threads share one address space): *main heap* is the main thread\'s V8 heap (`process.memoryUsage().heapTotal`), the rest of the difference is the store owner\'s and the cleaner\'s isolates, SQLite, code and buffers.', '');
+      lines.push('| server | idle RSS MiB | idle main heap MiB | after W RSS MiB | after W main heap MiB |', '| --- | ---: | ---: | ---: | ---: |');
+      for (const row of baselines) lines.push(`| ${row.label} | ${fmt(row.idleMiB, 1)} | ${fmt(row.idleHeapMiB, 1)} | ${fmt(row.afterWMiB, 1)} | ${fmt(row.afterWHeapMiB, 1)} |`);
+      const bare = baselines.find((row) => row.server === 'bare');
+      const ours = baselines.find((row) => row.server !== 'bare');
+      if (bare && ours) {
+        lines.push('', '| target | value |', '| --- | ---: |');
+        lines.push(`| idle: ours − bare (target ≤ 50 MiB) | ${fmt(ours.idleMiB - bare.idleMiB, 1)} MiB |`);
+        lines.push(`| after W: ours − bare (target ≤ 100 MiB) | ${fmt(ours.afterWMiB - bare.afterWMiB, 1)} MiB |`);
+      }
+      lines.push('');
     }
-    lines.push('');
+    if (stored.length) {
+      lines.push('Resident memory of the supervised-sessions server process after a W load, with this many sessions stored.', '');
+      lines.push('| stored sessions | RSS MiB |', '| ---: | ---: |');
+      for (const row of stored) lines.push(`| ${fmt(row.stored)} | ${fmt(row.rssMiB, 1)} |`);
+      if (stored.length >= 2) {
+        const [small, large] = [stored[0], stored[stored.length - 1]];
+        lines.push('', `${fmt(large.stored)} vs ${fmt(small.stored)} sessions: ${x(large.rssMiB / small.rssMiB)} the memory (target within 10 %).`);
+      }
+      lines.push('');
+    }
   }
   return lines.join('\n');
 }

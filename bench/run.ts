@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
-import { benchDatabase, ROOT, scratch, stopBenchPostgres } from './lib.ts';
+import { benchDatabase, buildPackage, ROOT, scratch, stopBenchPostgres } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
 import { ownersBenchmark } from './owners.ts';
 import { memoryBenchmark } from './memory.ts';
@@ -72,7 +72,7 @@ async function measure(): Promise<Results> {
     }
     if (wants('memory')) {
       log('# memory');
-      results.memory = await memoryBenchmark({ dir: temp.dir, sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000], seconds: smoke ? 0.5 : 5 });
+      results.memory = await memoryBenchmark({ dir: temp.dir, sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000], seconds: smoke ? 0.5 : 5, settleMs: smoke ? 300 : 2000 });
     }
   } finally {
     temp.remove();
@@ -81,6 +81,9 @@ async function measure(): Promise<Results> {
 }
 
 const full = !smoke && !only && !args.has('servers');
+// The servers run the built package, as users do (bench/servers/*.mjs
+// import 'supervised-sessions'): built from the sources first.
+if (!saved) buildPackage(log);
 const results = saved ? JSON.parse(readFileSync(saved, 'utf8')) as Results : await measure();
 if (full && !saved) {
   const file = join(tmpdir(), 'supervised-sessions-bench.json');

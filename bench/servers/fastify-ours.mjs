@@ -1,8 +1,7 @@
-// Fastify 5 with supervised-sessions/fastify on a file, default settings.
+// Fastify 5 with supervised-sessions/fastify on a file, default settings (the built package).
 import Fastify from 'fastify';
-import { startSessionApp } from '../../src/index.ts';
-import { fastifySessions } from '../../src/http/fastify.ts';
-// @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
+import { startSessionApp } from '../../dist/index.js';
+import { fastifySessions } from '../../dist/http/fastify.js';
 import { database, port, SECRET, stats } from './common.mjs';
 
 const app = await startSessionApp({ database });
@@ -13,11 +12,11 @@ await fastify.register(async (scoped) => {
   scoped.get('/login', async (req) => { req.session.set('n', 0); return { n: 0 }; });
   scoped.get('/r', async (req) => ({ n: req.session.get('n') ?? 0 }));
   scoped.get('/w', async (req) => {
-    const n = ((req.session.get('n') as number | undefined) ?? 0) + 1;
+    const n = (req.session.get('n') ?? 0) + 1;
     req.session.set('n', n);
     return { n };
   });
 });
 await fastify.listen({ port, host: '127.0.0.1' });
-process.stdout.write(`READY ${(fastify.server.address() as { port: number }).port}\n`);
+process.stdout.write(`READY ${fastify.server.address().port}\n`);
 process.once('SIGTERM', () => { void fastify.close().then(() => app.stop()).then(() => process.exit(0)); });

@@ -1,8 +1,7 @@
-// Express 5 with supervised-sessions/express on a file, default settings.
+// Express 5 with supervised-sessions/express on a file, default settings (the built package).
 import express from 'express';
-import { startSessionApp } from '../../src/index.ts';
-import { sessions } from '../../src/http/express.ts';
-// @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
+import { startSessionApp } from '../../dist/index.js';
+import { sessions } from '../../dist/http/express.js';
 import { database, port, ready, SECRET, stats } from './common.mjs';
 
 const app = await startSessionApp({ database });
@@ -12,7 +11,7 @@ web.use(sessions(app.store, { secret: SECRET }));
 web.get('/login', (req, res) => { req.session.set('n', 0); res.json({ n: 0 }); });
 web.get('/r', (req, res) => { res.json({ n: req.session.get('n') ?? 0 }); });
 web.get('/w', (req, res) => {
-  const n = ((req.session.get('n') as number | undefined) ?? 0) + 1;
+  const n = (req.session.get('n') ?? 0) + 1;
   req.session.set('n', n);
   res.json({ n });
 });

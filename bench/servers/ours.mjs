@@ -1,15 +1,15 @@
-// supervised-sessions: createHandler + startSessionApp on a file, default settings;
+// supervised-sessions: createHandler + startSessionApp on a file, default settings,
+// on the built package, as users run it (dist/, built by npm run bench);
 // COOKIE_MAX_AGE sets cookie.maxAge (the sliding cookie is then re-sent on every response);
 // INSTRUMENTS=off turns the app's counting off (below).
 import { createServer } from 'node:http';
-import { createHandler, startSessionApp } from '../../src/index.ts';
-// @ts-expect-error: a plain .mjs helper shared with the JavaScript servers
+import { createHandler, startSessionApp } from '../../dist/index.js';
 import { database, port, ready, SECRET, stats } from './common.mjs';
 
-// INSTRUMENTS=off: the same server with the app's counting (metrics.ts, on
+// INSTRUMENTS=off: the same server with the app's counting (metrics.js, on
 // the request path) replaced by no-ops, for the instruments' cost.
 if (process.env.INSTRUMENTS === 'off') {
-  const { Metrics } = await import('../../src/metrics.ts');
+  const { Metrics } = await import('../../dist/metrics.js');
   Metrics.prototype.call = () => {};
   Metrics.prototype.batch = () => {};
 }
@@ -19,7 +19,7 @@ const server = createServer(createHandler(app.store, (req, res, session) => {
   switch (req.url) {
     case '/__stats': res.end(stats()); return;
     case '/login': session.set('n', 0); break;
-    case '/w': session.set('n', ((session.get('n') as number | undefined) ?? 0) + 1); break;
+    case '/w': session.set('n', (session.get('n') ?? 0) + 1); break;
   }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ n: session.get('n') ?? 0 }));
