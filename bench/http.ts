@@ -26,6 +26,8 @@ export interface HttpOptions {
   connections: number;
   sessions: number;
   only?: string[];
+  /** A build of another revision (buildRevision): its ours-maxage runs beside ours-maxage as `ours-maxage-before`. */
+  before?: { rev: string; dist: string };
   dir: string;
   log(line: string): void;
 }
@@ -66,7 +68,7 @@ function nodeForBetterSqlite3(): { node: string; note?: string } | null {
 
 const SQLITE_PEERS = ['express-better-sqlite3', 'express-connect-sqlite3'];
 
-export function serverSpecs(wanted: (name: string) => boolean, log: (line: string) => void): ServerSpec[] {
+export function serverSpecs(wanted: (name: string) => boolean, log: (line: string) => void, before?: { rev: string; dist: string }): ServerSpec[] {
   const servers = join(BENCH_DIR, 'servers');
   const node = process.execPath;
   const specs: ServerSpec[] = [
@@ -76,6 +78,10 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
       name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.mjs'),
       env: { COOKIE_MAX_AGE: '86400' },
     },
+    ...(before ? [{
+      name: 'ours-maxage-before', label: `supervised-sessions at ${before.rev}, cookie.maxAge set`, node, script: join(servers, 'ours.mjs'),
+      env: { COOKIE_MAX_AGE: '86400', SESSIONS_DIST: before.dist },
+    }] : []),
     {
       name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.mjs'),
       env: { INSTRUMENTS: 'off' },
@@ -108,7 +114,7 @@ function medianSplit(splits: ThreadSplit[]): ThreadSplit {
 }
 
 export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
-  const specs = serverSpecs((name) => !options.only || options.only.includes(name), options.log);
+  const specs = serverSpecs((name) => !options.only || options.only.includes(name) || (name === 'ours-maxage-before' && options.before !== undefined), options.log, options.before);
   const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[]; database: string }> = [];
   try {
     for (const spec of specs) {

@@ -1,9 +1,9 @@
 // Small helpers shared by the benchmarks.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
 
@@ -45,6 +45,27 @@ export function buildPackage(log: (line: string) => void): void {
   rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
   const result = spawnSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
   if (result.status !== 0) throw new Error('the build failed: the benchmark measures the built package');
+}
+
+/**
+ * The package as built at git revision `rev` (npm run bench -- --before=REV),
+ * in .tmp/before-<rev>/dist, for a before/after comparison in one run.
+ * Returns the dist/ directory as a file URL ending in '/'.
+ */
+export function buildRevision(rev: string, log: (line: string) => void): string {
+  const hash = spawnSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
+  if (!hash) throw new Error(`--before: no git revision ${rev}`);
+  const dir = join(ROOT, '.tmp', `before-${hash}`);
+  log(`# building ${rev} (${hash}) into ${dir}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  const archive = spawnSync('sh', ['-c', `git archive ${hash} | tar -x -C "${dir}"`], { cwd: ROOT, stdio: 'inherit' });
+  if (archive.status !== 0) throw new Error(`--before: git archive ${hash} failed`);
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const result = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
+  if (result.status !== 0) throw new Error(`--before: the build of ${hash} failed`);
+  return pathToFileURL(join(dir, 'dist') + '/').href;
 }
 
 export function median(values: number[]): number {

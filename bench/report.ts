@@ -70,6 +70,19 @@ export function markdown(results: Results, command: string): string {
       const a = cpu('ours', w); const b = cpu('ours-uninstrumented', w);
       return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
     };
+    const perBare = (w: 'R' | 'W') => {
+      const a = cpu('ours-maxage', w); const b = cpu('bare', w);
+      return a !== undefined && b !== undefined ? `${fmt(a, 1)} ÷ ${fmt(b, 1)} µs = ${x(a / b)}` : 'n/a';
+    };
+    lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${perBare('R')} | ${perBare('W')} |`);
+    const before = results.http.find((row) => row.server === 'ours-maxage-before');
+    if (before) {
+      const change = (w: 'R' | 'W') => {
+        const a = cpu('ours-maxage', w); const b = cpu('ours-maxage-before', w);
+        return a !== undefined && b !== undefined ? `${fmt(b, 1)} → ${fmt(a, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
+      };
+      lines.push(`| CPU/req, sliding cookie: ${before.label.replace('supervised-sessions at ', '').replace(', cookie.maxAge set', '')} → this build | ${change('R')} | ${change('W')} |`);
+    }
     lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %) | ${instruments('R')} | ${instruments('W')} |`);
     const on = (a: string, b: string) => (w: 'R' | 'W') => {
       const x1 = find(a, w); const x2 = find(b, w);

@@ -5,13 +5,14 @@
 //   (sweep and http include PostgreSQL rows, on a server the benchmark starts)
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
+//   --before=REV       also run the package as built at git revision REV (sliding cookie), for a lever's before/after
 // A full run saves its raw results next to the system's temporary files
 // (printed at the end), so the report can be rendered again without measuring.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
-import { benchDatabase, buildPackage, ROOT, scratch, stopBenchPostgres } from './lib.ts';
+import { benchDatabase, buildPackage, buildRevision, ROOT, scratch, stopBenchPostgres } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
 import { ownersBenchmark } from './owners.ts';
 import { memoryBenchmark } from './memory.ts';
@@ -68,6 +69,7 @@ async function measure(): Promise<Results> {
       results.http = await httpBenchmark({
         rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
         only: smoke ? ['bare', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
+        before: args.has('before') ? { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) } : undefined,
       });
     }
     if (wants('memory')) {

@@ -3,13 +3,15 @@
 // COOKIE_MAX_AGE sets cookie.maxAge (the sliding cookie is then re-sent on every response);
 // INSTRUMENTS=off turns the app's counting off (below).
 import { createServer } from 'node:http';
-import { createHandler, startSessionApp } from '../../dist/index.js';
+// SESSIONS_DIST: another build of the package (npm run bench -- --before=REV).
+const dist = process.env.SESSIONS_DIST ?? new URL('../../dist/', import.meta.url).href;
+const { createHandler, startSessionApp } = await import(new URL('index.js', dist).href);
 import { database, port, ready, SECRET, stats } from './common.mjs';
 
 // INSTRUMENTS=off: the same server with the app's counting (metrics.js, on
 // the request path) replaced by no-ops, for the instruments' cost.
 if (process.env.INSTRUMENTS === 'off') {
-  const { Metrics } = await import('../../dist/metrics.js');
+  const { Metrics } = await import(new URL('metrics.js', dist).href);
   Metrics.prototype.call = () => {};
   Metrics.prototype.batch = () => {};
 }
