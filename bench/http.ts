@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
 import { BENCH_DIR, benchDatabase, benchPostgresPid, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
+import { SMALL_HEAP_FLAGS } from './memory.ts';
 import { postgresCpu, sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
 export interface ServerSpec {
@@ -82,6 +83,10 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
       name: 'ours-maxage-before', label: `supervised-sessions at ${before.rev}, cookie.maxAge set`, node, script: join(servers, 'ours.mjs'),
       env: { COOKIE_MAX_AGE: '86400', SESSIONS_DIST: before.dist },
     }] : []),
+    {
+      name: 'ours-maxage-small-heap', label: `supervised-sessions, cookie.maxAge set, node ${SMALL_HEAP_FLAGS}`, node, script: join(servers, 'ours.mjs'),
+      env: { COOKIE_MAX_AGE: '86400', NODE_OPTIONS: SMALL_HEAP_FLAGS },
+    },
     {
       name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.mjs'),
       env: { INSTRUMENTS: 'off' },

@@ -12,7 +12,10 @@ import type { LoadResult } from './loader.ts';
 import { BENCH_DIR, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
 
 export interface MemoryRow { stored: number; rssMiB: number }
-export interface MemoryBaseline { server: string; label: string; idleMiB: number; afterWMiB: number; idleHeapMiB: number; afterWHeapMiB: number }
+export interface MemoryBaseline { server: string; label: string; flags?: string; idleMiB: number; afterWMiB: number; idleHeapMiB: number; afterWHeapMiB: number }
+
+/** The V8 flag docs/operating.md suggests for a small container: the main thread's young generation capped. */
+export const SMALL_HEAP_FLAGS = '--max-semi-space-size=2';
 export interface MemoryResult { baselines: MemoryBaseline[]; stored: MemoryRow[] }
 
 const MiB = 1024 * 1024;
@@ -27,9 +30,12 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
   const servers = [
     { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs' },
     { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs' },
+    { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs', flags: SMALL_HEAP_FLAGS },
+    { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs', flags: SMALL_HEAP_FLAGS },
   ];
   for (const spec of servers) {
-    const server = await startServer(spec.name, process.execPath, join(BENCH_DIR, 'servers', spec.script), { DATABASE: join(options.dir, `memory-${spec.name}.db`), COOKIE_MAX_AGE: '86400' });
+    const env = { DATABASE: join(options.dir, `memory-${spec.name}-${spec.flags ? 'flags' : 'default'}.db`), COOKIE_MAX_AGE: '86400', ...(spec.flags ? { NODE_OPTIONS: spec.flags } : {}) };
+    const server = await startServer(spec.name, process.execPath, join(BENCH_DIR, 'servers', spec.script), env);
     try {
       // Idle: started, the loader not yet connected.
       await sleep(options.settleMs ?? 2000);
@@ -37,7 +43,7 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
       const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
       await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
       const after = await stats(server);
-      baselines.push({ server: spec.name, label: spec.label, idleMiB: idle.rss / MiB, afterWMiB: after.rss / MiB, idleHeapMiB: idle.heapTotal / MiB, afterWHeapMiB: after.heapTotal / MiB });
+      baselines.push({ server: spec.name, label: spec.label, flags: spec.flags, idleMiB: idle.rss / MiB, afterWMiB: after.rss / MiB, idleHeapMiB: idle.heapTotal / MiB, afterWHeapMiB: after.heapTotal / MiB });
     } finally {
       await server.stop();
     }

@@ -75,6 +75,11 @@ export function markdown(results: Results, command: string): string {
       return a !== undefined && b !== undefined ? `${fmt(a, 1)} ÷ ${fmt(b, 1)} µs = ${x(a / b)}` : 'n/a';
     };
     lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${perBare('R')} | ${perBare('W')} |`);
+    const smallHeap = (w: 'R' | 'W') => {
+      const a = cpu('ours-maxage-small-heap', w); const b = cpu('ours-maxage', w);
+      return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
+    };
+    lines.push(`| CPU/req with the small-heap node flags vs default (sliding cookie; see Server memory) | ${smallHeap('R')} | ${smallHeap('W')} |`);
     const before = results.http.find((row) => row.server === 'ours-maxage-before');
     if (before) {
       const change = (w: 'R' | 'W') => {
@@ -175,15 +180,16 @@ export function markdown(results: Results, command: string): string {
     lines.push('## Server memory', '');
     if (baselines.length) {
       lines.push('Resident memory (RSS) of each server process, idle (started, no connection yet) and after a 64-connection W load, in the same run; sliding cookie on. Linux cannot split a process\'s RSS by thread (threads share one address space): *main heap* is the main thread\'s V8 heap (`process.memoryUsage().heapTotal`), the rest of the difference is the store owner\'s and the cleaner\'s isolates, SQLite, code and buffers.', '');
-      lines.push('| server | idle RSS MiB | idle main heap MiB | after W RSS MiB | after W main heap MiB |', '| --- | ---: | ---: | ---: | ---: |');
-      for (const row of baselines) lines.push(`| ${row.label} | ${fmt(row.idleMiB, 1)} | ${fmt(row.idleHeapMiB, 1)} | ${fmt(row.afterWMiB, 1)} | ${fmt(row.afterWHeapMiB, 1)} |`);
-      const bare = baselines.find((row) => row.server === 'bare');
-      const ours = baselines.find((row) => row.server !== 'bare');
-      if (bare && ours) {
-        lines.push('', '| target | value |', '| --- | ---: |');
-        lines.push(`| idle: ours − bare (target ≤ 50 MiB) | ${fmt(ours.idleMiB - bare.idleMiB, 1)} MiB |`);
-        lines.push(`| after W: ours − bare (target ≤ 100 MiB) | ${fmt(ours.afterWMiB - bare.afterWMiB, 1)} MiB |`);
-      }
+      lines.push('| server | node flags | idle RSS MiB | idle main heap MiB | after W RSS MiB | after W main heap MiB |', '| --- | --- | ---: | ---: | ---: | ---: |');
+      for (const row of baselines) lines.push(`| ${row.label} | ${row.flags ? `\`${row.flags}\`` : 'default'} | ${fmt(row.idleMiB, 1)} | ${fmt(row.idleHeapMiB, 1)} | ${fmt(row.afterWMiB, 1)} | ${fmt(row.afterWHeapMiB, 1)} |`);
+      lines.push('', '| target | default flags | with the flags above |', '| --- | ---: | ---: |');
+      const diff = (flags: boolean, key: 'idleMiB' | 'afterWMiB') => {
+        const bare = baselines.find((row) => row.server === 'bare' && !!row.flags === flags);
+        const ours = baselines.find((row) => row.server !== 'bare' && !!row.flags === flags);
+        return bare && ours ? `${fmt(ours[key] - bare[key], 1)} MiB` : 'n/a';
+      };
+      lines.push(`| idle: ours − bare (target ≤ 50 MiB) | ${diff(false, 'idleMiB')} | ${diff(true, 'idleMiB')} |`);
+      lines.push(`| after W: ours − bare (target ≤ 100 MiB) | ${diff(false, 'afterWMiB')} | ${diff(true, 'afterWMiB')} |`);
       lines.push('');
     }
     if (stored.length) {

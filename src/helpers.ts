@@ -3,8 +3,13 @@ import { resolveLocation, type StoreLocation } from './config.ts';
 import { openDatabase } from './store/connection.ts';
 import { clearTable, dropTable, setupTable } from './store/schema.ts';
 import { isPostgresUrl } from './store/postgres/url.ts';
-import { withClient } from './store/postgres/admin.ts';
-import * as pgSchema from './store/postgres/schema.ts';
+
+// The PostgreSQL side (and `pg` with it) is loaded only for a PostgreSQL URL:
+// an app on SQLite never loads it.
+const postgres = async () => {
+  const [{ withClient }, pgSchema] = await Promise.all([import('./store/postgres/admin.ts'), import('./store/postgres/schema.ts')]);
+  return { withClient, pgSchema };
+};
 
 // The `mix session.setup|clear|drop` tasks. They run on the caller's thread,
 // on a short-lived connection of their own.
@@ -22,6 +27,7 @@ function withDatabase<T>(location: StoreLocation, work: (db: ReturnType<typeof o
 export async function setupStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
   if (isPostgresUrl(location.database)) {
+    const { withClient, pgSchema } = await postgres();
     await withClient(location.database, (client) => pgSchema.setupTable(client, location.table));
     return;
   }
@@ -32,6 +38,7 @@ export async function setupStore(options?: { database?: string; table?: string }
 export async function clearStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
   if (isPostgresUrl(location.database)) {
+    const { withClient, pgSchema } = await postgres();
     await withClient(location.database, (client) => pgSchema.clearTable(client, location.table));
     return;
   }
@@ -43,6 +50,7 @@ export async function clearStore(options?: { database?: string; table?: string }
 export async function dropStore(options?: { database?: string; table?: string }): Promise<void> {
   const location = resolveLocation(options);
   if (isPostgresUrl(location.database)) {
+    const { withClient, pgSchema } = await postgres();
     await withClient(location.database, (client) => pgSchema.dropTable(client, location.table));
     return;
   }

@@ -10,7 +10,10 @@ import { liveThresholds } from '../store/expiry.ts';
 import { CLEANER, WriteGate } from '../store/write-gate.ts';
 import { isPostgresUrl } from '../store/postgres/url.ts';
 import { toWire, type WireError } from '../errors.ts';
-import { closePostgres, readyPostgres, sweepPostgres } from './postgres-sweep.ts';
+
+// The PostgreSQL sweep (and `pg` with it) is loaded only for a PostgreSQL URL.
+let postgresSweep: typeof import('./postgres-sweep.ts') | null = null;
+const postgres = async () => (postgresSweep ??= await import('./postgres-sweep.ts'));
 
 export interface SweepTask {
   database: string;
@@ -43,7 +46,7 @@ function connection(task: Omit<SweepTask, 'abort' | 'policy'>): DatabaseSync {
 export async function ready(task: Omit<SweepTask, 'abort' | 'policy' | 'database'> & { database: string | null }): Promise<number> {
   if (task.database === null) return threadId;
   if (isPostgresUrl(task.database)) {
-    await readyPostgres(task.database, task.table, task.busyTimeoutMs);
+    await (await postgres()).readyPostgres(task.database, task.table, task.busyTimeoutMs);
     return threadId;
   }
   requireTable(connection({ ...task, database: task.database }), task.table, task.database);
@@ -66,7 +69,7 @@ export async function sweep(task: SweepTask): Promise<{ deleted: number; skipped
     // Errors cross piscina's port as plain Errors: sent as { code, message }
     // data instead, so the app's sweepError is a StoreUnavailableError.
     try {
-      return await sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
+      return await (await postgres()).sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: flag });
     } catch (error) {
       return { deleted: 0, skipped: false, live: null, error: toWire(error) };
     }
@@ -119,7 +122,7 @@ export function checkpoint(task: Omit<SweepTask, 'abort' | 'policy'>): void {
 }
 
 export async function close(): Promise<void> {
-  await closePostgres();
+  await postgresSweep?.closePostgres();
   db?.close();
   db = null;
   opened = '';
