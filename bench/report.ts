@@ -132,9 +132,9 @@ export function markdown(results: Results, command: string): string {
     lines.push('', 'Chart: [benchmarks.svg](benchmarks.svg)', '');
   }
   if (results.mailbox) {
-    lines.push('## Mailbox (runtime)', '', 'Echo round trips to a worker thread.', '');
-    lines.push('| | calls | calls/s | × raw ping-pong | p50 ms | p99 ms |', '| --- | ---: | ---: | ---: | ---: | ---: |');
-    for (const row of results.mailbox) lines.push(`| ${row.name} | ${fmt(row.calls)} | ${fmt(row.perSecond)} | ${x(row.ratio)} | ${fmt(row.p50, 3)} | ${fmt(row.p99, 3)} |`);
+    lines.push('## Mailbox (runtime)', '', 'Echo round trips to a worker thread. *CPU µs/call*: the benchmark process\'s CPU time (both threads) per round trip, for the two bare hops.', '');
+    lines.push('| | calls | calls/s | × raw ping-pong | p50 ms | p99 ms | CPU µs/call |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const row of results.mailbox) lines.push(`| ${row.name} | ${fmt(row.calls)} | ${fmt(row.perSecond)} | ${x(row.ratio)} | ${fmt(row.p50, 3)} | ${fmt(row.p99, 3)} | ${row.cpuPerCall === undefined ? '' : fmt(row.cpuPerCall, 1)} |`);
     lines.push('');
   }
   if (results.store) {
