@@ -6,7 +6,9 @@ import type { MailboxRow } from './mailbox.ts';
 import type { MemoryResult } from './memory.ts';
 import type { StoreRow } from './store.ts';
 import type { SweepResult } from './sweep.ts';
-import { fmt } from './lib.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BENCH_DIR, fmt } from './lib.ts';
 
 export interface Results {
   date: string;
@@ -203,6 +205,9 @@ export function markdown(results: Results, command: string): string {
       lines.push('');
     }
   }
+  // The levers of issue 16, kept by hand beside the benchmark (bench/levers.md).
+  const levers = join(BENCH_DIR, 'levers.md');
+  if (existsSync(levers)) lines.push('## Levers', '', readFileSync(levers, 'utf8').trim(), '');
   return lines.join('\n');
 }
 
