@@ -28,10 +28,14 @@ class Counter {
     this.labelNames = labelNames;
   }
   inc(labelValues: string[], by = 1): void {
+    this.sample(labelValues).value += by;
+  }
+  /** The sample of a label set, made at its first use (callers on the hot path keep it). */
+  sample(labelValues: string[]): { labels: string[]; value: number } {
     const key = labelValues.join('\0');
-    const entry = this.values.get(key);
-    if (entry) entry.value += by;
-    else this.values.set(key, { labels: labelValues, value: by });
+    let entry = this.values.get(key);
+    if (!entry) this.values.set(key, entry = { labels: labelValues, value: 0 });
+    return entry;
   }
   render(type = 'counter'): string[] {
     const lines = [`# HELP ${PREFIX}${this.name} ${this.help}`, `# TYPE ${PREFIX}${this.name} ${type}`];
@@ -40,8 +44,10 @@ class Counter {
   }
 }
 
+interface HistogramSeries { labels: string[]; counts: number[]; sum: number; count: number }
+
 class Histogram {
-  readonly series = new Map<string, { labels: string[]; counts: number[]; sum: number; count: number }>();
+  readonly series = new Map<string, HistogramSeries>();
   readonly name: string;
   readonly help: string;
   readonly labelNames: string[];
@@ -53,12 +59,24 @@ class Histogram {
     this.buckets = buckets;
   }
   observe(labelValues: string[], value: number): void {
+    this.record(this.seriesOf(labelValues), value);
+  }
+  /** The series of a label set, made at its first use (callers on the hot path keep it). */
+  seriesOf(labelValues: string[]): HistogramSeries {
     const key = labelValues.join('\0');
     let entry = this.series.get(key);
     if (!entry) this.series.set(key, entry = { labels: labelValues, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 });
+    return entry;
+  }
+  record(entry: HistogramSeries, value: number): void {
     // Each bucket counts the observations at or below its bound (cumulated when rendered).
-    const index = this.buckets.findIndex((bound) => value <= bound);
-    if (index !== -1) entry.counts[index]++;
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]) {
+        entry.counts[i]++;
+        break;
+      }
+    }
     entry.sum += value;
     entry.count++;
   }
@@ -110,13 +128,19 @@ export class Metrics {
    * `outcome` is the error's code, or its name when it has none.
    */
   call(op: string, started: number, error: Error | null): void {
-    const outcome = error === null ? 'ok' : String((error as { code?: unknown }).code ?? error.name ?? 'Error');
-    this.storeCalls.inc([op, outcome]);
+    // The common case, an op that succeeded, touches two objects kept per op: no allocation.
+    let series = this.#byOp.get(op);
+    if (!series) this.#byOp.set(op, series = { ok: this.storeCalls.sample([op, 'ok']), seconds: this.storeCallSeconds.seriesOf([op]) });
+    if (error === null) series.ok.value++;
+    else this.storeCalls.inc([op, String((error as { code?: unknown }).code ?? error.name ?? 'Error')]);
     if (Number.isNaN(started)) return;
     const seconds = (performance.now() - started) / 1000;
-    this.storeCallSeconds.observe([op], seconds);
+    this.storeCallSeconds.record(series.seconds, seconds);
     this.otel?.callSeconds(op, seconds);
   }
+
+  readonly #byOp = new Map<string, { ok: { value: number }; seconds: HistogramSeries }>();
+  #batches: HistogramSeries | null = null;
 
   /** Live sessions counted now (by count() or at the end of a sweep). */
   live(count: number): void {
@@ -126,7 +150,7 @@ export class Metrics {
 
   /** One store transaction answered `calls` calls. */
   batch(calls: number): void {
-    this.batchCalls.observe([], calls);
+    this.batchCalls.record(this.#batches ??= this.batchCalls.seriesOf([]), calls);
     this.otel?.batchCalls(calls);
   }
 
