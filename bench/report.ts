@@ -8,10 +8,12 @@ import type { StoreRow } from './store.ts';
 import type { SweepResult } from './sweep.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BENCH_DIR, fmt } from './lib.ts';
+import { BENCH_DIR, fmt, median } from './lib.ts';
 
 export interface Results {
   date: string;
+  /** The command that measured them (kept when the report is rendered again). */
+  command?: string;
   /** Cores, CPU model and Node version of the run (a re-rendered report keeps them). */
   machine?: string;
   seconds: number;
@@ -51,7 +53,7 @@ export function markdown(results: Results, command: string): string {
     const notes = [...new Set(results.http.filter((row) => row.note).map((row) => `- ${row.label}: ${row.note}.`))];
     if (notes.length) lines.push('', ...notes);
     const find = (server: string, workload: 'R' | 'W') => results.http!.find((row) => row.server === server && row.workload === workload);
-    lines.push('', '### Against the targets', '', '| target | R | W |', '| --- | ---: | ---: |');
+    lines.push('', '### Against the targets', '', 'CPU comparisons are the median of the per-round ratios (the two servers measured back to back in each round); the µs figures beside them are the medians of each.', '', '| target | R | W |', '| --- | ---: | ---: |');
     const ours = (w: 'R' | 'W') => find('ours', w);
     const vs = (other: (w: 'R' | 'W') => HttpRow | undefined, w: 'R' | 'W') => {
       const a = ours(w); const b = other(w);
@@ -63,34 +65,31 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| × @fastify/session, memory store (target ≥ 2) | ${vs((w) => find('fastify-memory', w), 'R')} | ${vs((w) => find('fastify-memory', w), 'W')} |`);
     lines.push(`| × express-session + MemoryStore | ${vs((w) => find('express-memory', w), 'R')} | ${vs((w) => find('express-memory', w), 'W')} |`);
     const cpu = (server: string, w: 'R' | 'W') => find(server, w)?.cpuPerRequest;
-    const slide = (w: 'R' | 'W') => {
-      const a = cpu('ours-maxage', w); const b = cpu('ours', w);
-      return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
+    // CPU comparisons: the median of the per-round ratios (the two servers
+    // measured back to back in each round), steadier than a ratio of medians
+    // on a shared machine.
+    const paired = (a: string, b: string, w: 'R' | 'W'): number | undefined => {
+      const ra = find(a, w)?.rounds; const rb = find(b, w)?.rounds;
+      if (!ra || !rb || ra.length !== rb.length || ra.length === 0) return undefined;
+      return median(ra.map((round, i) => round.cpuPerRequest / rb[i].cpuPerRequest));
     };
-    lines.push(`| CPU/req with cookie.maxAge set vs a session cookie (target within 10 %) | ${slide('R')} | ${slide('W')} |`);
-    const instruments = (w: 'R' | 'W') => {
-      const a = cpu('ours', w); const b = cpu('ours-uninstrumented', w);
-      return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
+    const versus = (a: string, b: string, w: 'R' | 'W', arrow = false) => {
+      const ca = cpu(a, w); const cb = cpu(b, w); const r = paired(a, b, w);
+      if (ca === undefined || cb === undefined || r === undefined) return 'n/a';
+      return arrow ? `${fmt(cb, 1)} → ${fmt(ca, 1)} µs: ${signed(100 * (r - 1))} %` : `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${signed(100 * (r - 1))} %`;
     };
+    lines.push(`| CPU/req with cookie.maxAge set vs a session cookie (target within 10 %) | ${versus('ours-maxage', 'ours', 'R')} | ${versus('ours-maxage', 'ours', 'W')} |`);
     const perBare = (w: 'R' | 'W') => {
-      const a = cpu('ours-maxage', w); const b = cpu('bare', w);
-      return a !== undefined && b !== undefined ? `${fmt(a, 1)} ÷ ${fmt(b, 1)} µs = ${x(a / b)}` : 'n/a';
+      const a = cpu('ours-maxage', w); const b = cpu('bare', w); const r = paired('ours-maxage', 'bare', w);
+      return a !== undefined && b !== undefined && r !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${x(r)}` : 'n/a';
     };
     lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${perBare('R')} | ${perBare('W')} |`);
-    const smallHeap = (w: 'R' | 'W') => {
-      const a = cpu('ours-maxage-small-heap', w); const b = cpu('ours-maxage', w);
-      return a !== undefined && b !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
-    };
-    lines.push(`| CPU/req with the small-heap node flags vs default (sliding cookie; see Server memory) | ${smallHeap('R')} | ${smallHeap('W')} |`);
+    lines.push(`| CPU/req with the small-heap node flags vs default (sliding cookie; see Server memory) | ${versus('ours-maxage-small-heap', 'ours-maxage', 'R')} | ${versus('ours-maxage-small-heap', 'ours-maxage', 'W')} |`);
     const before = results.http.find((row) => row.server === 'ours-maxage-before');
     if (before) {
-      const change = (w: 'R' | 'W') => {
-        const a = cpu('ours-maxage', w); const b = cpu('ours-maxage-before', w);
-        return a !== undefined && b !== undefined ? `${fmt(b, 1)} → ${fmt(a, 1)} µs: ${signed(100 * (a / b - 1))} %` : 'n/a';
-      };
-      lines.push(`| CPU/req, sliding cookie: ${before.label.replace('supervised-sessions at ', '').replace(', cookie.maxAge set', '')} → this build | ${change('R')} | ${change('W')} |`);
+      lines.push(`| CPU/req, sliding cookie: ${before.label.replace('supervised-sessions at ', '').replace(', cookie.maxAge set', '')} → this build | ${versus('ours-maxage', 'ours-maxage-before', 'R', true)} | ${versus('ours-maxage', 'ours-maxage-before', 'W', true)} |`);
     }
-    lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %) | ${instruments('R')} | ${instruments('W')} |`);
+    lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %) | ${versus('ours', 'ours-uninstrumented', 'R')} | ${versus('ours', 'ours-uninstrumented', 'W')} |`);
     const on = (a: string, b: string) => (w: 'R' | 'W') => {
       const x1 = find(a, w); const x2 = find(b, w);
       return x1 && x2 ? x(x1.rps / x2.rps) : 'n/a';

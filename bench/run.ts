@@ -84,17 +84,18 @@ async function measure(): Promise<Results> {
 
 const full = !smoke && !only && !args.has('servers');
 // The servers run the built package, as users do (bench/servers/*.mjs
-// import 'supervised-sessions'): built from the sources first.
+// import dist/): built from the sources first.
 if (!saved) buildPackage(log);
 const results = saved ? JSON.parse(readFileSync(saved, 'utf8')) as Results : await measure();
+
+// A re-rendered report still names the command that measured it.
+const command = saved ? results.command ?? 'npm run bench' : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+results.command = command;
 if (full && !saved) {
   const file = join(tmpdir(), 'supervised-sessions-bench.json');
   writeFileSync(file, JSON.stringify(results));
   log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
 }
-
-// A re-rendered report still names the command that measured it.
-const command = saved ? 'npm run bench' : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 const report = markdown(results, command);
 process.stdout.write(`${report}\n`);
 if (full) {
