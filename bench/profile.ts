@@ -43,10 +43,15 @@ try {
   const env: NodeJS.ProcessEnv = { DATABASE: join(temp.dir, 'profile.db'), ...(args.has('maxage') ? { COOKIE_MAX_AGE: '86400' } : {}) };
   const script = join(BENCH_DIR, 'servers', `${server}.mjs`);
   const running = await startServer(server, process.execPath, script, env, ['--cpu-prof', `--cpu-prof-dir=${temp.dir}`]);
-  const cookies = server === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
-  await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
-  const result = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds }, temp.dir);
-  await running.stop();
+  let result: LoadResult;
+  try {
+    const cookies = server === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
+    await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
+    result = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds }, temp.dir);
+  } finally {
+    // Stopped gracefully, so that every thread writes its profile.
+    await running.stop();
+  }
   console.log(`${server}${args.has('maxage') ? ' (cookie.maxAge)' : ''} ${workload}: ${Math.round(result.rps)} req/s, ${result.cpuPerRequest.toFixed(1)} µs CPU/req (all threads, from /__stats)`);
   const files = readdirSync(temp.dir).filter((name) => name.endsWith('.cpuprofile')).sort();
   for (const file of files) {

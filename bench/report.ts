@@ -3,7 +3,7 @@ import { cpus } from 'node:os';
 import type { OwnersResult } from './owners.ts';
 import type { HttpRow } from './http.ts';
 import type { MailboxRow } from './mailbox.ts';
-import type { MemoryResult } from './memory.ts';
+import type { MemoryResult, MemoryRow } from './memory.ts';
 import type { StoreRow } from './store.ts';
 import type { SweepResult } from './sweep.ts';
 import { existsSync, readFileSync } from 'node:fs';
@@ -177,7 +177,8 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| sessionsOf (${fmt(o.owned)} listed) | ${fmt(o.sessionsOfMs, 2)} |`, `| revokeAll (${fmt(o.revoked)} ended) | ${fmt(o.revokeAllMs, 2)} |`, '');
   }
   if (results.memory) {
-    const { baselines, stored } = results.memory;
+    // Results saved before the memory section had baselines held its rows alone.
+    const { baselines, stored } = Array.isArray(results.memory) ? { baselines: [], stored: results.memory as MemoryRow[] } : results.memory;
     lines.push('## Server memory', '');
     if (baselines.length) {
       lines.push('Resident memory (RSS) of each server process, idle (started, no connection yet) and after a 64-connection W load, in the same run; sliding cookie on. Linux cannot split a process\'s RSS by thread (threads share one address space): *main heap* is the main thread\'s V8 heap (`process.memoryUsage().heapTotal`), the rest of the difference is the store owner\'s and the cleaner\'s isolates, SQLite, code and buffers.', '');

@@ -8,7 +8,7 @@
 //   --before=REV       also run the package as built at git revision REV (sliding cookie), for a lever's before/after
 // A full run saves its raw results next to the system's temporary files
 // (printed at the end), so the report can be rendered again without measuring.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { httpBenchmark } from './http.ts';
@@ -95,6 +95,10 @@ if (full && !saved) {
   const file = join(tmpdir(), 'supervised-sessions-bench.json');
   writeFileSync(file, JSON.stringify(results));
   log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
+}
+// The builds of other revisions (--before) are not kept.
+for (const name of existsSync(join(ROOT, '.tmp')) ? readdirSync(join(ROOT, '.tmp')) : []) {
+  if (name.startsWith('before-')) rmSync(join(ROOT, '.tmp', name), { recursive: true, force: true });
 }
 const report = markdown(results, command);
 process.stdout.write(`${report}\n`);

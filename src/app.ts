@@ -171,7 +171,9 @@ export class SessionApp extends EventEmitter {
     this.#state = 'running';
     this.#schedule.start();
     // OpenTelemetry, when the process has registered a MeterProvider (otel.ts).
-    this.#metrics.otel = openTelemetrySink(this.#metrics.figures(() => ({ up: this.#state === 'running', pending: this.#mailbox.pending })));
+    // Apps on one store count the same rows: the store names them (every ':memory:' is a store of its own).
+    const location = this.config.database === ':memory:' ? `:memory:\0${++memoryStores}` : `${this.config.database}\0${this.config.table}`;
+    this.#metrics.otel = openTelemetrySink(this.#metrics.figures(location, () => ({ up: this.#state === 'running', pending: this.#mailbox.pending })));
   }
 
   status(): AppStatus {
@@ -226,6 +228,8 @@ export class SessionApp extends EventEmitter {
     return this.#stopping;
   }
 }
+
+let memoryStores = 0;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {

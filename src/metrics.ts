@@ -167,8 +167,9 @@ export class Metrics {
   }
 
   /** The figures as OpenTelemetry's observable instruments read them. */
-  figures(state: () => { up: boolean; pending: number }): ObservedFigures {
+  figures(location: string, state: () => { up: boolean; pending: number }): ObservedFigures {
     return {
+      location,
       up: () => state().up,
       pending: () => state().pending,
       liveSessions: () => this.liveSessions,

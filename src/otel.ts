@@ -28,12 +28,15 @@ interface Meter {
   addBatchObservableCallback(callback: BatchCallback, observables: Observable[]): void;
   removeBatchObservableCallback(callback: BatchCallback, observables: Observable[]): void;
 }
-interface MetricsApi { metrics: { getMeter(name: string, version?: string): Meter } }
+interface MeterProvider { getMeter(name: string, version?: string): Meter }
+interface MetricsApi { metrics: { getMeterProvider(): MeterProvider } }
 
 /** What the app's figures look like from here (metrics.ts's Metrics). */
 export interface ObservedFigures {
   up(): boolean;
   pending(): number;
+  /** The store the app counts live sessions in (database and table): apps on one store count the same rows. */
+  location: string;
   liveSessions(): number | null;
   liveCountedAt(): number;
   storeCalls(): Iterable<{ labels: string[]; value: number }>;
@@ -75,10 +78,12 @@ interface Instruments {
   remove(): void;
 }
 
-// One set of instruments per process, shared by every app in it: two apps
-// observing the same instruments with the same attributes would overwrite
-// each other's figures; summed in one callback, they add up.
-let shared: Instruments | null = null;
+// One set of instruments per MeterProvider, shared by every app of the
+// process reporting to it: two apps observing the same instruments with the
+// same attributes would overwrite each other's figures; summed in one
+// callback, they add up. An app started after the provider was replaced
+// reports to the new one.
+const registry = new Map<MeterProvider, Instruments>();
 
 function sum(into: Map<string, { attributes: Attributes; value: number }>, names: string[], series: Iterable<{ labels: string[]; value: number }>): void {
   for (const { labels, value } of series) {
@@ -89,8 +94,8 @@ function sum(into: Map<string, { attributes: Attributes; value: number }>, names
   }
 }
 
-function instruments(api: MetricsApi): Instruments {
-  const meter = api.metrics.getMeter('supervised-sessions', packageVersion());
+function instruments(provider: MeterProvider): Instruments {
+  const meter = provider.getMeter('supervised-sessions', packageVersion());
   const name = (suffix: string) => `supervised_sessions_${suffix}`;
   const up = meter.createObservableGauge(name('up'), { description: '1 while the app is running (every app of the process).' });
   const pending = meter.createObservableGauge(name('mailbox_pending'), { description: 'Store calls waiting now (in flight or queued).', unit: '{call}' });
@@ -106,8 +111,9 @@ function instruments(api: MetricsApi): Instruments {
   const callback: BatchCallback = (result) => {
     let allUp = 1;
     let waiting = 0;
-    let liveNow: number | null = null;
-    let countedAt = 0;
+    // Live sessions: the latest count of each store, summed over the stores
+    // (two apps on one table count the same rows once).
+    const byStore = new Map<string, { count: number; at: number }>();
     let sweptTotal = 0;
     let failedTotal = 0;
     const calls = new Map<string, { attributes: Attributes; value: number }>();
@@ -118,8 +124,9 @@ function instruments(api: MetricsApi): Instruments {
       waiting += app.pending();
       const count = app.liveSessions();
       if (count !== null) {
-        liveNow = (liveNow ?? 0) + count;
-        countedAt = Math.max(countedAt, app.liveCountedAt());
+        const at = app.liveCountedAt();
+        const known = byStore.get(app.location);
+        if (!known || at > known.at) byStore.set(app.location, { count, at });
       }
       sweptTotal += app.swept();
       failedTotal += app.sweepErrors();
@@ -129,9 +136,16 @@ function instruments(api: MetricsApi): Instruments {
     }
     result.observe(up, allUp);
     result.observe(pending, waiting);
-    if (liveNow !== null) {
-      result.observe(live, liveNow);
-      result.observe(liveAt, countedAt / 1000);
+    if (byStore.size > 0) {
+      let total = 0;
+      let oldest = Infinity;
+      for (const { count, at } of byStore.values()) {
+        total += count;
+        oldest = Math.min(oldest, at);
+      }
+      result.observe(live, total);
+      // The sum is as old as its oldest part.
+      result.observe(liveAt, oldest / 1000);
     }
     for (const { attributes, value } of calls.values()) result.observe(storeCalls, value, attributes);
     for (const { attributes, value } of byChild.values()) result.observe(restarts, value, attributes);
@@ -162,7 +176,10 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
   } catch {
     return null;
   }
-  const set = shared ??= instruments(api);
+  const provider = api.metrics.getMeterProvider();
+  let set = registry.get(provider);
+  if (!set) registry.set(provider, set = instruments(provider));
+  const mine = set;
   set.apps.add(figures);
   // One attributes object per op, made once: recording allocates nothing.
   const byOp = new Map<string, Attributes>();
@@ -174,24 +191,24 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
       if (!open) return;
       let attributes = byOp.get(op);
       if (!attributes) byOp.set(op, attributes = { op });
-      try { set.callSeconds.record(seconds, attributes); } catch { /* see above */ }
+      try { mine.callSeconds.record(seconds, attributes); } catch { /* see above */ }
     },
     batchCalls(calls) {
       if (!open) return;
-      try { set.batchCalls.record(calls); } catch { /* see above */ }
+      try { mine.batchCalls.record(calls); } catch { /* see above */ }
     },
     sweepSeconds(seconds) {
       if (!open) return;
-      try { set.sweepSeconds.record(seconds); } catch { /* see above */ }
+      try { mine.sweepSeconds.record(seconds); } catch { /* see above */ }
     },
     close() {
       if (!open) return;
       open = false;
-      set.apps.delete(figures);
+      mine.apps.delete(figures);
       // The last app gone: the callback is removed, nothing keeps an app alive.
-      if (set.apps.size === 0 && shared === set) {
-        shared = null;
-        set.remove();
+      if (mine.apps.size === 0 && registry.get(provider) === mine) {
+        registry.delete(provider);
+        mine.remove();
       }
     },
   };

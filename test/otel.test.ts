@@ -162,6 +162,15 @@ test('two apps in one process: their figures add up, and the one left keeps repo
       assert.is(point(all, 'store_calls', { op: 'create', outcome: 'ok' })!.value, 8);
       assert.is(point(all, 'live_sessions')!.value, 8);
       assert.is(created(all) - base, 8);
+      // A third app on a's store: its count is of the same rows, counted once.
+      const c = await startSessionApp({ database: join(temp.dir, 'a.db'), sweepSignal: false });
+      try {
+        await c.store.count();
+        all = await collect();
+        assert.is(point(all, 'live_sessions')!.value, 8, 'two apps on one store are not added up');
+      } finally {
+        await c.stop();
+      }
       await a.stop();
       await b.store.put(null, { n: 6 });
       all = await collect();
@@ -173,6 +182,38 @@ test('two apps in one process: their figures add up, and the one left keeps repo
       await b.stop();
     }
   } finally {
+    temp.remove();
+  }
+});
+
+test('a provider registered while an app runs: an app started afterwards reports to it, the first keeps its own', async () => {
+  const temp = tempDir();
+  const secondExporter = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const secondReader = new PeriodicExportingMetricReader({ exporter: secondExporter, exportIntervalMillis: 3_600_000 });
+  const second = new MeterProvider({ readers: [secondReader] });
+  const a = await startSessionApp({ database: join(temp.dir, 'a.db'), sweepSignal: false });
+  try {
+    await a.store.put(null, { a: 1 });
+    metrics.disable();
+    metrics.setGlobalMeterProvider(second);
+    const b = await startSessionApp({ database: join(temp.dir, 'b.db'), sweepSignal: false });
+    try {
+      await Promise.all([1, 2].map((n) => b.store.put(null, { n })));
+      secondExporter.reset();
+      await secondReader.forceFlush();
+      const created = secondExporter.getMetrics().flatMap((r) => r.scopeMetrics).filter((m) => m.scope.name === 'supervised-sessions')
+        .flatMap((m) => m.metrics).find((m) => m.descriptor.name === 'supervised_sessions_store_calls')
+        ?.dataPoints.find((p) => p.attributes.op === 'create' && p.attributes.outcome === 'ok')?.value;
+      assert.is(created, 2, 'the new provider sees the app started under it');
+      assert.is(point(await collect(), 'store_calls', { op: 'create', outcome: 'ok' })!.value, 1, 'the first provider keeps the first app');
+    } finally {
+      await b.stop();
+    }
+  } finally {
+    await a.stop();
+    await second.shutdown();
+    metrics.disable();
+    metrics.setGlobalMeterProvider(provider);
     temp.remove();
   }
 });

@@ -14,6 +14,8 @@ import {
 } from '../src/index.ts';
 import { runScript, sleep } from './helpers.ts';
 import { adminQuery, postgresDatabase } from './engines.ts';
+import { closePostgres, countLive, LIVE_COUNT_TIMEOUT_MS } from '../src/cleaner/postgres-sweep.ts';
+import { expiryPolicy } from '../src/store/expiry.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 // The lost-COMMIT-reply fault hook (src/store/fault-hook.ts): armed only while
@@ -50,6 +52,36 @@ function withPassword(database: string, password: string): string {
   url.password = password;
   return url.toString();
 }
+
+// ── the live count after a sweep ─────────────────────────────────────────
+
+test('the live count after a sweep is bounded: on a table another session holds locked it gives up (null) in about 1 s, leaves its connection usable, and counts once the lock is gone', async () => {
+  const database = await postgresDatabase();
+  const table = freshTable();
+  await setupStore({ database, table });
+  await plant(database, table, 5, 0);
+  const policy = expiryPolicy({ maxAge: 3600, timestamp: 'relative', maxLifetime: null });
+  const task = { database, table, policy, timeoutMs: 5000 };
+  const locker = new pg.Client({ connectionString: database });
+  await locker.connect();
+  try {
+    assert.is(await countLive(task), 5);
+    await locker.query('BEGIN');
+    await locker.query(`LOCK TABLE "${table}" IN ACCESS EXCLUSIVE MODE`);
+    const started = performance.now();
+    assert.is(await countLive(task), null, 'gave up');
+    const took = performance.now() - started;
+    assert.ok(took >= LIVE_COUNT_TIMEOUT_MS * 0.9 && took < LIVE_COUNT_TIMEOUT_MS + 2000, `gave up after ${Math.round(took)} ms`);
+    await locker.query('ROLLBACK');
+    // The same connection, not left inside a transaction: the next count works.
+    const states = (await adminQuery(`SELECT state FROM pg_stat_activity WHERE application_name = 'supervised-sessions cleaner' AND datname = current_database()`, [], database)).rows.map((r) => r.state);
+    assert.ok(states.length >= 1 && states.every((state) => state === 'idle'), JSON.stringify(states));
+    assert.is(await countLive(task), 5);
+  } finally {
+    await locker.end();
+    await closePostgres();
+  }
+});
 
 // ── config and URLs ──────────────────────────────────────────────────────
 

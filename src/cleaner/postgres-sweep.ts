@@ -105,7 +105,7 @@ export async function sweepPostgres(task: { database: string; table: string; pol
  * count in that time reports null, and live_sessions then comes from
  * count() alone). It never fails the sweep it follows.
  */
-async function countLive(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number }): Promise<number | null> {
+export async function countLive(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number }): Promise<number | null> {
   try {
     const c = await connection(task.database, task.timeoutMs);
     const [, , counted] = await Promise.all([
