@@ -25,6 +25,8 @@ export interface Results {
   sweep?: SweepResult;
   sweepPostgres?: SweepResult;
   http?: HttpRow[];
+  /** ours and ours-uninstrumented alone, over many rounds (the instruments' cost). */
+  instruments?: HttpRow[];
   memory?: MemoryResult;
   owners?: OwnersResult;
 }
@@ -89,7 +91,19 @@ export function markdown(results: Results, command: string): string {
     if (before) {
       lines.push(`| CPU/req, sliding cookie: ${before.label.replace('supervised-sessions at ', '').replace(', cookie.maxAge set', '')} → this build | ${versus('ours-maxage', 'ours-maxage-before', 'R', true)} | ${versus('ours-maxage', 'ours-maxage-before', 'W', true)} |`);
     }
-    lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %) | ${versus('ours', 'ours-uninstrumented', 'R')} | ${versus('ours', 'ours-uninstrumented', 'W')} |`);
+    lines.push(`| CPU/req with the instruments on vs off (app.metrics()' counting; target within 2 %), in the rounds above | ${versus('ours', 'ours-uninstrumented', 'R')} | ${versus('ours', 'ours-uninstrumented', 'W')} |`);
+    if (results.instruments) {
+      const rows = results.instruments;
+      const pick = (server: string, w: 'R' | 'W') => rows.find((row) => row.server === server && row.workload === w);
+      const pairedOnOff = (w: 'R' | 'W') => {
+        const a = pick('ours', w); const b = pick('ours-uninstrumented', w);
+        if (!a || !b || a.rounds.length !== b.rounds.length) return 'n/a';
+        const r = median(a.rounds.map((round, i) => round.cpuPerRequest / b.rounds[i].cpuPerRequest));
+        return `${fmt(a.cpuPerRequest, 1)} vs ${fmt(b.cpuPerRequest, 1)} µs: ${signed(100 * (r - 1))} %`;
+      };
+      const n = rows[0]?.rounds.length ?? 0;
+      lines.push(`| the same, the two servers alone over ${n} rounds (target within 2 %) | ${pairedOnOff('R')} | ${pairedOnOff('W')} |`);
+    }
     const on = (a: string, b: string) => (w: 'R' | 'W') => {
       const x1 = find(a, w); const x2 = find(b, w);
       return x1 && x2 ? x(x1.rps / x2.rps) : 'n/a';

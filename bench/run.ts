@@ -71,6 +71,15 @@ async function measure(): Promise<Results> {
         only: smoke ? ['bare', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
         before: args.has('before') ? { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) } : undefined,
       });
+      // The instruments' cost is a few per cent at most: the two servers
+      // again, back to back over many short rounds, for a paired median.
+      if (!args.has('servers')) {
+        log('# http: instruments on and off');
+        results.instruments = await httpBenchmark({
+          rounds: smoke ? 2 : 12, seconds: smoke ? 0.3 : 5, warmupSeconds: smoke ? 0.2 : 2, connections, sessions, dir: temp.dir, log,
+          only: ['ours', 'ours-uninstrumented'],
+        });
+      }
     }
     if (wants('memory')) {
       log('# memory');

@@ -17,6 +17,7 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| supervised-sessions \| W \| [\d,]+ \| \d+\.\d\d× \|/);
   assert.match(report, /\| supervised-sessions, cookie\.maxAge set \(sliding cookie\) \| R \| [\d,]+ \|/);
   assert.match(report, /\| CPU\/req with cookie\.maxAge set vs a session cookie \(target within 10 %\) \| [\d.,]+ vs [\d.,]+ µs/);
+  assert.match(report, /\| the same, the two servers alone over 2 rounds \(target within 2 %\) \| [\d.,]+ vs [\d.,]+ µs: [−+][\d.,]+ % \|/);
   assert.match(report, /\| mailbox, batched \(64 callers\) \| [\d,]+ \| [\d,]+ \| [\d.]+× \|/);
   assert.match(report, /\| deleted \| 20,000 \|/);
   assert.match(report, /\| idle: ours − bare \(target ≤ 50 MiB\) \| −?[\d.,]+ MiB \| −?[\d.,]+ MiB \|/);
