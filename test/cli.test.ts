@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import { startSessionApp } from '../src/index.ts';
-import { runScript, sleep, tempDir } from './helpers.ts';
+import { runScript, tempDir } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { bin: Record<string, string> };
@@ -32,12 +32,16 @@ test('setup says what it created, and is idempotent', async () => {
 
 test('stats prints live, dead and bytes; sweep deletes the dead and prints how many', async () => {
   const database = join(temp.dir, 'stats.db');
-  const app = await startSessionApp({ database, maxAge: 1, sweepSignal: false, cleanerInterval: 3600 });
-  for (let i = 0; i < 4; i++) await app.store.put(null, { i });
-  await sleep(1300);
-  for (let i = 0; i < 3; i++) await app.store.put(null, { i });
+  const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
+  for (let i = 0; i < 4; i++) await app.store.put(null, { old: true, i });
+  for (let i = 0; i < 3; i++) await app.store.put(null, { old: false, i });
   await app.stop();
-  const stats = await cli('stats', '--database', 'stats.db', '--max-age', '1');
+  // Four sessions last used two hours ago: dead at a one-hour max age, live at
+  // the default day (no sleeping, so no race with a slow CLI start).
+  const aged = new DatabaseSync(database);
+  aged.prepare(`UPDATE session SET created_at = created_at - 7200000, touched_at = touched_at - 7200000 WHERE json_extract(data, '$.old') = 1`).run();
+  aged.close();
+  const stats = await cli('stats', '--database', 'stats.db', '--max-age', '3600');
   assert.is(stats.code, 0, stats.stderr);
   assert.match(stats.stdout, /^live: 3$/m);
   assert.match(stats.stdout, /^dead: 4$/m);
@@ -46,10 +50,10 @@ test('stats prints live, dead and bytes; sweep deletes the dead and prints how m
   // With the default max age (a day) nothing is dead yet.
   const defaults = await cli('stats', '--database=stats.db');
   assert.match(defaults.stdout, /^live: 7$/m);
-  const sweep = await cli('sweep', '--database', 'stats.db', '--max-age', '1');
+  const sweep = await cli('sweep', '--database', 'stats.db', '--max-age', '3600');
   assert.is(sweep.code, 0, sweep.stderr);
   assert.match(sweep.stdout, /^deleted: 4$/m);
-  const after = await cli('stats', '--database', 'stats.db', '--max-age', '1');
+  const after = await cli('stats', '--database', 'stats.db', '--max-age', '3600');
   assert.match(after.stdout, /^live: 3$/m);
   assert.match(after.stdout, /^dead: 0$/m);
 });

@@ -71,7 +71,6 @@ export function countSessions(db: DatabaseSync, table: string, policy: ExpiryPol
   const live = liveThresholds(policy, Date.now());
   const t = quoted(table);
   const total = Number((db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
-  const alive = Number((db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ?`)
-    .get(live.touchedSince, live.createdSince) as { n: number }).n);
+  const alive = countLive(db, table, live);
   return { live: alive, dead: total - alive };
 }
