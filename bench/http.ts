@@ -74,6 +74,10 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
   const node = process.execPath;
   const specs: ServerSpec[] = [
     { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
+    // The floor of the design: bare plus the mailbox hop alone (no session, no SQLite).
+    { name: 'bare-hop', label: 'bare node:http + one mailbox round trip to an echo thread (no sessions)', node, script: join(servers, 'bare-hop.mjs') },
+    // Not this library's design: the storage work on the main thread, no hop (for comparison).
+    { name: 'bare-sqlite', label: 'bare node:http + the SQLite read (and write) on the main thread (no sessions, no hop)', node, script: join(servers, 'bare-sqlite.mjs') },
     { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.mjs') },
     {
       name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.mjs'),
@@ -125,7 +129,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     for (const spec of specs) {
       const database = spec.postgres ? await benchDatabase(spec.postgres) : join(options.dir, `${spec.name}.db`);
       const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: database });
-      const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: options.sessions, url: server.url }, options.dir);
+      const cookies = spec.name.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: options.sessions, url: server.url }, options.dir);
       running.push({ spec, server, cookies, database });
       options.log(`  started ${spec.name} (${server.url}), ${cookies.length} sessions`);
     }

@@ -11,7 +11,7 @@ import { setupStore } from '../src/index.ts';
 import type { LoadResult } from './loader.ts';
 import { BENCH_DIR, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
 
-export interface MemoryRow { stored: number; rssMiB: number }
+export interface MemoryRow { stored: number; rssMiB: number; flags?: string }
 export interface MemoryBaseline { server: string; label: string; flags?: string; idleMiB: number; afterWMiB: number; idleHeapMiB: number; afterWHeapMiB: number }
 
 /** The V8 flag docs/operating.md suggests for a small container: the main thread's young generation capped. */
@@ -30,6 +30,8 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
   const servers = [
     { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs' },
     { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs' },
+    // The hop alone: requests held across a round trip to another thread, no session.
+    { name: 'bare-hop', label: 'bare node:http + one mailbox round trip to an echo thread (no sessions)', script: 'bare-hop.mjs' },
     { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs', flags: SMALL_HEAP_FLAGS },
     { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs', flags: SMALL_HEAP_FLAGS },
   ];
@@ -40,7 +42,7 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
       // Idle: started, the loader not yet connected.
       await sleep(options.settleMs ?? 2000);
       const idle = await stats(server);
-      const cookies = spec.name === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
+      const cookies = spec.name.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
       await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
       const after = await stats(server);
       baselines.push({ server: spec.name, label: spec.label, flags: spec.flags, idleMiB: idle.rss / MiB, afterWMiB: after.rss / MiB, idleHeapMiB: idle.heapTotal / MiB, afterWHeapMiB: after.heapTotal / MiB });
@@ -49,8 +51,11 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
     }
   }
   const stored: MemoryRow[] = [];
-  for (const size of options.sizes) {
-    const database = join(options.dir, `memory-${size}.db`);
+  // Each size with default flags and with the small-heap flags: under the
+  // default flags the young generation's state after the load moves RSS by
+  // more than the stored rows do.
+  for (const flags of [undefined, SMALL_HEAP_FLAGS]) for (const size of options.sizes) {
+    const database = join(options.dir, `memory-${size}-${flags ? 'flags' : 'default'}.db`);
     await setupStore({ database });
     const db = new DatabaseSync(database);
     db.exec('PRAGMA journal_mode = WAL');
@@ -58,11 +63,11 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
     db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
       INSERT INTO session (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"user":"planted","n":0}', ?, ? FROM c`).run(size, now, now);
     db.close();
-    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.mjs'), { DATABASE: database, COOKIE_MAX_AGE: '86400' });
+    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.mjs'), { DATABASE: database, COOKIE_MAX_AGE: '86400', ...(flags ? { NODE_OPTIONS: flags } : {}) });
     try {
       const cookies = await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
       const result = await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
-      stored.push({ stored: size, rssMiB: result.rss / MiB });
+      stored.push({ stored: size, rssMiB: result.rss / MiB, flags });
     } finally {
       await server.stop();
     }

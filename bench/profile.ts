@@ -1,4 +1,4 @@
-// npm run bench:profile -- [--server=ours|bare|express-ours|fastify-ours] [--maxage] [--workload=R|W] [--seconds=8] [--top=20]
+// npm run bench:profile -- [--server=ours|bare|bare-hop|express-ours|fastify-ours] [--maxage] [--workload=R|W] [--seconds=8] [--top=20]
 // Runs one benchmark server under `node --cpu-prof`, loads it as the HTTP
 // benchmark does, and prints the top frames by self time, per thread
 // (each thread writes its own profile). For naming where the CPU goes.
@@ -19,7 +19,7 @@ const top = Number(args.get('top') ?? 20);
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
 interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[] }
 
-function summarize(profile: Profile): { totalMs: number; frames: Array<{ frame: string; ms: number; share: number }> } {
+function summarize(profile: Profile, limit = top): { totalMs: number; frames: Array<{ frame: string; ms: number; share: number }> } {
   const interval = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
   const byFrame = new Map<string, number>();
   let busy = 0;
@@ -32,7 +32,7 @@ function summarize(profile: Profile): { totalMs: number; frames: Array<{ frame: 
     byFrame.set(frame, (byFrame.get(frame) ?? 0) + hits * interval);
     busy += hits * interval;
   }
-  const frames = [...byFrame.entries()].sort((a, b) => b[1] - a[1]).slice(0, top)
+  const frames = [...byFrame.entries()].sort((a, b) => b[1] - a[1]).slice(0, limit)
     .map(([frame, ms]) => ({ frame, ms, share: ms / busy }));
   return { totalMs: busy, frames };
 }
@@ -45,7 +45,7 @@ try {
   const running = await startServer(server, process.execPath, script, env, ['--cpu-prof', `--cpu-prof-dir=${temp.dir}`]);
   let result: LoadResult;
   try {
-    const cookies = server === 'bare' ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
+    const cookies = server.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
     await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
     result = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds }, temp.dir);
   } finally {
@@ -59,6 +59,7 @@ try {
     const { totalMs, frames } = summarize(profile);
     // Profiles cover the whole life of the thread: the share is what to read.
     console.log(`\n## ${file} — ${totalMs.toFixed(0)} ms busy`);
+    if (args.has('json')) console.log(`FRAMES ${JSON.stringify(summarize({ ...profile }, Infinity).frames)}`);
     for (const { frame, ms, share } of frames) console.log(`${(100 * share).toFixed(1).padStart(5)} %  ${ms.toFixed(0).padStart(6)} ms  ${frame}`);
   }
 } finally {

@@ -86,6 +86,19 @@ export function markdown(results: Results, command: string): string {
       return a !== undefined && b !== undefined && r !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${x(r)}` : 'n/a';
     };
     lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${perBare('R')} | ${perBare('W')} |`);
+    // The design's floor: what the hop to the store owner's thread costs on
+    // its own, and what the session work costs above it.
+    const ratioOf = (a: string, b: string, w: 'R' | 'W') => {
+      const ca = cpu(a, w); const cb = cpu(b, w); const r = paired(a, b, w);
+      return ca !== undefined && cb !== undefined && r !== undefined ? `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${x(r)}` : 'n/a';
+    };
+    if (find('bare-hop', 'R')) {
+      lines.push(`| CPU/req ÷ bare node:http of the hop alone (bare + one mailbox round trip to an echo thread) | ${ratioOf('bare-hop', 'bare', 'R')} | ${ratioOf('bare-hop', 'bare', 'W')} |`);
+      lines.push(`| CPU/req, sliding cookie ÷ the hop alone (the session work: cookie, Session, commit, SQLite) | ${ratioOf('ours-maxage', 'bare-hop', 'R')} | ${ratioOf('ours-maxage', 'bare-hop', 'W')} |`);
+    }
+    if (find('bare-sqlite', 'R')) {
+      lines.push(`| CPU/req ÷ bare node:http of the SQLite work on the main thread, no hop (not this design; one transaction per request) | ${ratioOf('bare-sqlite', 'bare', 'R')} | ${ratioOf('bare-sqlite', 'bare', 'W')} |`);
+    }
     lines.push(`| CPU/req with the small-heap node flags vs default (sliding cookie; see Server memory) | ${versus('ours-maxage-small-heap', 'ours-maxage', 'R')} | ${versus('ours-maxage-small-heap', 'ours-maxage', 'W')} |`);
     const before = results.http.find((row) => row.server === 'ours-maxage-before');
     if (before) {
@@ -201,7 +214,7 @@ export function markdown(results: Results, command: string): string {
       lines.push('', '| target | default flags | with the flags above |', '| --- | ---: | ---: |');
       const diff = (flags: boolean, key: 'idleMiB' | 'afterWMiB') => {
         const bare = baselines.find((row) => row.server === 'bare' && !!row.flags === flags);
-        const ours = baselines.find((row) => row.server !== 'bare' && !!row.flags === flags);
+        const ours = baselines.find((row) => row.server === 'ours-maxage' && !!row.flags === flags);
         return bare && ours ? `${fmt(ours[key] - bare[key], 1)} MiB` : 'n/a';
       };
       lines.push(`| idle: ours − bare (target ≤ 50 MiB) | ${diff(false, 'idleMiB')} | ${diff(true, 'idleMiB')} |`);
@@ -210,11 +223,13 @@ export function markdown(results: Results, command: string): string {
     }
     if (stored.length) {
       lines.push('Resident memory of the supervised-sessions server process after a W load, with this many sessions stored.', '');
-      lines.push('| stored sessions | RSS MiB |', '| ---: | ---: |');
-      for (const row of stored) lines.push(`| ${fmt(row.stored)} | ${fmt(row.rssMiB, 1)} |`);
-      if (stored.length >= 2) {
-        const [small, large] = [stored[0], stored[stored.length - 1]];
-        lines.push('', `${fmt(large.stored)} vs ${fmt(small.stored)} sessions: ${x(large.rssMiB / small.rssMiB)} the memory (target within 10 %).`);
+      lines.push('| stored sessions | node flags | RSS MiB |', '| ---: | --- | ---: |');
+      for (const row of stored) lines.push(`| ${fmt(row.stored)} | ${row.flags ? `\`${row.flags}\`` : 'default'} | ${fmt(row.rssMiB, 1)} |`);
+      for (const flags of [...new Set(stored.map((row) => row.flags))]) {
+        const rows = stored.filter((row) => row.flags === flags);
+        if (rows.length < 2) continue;
+        const [small, large] = [rows[0], rows[rows.length - 1]];
+        lines.push('', `${fmt(large.stored)} vs ${fmt(small.stored)} sessions, ${flags ? `\`${flags}\`` : 'default flags'}: ${x(large.rssMiB / small.rssMiB)} the memory (target within 10 %).`);
       }
       lines.push('');
     }

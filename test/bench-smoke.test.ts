@@ -16,6 +16,9 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| supervised-sessions \| R \| [\d,]+ \| \d+\.\d\d× \|/);
   assert.match(report, /\| supervised-sessions \| W \| [\d,]+ \| \d+\.\d\d× \|/);
   assert.match(report, /\| supervised-sessions, cookie\.maxAge set \(sliding cookie\) \| R \| [\d,]+ \|/);
+  // The design's floor: bare node:http plus the mailbox hop alone, measured beside the others.
+  assert.match(report, /\| bare node:http \+ one mailbox round trip to an echo thread \(no sessions\) \| R \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(report, /\| CPU\/req ÷ bare node:http of the hop alone [^|]*\| [\d.,]+ vs [\d.,]+ µs: \d+\.\d\d× \|/);
   assert.match(report, /\| CPU\/req with cookie\.maxAge set vs a session cookie \(target within 10 %\) \| [\d.,]+ vs [\d.,]+ µs/);
   assert.match(report, /\| the same, the two servers alone over 2 rounds \(target within 2 %\) \| [\d.,]+ vs [\d.,]+ µs: [−+][\d.,]+ % \|/);
   assert.match(report, /\| mailbox, batched \(64 callers\) \| [\d,]+ \| [\d,]+ \| [\d.]+× \|/);
@@ -24,6 +27,7 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| after W: ours − bare \(target ≤ 100 MiB\) \| −?[\d.,]+ MiB \| −?[\d.,]+ MiB \|/);
   assert.match(report, /\| revokeAll \(100 ended\) \| [\d.,]+ \|/);
   assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');
+  assert.not.match(report, /\| bare node:http \+ one mailbox round trip[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors through the hop');
 });
 
 test.run();
