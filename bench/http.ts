@@ -75,9 +75,9 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
   const specs: ServerSpec[] = [
     { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
     // The floor of the design: bare plus the mailbox hop alone (no session, no SQLite).
-    { name: 'bare-hop', label: 'bare node:http + one mailbox round trip to an echo thread (no sessions)', node, script: join(servers, 'bare-hop.mjs') },
+    { name: 'bare-hop', label: 'bare node:http + the mailbox round trips alone, to an echo thread (R one, W two; no sessions)', node, script: join(servers, 'bare-hop.mjs') },
     // Not this library's design: the storage work on the main thread, no hop (for comparison).
-    { name: 'bare-sqlite', label: 'bare node:http + the SQLite read (and write) on the main thread (no sessions, no hop)', node, script: join(servers, 'bare-sqlite.mjs') },
+    { name: 'bare-sqlite', label: 'bare node:http + the SQLite work on the main thread (no sessions, no hop, no group commit)', node, script: join(servers, 'bare-sqlite.mjs') },
     { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.mjs') },
     {
       name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.mjs'),

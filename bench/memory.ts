@@ -31,7 +31,7 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
     { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs' },
     { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs' },
     // The hop alone: requests held across a round trip to another thread, no session.
-    { name: 'bare-hop', label: 'bare node:http + one mailbox round trip to an echo thread (no sessions)', script: 'bare-hop.mjs' },
+    { name: 'bare-hop', label: 'bare node:http + the mailbox round trips alone, to an echo thread (R one, W two; no sessions)', script: 'bare-hop.mjs' },
     { name: 'bare', label: 'bare node:http (no sessions)', script: 'bare.mjs', flags: SMALL_HEAP_FLAGS },
     { name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set', script: 'ours.mjs', flags: SMALL_HEAP_FLAGS },
   ];
@@ -54,16 +54,20 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
   // Each size with default flags and with the small-heap flags: under the
   // default flags the young generation's state after the load moves RSS by
   // more than the stored rows do.
-  for (const flags of [undefined, SMALL_HEAP_FLAGS]) for (const size of options.sizes) {
-    const database = join(options.dir, `memory-${size}-${flags ? 'flags' : 'default'}.db`);
-    await setupStore({ database });
-    const db = new DatabaseSync(database);
+  // The rows are planted once per size; the second server on a file finds
+  // the first one's 1,000 sessions there too.
+  const database = (size: number) => join(options.dir, `memory-${size}.db`);
+  for (const size of options.sizes) {
+    await setupStore({ database: database(size) });
+    const db = new DatabaseSync(database(size));
     db.exec('PRAGMA journal_mode = WAL');
     const now = Date.now();
     db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
       INSERT INTO session (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"user":"planted","n":0}', ?, ? FROM c`).run(size, now, now);
     db.close();
-    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.mjs'), { DATABASE: database, COOKIE_MAX_AGE: '86400', ...(flags ? { NODE_OPTIONS: flags } : {}) });
+  }
+  for (const flags of [undefined, SMALL_HEAP_FLAGS]) for (const size of options.sizes) {
+    const server = await startServer('ours', process.execPath, join(BENCH_DIR, 'servers', 'ours.mjs'), { DATABASE: database(size), COOKIE_MAX_AGE: '86400', ...(flags ? { NODE_OPTIONS: flags } : {}) });
     try {
       const cookies = await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
       const result = await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);

@@ -44,15 +44,19 @@ try {
   const script = join(BENCH_DIR, 'servers', `${server}.mjs`);
   const running = await startServer(server, process.execPath, script, env, ['--cpu-prof', `--cpu-prof-dir=${temp.dir}`]);
   let result: LoadResult;
+  let served = 0;
   try {
     const cookies = server.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
-    await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
+    const warmup = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
     result = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds }, temp.dir);
+    // A profile covers the thread's whole life: every request it served.
+    served = (server.startsWith('bare') ? 0 : cookies.length) + warmup.requests + result.requests;
   } finally {
     // Stopped gracefully, so that every thread writes its profile.
     await running.stop();
   }
   console.log(`${server}${args.has('maxage') ? ' (cookie.maxAge)' : ''} ${workload}: ${Math.round(result.rps)} req/s, ${result.cpuPerRequest.toFixed(1)} µs CPU/req (all threads, from /__stats)`);
+  if (args.has('json')) console.log(`SERVED ${served}`);
   const files = readdirSync(temp.dir).filter((name) => name.endsWith('.cpuprofile')).sort();
   for (const file of files) {
     const profile = JSON.parse(readFileSync(join(temp.dir, file), 'utf8')) as Profile;

@@ -40,11 +40,56 @@ export function machineDescription(): string {
   return `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}`;
 }
 
+/** The ratio of two servers' CPU per request: the median of the per-round ratios (back to back in each round). */
+function pairedCpu(rows: HttpRow[] | undefined, a: string, b: string, workload: 'R' | 'W'): number | undefined {
+  const ra = rows?.find((row) => row.server === a && row.workload === workload)?.rounds;
+  const rb = rows?.find((row) => row.server === b && row.workload === workload)?.rounds;
+  if (!ra || !rb || ra.length !== rb.length || ra.length === 0) return undefined;
+  return median(ra.map((round, i) => round.cpuPerRequest / rb[i].cpuPerRequest));
+}
+
+/**
+ * Issue 16's targets, each computed from this run and marked met or missed
+ * (a target whose figure this run did not measure says so).
+ */
+function performanceTargets(results: Results): string[] {
+  const rows: Array<[string, string, boolean | undefined]> = [];
+  const ratio = (workload: 'R' | 'W', limit: number) => {
+    const r = pairedCpu(results.http, 'ours-maxage', 'bare', workload);
+    rows.push([`CPU per request ÷ bare node:http, sliding cookie, ${workload} (≤ ${limit}×)`, r === undefined ? 'not measured' : x(r), r === undefined ? undefined : r <= limit]);
+  };
+  ratio('R', 1.3);
+  ratio('W', 1.8);
+  const memory = results.memory && !Array.isArray(results.memory) ? results.memory : undefined;
+  for (const flags of [false, true]) {
+    const bare = memory?.baselines.find((row) => row.server === 'bare' && !!row.flags === flags);
+    const ours = memory?.baselines.find((row) => row.server === 'ours-maxage' && !!row.flags === flags);
+    const how = flags ? `with \`${ours?.flags ?? bare?.flags ?? 'the small-heap flags'}\`` : 'default node flags';
+    for (const [key, limit, when] of [['idleMiB', 50, 'idle'], ['afterWMiB', 100, 'after W']] as const) {
+      const diff = bare && ours ? ours[key] - bare[key] : undefined;
+      rows.push([`RSS ${when}, ours − bare, ${how} (≤ ${limit} MiB)`, diff === undefined ? 'not measured' : `${fmt(diff, 1)} MiB`, diff === undefined ? undefined : diff <= limit]);
+    }
+  }
+  for (const flags of [undefined, ...new Set((memory?.stored ?? []).map((row) => row.flags).filter(Boolean))]) {
+    const stored = (memory?.stored ?? []).filter((row) => row.flags === flags);
+    const r = stored.length >= 2 ? stored[stored.length - 1].rssMiB / stored[0].rssMiB : undefined;
+    rows.push([`RSS with ${stored.length >= 2 ? `${fmt(stored[stored.length - 1].stored)} vs ${fmt(stored[0].stored)}` : 'many vs few'} stored sessions, ${flags ? `\`${flags}\`` : 'default node flags'} (within 10 %)`, r === undefined ? 'not measured' : x(r), r === undefined ? undefined : Math.abs(r - 1) <= 0.1]);
+  }
+  for (const [sweep, engine] of [[results.sweep, 'SQLite'], [results.sweepPostgres, 'PostgreSQL']] as const) {
+    rows.push([`p99 of store calls during a sweep ÷ without, ${engine} (≤ 2×)`, sweep ? x(sweep.ratioP99) : 'not measured', sweep ? sweep.ratioP99 <= 2 : undefined]);
+  }
+  const lines = ['## Issue 16 targets in this run', '', 'Each figure is computed below in its section; a target this run did not measure says so.', '', '| target | this run | |', '| --- | ---: | --- |'];
+  for (const [target, figure, met] of rows) lines.push(`| ${target} | ${figure} | ${met === undefined ? '—' : met ? 'met' : '**missed**'} |`);
+  lines.push('');
+  return lines;
+}
+
 export function markdown(results: Results, command: string): string {
   const lines: string[] = [];
   lines.push('# Benchmarks', '');
   lines.push(`Measured ${results.date} on ${results.machine ?? machineDescription()}, with \`${command}\`.`);
   lines.push('Every figure below comes from one run; ratios compare figures measured in that same run. The machine is shared and has 2 cores, which the loader shares with the servers: read ratios and CPU time per request, not absolute req/s.', '');
+  lines.push(...performanceTargets(results));
   if (results.http) {
     lines.push('## HTTP: sessions in front of a trivial handler', '');
     lines.push(`Each server in its own process, the loader (undici Pool, keep-alive, ${results.connections} connections) in another; ${results.sessions} sessions created first and their cookies spread over the requests. **R** reads the session's counter, **W** reads, increments and saves it. ${results.rounds} rounds × ${results.seconds} s after a warm-up, servers interleaved round by round; medians over rounds. *× bare* is the median of the per-round ratios to bare \`node:http\` (no sessions). *CPU/req* is the server process's CPU time (all its threads) divided by the requests it served: the steadier figure on a shared machine.`, '');
@@ -70,11 +115,7 @@ export function markdown(results: Results, command: string): string {
     // CPU comparisons: the median of the per-round ratios (the two servers
     // measured back to back in each round), steadier than a ratio of medians
     // on a shared machine.
-    const paired = (a: string, b: string, w: 'R' | 'W'): number | undefined => {
-      const ra = find(a, w)?.rounds; const rb = find(b, w)?.rounds;
-      if (!ra || !rb || ra.length !== rb.length || ra.length === 0) return undefined;
-      return median(ra.map((round, i) => round.cpuPerRequest / rb[i].cpuPerRequest));
-    };
+    const paired = (a: string, b: string, w: 'R' | 'W') => pairedCpu(results.http, a, b, w);
     const versus = (a: string, b: string, w: 'R' | 'W', arrow = false) => {
       const ca = cpu(a, w); const cb = cpu(b, w); const r = paired(a, b, w);
       if (ca === undefined || cb === undefined || r === undefined) return 'n/a';
@@ -93,11 +134,11 @@ export function markdown(results: Results, command: string): string {
       return ca !== undefined && cb !== undefined && r !== undefined ? `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${x(r)}` : 'n/a';
     };
     if (find('bare-hop', 'R')) {
-      lines.push(`| CPU/req ÷ bare node:http of the hop alone (bare + one mailbox round trip to an echo thread) | ${ratioOf('bare-hop', 'bare', 'R')} | ${ratioOf('bare-hop', 'bare', 'W')} |`);
-      lines.push(`| CPU/req, sliding cookie ÷ the hop alone (the session work: cookie, Session, commit, SQLite) | ${ratioOf('ours-maxage', 'bare-hop', 'R')} | ${ratioOf('ours-maxage', 'bare-hop', 'W')} |`);
+      lines.push(`| CPU/req ÷ bare node:http of the hops alone (bare + the mailbox round trips to an echo thread: R one, W two) | ${ratioOf('bare-hop', 'bare', 'R')} | ${ratioOf('bare-hop', 'bare', 'W')} |`);
+      lines.push(`| CPU/req, sliding cookie ÷ the hops alone (the session work: cookie, Session, commit, SQLite) | ${ratioOf('ours-maxage', 'bare-hop', 'R')} | ${ratioOf('ours-maxage', 'bare-hop', 'W')} |`);
     }
     if (find('bare-sqlite', 'R')) {
-      lines.push(`| CPU/req ÷ bare node:http of the SQLite work on the main thread, no hop (not this design; one transaction per request) | ${ratioOf('bare-sqlite', 'bare', 'R')} | ${ratioOf('bare-sqlite', 'bare', 'W')} |`);
+      lines.push(`| CPU/req ÷ bare node:http of the SQLite work on the main thread, no hop (not this design: R one autocommit read, W a read and a write, one transaction per request) | ${ratioOf('bare-sqlite', 'bare', 'R')} | ${ratioOf('bare-sqlite', 'bare', 'W')} |`);
     }
     lines.push(`| CPU/req with the small-heap node flags vs default (sliding cookie; see Server memory) | ${versus('ours-maxage-small-heap', 'ours-maxage', 'R')} | ${versus('ours-maxage-small-heap', 'ours-maxage', 'W')} |`);
     const before = results.http.find((row) => row.server === 'ours-maxage-before');

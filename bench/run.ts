@@ -68,7 +68,7 @@ async function measure(): Promise<Results> {
       log('# http');
       results.http = await httpBenchmark({
         rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
-        only: smoke ? ['bare', 'bare-hop', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
+        only: smoke ? ['bare', 'bare-hop', 'bare-sqlite', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
         before: args.has('before') ? { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) } : undefined,
       });
       // The instruments' cost is a few per cent at most: the two servers

@@ -1,8 +1,9 @@
-// The design's floor: bare node:http plus the hop every session request
-// makes — one call through the library's own mailbox (MailboxClient: calls of
-// one event-loop turn batched into one message) to a worker thread that
-// echoes it back (serveMailbox). No cookie, no session, no SQLite: what is
-// left is the cost of crossing to the store owner's thread and back.
+// The design's floor: bare node:http plus the hops a session request makes —
+// calls through the library's own mailbox (MailboxClient: calls of one
+// event-loop turn batched into one message) to a worker thread that echoes
+// them back (serveMailbox): one round trip for R, two in a row for W. No
+// cookie, no session, no SQLite: what is left is the cost of crossing to the
+// store owner's thread and back.
 import { createServer } from 'node:http';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { port, ready, stats } from './common.mjs';
@@ -23,10 +24,13 @@ const worker = new Worker(new URL('hop-worker.mjs', import.meta.url), { workerDa
 worker.unref();
 client.attach(port1);
 
+// R makes one round trip (the session's load); W makes two in a row, as a
+// read-modify-write does (the load, then the commit's patch).
 const server = createServer((req, res) => {
   if (req.url === '/__stats') return res.end(stats());
-  const n = req.url === '/w' ? 1 : 0;
-  client.call('echo', n).then((value) => {
+  const write = req.url === '/w';
+  const trip = client.call('echo', 0);
+  (write ? trip.then(() => client.call('echo', 1)) : trip).then((value) => {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify({ n: value }));
   }, (error) => {
