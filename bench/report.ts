@@ -122,17 +122,14 @@ export function markdown(results: Results, command: string): string {
       return arrow ? `${fmt(cb, 1)} → ${fmt(ca, 1)} µs: ${signed(100 * (r - 1))} %` : `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${signed(100 * (r - 1))} %`;
     };
     lines.push(`| CPU/req with cookie.maxAge set vs a session cookie (target within 10 %) | ${versus('ours-maxage', 'ours', 'R')} | ${versus('ours-maxage', 'ours', 'W')} |`);
-    const perBare = (w: 'R' | 'W') => {
-      const a = cpu('ours-maxage', w); const b = cpu('bare', w); const r = paired('ours-maxage', 'bare', w);
-      return a !== undefined && b !== undefined && r !== undefined ? `${fmt(a, 1)} vs ${fmt(b, 1)} µs: ${x(r)}` : 'n/a';
-    };
-    lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${perBare('R')} | ${perBare('W')} |`);
-    // The design's floor: what the hop to the store owner's thread costs on
-    // its own, and what the session work costs above it.
+    // The CPU ratio of two servers, with the two medians beside it.
     const ratioOf = (a: string, b: string, w: 'R' | 'W') => {
       const ca = cpu(a, w); const cb = cpu(b, w); const r = paired(a, b, w);
       return ca !== undefined && cb !== undefined && r !== undefined ? `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${x(r)}` : 'n/a';
     };
+    lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${ratioOf('ours-maxage', 'bare', 'R')} | ${ratioOf('ours-maxage', 'bare', 'W')} |`);
+    // The design's floor: what the hops to the store owner's thread cost on
+    // their own, and what the session work costs above them.
     if (find('bare-hop', 'R')) {
       lines.push(`| CPU/req ÷ bare node:http of the hops alone (bare + the mailbox round trips to an echo thread: R one, W two) | ${ratioOf('bare-hop', 'bare', 'R')} | ${ratioOf('bare-hop', 'bare', 'W')} |`);
       lines.push(`| CPU/req, sliding cookie ÷ the hops alone (the session work: cookie, Session, commit, SQLite) | ${ratioOf('ours-maxage', 'bare-hop', 'R')} | ${ratioOf('ours-maxage', 'bare-hop', 'W')} |`);
