@@ -7,32 +7,28 @@
 // grown new space stays resident. The main thread only (the trace's thread 0).
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, buildPackage, runLoader, scratch, startServer } from './lib.ts';
-
-const SCRIPTS: Record<string, { script: string; env?: NodeJS.ProcessEnv }> = {
-  'bare': { script: 'bare.mjs' },
-  'bare-hop': { script: 'bare-hop.mjs' },
-  'ours': { script: 'ours.mjs' },
-  'ours-maxage': { script: 'ours.mjs', env: { COOKIE_MAX_AGE: '86400' } },
-};
+import { serverSpecs } from './http.ts';
+import { buildPackage, runLoader, scratch, startServer, sessionCookies } from './lib.ts';
 
 const names = process.argv.slice(2).length > 0 ? process.argv.slice(2) : ['bare', 'bare-hop', 'ours-maxage'];
-for (const name of names) if (!SCRIPTS[name]) throw new Error(`unknown server "${name}" (one of ${Object.keys(SCRIPTS).join(', ')})`);
+const log = (line: string) => process.stderr.write(`${line}\n`);
+// The HTTP benchmark's servers, by name (the PostgreSQL ones need its database server: not here).
+const specs = serverSpecs((name) => names.includes(name), log).filter((spec) => !spec.postgres);
+for (const name of names) if (!specs.some((spec) => spec.name === name)) throw new Error(`unknown server "${name}" (one of the HTTP benchmark's servers on SQLite)`);
 
-buildPackage((line) => process.stderr.write(`${line}\n`));
+buildPackage(log);
 const temp = scratch('bench-gc-trace-');
 const average = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
 try {
   console.log('| server | scavenges in 5 s of W | survived per scavenge KB | promoted per scavenge KB | semi-space capacity KB (the new space holds two) |');
   console.log('| --- | ---: | ---: | ---: | --- |');
-  for (const name of names) {
-    const { script, env } = SCRIPTS[name];
-    const server = await startServer(name, process.execPath, join(BENCH_DIR, 'servers', script), { ...env, DATABASE: join(temp.dir, `${name}.db`) }, ['--trace-gc-nvp']);
+  for (const { name, node, script, env } of specs) {
+    const server = await startServer(name, node, script, { ...env, DATABASE: join(temp.dir, `${name}.db`) }, ['--trace-gc-nvp']);
     const output: string[] = [];
     let scavenges: RegExpMatchArray[] = [];
     try {
       server.process.stdout!.on('data', (chunk) => output.push(String(chunk)));
-      const cookies = name.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, temp.dir);
+      const cookies = await sessionCookies(name, server.url, temp.dir);
       output.length = 0;
       await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: 5 }, temp.dir);
     } finally {

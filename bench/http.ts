@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, benchDatabase, benchPostgresPid, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
+import { BENCH_DIR, benchDatabase, benchPostgresPid, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer, sessionCookies } from './lib.ts';
 import { SMALL_HEAP_FLAGS } from './memory.ts';
 import { postgresCpu, sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
@@ -129,7 +129,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     for (const spec of specs) {
       const database = spec.postgres ? await benchDatabase(spec.postgres) : join(options.dir, `${spec.name}.db`);
       const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: database });
-      const cookies = spec.name.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: options.sessions, url: server.url }, options.dir);
+      const cookies = await sessionCookies(spec.name, server.url, options.dir, options.sessions);
       running.push({ spec, server, cookies, database });
       options.log(`  started ${spec.name} (${server.url}), ${cookies.length} sessions`);
     }

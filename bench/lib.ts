@@ -190,4 +190,13 @@ export async function committedTransactions(url: string): Promise<number> {
   }
 }
 
+/**
+ * The cookies the loader spreads over a server's requests: `count` sessions
+ * logged in first; the bare servers (bare, bare-hop, bare-sqlite) have no
+ * sessions and get one inert cookie.
+ */
+export async function sessionCookies(server: string, url: string, dir: string, count = 1000): Promise<string[]> {
+  return server.startsWith('bare') ? ['none=1'] : runLoader<string[]>({ create: count, url }, dir);
+}
+
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

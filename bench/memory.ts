@@ -9,7 +9,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { request } from 'undici';
 import { setupStore } from '../src/index.ts';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, runLoader, sleep, startServer, type RunningServer } from './lib.ts';
+import { BENCH_DIR, runLoader, sleep, startServer, type RunningServer, sessionCookies } from './lib.ts';
 
 export interface MemoryRow { stored: number; rssMiB: number; flags?: string }
 export interface MemoryBaseline { server: string; label: string; flags?: string; idleMiB: number; afterWMiB: number; idleHeapMiB: number; afterWHeapMiB: number }
@@ -42,7 +42,7 @@ export async function memoryBenchmark(options: { dir: string; sizes: number[]; s
       // Idle: started, the loader not yet connected.
       await sleep(options.settleMs ?? 2000);
       const idle = await stats(server);
-      const cookies = spec.name.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: server.url }, options.dir);
+      const cookies = await sessionCookies(spec.name, server.url, options.dir);
       await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: 64, seconds: options.seconds }, options.dir);
       const after = await stats(server);
       baselines.push({ server: spec.name, label: spec.label, flags: spec.flags, idleMiB: idle.rss / MiB, afterWMiB: after.rss / MiB, idleHeapMiB: idle.heapTotal / MiB, afterWHeapMiB: after.heapTotal / MiB });

@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, buildPackage, runLoader, scratch, startServer } from './lib.ts';
+import { BENCH_DIR, buildPackage, runLoader, scratch, startServer, sessionCookies } from './lib.ts';
 
 const args = new Map(process.argv.slice(2).map((arg) => {
   const [key, value] = arg.replace(/^--/, '').split('=');
@@ -46,7 +46,7 @@ try {
   let result: LoadResult;
   let served = 0;
   try {
-    const cookies = server.startsWith('bare') ? ['none=1'] : await runLoader<string[]>({ create: 1000, url: running.url }, temp.dir);
+    const cookies = await sessionCookies(server, running.url, temp.dir);
     const warmup = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds: 2 }, temp.dir);
     result = await runLoader<LoadResult>({ url: running.url, path: `/${workload.toLowerCase()}`, cookies, connections: 64, seconds }, temp.dir);
     // A profile covers the thread's whole life: every request it served.

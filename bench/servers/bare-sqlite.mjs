@@ -2,18 +2,19 @@
 // hop, for comparison with bare-hop.mjs. Bare node:http plus the store's
 // SQLite work done on the main thread itself — the row's key hashed
 // (SHA-256), the row read (R), then written back in its own transaction (W) —
-// on a WAL file of 1,000 sessions with the store's schema. No cookie, no
+// on a WAL file of 1,000 sessions in the store's own table. No cookie, no
 // Session: only the storage work moved to the main thread.
 import { hash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { DatabaseSync } from 'node:sqlite';
 import { database, port, ready, stats } from './common.mjs';
 
+// The store's own table (setupStore), on the store's pragmas.
+const dist = process.env.SESSIONS_DIST ?? new URL('../../dist/', import.meta.url).href;
+const { setupStore } = await import(new URL('index.js', dist).href);
+await setupStore({ database });
 const db = new DatabaseSync(database);
-db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-  CREATE TABLE IF NOT EXISTS session (sid_hash BLOB NOT NULL PRIMARY KEY, data TEXT NOT NULL, created_at INTEGER NOT NULL, touched_at INTEGER NOT NULL, owner TEXT);
-  CREATE INDEX IF NOT EXISTS session_touched_at ON session (touched_at);
-  CREATE INDEX IF NOT EXISTS session_created_at ON session (created_at);`);
+db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
 const sids = Array.from({ length: 1000 }, () => randomBytes(32).toString('base64url'));
 const insert = db.prepare('INSERT INTO session (sid_hash, data, created_at, touched_at) VALUES (?, ?, ?, ?)');
 db.exec('BEGIN');
