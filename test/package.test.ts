@@ -12,6 +12,8 @@ import { floorNode, runScript, tempDir } from './helpers.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const temp = tempDir('pack-test-');
 const project = join(temp.dir, 'consumer');
+/** The tarball `npm pack` made (the first test), installed again by the Express 4.17 test. */
+let tarball = '';
 test.after(() => temp.remove());
 
 const run = (command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
@@ -50,6 +52,36 @@ for (const name of ['express', 'fastify', 'express-session']) {
 console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code, adapters }));
 `;
 
+// The Express adapter on the oldest Express 4 the peer range claims: one
+// request through sessions(app.store) that changes its session.
+const EXPRESS_4_17 = `
+import http from 'node:http';
+import express from 'express';
+import { startSessionApp } from 'supervised-sessions';
+import { sessions } from 'supervised-sessions/express';
+const app = await startSessionApp({ database: 'x.db', sweepSignal: false });
+const web = express();
+web.use(sessions(app.store));
+web.get('/', (req, res) => {
+  req.session.set('n', 1);
+  res.send('ok');
+});
+const server = http.createServer(web);
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+const reply = await new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => { body += chunk; });
+    res.on('end', () => resolve({ status: res.statusCode, body, cookies: res.headers['set-cookie'] ?? [] }));
+  }).on('error', reject);
+});
+await new Promise((resolve) => server.close(resolve));
+await app.stop();
+const expressVersion = (await import('express/package.json', { with: { type: 'json' } })).default.version;
+console.log(JSON.stringify({ status: reply.status, body: reply.body, hasCookie: reply.cookies.some((line) => line.startsWith('sid=')), expressVersion }));
+`;
+
 test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE, not src', () => {
   const pack = run('npm', ['pack', '--pack-destination', temp.dir, '--json'], root);
   assert.is(pack.status, 0, pack.stderr);
@@ -61,7 +93,8 @@ test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE
   assert.not.ok(files.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests');
   mkdirSync(project, { recursive: true });
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
-  const install = run('npm', ['install', '--no-audit', '--no-fund', join(temp.dir, info.filename)], project);
+  tarball = join(temp.dir, info.filename);
+  const install = run('npm', ['install', '--no-audit', '--no-fund', tarball], project);
   assert.is(install.status, 0, install.stderr);
   writeFileSync(join(project, 'use.mjs'), USE);
 });
@@ -93,6 +126,20 @@ for (const which of ['24', 'floor'] as const) {
     assert.equal(readFileSync(seen, 'utf8').trim().split('\n'), [expected], 'the bin ran on that Node');
   });
 }
+
+test('the tarball installs beside express@4.17.0 (the oldest Express the peer range claims, no ERESOLVE) and its Express adapter serves a session there', async () => {
+  assert.ok(tarball, 'the npm pack test ran first');
+  const oldest = join(temp.dir, 'express-4.17');
+  mkdirSync(oldest, { recursive: true });
+  writeFileSync(join(oldest, 'package.json'), JSON.stringify({ name: 'express-4-17', private: true, type: 'module' }));
+  const install = run('npm', ['install', '--no-audit', '--no-fund', tarball, 'express@4.17.0'], oldest);
+  assert.is(install.status, 0, install.stderr);
+  assert.not.match(`${install.stdout}\n${install.stderr}`, /ERESOLVE/, 'no peer conflict');
+  writeFileSync(join(oldest, 'use-express.mjs'), EXPRESS_4_17);
+  const result = await runScript(join(oldest, 'use-express.mjs'), [], { cwd: oldest, timeoutMs: 60_000 });
+  assert.is(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), { status: 200, body: 'ok', hasCookie: true, expressVersion: '4.17.0' });
+});
 
 test('npm install from git builds dist (prepare) and the package runs', async () => {
   const fromGit = join(temp.dir, 'from-git');
