@@ -23,6 +23,10 @@ function isPlainObject(value: object): boolean {
 function check(value: unknown, path: string, seen: Set<object>): void {
   switch (typeof value) {
     case 'string':
+      // A lone UTF-16 surrogate (JSON.parse of "\\ud800" gives one) is not
+      // Unicode: SQLite would store it and PostgreSQL's jsonb refuse it.
+      if (value.isWellFormed()) return;
+      throw new TypeError(`session value "${path}" is not well-formed Unicode: it holds a lone UTF-16 surrogate`);
     case 'boolean':
       return;
     case 'number':
@@ -40,7 +44,10 @@ function check(value: unknown, path: string, seen: Set<object>): void {
       if (isPlainObject(value)) {
         seen.add(value);
         if (Object.getOwnPropertySymbols(value).length > 0) throw new TypeError(`session value "${path}" is not JSON: it has symbol keys`);
-        for (const key of Object.keys(value)) check((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+        for (const key of Object.keys(value)) {
+          checkKey(key, `${path}.${key}`);
+          check((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+        }
         seen.delete(value);
         return;
       }
@@ -50,8 +57,13 @@ function check(value: unknown, path: string, seen: Set<object>): void {
   throw new TypeError(`session value "${path}" is not JSON: got ${describe(value)} (only null, booleans, finite numbers, strings, arrays and plain objects are stored)`);
 }
 
-/** Throws a TypeError naming the key when `value` is not plain JSON. */
+function checkKey(key: string, path: string): void {
+  if (!key.isWellFormed()) throw new TypeError(`session key "${path}" is not well-formed Unicode: it holds a lone UTF-16 surrogate`);
+}
+
+/** Throws a TypeError naming the key when `value` is not plain JSON (or a key is not well-formed Unicode). */
 export function assertJsonValue(value: unknown, key: string): asserts value is JsonValue {
+  checkKey(key, key);
   check(value, key, new Set());
 }
 
@@ -61,5 +73,14 @@ export function assertSessionData(data: unknown, what = 'session data'): asserts
     throw new TypeError(`${what} must be a plain object, got ${data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data === 'object' ? describe(data) : typeof data}`);
   }
   const seen = new Set<object>([data]);
-  for (const key of Object.keys(data)) check((data as Record<string, unknown>)[key], key, seen);
+  for (const key of Object.keys(data)) {
+    checkKey(key, key);
+    check((data as Record<string, unknown>)[key], key, seen);
+  }
+}
+
+/** Keys to remove (a patch's `unset`, `session.delete`): strings, well-formed. */
+export function assertKeyList(keys: unknown, what: string): asserts keys is string[] {
+  if (!Array.isArray(keys) || keys.some((key) => typeof key !== 'string')) throw new TypeError(`${what} must be an array of key names`);
+  for (const key of keys) checkKey(key, key);
 }
