@@ -80,7 +80,9 @@ export class SessionApp extends EventEmitter {
       },
     });
     this.#mailbox = mailbox;
-    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => metrics.live(live));
+    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => metrics.live(live),
+      // A call refused for size before it was sent is a call of that op all the same.
+      (op, error) => metrics.call(op, NaN, error));
     this.store = store;
 
     const policy = expiryPolicy(config);

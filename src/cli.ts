@@ -117,7 +117,7 @@ async function run(command: Command, input: Record<string, unknown>, io: Output)
     try {
       const found = setupTable(db, table);
       io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
-        : found === 'old' ? `upgraded ${where} in place: added the owner column and its index, every session kept`
+        : found === 'old' ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
         : `${where} already exists with the right columns: nothing to do`);
     } finally {
       db.close();
@@ -181,7 +181,7 @@ async function runPostgres(command: Command, config: ReturnType<typeof resolveCo
     if (command === 'setup') {
       const found = await pgSchema.setupTable(client, table);
       io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
-        : found === 'old' ? `upgraded ${where} in place: added the owner column and its index, every session kept`
+        : found === 'old' ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
         : `${where} already exists with the right columns: nothing to do`);
       return;
     }

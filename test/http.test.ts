@@ -346,17 +346,26 @@ test('a session over maxSessionBytes gives 500 and stores nothing', async () => 
   await small.stop();
 });
 
-test("cookie.maxAge with 'relative': the cookie is re-sent on every response of a live session; not with 'fixed'", async () => {
-  const url = await serve(kv, { cookie: { maxAge: 600 } });
-  const cookie = cookieOf(await get(`${url}/set?k=a&v=1`));
-  const read = await get(`${url}/get`, cookie);
-  assert.is(read.cookies.length, 1);
-  assert.is(cookieOf(read), cookie);
-  assert.match(read.cookies[0], /Max-Age=600/);
-  const dropped = await get(`${url}/drop`, cookie);
-  assert.equal(dropped.cookies.length, 1, 'a drop replaces the re-sent cookie with the expired one');
-  assert.match(dropped.cookies[0], /^sid=;/);
-  const fixed = await startSessionApp({ ...await storeLocation(temp.dir, 'fixed'), sweepSignal: false, timestamp: 'fixed' });
+test("cookie.maxAge with 'relative': the cookie is re-sent when a read renewed the stored timestamp (once per touchAfter), not inside it; not with 'fixed'", async () => {
+  const sliding = await startSessionApp({ ...await storeLocation(temp.dir, 'sliding'), sweepSignal: false, touchAfter: 0.2 });
+  try {
+    const url = await serve(kv, { cookie: { maxAge: 600 } }, sliding.store);
+    const cookie = cookieOf(await get(`${url}/set?k=a&v=1`));
+    assert.equal((await get(`${url}/get`, cookie)).cookies, [], 'inside touchAfter: the expiry did not move, no Set-Cookie');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const read = await get(`${url}/get`, cookie);
+    assert.is(read.cookies.length, 1, 'the first read after touchAfter renews the timestamp and re-sends the cookie');
+    assert.is(cookieOf(read), cookie);
+    assert.match(read.cookies[0], /Max-Age=600/);
+    assert.equal((await get(`${url}/get`, cookie)).cookies, [], 'and not again right after');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const dropped = await get(`${url}/drop`, cookie);
+    assert.equal(dropped.cookies.length, 1, 'a drop sends the expired cookie alone');
+    assert.match(dropped.cookies[0], /^sid=;/);
+  } finally {
+    await sliding.stop();
+  }
+  const fixed = await startSessionApp({ ...await storeLocation(temp.dir, 'fixed'), sweepSignal: false, timestamp: 'fixed', touchAfter: 0 });
   try {
     const fixedUrl = await serve(kv, { cookie: { maxAge: 600 } }, fixed.store);
     const fixedCookie = cookieOf(await get(`${fixedUrl}/set?k=a&v=1`));

@@ -309,15 +309,23 @@ test('Session: login with renew() + setOwner() on an existing session is one ope
     // An anonymous session of someone who was logged in as grace before.
     const anonymous = (await app.store.put(null, { cart: ['book'] }, { owner: 'grace' }))!;
     const seen: string[] = [];
-    // The real store, with its write calls recorded.
-    const spy = new Proxy(app.store, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop) as unknown;
+    // The real store, with the write calls of its commit side recorded.
+    const record = <T extends object>(target: T): T => new Proxy(target, {
+      get(inner, prop) {
+        const value = Reflect.get(inner, prop) as unknown;
         if (typeof value !== 'function') return value;
         if (prop === 'renew' || prop === 'patch' || prop === 'put') {
-          return (...args: unknown[]) => { seen.push(prop); return (value as (...a: unknown[]) => unknown).apply(target, args); };
+          return (...args: unknown[]) => { seen.push(prop); return (value as (...a: unknown[]) => unknown).apply(inner, args); };
         }
-        return (value as (...a: unknown[]) => unknown).bind(target);
+        return (value as (...a: unknown[]) => unknown).bind(inner);
+      },
+    });
+    const commitSide = record((app.store as unknown as { commit: object }).commit);
+    const spy = new Proxy(app.store, {
+      get(target, prop) {
+        if (prop === 'commit') return commitSide;
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
     const spied = createServer(createHandler(spy, (_req, res, session) => {

@@ -22,6 +22,9 @@ const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 // this file exists; every store owner this suite starts reads the variable.
 const LOSE_REPLY = join(tmpdir(), `supervised-sessions-lose-reply-${process.pid}`);
 process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY = LOSE_REPLY;
+// The same for a connection lost while the server is still inside the transaction.
+const DROP_INSIDE = join(tmpdir(), `supervised-sessions-drop-inside-${process.pid}`);
+process.env.SUPERVISED_SESSIONS_DROP_IN_TRANSACTION = DROP_INSIDE;
 const bin = join(import.meta.dirname, '..', 'bin', 'supervised-sessions.js');
 let tables = 0;
 const freshTable = () => `pg${++tables}_${Math.random().toString(36).slice(2, 8)}`;
@@ -366,6 +369,40 @@ test('a COMMIT whose reply is lost is not run twice: committed, its replies are 
     } finally {
       rmSync(LOSE_REPLY, { force: true });
       rmSync(`${LOSE_REPLY}.lost`, { force: true });
+    }
+  }));
+
+test('a batch whose connection was lost while the server was still inside its transaction is not run again until that transaction ended: committed once, its replies computed again', () =>
+  withPgApp({ maxAge: 3600, requestTimeout: 10_000 }, async (app, database, table) => {
+    // Every transaction that updates a row of the table leaves its id here.
+    await adminQuery(`CREATE TABLE "${table}_audit" (xid xid8)`, [], database);
+    await adminQuery(`CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`, [], database);
+    await adminQuery(`CREATE TRIGGER audit AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${table}_audit"()`, [], database);
+    const id = (await app.store.put(null, { n: 1 }))!;
+    // An outside connection holds the row: the batch's patch waits on the server, inside its transaction.
+    const holder = new pg.Client({ connectionString: database });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM "${table}" FOR UPDATE`);
+      writeFileSync(DROP_INSIDE, 'patch');
+      const patched = app.store.patch(id, { set: { m: 2 } });
+      const started = Date.now();
+      while (!existsSync(`${DROP_INSIDE}.dropped`) && Date.now() - started < 5000) await sleep(5);
+      assert.ok(existsSync(`${DROP_INSIDE}.dropped`), 'the connection was dropped inside the transaction');
+      // The engine has reconnected and found the first run in progress; a replay now would run it twice.
+      await sleep(500);
+      await holder.query('COMMIT');
+      assert.is(await patched, true, 'the caller gets the reply, no 503');
+      assert.equal(await app.store.get(id), { n: 1, m: 2 });
+      const { rows } = await adminQuery(`SELECT count(DISTINCT xid)::int AS n FROM "${table}_audit"`, [], database);
+      assert.is(rows[0].n, 1, 'one transaction applied the patch: it never ran a second time');
+      assert.is(app.status().children.store.restarts, 0);
+    } finally {
+      await holder.end().catch(() => {});
+      rmSync(DROP_INSIDE, { force: true });
+      rmSync(`${DROP_INSIDE}.dropped`, { force: true });
     }
   }));
 

@@ -111,7 +111,7 @@ export async function countLive(task: { database: string; table: string; policy:
     const [, , counted] = await Promise.all([
       c.query('BEGIN'),
       c.query(`SET LOCAL statement_timeout = ${LIVE_COUNT_TIMEOUT_MS}`),
-      c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)}` }),
+      c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)} AND renewed_to IS NULL` }),
       c.query('COMMIT'),
     ].map((query) => query.catch((error: unknown) => error as Error)));
     if (counted instanceof Error) {

@@ -1,14 +1,41 @@
 import type { CommitContext } from './request-commit.ts';
 import type { PendingWork, Session } from './session.ts';
+import { RENEWED } from '../store/renewed.ts';
 
 /** What the rounds of one request's commit decide, kept between rounds. */
 export interface RoundState {
   /** The Set-Cookie to send with the headers, as decided so far. */
   cookie: string | null;
-  /** The session was dropped or found gone: never recreate it, ignore later changes. */
+  /** The session was dropped, found gone or renewed by another request: never recreate it, ignore later changes. */
   gone: boolean;
   /** The request came with our cookie (a drop then expires it). */
   readonly hadCookie: boolean;
+  /**
+   * The sliding cookie is owed: this request's load renewed the stored
+   * timestamp (cookie.maxAge with 'relative'). It goes out only once the
+   * session is known to be live at commit (a round stored under its id, or
+   * `alive` says so): a re-send never sends an id another request renewed
+   * or dropped meanwhile.
+   */
+  resend: boolean;
+  /** A round stored under the session's id: it was live then. */
+  confirmed: boolean;
+}
+
+/** A new round state for a request. */
+export function roundState(hadCookie: boolean, resend: boolean): RoundState {
+  return { cookie: null, gone: false, hadCookie, resend, confirmed: false };
+}
+
+/**
+ * The one rule of every front door for a response that goes out as an error
+ * (status 5xx, which a handler that throws gets): its data changes (set,
+ * delete, clear, setOwner) are not stored; drop() and renew() still apply —
+ * a logout or the fixation defence never depends on the page that follows.
+ */
+export function forStatus(work: PendingWork, status: number): PendingWork {
+  if (status < 500) return work;
+  return { drop: work.drop, renew: work.renew, cleared: false, set: {}, unset: [], data: work.data === null ? null : {} };
 }
 
 /**
@@ -19,7 +46,7 @@ export interface RoundState {
  * RequestCommit, Fastify in its onSend hook).
  */
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
-  // Gone (dropped, expired, revoked): nothing more is stored for it.
+  // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;
   const { store, setCookie, expiredCookie } = ctx;
   const id = session.id;
@@ -29,12 +56,19 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     session.committed(null);
     state.cookie = expiredCookie;
   };
+  const renewed = () => {
+    // Another request renewed it (a login): the browser holds the new id
+    // already, so no cookie at all — an expiry or the old id would log it out.
+    state.gone = true;
+    session.committed(null);
+    state.cookie = null;
+  };
   if (work.drop) {
-    if (id !== null) await store.delete(id);
+    const result = id === null ? null : await store.delete(id);
     session.committed(null);
     state.gone = true;
     // A cookie the client holds is expired; one only made in this request never went out.
-    state.cookie = state.hadCookie ? expiredCookie : null;
+    state.cookie = result === RENEWED ? null : state.hadCookie ? expiredCookie : null;
     return;
   }
   if (id === null) {
@@ -42,33 +76,70 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     const owner = typeof work.owner === 'string' ? { owner: work.owner } : undefined;
     const data = work.data!;
     if (Object.keys(data).length === 0 && owner === undefined) return;
-    const created = (await store.put(null, data, owner))!;
+    const created = (await store.put(null, data, owner)) as string;
     session.committed(created);
     state.cookie = setCookie(created);
+    state.resend = false;
     return;
   }
   const ownerChange = work.owner !== undefined ? { owner: work.owner } : {};
   if (work.renew) {
     const changes = work.cleared ? { replace: work.data!, ...ownerChange } : { set: work.set, unset: work.unset, ...ownerChange };
     const next = await store.renew(id, changes);
+    if (next === RENEWED) return renewed();
     if (next === null) return lost();
     session.committed(next);
     state.cookie = setCookie(next);
-  } else if (work.cleared) {
-    if ((await store.put(id, work.data!, ownerChange)) === null) return lost();
-  } else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) {
-    if (!(await store.patch(id, { set: work.set, unset: work.unset, ...ownerChange }))) return lost();
+    state.resend = false;
+    return;
   }
+  let result: unknown = true;
+  if (work.cleared) result = await store.put(id, work.data!, ownerChange);
+  else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) result = await store.patch(id, { set: work.set, unset: work.unset, ...ownerChange });
+  else return;
+  if (result === RENEWED) return renewed();
+  if (result === null || result === false) return lost();
+  state.confirmed = true;
+}
+
+/** Whether the sliding re-send is still to be settled (the response waits for it). */
+export function owesConfirmation(session: Session, state: RoundState): boolean {
+  return state.resend && !state.gone && session.id !== null;
 }
 
 /**
- * The Set-Cookie header as it should go out: the sliding re-send `preset`
- * (added before the handler ran) replaced when the rounds decided otherwise,
- * the decided cookie added unless it is already there.
+ * After the last round: the sliding cookie, when owed, for a session still
+ * live now (one `alive` read when no round stored under its id).
  */
-export function cookieHeader(current: number | string | string[] | undefined, preset: string | null, cookie: string | null): string[] | null {
+export async function settleResend(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
+  if (!state.resend) return;
+  // Settled once: the response no longer waits for it.
+  state.resend = false;
+  if (state.gone || session.id === null) return;
+  if (!state.confirmed) {
+    const alive = await ctx.store.alive(session.id);
+    if (alive === RENEWED) {
+      state.gone = true;
+      session.committed(null);
+      state.cookie = null;
+      return;
+    }
+    if (alive !== true) {
+      state.gone = true;
+      session.committed(null);
+      state.cookie = ctx.expiredCookie;
+      return;
+    }
+  }
+  state.cookie = ctx.setCookie(session.id);
+}
+
+/**
+ * The Set-Cookie header as it should go out: what the handler set, with the
+ * decided cookie added unless it is already there.
+ */
+export function cookieHeader(current: number | string | string[] | undefined, cookie: string | null): string[] | null {
+  if (cookie === null) return null;
   const list = current === undefined ? [] : Array.isArray(current) ? current.map(String) : [String(current)];
-  let next = preset !== null && cookie !== preset ? list.filter((line) => line !== preset) : list;
-  if (cookie !== null && !next.includes(cookie)) next = [...next, cookie];
-  return next === list ? null : next;
+  return list.includes(cookie) ? null : [...list, cookie];
 }

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
 import type { SessionStore } from '../store/session-store.ts';
-import { commitRound, cookieHeader, type RoundState } from './commit-round.ts';
+import { commitRound, cookieHeader, forStatus, roundState, settleResend, type RoundState } from './commit-round.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
@@ -32,15 +32,14 @@ type WithCommit = FastifyRequest & { [kCommit]?: ReplyCommit };
 class ReplyCommit implements SessionHost {
   readonly session: Session;
   readonly #ctx: CommitContext;
-  readonly #preset: string | null;
   readonly #state: RoundState;
   phase: Phase = 'open';
 
-  constructor(door: FrontDoor, request: FastifyRequest, reply: FastifyReply, loaded: Loaded) {
+  constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
     this.#ctx = door.context(request.raw);
-    this.#preset = loaded.id !== null && door.resend ? this.#ctx.setCookie(loaded.id) : null;
-    if (this.#preset !== null) reply.header('set-cookie', this.#preset);
-    this.#state = { cookie: this.#preset, gone: false, hadCookie: loaded.hadCookie };
+    this.#state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend);
+    // A cookie naming an id another request renewed: a session never stored, no cookie.
+    if (loaded.stale) this.#state.gone = true;
     this.session = new Session(loaded.id, loaded.data, this, loaded.owner);
   }
 
@@ -59,8 +58,10 @@ class ReplyCommit implements SessionHost {
     this.phase = 'committing';
     try {
       for (let work = this.session.take(); work !== null; work = this.session.take()) {
-        await commitRound(work, this.session, this.#ctx, this.#state);
+        // An error reply (5xx) stores no data changes; drop() and renew() apply (commit-round.ts).
+        await commitRound(forStatus(work, reply.statusCode), this.session, this.#ctx, this.#state);
       }
+      await settleResend(this.session, this.#ctx, this.#state);
     } catch (error) {
       this.phase = 'failed';
       // The error reply carries no session cookie, and its status is set
@@ -72,10 +73,10 @@ class ReplyCommit implements SessionHost {
       throw err;
     }
     this.phase = 'done';
-    const next = cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined, this.#preset, this.#state.cookie);
+    const next = cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined, this.#state.cookie);
     if (next === null) return;
     reply.removeHeader('set-cookie');
-    if (next.length > 0) reply.header('set-cookie', next);
+    reply.header('set-cookie', next);
   }
 }
 
@@ -104,7 +105,7 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
       door.onError(err, request.raw);
       throw err;
     }
-    const commit = new ReplyCommit(door, request, reply, loaded);
+    const commit = new ReplyCommit(door, request, loaded);
     (request as WithCommit)[kCommit] = commit;
     request.session = commit.session;
   });
@@ -116,11 +117,6 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
       commit.phase = 'done';
       door.onError(new Error('the reply was sent without onSend (reply.hijack() or a raw write): the session changes were not stored'), request.raw);
     }
-  });
-  // A route that failed: its error reply stores nothing.
-  fastify.addHook('onError', async (request) => {
-    const commit = (request as WithCommit)[kCommit];
-    if (commit && commit.phase === 'open') commit.phase = 'failed';
   });
   fastify.addHook('onSend', async (request, reply, payload) => {
     const commit = (request as WithCommit)[kCommit];

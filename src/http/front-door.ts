@@ -3,7 +3,8 @@ import type { TLSSocket } from 'node:tls';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { isSessionId } from '../store/ids.ts';
 import type { SessionData } from '../store/json-value.ts';
-import type { LoadedSession, SessionStore } from '../store/session-store.ts';
+import type { CommitStore, LoadedSession, SessionStore } from '../store/session-store.ts';
+import { RENEWED, type Renewed } from '../store/renewed.ts';
 import { resolveHandlerOptions, type HandlerOptions, type ResolvedHandlerOptions } from './options.ts';
 import { asError, type CommitContext } from './request-commit.ts';
 import { sign, unsign } from './signing.ts';
@@ -14,6 +15,10 @@ export interface Loaded {
   data: SessionData | null;
   owner: string | null;
   hadCookie: boolean;
+  /** The load renewed the sliding timestamp: the cookie's expiry moved. */
+  touched: boolean;
+  /** The cookie names an id another request renewed: this request's session is never stored. */
+  stale: boolean;
 }
 
 // Cookie values are taken as they are: our ids and signatures are base64url,
@@ -24,8 +29,33 @@ const RAW = { decode: (value: string) => value };
 // verification (or that we signed) enter, so an attacker cannot fill them.
 const CACHE_ENTRIES = 10_000;
 
-const NOTHING: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: false });
-const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true });
+const NOTHING: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: false, touched: false, stale: false });
+const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: false });
+const STALE: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: true });
+
+/**
+ * A SessionStore that is not the app's own client, as the commit core uses
+ * it: the same calls, without the RENEWED replies (and without the owner at
+ * load, nor the sliding re-send's touch).
+ */
+function commitStoreOf(store: SessionStore): CommitStore {
+  const own = (store as { commit?: CommitStore }).commit;
+  if (own) return own;
+  return {
+    load: async (sid) => {
+      const data = await store.get(sid);
+      return data === null ? null : { data, owner: null, touched: false };
+    },
+    alive: async (sid) => (await store.get(sid)) !== null,
+    put: (sid, data, options) => store.put(sid, data, options),
+    patch: (sid, changes) => store.patch(sid, changes),
+    renew: (sid, changes) => store.renew(sid, changes),
+    delete: async (sid) => {
+      await store.delete(sid);
+      return null;
+    },
+  };
+}
 
 /**
  * What every front door shares — createHandler, the Express middleware, the
@@ -35,13 +65,13 @@ const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCo
 export class FrontDoor {
   readonly store: SessionStore;
   readonly options: ResolvedHandlerOptions;
-  /** With cookie.maxAge and sliding timestamps, every response of a live session re-sends the cookie. */
+  /** With cookie.maxAge and sliding timestamps, a response re-sends the cookie when its load renewed the stored timestamp. */
   readonly resend: boolean;
   readonly #plain: CommitContext;
   readonly #secure: CommitContext;
   readonly #auto: boolean;
   readonly #trustProxy: boolean;
-  readonly #load: (sid: string) => Promise<LoadedSession | null>;
+  readonly #load: (sid: string) => Promise<LoadedSession | Renewed | null>;
   readonly #verified = new Map<string, string>();
 
   constructor(store: SessionStore, input: HandlerOptions | undefined, where: string) {
@@ -65,6 +95,7 @@ export class FrontDoor {
       return value;
     };
     const onError = this.onError;
+    const commitStore = commitStoreOf(store);
     // Every Set-Cookie of an id is `<key>=<value><attributes>`: the attributes
     // are serialised once (twice with secure: 'auto'), and a value is signed
     // only when it was never seen.
@@ -77,7 +108,7 @@ export class FrontDoor {
       const prefix = `${key}=`;
       const suffix = stringifySetCookie({ name: key, value: 'v', ...attributes, ...maxAge }).slice(prefix.length + 1);
       return {
-        store,
+        store: commitStore,
         onError,
         setCookie: (id) => prefix + valueOf(id) + suffix,
         expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
@@ -86,12 +117,7 @@ export class FrontDoor {
     this.#plain = context(cookie.secure === true);
     this.#secure = cookie.secure === 'auto' ? context(true) : this.#plain;
     // The store's own client loads the owner with the data; another SessionStore gives the data only.
-    const loader = (store as { load?: (sid: string) => Promise<LoadedSession | null> }).load;
-    this.#load = loader ? (sid) => loader.call(store, sid)
-      : async (sid) => {
-        const data = await store.get(sid);
-        return data === null ? null : { data, owner: null };
-      };
+    this.#load = commitStore.load;
   }
 
   /** The app's onError; one that throws must not take the process down, nor leave a response unanswered. */
@@ -130,7 +156,8 @@ export class FrontDoor {
     if (raw === undefined) return NOTHING;
     const sid = this.#verify(raw);
     if (sid === null) return REFUSED;
-    return this.#load(sid).then((loaded) => loaded === null ? REFUSED : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true });
+    return this.#load(sid).then((loaded) => loaded === null ? REFUSED : loaded === RENEWED ? STALE
+      : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true, touched: loaded.touched, stale: false });
   }
 
   /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */

@@ -426,6 +426,21 @@ export class HeldResponse {
   }
 
   /**
+   * The handler failed before sending anything, with a drop() or renew()
+   * pending: a bare `status` response in place of whatever it had set, held
+   * like the handler's own, so it goes out once the commit is done and
+   * carries the cookie the commit decided.
+   */
+  answer(status: number): void {
+    const remove = this.#originals.removeHeader;
+    for (const name of this.res.getHeaderNames()) remove.call(this.res, name);
+    const body = `${status} ${STATUS_TEXT[status]}\n`;
+    this.res.statusMessage = STATUS_TEXT[status];
+    this.#writeHead([status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' }]);
+    this.#end([body]);
+  }
+
+  /**
    * The commit failed: a bare 500/503 while nothing went out, or the
    * connection cut short once the headers did (never complete a response as
    * if the write had been stored). Every later call of the handler is a no-op.

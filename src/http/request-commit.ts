@@ -1,14 +1,15 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppStoppedError, SessionCommittedError, SessionHeadersSentError, StoreUnavailableError } from '../errors.ts';
-import type { SessionStore } from '../store/session-store.ts';
+import type { CommitStore } from '../store/session-store.ts';
 import { HeldResponse, respond, type HoldPolicy } from './held-response.ts';
 import { Session, type ChangeKind, type SessionHost } from './session.ts';
-import { commitRound, cookieHeader, type RoundState } from './commit-round.ts';
+import { commitRound, cookieHeader, forStatus, owesConfirmation, roundState, settleResend, type RoundState } from './commit-round.ts';
 import type { FrontDoor, Loaded } from './front-door.ts';
 
 /** What every request of one handler shares. */
 export interface CommitContext {
-  store: SessionStore;
+  /** The store, with replies that tell "renewed" from "gone". */
+  store: CommitStore;
   onError(error: Error, req: IncomingMessage): void;
   /** The Set-Cookie line for an id. */
   setCookie(id: string): string;
@@ -56,8 +57,6 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   readonly #ctx: CommitContext;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  /** The sliding re-send added before the handler ran, replaced if a round decides otherwise. */
-  readonly #preset: string | null;
   session!: Session;
   #held: HeldResponse | null = null;
   readonly #state: RoundState;
@@ -67,30 +66,31 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   #began = false;
   #failed = false;
   readonly #onFailure: CommitFailure | null;
-  /** Express: a response that goes out as a 5xx is an error page, and stores nothing. */
-  readonly #discardOn5xx: boolean;
 
-  constructor(ctx: CommitContext, req: IncomingMessage, res: ServerResponse, hadCookie: boolean, preset: string | null, onFailure: CommitFailure | null = null) {
+  constructor(ctx: CommitContext, req: IncomingMessage, res: ServerResponse, state: RoundState, onFailure: CommitFailure | null = null) {
     this.#ctx = ctx;
     this.#req = req;
     this.#res = res;
-    this.#preset = preset;
-    this.#state = { cookie: preset, gone: false, hadCookie };
+    this.#state = state;
     this.#onFailure = onFailure;
-    this.#discardOn5xx = onFailure !== null;
   }
 
   /** A request's commit and its Session, through a front door. */
   static begin(door: FrontDoor, req: IncomingMessage, res: ServerResponse, loaded: Loaded, onFailure: CommitFailure | null = null): RequestCommit {
     const ctx = door.context(req);
-    const preset = loaded.id !== null && door.resend ? ctx.setCookie(loaded.id) : null;
-    if (preset !== null) res.appendHeader('Set-Cookie', preset);
     // A write after end() makes Node emit 'error' on the response, which kills
     // a process nobody listens on: it is the handler's mistake, reported.
     (res as ServerResponse & { [kDoor]?: FrontDoor })[kDoor] = door;
     res.on('error', onResponseError);
-    const commit = new RequestCommit(ctx, req, res, loaded.hadCookie, preset, onFailure);
+    const state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend);
+    // A request whose cookie names an id another request renewed is stale:
+    // its session is a new one that is never stored, and gets no cookie.
+    if (loaded.stale) state.gone = true;
+    const commit = new RequestCommit(ctx, req, res, state, onFailure);
     commit.session = new Session(loaded.id, loaded.data, commit, loaded.owner);
+    // The sliding cookie is owed: the response waits for the commit, which
+    // sends it only for a session still live then.
+    if (state.resend) commit.#held = new HeldResponse(res, commit);
     return commit;
   }
 
@@ -119,7 +119,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   // ── HoldPolicy ──────────────────────────────────────────────────────────
 
   mustHold(): boolean {
-    return !this.#failed && (this.#busy || this.session.pending);
+    return !this.#failed && (this.#busy || this.session.pending || owesConfirmation(this.session, this.#state));
   }
 
   held(): void {
@@ -127,10 +127,8 @@ export class RequestCommit implements SessionHost, HoldPolicy {
   }
 
   beforeHeaders(): void {
-    const next = cookieHeader(this.#res.getHeader('set-cookie'), this.#preset, this.#state.cookie);
-    if (next === null) return;
-    if (next.length > 0) this.#held!.setHeader('Set-Cookie', next);
-    else this.#held!.removeHeader('Set-Cookie');
+    const next = cookieHeader(this.#res.getHeader('set-cookie'), this.#state.cookie);
+    if (next !== null) this.#held!.setHeader('Set-Cookie', next);
   }
 
   replayFailed(error: Error): void {
@@ -145,11 +143,12 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     this.#busy = true;
     this.#began = true;
     try {
-      for (let work = this.session.take(); work !== null; work = this.session.take()) {
-        // A framework's error page (Express: a route threw, and its error
-        // middleware answers 5xx): the route's changes are not stored.
-        if (this.#discardOn5xx && this.#res.statusCode >= 500) continue;
-        await commitRound(work, this.session, this.#ctx, this.#state);
+      for (;;) {
+        const work = this.session.take();
+        // An error page (5xx) stores no data changes; drop() and renew() apply (commit-round.ts).
+        if (work !== null) await commitRound(forStatus(work, this.#res.statusCode), this.session, this.#ctx, this.#state);
+        else if (this.#state.resend) await settleResend(this.session, this.#ctx, this.#state);
+        else break;
         if (this.#failed) return;
       }
       this.#busy = false;
@@ -180,11 +179,21 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     this.#ctx.onError(err, this.#req);
   }
 
-  /** A handler that threw or rejected: a 500 if it had not ended its response; nothing more is committed. */
+  /**
+   * A handler that threw or rejected: a 500 if it had not ended its
+   * response. Its data changes are not stored; a drop() or renew() it made
+   * still applies, and the 500 carries that cookie.
+   */
   handlerFailed(error: unknown): void {
     const err = asError(error);
     const held = this.#held;
     if (!this.#failed && !(held ? held.handlerEnded : this.#res.writableEnded)) {
+      if (held && !held.headersOut && this.session.idChangePending) {
+        // The 500 goes out through the held response, after the rounds.
+        held.answer(500);
+        this.#ctx.onError(err, this.#req);
+        return;
+      }
       this.#failed = true;
       if (held) {
         held.fail(500, err);

@@ -150,6 +150,11 @@ export class Session {
     return this.#drop || this.#renew || this.#cleared || this.#ownerChanged || this.#changed.size > 0;
   }
 
+  /** @internal A drop() or renew() is pending: it applies whatever the response's status. */
+  get idChangePending(): boolean {
+    return !this.#dropped && (this.#drop || this.#renew);
+  }
+
   /** @internal True when a change was ever asked for (dropped sessions included). */
   get dropped(): boolean {
     return this.#drop || this.#dropped;

@@ -40,3 +40,21 @@ export async function afterLostReply(): Promise<void> {
   const end = Date.now() + 5000;
   while (existsSync(marker) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10));
 }
+
+// The connection lost while the server is still inside the transaction
+// (PostgreSQL; a pooler, or a server that has not yet noticed): while the
+// file this variable names exists, the first write batch carrying an
+// operation it lists is sent, and once the server has given it a
+// transaction id the engine half-closes its socket and acts as if the
+// connection died; the server runs the rest of the batch and commits it.
+// The file is removed first; `<file>.dropped` says it happened.
+const DROP_FILE = process.env.SUPERVISED_SESSIONS_DROP_IN_TRANSACTION;
+
+export function dropInTransaction(requests: Array<{ op: string }>): boolean {
+  if (!DROP_FILE || !existsSync(DROP_FILE)) return false;
+  const ops = readFileSync(DROP_FILE, 'utf8').trim().split(',');
+  if (!requests.some(({ op }) => ops.includes(op))) return false;
+  unlinkSync(DROP_FILE);
+  writeFileSync(`${DROP_FILE}.dropped`, '');
+  return true;
+}

@@ -6,10 +6,23 @@ import { inTransaction } from './connection.ts';
 // Every time column holds integer epoch milliseconds. Rows are keyed by the
 // SHA-256 digest of the session id: a copy of the file holds no usable id.
 // `owner` (a user id, or NULL) has its own index: "sessions of this user" is
-// an index range, never a scan of the data.
-const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'] as const;
-/** The layout of the released 0.1.0, upgraded in place by setup. */
-const COLUMNS_0_1 = ['sid_hash', 'data', 'created_at', 'touched_at'] as const;
+// an index range, never a scan of the data. `renewed_to` is NULL for a
+// session; a renewed id's row keeps the digest of the id it moved to
+// (store/renewed.ts), its data emptied and its owner cleared.
+const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to'] as const;
+/**
+ * The layouts of earlier versions, upgraded in place by setup: 0.1.0
+ * (without owner), and the owners' layout (without renewed_to).
+ */
+export const EARLIER_LAYOUTS: ReadonlyArray<readonly string[]> = [
+  ['sid_hash', 'data', 'created_at', 'touched_at'],
+  ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'],
+];
+
+/** The columns an earlier layout lacks, in the order they are added. */
+export function missingColumns(columns: readonly string[]): Array<'owner' | 'renewed_to'> {
+  return (['owner', 'renewed_to'] as const).filter((column) => !columns.includes(column));
+}
 
 /** The table name, checked again here: nothing unchecked is ever interpolated into SQL. */
 export function quoted(table: string): string {
@@ -17,18 +30,25 @@ export function quoted(table: string): string {
   return `"${table}"`;
 }
 
-/** 'old': the 0.1.0 layout, without the owner column: upgraded by setup. */
+/** 'old': an earlier version's layout (EARLIER_LAYOUTS): upgraded by setup. */
 export type TableShape = 'missing' | 'ok' | 'old' | 'other';
 
 const sameColumns = (columns: string[], expected: readonly string[]) =>
   columns.length === expected.length && expected.every((column) => columns.includes(column));
 
-export function tableShape(db: DatabaseSync, table: string): TableShape {
-  const exists = db.prepare(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?`).get(table);
-  if (!exists) return 'missing';
-  const columns = db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table).map((row) => String(row.name));
+/** A table's columns as a shape: ours, an earlier version's, or another table's. */
+export function shapeOf(columns: string[]): TableShape {
+  if (columns.length === 0) return 'missing';
   if (sameColumns(columns, COLUMNS)) return 'ok';
-  return sameColumns(columns, COLUMNS_0_1) ? 'old' : 'other';
+  return EARLIER_LAYOUTS.some((layout) => sameColumns(columns, layout)) ? 'old' : 'other';
+}
+
+function columnsOf(db: DatabaseSync, table: string): string[] {
+  return db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table).map((row) => String(row.name));
+}
+
+export function tableShape(db: DatabaseSync, table: string): TableShape {
+  return shapeOf(columnsOf(db, table));
 }
 
 export function otherShape(table: string): TableExistsError {
@@ -38,8 +58,9 @@ export function otherShape(table: string): TableExistsError {
 }
 
 /**
- * Creates the table and its indexes when missing, and upgrades a 0.1.0 table
- * in place (the owner column and its index added, every row kept); returns
+ * Creates the table and its indexes when missing, and upgrades an earlier
+ * version's table in place (the missing columns and the owner index added,
+ * every row kept); returns
  * what it found: 'missing' (created), 'old' (upgraded) or 'ok' (nothing to do). It runs under SQLite's write lock (BEGIN
  * IMMEDIATE, waiting out busy_timeout), and looks at the table again once it
  * holds it: two processes starting at once cannot both create or both alter.
@@ -54,7 +75,9 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
   try {
     const shape = tableShape(db, table);
     if (shape === 'other') throw otherShape(table);
-    if (shape === 'old') db.exec(`ALTER TABLE ${name} ADD COLUMN owner TEXT`);
+    if (shape === 'old') {
+      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${column === 'owner' ? 'TEXT' : 'BLOB'}`);
+    }
     // Two indexes serve the sweep's range deletes: one per threshold of the
     // liveness rule (SQLite's multi-index OR plan uses both). The owner index
     // is partial: sessions without an owner cost it nothing.
@@ -64,7 +87,8 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
         data TEXT NOT NULL,
         created_at INTEGER NOT NULL,
         touched_at INTEGER NOT NULL,
-        owner TEXT
+        owner TEXT,
+        renewed_to BLOB
       );
       CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at);
       CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${name} (created_at);
@@ -85,7 +109,7 @@ export function requireTable(db: DatabaseSync, table: string, database: string):
     throw new TableNotExistsError(`the session table "${table}" does not exist in ${database}; run \`supervised-sessions setup\` or start with autoSetup: true`);
   }
   if (shape === 'old') {
-    throw new TableNotExistsError(`the session table "${table}" in ${database} has the layout of an earlier version (no owner column); run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
+    throw new TableNotExistsError(`the session table "${table}" in ${database} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
   }
   if (shape === 'other') throw otherShape(table);
 }

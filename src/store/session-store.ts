@@ -2,7 +2,8 @@ import type { MailboxClient } from '../runtime/mailbox-client.ts';
 import { SessionTooLargeError } from '../errors.ts';
 import type { Timestamp } from '../config.ts';
 import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
-import { assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
+import { assertKeyList, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
+import { RENEWED, type Renewed } from './renewed.ts';
 import { traced } from '../diagnostics.ts';
 
 export interface SessionPatch {
@@ -39,7 +40,27 @@ export interface SessionStore {
 export interface LoadedSession {
   data: SessionData;
   owner: string | null;
+  /** This read renewed the sliding timestamp (at most once per touchAfter): the cookie's expiry moves. */
+  touched: boolean;
 }
+
+/**
+ * @internal What the request-commit core asks of a store: the public calls,
+ * with replies that tell an id another request renewed (RENEWED) apart from
+ * one that is gone (store/renewed.ts). MailboxSessionStore answers them;
+ * another SessionStore is adapted (http/front-door.ts) and never says RENEWED.
+ */
+export interface CommitStore {
+  load(sid: string): Promise<LoadedSession | Renewed | null>;
+  /** Whether the session is still live (a read, no touch). */
+  alive(sid: string): Promise<boolean | Renewed>;
+  put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | Renewed | null>;
+  patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed>;
+  renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null>;
+  delete(sid: string): Promise<Renewed | null>;
+}
+
+const settled = <T>(value: T | Renewed): T | null => (value === RENEWED ? null : value);
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new TypeError('a session key must be a non-empty string of at most 256 characters');
@@ -64,10 +85,24 @@ export class MailboxSessionStore implements SessionStore {
 
   /** Told the live count each count() returns (the app's live_sessions figure). */
   readonly #onCount: ((live: number) => void) | null;
+  /** Told of a call refused on this side before anything was sent (a session too large): the metrics count it. */
+  readonly #onRefused: ((op: string, error: Error) => void) | null;
 
-  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp, onCount?: (live: number) => void) {
+  /** @internal the replies that tell "renewed" from "gone", for the request-commit core */
+  readonly commit: CommitStore;
+
+  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp, onCount?: (live: number) => void, onRefused?: (op: string, error: Error) => void) {
     this.#mailbox = mailbox;
     this.#onCount = onCount ?? null;
+    this.#onRefused = onRefused ?? null;
+    this.commit = {
+      load: (sid) => this.#load(sid),
+      alive: (sid) => (isSessionId(sid) ? this.#call('alive', [sid]) as Promise<boolean | Renewed> : Promise.resolve(false)),
+      put: (sid, data, options) => this.#put(sid, data, options),
+      patch: (sid, changes) => this.#patch(sid, changes),
+      renew: (sid, changes) => this.#renew(sid, changes),
+      delete: (sid) => this.#delete(sid),
+    };
     this.#maxBytes = maxSessionBytes;
     this.timestamp = timestamp;
   }
@@ -82,31 +117,43 @@ export class MailboxSessionStore implements SessionStore {
 
   /** @internal get, with the owner: what createHandler hands its Session. */
   async load(sid: string): Promise<LoadedSession | null> {
+    return settled(await this.#load(sid));
+  }
+
+  async #load(sid: string): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
-    const row = await this.#call('load', [sid]) as [string, string | null] | null;
-    return row === null ? null : { data: JSON.parse(row[0]) as SessionData, owner: row[1] };
+    const row = await this.#call('load', [sid]) as [string, string | null, boolean] | Renewed | null;
+    return row === null || row === RENEWED ? row : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2] };
   }
 
   /** `options.owner`: a string gives the session that owner; `null` (on a live id) takes it away, in the same transaction. */
   async put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | null> {
+    return settled(await this.#put(sid, data, options));
+  }
+
+  async #put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | Renewed | null> {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner? }');
     const owner = options?.owner;
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
-    const json = this.#serialize(data);
+    const json = this.#serialize(data, sid === null ? 'create' : 'put');
     if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
     if (!isSessionId(sid)) return null;
-    return this.#call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | null>;
+    return this.#call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | Renewed | null>;
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
+    return (await this.#patch(sid, changes)) === true;
+  }
+
+  async #patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed> {
     requireString(sid, 'patch');
     const { setJson, unset, owner } = this.#checkPatch(changes, 'patch');
     if (!isSessionId(sid)) return false;
     // The owner crosses as a fourth element only when it changes.
     const args = owner === undefined ? [sid, setJson, unset] : [sid, setJson, unset, owner];
-    return this.#call('patch', args) as Promise<boolean>;
+    return this.#call('patch', args) as Promise<boolean | Renewed>;
   }
 
   async sessionsOf(owner: string): Promise<SessionInfo[]> {
@@ -137,21 +184,25 @@ export class MailboxSessionStore implements SessionStore {
    * whole data, and the owner — so a login is one operation.
    */
   async renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | null> {
+    return settled(await this.#renew(sid, changes));
+  }
+
+  async #renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null> {
     requireString(sid, 'renew');
     if (changes === undefined) {
       if (!isSessionId(sid)) return null;
-      return this.#call('renew', [sid, newSessionId()]) as Promise<string | null>;
+      return this.#call('renew', [sid, newSessionId()]) as Promise<string | Renewed | null>;
     }
     const { setJson, unset, owner } = this.#checkPatch(changes, 'renew');
     let replaceJson: string | null = null;
     if (changes.replace !== undefined) {
       assertSessionData(changes.replace, 'renew.replace');
-      replaceJson = this.#serialize(changes.replace);
+      replaceJson = this.#serialize(changes.replace, 'renew');
     }
     if (!isSessionId(sid)) return null;
     const args: unknown[] = [sid, newSessionId(), setJson, unset, replaceJson];
     if (owner !== undefined) args.push(owner);
-    return this.#call('renew', args) as Promise<string | null>;
+    return this.#call('renew', args) as Promise<string | Renewed | null>;
   }
 
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
@@ -165,16 +216,18 @@ export class MailboxSessionStore implements SessionStore {
       assertSessionData(set, `${method}.set`);
       setJson = JSON.stringify(set);
     }
-    if (unset !== undefined && (!Array.isArray(unset) || unset.some((key) => typeof key !== 'string'))) {
-      throw new TypeError(`store.${method}(sid, changes): unset must be an array of key names`);
-    }
+    if (unset !== undefined) assertKeyList(unset, `store.${method}(sid, changes): unset`);
     return { setJson, unset: unset?.length ? unset : null, owner };
   }
 
   async delete(sid: string): Promise<void> {
+    await this.#delete(sid);
+  }
+
+  async #delete(sid: string): Promise<Renewed | null> {
     requireString(sid, 'delete');
-    if (!isSessionId(sid)) return;
-    await this.#call('delete', [sid]);
+    if (!isSessionId(sid)) return null;
+    return this.#call('delete', [sid]) as Promise<Renewed | null>;
   }
 
   async count(): Promise<number> {
@@ -197,7 +250,7 @@ export class MailboxSessionStore implements SessionStore {
   async upsertKey(key: string, data: SessionData): Promise<void> {
     checkKey(key);
     assertSessionData(data);
-    await this.#call('upsert', [key, this.#serialize(data)]);
+    await this.#call('upsert', [key, this.#serialize(data, 'upsert')]);
   }
 
   /** @internal */
@@ -227,11 +280,15 @@ export class MailboxSessionStore implements SessionStore {
     return traced(op, () => this.#mailbox.call(op, args));
   }
 
-  #serialize(data: SessionData): string {
+  /** The data as JSON; refused here already (and counted as a call of `op`) when it is certainly too large; the owner checks again. */
+  #serialize(data: SessionData, op: string): string {
     const json = JSON.stringify(data);
-    // Refused here already when it is certainly too large; the owner checks again.
     if (json.length > this.#maxBytes && Buffer.byteLength(json, 'utf8') > this.#maxBytes) {
-      throw new SessionTooLargeError(`the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+      const error = new SessionTooLargeError(`the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+      if (this.#onRefused) {
+        try { this.#onRefused(op, error); } catch { /* a hook never changes the call's outcome */ }
+      }
+      throw error;
     }
     return json;
   }

@@ -7,6 +7,7 @@ import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
 import { OWNER, type WriteGate } from './write-gate.ts';
+import { RENEWED, type Renewed } from './renewed.ts';
 
 export interface EngineOptions {
   table: string;
@@ -23,6 +24,8 @@ interface Row {
   created_at: number;
   touched_at: number;
   owner: string | null;
+  /** Not null: the id was renewed (store/renewed.ts); the row is a tombstone. */
+  renewed_to: Uint8Array | null;
 }
 
 /** renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON, owner?]. */
@@ -39,7 +42,12 @@ export function ownerStatements(table: string): { list: string; revoke: string; 
   return {
     // Newest first, straight from the index order.
     list: `SELECT sid_hash, data, created_at, touched_at FROM ${t} WHERE owner = ? AND touched_at >= ? AND created_at >= ? ORDER BY touched_at DESC`,
-    revoke: `DELETE FROM ${t} WHERE sid_hash = ? AND owner = ? RETURNING created_at, touched_at`,
+    // The session the handle names, under whatever id it was renewed to
+    // since (the tombstones' chain, store/renewed.ts), if it is the owner's.
+    revoke: `WITH RECURSIVE chain(h, n) AS (
+        SELECT sid_hash, renewed_to FROM ${t} WHERE sid_hash = ?1
+        UNION SELECT s.sid_hash, s.renewed_to FROM ${t} AS s JOIN chain ON s.sid_hash = chain.n)
+      DELETE FROM ${t} WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = ?2 RETURNING created_at, touched_at`,
     revokeAll: `DELETE FROM ${t} WHERE owner = ? AND sid_hash IS NOT ? RETURNING created_at, touched_at`,
     // maxSessionsPerOwner: keep the session just given the owner and the
     // (cap - 1) most recently used others; the rest of the owner's rows go.
@@ -70,6 +78,7 @@ export class SqliteEngine {
   readonly #update: StatementSync;
   readonly #updateData: StatementSync;
   readonly #delete: StatementSync;
+  readonly #retire: StatementSync;
   readonly #count: StatementSync;
   readonly #begin: StatementSync;
   readonly #beginRead: StatementSync;
@@ -95,7 +104,7 @@ export class SqliteEngine {
     this.#maxPerOwner = options.maxPerOwner ?? null;
     const t = quoted(options.table);
     // Statements are prepared once, for the life of the connection.
-    this.#select = db.prepare(`SELECT data, created_at, touched_at, owner FROM ${t} WHERE sid_hash = ?`);
+    this.#select = db.prepare(`SELECT data, created_at, touched_at, owner, renewed_to FROM ${t} WHERE sid_hash = ?`);
     this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ?`);
     this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)`);
     // A replayed create (its reply lost in a crash) finds its own row: same id, same data.
@@ -108,11 +117,16 @@ export class SqliteEngine {
     this.#revokeAll = db.prepare(owners.revokeAll);
     this.#cap = db.prepare(owners.cap);
     this.#clear = db.prepare(`DELETE FROM ${t}`);
-    this.#all = db.prepare(`SELECT data FROM ${t} WHERE touched_at >= ? AND created_at >= ?`);
-    this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ?`);
+    this.#all = db.prepare(`SELECT data FROM ${t} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
+    this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
     this.#updateData = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ?`);
-    this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ?`);
-    this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ?`);
+    // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
+    this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ? AND renewed_to IS NULL`);
+    // The old id of a renew becomes a tombstone: no data, no owner, the new
+    // id's digest, and (sliding) the time of the renew, so it is remembered
+    // as long as the old session would have lived from then.
+    this.#retire = db.prepare(`UPDATE ${t} SET data = '{}', owner = NULL, renewed_to = ?, touched_at = ? WHERE sid_hash = ?`);
+    this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
     // IMMEDIATE takes the write lock up front: a deferred transaction that
     // upgrades after another process wrote fails with SQLITE_BUSY_SNAPSHOT,
     // which busy_timeout cannot wait out.
@@ -223,10 +237,18 @@ export class SqliteEngine {
 
   #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): unknown {
     switch (op) {
-      case 'get': return this.#get(args[0] as string, now, live, canWrite, touchLater)?.data ?? null;
+      case 'get': {
+        const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
+        return row === null || row === RENEWED ? null : row.data;
+      }
+      // [data, owner, whether this read renewed the sliding timestamp], or RENEWED.
       case 'load': {
         const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
-        return row === null ? null : [row.data, row.owner];
+        return row === null || row === RENEWED ? row : [row.data, row.owner, this.#touchDue(row, now)];
+      }
+      case 'alive': {
+        const row = this.#find(digest(args[0] as string), live);
+        return row === null || row === RENEWED ? row : true;
       }
       case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, now, live);
       case 'put': return this.#put(args[0] as string, args[1] as string, args.length > 2 ? { owner: args[2] as string | null } : null, now, live);
@@ -239,7 +261,11 @@ export class SqliteEngine {
       case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
       case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
       case 'renew': return this.#renew(args[0] as string, args[1] as string, args.length > 2 ? args as RenewArgs : null, now, live);
-      case 'delete': this.#delete.run(digest(args[0] as string)); return null;
+      case 'delete': {
+        const hash = digest(args[0] as string);
+        if (Number(this.#delete.run(hash).changes) === 1) return null;
+        return this.#find(hash, live) === RENEWED ? RENEWED : null;
+      }
       case 'count': return Number((this.#count.get(live.touchedSince, live.createdSince) as { n: number }).n);
       case 'sweep': return sweepBatch(this.#db, this.#table, live, args[0] as number, { transaction: false });
       default: throw new TypeError(`unknown store operation "${op}"`);
@@ -255,19 +281,29 @@ export class SqliteEngine {
     }
   }
 
-  #live(hash: Buffer, live: LiveThresholds): Row | null {
+  /** The live session under `hash`; RENEWED for a live tombstone; null when unknown or dead. */
+  #find(hash: Buffer, live: LiveThresholds): Row | Renewed | null {
     const row = this.#select.get(hash) as Row | undefined;
-    return row && isLive(row, live) ? row : null;
+    if (!row || !isLive(row, live)) return null;
+    return row.renewed_to === null ? row : RENEWED;
   }
 
-  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Row | null {
+  #live(hash: Buffer, live: LiveThresholds): Row | null {
+    const row = this.#find(hash, live);
+    return row === RENEWED ? null : row;
+  }
+
+  /** Throttled touch: a read renews the sliding timestamp only when it is older than touchAfter. */
+  #touchDue(row: Row, now: number): boolean {
+    return this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs;
+  }
+
+  #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Row | Renewed | null {
     const hash = digest(sid);
-    const row = this.#live(hash, live);
-    if (!row) return null;
-    // Throttled touch: renew the sliding timestamp only when it is older than
-    // touchAfter, so a read is not a write (the session may expire up to
-    // touchAfter early).
-    if (this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs) {
+    const row = this.#find(hash, live);
+    if (row === null || row === RENEWED) return row;
+    // A read is not a write (the session may expire up to touchAfter early).
+    if (this.#touchDue(row, now)) {
       if (canWrite) this.#touch.run(now, hash);
       else if (touchLater) this.#touches.push(hash);
     }
@@ -282,12 +318,12 @@ export class SqliteEngine {
     return sid;
   }
 
-  #put(sid: string, json: string, owner: { owner: string | null } | null, now: number, live: LiveThresholds): string | null {
+  #put(sid: string, json: string, owner: { owner: string | null } | null, now: number, live: LiveThresholds): string | Renewed | null {
     this.#checkSize(json);
     const hash = digest(sid);
     // Unknown or dead: nothing stored, a deleted session is never brought back.
     const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
-    if (Number(changes) !== 1) return null;
+    if (Number(changes) !== 1) return this.#find(hash, live) === RENEWED ? RENEWED : null;
     if (owner !== null) this.#giveOwner(hash, owner.owner, live);
     return sid;
   }
@@ -355,10 +391,11 @@ export class SqliteEngine {
     return rows.filter((row) => isLive(row, live)).length;
   }
 
-  #patch(sid: string, set: string | null, unset: string[] | null, owner: { owner: string | null } | null, now: number, live: LiveThresholds): boolean {
+  #patch(sid: string, set: string | null, unset: string[] | null, owner: { owner: string | null } | null, now: number, live: LiveThresholds): boolean | Renewed {
     const hash = digest(sid);
-    const row = this.#live(hash, live);
-    if (!row) return false;
+    const row = this.#find(hash, live);
+    if (row === RENEWED) return RENEWED;
+    if (row === null) return false;
     const json = set === null && unset === null ? row.data : this.#merged(row.data, set, unset);
     this.#updateData.run(json, now, hash);
     if (owner !== null) this.#giveOwner(hash, owner.owner, live);
@@ -371,12 +408,13 @@ export class SqliteEngine {
    * (renew + setOwner + data) is one operation, so the new id never belongs,
    * even for a moment, to the owner of the old one.
    */
-  #renew(sid: string, next: string, changes: RenewArgs | null, now: number, live: LiveThresholds): string | null {
+  #renew(sid: string, next: string, changes: RenewArgs | null, now: number, live: LiveThresholds): string | Renewed | null {
     const hash = digest(sid);
-    const row = this.#live(hash, live);
-    if (!row) {
+    const row = this.#find(hash, live);
+    if (row === null || row === RENEWED) {
       // A replay after a committed renew finds the new id live: same answer.
-      return this.#live(digest(next), live) ? next : null;
+      if (this.#live(digest(next), live)) return next;
+      return row;
     }
     const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
     let data = row.data;
@@ -394,7 +432,7 @@ export class SqliteEngine {
     this.#savepoint.run();
     try {
       this.#insert.run(nextHash, data, row.created_at, touched, owner);
-      this.#delete.run(hash);
+      this.#retire.run(nextHash, touched, hash);
       if (owner !== null && owner !== row.owner) this.#applyCap(owner, nextHash, live);
       this.#release.run();
     } catch (error) {

@@ -60,17 +60,16 @@ export function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy,
   }
 }
 
-/** Live sessions by the thresholds given: the cleaner's figure after a sweep. */
+/** Live sessions by the thresholds given: the cleaner's figure after a sweep (renewed ids' tombstones are not sessions). */
 export function countLive(db: DatabaseSync, table: string, live: LiveThresholds): number {
-  return Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE touched_at >= ? AND created_at >= ?`)
+  return Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`)
     .get(live.touchedSince, live.createdSince) as { n: number }).n);
 }
 
-/** Live and dead counts for the CLI's `stats`. */
+/** Live and dead counts for the CLI's `stats`: dead rows are the ones the next sweep deletes. */
 export function countSessions(db: DatabaseSync, table: string, policy: ExpiryPolicy): { live: number; dead: number } {
   const live = liveThresholds(policy, Date.now());
-  const t = quoted(table);
-  const total = Number((db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n);
-  const alive = countLive(db, table, live);
-  return { live: alive, dead: total - alive };
+  const dead = Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE touched_at < ? OR created_at < ?`)
+    .get(live.touchedSince, live.createdSince) as { n: number }).n);
+  return { live: countLive(db, table, live), dead };
 }

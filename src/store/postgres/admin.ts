@@ -23,10 +23,10 @@ export async function withClient<T>(database: string, work: (client: Client) => 
 /** Live and dead rows by the server's clock, and the table's size on the server (indexes and TOAST included). */
 export async function tableStats(client: Client, table: string, policy: ExpiryPolicy): Promise<{ live: number; dead: number; bytes: number }> {
   const t = quoted(table);
-  const { rows } = await client.query<{ live: number; total: number; bytes: number }>(
-    `SELECT count(*) FILTER (WHERE ${liveSql(policy)}) AS live, count(*) AS total, pg_total_relation_size($1::regclass) AS bytes FROM ${t}`, [t]);
-  const { live, total, bytes } = rows[0];
-  return { live: Number(live), dead: Number(total) - Number(live), bytes: Number(bytes) };
+  const { rows } = await client.query<{ live: number; dead: number; bytes: number }>(
+    `SELECT count(*) FILTER (WHERE ${liveSql(policy)} AND renewed_to IS NULL) AS live, count(*) FILTER (WHERE NOT ${liveSql(policy)}) AS dead, pg_total_relation_size($1::regclass) AS bytes FROM ${t}`, [t]);
+  const { live, dead, bytes } = rows[0];
+  return { live: Number(live), dead: Number(dead), bytes: Number(bytes) };
 }
 
 export async function ownerSessions(client: Client, table: string, policy: ExpiryPolicy, maxBytes: number, owner: string): Promise<Array<{ handle: string; createdAt: number; touchedAt: number; expiresAt: number }>> {
@@ -38,8 +38,18 @@ export async function revokeOwner(client: Client, table: string, policy: ExpiryP
   const sql = statements(table, policy, maxBytes);
   // undefined: every session of the owner; null: a handle that names none.
   if (digest === null) return 0;
-  const { rows } = digest === undefined
-    ? await client.query<{ live: boolean }>(sql.revokeAll, [owner, null])
-    : await client.query<{ live: boolean }>(sql.revoke, [digest, owner]);
-  return rows.filter((row) => row.live).length;
+  // Under the owner's lock, as the store does (statements.ts, ownerKey): a
+  // renew on an app server at that moment is seen under its new id.
+  await client.query('BEGIN');
+  try {
+    await client.query(sql.lockOwner, [owner]);
+    const { rows } = digest === undefined
+      ? await client.query<{ live: boolean }>(sql.revokeAll, [owner, null])
+      : await client.query<{ live: boolean }>(sql.revoke, [digest, owner]);
+    await client.query('COMMIT');
+    return rows.filter((row) => row.live).length;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
 }

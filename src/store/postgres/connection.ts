@@ -2,6 +2,7 @@
 // ('error', then 'end'), so the actor decides when to replay. Research note
 // (shared/research/postgres.md §5): an unhandled 'error' event on a Client
 // kills the process, so every Client gets a listener before anything else.
+import { OWNER_BUSY } from './statements.ts';
 import pg from 'pg';
 import { ConfigError, StoreUnavailableError } from '../../errors.ts';
 import { redactIn, redactUrl } from './url.ts';
@@ -95,7 +96,9 @@ export function isConnectionLoss(error: unknown): boolean {
 /** A transaction another one collided with (deadlock, serialization): run the batch again. */
 export function isRetryable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
-  return code === '40P01' || code === '40001';
+  if (code === '40P01' || code === '40001') return true;
+  // A renew whose owner lock another transaction held (statements.ts, OWNER_BUSY).
+  return code === '22P02' && String((error as { message?: unknown }).message).includes(OWNER_BUSY);
 }
 
 /** Errors that waiting will not fix: a wrong password, a missing database or role. */

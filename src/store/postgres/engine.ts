@@ -11,8 +11,9 @@ import { digest, handleFromDigest } from '../ids.ts';
 import {
   backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
 } from './connection.ts';
-import { afterLostReply, loseCommitReply } from '../fault-hook.ts';
+import { afterLostReply, dropInTransaction, loseCommitReply } from '../fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
+import { RENEWED } from '../renewed.ts';
 
 export interface PostgresEngineOptions {
   database: string;
@@ -137,17 +138,24 @@ export class PostgresEngine {
         // runs again only to compute its replies (as a replay would give
         // them), and is rolled back. Aborted, or not known to this server
         // (a failover): it is replayed, as every call is idempotent.
-        const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [unanswered])
-          .then((r) => r.rows[0].status, (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'));
+        const status = await settledStatus(client, unanswered, deadline);
         if (status === 'lost') {
           this.#client = null;
           void closeClient(client);
           continue;
         }
+        if (status === 'in progress') {
+          // Its first run may still commit (the server has not yet seen the
+          // connection go, or a pooler keeps it): running it again now could
+          // apply it twice. Past requestTimeout, its calls fail instead.
+          const error = new StoreUnavailableError(`a batch whose connection was lost was still running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
+          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+          break;
+        }
         unanswered = null;
         answerOnly = status === 'committed';
       }
-      const result = await this.#transaction(client, steps, writes, answerOnly);
+      const result = await this.#transaction(client, steps, writes, answerOnly, writes && !answerOnly && dropInTransaction(requests));
       if (result.kind === 'done' && writes && !answerOnly && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed, and the reply "lost".
         this.#client = null;
@@ -187,7 +195,7 @@ export class PostgresEngine {
       // batch is replayed on a (new) connection, within the deadline.
       if (result.kind === 'lost') {
         this.#client = null;
-        void closeClient(client);
+        if (!result.abandoned) void closeClient(client);
         unanswered = result.xid;
       }
       attempt++;
@@ -229,11 +237,11 @@ export class PostgresEngine {
   }
 
   /** One pipelined BEGIN … COMMIT over every step; the COMMIT's reply is checked, not assumed. */
-  async #transaction(client: Client, steps: Step[], writes: boolean, rollback = false): Promise<
+  async #transaction(client: Client, steps: Step[], writes: boolean, rollback = false, dropInside = false): Promise<
     | { kind: 'done'; results: QueryResult[][]; xid: string | null }
     | { kind: 'failed-step'; step: number; error: unknown }
     | { kind: 'unmerge'; error: unknown }
-    | { kind: 'lost'; error: unknown; xid: string | null }
+    | { kind: 'lost'; error: unknown; xid: string | null; abandoned?: boolean }
     | { kind: 'retry'; error: unknown }> {
     // pg writes each protocol message as it is made: corked, the whole
     // pipelined batch leaves in one write (one syscall instead of dozens).
@@ -253,7 +261,19 @@ export class PostgresEngine {
     } finally {
       stream?.uncork?.();
     }
-    const settled = await Promise.allSettled([begin, ...(xid ? [xid] : []), ...sent.flat(), commit]);
+    const all = Promise.allSettled([begin, ...(xid ? [xid] : []), ...sent.flat(), commit]);
+    if (dropInside && xid) {
+      // Fault injection (fault-hook.ts): the connection is "lost" once the
+      // transaction has its id, while the server is still inside it. The
+      // socket is only half-closed, so the server finishes the batch (and
+      // commits it) unaware; the client is closed once it has.
+      const known = await xid.then((r) => String((r.rows[0] as { xid: string }).xid), () => null);
+      (stream as { end?(): void } | undefined)?.end?.();
+      this.#client = null;
+      void all.then(() => closeClient(client));
+      return { kind: 'lost', error: new Error('the connection was dropped inside the transaction (fault hook)'), xid: known, abandoned: true };
+    }
+    const settled = await all;
     const head = xid ? 2 : 1;
     const xidResult = xid ? settled[1] : null;
     const knownXid = xidResult?.status === 'fulfilled' ? String((xidResult.value.rows[0] as { xid: string }).xid) : null;
@@ -384,6 +404,16 @@ export class PostgresEngine {
   get wave(): WaveStatements { return this.#wave; }
   get options(): PostgresEngineOptions { return this.#options; }
 
+  /** The owner's advisory lock (statements.ts, ownerKey), taken first in the step that gives a session that owner. */
+  #lockQueries(owner: string | null): Query[] {
+    return owner === null ? [] : [{ name: 'ss_lock_owner', text: this.#sql.lockOwner, values: [owner] }];
+  }
+
+  /** @internal for PatchStep */
+  lockQueries(owner: string | null): Query[] {
+    return this.#lockQueries(owner);
+  }
+
   #capQueries(owner: string | null, sid: string): Query[] {
     if (owner === null || this.#options.maxPerOwner === null) return [];
     return [{ name: 'ss_cap', text: this.#sql.cap, values: [owner, digest(sid), this.#options.maxPerOwner - 1] }];
@@ -412,15 +442,20 @@ export class PostgresEngine {
       case 'load': {
         const text = sql.getTouch ?? sql.get;
         return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(args[0] as string)] }], ([r]) => {
-          const row = r.rows[0] as { data: string; owner: string | null } | undefined;
+          const row = r.rows[0] as { data: string; owner: string | null; renewed: boolean; touched: boolean } | undefined;
           if (!row) return null;
-          return op === 'get' ? row.data : [row.data, row.owner];
+          if (row.renewed) return op === 'get' ? null : RENEWED;
+          return op === 'get' ? row.data : [row.data, row.owner, row.touched];
         });
       }
+      case 'alive': return one([{ name: 'ss_alive', text: sql.alive, values: [digest(args[0] as string)] }], ([r]) => {
+        const row = r.rows[0] as { renewed: boolean } | undefined;
+        return row === undefined ? false : row.renewed ? RENEWED : true;
+      });
       case 'create': {
         const [sid, json, owner] = args as [string, string, string | null];
         this.#checkJson(json);
-        return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)], () => sid);
+        return one([...this.#lockQueries(owner), { name: 'ss_create', text: sql.create, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)], () => sid);
       }
       case 'put': {
         const [sid, json] = args as [string, string];
@@ -428,9 +463,13 @@ export class PostgresEngine {
         const withOwner = args.length > 2;
         const owner = withOwner ? args[2] as string | null : null;
         const queries: Query[] = withOwner
-          ? [{ name: 'ss_put_owner', text: sql.putOwner, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)]
+          ? [...this.#lockQueries(owner), { name: 'ss_put_owner', text: sql.putOwner, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)]
           : [{ name: 'ss_put', text: sql.put, values: [digest(sid), json] }];
-        return one(queries, ([r]) => (r.rowCount === 1 ? sid : null));
+        const at = withOwner ? this.#lockQueries(owner).length : 0;
+        return one(queries, (results) => {
+          const row = results[at].rows[0] as { stored: number; renewed: boolean };
+          return row.stored === 1 ? sid : row.renewed ? RENEWED : null;
+        });
       }
       case 'renew': {
         const [sid, next, set = null, unset = null, replace = null] = args as [string, string, (string | null)?, (string[] | null)?, (string | null)?];
@@ -438,30 +477,37 @@ export class PostgresEngine {
         if (replace !== null) this.#checkJson(replace);
         const hasOwner = args.length > 5;
         const owner = hasOwner ? args[5] as string | null : null;
+        // The new owner's lock first (waited for, before any row lock);
+        // the session's current owner's is tried by the statement itself.
+        const locks = this.#lockQueries(owner);
         return {
           indexes: [i],
           queries: [
+            ...locks,
             // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
             { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
-          finish: ([r], outcomes) => {
-            const row = r.rows[0] as { found: number; moved: number; replayed: boolean };
+          finish: (results, outcomes) => {
+            const row = results[locks.length].rows[0] as { found: number; moved: number; replayed: boolean; renewed: boolean };
             outcomes[i] = row.moved === 1 ? { ok: true, value: next }
               : row.found === 1 ? { ok: false, error: tooLarge(this.#options.maxSessionBytes) }
-              : { ok: true, value: row.replayed ? next : null };
+              : { ok: true, value: row.replayed ? next : row.renewed ? RENEWED : null };
           },
         };
       }
-      case 'delete': return one([{ name: 'ss_delete', text: sql.delete, values: [digest(args[0] as string)] }], () => null);
+      case 'delete': return one([{ name: 'ss_delete', text: sql.delete, values: [digest(args[0] as string)] }],
+        ([r]) => ((r.rows[0] as { renewed: boolean }).renewed ? RENEWED : null));
       case 'count': return one([{ name: 'ss_count', text: sql.count, values: [] }], ([r]) => Number((r.rows[0] as { n: number }).n));
       case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [args[0]] }], ([r]) =>
         (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number }>).map((row) =>
           [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data]));
-      case 'revoke': return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(args[1] as Uint8Array), args[0]] }],
-        ([r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
-      case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
-        ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
+      // Under the owner's lock: a renew or a login of that owner on another
+      // app server either committed before (its new id is seen) or waits.
+      case 'revoke': return one([...this.#lockQueries(args[0] as string), { name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(args[1] as Uint8Array), args[0]] }],
+        ([, r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
+      case 'revokeAll': return one([...this.#lockQueries(args[0] as string), { name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
+        ([, r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
       case 'upsert': {
         const [key, json] = args as [string, string];
         this.#checkJson(json);
@@ -480,7 +526,7 @@ export class PostgresEngine {
 }
 
 /** Calls that write nothing (their touches come after the replies). */
-const READ_ONLY = new Set(['get', 'load', 'count', 'sessionsOf', 'all']);
+const READ_ONLY = new Set(['get', 'load', 'alive', 'count', 'sessionsOf', 'all']);
 
 /** The calls a wave can carry: on one session (args[0]), without the owner cap. */
 const WAVE_OPS = new Set(['get', 'load', 'create', 'put', 'patch', 'delete']);
@@ -578,25 +624,32 @@ class WaveStep implements Step {
 
   finish(results: QueryResult[], outcomes: Outcome[]): void {
     this.#sent.forEach((kind, n) => {
-      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; stored?: boolean; stale?: boolean }>;
+      // A row whose `renewed` is true, or whose `stored` is null, is a renewed id's tombstone.
+      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; stored?: boolean | null; stale?: boolean; renewed?: boolean }>;
       const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
       if (kind === 'reads') {
         for (const { index, op, hash } of this.#reads) {
           const row = byKey.get(keyOf(hash));
-          outcomes[index] = { ok: true, value: row === undefined ? null : op === 'get' ? row.data : [row.data, row.owner] };
+          const value = row === undefined ? null : row.renewed ? (op === 'get' ? null : RENEWED)
+            : op === 'get' ? row.data : [row.data, row.owner, row.stale === true];
+          outcomes[index] = { ok: true, value };
           if (row?.stale) this.#engine.owe(hash);
         }
       } else if (kind === 'creates') {
         for (const { index, sid } of this.#creates) outcomes[index] = { ok: true, value: sid };
       } else if (kind === 'puts') {
-        for (const { index, sid, hash } of this.#puts) outcomes[index] = { ok: true, value: byKey.has(keyOf(hash)) ? sid : null };
+        for (const { index, sid, hash } of this.#puts) {
+          const row = byKey.get(keyOf(hash));
+          outcomes[index] = { ok: true, value: row === undefined ? null : row.stored === null ? RENEWED : sid };
+        }
       } else if (kind === 'patches') {
         for (const { hash, step } of this.#patches) {
           const row = byKey.get(keyOf(hash));
-          step.settle(row !== undefined, row?.stored === true, outcomes);
+          if (row !== undefined && row.stored === null) step.renewed(outcomes);
+          else step.settle(row !== undefined, row?.stored === true, outcomes);
         }
       } else {
-        for (const { index } of this.#deletes) outcomes[index] = { ok: true, value: null };
+        for (const { index, hash } of this.#deletes) outcomes[index] = { ok: true, value: byKey.has(keyOf(hash)) ? RENEWED : null };
       }
     });
   }
@@ -665,16 +718,23 @@ class PatchStep implements Step {
     const values: unknown[] = [digest(this.#sid), set, [...this.#unset]];
     if (this.#owner === null) return [{ name: 'ss_patch', text: sql.patch, values }];
     values.push(this.#owner.owner);
-    const queries: Query[] = [{ name: 'ss_patch_owner', text: sql.patchOwner, values }];
+    const queries: Query[] = [...this.#engine.lockQueries(this.#owner.owner), { name: 'ss_patch_owner', text: sql.patchOwner, values }];
     if (this.#owner.owner !== null && options.maxPerOwner !== null) {
       queries.push({ name: 'ss_cap', text: sql.cap, values: [this.#owner.owner, digest(this.#sid), options.maxPerOwner - 1] });
     }
     return queries;
   }
 
-  finish([r]: QueryResult[], outcomes: Outcome[]): void {
-    const row = r.rows[0] as { found: number; stored: number };
-    this.settle(row.found === 1, row.stored === 1, outcomes);
+  finish(results: QueryResult[], outcomes: Outcome[]): void {
+    const at = this.#owner?.owner ? 1 : 0;
+    const row = results[at].rows[0] as { found: number; stored: number; renewed: boolean };
+    if (row.found === 0 && row.renewed) this.renewed(outcomes);
+    else this.settle(row.found === 1, row.stored === 1, outcomes);
+  }
+
+  /** The session's id was renewed by another request: RENEWED for every part. */
+  renewed(outcomes: Outcome[]): void {
+    for (const i of this.indexes) outcomes[i] = { ok: true, value: RENEWED };
   }
 
   /**
@@ -712,3 +772,18 @@ function opError(error: unknown): Error {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * What became of a transaction whose connection was lost: 'committed',
+ * 'aborted', null (not known to this server: a failover), 'lost' (this
+ * connection went too), or — past the deadline — 'in progress'. A
+ * transaction still in progress is waited for: it may yet commit.
+ */
+async function settledStatus(client: Client, xid: string, deadline: number): Promise<string | null> {
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [xid])
+      .then((r) => r.rows[0].status, (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'));
+    if (status !== 'in progress' || Date.now() + wait >= deadline) return status;
+    await sleep(wait);
+  }
+}

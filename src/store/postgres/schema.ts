@@ -1,17 +1,14 @@
-// The session table on PostgreSQL: the same five columns as on SQLite (so
+// The session table on PostgreSQL: the same six columns as on SQLite (so
 // the liveness rule and the owner statements read alike), in PostgreSQL's
 // types. Times are epoch milliseconds of the *server's* clock, so app servers
 // whose clocks disagree agree on which sessions are dead.
 import { createHash } from 'node:crypto';
 import { TableNotExistsError } from '../../errors.ts';
-import { otherShape, quoted } from '../schema.ts';
+import { missingColumns, otherShape, quoted, shapeOf, type TableShape } from '../schema.ts';
 import type { Client } from './connection.ts';
 import { redactUrl } from './url.ts';
 
-const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'] as const;
-const COLUMNS_WITHOUT_OWNER = ['sid_hash', 'data', 'created_at', 'touched_at'] as const;
-
-export type TableShape = 'missing' | 'ok' | 'old' | 'other';
+export type { TableShape };
 
 /**
  * Advisory lock keys, per schema and table: two apps on different tables
@@ -20,21 +17,20 @@ export type TableShape = 'missing' | 'ok' | 'old' | 'other';
 export const lockKey = (purpose: 'schema' | 'sweep') =>
   `hashtextextended('supervised-sessions:${purpose}:' || current_schema() || '.' || $1::text, 0)`;
 
-const same = (columns: string[], expected: readonly string[]) =>
-  columns.length === expected.length && expected.every((column) => columns.includes(column));
-
-export async function tableShape(client: Client, table: string): Promise<TableShape> {
+async function columnsOf(client: Client, table: string): Promise<string[]> {
   const { rows } = await client.query<{ column_name: string }>(
     `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`, [table]);
-  if (rows.length === 0) return 'missing';
-  const columns = rows.map((row) => row.column_name);
-  if (same(columns, COLUMNS)) return 'ok';
-  return same(columns, COLUMNS_WITHOUT_OWNER) ? 'old' : 'other';
+  return rows.map((row) => row.column_name);
+}
+
+/** The same shapes as on SQLite (store/schema.ts): ours, an earlier version's, another table's. */
+export async function tableShape(client: Client, table: string): Promise<TableShape> {
+  return shapeOf(await columnsOf(client, table));
 }
 
 /**
- * Creates the table and its indexes, or adds the owner column to a table
- * without one, under a transaction-scoped advisory lock: `CREATE TABLE IF
+ * Creates the table and its indexes, or adds the columns an earlier
+ * version's table lacks, under a transaction-scoped advisory lock: `CREATE TABLE IF
  * NOT EXISTS` alone races on PostgreSQL (two sessions both pass the check and
  * one fails on pg_type's unique index, 23505), so ten processes starting at
  * once queue on the lock and each looks again once it holds it.
@@ -49,14 +45,18 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     await client.query(`SELECT pg_advisory_xact_lock(${lockKey('schema')})`, [table]);
     const shape = await tableShape(client, table);
     if (shape === 'other') throw otherShape(table);
-    if (shape === 'old') await client.query(`ALTER TABLE ${t} ADD COLUMN owner text`);
+    if (shape === 'old') {
+      // Adding a column without a default rewrites nothing: instant on any size.
+      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${column === 'owner' ? 'text' : 'bytea'}`);
+    }
     if (shape === 'missing') {
       await client.query(`CREATE TABLE ${t} (
         sid_hash bytea PRIMARY KEY,
         data jsonb NOT NULL,
         created_at bigint NOT NULL,
         touched_at bigint NOT NULL,
-        owner text
+        owner text,
+        renewed_to bytea
       )`);
     }
     if (shape !== 'ok') {
@@ -93,7 +93,7 @@ export async function requireTable(client: Client, table: string, database: stri
     throw new TableNotExistsError(`the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`);
   }
   if (shape === 'old') {
-    throw new TableNotExistsError(`the session table "${table}" in ${where} has no owner column; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
+    throw new TableNotExistsError(`the session table "${table}" in ${where} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
   }
   if (shape === 'other') throw otherShape(table);
 }

@@ -14,7 +14,26 @@ const int = (value: number): string => {
   return String(n);
 };
 
-/** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds). */
+/**
+ * A renew's try for the owner lock of the session it moves failed: another
+ * transaction holds it (a revokeAll, or a login under the owner cap). The
+ * renew's statement raises this (as an invalid integer, 22P02), so its whole
+ * batch rolls back and runs again (connection.ts, isRetryable).
+ */
+export const OWNER_BUSY = 'supervised-sessions: owner busy';
+
+/**
+ * The advisory lock key of one owner of one table (64 bits): every
+ * operation that changes which sessions an owner has (revoke, revokeAll, a
+ * session given the owner, the cap, a renew of one of its sessions) holds it
+ * until its transaction ends, so owner operations are exact across app
+ * servers at READ COMMITTED. `owner` is an SQL expression.
+ */
+export function ownerKey(table: string, owner: string): string {
+  return `hashtextextended('supervised-sessions:owner:' || current_schema() || '.${quoted(table).slice(1, -1)}:' || ${owner}, 0)`;
+}
+
+/** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds): time alone, so a renewed id's tombstone (store/renewed.ts) is live by it too. */
 export function liveSql(policy: ExpiryPolicy, prefix = ''): string {
   const parts: string[] = [];
   if (policy.timestamp === 'fixed') {
@@ -60,6 +79,9 @@ export function sweepStatements(table: string, policy: ExpiryPolicy): string[] {
 export interface Statements {
   get: string;
   getTouch: string | null;
+  alive: string;
+  /** Takes the owner lock ($1 the owner), waiting for it. */
+  lockOwner: string;
   create: string;
   put: string;
   putOwner: string;
@@ -81,63 +103,89 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
   const t = quoted(table);
   const L = liveSql(policy);
   const Lt = liveSql(policy, 't.');
+  // A live session: live by time, and not a renewed id's tombstone.
+  const S = `${L} AND renewed_to IS NULL`;
+  // $1 names a renewed id's tombstone: the reply says RENEWED, not gone.
+  const renewed = `EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $1 AND ${L} AND renewed_to IS NOT NULL)`;
   const fits = (expr: string) => `octet_length((${expr})::text) <= ${int(maxSessionBytes)}`;
   const touched = policy.timestamp === 'relative' ? NOW : 'touched_at';
   const patch = (withOwner: boolean) => `WITH cur AS (
-      SELECT sid_hash, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+      SELECT sid_hash, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${S} FOR UPDATE),
     up AS (
       UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
       FROM cur WHERE t.sid_hash = cur.sid_hash AND ${fits('cur.data')} RETURNING 1)
-    SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM up)::int AS stored`;
+    SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM up)::int AS stored, ${renewed} AS renewed`;
+  const put = (withOwner: boolean) => `WITH up AS (
+      UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}${withOwner ? ', owner = $3::text' : ''} WHERE sid_hash = $1 AND ${S} RETURNING 1)
+    SELECT (SELECT count(*) FROM up)::int AS stored, ${renewed} AS renewed`;
   return {
-    get: `SELECT data::text AS data, owner FROM ${t} WHERE sid_hash = $1 AND ${L}`,
+    // `renewed`: the row is a renewed id's tombstone (no data, no owner).
+    get: `SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${L}`,
     // A read renews the sliding timestamp only when it is older than
     // touchAfter: no write per read (the UPDATE in the WITH runs whether or
-    // not the outer query reads it).
+    // not the outer query reads it). `touched`: this read renewed it.
     getTouch: policy.timestamp === 'relative' ? `WITH touch AS (
         UPDATE ${t} SET touched_at = ${NOW}
-        WHERE sid_hash = $1 AND ${L} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
-      SELECT data::text AS data, owner FROM ${t} WHERE sid_hash = $1 AND ${L}` : null,
+        WHERE sid_hash = $1 AND ${S} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
+      SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${L}` : null,
+    alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,
+    lockOwner: `SELECT pg_advisory_xact_lock(${ownerKey(table, '$1::text')})`,
     // A replayed create (its reply lost with the connection) finds its own row.
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text)
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
-    put: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L}`,
-    putOwner: `UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}, owner = $3::text WHERE sid_hash = $1 AND ${L}`,
+    put: put(false),
+    putOwner: put(true),
     patch: patch(false),
     patchOwner: patch(true),
     // Moves a live row to a new key in one statement; with changes, the new
-    // row gets them (a login is one operation). Nothing moves when the result
-    // would be too large: the old id stays as it was. `replayed`: the new id
-    // was already live before this statement (a replay after a lost reply).
+    // row gets them (a login is one operation). The old row becomes a
+    // tombstone (store/renewed.ts). Nothing moves when the result would be
+    // too large: the old id stays as it was. The session's current owner's
+    // lock is tried (never waited for: this statement holds the row, and a
+    // revokeAll holding the lock may be waiting for it): taken, a revokeAll
+    // that follows sees the new id; not taken, the batch rolls back and runs
+    // again (OWNER_BUSY). `replayed`: the new id was already live before this
+    // statement (a replay after a lost reply).
     renew: `WITH cur AS (
         SELECT sid_hash, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
-          CASE WHEN $6::boolean THEN $7::text ELSE owner END AS owner
-        FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
-      ok AS (SELECT * FROM cur WHERE ${fits('cur.data')}),
-      gone AS (DELETE FROM ${t} AS t USING ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
+          CASE WHEN $6::boolean THEN $7::text ELSE owner END AS new_owner, owner
+        FROM ${t} WHERE sid_hash = $1 AND ${S} FOR UPDATE),
+      ok AS (SELECT * FROM cur WHERE ${fits('cur.data')}
+        -- CASE, not OR: its branches run in order, so the cast only raises when the lock was not taken.
+        AND CASE WHEN cur.owner IS NULL THEN true WHEN pg_try_advisory_xact_lock(${ownerKey(table, 'cur.owner')}) THEN true
+          ELSE CAST('${OWNER_BUSY} ' || cur.owner AS int) = 0 END),
+      gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ok.touched_at
+        FROM ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
       moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
-        SELECT $2, data, created_at, touched_at, owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
+        SELECT $2, data, created_at, touched_at, new_owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
       SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM moved)::int AS moved,
-        EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${L}) AS replayed`,
+        EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${S}) AS replayed, ${renewed} AS renewed`,
     // maxSessionsPerOwner: once $2 belongs to $1, keep it and the ($3)
     // most recently used other live sessions of $1; the rest go.
     cap: `DELETE FROM ${t} WHERE owner = $1 AND sid_hash <> $2
       AND EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND owner = $1)
       AND sid_hash NOT IN (SELECT sid_hash FROM ${t} WHERE owner = $1 AND sid_hash <> $2 AND ${L} ORDER BY touched_at DESC LIMIT $3)`,
-    delete: `DELETE FROM ${t} WHERE sid_hash = $1`,
-    count: `SELECT count(*) AS n FROM ${t} WHERE ${L}`,
+    // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
+    delete: `WITH gone AS (DELETE FROM ${t} WHERE sid_hash = $1 AND renewed_to IS NULL RETURNING 1)
+      SELECT NOT EXISTS (SELECT 1 FROM gone) AND ${renewed} AS renewed`,
+    count: `SELECT count(*) AS n FROM ${t} WHERE ${S}`,
     sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
-    revoke: `DELETE FROM ${t} AS t WHERE sid_hash = $1 AND owner = $2 RETURNING ${Lt} AS live`,
+    // The session the handle names, under whatever id it was renewed to since
+    // (the tombstones' chain), if it is the owner's.
+    revoke: `WITH RECURSIVE chain(h, n) AS (
+        SELECT sid_hash, renewed_to FROM ${t} WHERE sid_hash = $1
+        UNION SELECT s.sid_hash, s.renewed_to FROM ${t} AS s JOIN chain ON s.sid_hash = chain.n)
+      DELETE FROM ${t} AS t WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = $2 RETURNING ${Lt} AS live`,
     revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
     // express-session's set: replace a live row, or insert under a key no
     // row holds; a dead row under that key is never revived (false).
-    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${L} RETURNING 1),
+    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${S} RETURNING 1),
       ins AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
         SELECT $1, $2::jsonb, ${NOW}, ${NOW}, NULL WHERE NOT EXISTS (SELECT 1 FROM up)
         ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM up) OR EXISTS (SELECT 1 FROM ins) AS ok`,
     clear: `DELETE FROM ${t}`,
-    all: `SELECT data::text AS data FROM ${t} WHERE ${L}`,
+    all: `SELECT data::text AS data FROM ${t} WHERE ${S}`,
   };
 }
 
@@ -158,6 +206,10 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
   const t = quoted(table);
   const L = liveSql(policy);
   const Lt = liveSql(policy, 't.');
+  const S = `${L} AND renewed_to IS NULL`;
+  const St = `${Lt} AND t.renewed_to IS NULL`;
+  // The digests of $1 that name a renewed id's tombstone: RENEWED, not gone.
+  const renewed = `SELECT sid_hash, NULL::boolean AS stored FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND renewed_to IS NOT NULL`;
   const patched = `((t.data - ARRAY(SELECT jsonb_array_elements_text(p.u))) || p.s)`;
   const fits = `octet_length(${patched}::text) <= ${int(maxSessionBytes)}`;
   const relative = policy.timestamp === 'relative';
@@ -165,30 +217,36 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
   return {
     // `stale`: the read owes a touch (touchAfter passed); the engine applies
     // the touches a batch owes after its replies went out (touch, below).
-    get: `SELECT sid_hash, data::text AS data, owner, ${relative ? stale : 'false'} AS stale FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L}`,
+    get: `SELECT sid_hash, data::text AS data, owner, ${relative ? stale : 'false'} AND renewed_to IS NULL AS stale, renewed_to IS NOT NULL AS renewed
+      FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L}`,
     // SKIP LOCKED: a touch never waits; a row locked now is being written by
     // another transaction, whose write moves the timestamp itself.
     touch: `UPDATE ${t} SET touched_at = ${NOW} WHERE sid_hash IN (
-        SELECT sid_hash FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND ${stale} FOR UPDATE SKIP LOCKED)`,
+        SELECT sid_hash FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${S} AND ${stale} FOR UPDATE SKIP LOCKED)`,
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
       SELECT h, d, ${NOW}, ${NOW}, NULL FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
-    put: `UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
-      WHERE t.sid_hash = p.h AND ${Lt} RETURNING t.sid_hash`,
+    // Rows with `stored` were put; rows with `stored` NULL are tombstones.
+    put: `WITH up AS (UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
+      WHERE t.sid_hash = p.h AND ${St} RETURNING t.sid_hash)
+      SELECT sid_hash, true AS stored FROM up UNION ALL ${renewed}`,
     // One UPDATE: a row found live is updated, with the patched data when it
     // fits and left as it was when it does not; RETURNING says which. A
     // session not returned is gone. $4: for a merged patch, every prefix
     // (engine.ts, PatchStep.row); should one not fit, the statement divides
     // by zero on purpose (22012), the transaction rolls back, and the engine
     // runs the batch again unmerged, so that merging never changes a result.
-    patch: `UPDATE ${t} AS t SET
+    patch: `WITH up AS (UPDATE ${t} AS t SET
         data = CASE WHEN ${fits} THEN ${patched} ELSE t.data END,
         touched_at = CASE WHEN ${fits} THEN ${NOW} ELSE t.touched_at END
       FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS p(h, s, u, c) ORDER BY h) AS p
-      WHERE t.sid_hash = p.h AND ${Lt}
+      WHERE t.sid_hash = p.h AND ${St}
         AND (p.c IS NULL OR 1 / (SELECT CASE WHEN bool_and(octet_length(((t.data - ARRAY(SELECT jsonb_array_elements_text(e->1))) || (e->0))::text) <= ${int(maxSessionBytes)}) THEN 1 ELSE 0 END
           FROM jsonb_array_elements(p.c) AS e) = 1)
-      RETURNING t.sid_hash, ${fits} AS stored`,
-    delete: `DELETE FROM ${t} WHERE sid_hash = ANY($1::bytea[])`,
+      RETURNING t.sid_hash, ${fits} AS stored)
+      SELECT sid_hash, stored FROM up UNION ALL ${renewed}`,
+    // Tombstones stay (they keep telling late requests "renewed"); the rows returned are those.
+    delete: `WITH gone AS (DELETE FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND renewed_to IS NULL RETURNING 1)
+      ${renewed}`,
   };
 }

@@ -1,0 +1,83 @@
+// The four front doors of the HTTP contract suites — createHandler, the
+// Express middleware on Express 5 and on Express 4, the Fastify plugin —
+// each a real server on 127.0.0.1:0, and an undici client for them.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { request } from 'undici';
+import express5 from 'express';
+import express4 from 'express4';
+import Fastify from 'fastify';
+import { createHandler, type HandlerOptions, type Session, type SessionStore } from '../src/index.ts';
+import { sessions } from '../src/http/express.ts';
+import { fastifySessions } from '../src/http/fastify.ts';
+
+/** Closes what the doors started: call it in the suite's after hook. */
+export const closers: Array<() => Promise<void>> = [];
+
+export async function closeDoors(): Promise<void> {
+  for (const close of closers.splice(0)) await close();
+}
+
+/** A framework-neutral route: what the handler does with its session, and what it answers. */
+export type Route = (session: Session, query: URLSearchParams) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
+export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify';
+export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify'];
+
+export async function listenNode(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+export async function serve(door: Door, route: Route, options: HandlerOptions, store: SessionStore): Promise<string> {
+  const quiet = { onError: () => {}, ...options };
+  if (door === 'createHandler') {
+    return listenNode(createServer(createHandler(store, async (req, res, session) => {
+      const out = await route(session, new URL(req.url!, 'http://x').searchParams);
+      res.statusCode = out.status ?? 200;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(out.body));
+    }, quiet)));
+  }
+  if (door === 'express 5' || door === 'express 4') {
+    const web = (door === 'express 5' ? express5 : express4)();
+    web.use(sessions(store, quiet));
+    web.use(async (req, res, next) => {
+      try {
+        const out = await route(req.session, new URL(req.url, 'http://x').searchParams);
+        res.status(out.status ?? 200).json(out.body);
+      } catch (error) {
+        next(error);
+      }
+    });
+    web.use((error: Error & { status?: number }, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => {
+      res.status(error.status ?? 500).json({ error: error.message });
+    });
+    return listenNode(createServer(web));
+  }
+  const fastify = Fastify();
+  await fastify.register(fastifySessions, { store, ...quiet });
+  fastify.all('/*', async (request, reply) => {
+    const out = await route(request.session, new URL(request.url, 'http://x').searchParams);
+    reply.code(out.status ?? 200);
+    return out.body;
+  });
+  await fastify.listen({ port: 0, host: '127.0.0.1' });
+  closers.push(() => fastify.close());
+  return `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
+}
+
+export interface Reply { status: number; body: any; cookies: string[] }
+
+export async function get(url: string, cookie?: string, headers: Record<string, string> = {}): Promise<Reply> {
+  const response = await request(url, { headers: { ...headers, ...(cookie ? { cookie } : {}) }, headersTimeout: 5000, bodyTimeout: 5000 });
+  const text = await response.body.text();
+  const raw = response.headers['set-cookie'];
+  let body: unknown = text;
+  try { body = text ? JSON.parse(text) : null; } catch { /* a bare error page */ }
+  return { status: response.statusCode, body, cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw] };
+}
+
+export const cookieOf = (reply: Reply) => reply.cookies.find((line) => line.startsWith('sid='))?.split(';')[0];
+export const idOf = (cookie: string) => cookie.slice(4);
+
