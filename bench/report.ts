@@ -1,6 +1,6 @@
 // The benchmark report: a markdown document and an SVG bar chart.
 import { cpus } from 'node:os';
-import type { OwnersResult } from './owners.ts';
+import type { OwnersResult, OwnersRow } from './owners.ts';
 import type { HttpRow } from './http.ts';
 import type { MailboxRow } from './mailbox.ts';
 import type { MemoryResult, MemoryRow } from './memory.ts';
@@ -236,10 +236,13 @@ export function markdown(results: Results, command: string): string {
     lines.push(`| our transactions per request (target well below 1) | ${fmt(find('ours-pg', 'R')?.xactPerRequest ?? NaN, 3)} | ${fmt(find('ours-pg', 'W')?.xactPerRequest ?? NaN, 3)} |`, '');
   }
   if (results.owners) {
-    const o = results.owners;
-    lines.push('## Owners: one user\'s sessions among many', '', `${fmt(o.owned)} sessions of one user among ${fmt(o.stored)} stored, through \`app.store\` (the owner index serves both calls); medians of ${o.rounds} rounds, each creating the user's sessions again.`, '');
-    lines.push('| call | ms |', '| --- | ---: |');
-    lines.push(`| sessionsOf (${fmt(o.owned)} listed) | ${fmt(o.sessionsOfMs, 2)} |`, `| revokeAll (${fmt(o.revoked)} ended) | ${fmt(o.revokeAllMs, 2)} |`, '');
+    // A run saved before engines and logins were measured holds one SQLite row.
+    const rows: OwnersRow[] = Array.isArray(results.owners) ? results.owners : [{ ...results.owners, build: 'ours', engine: 'sqlite', loginMs: NaN }];
+    const o = rows[0];
+    lines.push('## Owners: one user\'s sessions among many', '', `${fmt(o.owned)} sessions of one user among ${fmt(o.stored)} stored, through \`app.store\` (the owner index serves both calls), then ${fmt(o.owned)} logins one after another (\`renew(sid, { owner })\`: one call); medians of ${o.rounds} rounds, builds and engines taking turns. On PostgreSQL every owner operation holds the owner's advisory lock (docs/owners.md): with \`--before\`, the rows of the earlier build show its cost.`, '');
+    lines.push('| build | engine | sessionsOf ms | revokeAll ms | login ms |', '| --- | --- | ---: | ---: | ---: |');
+    for (const row of rows) lines.push(`| ${row.build} | ${row.engine === 'postgres' ? 'PostgreSQL' : 'SQLite'} | ${fmt(row.sessionsOfMs, 2)} | ${fmt(row.revokeAllMs, 2)} | ${fmt(row.loginMs, 3)} |`);
+    lines.push('');
   }
   if (results.memory) {
     // Results saved before the memory section had baselines held its rows alone.

@@ -5,12 +5,13 @@
 //   (sweep and http include PostgreSQL rows, on a server the benchmark starts)
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
-//   --before=REV       also run the package as built at git revision REV (sliding cookie), for a lever's before/after
+//   --before=REV       also run the package as built at git revision REV (HTTP: sliding cookie; owners), for a before/after in one run
 // A full run saves its raw results next to the system's temporary files
 // (printed at the end), so the report can be rendered again without measuring.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { httpBenchmark } from './http.ts';
 import { benchDatabase, buildPackage, buildRevision, ROOT, scratch, stopBenchPostgres } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
@@ -35,7 +36,11 @@ const connections = 64;
 const sessions = smoke ? 100 : 1000;
 const saved = args.get('report');
 
+/** --before=REV: that revision's package, built once for every benchmark that compares. */
+let before: { rev: string; dist: string } | undefined;
+
 async function measure(): Promise<Results> {
+  if (args.has('before')) before = { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) };
   const results: Results = { date: new Date().toISOString().slice(0, 10), machine: machineDescription(), seconds, rounds, connections, sessions };
   const temp = scratch();
   try {
@@ -61,15 +66,23 @@ async function measure(): Promise<Results> {
       }
     }
     if (wants('owners')) {
-      log('# owners');
-      results.owners = await ownersBenchmark({ dir: temp.dir, stored: smoke ? 20_000 : 1_000_000, owned: 100, rounds: smoke ? 2 : 10 });
+      log('# owners (SQLite and PostgreSQL)');
+      try {
+        results.owners = await ownersBenchmark({
+          dir: temp.dir, stored: smoke ? 20_000 : 1_000_000, owned: 100, rounds: smoke ? 2 : 10,
+          builds: [{ label: 'ours', dist: pathToFileURL(join(ROOT, 'dist')).href + '/' }, ...(before ? [{ label: `before ${before.rev}`, dist: before.dist }] : [])],
+          postgres: (label) => benchDatabase(`bench_owners_${label.replace(/\W/g, '_').toLowerCase()}`),
+        });
+      } finally {
+        stopBenchPostgres();
+      }
     }
     if (wants('http')) {
       log('# http');
       results.http = await httpBenchmark({
         rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
         only: smoke ? ['bare', 'bare-hop', 'bare-sqlite', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
-        before: args.has('before') ? { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) } : undefined,
+        before,
       });
       // The instruments' cost is a few per cent at most: the two servers
       // again, back to back over many short rounds, for a paired median.

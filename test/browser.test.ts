@@ -7,6 +7,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSessionApp, createHandler } from '../src/index.ts';
 import { tempDir } from './helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -156,6 +159,56 @@ browserTest('the Express adapter end to end: count, log in, log out (examples/ex
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;
+  }
+});
+
+browserTest('requests in flight while the browser logs in do not log it out: the page after the login shows the user (a real cookie jar)', async () => {
+  const app = await startSessionApp({ database: join(temp.dir, 'race.db'), sweepSignal: false });
+  const server = createServer(createHandler(app.store, async (req, res, session) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/slow') {
+      // An XHR of the login page that loaded the session before the login and commits after it.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      session.set(`poll${url.searchParams.get('n')}`, true);
+      res.end('ok');
+    } else if (url.pathname === '/login' && req.method === 'POST') {
+      session.renew();
+      session.setOwner('ada');
+      session.set('user', 'ada');
+      res.end('welcome');
+    } else {
+      session.set('visits', ((session.get('visits') as number | undefined) ?? 0) + 1);
+      res.setHeader('content-type', 'text/html; charset=utf-8');
+      res.end(`<!doctype html><p id="user">${session.get('user') ?? 'nobody'}</p>
+        <button id="login" onclick="login()">Log in</button>
+        <script>
+          async function login() {
+            const polls = [1, 2, 3].map((n) => fetch('/slow?n=' + n));
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            await fetch('/login', { method: 'POST' });
+            await Promise.all(polls);
+            location.href = '/';
+          }
+        </script>`);
+    }
+  }, { onError: () => {} }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(`${url}/`);
+    assert.is((await page.textContent('#user'))!.trim(), 'nobody');
+    // The page logs in, waits for its polls, then loads itself again.
+    const reloaded = page.waitForEvent('load');
+    await page.click('#login');
+    await reloaded;
+    assert.is((await page.textContent('#user'))!.trim(), 'ada', 'still logged in after the polls that started before the login came back');
+    assert.is((await app.store.sessionsOf('ada')).length, 1);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await app.stop();
   }
 });
 

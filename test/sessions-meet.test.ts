@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import { startSessionApp, type SessionApp, type SessionAppConfig, type Session } from '../src/index.ts';
+import { digest, newSessionId } from '../src/store/ids.ts';
 import { sleep, tempDir } from './helpers.ts';
 import { onPostgres, storeLocation } from './engines.ts';
 import { closeDoors, cookieOf, DOORS, get, idOf, serve, type Reply, type Route } from './doors.ts';
@@ -85,6 +86,36 @@ test('a renewed id is told apart from a gone one: the old id reads and writes no
   assert.is(await commit.patch(gone, { set: { n: 2 } }), false);
 });
 
+/** Moves the store's tombstones' renew time `ms` into the past, as an outside writer would (the file, or the table). */
+async function ageTombstones(target: SessionApp, ms: number): Promise<void> {
+  const sql = `UPDATE "${target.config.table}" SET touched_at = touched_at - ${ms} WHERE renewed_to IS NOT NULL`;
+  if (onPostgres) {
+    const client = new pg.Client({ connectionString: target.config.database });
+    await client.connect();
+    try { await client.query(sql); } finally { await client.end(); }
+    return;
+  }
+  const db = new DatabaseSync(target.config.database);
+  try { db.exec(sql); } finally { db.close(); }
+}
+
+test('a request arriving with an id renewed more than 30 s ago gets a fresh session as for any dead cookie; one that loaded it before the renew is still told "renewed"', async () => {
+  const [aged] = await pair('aged');
+  const old = (await aged.store.put(null, { n: 1 }))!;
+  const renewed = (await aged.store.renew(old))!;
+  assert.is(await commitSide(aged).load(old), 'renewed', 'within the grace');
+  await ageTombstones(aged, 31_000);
+  assert.is(await commitSide(aged).load(old), null, 'past it, an arriving request finds the id unknown');
+  assert.is(await commitSide(aged).patch(old, { set: { late: 1 } }), 'renewed', 'a request that loaded it before the renew is still told');
+  // A planted, renewed cookie cannot keep a browser's anonymous session from being stored.
+  const url = await serve('createHandler', site, { onError: () => {} }, aged.store);
+  const reply = await get(`${url}/?set=cart&v=1`, `sid=${old}`);
+  const fresh = cookieOf(reply);
+  assert.ok(fresh && fresh !== `sid=${old}`, `a fresh session's cookie: ${reply.cookies}`);
+  assert.equal(await aged.store.get(idOf(fresh!)), { cart: '1' });
+  assert.equal(await aged.store.get(renewed), { n: 1 }, 'the renewed session untouched');
+});
+
 test('a tombstone lives as long as the old session would have, is not a live session, and is swept after', async () => {
   const [short] = await pair('short', { maxAge: 1, touchAfter: 0 });
   const old = (await short.store.put(null, { n: 1 }))!;
@@ -158,6 +189,11 @@ for (const door of DOORS) {
     assert.is(stale.status, 200);
     assert.equal(stale.cookies, [], 'a request with the renewed id gets no cookie');
     assert.equal((await app.store.sessionsOf(owner))[0].data, { cart: 1, user: owner });
+    // A login on such a request is a login all the same: a new session, stored, with its cookie.
+    const again = await get(`${url}/?login=${owner}`, `sid=${first}`);
+    const fresh = cookieOf(again);
+    assert.ok(fresh && fresh !== `sid=${first}`, `a new id: ${again.cookies}`);
+    assert.equal(await app.store.get(idOf(fresh!)), { user: owner });
   });
 
   test(`${door}: with cookie.maxAge, a read whose load renewed the timestamp never re-sends an id another request renewed or dropped meanwhile`, async () => {
@@ -324,6 +360,47 @@ test('simultaneous logins whose cap is held back by an outside lock, then releas
   const listed = await one.store.sessionsOf(owner);
   assert.is(listed.length, 1, `at most one: ${JSON.stringify(listed.map((s) => s.data))}`);
   assert.ok(listed[0].data.n === 'a' || listed[0].data.n === 'b', 'the owner\'s older session went');
+});
+
+// ── The tombstone's column, added in place ───────────────────────────────
+
+test('a table of the owners\' layout (no renewed_to) is upgraded in place by autoSetup: every session kept, its owner too, renews leave tombstones', async () => {
+  const location = await storeLocation(temp.dir, 'owners-layout');
+  const table = location.table ?? 'session';
+  const ddl = `CREATE TABLE "${table}" (sid_hash ${onPostgres ? 'bytea' : 'BLOB NOT NULL'} PRIMARY KEY, data ${onPostgres ? 'jsonb' : 'TEXT'} NOT NULL,
+    created_at ${onPostgres ? 'bigint' : 'INTEGER'} NOT NULL, touched_at ${onPostgres ? 'bigint' : 'INTEGER'} NOT NULL, owner ${onPostgres ? 'text' : 'TEXT'})`;
+  const ids = Array.from({ length: 20 }, () => newSessionId());
+  const now = Date.now();
+  if (onPostgres) {
+    const client = new pg.Client({ connectionString: location.database });
+    await client.connect();
+    try {
+      await client.query(ddl);
+      for (const [n, id] of ids.entries()) {
+        await client.query(`INSERT INTO "${table}" VALUES ($1, $2, $3, $3, $4)`, [digest(id), JSON.stringify({ n }), now, n % 2 ? 'ada' : null]);
+      }
+    } finally {
+      await client.end();
+    }
+  } else {
+    const db = new DatabaseSync(location.database);
+    db.exec(ddl);
+    const insert = db.prepare(`INSERT INTO "${table}" VALUES (?, ?, ?, ?, ?)`);
+    for (const [n, id] of ids.entries()) insert.run(digest(id), JSON.stringify({ n }), now, now, n % 2 ? 'ada' : null);
+    db.close();
+  }
+  const refused = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch((error: unknown) => error as Error);
+  assert.is((refused as Error).name, 'TableNotExistsError');
+  assert.match((refused as Error).message, /supervised-sessions setup/);
+  const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600 });
+  started.push(upgraded);
+  for (const [n, id] of ids.entries()) assert.equal(await upgraded.store.get(id), { n }, 'every session kept');
+  assert.is((await upgraded.store.sessionsOf('ada')).length, 10, 'owners kept');
+  const renewed = (await upgraded.store.renew(ids[1]))!;
+  assert.is(await commitSide(upgraded).load(ids[1]), 'renewed');
+  assert.is(await upgraded.store.count(), 20);
+  assert.is(await upgraded.store.revokeAll('ada'), 10, 'the renewed one included');
+  assert.is(await upgraded.store.get(renewed), null);
 });
 
 // ── Strings are well-formed Unicode ──────────────────────────────────────

@@ -20,11 +20,26 @@ export interface RoundState {
   resend: boolean;
   /** A round stored under the session's id: it was live then. */
   confirmed: boolean;
+  /**
+   * The request's cookie names an id another request renewed moments ago
+   * (it was sent before the browser had the login's response): its session
+   * is a new one that is never stored and gets no cookie — unless the
+   * handler logs in (`renew()`), which stores it as any new session.
+   */
+  stale: boolean;
 }
 
 /** A new round state for a request. */
-export function roundState(hadCookie: boolean, resend: boolean): RoundState {
-  return { cookie: null, gone: false, hadCookie, resend, confirmed: false };
+export function roundState(hadCookie: boolean, resend: boolean, stale = false): RoundState {
+  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale };
+}
+
+/** A change is about to be made: a login on a stale request makes its new session one to store. */
+export function beforeChange(state: RoundState, kind: 'data' | 'renew' | 'drop'): void {
+  if (kind === 'renew' && state.stale) {
+    state.stale = false;
+    state.gone = false;
+  }
 }
 
 /**

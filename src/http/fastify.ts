@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
 import type { SessionStore } from '../store/session-store.ts';
-import { commitRound, cookieHeader, forStatus, roundState, settleResend, type RoundState } from './commit-round.ts';
+import { beforeChange, commitRound, cookieHeader, forStatus, roundState, settleResend, type RoundState } from './commit-round.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
@@ -37,14 +37,13 @@ class ReplyCommit implements SessionHost {
 
   constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
     this.#ctx = door.context(request.raw);
-    this.#state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend);
-    // A cookie naming an id another request renewed: a session never stored, no cookie.
-    if (loaded.stale) this.#state.gone = true;
+    this.#state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend, loaded.stale);
     this.session = new Session(loaded.id, loaded.data, this, loaded.owner);
   }
 
   change(kind: ChangeKind, _session: Session): void {
     if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the reply was sent: the change could not be stored`);
+    if (this.phase === 'open') beforeChange(this.#state, kind);
     // The reply failed (an error reply is on its way) or the session is gone: ignored.
     if (this.phase === 'failed' || this.#state.gone) return;
     if (kind === 'renew' && this.phase === 'committing') {

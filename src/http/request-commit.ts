@@ -3,7 +3,7 @@ import { AppStoppedError, SessionCommittedError, SessionHeadersSentError, StoreU
 import type { CommitStore } from '../store/session-store.ts';
 import { HeldResponse, respond, type HoldPolicy } from './held-response.ts';
 import { Session, type ChangeKind, type SessionHost } from './session.ts';
-import { commitRound, cookieHeader, forStatus, owesConfirmation, roundState, settleResend, type RoundState } from './commit-round.ts';
+import { beforeChange, commitRound, cookieHeader, forStatus, owesConfirmation, roundState, settleResend, type RoundState } from './commit-round.ts';
 import type { FrontDoor, Loaded } from './front-door.ts';
 
 /** What every request of one handler shares. */
@@ -82,10 +82,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     // a process nobody listens on: it is the handler's mistake, reported.
     (res as ServerResponse & { [kDoor]?: FrontDoor })[kDoor] = door;
     res.on('error', onResponseError);
-    const state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend);
-    // A request whose cookie names an id another request renewed is stale:
-    // its session is a new one that is never stored, and gets no cookie.
-    if (loaded.stale) state.gone = true;
+    const state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend, loaded.stale);
     const commit = new RequestCommit(ctx, req, res, state, onFailure);
     commit.session = new Session(loaded.id, loaded.data, commit, loaded.owner);
     // The sliding cookie is owed: the response waits for the commit, which
@@ -102,6 +99,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     if (held ? held.handlerEnded : res.writableEnded) {
       throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the response ended: the change could not be stored`);
     }
+    if (!this.#began) beforeChange(this.#state, kind);
     // The response was already answered with a 5xx (or cut short), or the
     // session is gone: the change is ignored, like the handler's later
     // response calls; throwing here would only kill a callback-style handler.

@@ -7,6 +7,17 @@
 // would expire the cookie and log the browser out. The old id never reads
 // or writes the renewed session; only the owner's revoke follows the chain.
 
+/**
+ * A request that *arrives* with a renewed id (one sent before the browser had
+ * the login's response) is told RENEWED for this long after the renew; later,
+ * the id is simply unknown (a fresh session, as for any dead cookie). So a
+ * cookie planted in a browser and renewed by whoever planted it cannot keep
+ * that browser's anonymous session from being stored for long. A request
+ * that loaded the id before the renew is told RENEWED at commit for as long
+ * as the tombstone lives.
+ */
+export const ARRIVAL_GRACE_MS = 30_000;
+
 /** The store owner's reply for an id that was renewed (never an id: ids are 43 characters). */
 export const RENEWED = 'renewed';
 export type Renewed = typeof RENEWED;

@@ -7,7 +7,7 @@ import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
 import { OWNER, type WriteGate } from './write-gate.ts';
-import { RENEWED, type Renewed } from './renewed.ts';
+import { ARRIVAL_GRACE_MS, RENEWED, type Renewed } from './renewed.ts';
 
 export interface EngineOptions {
   table: string;
@@ -123,8 +123,9 @@ export class SqliteEngine {
     // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ? AND renewed_to IS NULL`);
     // The old id of a renew becomes a tombstone: no data, no owner, the new
-    // id's digest, and (sliding) the time of the renew, so it is remembered
-    // as long as the old session would have lived from then.
+    // id's digest, and the time of the renew as touched_at ('relative': it is
+    // remembered as long as the old session would have lived from then;
+    // 'fixed' ages from creation alone).
     this.#retire = db.prepare(`UPDATE ${t} SET data = '{}', owner = NULL, renewed_to = ?, touched_at = ? WHERE sid_hash = ?`);
     this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
     // IMMEDIATE takes the write lock up front: a deferred transaction that
@@ -298,10 +299,12 @@ export class SqliteEngine {
     return this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs;
   }
 
+  /** A read of an arriving request's id: a tombstone is RENEWED only within ARRIVAL_GRACE_MS of its renew (renewed.ts). */
   #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Row | Renewed | null {
     const hash = digest(sid);
-    const row = this.#find(hash, live);
-    if (row === null || row === RENEWED) return row;
+    const row = this.#select.get(hash) as Row | undefined;
+    if (!row || !isLive(row, live)) return null;
+    if (row.renewed_to !== null) return now - row.touched_at < ARRIVAL_GRACE_MS ? RENEWED : null;
     // A read is not a write (the session may expire up to touchAfter early).
     if (this.#touchDue(row, now)) {
       if (canWrite) this.#touch.run(now, hash);
@@ -432,7 +435,7 @@ export class SqliteEngine {
     this.#savepoint.run();
     try {
       this.#insert.run(nextHash, data, row.created_at, touched, owner);
-      this.#retire.run(nextHash, touched, hash);
+      this.#retire.run(nextHash, now, hash);
       if (owner !== null && owner !== row.owner) this.#applyCap(owner, nextHash, live);
       this.#release.run();
     } catch (error) {

@@ -4,6 +4,7 @@
 // batch judges liveness at the same instant.
 import { quoted } from '../schema.ts';
 import type { ExpiryPolicy } from '../expiry.ts';
+import { ARRIVAL_GRACE_MS } from '../renewed.ts';
 
 /** The server's now, in epoch ms (the unit of every time column). */
 export const NOW = `(extract(epoch from now()) * 1000)::bigint`;
@@ -107,6 +108,8 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
   const S = `${L} AND renewed_to IS NULL`;
   // $1 names a renewed id's tombstone: the reply says RENEWED, not gone.
   const renewed = `EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $1 AND ${L} AND renewed_to IS NOT NULL)`;
+  // What an arriving request's read finds: a session, or a tombstone renewed within ARRIVAL_GRACE_MS (renewed.ts).
+  const R = `${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`;
   const fits = (expr: string) => `octet_length((${expr})::text) <= ${int(maxSessionBytes)}`;
   const touched = policy.timestamp === 'relative' ? NOW : 'touched_at';
   const patch = (withOwner: boolean) => `WITH cur AS (
@@ -120,14 +123,14 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     SELECT (SELECT count(*) FROM up)::int AS stored, ${renewed} AS renewed`;
   return {
     // `renewed`: the row is a renewed id's tombstone (no data, no owner).
-    get: `SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${L}`,
+    get: `SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}`,
     // A read renews the sliding timestamp only when it is older than
     // touchAfter: no write per read (the UPDATE in the WITH runs whether or
     // not the outer query reads it). `touched`: this read renewed it.
     getTouch: policy.timestamp === 'relative' ? `WITH touch AS (
         UPDATE ${t} SET touched_at = ${NOW}
         WHERE sid_hash = $1 AND ${S} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
-      SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${L}` : null,
+      SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
     alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,
     lockOwner: `SELECT pg_advisory_xact_lock(${ownerKey(table, '$1::text')})`,
     // A replayed create (its reply lost with the connection) finds its own row.
@@ -154,7 +157,7 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
         -- CASE, not OR: its branches run in order, so the cast only raises when the lock was not taken.
         AND CASE WHEN cur.owner IS NULL THEN true WHEN pg_try_advisory_xact_lock(${ownerKey(table, 'cur.owner')}) THEN true
           ELSE CAST('${OWNER_BUSY} ' || cur.owner AS int) = 0 END),
-      gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ok.touched_at
+      gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ${NOW}
         FROM ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
       moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
         SELECT $2, data, created_at, touched_at, new_owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
@@ -218,7 +221,7 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
     // `stale`: the read owes a touch (touchAfter passed); the engine applies
     // the touches a batch owes after its replies went out (touch, below).
     get: `SELECT sid_hash, data::text AS data, owner, ${relative ? stale : 'false'} AND renewed_to IS NULL AS stale, renewed_to IS NOT NULL AS renewed
-      FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L}`,
+      FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`,
     // SKIP LOCKED: a touch never waits; a row locked now is being written by
     // another transaction, whose write moves the timestamp itself.
     touch: `UPDATE ${t} SET touched_at = ${NOW} WHERE sid_hash IN (
