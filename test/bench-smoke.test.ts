@@ -33,7 +33,9 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| deleted \| 20,000 \|/);
   assert.match(report, /\| idle: ours − bare \(target ≤ 50 MiB\) \| −?[\d.,]+ MiB \| −?[\d.,]+ MiB \|/);
   assert.match(report, /\| after W: ours − bare \(target ≤ 100 MiB\) \| −?[\d.,]+ MiB \| −?[\d.,]+ MiB \|/);
-  assert.match(report, /\| revokeAll \(100 ended\) \| [\d.,]+ \|/);
+  // Owners on both engines: sessionsOf, revokeAll and a login, each a figure.
+  assert.match(report, /\| ours \| SQLite \| [\d.,]+ \| [\d.,]+ \| [\d.,]+ \|/);
+  assert.match(report, /\| ours \| PostgreSQL \| [\d.,]+ \| [\d.,]+ \| [\d.,]+ \|/);
   assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');
   assert.not.match(report, /\| bare node:http \+ the mailbox round trips[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors through the hop');
   assert.not.match(report, /\| bare node:http \+ the SQLite work[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors on the main-thread SQLite server');

@@ -10,7 +10,7 @@ import pg from 'pg';
 import { startSessionApp, type SessionApp, type SessionAppConfig, type Session } from '../src/index.ts';
 import { digest, newSessionId } from '../src/store/ids.ts';
 import { sleep, tempDir } from './helpers.ts';
-import { onPostgres, storeLocation } from './engines.ts';
+import { onPostgres, postgresOnly, storeLocation } from './engines.ts';
 import { closeDoors, cookieOf, DOORS, get, idOf, serve, type Reply, type Route } from './doors.ts';
 
 const temp = tempDir();
@@ -98,6 +98,24 @@ async function ageTombstones(target: SessionApp, ms: number): Promise<void> {
   const db = new DatabaseSync(target.config.database);
   try { db.exec(sql); } finally { db.close(); }
 }
+
+// SQLite serialises writers (BEGIN IMMEDIATE): no write runs inside another's transaction there.
+postgresOnly('a write that waited for a concurrent renew of its row is told "renewed", not "gone" (PostgreSQL: the row is judged once locked)', async () => {
+  const commit = commitSide(app);
+  for (const op of ['patch', 'put', 'delete', 'renew'] as const) {
+    const old = (await app.store.put(null, { n: 1 }))!;
+    const release = await holdRows(app, `sid_hash = '\\x${digest(old).toString('hex')}'::bytea`);
+    const renewing = other.store.renew(old);
+    await sleep(150);
+    const late = op === 'patch' ? commit.patch(old, { set: { late: 1 } }) : op === 'put' ? commit.put(old, { late: 1 })
+      : op === 'delete' ? commit.delete(old) : commit.renew(old);
+    await sleep(150);
+    await release();
+    const renewed = await renewing;
+    assert.is(await late, 'renewed', `${op} after the renew it waited for`);
+    assert.equal(await app.store.get(renewed!), { n: 1 }, `${op}: the renewed session untouched`);
+  }
+});
 
 test('a request arriving with an id renewed more than 30 s ago gets a fresh session as for any dead cookie; one that loaded it before the renew is still told "renewed"', async () => {
   const [aged] = await pair('aged');
@@ -225,6 +243,43 @@ for (const door of DOORS) {
     await sleep(80);
     const read = await get(`${url}/`, `sid=${live}`);
     assert.is(cookieOf(read), `sid=${live}`, 'a read that renewed the timestamp re-sends the live id');
+  });
+
+  test(`${door}: two logins at once on one cookie (a double submit): the browser ends up logged in, whichever response comes last`, async () => {
+    const url = await serve(door, site, { onError: () => {} }, app.store);
+    for (const order of ['first', 'second'] as const) {
+      const owner = `twice-${door}-${++rounds}`;
+      const first = (await app.store.put(null, { cart: 1 }))!;
+      const one = hold(`login-a-${rounds}`);
+      const two = hold(`login-b-${rounds}`);
+      const a = get(`${url}/?hold=login-a-${rounds}&login=${owner}`, `sid=${first}`);
+      const b = get(`${url}/?hold=login-b-${rounds}&login=${owner}`, `sid=${first}`);
+      await Promise.all([one.seen, two.seen]);
+      one.release();
+      two.release();
+      const replies = await Promise.all([a, b]);
+      const browser = jar(first);
+      for (const reply of order === 'first' ? replies : [...replies].reverse()) browser.apply(reply);
+      assert.ok(replies.every((reply) => reply.status === 200));
+      const next = await get(`${url}/`, browser.cookie());
+      assert.equal(next.body, { user: owner, isNew: false }, `logged in, responses applied ${order} first: ${JSON.stringify(replies.map((r) => r.cookies))}`);
+    }
+  });
+
+  test(`${door}: a failed liveness check for the sliding cookie only skips the re-send`, async () => {
+    const failing = new Proxy(app.store, {
+      get(target, prop) {
+        if (prop === 'commit') return { ...commitSide(app), alive: () => Promise.reject(new Error('the check failed')) };
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const url = await serve(door, site, { onError: () => {}, cookie: { maxAge: 600 } }, failing);
+    const id = (await app.store.put(null, { cart: 1 }))!;
+    await sleep(80);
+    const read = await get(`${url}/`, `sid=${id}`);
+    assert.is(read.status, 200);
+    assert.equal(read.cookies, [], 'no re-send, and no error page');
   });
 
   test(`${door}: drop() and renew() apply whatever the status; data changes are not stored behind a 5xx and are behind a 4xx`, async () => {

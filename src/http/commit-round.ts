@@ -132,7 +132,10 @@ export async function settleResend(session: Session, ctx: CommitContext, state: 
   state.resend = false;
   if (state.gone || session.id === null) return;
   if (!state.confirmed) {
-    const alive = await ctx.store.alive(session.id);
+    // The re-send is a courtesy of a read: should the check fail, the page
+    // still goes out as it is, without it (the browser keeps its cookie).
+    const alive = await ctx.store.alive(session.id).catch(() => 'failed' as const);
+    if (alive === 'failed') return;
     if (alive === RENEWED) {
       state.gone = true;
       session.committed(null);

@@ -99,12 +99,13 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     if (held ? held.handlerEnded : res.writableEnded) {
       throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the response ended: the change could not be stored`);
     }
-    if (!this.#began) beforeChange(this.#state, kind);
+    const headersOut = held ? held.headersOut : res.headersSent;
+    // A login on a stale request: only while its new id can still reach the client.
+    if (!this.#began && !headersOut) beforeChange(this.#state, kind);
     // The response was already answered with a 5xx (or cut short), or the
     // session is gone: the change is ignored, like the handler's later
     // response calls; throwing here would only kill a callback-style handler.
     if (this.#failed || this.#state.gone) return;
-    const headersOut = held ? held.headersOut : res.headersSent;
     if (kind === 'renew' && (headersOut || this.#began)) {
       throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
     }

@@ -105,7 +105,8 @@ export class SqliteEngine {
     const t = quoted(options.table);
     // Statements are prepared once, for the life of the connection.
     this.#select = db.prepare(`SELECT data, created_at, touched_at, owner, renewed_to FROM ${t} WHERE sid_hash = ?`);
-    this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ?`);
+    // Never a tombstone's: its touched_at is the time of its renew (renewed.ts).
+    this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ? AND renewed_to IS NULL`);
     this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)`);
     // A replayed create (its reply lost in a crash) finds its own row: same id, same data.
     this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)
@@ -249,7 +250,7 @@ export class SqliteEngine {
       }
       case 'alive': {
         const row = this.#find(digest(args[0] as string), live);
-        return row === null || row === RENEWED ? row : true;
+        return row === null ? false : row === RENEWED ? RENEWED : true;
       }
       case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, now, live);
       case 'put': return this.#put(args[0] as string, args[1] as string, args.length > 2 ? { owner: args[2] as string | null } : null, now, live);

@@ -110,11 +110,14 @@ export class PostgresEngine {
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
     const writes = requests.some(({ op }) => !READ_ONLY.has(op));
+    const owners = ownersOf(requests);
     let merge = true;
     let steps = this.#plan(requests, outcomes, merge);
     let attempt = 0;
     /** The transaction id of a write batch whose COMMIT went out unanswered. */
     let unanswered: string | null = null;
+    /** The server process of a write batch lost before its transaction id came back. */
+    let lostBackend: number | null = null;
     while (steps.length > 0) {
       if (Date.now() >= deadline) {
         // Whatever kept this batch going (failing statements run again one
@@ -130,6 +133,24 @@ export class PostgresEngine {
       }
       /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
       let answerOnly = false;
+      if (lostBackend !== null) {
+        // Lost before its transaction id came back: which transaction to ask
+        // about is unknown, so the batch waits until the server process that
+        // ran it has left any transaction (it may still be inside it), and
+        // is then replayed, every call being idempotent.
+        const left = await backendLeft(client, lostBackend, deadline);
+        if (left === 'lost') {
+          this.#client = null;
+          void closeClient(client);
+          continue;
+        }
+        if (!left) {
+          const error = new StoreUnavailableError(`a batch whose connection was lost may still have been running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
+          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+          break;
+        }
+        lostBackend = null;
+      }
       if (unanswered !== null) {
         // The COMMIT of this batch went out and its reply was lost with the
         // connection. Running a write batch that did commit a second time
@@ -155,7 +176,7 @@ export class PostgresEngine {
         unanswered = null;
         answerOnly = status === 'committed';
       }
-      const result = await this.#transaction(client, steps, writes, answerOnly, writes && !answerOnly && dropInTransaction(requests));
+      const result = await this.#transaction(client, steps, writes, owners, answerOnly, writes && !answerOnly && dropInTransaction(requests));
       if (result.kind === 'done' && writes && !answerOnly && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed, and the reply "lost".
         this.#client = null;
@@ -197,10 +218,13 @@ export class PostgresEngine {
         this.#client = null;
         if (!result.abandoned) void closeClient(client);
         unanswered = result.xid;
+        if (writes && result.xid === null) lostBackend = (client as unknown as { processID?: number }).processID ?? null;
       }
       attempt++;
       if (Date.now() + backoffMs(attempt) >= deadline) {
-        const error = unavailableError(result.error, this.#options.database, 'the PostgreSQL connection was lost and not regained within requestTimeout');
+        const error = unavailableError(result.error, this.#options.database, result.kind === 'lost'
+          ? 'the PostgreSQL connection was lost and not regained within requestTimeout'
+          : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout');
         for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
         break;
       }
@@ -237,7 +261,7 @@ export class PostgresEngine {
   }
 
   /** One pipelined BEGIN … COMMIT over every step; the COMMIT's reply is checked, not assumed. */
-  async #transaction(client: Client, steps: Step[], writes: boolean, rollback = false, dropInside = false): Promise<
+  async #transaction(client: Client, steps: Step[], writes: boolean, owners: string[], rollback = false, dropInside = false): Promise<
     | { kind: 'done'; results: QueryResult[][]; xid: string | null }
     | { kind: 'failed-step'; step: number; error: unknown }
     | { kind: 'unmerge'; error: unknown }
@@ -249,6 +273,7 @@ export class PostgresEngine {
     stream?.cork?.();
     let begin: Promise<QueryResult>;
     let xid: Promise<QueryResult> | null = null;
+    let locks: Promise<QueryResult> | null = null;
     let sent: Array<Array<Promise<QueryResult>>>;
     let commit: Promise<QueryResult>;
     try {
@@ -256,12 +281,17 @@ export class PostgresEngine {
       // A write batch learns its transaction id first: should the COMMIT's
       // reply be lost, the next connection asks whether it committed.
       if (writes) xid = client.query({ name: 'ss_xid', text: 'SELECT pg_current_xact_id()::text AS xid', values: [] });
+      // The locks of every owner the batch changes, before any row lock and
+      // in one global order (statements.ts, lockOwners): owner operations
+      // are exact across app servers, and two batches cannot deadlock on them.
+      if (owners.length > 0) locks = client.query({ name: 'ss_lock_owners', text: this.#sql.lockOwners, values: [owners] });
       sent = steps.map((step) => step.queries.map((query) => client.query(query)));
       commit = client.query(rollback ? 'ROLLBACK' : 'COMMIT');
     } finally {
       stream?.uncork?.();
     }
-    const all = Promise.allSettled([begin, ...(xid ? [xid] : []), ...sent.flat(), commit]);
+    const heads = [begin, ...(xid ? [xid] : []), ...(locks ? [locks] : [])];
+    const all = Promise.allSettled([...heads, ...sent.flat(), commit]);
     if (dropInside && xid) {
       // Fault injection (fault-hook.ts): the connection is "lost" once the
       // transaction has its id, while the server is still inside it. The
@@ -274,8 +304,9 @@ export class PostgresEngine {
       return { kind: 'lost', error: new Error('the connection was dropped inside the transaction (fault hook)'), xid: known, abandoned: true };
     }
     const settled = await all;
-    const head = xid ? 2 : 1;
+    const head = heads.length;
     const xidResult = xid ? settled[1] : null;
+    const locksResult = locks ? settled[head - 1] : null;
     const knownXid = xidResult?.status === 'fulfilled' ? String((xidResult.value.rows[0] as { xid: string }).xid) : null;
     let firstError: unknown = null;
     let failedStep = -1;
@@ -296,7 +327,11 @@ export class PostgresEngine {
     const commitResult = settled[settled.length - 1];
     if (beginResult.status === 'rejected' && isConnectionLoss(beginResult.reason)) lost ??= beginResult.reason;
     if (commitResult.status === 'rejected' && isConnectionLoss(commitResult.reason)) lost ??= commitResult.reason;
+    if (locksResult?.status === 'rejected' && isConnectionLoss(locksResult.reason)) lost ??= locksResult.reason;
     if (lost !== null) return { kind: 'lost', error: lost, xid: knownXid };
+    // Waiting for an owner's lock failed (a deadlock with a batch that took
+    // row locks first, detected by the server): the batch runs again.
+    if (locksResult?.status === 'rejected') return { kind: 'retry', error: locksResult.reason };
     if (firstError !== null) {
       if (isRetryable(firstError)) return { kind: 'retry', error: firstError };
       // The merged-patch check (statements.ts, waveStatements) divides by zero on purpose.
@@ -404,16 +439,6 @@ export class PostgresEngine {
   get wave(): WaveStatements { return this.#wave; }
   get options(): PostgresEngineOptions { return this.#options; }
 
-  /** The owner's advisory lock (statements.ts, ownerKey), taken first in the step that gives a session that owner. */
-  #lockQueries(owner: string | null): Query[] {
-    return owner === null ? [] : [{ name: 'ss_lock_owner', text: this.#sql.lockOwner, values: [owner] }];
-  }
-
-  /** @internal for PatchStep */
-  lockQueries(owner: string | null): Query[] {
-    return this.#lockQueries(owner);
-  }
-
   #capQueries(owner: string | null, sid: string): Query[] {
     if (owner === null || this.#options.maxPerOwner === null) return [];
     return [{ name: 'ss_cap', text: this.#sql.cap, values: [owner, digest(sid), this.#options.maxPerOwner - 1] }];
@@ -455,7 +480,7 @@ export class PostgresEngine {
       case 'create': {
         const [sid, json, owner] = args as [string, string, string | null];
         this.#checkJson(json);
-        return one([...this.#lockQueries(owner), { name: 'ss_create', text: sql.create, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)], () => sid);
+        return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)], () => sid);
       }
       case 'put': {
         const [sid, json] = args as [string, string];
@@ -463,11 +488,10 @@ export class PostgresEngine {
         const withOwner = args.length > 2;
         const owner = withOwner ? args[2] as string | null : null;
         const queries: Query[] = withOwner
-          ? [...this.#lockQueries(owner), { name: 'ss_put_owner', text: sql.putOwner, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)]
+          ? [{ name: 'ss_put_owner', text: sql.putOwner, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)]
           : [{ name: 'ss_put', text: sql.put, values: [digest(sid), json] }];
-        const at = withOwner ? this.#lockQueries(owner).length : 0;
-        return one(queries, (results) => {
-          const row = results[at].rows[0] as { stored: number; renewed: boolean };
+        return one(queries, ([r]) => {
+          const row = r.rows[0] as { stored: number; renewed: boolean };
           return row.stored === 1 ? sid : row.renewed ? RENEWED : null;
         });
       }
@@ -477,19 +501,17 @@ export class PostgresEngine {
         if (replace !== null) this.#checkJson(replace);
         const hasOwner = args.length > 5;
         const owner = hasOwner ? args[5] as string | null : null;
-        // The new owner's lock first (waited for, before any row lock);
-        // the session's current owner's is tried by the statement itself.
-        const locks = this.#lockQueries(owner);
+        // The new owner's lock is the batch's (taken first, ownersOf); the
+        // session's current owner's is tried by the statement itself.
         return {
           indexes: [i],
           queries: [
-            ...locks,
             // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
             { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
-          finish: (results, outcomes) => {
-            const row = results[locks.length].rows[0] as { found: number; moved: number; replayed: boolean; renewed: boolean };
+          finish: ([r], outcomes) => {
+            const row = r.rows[0] as { found: number; moved: number; replayed: boolean; renewed: boolean };
             outcomes[i] = row.moved === 1 ? { ok: true, value: next }
               : row.found === 1 ? { ok: false, error: tooLarge(this.#options.maxSessionBytes) }
               : { ok: true, value: row.replayed ? next : row.renewed ? RENEWED : null };
@@ -502,12 +524,13 @@ export class PostgresEngine {
       case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [args[0]] }], ([r]) =>
         (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number }>).map((row) =>
           [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data]));
-      // Under the owner's lock: a renew or a login of that owner on another
-      // app server either committed before (its new id is seen) or waits.
-      case 'revoke': return one([...this.#lockQueries(args[0] as string), { name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(args[1] as Uint8Array), args[0]] }],
-        ([, r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
-      case 'revokeAll': return one([...this.#lockQueries(args[0] as string), { name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
-        ([, r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
+      // Under the owner's lock (the batch's, ownersOf): a renew or a login of
+      // that owner on another app server either committed before (its new id
+      // is seen) or waits.
+      case 'revoke': return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(args[1] as Uint8Array), args[0]] }],
+        ([r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
+      case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
+        ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
       case 'upsert': {
         const [key, json] = args as [string, string];
         this.#checkJson(json);
@@ -523,6 +546,20 @@ export class PostgresEngine {
       default: throw new TypeError(`unknown store operation "${op}"`);
     }
   }
+}
+
+/** The owners a batch's calls give sessions to or revoke from, sorted (the batch takes their locks first). */
+function ownersOf(requests: Request[]): string[] {
+  const owners = new Set<string>();
+  for (const { op, args: raw } of requests) {
+    const args = raw as unknown[];
+    const owner = op === 'revoke' || op === 'revokeAll' ? args[0]
+      : op === 'create' || (op === 'put' && args.length > 2) ? args[2]
+      : op === 'patch' && args.length > 3 ? args[3]
+      : op === 'renew' && args.length > 5 ? args[5] : null;
+    if (typeof owner === 'string') owners.add(owner);
+  }
+  return [...owners].sort();
 }
 
 /** Calls that write nothing (their touches come after the replies). */
@@ -718,7 +755,7 @@ class PatchStep implements Step {
     const values: unknown[] = [digest(this.#sid), set, [...this.#unset]];
     if (this.#owner === null) return [{ name: 'ss_patch', text: sql.patch, values }];
     values.push(this.#owner.owner);
-    const queries: Query[] = [...this.#engine.lockQueries(this.#owner.owner), { name: 'ss_patch_owner', text: sql.patchOwner, values }];
+    const queries: Query[] = [{ name: 'ss_patch_owner', text: sql.patchOwner, values }];
     if (this.#owner.owner !== null && options.maxPerOwner !== null) {
       queries.push({ name: 'ss_cap', text: sql.cap, values: [this.#owner.owner, digest(this.#sid), options.maxPerOwner - 1] });
     }
@@ -726,8 +763,7 @@ class PatchStep implements Step {
   }
 
   finish(results: QueryResult[], outcomes: Outcome[]): void {
-    const at = this.#owner?.owner ? 1 : 0;
-    const row = results[at].rows[0] as { found: number; stored: number; renewed: boolean };
+    const row = results[0].rows[0] as { found: number; stored: number; renewed: boolean };
     if (row.found === 0 && row.renewed) this.renewed(outcomes);
     else this.settle(row.found === 1, row.stored === 1, outcomes);
   }
@@ -772,6 +808,21 @@ function opError(error: unknown): Error {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Whether server process `pid` has left any transaction (gone, or idle):
+ * true; 'lost' when this connection went too; false past the deadline.
+ */
+async function backendLeft(client: Client, pid: number, deadline: number): Promise<boolean | 'lost'> {
+  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+    const busy = await client.query<{ busy: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state <> 'idle') AS busy`, [pid])
+      .then((r) => r.rows[0].busy, (error: unknown) => (isConnectionLoss(error) ? 'lost' as const : false));
+    if (busy === 'lost') return 'lost';
+    if (!busy) return true;
+    if (Date.now() + wait >= deadline) return false;
+    await sleep(wait);
+  }
+}
 
 /**
  * What became of a transaction whose connection was lost: 'committed',

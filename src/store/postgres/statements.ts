@@ -34,6 +34,20 @@ export function ownerKey(table: string, owner: string): string {
   return `hashtextextended('supervised-sessions:owner:' || current_schema() || '.${quoted(table).slice(1, -1)}:' || ${owner}, 0)`;
 }
 
+/**
+ * True when `owner` (a column) is NULL, is `except`, or its lock is taken
+ * now; otherwise raises OWNER_BUSY. Used after a row lock, where waiting for
+ * the owner's lock could deadlock with a revokeAll waiting for that row. A
+ * CASE, not an OR: its branches run in order, so the cast raises only when
+ * the try failed; the cast's text depends on the column so that it is never
+ * folded into a constant at plan time, and carries no user id.
+ */
+function ownerLockTried(table: string, owner: string, except = 'NULL'): string {
+  return `CASE WHEN ${owner} IS NULL OR ${owner} IS NOT DISTINCT FROM ${except} THEN true
+    WHEN pg_try_advisory_xact_lock(${ownerKey(table, owner)}) THEN true
+    ELSE CAST('${OWNER_BUSY}' || left(${owner}, 0) AS int) = 0 END`;
+}
+
 /** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds): time alone, so a renewed id's tombstone (store/renewed.ts) is live by it too. */
 export function liveSql(policy: ExpiryPolicy, prefix = ''): string {
   const parts: string[] = [];
@@ -83,6 +97,8 @@ export interface Statements {
   alive: string;
   /** Takes the owner lock ($1 the owner), waiting for it. */
   lockOwner: string;
+  /** Takes the locks of every owner in $1 (text[]), in one global order, waiting for each. */
+  lockOwners: string;
   create: string;
   put: string;
   putOwner: string;
@@ -106,21 +122,28 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
   const Lt = liveSql(policy, 't.');
   // A live session: live by time, and not a renewed id's tombstone.
   const S = `${L} AND renewed_to IS NULL`;
-  // $1 names a renewed id's tombstone: the reply says RENEWED, not gone.
-  const renewed = `EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $1 AND ${L} AND renewed_to IS NOT NULL)`;
+  // Writes lock the row by time alone (`cur`, FOR UPDATE) and only then judge
+  // it: at READ COMMITTED a write that waited for a concurrent renew sees the
+  // row as that renew left it (a tombstone: RENEWED), where a condition on
+  // renewed_to in its WHERE would skip the row and a separate EXISTS would
+  // read the statement's older snapshot (gone).
   // What an arriving request's read finds: a session, or a tombstone renewed within ARRIVAL_GRACE_MS (renewed.ts).
   const R = `${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`;
   const fits = (expr: string) => `octet_length((${expr})::text) <= ${int(maxSessionBytes)}`;
   const touched = policy.timestamp === 'relative' ? NOW : 'touched_at';
+  // An owner change also tries the session's current owner's lock (the new owner's is the batch's, engine.ts).
   const patch = (withOwner: boolean) => `WITH cur AS (
-      SELECT sid_hash, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${S} FOR UPDATE),
+      SELECT sid_hash, renewed_to, owner, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
       UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
-      FROM cur WHERE t.sid_hash = cur.sid_hash AND ${fits('cur.data')} RETURNING 1)
-    SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM up)::int AS stored, ${renewed} AS renewed`;
-  const put = (withOwner: boolean) => `WITH up AS (
-      UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}${withOwner ? ', owner = $3::text' : ''} WHERE sid_hash = $1 AND ${S} RETURNING 1)
-    SELECT (SELECT count(*) FROM up)::int AS stored, ${renewed} AS renewed`;
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$4::text')}` : ''} RETURNING 1)
+    SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM up)::int AS stored,
+      EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
+  const put = (withOwner: boolean) => `WITH cur AS (SELECT sid_hash, renewed_to, owner FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+    up AS (
+      UPDATE ${t} AS t SET data = $2::jsonb, touched_at = ${NOW}${withOwner ? ', owner = $3::text' : ''}
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$3::text')}` : ''} RETURNING 1)
+    SELECT (SELECT count(*) FROM up)::int AS stored, EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
   return {
     // `renewed`: the row is a renewed id's tombstone (no data, no owner).
     get: `SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}`,
@@ -131,8 +154,12 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
         UPDATE ${t} SET touched_at = ${NOW}
         WHERE sid_hash = $1 AND ${S} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
       SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
-    alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,
+    // FOR SHARE: a renew of this row in flight is waited for, and its result seen.
+    alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L} FOR SHARE`,
     lockOwner: `SELECT pg_advisory_xact_lock(${ownerKey(table, '$1::text')})`,
+    // Sorted by key, so two batches never take two owners' locks in opposite orders.
+    lockOwners: `SELECT pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT ${ownerKey(table, 'o')} AS k FROM unnest($1::text[]) AS o ORDER BY 1) AS keys ORDER BY k`,
     // A replayed create (its reply lost with the connection) finds its own row.
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text)
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
@@ -150,27 +177,25 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     // again (OWNER_BUSY). `replayed`: the new id was already live before this
     // statement (a replay after a lost reply).
     renew: `WITH cur AS (
-        SELECT sid_hash, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
+        SELECT sid_hash, renewed_to, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
           CASE WHEN $6::boolean THEN $7::text ELSE owner END AS new_owner, owner
-        FROM ${t} WHERE sid_hash = $1 AND ${S} FOR UPDATE),
-      ok AS (SELECT * FROM cur WHERE ${fits('cur.data')}
-        -- CASE, not OR: its branches run in order, so the cast only raises when the lock was not taken.
-        AND CASE WHEN cur.owner IS NULL THEN true WHEN pg_try_advisory_xact_lock(${ownerKey(table, 'cur.owner')}) THEN true
-          ELSE CAST('${OWNER_BUSY} ' || cur.owner AS int) = 0 END),
+        FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+      ok AS (SELECT * FROM cur WHERE cur.renewed_to IS NULL AND ${fits('cur.data')} AND ${ownerLockTried(table, 'cur.owner', 'CASE WHEN $6::boolean THEN $7::text END')}),
       gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ${NOW}
         FROM ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
       moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
         SELECT $2, data, created_at, touched_at, new_owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
-      SELECT (SELECT count(*) FROM cur)::int AS found, (SELECT count(*) FROM moved)::int AS moved,
-        EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${S}) AS replayed, ${renewed} AS renewed`,
+      SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM moved)::int AS moved,
+        EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${S}) AS replayed, EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`,
     // maxSessionsPerOwner: once $2 belongs to $1, keep it and the ($3)
     // most recently used other live sessions of $1; the rest go.
     cap: `DELETE FROM ${t} WHERE owner = $1 AND sid_hash <> $2
       AND EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND owner = $1)
       AND sid_hash NOT IN (SELECT sid_hash FROM ${t} WHERE owner = $1 AND sid_hash <> $2 AND ${L} ORDER BY touched_at DESC LIMIT $3)`,
     // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
-    delete: `WITH gone AS (DELETE FROM ${t} WHERE sid_hash = $1 AND renewed_to IS NULL RETURNING 1)
-      SELECT NOT EXISTS (SELECT 1 FROM gone) AND ${renewed} AS renewed`,
+    delete: `WITH cur AS (SELECT sid_hash, renewed_to IS NOT NULL AND ${L} AS renewed FROM ${t} WHERE sid_hash = $1 FOR UPDATE),
+      gone AS (DELETE FROM ${t} AS t USING cur WHERE t.sid_hash = cur.sid_hash AND NOT cur.renewed RETURNING 1)
+      SELECT EXISTS (SELECT 1 FROM cur WHERE renewed) AS renewed`,
     count: `SELECT count(*) AS n FROM ${t} WHERE ${S}`,
     sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
     // The session the handle names, under whatever id it was renewed to since
@@ -208,11 +233,13 @@ export interface WaveStatements {
 export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBytes: number): WaveStatements {
   const t = quoted(table);
   const L = liveSql(policy);
-  const Lt = liveSql(policy, 't.');
   const S = `${L} AND renewed_to IS NULL`;
-  const St = `${Lt} AND t.renewed_to IS NULL`;
-  // The digests of $1 that name a renewed id's tombstone: RENEWED, not gone.
-  const renewed = `SELECT sid_hash, NULL::boolean AS stored FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND renewed_to IS NOT NULL`;
+  // As in statements(): the rows are locked by time alone, in digest order,
+  // then judged as they are once locked — a session is written, a tombstone
+  // (a concurrent renew that committed while this waited included) is
+  // returned with `stored` NULL: RENEWED, not gone.
+  const cur = `cur AS (SELECT sid_hash, renewed_to FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} ORDER BY sid_hash FOR UPDATE)`;
+  const renewed = `SELECT sid_hash, NULL::boolean AS stored FROM cur WHERE renewed_to IS NOT NULL`;
   const patched = `((t.data - ARRAY(SELECT jsonb_array_elements_text(p.u))) || p.s)`;
   const fits = `octet_length(${patched}::text) <= ${int(maxSessionBytes)}`;
   const relative = policy.timestamp === 'relative';
@@ -230,8 +257,8 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
       SELECT h, d, ${NOW}, ${NOW}, NULL FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
       ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
     // Rows with `stored` were put; rows with `stored` NULL are tombstones.
-    put: `WITH up AS (UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p
-      WHERE t.sid_hash = p.h AND ${St} RETURNING t.sid_hash)
+    put: `WITH ${cur}, up AS (UPDATE ${t} AS t SET data = p.d, touched_at = ${NOW} FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[]) AS p(h, d) ORDER BY h) AS p, cur
+      WHERE t.sid_hash = p.h AND cur.sid_hash = p.h AND cur.renewed_to IS NULL RETURNING t.sid_hash)
       SELECT sid_hash, true AS stored FROM up UNION ALL ${renewed}`,
     // One UPDATE: a row found live is updated, with the patched data when it
     // fits and left as it was when it does not; RETURNING says which. A
@@ -239,17 +266,18 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
     // (engine.ts, PatchStep.row); should one not fit, the statement divides
     // by zero on purpose (22012), the transaction rolls back, and the engine
     // runs the batch again unmerged, so that merging never changes a result.
-    patch: `WITH up AS (UPDATE ${t} AS t SET
+    patch: `WITH ${cur}, up AS (UPDATE ${t} AS t SET
         data = CASE WHEN ${fits} THEN ${patched} ELSE t.data END,
         touched_at = CASE WHEN ${fits} THEN ${NOW} ELSE t.touched_at END
-      FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS p(h, s, u, c) ORDER BY h) AS p
-      WHERE t.sid_hash = p.h AND ${St}
+      FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS p(h, s, u, c) ORDER BY h) AS p, cur
+      WHERE t.sid_hash = p.h AND cur.sid_hash = p.h AND cur.renewed_to IS NULL
         AND (p.c IS NULL OR 1 / (SELECT CASE WHEN bool_and(octet_length(((t.data - ARRAY(SELECT jsonb_array_elements_text(e->1))) || (e->0))::text) <= ${int(maxSessionBytes)}) THEN 1 ELSE 0 END
           FROM jsonb_array_elements(p.c) AS e) = 1)
       RETURNING t.sid_hash, ${fits} AS stored)
       SELECT sid_hash, stored FROM up UNION ALL ${renewed}`,
     // Tombstones stay (they keep telling late requests "renewed"); the rows returned are those.
-    delete: `WITH gone AS (DELETE FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND renewed_to IS NULL RETURNING 1)
-      ${renewed}`,
+    delete: `WITH dead AS (SELECT sid_hash, renewed_to IS NOT NULL AND ${L} AS renewed FROM ${t} WHERE sid_hash = ANY($1::bytea[]) ORDER BY sid_hash FOR UPDATE),
+      gone AS (DELETE FROM ${t} AS t USING dead WHERE t.sid_hash = dead.sid_hash AND NOT dead.renewed RETURNING 1)
+      SELECT sid_hash, NULL::boolean AS stored FROM dead WHERE renewed`,
   };
 }
