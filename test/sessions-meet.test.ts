@@ -7,7 +7,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { startSessionApp, type SessionApp, type SessionAppConfig, type Session } from '../src/index.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { startSessionApp, createHandler, type SessionApp, type SessionAppConfig, type Session } from '../src/index.ts';
 import { digest, newSessionId } from '../src/store/ids.ts';
 import { sleep, tempDir } from './helpers.ts';
 import { onPostgres, postgresOnly, storeLocation } from './engines.ts';
@@ -99,22 +101,47 @@ async function ageTombstones(target: SessionApp, ms: number): Promise<void> {
   try { db.exec(sql); } finally { db.close(); }
 }
 
+test('a renew() on a stale request once its headers are out throws ERR_SESSION_HEADERS_SENT, as on any request', async () => {
+  const old = (await app.store.put(null, { n: 1 }))!;
+  await other.store.renew(old);
+  let code: unknown = null;
+  const server = createServer(createHandler(app.store, (_req, res, session) => {
+    res.writeHead(200);
+    try { session.renew(); } catch (error) { code = (error as { code?: string }).code; }
+    res.end('ok');
+  }, { onError: () => {} }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const reply = await get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, `sid=${old}`);
+    assert.is(reply.status, 200);
+    assert.is(code, 'ERR_SESSION_HEADERS_SENT');
+    assert.equal(reply.cookies, []);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 // SQLite serialises writers (BEGIN IMMEDIATE): no write runs inside another's transaction there.
 postgresOnly('a write that waited for a concurrent renew of its row is told "renewed", not "gone" (PostgreSQL: the row is judged once locked)', async () => {
   const commit = commitSide(app);
-  for (const op of ['patch', 'put', 'delete', 'renew'] as const) {
+  // Waves (patch, put, delete), and the statements of their own (an owner change, a login).
+  for (const op of ['patch', 'put', 'delete', 'renew', 'patch owner', 'put owner', 'renew owner'] as const) {
     const old = (await app.store.put(null, { n: 1 }))!;
     const release = await holdRows(app, `sid_hash = '\\x${digest(old).toString('hex')}'::bytea`);
     const renewing = other.store.renew(old);
     await sleep(150);
     const late = op === 'patch' ? commit.patch(old, { set: { late: 1 } }) : op === 'put' ? commit.put(old, { late: 1 })
-      : op === 'delete' ? commit.delete(old) : commit.renew(old);
+      : op === 'delete' ? commit.delete(old) : op === 'renew' ? commit.renew(old)
+      : op === 'patch owner' ? commit.patch(old, { owner: 'late' }) : op === 'put owner' ? commit.put(old, { late: 1 }, { owner: 'late' })
+      : commit.renew(old, { owner: 'late' });
     await sleep(150);
     await release();
     const renewed = await renewing;
     assert.is(await late, 'renewed', `${op} after the renew it waited for`);
     assert.equal(await app.store.get(renewed!), { n: 1 }, `${op}: the renewed session untouched`);
   }
+  assert.equal(await app.store.sessionsOf('late'), [], 'no late write gave anything an owner');
 });
 
 test('a request arriving with an id renewed more than 30 s ago gets a fresh session as for any dead cookie; one that loaded it before the renew is still told "renewed"', async () => {
@@ -245,15 +272,16 @@ for (const door of DOORS) {
     assert.is(cookieOf(read), `sid=${live}`, 'a read that renewed the timestamp re-sends the live id');
   });
 
-  test(`${door}: two logins at once on one cookie (a double submit): the browser ends up logged in, whichever response comes last`, async () => {
+  test(`${door}: two logins at once on one cookie, on two app servers (a double submit): the browser ends up logged in, whichever response comes last`, async () => {
     const url = await serve(door, site, { onError: () => {} }, app.store);
+    const otherUrl = await serve(door, site, { onError: () => {} }, other.store);
     for (const order of ['first', 'second'] as const) {
       const owner = `twice-${door}-${++rounds}`;
       const first = (await app.store.put(null, { cart: 1 }))!;
       const one = hold(`login-a-${rounds}`);
       const two = hold(`login-b-${rounds}`);
       const a = get(`${url}/?hold=login-a-${rounds}&login=${owner}`, `sid=${first}`);
-      const b = get(`${url}/?hold=login-b-${rounds}&login=${owner}`, `sid=${first}`);
+      const b = get(`${otherUrl}/?hold=login-b-${rounds}&login=${owner}`, `sid=${first}`);
       await Promise.all([one.seen, two.seen]);
       one.release();
       two.release();
@@ -267,9 +295,10 @@ for (const door of DOORS) {
   });
 
   test(`${door}: a failed liveness check for the sliding cookie only skips the re-send`, async () => {
+    let checks = 0;
     const failing = new Proxy(app.store, {
       get(target, prop) {
-        if (prop === 'commit') return { ...commitSide(app), alive: () => Promise.reject(new Error('the check failed')) };
+        if (prop === 'commit') return { ...commitSide(app), alive: () => { checks++; return Promise.reject(new Error('the check failed')); } };
         const value = Reflect.get(target, prop) as unknown;
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
@@ -279,6 +308,7 @@ for (const door of DOORS) {
     await sleep(80);
     const read = await get(`${url}/`, `sid=${id}`);
     assert.is(read.status, 200);
+    assert.is(checks, 1, 'the re-send was owed and checked');
     assert.equal(read.cookies, [], 'no re-send, and no error page');
   });
 

@@ -43,12 +43,14 @@ class ReplyCommit implements SessionHost {
 
   change(kind: ChangeKind, _session: Session): void {
     if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the reply was sent: the change could not be stored`);
-    if (this.phase === 'open') beforeChange(this.#state, kind);
-    // The reply failed (an error reply is on its way) or the session is gone: ignored.
-    if (this.phase === 'failed' || this.#state.gone) return;
+    // The reply failed (an error reply is on its way): ignored.
+    if (this.phase === 'failed') return;
     if (kind === 'renew' && this.phase === 'committing') {
       throw new SessionHeadersSentError('session.renew() after the commit began: the new id could not reach the client');
     }
+    if (this.phase === 'open') beforeChange(this.#state, kind);
+    // The session is gone (dropped, renewed elsewhere): ignored.
+    if (this.#state.gone) return;
   }
 
   /** onSend: every change stored, then the cookie decided. A failure throws, with statusCode 503 or 500. */

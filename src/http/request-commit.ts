@@ -99,16 +99,18 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     if (held ? held.handlerEnded : res.writableEnded) {
       throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the response ended: the change could not be stored`);
     }
+    // The response was already answered with a 5xx (or cut short): the
+    // change is ignored, like the handler's later response calls; throwing
+    // here would only kill a callback-style handler.
+    if (this.#failed) return;
     const headersOut = held ? held.headersOut : res.headersSent;
-    // A login on a stale request: only while its new id can still reach the client.
-    if (!this.#began && !headersOut) beforeChange(this.#state, kind);
-    // The response was already answered with a 5xx (or cut short), or the
-    // session is gone: the change is ignored, like the handler's later
-    // response calls; throwing here would only kill a callback-style handler.
-    if (this.#failed || this.#state.gone) return;
     if (kind === 'renew' && (headersOut || this.#began)) {
       throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
     }
+    // A login on a stale request makes its new session one to store.
+    if (!this.#began) beforeChange(this.#state, kind);
+    // The session is gone (dropped, expired, renewed elsewhere): ignored.
+    if (this.#state.gone) return;
     if (kind === 'data' && session.id === null && !session.dropped && (held ? held.headersSent : res.headersSent) && !this.#busy) {
       throw new SessionHeadersSentError('a new session was changed after the response headers were sent: it cannot get its cookie, so it cannot be stored');
     }

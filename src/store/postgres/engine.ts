@@ -810,13 +810,18 @@ function opError(error: unknown): Error {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Whether server process `pid` has left any transaction (gone, or idle):
- * true; 'lost' when this connection went too; false past the deadline.
+ * Whether server process `pid` has left any transaction: true when it is
+ * gone or idle (or not to be seen: behind PgBouncer the id is the pooler's,
+ * and then the batch is replayed at once, as before this check); 'lost' when
+ * this connection went too; false past the deadline.
  */
 async function backendLeft(client: Client, pid: number, deadline: number): Promise<boolean | 'lost'> {
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const busy = await client.query<{ busy: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state <> 'idle') AS busy`, [pid])
-      .then((r) => r.rows[0].busy, (error: unknown) => (isConnectionLoss(error) ? 'lost' as const : false));
+    // Busy: running a statement, or inside a transaction. A query that fails
+    // for another reason is taken as busy: waiting is the safe side.
+    const busy = await client.query<{ busy: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()
+        AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call')) AS busy`, [pid])
+      .then((r) => r.rows[0].busy, (error: unknown) => (isConnectionLoss(error) ? 'lost' as const : true));
     if (busy === 'lost') return 'lost';
     if (!busy) return true;
     if (Date.now() + wait >= deadline) return false;

@@ -42,8 +42,10 @@ export function ownerKey(table: string, owner: string): string {
  * the try failed; the cast's text depends on the column so that it is never
  * folded into a constant at plan time, and carries no user id.
  */
-function ownerLockTried(table: string, owner: string, except = 'NULL'): string {
-  return `CASE WHEN ${owner} IS NULL OR ${owner} IS NOT DISTINCT FROM ${except} THEN true
+function ownerLockTried(table: string, owner: string, except = 'NULL', before = 'false'): string {
+  // `before`: conditions that refuse the write anyway (a tombstone, too
+  // large), judged first so that they never wait for an owner's lock.
+  return `CASE WHEN ${before} THEN false WHEN ${owner} IS NULL OR ${owner} IS NOT DISTINCT FROM ${except} THEN true
     WHEN pg_try_advisory_xact_lock(${ownerKey(table, owner)}) THEN true
     ELSE CAST('${OWNER_BUSY}' || left(${owner}, 0) AS int) = 0 END`;
 }
@@ -136,13 +138,13 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
       SELECT sid_hash, renewed_to, owner, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
       UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
-      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$4::text')}` : ''} RETURNING 1)
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$4::text', `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`)}` : ''} RETURNING 1)
     SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM up)::int AS stored,
       EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
   const put = (withOwner: boolean) => `WITH cur AS (SELECT sid_hash, renewed_to, owner FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
       UPDATE ${t} AS t SET data = $2::jsonb, touched_at = ${NOW}${withOwner ? ', owner = $3::text' : ''}
-      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$3::text')}` : ''} RETURNING 1)
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$3::text', 'cur.renewed_to IS NOT NULL')}` : ''} RETURNING 1)
     SELECT (SELECT count(*) FROM up)::int AS stored, EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
   return {
     // `renewed`: the row is a renewed id's tombstone (no data, no owner).
@@ -154,8 +156,9 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
         UPDATE ${t} SET touched_at = ${NOW}
         WHERE sid_hash = $1 AND ${S} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
       SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
-    // FOR SHARE: a renew of this row in flight is waited for, and its result seen.
-    alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L} FOR SHARE`,
+    // A plain read, no row lock: a read batch never waits for a writer nor
+    // takes part in a deadlock (a renew in flight is seen once committed).
+    alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,
     lockOwner: `SELECT pg_advisory_xact_lock(${ownerKey(table, '$1::text')})`,
     // Sorted by key, so two batches never take two owners' locks in opposite orders.
     lockOwners: `SELECT pg_advisory_xact_lock(k) FROM (
@@ -180,7 +183,8 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
         SELECT sid_hash, renewed_to, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
           CASE WHEN $6::boolean THEN $7::text ELSE owner END AS new_owner, owner
         FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
-      ok AS (SELECT * FROM cur WHERE cur.renewed_to IS NULL AND ${fits('cur.data')} AND ${ownerLockTried(table, 'cur.owner', 'CASE WHEN $6::boolean THEN $7::text END')}),
+      ok AS (SELECT * FROM cur WHERE cur.renewed_to IS NULL AND ${fits('cur.data')}
+        AND ${ownerLockTried(table, 'cur.owner', 'CASE WHEN $6::boolean THEN $7::text END', `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`)}),
       gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ${NOW}
         FROM ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
       moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
