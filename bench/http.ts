@@ -27,7 +27,7 @@ export interface HttpOptions {
   connections: number;
   sessions: number;
   only?: string[];
-  /** A build of another revision (buildRevision): its ours-maxage runs beside ours-maxage as `ours-maxage-before`. */
+  /** A build of another revision (buildRevision): its ours-maxage and ours-pg run beside them as `ours-maxage-before` and `ours-pg-before`. */
   before?: { rev: string; dist: string };
   dir: string;
   log(line: string): void;
@@ -106,6 +106,9 @@ export function serverSpecs(wanted: (name: string) => boolean, log: (line: strin
   specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
   // PostgreSQL: ours and express-session + connect-pg-simple, on the same server.
   specs.push({ name: 'ours-pg', label: 'supervised-sessions on PostgreSQL', node, script: join(servers, 'ours.mjs'), postgres: 'bench_ours' });
+  if (before) {
+    specs.push({ name: 'ours-pg-before', label: `supervised-sessions at ${before.rev} on PostgreSQL`, node, script: join(servers, 'ours.mjs'), postgres: 'bench_ours_before', env: { SESSIONS_DIST: before.dist } });
+  }
   if (wanted('express-pg-simple') && ensureBenchPeers(log)) {
     specs.push({ name: 'express-pg-simple', label: 'express-session + connect-pg-simple (PostgreSQL)', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-pg-simple' }, postgres: 'bench_cps' });
   }
@@ -123,7 +126,8 @@ function medianSplit(splits: ThreadSplit[]): ThreadSplit {
 }
 
 export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
-  const specs = serverSpecs((name) => !options.only || options.only.includes(name) || (name === 'ours-maxage-before' && options.before !== undefined), options.log, options.before);
+  // A build of another revision runs wherever its counterpart of this build does.
+  const specs = serverSpecs((name) => !options.only || options.only.includes(name.replace(/-before$/, '')), options.log, options.before);
   const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[]; database: string }> = [];
   try {
     for (const spec of specs) {

@@ -233,7 +233,14 @@ export function markdown(results: Results, command: string): string {
     };
     lines.push('', '| target | R | W |', '| --- | ---: | ---: |');
     lines.push(`| ours × express-session + connect-pg-simple (targets ≥ 3 R, ≥ 5 W) | ${ratio('R')} | ${ratio('W')} |`);
-    lines.push(`| our transactions per request (target well below 1) | ${fmt(find('ours-pg', 'R')?.xactPerRequest ?? NaN, 3)} | ${fmt(find('ours-pg', 'W')?.xactPerRequest ?? NaN, 3)} |`, '');
+    lines.push(`| our transactions per request (target well below 1) | ${fmt(find('ours-pg', 'R')?.xactPerRequest ?? NaN, 3)} | ${fmt(find('ours-pg', 'W')?.xactPerRequest ?? NaN, 3)} |`);
+    const earlier = (w: 'R' | 'W') => {
+      const a = find('ours-pg', w); const b = find('ours-pg-before', w);
+      return a && b ? `app ${fmt(b.cpuPerRequest, 1)} → ${fmt(a.cpuPerRequest, 1)} µs, DB ${fmt(b.dbCpuPerRequest ?? NaN, 1)} → ${fmt(a.dbCpuPerRequest ?? NaN, 1)} µs` : 'n/a';
+    };
+    const pgBefore = find('ours-pg-before', 'R');
+    if (pgBefore) lines.push(`| CPU/req on PostgreSQL, ${pgBefore.label.replace('supervised-sessions at ', '').replace(' on PostgreSQL', '')} → this build | ${earlier('R')} | ${earlier('W')} |`);
+    lines.push('');
   }
   if (results.owners) {
     // A run saved before engines and logins were measured holds one SQLite row.

@@ -372,6 +372,34 @@ test('a COMMIT whose reply is lost is not run twice: committed, its replies are 
     }
   }));
 
+test('a COMMIT reply lost, then the reply of the run that only computes the replies lost too: the batch is still applied once', () =>
+  withPgApp({ maxAge: 3600 }, async (app, database, table) => {
+    await adminQuery(`CREATE TABLE "${table}_audit" (xid xid8)`, [], database);
+    await adminQuery(`CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`, [], database);
+    await adminQuery(`CREATE TRIGGER audit AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${table}_audit"()`, [], database);
+    const id = (await app.store.put(null, { n: 1 }))!;
+    try {
+      writeFileSync(LOSE_REPLY, 'patch');
+      const patched = app.store.patch(id, { set: { m: 2 } });
+      for (let loss = 0; loss < 2; loss++) {
+        const started = Date.now();
+        while (!existsSync(`${LOSE_REPLY}.lost`) && Date.now() - started < 5000) await sleep(5);
+        assert.ok(existsSync(`${LOSE_REPLY}.lost`), `reply ${loss + 1} lost`);
+        // Armed again before the engine reconnects: the next run's reply (the answer-only one) is lost too.
+        if (loss === 0) writeFileSync(LOSE_REPLY, 'patch');
+        rmSync(`${LOSE_REPLY}.lost`);
+      }
+      assert.is(await patched, true);
+      assert.equal(await app.store.get(id), { n: 1, m: 2 });
+      const { rows } = await adminQuery(`SELECT count(DISTINCT xid)::int AS n FROM "${table}_audit"`, [], database);
+      assert.is(rows[0].n, 1, 'committed once: the rolled-back answer-only run never turned into a replay');
+    } finally {
+      rmSync(LOSE_REPLY, { force: true });
+      rmSync(`${LOSE_REPLY}.lost`, { force: true });
+    }
+  }));
+
 test('a batch whose connection was lost while the server was still inside its transaction is not run again until that transaction ended: committed once, its replies computed again', () =>
   withPgApp({ maxAge: 3600, requestTimeout: 10_000 }, async (app, database, table) => {
     // Every transaction that updates a row of the table leaves its id here.

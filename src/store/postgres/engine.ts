@@ -118,6 +118,12 @@ export class PostgresEngine {
     let unanswered: string | null = null;
     /** The server process of a write batch lost before its transaction id came back. */
     let lostBackend: number | null = null;
+    /**
+     * The batch's first run is known to have committed: every later run only
+     * computes its replies (and is rolled back), even when that run's own
+     * connection is lost too — its rolled-back transaction says nothing.
+     */
+    let committed = false;
     while (steps.length > 0) {
       if (Date.now() >= deadline) {
         // Whatever kept this batch going (failing statements run again one
@@ -132,7 +138,7 @@ export class PostgresEngine {
         break;
       }
       /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
-      let answerOnly = false;
+      let answerOnly: boolean = committed;
       if (lostBackend !== null) {
         // Lost before its transaction id came back: which transaction to ask
         // about is unknown, so the batch waits until the server process that
@@ -174,14 +180,15 @@ export class PostgresEngine {
           break;
         }
         unanswered = null;
-        answerOnly = status === 'committed';
+        if (status === 'committed') committed = answerOnly = true;
       }
       const result = await this.#transaction(client, steps, writes, owners, answerOnly, writes && !answerOnly && dropInTransaction(requests));
-      if (result.kind === 'done' && writes && !answerOnly && loseCommitReply(requests)) {
-        // Fault injection (fault-hook.ts): committed, and the reply "lost".
+      if (result.kind === 'done' && writes && loseCommitReply(requests)) {
+        // Fault injection (fault-hook.ts): committed (or, for a run that only
+        // computes replies, rolled back), and the reply "lost".
         this.#client = null;
         void closeClient(client);
-        unanswered = result.xid;
+        unanswered = committed ? null : result.xid;
         attempt++;
         await afterLostReply();
         continue;
@@ -217,8 +224,9 @@ export class PostgresEngine {
       if (result.kind === 'lost') {
         this.#client = null;
         if (!result.abandoned) void closeClient(client);
-        unanswered = result.xid;
-        if (writes && result.xid === null) lostBackend = (client as unknown as { processID?: number }).processID ?? null;
+        // An answer-only run's transaction was rolled back: nothing to ask about it.
+        unanswered = committed ? null : result.xid;
+        if (writes && !committed && result.xid === null) lostBackend = (client as unknown as { processID?: number }).processID ?? null;
       }
       attempt++;
       if (Date.now() + backoffMs(attempt) >= deadline) {
