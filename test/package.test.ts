@@ -21,6 +21,18 @@ const run = (command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
 
 // What a user's first script does: a write, a crash of the store owner, a read
 // across it, one request served through createHandler, a clean stop.
+// One GET of the script's server, as a user's script would make it: { status, body, cookies }.
+const GET_ONCE = `
+const get = () => new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
+    let body = '';
+    res.setEncoding('utf8');
+    res.on('data', (chunk) => { body += chunk; });
+    res.on('end', () => resolve({ status: res.statusCode, body, cookies: res.headers['set-cookie'] ?? [] }));
+  }).on('error', reject);
+});
+`;
+
 const USE = `
 import http from 'node:http';
 import { startSessionApp, createHandler, ConfigError } from 'supervised-sessions';
@@ -33,14 +45,9 @@ const server = http.createServer(createHandler(app.store, (req, res, session) =>
   res.end('visits: ' + session.get('visits'));
 }, { secret: 's3cret' }));
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const reply = await new Promise((resolve, reject) => {
-  http.get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk) => { body += chunk; });
-    res.on('end', () => resolve({ status: res.statusCode, body, cookie: (res.headers['set-cookie'] ?? [])[0]?.split('=')[0] }));
-  }).on('error', reject);
-});
+${GET_ONCE}
+const got = await get();
+const reply = { status: got.status, body: got.body, cookie: got.cookies[0]?.split('=')[0] };
 server.close();
 const restarts = app.status().children.store.restarts;
 await app.stop();
@@ -68,14 +75,8 @@ web.get('/', (req, res) => {
 });
 const server = http.createServer(web);
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const reply = await new Promise((resolve, reject) => {
-  http.get({ host: '127.0.0.1', port: server.address().port, path: '/' }, (res) => {
-    let body = '';
-    res.setEncoding('utf8');
-    res.on('data', (chunk) => { body += chunk; });
-    res.on('end', () => resolve({ status: res.statusCode, body, cookies: res.headers['set-cookie'] ?? [] }));
-  }).on('error', reject);
-});
+${GET_ONCE}
+const reply = await get();
 await new Promise((resolve) => server.close(resolve));
 await app.stop();
 const expressVersion = (await import('express/package.json', { with: { type: 'json' } })).default.version;

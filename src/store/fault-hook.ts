@@ -8,12 +8,22 @@ import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 const CRASH_FILE = process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT;
 
+/**
+ * True, once, when the file `file` names exists and lists (comma-separated)
+ * an operation of the batch: the file is removed first, and `<file>.<marker>`
+ * written when a marker is given.
+ */
+function armed(file: string | undefined, requests: Array<{ op: string }>, marker?: string): boolean {
+  if (!file || !existsSync(file)) return false;
+  const ops = readFileSync(file, 'utf8').trim().split(',');
+  if (!requests.some(({ op }) => ops.includes(op))) return false;
+  unlinkSync(file);
+  if (marker) writeFileSync(`${file}.${marker}`, '');
+  return true;
+}
+
 export function crashAfterCommit(requests: Array<{ op: string }>): void {
-  if (!CRASH_FILE || !existsSync(CRASH_FILE)) return;
-  const ops = readFileSync(CRASH_FILE, 'utf8').trim().split(',');
-  if (!requests.some(({ op }) => ops.includes(op))) return;
-  unlinkSync(CRASH_FILE);
-  process.exit(70);
+  if (armed(CRASH_FILE, requests)) process.exit(70);
 }
 
 // The same for a lost reply to a COMMIT (PostgreSQL): while the file this
@@ -23,15 +33,10 @@ export function crashAfterCommit(requests: Array<{ op: string }>): void {
 const LOST_REPLY_FILE = process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY;
 
 export function loseCommitReply(requests: Array<{ op: string }>): boolean {
-  if (!LOST_REPLY_FILE || !existsSync(LOST_REPLY_FILE)) return false;
-  const ops = readFileSync(LOST_REPLY_FILE, 'utf8').trim().split(',');
-  if (!requests.some(({ op }) => ops.includes(op))) return false;
-  unlinkSync(LOST_REPLY_FILE);
   // `<file>.lost` says it happened; the engine reconnects once the test has
   // removed it (at most 5 s later), so a test can write in the gap as another
   // app server would.
-  writeFileSync(`${LOST_REPLY_FILE}.lost`, '');
-  return true;
+  return armed(LOST_REPLY_FILE, requests, 'lost');
 }
 
 /** Waits (at most 5 s) until the test removed `<file>.lost` (see loseCommitReply). */
@@ -51,10 +56,5 @@ export async function afterLostReply(): Promise<void> {
 const DROP_FILE = process.env.SUPERVISED_SESSIONS_DROP_IN_TRANSACTION;
 
 export function dropInTransaction(requests: Array<{ op: string }>): boolean {
-  if (!DROP_FILE || !existsSync(DROP_FILE)) return false;
-  const ops = readFileSync(DROP_FILE, 'utf8').trim().split(',');
-  if (!requests.some(({ op }) => ops.includes(op))) return false;
-  unlinkSync(DROP_FILE);
-  writeFileSync(`${DROP_FILE}.dropped`, '');
-  return true;
+  return armed(DROP_FILE, requests, 'dropped');
 }
