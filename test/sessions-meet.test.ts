@@ -303,13 +303,15 @@ for (const door of DOORS) {
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const url = await serve(door, site, { onError: () => {}, cookie: { maxAge: 600 } }, failing);
+    const told: string[] = [];
+    const url = await serve(door, site, { onError: (error) => told.push(error.message), cookie: { maxAge: 600 } }, failing);
     const id = (await app.store.put(null, { cart: 1 }))!;
     await sleep(80);
     const read = await get(`${url}/`, `sid=${id}`);
     assert.is(read.status, 200);
     assert.is(checks, 1, 'the re-send was owed and checked');
     assert.equal(read.cookies, [], 'no re-send, and no error page');
+    assert.equal(told, ['the check failed'], 'onError was told');
   });
 
   test(`${door}: drop() and renew() apply whatever the status; data changes are not stored behind a 5xx and are behind a 4xx`, async () => {

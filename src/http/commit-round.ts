@@ -126,15 +126,19 @@ export function owesConfirmation(session: Session, state: RoundState): boolean {
  * After the last round: the sliding cookie, when owed, for a session still
  * live now (one `alive` read when no round stored under its id).
  */
-export async function settleResend(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
+export async function settleResend(session: Session, ctx: CommitContext, state: RoundState, report: (error: Error) => void): Promise<void> {
   if (!state.resend) return;
   // Settled once: the response no longer waits for it.
   state.resend = false;
   if (state.gone || session.id === null) return;
   if (!state.confirmed) {
     // The re-send is a courtesy of a read: should the check fail, the page
-    // still goes out as it is, without it (the browser keeps its cookie).
-    const alive = await ctx.store.alive(session.id).catch(() => 'failed' as const);
+    // still goes out as it is, without it (the browser keeps its cookie),
+    // and onError is told (no 5xx stands behind it).
+    const alive = await ctx.store.alive(session.id).catch((error: unknown) => {
+      report(error instanceof Error ? error : new Error(String(error)));
+      return 'failed' as const;
+    });
     if (alive === 'failed') return;
     if (alive === RENEWED) {
       state.gone = true;

@@ -33,10 +33,12 @@ class ReplyCommit implements SessionHost {
   readonly session: Session;
   readonly #ctx: CommitContext;
   readonly #state: RoundState;
+  readonly #request: FastifyRequest;
   phase: Phase = 'open';
 
   constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
     this.#ctx = door.context(request.raw);
+    this.#request = request;
     this.#state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend, loaded.stale);
     this.session = new Session(loaded.id, loaded.data, this, loaded.owner);
   }
@@ -62,7 +64,7 @@ class ReplyCommit implements SessionHost {
         // An error reply (5xx) stores no data changes; drop() and renew() apply (commit-round.ts).
         await commitRound(forStatus(work, reply.statusCode), this.session, this.#ctx, this.#state);
       }
-      await settleResend(this.session, this.#ctx, this.#state);
+      await settleResend(this.session, this.#ctx, this.#state, (error) => this.#ctx.onError(error, this.#request.raw));
     } catch (error) {
       this.phase = 'failed';
       // The error reply carries no session cookie, and its status is set

@@ -148,7 +148,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
         const work = this.session.take();
         // An error page (5xx) stores no data changes; drop() and renew() apply (commit-round.ts).
         if (work !== null) await commitRound(forStatus(work, this.#res.statusCode), this.session, this.#ctx, this.#state);
-        else if (this.#state.resend) await settleResend(this.session, this.#ctx, this.#state);
+        else if (this.#state.resend) await settleResend(this.session, this.#ctx, this.#state, (error) => this.#ctx.onError(error, this.#req));
         else break;
         if (this.#failed) return;
       }
