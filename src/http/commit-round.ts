@@ -60,24 +60,25 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
  * Shared by every front door (createHandler and Express through
  * RequestCommit, Fastify in its onSend hook).
  */
+/**
+ * The session went while the request ran. Dropped or expired: the cookie is
+ * expired (`cookie` the expired line), the handler's status kept. Renewed by
+ * another request (a login): no cookie at all (`null`) — the browser holds the
+ * new id already, and an expiry or the old id would log it out.
+ */
+function gone(session: Session, state: RoundState, cookie: string | null): void {
+  state.gone = true;
+  session.committed(null);
+  state.cookie = cookie;
+}
+
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;
   const { store, setCookie, expiredCookie } = ctx;
   const id = session.id;
-  const lost = () => {
-    // Dropped or expired while the request ran: expire the cookie, keep the handler's status.
-    state.gone = true;
-    session.committed(null);
-    state.cookie = expiredCookie;
-  };
-  const renewed = () => {
-    // Another request renewed it (a login): the browser holds the new id
-    // already, so no cookie at all — an expiry or the old id would log it out.
-    state.gone = true;
-    session.committed(null);
-    state.cookie = null;
-  };
+  const lost = () => gone(session, state, expiredCookie);
+  const renewed = () => gone(session, state, null);
   if (work.drop) {
     const result = id === null ? null : await store.delete(id);
     session.committed(null);
@@ -140,18 +141,8 @@ export async function settleResend(session: Session, ctx: CommitContext, state: 
       return 'failed' as const;
     });
     if (alive === 'failed') return;
-    if (alive === RENEWED) {
-      state.gone = true;
-      session.committed(null);
-      state.cookie = null;
-      return;
-    }
-    if (alive !== true) {
-      state.gone = true;
-      session.committed(null);
-      state.cookie = ctx.expiredCookie;
-      return;
-    }
+    if (alive === RENEWED) return gone(session, state, null);
+    if (alive !== true) return gone(session, state, ctx.expiredCookie);
   }
   state.cookie = ctx.setCookie(session.id);
 }

@@ -115,11 +115,7 @@ export class MailboxSessionStore implements SessionStore {
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
-  /** @internal get, with the owner: what createHandler hands its Session. */
-  async load(sid: string): Promise<LoadedSession | null> {
-    return settled(await this.#load(sid));
-  }
-
+  /** get, with the owner and whether the read renewed the timestamp: what a front door hands its Session. */
   async #load(sid: string): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
     const row = await this.#call('load', [sid]) as [string, string | null, boolean] | Renewed | null;

@@ -129,12 +129,12 @@ export class PostgresEngine {
         // Whatever kept this batch going (failing statements run again one
         // by one), it never outlives what its callers wait.
         const error = new StoreUnavailableError(`the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`);
-        for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+        failAll(steps, outcomes, error);
         break;
       }
       const client = await this.#connected(deadline, attempt);
       if (client instanceof Error) {
-        for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error: client };
+        failAll(steps, outcomes, client);
         break;
       }
       /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
@@ -152,7 +152,7 @@ export class PostgresEngine {
         }
         if (!left) {
           const error = new StoreUnavailableError(`a batch whose connection was lost may still have been running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
-          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+          failAll(steps, outcomes, error);
           break;
         }
         lostBackend = null;
@@ -176,7 +176,7 @@ export class PostgresEngine {
           // connection go, or a pooler keeps it): running it again now could
           // apply it twice. Past requestTimeout, its calls fail instead.
           const error = new StoreUnavailableError(`a batch whose connection was lost was still running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
-          for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+          failAll(steps, outcomes, error);
           break;
         }
         unanswered = null;
@@ -233,7 +233,7 @@ export class PostgresEngine {
         const error = unavailableError(result.error, this.#options.database, result.kind === 'lost'
           ? 'the PostgreSQL connection was lost and not regained within requestTimeout'
           : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout');
-        for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+        failAll(steps, outcomes, error);
         break;
       }
       await sleep(backoffMs(attempt));
@@ -816,6 +816,11 @@ function opError(error: unknown): Error {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every call the steps answer fails with `error` (the batch gives up). */
+function failAll(steps: Step[], outcomes: Outcome[], error: Error): void {
+  for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
+}
 
 /**
  * Whether server process `pid` has left any transaction: true when it is
