@@ -1,4 +1,4 @@
-// The app's figures through OpenTelemetry (API.md "Operating it"), when the
+// The app's figures through OpenTelemetry (docs/operating.md), when the
 // process has registered a global MeterProvider. `@opentelemetry/api` is an
 // optional peer dependency: it is loaded only when a provider is registered,
 // which is seen without loading anything, through the API's own global slot

@@ -104,7 +104,7 @@ test('accepted edge values: fractions, touchAfter 0, sweepSignal false, a partia
   }
 });
 
-test('defaults: as API.md states them', async () => {
+test('defaults: as docs/store.md states them', async () => {
   const dir = tempDir();
   const cwd = process.cwd();
   process.chdir(dir.dir);

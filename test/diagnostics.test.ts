@@ -1,4 +1,4 @@
-// node:diagnostics_channel (API.md "Operating it"): the store's tracing
+// node:diagnostics_channel (docs/operating.md): the store's tracing
 // channel around every call, and the restart and sweep channels.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,4 +1,4 @@
-// The rules at the edges (API.md): a handler that misuses `res` or changes
+// The rules at the edges (docs/http.md): a handler that misuses `res` or changes
 // its session at odd moments never kills the server, never gets a 2xx for a
 // change that was not stored, and sees Node's own errors where it made them.
 import { test } from 'uvu';

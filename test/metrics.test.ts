@@ -1,4 +1,4 @@
-// app.metrics() (API.md "Operating it"): the Prometheus text format, read
+// app.metrics() (docs/operating.md): the Prometheus text format, read
 // back with a real parser of that format, checked against the calls made.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -1,4 +1,4 @@
-// The app's figures through OpenTelemetry (API.md "Operating it"): the real
+// The app's figures through OpenTelemetry (docs/operating.md): the real
 // metrics SDK registered as the global MeterProvider, with its in-memory
 // exporter; and, without a provider, nothing of OpenTelemetry loaded.
 import { test } from 'uvu';

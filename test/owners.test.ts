@@ -1,4 +1,4 @@
-// Owners (API.md "Owners"): a user's sessions listed, one revoked, all but
+// Owners (docs/owners.md): a user's sessions listed, one revoked, all but
 // this one revoked, a cap per owner, the in-place upgrade of a 0.1.0 table.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

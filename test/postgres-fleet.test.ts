@@ -1,4 +1,4 @@
-// The fleet (API.md "PostgreSQL: sessions shared by a fleet"): three app
+// The fleet (docs/postgres.md): three app
 // processes, each with its own createHandler server, on one PostgreSQL
 // table. A session made through one is read and patched through the others;
 // a logout or a revoke-all on one is honoured by the others at once; one

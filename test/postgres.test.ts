@@ -1,5 +1,4 @@
-// The PostgreSQL engine alone (API.md "PostgreSQL: sessions shared by a
-// fleet"): what the contract suites, run on both engines, cannot show —
+// The PostgreSQL engine alone (docs/postgres.md): what the contract suites, run on both engines, cannot show —
 // URLs and passwords, the schema race, the helpers and the CLI on a URL, the
 // cleaner's lock, group commit, and connections that die under the store.
 import { test } from 'uvu';

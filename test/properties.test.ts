@@ -122,7 +122,7 @@ test('slow clients do not hold the store: others are served meanwhile', async ()
   }
 });
 
-/** True when a value is what API.md calls plain JSON. */
+/** True when a value is what docs/store.md calls plain JSON. */
 function isPlainJson(value: unknown, seen = new Set<unknown>()): boolean {
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return true;
   if (typeof value === 'number') return Number.isFinite(value);

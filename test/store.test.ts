@@ -1,4 +1,4 @@
-// The store contract (API.md, SessionStore) through app.store on a real file.
+// The store contract (docs/store.md) through app.store on a real file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync, existsSync } from 'node:fs';
