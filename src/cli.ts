@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs';
 import { resolveConfig } from './config.ts';
 import { ConfigError, SessionError } from './errors.ts';
 import { openDatabase } from './store/connection.ts';
-import { isLive, liveThresholds, expiryPolicy } from './store/expiry.ts';
+import { expiresAt, isLive, liveArgs, liveThresholds, expiryPolicy } from './store/expiry.ts';
 import { assertOwner, digestFromHandle, handleFromDigest } from './store/ids.ts';
 import { ownerStatements } from './store/sqlite-engine.ts';
 import { clearTable, dropTable, requireTable, setupTable, tableShape } from './store/schema.ts';
@@ -20,7 +20,7 @@ commands:
   drop     drop the session table
   stats    print live and dead session counts and the database size
   sweep    delete dead sessions now and print how many
-  sessions --owner ID              list the owner's live sessions: handle, created, last used (ISO times)
+  sessions --owner ID              list the owner's live sessions: handle, created, last used, expires (ISO times)
   revoke --owner ID [--handle H]   end one session of the owner, or all of them; prints revoked: N
 
 options:
@@ -203,7 +203,7 @@ async function runPostgres(command: Command, config: ReturnType<typeof resolveCo
     }
     if (command === 'sessions') {
       for (const row of await ownerSessions(client, table, policy, config.maxSessionBytes, owner!)) {
-        io.out(`${row.handle}  created ${new Date(row.createdAt).toISOString()}  last used ${new Date(row.touchedAt).toISOString()}`);
+        io.out(sessionLine(row));
       }
       return;
     }
@@ -229,14 +229,15 @@ async function runPostgres(command: Command, config: ReturnType<typeof resolveCo
 /** `sessions` and `revoke`: the owner's sessions, through the owner index. */
 function ownerCommand(db: ReturnType<typeof openDatabase>, command: 'sessions' | 'revoke', table: string, config: ReturnType<typeof resolveConfig>,
   owner: string, handle: string | undefined, io: Output): void {
-  const live = liveThresholds(expiryPolicy(config), Date.now());
-  const sql = ownerStatements(table);
+  const policy = expiryPolicy(config);
+  const live = liveThresholds(policy, Date.now());
+  const sql = ownerStatements(table, policy);
   if (command === 'sessions') {
-    const rows = db.prepare(sql.list).all(owner, live.touchedSince, live.createdSince) as Array<{ sid_hash: Uint8Array; created_at: number; touched_at: number }>;
-    for (const row of rows) io.out(`${handleFromDigest(row.sid_hash)}  created ${new Date(row.created_at).toISOString()}  last used ${new Date(row.touched_at).toISOString()}`);
+    const rows = db.prepare(sql.list).all(owner, ...liveArgs(live)) as Array<{ sid_hash: Uint8Array; created_at: number; touched_at: number; max_age: number | null }>;
+    for (const row of rows) io.out(sessionLine({ handle: handleFromDigest(row.sid_hash), createdAt: row.created_at, touchedAt: row.touched_at, expiresAt: expiresAt(policy, row) }));
     return;
   }
-  let deleted: Array<{ created_at: number; touched_at: number }> = [];
+  let deleted: Array<{ created_at: number; touched_at: number; max_age: number | null }> = [];
   if (handle === undefined) {
     deleted = db.prepare(sql.revokeAll).all(owner, null) as typeof deleted;
   } else {
@@ -245,6 +246,12 @@ function ownerCommand(db: ReturnType<typeof openDatabase>, command: 'sessions' |
     if (digest !== null) deleted = db.prepare(sql.revoke).all(digest, owner) as typeof deleted;
   }
   io.out(`revoked: ${deleted.filter((row) => isLive(row, live)).length}`);
+}
+
+/** One line of `sessions`: the handle, then when the session was created, last used, and when it expires if unused. */
+function sessionLine(row: { handle: string; createdAt: number; touchedAt: number; expiresAt: number }): string {
+  const at = (ms: number) => new Date(ms).toISOString();
+  return `${row.handle}  created ${at(row.createdAt)}  last used ${at(row.touchedAt)}  expires ${at(row.expiresAt)}`;
 }
 
 const FLAG_OF: Record<string, string> = { database: '--database', table: '--table', maxAge: '--max-age', timestamp: '--timestamp', maxLifetime: '--max-lifetime' };

@@ -114,7 +114,7 @@ test('a table of another shape: refused, with its rows left alone', async () => 
 });
 
 test.after(() => temp.remove());
-test('sessions --owner lists the live sessions (handle, created, last used); revoke ends one, or all', async () => {
+test('sessions --owner lists the live sessions (handle, created, last used, expires); revoke ends one, or all', async () => {
   const database = join(temp.dir, 'owners.db');
   const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
   const ids = [];
@@ -127,7 +127,7 @@ test('sessions --owner lists the live sessions (handle, created, last used); rev
   const lines = list.stdout.trim().split('\n');
   assert.is(lines.length, 3);
   for (const [i, line] of lines.entries()) {
-    assert.match(line, /^h[A-Za-z0-9_-]{43}  created \d{4}-\d\d-\d\dT[\d:.]+Z  last used \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.match(line, /^h[A-Za-z0-9_-]{43}  created \d{4}-\d\d-\d\dT[\d:.]+Z  last used \d{4}-\d\d-\d\dT[\d:.]+Z  expires \d{4}-\d\d-\d\dT[\d:.]+Z$/);
     assert.is(line.split(' ')[0], handles[i]);
   }
   assert.not.ok(list.stdout.includes(ids[0]!), 'never an id');

@@ -29,7 +29,9 @@ export function runScript(file: string, args: string[] = [], options: { timeoutM
   Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number; timedOut: boolean }> {
   return new Promise((resolve) => {
     const started = Date.now();
-    const child = spawn(options.node ?? process.execPath, [file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+    // A .ts script on this Node needs the flags this process runs with (Node 22 strips types only when told).
+    const flags = options.node === undefined ? process.execArgv.filter((flag) => flag === '--experimental-strip-types' || flag === '--no-warnings') : [];
+    const child = spawn(options.node ?? process.execPath, [...flags, file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
     let stdout = '';
     let stderr = '';
     let timedOut = false;

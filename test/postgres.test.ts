@@ -144,7 +144,8 @@ test('ten processes starting at once on a missing table: every one starts (the c
   const starts = await Promise.all(Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })));
   for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
   const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname`, [table], database);
-  assert.equal(rows.map((row: { indexname: string }) => row.indexname), [`${table}_created_at`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
+  assert.equal(rows.map((row: { indexname: string }) => row.indexname),
+    [`${table}_created_at`, `${table}_own_created`, `${table}_own_touched`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
 });
 
 test('a table without the owner column is upgraded in place by ten processes at once: every session kept; autoSetup false refuses it', async () => {
@@ -169,13 +170,14 @@ test('a table without the owner column is upgraded in place by ten processes at 
   }
 });
 
-test('a 63-character table name gets its three indexes, each under a name of its own', async () => {
+test('a 63-character table name gets its five indexes, each under a name of its own', async () => {
   const database = await postgresDatabase();
   const table = `t${'x'.repeat(56)}${Math.random().toString(36).slice(2, 8)}`;
   assert.is(table.length, 63);
   await setupStore({ database, table });
   const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1`, [table], database);
-  assert.is(rows.length, 4, JSON.stringify(rows));
+  assert.is(rows.length, 6, JSON.stringify(rows));
+  assert.is(new Set(rows.map((row: { indexname: string }) => row.indexname)).size, 6, JSON.stringify(rows));
   await dropStore({ database, table });
 });
 

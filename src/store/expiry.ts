@@ -19,31 +19,70 @@ export function expiryPolicy(config: { maxAge: number; timestamp: Timestamp; max
 
 /**
  * The one definition of a live session, shared by reads, counts, the sweep
- * and the CLI: a row is live iff `touched_at >= touchedSince` and
- * `created_at >= createdSince` (dead: either is older). 'relative' ages from
- * the last touch, 'fixed' from creation; `maxLifetime` caps from creation.
+ * and the CLI. A session's age counts from `base` (touched_at for
+ * 'relative', created_at for 'fixed'); it is live while
+ * `base + (max_age ?? maxAgeMs) >= now` — `max_age`, in ms, is a lifetime
+ * of its own ("remember me"), NULL for the app's `maxAge` — and
+ * `created_at >= createdSince` (`maxLifetime`, which caps every session).
  */
 export interface LiveThresholds {
-  touchedSince: number;
+  base: 'touched_at' | 'created_at';
+  now: number;
+  /** The app's maxAge, for sessions without a lifetime of their own. */
+  maxAgeMs: number;
   createdSince: number;
 }
 
 const NO_LIMIT = Number.MIN_SAFE_INTEGER;
 
+/** Where the base of a session's age is, by the timestamp rule. */
+export const baseColumn = (timestamp: Timestamp): 'touched_at' | 'created_at' => (timestamp === 'fixed' ? 'created_at' : 'touched_at');
+
 export function liveThresholds(policy: ExpiryPolicy, now: number): LiveThresholds {
-  const lifetime = policy.maxLifetimeMs === null ? NO_LIMIT : now - policy.maxLifetimeMs;
-  if (policy.timestamp === 'fixed') {
-    return { touchedSince: NO_LIMIT, createdSince: Math.max(now - policy.maxAgeMs, lifetime) };
-  }
-  return { touchedSince: now - policy.maxAgeMs, createdSince: lifetime };
+  return {
+    base: baseColumn(policy.timestamp),
+    now,
+    maxAgeMs: policy.maxAgeMs,
+    createdSince: policy.maxLifetimeMs === null ? NO_LIMIT : now - policy.maxLifetimeMs,
+  };
 }
 
-export function isLive(row: { created_at: number; touched_at: number }, thresholds: LiveThresholds): boolean {
-  return row.touched_at >= thresholds.touchedSince && row.created_at >= thresholds.createdSince;
+/** The time columns a liveness judgement needs (max_age NULL: the app's maxAge). */
+export interface TimedRow {
+  created_at: number;
+  touched_at: number;
+  max_age: number | null;
+}
+
+export function isLive(row: TimedRow, live: LiveThresholds): boolean {
+  return row[live.base] + (row.max_age ?? live.maxAgeMs) >= live.now && row.created_at >= live.createdSince;
 }
 
 /** When a live row dies if nothing touches it again (epoch ms). */
-export function expiresAt(policy: ExpiryPolicy, row: { created_at: number; touched_at: number }): number {
-  const age = policy.timestamp === 'fixed' ? row.created_at + policy.maxAgeMs : row.touched_at + policy.maxAgeMs;
+export function expiresAt(policy: ExpiryPolicy, row: TimedRow): number {
+  const age = row[baseColumn(policy.timestamp)] + (row.max_age ?? policy.maxAgeMs);
   return policy.maxLifetimeMs === null ? age : Math.min(age, row.created_at + policy.maxLifetimeMs);
 }
+
+/**
+ * Whether a read renews the sliding timestamp: when it is older than
+ * `touchAfter`, or than a twentieth of the session's own lifetime when that
+ * is shorter (a 5-minute session must not die a minute early).
+ */
+export function touchAfterFor(policy: ExpiryPolicy, maxAge: number | null): number {
+  return maxAge === null ? policy.touchAfterMs : Math.min(policy.touchAfterMs, Math.floor(maxAge / 20));
+}
+
+/** The largest lifetime of its own a session may have: ten years, in ms (a bound that keeps every sum of times exact). */
+export const MAX_OWN_LIFETIME_MS = 10 * 365 * 86_400_000;
+
+/**
+ * The SQL of the liveness rule for SQLite over `prefix`'s columns, with two
+ * parameters: now, createdSince (`liveArgs`). Time alone: a renewed id's
+ * tombstone (store/renewed.ts) is live by it too.
+ */
+export function liveSqlite(live: Pick<LiveThresholds, 'base' | 'maxAgeMs'>, prefix = ''): string {
+  return `(${prefix}${live.base} + coalesce(${prefix}max_age, ${Math.trunc(live.maxAgeMs)}) >= ? AND ${prefix}created_at >= ?)`;
+}
+
+export const liveArgs = (live: LiveThresholds): [number, number] => [live.now, live.createdSince];

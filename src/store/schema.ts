@@ -8,21 +8,34 @@ import { inTransaction } from './connection.ts';
 // `owner` (a user id, or NULL) has its own index: "sessions of this user" is
 // an index range, never a scan of the data. `renewed_to` is NULL for a
 // session; a renewed id's row keeps the digest of the id it moved to
-// (store/renewed.ts), its data emptied and its owner cleared.
-const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to'] as const;
+// (store/renewed.ts), its data emptied and its owner cleared. `max_age` is a
+// session's lifetime of its own in ms ("remember me"), NULL for the app's
+// maxAge (store/expiry.ts).
+const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to', 'max_age'] as const;
 /**
  * The layouts of earlier versions, upgraded in place by setup: 0.1.0
- * (without owner), and the owners' layout (without renewed_to).
+ * (without owner), the owners' layout (without renewed_to), and the renewed
+ * ids' layout (without max_age).
  */
 export const EARLIER_LAYOUTS: ReadonlyArray<readonly string[]> = [
   ['sid_hash', 'data', 'created_at', 'touched_at'],
   ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'],
+  ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to'],
 ];
 
+export type AddedColumn = 'owner' | 'renewed_to' | 'max_age';
+
 /** The columns an earlier layout lacks, in the order they are added. */
-export function missingColumns(columns: readonly string[]): Array<'owner' | 'renewed_to'> {
-  return (['owner', 'renewed_to'] as const).filter((column) => !columns.includes(column));
+export function missingColumns(columns: readonly string[]): AddedColumn[] {
+  return (['owner', 'renewed_to', 'max_age'] as const).filter((column) => !columns.includes(column));
 }
+
+/** An added column's type on each engine. */
+export const COLUMN_TYPES: Record<AddedColumn, { sqlite: string; postgres: string }> = {
+  owner: { sqlite: 'TEXT', postgres: 'text' },
+  renewed_to: { sqlite: 'BLOB', postgres: 'bytea' },
+  max_age: { sqlite: 'INTEGER', postgres: 'bigint' },
+};
 
 /** The table name, checked again here: nothing unchecked is ever interpolated into SQL. */
 export function quoted(table: string): string {
@@ -76,11 +89,17 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
     const shape = tableShape(db, table);
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') {
-      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${column === 'owner' ? 'TEXT' : 'BLOB'}`);
+      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${COLUMN_TYPES[column].sqlite}`);
+      // Earlier versions indexed every row's touched_at; it now indexes only
+      // the sessions on the app's maxAge (created again below).
+      db.exec(`DROP INDEX IF EXISTS "${table}_touched_at"`);
     }
-    // Two indexes serve the sweep's range deletes: one per threshold of the
-    // liveness rule (SQLite's multi-index OR plan uses both). The owner index
-    // is partial: sessions without an owner cost it nothing.
+    // The sweep's range deletes (SQLite's multi-index OR plan uses them all,
+    // store/sweep.ts): the sessions on the app's maxAge by touched_at, every
+    // session by created_at ('fixed', maxLifetime), and the sessions with a
+    // lifetime of their own by their expiry under each timestamp rule — both
+    // partial, so each row is in the index its own expiry is read from. The
+    // owner index is partial too: sessions without an owner cost it nothing.
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${name} (
         sid_hash BLOB NOT NULL PRIMARY KEY,
@@ -88,10 +107,13 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
         created_at INTEGER NOT NULL,
         touched_at INTEGER NOT NULL,
         owner TEXT,
-        renewed_to BLOB
+        renewed_to BLOB,
+        max_age INTEGER
       );
-      CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at);
+      CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at) WHERE max_age IS NULL;
       CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${name} (created_at);
+      CREATE INDEX IF NOT EXISTS "${table}_own_touched" ON ${name} (touched_at + max_age) WHERE max_age IS NOT NULL;
+      CREATE INDEX IF NOT EXISTS "${table}_own_created" ON ${name} (created_at + max_age) WHERE max_age IS NOT NULL;
       CREATE INDEX IF NOT EXISTS "${table}_owner" ON ${name} (owner, touched_at) WHERE owner IS NOT NULL;
     `);
     db.exec('COMMIT');

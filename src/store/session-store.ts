@@ -4,6 +4,7 @@ import type { Timestamp } from '../config.ts';
 import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
 import { assertKeyList, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
 import { RENEWED, type Renewed } from './renewed.ts';
+import { MAX_OWN_LIFETIME_MS } from './expiry.ts';
 import { traced } from '../diagnostics.ts';
 
 export interface SessionPatch {
@@ -11,6 +12,15 @@ export interface SessionPatch {
   unset?: string[];
   /** A string gives the session that owner, `null` takes it away; absent: unchanged. */
   owner?: string | null;
+  /** Seconds: a lifetime of the session's own, in place of the app's `maxAge`; `null`: back to the app's; absent: unchanged. */
+  maxAge?: number | null;
+}
+
+/** `put`'s options: the new session's (or the live one's) owner and own lifetime. */
+export interface PutOptions {
+  owner?: string | null;
+  /** Seconds: a lifetime of the session's own ("remember me"); `null`: the app's `maxAge`. */
+  maxAge?: number | null;
 }
 
 /** One of an owner's live sessions (times in epoch ms). */
@@ -26,7 +36,7 @@ export interface SessionInfo {
 /** The mailbox client of the store owner: the analogue of Plug.Session.Store. */
 export interface SessionStore {
   get(sid: string): Promise<SessionData | null>;
-  put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | null>;
+  put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | null>;
   patch(sid: string, changes: SessionPatch): Promise<boolean>;
   renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | null>;
   delete(sid: string): Promise<void>;
@@ -42,6 +52,8 @@ export interface LoadedSession {
   owner: string | null;
   /** This read renewed the sliding timestamp (at most once per touchAfter): the cookie's expiry moves. */
   touched: boolean;
+  /** The session's own lifetime in seconds; null: the app's maxAge. */
+  maxAge: number | null;
 }
 
 /**
@@ -54,7 +66,7 @@ export interface CommitStore {
   load(sid: string): Promise<LoadedSession | Renewed | null>;
   /** Whether the session is still live (a read, no touch). */
   alive(sid: string): Promise<boolean | Renewed>;
-  put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | Renewed | null>;
+  put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | Renewed | null>;
   patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed>;
   renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null>;
   delete(sid: string): Promise<Renewed | null>;
@@ -64,6 +76,17 @@ const settled = <T>(value: T | Renewed): T | null => (value === RENEWED ? null :
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new TypeError('a session key must be a non-empty string of at most 256 characters');
+}
+
+/** A lifetime of a session's own, seconds to the ms stored; a TypeError naming the call otherwise. */
+function lifetimeMs(maxAge: unknown, where: string): number | null {
+  if (maxAge === null) return null;
+  const ms = typeof maxAge === 'number' ? Math.round(maxAge * 1000) : NaN;
+  if (!(ms >= 1 && ms <= MAX_OWN_LIFETIME_MS)) {
+    const shown = typeof maxAge === 'number' ? String(maxAge) : maxAge === undefined ? 'undefined' : typeof maxAge === 'string' ? JSON.stringify(maxAge) : typeof maxAge;
+    throw new TypeError(`${where}: maxAge must be a number of seconds above 0 and at most ${MAX_OWN_LIFETIME_MS / 1000} (ten years), or null for the app's maxAge; got ${shown}`);
+  }
+  return ms;
 }
 
 function requireString(sid: unknown, method: string): asserts sid is string {
@@ -118,25 +141,33 @@ export class MailboxSessionStore implements SessionStore {
   /** get, with the owner and whether the read renewed the timestamp: what a front door hands its Session. */
   async #load(sid: string): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
-    const row = await this.#call('load', [sid]) as [string, string | null, boolean] | Renewed | null;
-    return row === null || row === RENEWED ? row : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2] };
+    const row = await this.#call('load', [sid]) as [string, string | null, boolean, number | null] | Renewed | null;
+    return row === null || row === RENEWED ? row
+      : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2], maxAge: row[3] === null ? null : row[3] / 1000 };
   }
 
-  /** `options.owner`: a string gives the session that owner; `null` (on a live id) takes it away, in the same transaction. */
-  async put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | null> {
+  /**
+   * `options.owner`: a string gives the session that owner; `null` (on a
+   * live id) takes it away, in the same transaction. `options.maxAge`:
+   * seconds, the session's own lifetime; `null`: the app's maxAge.
+   */
+  async put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | null> {
     return settled(await this.#put(sid, data, options));
   }
 
-  async #put(sid: string | null, data: SessionData, options?: { owner?: string | null }): Promise<string | Renewed | null> {
+  async #put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | Renewed | null> {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
-    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner? }');
+    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner?, maxAge? }');
     const owner = options?.owner;
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
+    const maxAge = options?.maxAge === undefined ? undefined : lifetimeMs(options.maxAge, 'store.put(sid, data, { maxAge })');
     const json = this.#serialize(data, sid === null ? 'create' : 'put');
-    if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null]) as Promise<string>;
+    if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null, maxAge ?? null]) as Promise<string>;
     if (!isSessionId(sid)) return null;
-    return this.#call('put', owner === undefined ? [sid, json] : [sid, json, owner]) as Promise<string | Renewed | null>;
+    // Owner and lifetime cross only when they change (undefined: unchanged).
+    const args = maxAge !== undefined ? [sid, json, owner, maxAge] : owner !== undefined ? [sid, json, owner] : [sid, json];
+    return this.#call('put', args) as Promise<string | Renewed | null>;
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
@@ -145,10 +176,10 @@ export class MailboxSessionStore implements SessionStore {
 
   async #patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed> {
     requireString(sid, 'patch');
-    const { setJson, unset, owner } = this.#checkPatch(changes, 'patch');
+    const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'patch');
     if (!isSessionId(sid)) return false;
-    // The owner crosses as a fourth element only when it changes.
-    const args = owner === undefined ? [sid, setJson, unset] : [sid, setJson, unset, owner];
+    // The owner and the lifetime cross only when they change (undefined: unchanged).
+    const args = maxAge !== undefined ? [sid, setJson, unset, owner, maxAge] : owner !== undefined ? [sid, setJson, unset, owner] : [sid, setJson, unset];
     return this.#call('patch', args) as Promise<boolean | Renewed>;
   }
 
@@ -189,7 +220,7 @@ export class MailboxSessionStore implements SessionStore {
       if (!isSessionId(sid)) return null;
       return this.#call('renew', [sid, newSessionId()]) as Promise<string | Renewed | null>;
     }
-    const { setJson, unset, owner } = this.#checkPatch(changes, 'renew');
+    const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'renew');
     let replaceJson: string | null = null;
     if (changes.replace !== undefined) {
       assertSessionData(changes.replace, 'renew.replace');
@@ -197,15 +228,17 @@ export class MailboxSessionStore implements SessionStore {
     }
     if (!isSessionId(sid)) return null;
     const args: unknown[] = [sid, newSessionId(), setJson, unset, replaceJson];
-    if (owner !== undefined) args.push(owner);
+    if (owner !== undefined || maxAge !== undefined) args.push(owner);
+    if (maxAge !== undefined) args.push(maxAge);
     return this.#call('renew', args) as Promise<string | Renewed | null>;
   }
 
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
-  #checkPatch(changes: SessionPatch, method: string): { setJson: string | null; unset: string[] | null; owner: string | null | undefined } {
-    if (typeof changes !== 'object' || changes === null) throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner? }`);
+  #checkPatch(changes: SessionPatch, method: string): { setJson: string | null; unset: string[] | null; owner: string | null | undefined; maxAge: number | null | undefined } {
+    if (typeof changes !== 'object' || changes === null) throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner?, maxAge? }`);
     const { set, unset, owner } = changes;
     if (owner !== undefined && owner !== null) assertOwner(owner, `store.${method}(sid, { owner })`);
+    const maxAge = changes.maxAge === undefined ? undefined : lifetimeMs(changes.maxAge, `store.${method}(sid, { maxAge })`);
     let setJson: string | null = null;
     if (set !== undefined) {
       // Checks every value, at any depth, naming the key.
@@ -213,7 +246,7 @@ export class MailboxSessionStore implements SessionStore {
       setJson = JSON.stringify(set);
     }
     if (unset !== undefined) assertKeyList(unset, `store.${method}(sid, changes): unset`);
-    return { setJson, unset: unset?.length ? unset : null, owner };
+    return { setJson, unset: unset?.length ? unset : null, owner, maxAge };
   }
 
   async delete(sid: string): Promise<void> {
@@ -242,11 +275,37 @@ export class MailboxSessionStore implements SessionStore {
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
-  /** @internal Create or replace (express-session's `set`). */
-  async upsertKey(key: string, data: SessionData): Promise<void> {
+  /**
+   * @internal Create or replace (express-session's `set`). `remaining`: the
+   * cookie's expiry in ms from now (null: the app's maxAge); one already
+   * past deletes the session, as the stores users migrate from do.
+   */
+  async upsertKey(key: string, data: SessionData, remaining: number | null = null): Promise<void> {
     checkKey(key);
     assertSessionData(data);
-    await this.#call('upsert', [key, this.#serialize(data, 'upsert')]);
+    const json = this.#serialize(data, 'upsert');
+    if (remaining !== null && remaining <= 0) {
+      await this.#call('delete', [key]);
+      return;
+    }
+    await this.#call('upsert', [key, json, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS)]);
+  }
+
+  /**
+   * @internal express-session's `touch`: the session's expiry becomes its
+   * cookie's (`remaining` ms from now), and the stored `cookie` the one given
+   * (JSON of at most 1 KiB; omitted when larger).
+   */
+  async touchKey(key: string, remaining: number | null, cookie: JsonValue = null): Promise<void> {
+    checkKey(key);
+    if (remaining !== null && remaining <= 0) return;
+    let cookieJson: string | null = null;
+    if (cookie !== null && typeof cookie === 'object' && !Array.isArray(cookie)) {
+      assertSessionData(cookie as SessionData, 'touch.cookie');
+      cookieJson = JSON.stringify(cookie);
+      if (cookieJson.length > 1024) cookieJson = null;
+    }
+    await this.#call('touchKey', [key, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS), cookieJson]);
   }
 
   /** @internal */

@@ -1,7 +1,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
-import { expiresAt, isLive, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { expiresAt, isLive, liveArgs, liveSqlite, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
 import { digest, handleFromDigest } from './ids.ts';
 import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
@@ -26,34 +26,42 @@ interface Row {
   owner: string | null;
   /** Not null: the id was renewed (store/renewed.ts); the row is a tombstone. */
   renewed_to: Uint8Array | null;
+  /** The session's own lifetime in ms; null: the app's maxAge. */
+  max_age: number | null;
 }
 
-/** renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON, owner?]. */
-type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?];
+/**
+ * renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON,
+ * owner?, maxAge?] (undefined: unchanged).
+ */
+type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?, (number | null)?];
 
-const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
+const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'touchKey', 'clear']);
 
 /**
  * The owner statements, each served by the owner index (owner, touched_at)
  * (test/owners.test.ts checks their query plans).
  */
-export function ownerStatements(table: string): { list: string; revoke: string; revokeAll: string; cap: string } {
+export function ownerStatements(table: string, policy: ExpiryPolicy): { list: string; revoke: string; revokeAll: string; cap: string } {
   const t = quoted(table);
+  const live = liveThresholds(policy, 0);
   return {
     // Newest first, straight from the index order.
-    list: `SELECT sid_hash, data, created_at, touched_at FROM ${t} WHERE owner = ? AND touched_at >= ? AND created_at >= ? ORDER BY touched_at DESC`,
+    list: `SELECT sid_hash, data, created_at, touched_at, max_age FROM ${t} WHERE owner = ? AND ${liveSqlite(live)} ORDER BY touched_at DESC`,
     // The session the handle names, under whatever id it was renewed to
     // since (the tombstones' chain, store/renewed.ts), if it is the owner's.
     revoke: `WITH RECURSIVE chain(h, n) AS (
-        SELECT sid_hash, renewed_to FROM ${t} WHERE sid_hash = ?1
+        SELECT sid_hash, renewed_to FROM ${t} WHERE sid_hash = ?
         UNION SELECT s.sid_hash, s.renewed_to FROM ${t} AS s JOIN chain ON s.sid_hash = chain.n)
-      DELETE FROM ${t} WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = ?2 RETURNING created_at, touched_at`,
-    revokeAll: `DELETE FROM ${t} WHERE owner = ? AND sid_hash IS NOT ? RETURNING created_at, touched_at`,
+      DELETE FROM ${t} WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = ? RETURNING created_at, touched_at, max_age`,
+    revokeAll: `DELETE FROM ${t} WHERE owner = ? AND sid_hash IS NOT ? RETURNING created_at, touched_at, max_age`,
     // maxSessionsPerOwner: keep the session just given the owner and the
     // (cap - 1) most recently used others; the rest of the owner's rows go.
-    cap: `DELETE FROM ${t} WHERE owner = ?1 AND sid_hash != ?2 AND sid_hash NOT IN (
-      SELECT sid_hash FROM ${t} WHERE owner = ?1 AND sid_hash != ?2 AND touched_at >= ?3 AND created_at >= ?4
-      ORDER BY touched_at DESC LIMIT ?5)`,
+    // Parameters in order, plain `?` (Node 22's node:sqlite binds no numbered
+    // ones): owner, digest, owner, digest, liveArgs, the number kept.
+    cap: `DELETE FROM ${t} WHERE owner = ? AND sid_hash != ? AND sid_hash NOT IN (
+      SELECT sid_hash FROM ${t} WHERE owner = ? AND sid_hash != ? AND ${liveSqlite(live)}
+      ORDER BY touched_at DESC LIMIT ?)`,
   };
 }
 
@@ -77,6 +85,8 @@ export class SqliteEngine {
   readonly #create: StatementSync;
   readonly #update: StatementSync;
   readonly #updateData: StatementSync;
+  readonly #setMaxAge: StatementSync;
+  readonly #touchKey: StatementSync;
   readonly #delete: StatementSync;
   readonly #retire: StatementSync;
   readonly #count: StatementSync;
@@ -103,24 +113,30 @@ export class SqliteEngine {
     this.#gate = options.gate ?? null;
     this.#maxPerOwner = options.maxPerOwner ?? null;
     const t = quoted(options.table);
+    // The liveness rule (expiry.ts) in SQL: two parameters, liveArgs().
+    const L = liveSqlite(liveThresholds(options.policy, 0));
     // Statements are prepared once, for the life of the connection.
-    this.#select = db.prepare(`SELECT data, created_at, touched_at, owner, renewed_to FROM ${t} WHERE sid_hash = ?`);
+    this.#select = db.prepare(`SELECT data, created_at, touched_at, owner, renewed_to, max_age FROM ${t} WHERE sid_hash = ?`);
     // Never a tombstone's: its touched_at is the time of its renew (renewed.ts).
     this.#touch = db.prepare(`UPDATE ${t} SET touched_at = ? WHERE sid_hash = ? AND renewed_to IS NULL`);
-    this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)`);
+    this.#insert = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner, max_age) VALUES (?, ?, ?, ?, ?, ?)`);
     // A replayed create (its reply lost in a crash) finds its own row: same id, same data.
-    this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`);
+    this.#create = db.prepare(`INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner, max_age) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner, max_age = excluded.max_age`);
     this.#setOwner = db.prepare(`UPDATE ${t} SET owner = ? WHERE sid_hash = ?`);
-    const owners = ownerStatements(options.table);
+    const owners = ownerStatements(options.table, options.policy);
     this.#listOwner = db.prepare(owners.list);
     this.#revoke = db.prepare(owners.revoke);
     this.#revokeAll = db.prepare(owners.revokeAll);
     this.#cap = db.prepare(owners.cap);
     this.#clear = db.prepare(`DELETE FROM ${t}`);
-    this.#all = db.prepare(`SELECT data FROM ${t} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
-    this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
+    this.#all = db.prepare(`SELECT data FROM ${t} WHERE ${L} AND renewed_to IS NULL`);
+    this.#update = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ? AND ${L} AND renewed_to IS NULL`);
     this.#updateData = db.prepare(`UPDATE ${t} SET data = ?, touched_at = ? WHERE sid_hash = ?`);
+    this.#setMaxAge = db.prepare(`UPDATE ${t} SET max_age = ? WHERE sid_hash = ?`);
+    // express-session's touch: the expiry its cookie now has, and the cookie in the data.
+    this.#touchKey = db.prepare(`UPDATE ${t} SET touched_at = ?, max_age = ?,
+      data = CASE WHEN ? IS NULL THEN data ELSE json_set(data, '$.cookie', json(?)) END WHERE sid_hash = ?`);
     // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ? AND renewed_to IS NULL`);
     // The old id of a renew becomes a tombstone: no data, no owner, the new
@@ -128,7 +144,7 @@ export class SqliteEngine {
     // remembered as long as the old session would have lived from then;
     // 'fixed' ages from creation alone).
     this.#retire = db.prepare(`UPDATE ${t} SET data = '{}', owner = NULL, renewed_to = ?, touched_at = ? WHERE sid_hash = ?`);
-    this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE touched_at >= ? AND created_at >= ? AND renewed_to IS NULL`);
+    this.#count = db.prepare(`SELECT count(*) AS n FROM ${t} WHERE ${L} AND renewed_to IS NULL`);
     // IMMEDIATE takes the write lock up front: a deferred transaction that
     // upgrades after another process wrote fails with SQLITE_BUSY_SNAPSHOT,
     // which busy_timeout cannot wait out.
@@ -243,23 +259,24 @@ export class SqliteEngine {
         const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
         return row === null || row === RENEWED ? null : row.data;
       }
-      // [data, owner, whether this read renewed the sliding timestamp], or RENEWED.
+      // [data, owner, whether this read renewed the sliding timestamp, own lifetime in ms], or RENEWED.
       case 'load': {
         const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
-        return row === null || row === RENEWED ? row : [row.data, row.owner, this.#touchDue(row, now)];
+        return row === null || row === RENEWED ? row : [row.data, row.owner, this.#touchDue(row, now), row.max_age];
       }
       case 'alive': {
         const row = this.#find(digest(args[0] as string), live);
         return row === null ? false : row === RENEWED ? RENEWED : true;
       }
-      case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, now, live);
-      case 'put': return this.#put(args[0] as string, args[1] as string, args.length > 2 ? { owner: args[2] as string | null } : null, now, live);
-      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args.length > 3 ? { owner: args[3] as string | null } : null, now, live);
+      case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, (args[3] as number | null | undefined) ?? null, now, live);
+      case 'put': return this.#put(args[0] as string, args[1] as string, args[2] as string | null | undefined, args[3] as number | null | undefined, now, live);
+      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args[3] as string | null | undefined, args[4] as number | null | undefined, now, live);
       case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
       // The express-session drop-in store: keys it chose, upserted whole.
-      case 'upsert': return this.#upsert(args[0] as string, args[1] as string, now, live);
+      case 'upsert': return this.#upsert(args[0] as string, args[1] as string, args[2] as number | null, now, live);
+      case 'touchKey': return this.#touchKeyed(args[0] as string, args[1] as number | null, (args[2] as string | null | undefined) ?? null, now, live);
       case 'clear': this.#clear.run(); return null;
-      case 'all': return (this.#all.all(live.touchedSince, live.createdSince) as Array<{ data: string }>).map((row) => row.data);
+      case 'all': return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
       case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
       case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
       case 'renew': return this.#renew(args[0] as string, args[1] as string, args.length > 2 ? args as RenewArgs : null, now, live);
@@ -268,7 +285,7 @@ export class SqliteEngine {
         if (Number(this.#delete.run(hash).changes) === 1) return null;
         return this.#find(hash, live) === RENEWED ? RENEWED : null;
       }
-      case 'count': return Number((this.#count.get(live.touchedSince, live.createdSince) as { n: number }).n);
+      case 'count': return Number((this.#count.get(...liveArgs(live)) as { n: number }).n);
       case 'sweep': return sweepBatch(this.#db, this.#table, live, args[0] as number, { transaction: false });
       default: throw new TypeError(`unknown store operation "${op}"`);
     }
@@ -295,9 +312,9 @@ export class SqliteEngine {
     return row === RENEWED ? null : row;
   }
 
-  /** Throttled touch: a read renews the sliding timestamp only when it is older than touchAfter. */
+  /** Throttled touch: a read renews the sliding timestamp only when it is older than touchAfter (expiry.ts, touchAfterFor). */
   #touchDue(row: Row, now: number): boolean {
-    return this.#policy.timestamp === 'relative' && now - row.touched_at > this.#policy.touchAfterMs;
+    return this.#policy.timestamp === 'relative' && now - row.touched_at > touchAfterFor(this.#policy, row.max_age);
   }
 
   /** A read of an arriving request's id: a tombstone is RENEWED only within ARRIVAL_GRACE_MS of its renew (renewed.ts). */
@@ -314,21 +331,23 @@ export class SqliteEngine {
     return row;
   }
 
-  #createSession(sid: string, json: string, owner: string | null, now: number, live: LiveThresholds): string {
+  #createSession(sid: string, json: string, owner: string | null, maxAge: number | null, now: number, live: LiveThresholds): string {
     this.#checkSize(json);
     const hash = digest(sid);
-    this.#create.run(hash, json, now, now, owner);
+    this.#create.run(hash, json, now, now, owner, maxAge);
     if (owner !== null) this.#applyCap(owner, hash, live);
     return sid;
   }
 
-  #put(sid: string, json: string, owner: { owner: string | null } | null, now: number, live: LiveThresholds): string | Renewed | null {
+  /** `owner`, `maxAge`: undefined leaves them as they are. */
+  #put(sid: string, json: string, owner: string | null | undefined, maxAge: number | null | undefined, now: number, live: LiveThresholds): string | Renewed | null {
     this.#checkSize(json);
     const hash = digest(sid);
     // Unknown or dead: nothing stored, a deleted session is never brought back.
-    const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
+    const { changes } = this.#update.run(json, now, hash, ...liveArgs(live));
     if (Number(changes) !== 1) return this.#find(hash, live) === RENEWED ? RENEWED : null;
-    if (owner !== null) this.#giveOwner(hash, owner.owner, live);
+    if (maxAge !== undefined) this.#setMaxAge.run(maxAge, hash);
+    if (owner !== undefined) this.#giveOwner(hash, owner, live);
     return sid;
   }
 
@@ -360,49 +379,84 @@ export class SqliteEngine {
    * dead row under that key is replaced whole (a new creation time), never
    * revived with its old one.
    */
-  #upsert(key: string, json: string, now: number, live: LiveThresholds): boolean {
+  #upsert(key: string, json: string, remaining: number | null, now: number, live: LiveThresholds): boolean {
     this.#checkSize(json);
     const hash = digest(key);
-    const { changes } = this.#update.run(json, now, hash, live.touchedSince, live.createdSince);
-    if (Number(changes) === 1) return true;
+    const row = this.#live(hash, live);
+    if (row !== null) {
+      this.#updateData.run(json, now, hash);
+      this.#setMaxAge.run(this.#ownLifetime(remaining, row.created_at, now), hash);
+      return true;
+    }
     // A dead row under that key is never revived (a late save of an expired
     // session, resave: true): nothing is stored, as with put.
     if (this.#select.get(hash) !== undefined) return false;
-    this.#insert.run(hash, json, now, now, null);
+    this.#insert.run(hash, json, now, now, null, remaining);
+    return true;
+  }
+
+  /**
+   * A session's own lifetime for an expiry `remaining` ms from now (the
+   * express-session cookie's): its age counts from now ('relative', the
+   * write renews the timestamp) or from its creation ('fixed').
+   */
+  #ownLifetime(remaining: number | null, createdAt: number, now: number): number | null {
+    if (remaining === null) return null;
+    return this.#policy.timestamp === 'relative' ? remaining : remaining + (now - createdAt);
+  }
+
+  /**
+   * express-session's touch: the session's expiry becomes its cookie's (and
+   * the stored cookie the one given), written only when it moved by more
+   * than the touch throttle (no write per request); false when the session
+   * is gone.
+   */
+  #touchKeyed(key: string, remaining: number | null, cookie: string | null, now: number, live: LiveThresholds): boolean {
+    const hash = digest(key);
+    const row = this.#live(hash, live);
+    if (row === null) return false;
+    const maxAge = this.#ownLifetime(remaining, row.created_at, now);
+    const relative = this.#policy.timestamp === 'relative';
+    const base = relative ? now : row.created_at;
+    const expiry = base + (maxAge ?? this.#policy.maxAgeMs);
+    const stored = (relative ? row.touched_at : row.created_at) + (row.max_age ?? this.#policy.maxAgeMs);
+    if (Math.abs(expiry - stored) >= touchAfterFor(this.#policy, maxAge)) this.#touchKey.run(relative ? now : row.touched_at, maxAge, cookie, cookie, hash);
     return true;
   }
 
   /** maxSessionsPerOwner, in the transaction that gave `owner` the session `hash`. */
   #applyCap(owner: string, hash: Buffer, live: LiveThresholds): void {
     if (this.#maxPerOwner === null) return;
-    this.#cap.run(owner, hash, live.touchedSince, live.createdSince, this.#maxPerOwner - 1);
+    this.#cap.run(owner, hash, owner, hash, ...liveArgs(live), this.#maxPerOwner - 1);
   }
 
   #sessionsOf(owner: string, live: LiveThresholds): Array<[string, number, number, number, string]> {
-    const rows = this.#listOwner.all(owner, live.touchedSince, live.createdSince) as Array<{ sid_hash: Uint8Array; data: string; created_at: number; touched_at: number }>;
+    const rows = this.#listOwner.all(owner, ...liveArgs(live)) as Array<{ sid_hash: Uint8Array; data: string; created_at: number; touched_at: number; max_age: number | null }>;
     return rows.map((row) => [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#policy, row), row.data]);
   }
 
   /** True when a live session of `owner` was deleted; a session of another owner is left alone. */
   #revokeOne(owner: string, hash: Uint8Array, live: LiveThresholds): boolean {
-    const rows = this.#revoke.all(hash, owner) as Array<{ created_at: number; touched_at: number }>;
+    const rows = this.#revoke.all(hash, owner) as Array<{ created_at: number; touched_at: number; max_age: number | null }>;
     return rows.some((row) => isLive(row, live));
   }
 
   /** Deletes every session of `owner` but `except`; resolves with how many live ones went. */
   #revokeAllOf(owner: string, except: string | null, live: LiveThresholds): number {
-    const rows = this.#revokeAll.all(owner, except === null ? null : digest(except)) as Array<{ created_at: number; touched_at: number }>;
+    const rows = this.#revokeAll.all(owner, except === null ? null : digest(except)) as Array<{ created_at: number; touched_at: number; max_age: number | null }>;
     return rows.filter((row) => isLive(row, live)).length;
   }
 
-  #patch(sid: string, set: string | null, unset: string[] | null, owner: { owner: string | null } | null, now: number, live: LiveThresholds): boolean | Renewed {
+  /** `owner`, `maxAge`: undefined leaves them as they are. */
+  #patch(sid: string, set: string | null, unset: string[] | null, owner: string | null | undefined, maxAge: number | null | undefined, now: number, live: LiveThresholds): boolean | Renewed {
     const hash = digest(sid);
     const row = this.#find(hash, live);
     if (row === RENEWED) return RENEWED;
     if (row === null) return false;
     const json = set === null && unset === null ? row.data : this.#merged(row.data, set, unset);
     this.#updateData.run(json, now, hash);
-    if (owner !== null) this.#giveOwner(hash, owner.owner, live);
+    if (maxAge !== undefined) this.#setMaxAge.run(maxAge, hash);
+    if (owner !== undefined) this.#giveOwner(hash, owner, live);
     return true;
   }
 
@@ -423,6 +477,8 @@ export class SqliteEngine {
     const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
     let data = row.data;
     let owner = row.owner;
+    // The session's own lifetime moves with it, unless this login sets another.
+    let maxAge = row.max_age;
     if (changes !== null) {
       const [, , set, unset, replace] = changes;
       if (replace !== null) {
@@ -430,12 +486,13 @@ export class SqliteEngine {
         data = replace;
       }
       if (set !== null || unset !== null) data = this.#merged(data, set, unset);
-      if (changes.length > 5) owner = changes[5] as string | null;
+      if (changes[5] !== undefined) owner = changes[5];
+      if (changes[6] !== undefined) maxAge = changes[6];
     }
     const nextHash = digest(next);
     this.#savepoint.run();
     try {
-      this.#insert.run(nextHash, data, row.created_at, touched, owner);
+      this.#insert.run(nextHash, data, row.created_at, touched, owner, maxAge);
       this.#retire.run(nextHash, now, hash);
       if (owner !== null && owner !== row.owner) this.#applyCap(owner, nextHash, live);
       this.#release.run();

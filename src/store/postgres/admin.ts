@@ -30,7 +30,7 @@ export async function tableStats(client: Client, table: string, policy: ExpiryPo
 }
 
 export async function ownerSessions(client: Client, table: string, policy: ExpiryPolicy, maxBytes: number, owner: string): Promise<Array<{ handle: string; createdAt: number; touchedAt: number; expiresAt: number }>> {
-  const { rows } = await client.query<{ sid_hash: Buffer; created_at: number; touched_at: number }>(statements(table, policy, maxBytes).sessionsOf, [owner]);
+  const { rows } = await client.query<{ sid_hash: Buffer; created_at: number; touched_at: number; max_age: number | null }>(statements(table, policy, maxBytes).sessionsOf, [owner]);
   return rows.map((row) => ({ handle: handleFromDigest(row.sid_hash), createdAt: row.created_at, touchedAt: row.touched_at, expiresAt: expiresAt(policy, row) }));
 }
 

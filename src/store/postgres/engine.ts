@@ -403,7 +403,7 @@ export class PostgresEngine {
             open.merge(i, set, unset);
             continue;
           }
-          const step = new PatchStep(this, i, args[0] as string, set, unset, key === null ? { owner: args[3] as string | null } : null);
+          const step = new PatchStep(this, i, args[0] as string, set, unset, key === null ? extrasOf(args[3], args[4]) : null);
           if (key === null) {
             // A patch that changes the owner may run the cap: alone, and nothing merges across it.
             closeWave();
@@ -475,10 +475,10 @@ export class PostgresEngine {
       case 'load': {
         const text = sql.getTouch ?? sql.get;
         return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(args[0] as string)] }], ([r]) => {
-          const row = r.rows[0] as { data: string; owner: string | null; renewed: boolean; touched: boolean } | undefined;
+          const row = r.rows[0] as { data: string; owner: string | null; max_age: number | null; renewed: boolean; touched: boolean } | undefined;
           if (!row) return null;
           if (row.renewed) return op === 'get' ? null : RENEWED;
-          return op === 'get' ? row.data : [row.data, row.owner, row.touched];
+          return op === 'get' ? row.data : [row.data, row.owner, row.touched, row.max_age];
         });
       }
       case 'alive': return one([{ name: 'ss_alive', text: sql.alive, values: [digest(args[0] as string)] }], ([r]) => {
@@ -486,17 +486,17 @@ export class PostgresEngine {
         return row === undefined ? false : row.renewed ? RENEWED : true;
       });
       case 'create': {
-        const [sid, json, owner] = args as [string, string, string | null];
+        const [sid, json, owner, maxAge = null] = args as [string, string, string | null, (number | null)?];
         this.#checkJson(json);
-        return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)], () => sid);
+        return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner, maxAge] }, ...this.#capQueries(owner, sid)], () => sid);
       }
       case 'put': {
         const [sid, json] = args as [string, string];
         this.#checkJson(json);
-        const withOwner = args.length > 2;
-        const owner = withOwner ? args[2] as string | null : null;
-        const queries: Query[] = withOwner
-          ? [{ name: 'ss_put_owner', text: sql.putOwner, values: [digest(sid), json, owner] }, ...this.#capQueries(owner, sid)]
+        const extras = extrasOf(args[2], args[3]);
+        const queries: Query[] = extras !== null
+          ? [{ name: 'ss_put_with', text: sql.putWith, values: [digest(sid), json, ...extrasValues(extras)] },
+            ...(extras.owner !== undefined ? this.#capQueries(extras.owner, sid) : [])]
           : [{ name: 'ss_put', text: sql.put, values: [digest(sid), json] }];
         return one(queries, ([r]) => {
           const row = r.rows[0] as { stored: number; renewed: boolean };
@@ -507,15 +507,16 @@ export class PostgresEngine {
         const [sid, next, set = null, unset = null, replace = null] = args as [string, string, (string | null)?, (string[] | null)?, (string | null)?];
         if (set !== null) this.#checkJson(set);
         if (replace !== null) this.#checkJson(replace);
-        const hasOwner = args.length > 5;
+        const hasOwner = args[5] !== undefined;
         const owner = hasOwner ? args[5] as string | null : null;
+        const hasMaxAge = args[6] !== undefined;
         // The new owner's lock is the batch's (taken first, ownersOf); the
         // session's current owner's is tried by the statement itself.
         return {
           indexes: [i],
           queries: [
             // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
-            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner] },
+            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner, hasMaxAge, hasMaxAge ? args[6] : null] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
           finish: ([r], outcomes) => {
@@ -530,7 +531,7 @@ export class PostgresEngine {
         ([r]) => ((r.rows[0] as { renewed: boolean }).renewed ? RENEWED : null));
       case 'count': return one([{ name: 'ss_count', text: sql.count, values: [] }], ([r]) => Number((r.rows[0] as { n: number }).n));
       case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [args[0]] }], ([r]) =>
-        (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number }>).map((row) =>
+        (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number; max_age: number | null }>).map((row) =>
           [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data]));
       // Under the owner's lock (the batch's, ownersOf): a renew or a login of
       // that owner on another app server either committed before (its new id
@@ -540,10 +541,12 @@ export class PostgresEngine {
       case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
         ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
       case 'upsert': {
-        const [key, json] = args as [string, string];
+        const [key, json, remaining = null] = args as [string, string, (number | null)?];
         this.#checkJson(json);
-        return one([{ name: 'ss_upsert', text: sql.upsert, values: [digest(key), json] }], ([r]) => (r.rows[0] as { ok: boolean }).ok);
+        return one([{ name: 'ss_upsert', text: sql.upsert, values: [digest(key), json, remaining] }], ([r]) => (r.rows[0] as { ok: boolean }).ok);
       }
+      case 'touchKey': return one([{ name: 'ss_touch_key', text: sql.touchKey, values: [digest(args[0] as string), args[1] as number | null, (args[2] as string | null | undefined) ?? null] }],
+        ([r]) => (r.rows[0] as { found: boolean }).found);
       case 'clear': return one([{ name: 'ss_clear', text: sql.clear, values: [] }], () => null);
       case 'all': return one([{ name: 'ss_all', text: sql.all, values: [] }], ([r]) => (r.rows as Array<{ data: string }>).map((row) => row.data));
       case 'sweep': {
@@ -570,6 +573,22 @@ function ownersOf(requests: Request[]): string[] {
   return [...owners].sort();
 }
 
+/** A call's owner and own-lifetime changes (undefined: unchanged); null when it makes neither. */
+interface Extras {
+  owner?: string | null;
+  maxAge?: number | null;
+}
+
+function extrasOf(owner: unknown, maxAge: unknown): Extras | null {
+  if (owner === undefined && maxAge === undefined) return null;
+  return { ...(owner !== undefined ? { owner: owner as string | null } : {}), ...(maxAge !== undefined ? { maxAge: maxAge as number | null } : {}) };
+}
+
+/** The four parameters of putWith/patchWith: whether and which owner, whether and which lifetime. */
+function extrasValues(extras: Extras): unknown[] {
+  return [extras.owner !== undefined, extras.owner ?? null, extras.maxAge !== undefined, extras.maxAge ?? null];
+}
+
 /** Calls that write nothing (their touches come after the replies). */
 const READ_ONLY = new Set(['get', 'load', 'alive', 'count', 'sessionsOf', 'all']);
 
@@ -577,7 +596,7 @@ const READ_ONLY = new Set(['get', 'load', 'alive', 'count', 'sessionsOf', 'all']
 const WAVE_OPS = new Set(['get', 'load', 'create', 'put', 'patch', 'delete']);
 
 function isWaveable(op: string, args: unknown[]): boolean {
-  if (op === 'create') return args[2] === null;
+  if (op === 'create') return args[2] === null && (args[3] ?? null) === null;
   if (op === 'put') return args.length === 2;
   if (op === 'patch') return args.length === 3;
   return true;
@@ -670,13 +689,13 @@ class WaveStep implements Step {
   finish(results: QueryResult[], outcomes: Outcome[]): void {
     this.#sent.forEach((kind, n) => {
       // A row whose `renewed` is true, or whose `stored` is null, is a renewed id's tombstone.
-      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; stored?: boolean | null; stale?: boolean; renewed?: boolean }>;
+      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; max_age?: number | null; stored?: boolean | null; stale?: boolean; renewed?: boolean }>;
       const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
       if (kind === 'reads') {
         for (const { index, op, hash } of this.#reads) {
           const row = byKey.get(keyOf(hash));
           const value = row === undefined ? null : row.renewed ? (op === 'get' ? null : RENEWED)
-            : op === 'get' ? row.data : [row.data, row.owner, row.stale === true];
+            : op === 'get' ? row.data : [row.data, row.owner, row.stale === true, row.max_age ?? null];
           outcomes[index] = { ok: true, value };
           if (row?.stale) this.#engine.owe(hash);
         }
@@ -713,9 +732,10 @@ class PatchStep implements Step {
   readonly #parts: Array<[number, string | null, string[]]>;
   /** The merged patch after each of its parts: [set JSON, unset keys]; the last is the whole. */
   readonly #prefixes: Array<[string, string[]]>;
-  readonly #owner: { owner: string | null } | null;
+  /** The owner and own-lifetime changes of a patch that runs alone (never merged). */
+  readonly #extras: Extras | null;
 
-  constructor(engine: PostgresEngine, index: number, sid: string, set: string | null, unset: string[], owner: { owner: string | null } | null) {
+  constructor(engine: PostgresEngine, index: number, sid: string, set: string | null, unset: string[], extras: Extras | null) {
     this.#engine = engine;
     this.indexes = [index];
     this.#sid = sid;
@@ -724,13 +744,13 @@ class PatchStep implements Step {
     // A key with U+0000 cannot be in a jsonb object: removing it is a no-op,
     // and PostgreSQL's text[] could not carry it.
     this.#unset = new Set(unset.filter((key) => !key.includes('\0')));
-    this.#owner = owner;
+    this.#extras = extras;
     this.#prefixes = [[set ?? '{}', [...this.#unset]]];
   }
 
   /** The patches merged into this one, each as a step of its own again. */
   split(): PatchStep[] {
-    return this.#parts.map(([index, set, unset]) => new PatchStep(this.#engine, index, this.#sid, set, unset, this.#owner));
+    return this.#parts.map(([index, set, unset]) => new PatchStep(this.#engine, index, this.#sid, set, unset, this.#extras));
   }
 
   merge(index: number, setJson: string | null, unset: string[]): void {
@@ -761,11 +781,12 @@ class PatchStep implements Step {
     const options = this.#engine.options;
     const set = this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set));
     const values: unknown[] = [digest(this.#sid), set, [...this.#unset]];
-    if (this.#owner === null) return [{ name: 'ss_patch', text: sql.patch, values }];
-    values.push(this.#owner.owner);
-    const queries: Query[] = [{ name: 'ss_patch_owner', text: sql.patchOwner, values }];
-    if (this.#owner.owner !== null && options.maxPerOwner !== null) {
-      queries.push({ name: 'ss_cap', text: sql.cap, values: [this.#owner.owner, digest(this.#sid), options.maxPerOwner - 1] });
+    const extras = this.#extras;
+    if (extras === null) return [{ name: 'ss_patch', text: sql.patch, values }];
+    values.push(...extrasValues(extras));
+    const queries: Query[] = [{ name: 'ss_patch_with', text: sql.patchWith, values }];
+    if (typeof extras.owner === 'string' && options.maxPerOwner !== null) {
+      queries.push({ name: 'ss_cap', text: sql.cap, values: [extras.owner, digest(this.#sid), options.maxPerOwner - 1] });
     }
     return queries;
   }

@@ -1,10 +1,10 @@
-// The session table on PostgreSQL: the same six columns as on SQLite (so
+// The session table on PostgreSQL: the same seven columns as on SQLite (so
 // the liveness rule and the owner statements read alike), in PostgreSQL's
 // types. Times are epoch milliseconds of the *server's* clock, so app servers
 // whose clocks disagree agree on which sessions are dead.
 import { createHash } from 'node:crypto';
 import { TableNotExistsError } from '../../errors.ts';
-import { missingColumns, otherShape, quoted, shapeOf, type TableShape } from '../schema.ts';
+import { COLUMN_TYPES, missingColumns, otherShape, quoted, shapeOf, type TableShape } from '../schema.ts';
 import type { Client } from './connection.ts';
 import { redactUrl } from './url.ts';
 
@@ -47,7 +47,10 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') {
       // Adding a column without a default rewrites nothing: instant on any size.
-      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${column === 'owner' ? 'text' : 'bytea'}`);
+      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column].postgres}`);
+      // Earlier versions indexed every row's touched_at; it now indexes only
+      // the sessions on the app's maxAge (created again below).
+      await client.query(`DROP INDEX IF EXISTS "${indexName(table, 'touched_at')}"`);
     }
     if (shape === 'missing') {
       await client.query(`CREATE TABLE ${t} (
@@ -56,14 +59,31 @@ export async function setupTable(client: Client, table: string): Promise<'missin
         created_at bigint NOT NULL,
         touched_at bigint NOT NULL,
         owner text,
-        renewed_to bytea
+        renewed_to bytea,
+        max_age bigint
       )`);
     }
     if (shape !== 'ok') {
-      // One index per threshold of the liveness rule, for the sweep; the
-      // owner index is partial: sessions without an owner cost it nothing.
-      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'touched_at')}" ON ${t} (touched_at)`);
+      // One index per way a session dies, for the sweep (statements.ts,
+      // deadConditions): the sessions on the app's maxAge by touched_at,
+      // every session by created_at ('fixed', maxLifetime), and the sessions
+      // with a lifetime of their own by their expiry under each timestamp
+      // rule — partial, so each row is in the index its expiry is read from.
+      // The owner index is partial too: sessions without an owner cost it nothing.
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'touched_at')}" ON ${t} (touched_at) WHERE max_age IS NULL`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'created_at')}" ON ${t} (created_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_touched')}" ON ${t} ((touched_at + max_age)) WHERE max_age IS NOT NULL`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_created')}" ON ${t} ((created_at + max_age)) WHERE max_age IS NOT NULL`);
+      // The planner reads no statistics from a partial index's expression:
+      // without these it guesses a third of the rows match, and may read the
+      // whole partial index and sort it for every sweep batch instead of the
+      // range of dead ones (expressions in statistics: PostgreSQL 14).
+      const { rows } = await client.query<{ ok: boolean }>(`SELECT current_setting('server_version_num')::int >= 140000 AS ok`);
+      if (rows[0].ok) {
+        for (const base of ['touched', 'created']) {
+          await client.query(`CREATE STATISTICS IF NOT EXISTS "${indexName(table, `own_${base}_stats`)}" ON ((${base}_at + max_age)) FROM ${t}`);
+        }
+      }
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'owner')}" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
     }
     await client.query('COMMIT');

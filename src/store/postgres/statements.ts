@@ -3,7 +3,7 @@
 // server's clock: `now()` is the transaction's start, so every statement of a
 // batch judges liveness at the same instant.
 import { quoted } from '../schema.ts';
-import type { ExpiryPolicy } from '../expiry.ts';
+import { baseColumn, type ExpiryPolicy } from '../expiry.ts';
 import { ARRIVAL_GRACE_MS } from '../renewed.ts';
 
 /** The server's now, in epoch ms (the unit of every time column). */
@@ -50,33 +50,35 @@ function ownerLockTried(table: string, owner: string, except = 'NULL', before = 
     ELSE CAST('${OWNER_BUSY}' || left(${owner}, 0) AS int) = 0 END`;
 }
 
-/** The liveness rule as SQL over `prefix`'s columns (see expiry.ts liveThresholds): time alone, so a renewed id's tombstone (store/renewed.ts) is live by it too. */
+/**
+ * The liveness rule as SQL over `prefix`'s columns (see expiry.ts
+ * liveThresholds): a session's age counts from its base column, against its
+ * own lifetime (`max_age`) or the app's maxAge; maxLifetime caps every
+ * session. Time alone, so a renewed id's tombstone (store/renewed.ts) is live
+ * by it too.
+ */
 export function liveSql(policy: ExpiryPolicy, prefix = ''): string {
-  const parts: string[] = [];
-  if (policy.timestamp === 'fixed') {
-    const limit = policy.maxLifetimeMs === null ? policy.maxAgeMs : Math.min(policy.maxAgeMs, policy.maxLifetimeMs);
-    parts.push(`${prefix}created_at >= ${NOW} - ${int(limit)}`);
-  } else {
-    parts.push(`${prefix}touched_at >= ${NOW} - ${int(policy.maxAgeMs)}`);
-    if (policy.maxLifetimeMs !== null) parts.push(`${prefix}created_at >= ${NOW} - ${int(policy.maxLifetimeMs)}`);
-  }
+  const base = baseColumn(policy.timestamp);
+  const parts = [`${prefix}${base} + coalesce(${prefix}max_age, ${int(policy.maxAgeMs)}) >= ${NOW}`];
+  if (policy.maxLifetimeMs !== null) parts.push(`${prefix}created_at >= ${NOW} - ${int(policy.maxLifetimeMs)}`);
   return `(${parts.join(' AND ')})`;
 }
 
 /**
- * What makes a row dead, one condition per time index: the sweep deletes
- * along each index in turn (an index range scan in expiry order) instead of
- * an OR that would bitmap-scan the whole backlog for every batch.
+ * What makes a row dead, one condition per index (schema.ts): the sweep
+ * deletes along each index in turn (an index range scan in expiry order)
+ * instead of an OR that would bitmap-scan the whole backlog for every batch.
+ * A session on the app's maxAge dies by its base column; one with a
+ * lifetime of its own by base + max_age (a partial expression index); any
+ * session by created_at under maxLifetime.
  */
-export function deadConditions(policy: ExpiryPolicy): Array<{ column: 'touched_at' | 'created_at'; sql: string }> {
-  if (policy.timestamp === 'fixed') {
-    const limit = policy.maxLifetimeMs === null ? policy.maxAgeMs : Math.min(policy.maxAgeMs, policy.maxLifetimeMs);
-    return [{ column: 'created_at', sql: `created_at < ${NOW} - ${int(limit)}` }];
-  }
-  const conditions: Array<{ column: 'touched_at' | 'created_at'; sql: string }> = [
-    { column: 'touched_at', sql: `touched_at < ${NOW} - ${int(policy.maxAgeMs)}` },
+export function deadConditions(policy: ExpiryPolicy): Array<{ order: string; sql: string }> {
+  const base = baseColumn(policy.timestamp);
+  const conditions = [
+    { order: base, sql: `max_age IS NULL AND ${base} < ${NOW} - ${int(policy.maxAgeMs)}` },
+    { order: `(${base} + max_age)`, sql: `max_age IS NOT NULL AND ${base} + max_age < ${NOW}` },
   ];
-  if (policy.maxLifetimeMs !== null) conditions.push({ column: 'created_at', sql: `created_at < ${NOW} - ${int(policy.maxLifetimeMs)}` });
+  if (policy.maxLifetimeMs !== null) conditions.push({ order: 'created_at', sql: `created_at < ${NOW} - ${int(policy.maxLifetimeMs)}` });
   return conditions;
 }
 
@@ -88,9 +90,19 @@ export function deadConditions(policy: ExpiryPolicy): Array<{ column: 'touched_a
 export function sweepStatements(table: string, policy: ExpiryPolicy): string[] {
   const t = quoted(table);
   const live = liveSql(policy);
-  return deadConditions(policy).map(({ column, sql }) => `DELETE FROM ${t} WHERE sid_hash = ANY(ARRAY(
-      SELECT sid_hash FROM ${t} WHERE ${sql} ORDER BY ${column} LIMIT $1 FOR UPDATE SKIP LOCKED))
+  return deadConditions(policy).map(({ order, sql }) => `DELETE FROM ${t} WHERE sid_hash = ANY(ARRAY(
+      SELECT sid_hash FROM ${t} WHERE ${sql} ORDER BY ${order} LIMIT $1 FOR UPDATE SKIP LOCKED))
     AND NOT ${live}`);
+}
+
+/**
+ * A read owes a touch when the sliding timestamp is older than touchAfter,
+ * or a twentieth of the session's own lifetime when that is shorter
+ * (expiry.ts, touchAfterFor).
+ */
+function touchDue(policy: ExpiryPolicy, prefix = ''): string {
+  const after = int(policy.touchAfterMs);
+  return `${prefix}touched_at < ${NOW} - LEAST(${after}, coalesce(${prefix}max_age / 20, ${after}))`;
 }
 
 export interface Statements {
@@ -103,9 +115,11 @@ export interface Statements {
   lockOwners: string;
   create: string;
   put: string;
-  putOwner: string;
+  /** A put that also sets the owner ($3, $4) and/or the session's own lifetime ($5, $6). */
+  putWith: string;
   patch: string;
-  patchOwner: string;
+  /** A patch that also sets the owner ($4, $5) and/or the session's own lifetime ($6, $7). */
+  patchWith: string;
   renew: string;
   cap: string;
   delete: string;
@@ -114,6 +128,7 @@ export interface Statements {
   revoke: string;
   revokeAll: string;
   upsert: string;
+  touchKey: string;
   clear: string;
   all: string;
 }
@@ -132,30 +147,48 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
   // What an arriving request's read finds: a session, or a tombstone renewed within ARRIVAL_GRACE_MS (renewed.ts).
   const R = `${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`;
   const fits = (expr: string) => `octet_length((${expr})::text) <= ${int(maxSessionBytes)}`;
-  const touched = policy.timestamp === 'relative' ? NOW : 'touched_at';
-  // An owner change also tries the session's current owner's lock (the new owner's is the batch's, engine.ts).
-  const patch = (withOwner: boolean) => `WITH cur AS (
+  const relative = policy.timestamp === 'relative';
+  const touched = relative ? NOW : 'touched_at';
+  // `with`: the call also sets the owner ($o: whether, $o+1: which) and/or
+  // the session's own lifetime ($m: whether, $m+1: ms or NULL). An owner
+  // change also tries the session's current owner's lock (the new owner's is
+  // the batch's, engine.ts).
+  const extras = (o: number, m: number, before: string) => ({
+    set: `, owner = CASE WHEN $${o}::boolean THEN $${o + 1}::text ELSE t.owner END, max_age = CASE WHEN $${m}::boolean THEN $${m + 1}::bigint ELSE t.max_age END`,
+    lock: ` AND CASE WHEN NOT $${o}::boolean THEN true ELSE ${ownerLockTried(table, 'cur.owner', `$${o + 1}::text`, before)} END`,
+  });
+  const patch = (withExtras: boolean) => {
+    const x = extras(4, 6, `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`);
+    return `WITH cur AS (
       SELECT sid_hash, renewed_to, owner, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
-      UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withOwner ? ', owner = $4::text' : ''}
-      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$4::text', `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`)}` : ''} RETURNING 1)
+      UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withExtras ? x.set : ''}
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withExtras ? x.lock : ''} RETURNING 1)
     SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM up)::int AS stored,
       EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
-  const put = (withOwner: boolean) => `WITH cur AS (SELECT sid_hash, renewed_to, owner FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
+  };
+  const put = (withExtras: boolean) => {
+    const x = extras(3, 5, 'cur.renewed_to IS NOT NULL');
+    return `WITH cur AS (SELECT sid_hash, renewed_to, owner FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
-      UPDATE ${t} AS t SET data = $2::jsonb, touched_at = ${NOW}${withOwner ? ', owner = $3::text' : ''}
-      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL${withOwner ? ` AND ${ownerLockTried(table, 'cur.owner', '$3::text', 'cur.renewed_to IS NOT NULL')}` : ''} RETURNING 1)
+      UPDATE ${t} AS t SET data = $2::jsonb, touched_at = ${NOW}${withExtras ? x.set : ''}
+      FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL${withExtras ? x.lock : ''} RETURNING 1)
     SELECT (SELECT count(*) FROM up)::int AS stored, EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
+  };
+  // express-session's expiry, `$n` ms from now, as a lifetime of the session's own:
+  // counted from now ('relative', the write renews the timestamp) or from its creation ('fixed').
+  const ownLifetime = (n: number, prefix = '') => `$${n}::bigint + ${relative ? '0' : `(${NOW} - ${prefix}created_at)`}`;
+  const expiry = (base: string, maxAge: string) => `${base} + coalesce(${maxAge}, ${int(policy.maxAgeMs)})`;
   return {
     // `renewed`: the row is a renewed id's tombstone (no data, no owner).
-    get: `SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}`,
+    get: `SELECT data::text AS data, owner, max_age, renewed_to IS NOT NULL AS renewed, false AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}`,
     // A read renews the sliding timestamp only when it is older than
     // touchAfter: no write per read (the UPDATE in the WITH runs whether or
     // not the outer query reads it). `touched`: this read renewed it.
     getTouch: policy.timestamp === 'relative' ? `WITH touch AS (
         UPDATE ${t} SET touched_at = ${NOW}
-        WHERE sid_hash = $1 AND ${S} AND touched_at < ${NOW} - ${int(policy.touchAfterMs)} RETURNING 1)
-      SELECT data::text AS data, owner, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
+        WHERE sid_hash = $1 AND ${S} AND ${touchDue(policy)} RETURNING 1)
+      SELECT data::text AS data, owner, max_age, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
     // A plain read, no row lock: a read batch never waits for a writer nor
     // takes part in a deadlock (a renew in flight is seen once committed).
     alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,
@@ -164,12 +197,12 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     lockOwners: `SELECT pg_advisory_xact_lock(k) FROM (
         SELECT DISTINCT ${ownerKey(table, 'o')} AS k FROM unnest($1::text[]) AS o ORDER BY 1) AS keys ORDER BY k`,
     // A replayed create (its reply lost with the connection) finds its own row.
-    create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text)
-      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner`,
+    create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner, max_age) VALUES ($1, $2::jsonb, ${NOW}, ${NOW}, $3::text, $4::bigint)
+      ON CONFLICT (sid_hash) DO UPDATE SET data = excluded.data, owner = excluded.owner, max_age = excluded.max_age`,
     put: put(false),
-    putOwner: put(true),
+    putWith: put(true),
     patch: patch(false),
-    patchOwner: patch(true),
+    patchWith: patch(true),
     // Moves a live row to a new key in one statement; with changes, the new
     // row gets them (a login is one operation). The old row becomes a
     // tombstone (store/renewed.ts). Nothing moves when the result would be
@@ -178,17 +211,19 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     // revokeAll holding the lock may be waiting for it): taken, a revokeAll
     // that follows sees the new id; not taken, the batch rolls back and runs
     // again (OWNER_BUSY). `replayed`: the new id was already live before this
-    // statement (a replay after a lost reply).
+    // statement (a replay after a lost reply). The session's own lifetime
+    // moves with it ($8: unless the login sets another, $9).
     renew: `WITH cur AS (
         SELECT sid_hash, renewed_to, (coalesce($5::jsonb, data) - $4::text[]) || $3::jsonb AS data, created_at, ${touched} AS touched_at,
-          CASE WHEN $6::boolean THEN $7::text ELSE owner END AS new_owner, owner
+          CASE WHEN $6::boolean THEN $7::text ELSE owner END AS new_owner, owner,
+          CASE WHEN $8::boolean THEN $9::bigint ELSE max_age END AS max_age
         FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
       ok AS (SELECT * FROM cur WHERE cur.renewed_to IS NULL AND ${fits('cur.data')}
         AND ${ownerLockTried(table, 'cur.owner', 'CASE WHEN $6::boolean THEN $7::text END', `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`)}),
       gone AS (UPDATE ${t} AS t SET data = '{}', owner = NULL, renewed_to = $2, touched_at = ${NOW}
         FROM ok WHERE t.sid_hash = ok.sid_hash RETURNING 1),
-      moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
-        SELECT $2, data, created_at, touched_at, new_owner FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
+      moved AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner, max_age)
+        SELECT $2, data, created_at, touched_at, new_owner, max_age FROM ok ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
       SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM moved)::int AS moved,
         EXISTS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND ${S}) AS replayed, EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`,
     // maxSessionsPerOwner: once $2 belongs to $1, keep it and the ($3)
@@ -201,7 +236,7 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
       gone AS (DELETE FROM ${t} AS t USING cur WHERE t.sid_hash = cur.sid_hash AND NOT cur.renewed RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM cur WHERE renewed) AS renewed`,
     count: `SELECT count(*) AS n FROM ${t} WHERE ${S}`,
-    sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
+    sessionsOf: `SELECT sid_hash, data::text AS data, created_at, touched_at, max_age FROM ${t} WHERE owner = $1 AND ${L} ORDER BY touched_at DESC`,
     // The session the handle names, under whatever id it was renewed to since
     // (the tombstones' chain), if it is the owner's.
     revoke: `WITH RECURSIVE chain(h, n) AS (
@@ -210,12 +245,23 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
       DELETE FROM ${t} AS t WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = $2 RETURNING ${Lt} AS live`,
     revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
     // express-session's set: replace a live row, or insert under a key no
-    // row holds; a dead row under that key is never revived (false).
-    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW} WHERE sid_hash = $1 AND ${S} RETURNING 1),
-      ins AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
-        SELECT $1, $2::jsonb, ${NOW}, ${NOW}, NULL WHERE NOT EXISTS (SELECT 1 FROM up)
+    // row holds; a dead row under that key is never revived (false). $3:
+    // the cookie's expiry, in ms from now (NULL: the app's maxAge).
+    upsert: `WITH up AS (UPDATE ${t} SET data = $2::jsonb, touched_at = ${NOW}, max_age = ${ownLifetime(3)} WHERE sid_hash = $1 AND ${S} RETURNING 1),
+      ins AS (INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner, max_age)
+        SELECT $1, $2::jsonb, ${NOW}, ${NOW}, NULL, $3::bigint WHERE NOT EXISTS (SELECT 1 FROM up)
         ON CONFLICT (sid_hash) DO NOTHING RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM up) OR EXISTS (SELECT 1 FROM ins) AS ok`,
+    // express-session's touch: the session's expiry becomes its cookie's ($2
+    // ms from now; $3 the cookie, kept in the data), written only when it moved by more than the touch
+    // throttle (no write per request); found: the session is live.
+    touchKey: `WITH cur AS (SELECT sid_hash, created_at, touched_at, max_age, ${ownLifetime(2)} AS next FROM ${t} WHERE sid_hash = $1 AND ${S}),
+      up AS (UPDATE ${t} AS t SET touched_at = ${relative ? NOW : 't.touched_at'}, max_age = cur.next,
+          data = CASE WHEN $3::jsonb IS NULL THEN t.data ELSE jsonb_set(t.data, '{cookie}', $3::jsonb) END FROM cur
+        WHERE t.sid_hash = cur.sid_hash AND t.renewed_to IS NULL
+          AND abs((${expiry(relative ? NOW : 'cur.created_at', 'cur.next')}) - (${expiry(`cur.${baseColumn(policy.timestamp)}`, 'cur.max_age')}))
+            >= LEAST(${int(policy.touchAfterMs)}, coalesce(cur.next / 20, ${int(policy.touchAfterMs)})) RETURNING 1)
+      SELECT EXISTS (SELECT 1 FROM cur) AS found`,
     clear: `DELETE FROM ${t}`,
     all: `SELECT data::text AS data FROM ${t} WHERE ${S}`,
   };
@@ -247,11 +293,11 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
   const patched = `((t.data - ARRAY(SELECT jsonb_array_elements_text(p.u))) || p.s)`;
   const fits = `octet_length(${patched}::text) <= ${int(maxSessionBytes)}`;
   const relative = policy.timestamp === 'relative';
-  const stale = `touched_at < ${NOW} - ${int(policy.touchAfterMs)}`;
+  const stale = touchDue(policy);
   return {
     // `stale`: the read owes a touch (touchAfter passed); the engine applies
     // the touches a batch owes after its replies went out (touch, below).
-    get: `SELECT sid_hash, data::text AS data, owner, ${relative ? stale : 'false'} AND renewed_to IS NULL AS stale, renewed_to IS NOT NULL AS renewed
+    get: `SELECT sid_hash, data::text AS data, owner, max_age, ${relative ? stale : 'false'} AND renewed_to IS NULL AS stale, renewed_to IS NOT NULL AS renewed
       FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`,
     // SKIP LOCKED: a touch never waits; a row locked now is being written by
     // another transaction, whose write moves the timestamp itself.
