@@ -88,34 +88,45 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     return;
   }
   if (id === null) {
-    // A new, empty session without an owner is not worth storing, and gets no cookie.
-    const owner = typeof work.owner === 'string' ? { owner: work.owner } : undefined;
+    // A new, empty session without an owner or a lifetime of its own is not worth storing, and gets no cookie.
+    const options = {
+      ...(typeof work.owner === 'string' ? { owner: work.owner } : {}),
+      ...(typeof work.maxAge === 'number' ? { maxAge: work.maxAge } : {}),
+    };
     const data = work.data!;
-    if (Object.keys(data).length === 0 && owner === undefined) return;
-    const created = (await store.put(null, data, owner)) as string;
+    if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return;
+    const created = (await store.put(null, data, options)) as string;
     session.committed(created);
-    state.cookie = setCookie(created);
+    state.cookie = setCookie(created, session.maxAge);
     state.resend = false;
     return;
   }
-  const ownerChange = work.owner !== undefined ? { owner: work.owner } : {};
+  // The owner and the lifetime go to the store only when they change.
+  const extras = { ...(work.owner !== undefined ? { owner: work.owner } : {}), ...(work.maxAge !== undefined ? { maxAge: work.maxAge } : {}) };
   if (work.renew) {
-    const changes = work.cleared ? { replace: work.data!, ...ownerChange } : { set: work.set, unset: work.unset, ...ownerChange };
+    const changes = work.cleared ? { replace: work.data!, ...extras } : { set: work.set, unset: work.unset, ...extras };
     const next = await store.renew(id, changes);
     if (next === RENEWED) return renewed();
     if (next === null) return lost();
     session.committed(next);
-    state.cookie = setCookie(next);
+    state.cookie = setCookie(next, session.maxAge);
     state.resend = false;
     return;
   }
   let result: unknown = true;
-  if (work.cleared) result = await store.put(id, work.data!, ownerChange);
-  else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined) result = await store.patch(id, { set: work.set, unset: work.unset, ...ownerChange });
-  else return;
+  if (work.cleared) result = await store.put(id, work.data!, extras);
+  else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined || work.maxAge !== undefined) {
+    result = await store.patch(id, { set: work.set, unset: work.unset, ...extras });
+  } else return;
   if (result === RENEWED) return renewed();
   if (result === null || result === false) return lost();
   state.confirmed = true;
+  if (work.maxAge !== undefined) {
+    // The stored lifetime changed: the cookie carries it now (a persistent
+    // cookie, or back to the app's cookie.maxAge), and no re-send is owed.
+    state.cookie = setCookie(id, session.maxAge);
+    state.resend = false;
+  }
 }
 
 /** Whether the sliding re-send is still to be settled (the response waits for it). */
@@ -144,7 +155,7 @@ export async function settleResend(session: Session, ctx: CommitContext, state: 
     if (alive === RENEWED) return gone(session, state, null);
     if (alive !== true) return gone(session, state, ctx.expiredCookie);
   }
-  state.cookie = ctx.setCookie(session.id);
+  state.cookie = ctx.setCookie(session.id, session.maxAge);
 }
 
 /**

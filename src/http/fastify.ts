@@ -39,12 +39,12 @@ class ReplyCommit implements SessionHost {
   constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
     this.#ctx = door.context(request.raw);
     this.#request = request;
-    this.#state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend, loaded.stale);
-    this.session = new Session(loaded.id, loaded.data, this, loaded.owner);
+    this.#state = roundState(loaded.hadCookie, door.owesResend(loaded), loaded.stale);
+    this.session = new Session(loaded.id, loaded.data, this, loaded.owner, loaded.maxAge);
   }
 
   change(kind: ChangeKind, _session: Session): void {
-    if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the reply was sent: the change could not be stored`);
+    if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner/setMaxAge' : kind}() after the reply was sent: the change could not be stored`);
     // The reply failed (an error reply is on its way): ignored.
     if (this.phase === 'failed') return;
     if (kind === 'renew' && this.phase === 'committing') {

@@ -19,6 +19,8 @@ export interface Loaded {
   touched: boolean;
   /** The cookie names an id another request renewed: this request's session is never stored. */
   stale: boolean;
+  /** The session's own lifetime in seconds; null: the app's maxAge. */
+  maxAge: number | null;
 }
 
 // Cookie values are taken as they are: our ids and signatures are base64url,
@@ -29,9 +31,9 @@ const RAW = { decode: (value: string) => value };
 // verification (or that we signed) enter, so an attacker cannot fill them.
 const CACHE_ENTRIES = 10_000;
 
-const NOTHING: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: false, touched: false, stale: false });
-const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: false });
-const STALE: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: true });
+const NOTHING: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: false, touched: false, stale: false, maxAge: null });
+const REFUSED: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: false, maxAge: null });
+const STALE: Loaded = Object.freeze({ id: null, data: null, owner: null, hadCookie: true, touched: false, stale: true, maxAge: null });
 
 /**
  * A SessionStore that is not the app's own client, as the commit core uses
@@ -44,7 +46,7 @@ function commitStoreOf(store: SessionStore): CommitStore {
   return {
     load: async (sid) => {
       const data = await store.get(sid);
-      return data === null ? null : { data, owner: null, touched: false };
+      return data === null ? null : { data, owner: null, touched: false, maxAge: null };
     },
     alive: async (sid) => (await store.get(sid)) !== null,
     put: (sid, data, options) => store.put(sid, data, options),
@@ -65,8 +67,9 @@ function commitStoreOf(store: SessionStore): CommitStore {
 export class FrontDoor {
   readonly store: SessionStore;
   readonly options: ResolvedHandlerOptions;
-  /** With cookie.maxAge and sliding timestamps, a response re-sends the cookie when its load renewed the stored timestamp. */
-  readonly resend: boolean;
+  /** Sliding timestamps: a persistent cookie is re-sent when the request's load renewed the stored timestamp. */
+  readonly #sliding: boolean;
+  readonly #persistent: boolean;
   readonly #plain: CommitContext;
   readonly #secure: CommitContext;
   readonly #auto: boolean;
@@ -82,7 +85,8 @@ export class FrontDoor {
     const { key, secrets, cookie } = options;
     this.#auto = cookie.secure === 'auto';
     this.#trustProxy = options.trustProxy;
-    this.resend = cookie.maxAge !== undefined && (store as { timestamp?: string }).timestamp !== 'fixed';
+    this.#sliding = (store as { timestamp?: string }).timestamp !== 'fixed';
+    this.#persistent = cookie.maxAge !== undefined;
     const signed = new Map<string, string>();
     const valueOf = (id: string): string => {
       if (secrets.length === 0) return id;
@@ -104,13 +108,24 @@ export class FrontDoor {
         path: cookie.path, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure,
         ...(cookie.domain !== undefined ? { domain: cookie.domain } : {}),
       };
-      const maxAge = cookie.maxAge === undefined ? {} : { maxAge: Math.floor(cookie.maxAge) };
       const prefix = `${key}=`;
-      const suffix = stringifySetCookie({ name: key, value: 'v', ...attributes, ...maxAge }).slice(prefix.length + 1);
+      const suffixOf = (maxAge: number | undefined) =>
+        stringifySetCookie({ name: key, value: 'v', ...attributes, ...(maxAge === undefined ? {} : { maxAge: Math.floor(maxAge) }) }).slice(prefix.length + 1);
+      const suffix = suffixOf(cookie.maxAge);
+      // A session's own lifetime is its cookie's Max-Age: a few distinct values, each serialised once.
+      const own = new Map<number, string>();
+      const ownSuffix = (maxAge: number) => {
+        let found = own.get(maxAge);
+        if (found === undefined) {
+          if (own.size >= 64) own.clear();
+          own.set(maxAge, found = suffixOf(maxAge));
+        }
+        return found;
+      };
       return {
         store: commitStore,
         onError,
-        setCookie: (id) => prefix + valueOf(id) + suffix,
+        setCookie: (id, maxAge) => prefix + valueOf(id) + (maxAge === null || maxAge === undefined ? suffix : ownSuffix(maxAge)),
         expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
       };
     };
@@ -128,6 +143,15 @@ export class FrontDoor {
       process.stderr.write(`supervised-sessions: onError threw while reporting "${error.message}": ${asError(thrown).message}\n`);
     }
   };
+
+  /**
+   * Whether the sliding cookie is owed for a loaded session: with 'relative'
+   * timestamps, when its load renewed the stored timestamp and its cookie is
+   * persistent (cookie.maxAge, or a lifetime of the session's own).
+   */
+  owesResend(loaded: Loaded): boolean {
+    return loaded.id !== null && loaded.touched && this.#sliding && (this.#persistent || loaded.maxAge !== null);
+  }
 
   /**
    * The cookie lines for this request. With `cookie.secure: 'auto'` the cookie
@@ -157,7 +181,7 @@ export class FrontDoor {
     const sid = this.#verify(raw);
     if (sid === null) return REFUSED;
     return this.#load(sid).then((loaded) => loaded === null ? REFUSED : loaded === RENEWED ? STALE
-      : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true, touched: loaded.touched, stale: false });
+      : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true, touched: loaded.touched, stale: false, maxAge: loaded.maxAge });
   }
 
   /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */

@@ -11,8 +11,11 @@ export interface CommitContext {
   /** The store, with replies that tell "renewed" from "gone". */
   store: CommitStore;
   onError(error: Error, req: IncomingMessage): void;
-  /** The Set-Cookie line for an id. */
-  setCookie(id: string): string;
+  /**
+   * The Set-Cookie line for an id; `maxAge`, the session's own lifetime in
+   * seconds, is its Max-Age (null or absent: cookie.maxAge, if any).
+   */
+  setCookie(id: string, maxAge?: number | null): string;
   /** The Set-Cookie line that expires the cookie. */
   expiredCookie: string;
 }
@@ -82,9 +85,9 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     // a process nobody listens on: it is the handler's mistake, reported.
     (res as ServerResponse & { [kDoor]?: FrontDoor })[kDoor] = door;
     res.on('error', onResponseError);
-    const state = roundState(loaded.hadCookie, loaded.id !== null && loaded.touched && door.resend, loaded.stale);
+    const state = roundState(loaded.hadCookie, door.owesResend(loaded), loaded.stale);
     const commit = new RequestCommit(ctx, req, res, state, onFailure);
-    commit.session = new Session(loaded.id, loaded.data, commit, loaded.owner);
+    commit.session = new Session(loaded.id, loaded.data, commit, loaded.owner, loaded.maxAge);
     // The sliding cookie is owed: the response waits for the commit, which
     // sends it only for a session still live then.
     if (state.resend) commit.#held = new HeldResponse(res, commit);
@@ -97,7 +100,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     const held = this.#held;
     const res = this.#res;
     if (held ? held.handlerEnded : res.writableEnded) {
-      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind}() after the response ended: the change could not be stored`);
+      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner/setMaxAge' : kind}() after the response ended: the change could not be stored`);
     }
     // The response was already answered with a 5xx (or cut short): the
     // change is ignored, like the handler's later response calls; throwing

@@ -21,7 +21,12 @@ export interface PendingWork {
   data: SessionData | null;
   /** setOwner() was called: the owner to store (null: none); undefined: unchanged. */
   owner?: string | null;
+  /** setMaxAge() was called: the session's own lifetime in seconds (null: the app's maxAge); undefined: unchanged. */
+  maxAge?: number | null;
 }
+
+/** Browsers keep a cookie at most 400 days (RFC 6265bis): a longer lifetime could not reach its cookie. */
+const COOKIE_CAP_SECONDS = 400 * 86400;
 
 /**
  * The handler's view of its session. It records which keys changed, so that
@@ -47,12 +52,15 @@ export class Session {
   #host: SessionHost | null;
   #owner: string | null;
   #ownerChanged = false;
+  #maxAge: number | null;
+  #maxAgeChanged = false;
   #handle: string | null = null;
 
   /** @internal created by createHandler; `host` is told of every change before it is made. */
-  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null, owner: string | null = null) {
+  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null, owner: string | null = null, maxAge: number | null = null) {
     this.#host = host;
     this.#owner = owner;
+    this.#maxAge = maxAge;
     this.#id = id;
     this.#isNew = id === null;
     this.#data = new Map(data ? Object.entries(data) : []);
@@ -82,6 +90,29 @@ export class Session {
     this.#host?.change('data', this);
     this.#owner = owner;
     this.#ownerChanged = true;
+  }
+
+  /** This session's own lifetime in seconds ("remember me"), or null for the app's maxAge. */
+  get maxAge(): number | null {
+    return this.#maxAge;
+  }
+
+  /**
+   * Gives this session a lifetime of its own, in seconds, in place of the
+   * app's maxAge ("remember me" for 30 days, or 5 minutes for a sensitive
+   * step); null goes back to the app's. Committed like a change; the cookie
+   * then carries it as Max-Age (a persistent cookie, even when cookie.maxAge
+   * is unset). maxLifetime, when set, still caps the session.
+   */
+  setMaxAge(seconds: number | null): void {
+    if (seconds !== null && (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 1 || seconds > COOKIE_CAP_SECONDS)) {
+      const shown = typeof seconds === 'number' ? String(seconds) : typeof seconds === 'string' ? JSON.stringify(seconds) : String(seconds);
+      const hint = typeof seconds === 'number' && seconds > COOKIE_CAP_SECONDS ? ' (milliseconds? it counts seconds)' : '';
+      throw new TypeError(`session.setMaxAge(seconds): expected a number of seconds from 1 to ${COOKIE_CAP_SECONDS} (400 days, browsers' cap on a cookie) or null, got ${shown}${hint}`);
+    }
+    this.#host?.change('data', this);
+    this.#maxAge = seconds;
+    this.#maxAgeChanged = true;
   }
 
   /**
@@ -147,7 +178,7 @@ export class Session {
   /** @internal True when the store has not yet been given every change. */
   get pending(): boolean {
     if (this.#dropped) return false;
-    return this.#drop || this.#renew || this.#cleared || this.#ownerChanged || this.#changed.size > 0;
+    return this.#drop || this.#renew || this.#cleared || this.#ownerChanged || this.#maxAgeChanged || this.#changed.size > 0;
   }
 
   /** @internal A drop() or renew() is pending: it applies whatever the response's status. */
@@ -174,7 +205,9 @@ export class Session {
     const data = this.#cleared || this.#id === null ? this.toJSON() : null;
     const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data };
     if (this.#ownerChanged) work.owner = this.#owner;
+    if (this.#maxAgeChanged) work.maxAge = this.#maxAge;
     this.#ownerChanged = false;
+    this.#maxAgeChanged = false;
     this.#changed = new Set();
     this.#cleared = false;
     this.#renew = false;
