@@ -109,19 +109,82 @@ test('regenerate gives a new, empty session and ends the old one; destroy ends i
   assert.equal((await get(`${url}/get`, regenerated.cookie)).body.data, {}, 'a fresh session after destroy');
 });
 
-test('expiry is the app maxAge, checked on read; touch (rolling) renews it, throttled by touchAfter', async () => {
+test("each session expires with its cookie (express-session's cookie.expires), not the app's maxAge: longer, shorter, or the app's for a browser-session cookie", async () => {
+  // One store per middleware: express-session installs its session factory on the store it is given.
   const store = new SessionAppStore(app.store);
-  const url = await serve(store, { rolling: true, cookie: { maxAge: 60_000 } });
+  const long = await serve(store, { cookie: { maxAge: 60_000 } });
+  const short = await serve(new SessionAppStore(app.store), { cookie: { maxAge: 600 } });
+  const browser = await serve(new SessionAppStore(app.store));
+  const remembered = await get(`${long}/set?user=ada`);
+  const brief = await get(`${short}/set?user=bob`);
+  const plain = await get(`${browser}/set?user=cy`);
+  assert.match(remembered.cookie!, /^connect\.sid=/);
+  await sleep(900);
+  // Past the short cookie's 0.6 s, within the app's 1.5 s: dead in the store.
+  assert.is(await call((cb) => store.get(brief.body.id as string, cb)), null, 'the short session is dead in the store');
+  const renewedBrief = await get(`${short}/get`, brief.cookie);
+  assert.equal(renewedBrief.body.data, {}, 'a session expired in the store gives a new session');
+  assert.is.not(renewedBrief.body.id, brief.body.id);
+  await sleep(1000);
+  // Past the app's maxAge (1.5 s): the browser-session cookie's session is dead, the remembered one lives.
+  assert.equal((await get(`${browser}/get`, plain.cookie)).body.data, {}, 'the app maxAge for a browser-session cookie');
+  assert.equal((await get(`${long}/get`, remembered.cookie)).body.data, { user: 'ada' }, 'the 60 s cookie outlives the app maxAge');
+  const all = await call<Array<Record<string, unknown>>>((cb) => store.all(cb));
+  assert.ok(all.some((data) => data.user === 'ada'));
+  assert.not.ok(all.some((data) => data.user === 'bob' || data.user === 'cy'), 'all() lists only live sessions');
+});
+
+test('touch extends the expiry to the cookie\'s (rolling: false, resave: false); left alone, the session dies when its cookie does', async () => {
+  const store = new SessionAppStore(app.store);
+  const url = await serve(store, { cookie: { maxAge: 1000 } });
   const created = await get(`${url}/set?user=ada`);
-  // Kept alive by reads (each an express-session touch) past maxAge (1.5 s).
+  // Kept alive past the cookie's 1 s by reads, each an express-session touch (no cookie re-sent: rolling is off).
   for (let i = 0; i < 4; i++) {
-    await sleep(500);
+    await sleep(400);
     const read = await get(`${url}/get`, created.cookie);
     assert.equal(read.body.data, { user: 'ada' }, `read ${i}`);
-    assert.ok(read.cookie, 'rolling: the cookie is re-sent');
+    assert.is(read.body.id, created.body.id);
   }
-  await sleep(1700);
-  assert.equal((await get(`${url}/get`, created.cookie)).body.data, {}, 'dead after maxAge without a touch');
+  await sleep(1300);
+  const after = await get(`${url}/get`, created.cookie);
+  assert.equal(after.body.data, {}, 'dead once its cookie expired without a touch');
+  assert.is(await call((cb) => store.get(created.body.id as string, cb)), null);
+});
+
+test('touch keeps the stored cookie with the expiry it moved (beyond touchAfter); within touchAfter it writes nothing', async () => {
+  const store = new SessionAppStore(app.store);
+  const cookie = (expires: Date) => ({ originalMaxAge: 60_000, expires, httpOnly: true, path: '/' });
+  const first = new Date(Date.now() + 60_000);
+  await call((cb) => store.set('moved-key', { cookie: cookie(first), n: 1 } as never, cb));
+  // 0.1 s later than stored: within touchAfter (0.2 s), nothing written.
+  await call((cb) => store.touch('moved-key', { cookie: cookie(new Date(first.getTime() + 100)), n: 1 } as never, cb));
+  const kept = await call<Record<string, any>>((cb) => store.get('moved-key', cb));
+  assert.is(kept.cookie.expires, first.toISOString());
+  const later = new Date(first.getTime() + 5000);
+  await call((cb) => store.touch('moved-key', { cookie: cookie(later), n: 1 } as never, cb));
+  const moved = await call<Record<string, any>>((cb) => store.get('moved-key', cb));
+  assert.equal(moved, { cookie: { ...cookie(later), expires: later.toISOString() }, n: 1 }, 'the cookie moved with the expiry, the data kept');
+});
+
+test("cookie.maxAge changed by a request (a remember-me login) is the session's new expiry", async () => {
+  const store = new SessionAppStore(app.store);
+  const web = express();
+  web.use(session({ store, secret: 'drop-in secret', resave: false, saveUninitialized: false, cookie: { maxAge: 500 } } as never));
+  web.get('/login', (req, res) => {
+    const r = req as unknown as Req & { session: { cookie: { maxAge: number } } };
+    r.session.user = 'ada';
+    if (req.query.remember) r.session.cookie.maxAge = 60_000;
+    res.json({ id: (req as unknown as { sessionID: string }).sessionID });
+  });
+  const server = createServer(web);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const remembered = await get(`${url}/login?remember=1`);
+  const forgotten = await get(`${url}/login`);
+  await sleep(1800);
+  assert.equal(await call((cb) => store.get(remembered.body.id as string, cb)), { user: 'ada', cookie: (await call<Record<string, any>>((cb) => store.get(remembered.body.id as string, cb))).cookie });
+  assert.is(await call((cb) => store.get(forgotten.body.id as string, cb)), null, 'the 0.5 s cookie: dead');
 });
 
 test('touch renews the timestamp only when it is older than touchAfter; a dead session is never revived by set', async () => {

@@ -25,15 +25,17 @@ type Callback<T = void> = (error: any, value?: T) => void;
 type ExpressSessionData = Record<string, any>;
 
 /** What the drop-in store needs of app.store (its own mailbox client has it). */
-type KeyedStore = Pick<MailboxSessionStore, 'getKey' | 'upsertKey' | 'deleteKey' | 'clearAll' | 'allData' | 'count'>;
+type KeyedStore = Pick<MailboxSessionStore, 'getKey' | 'upsertKey' | 'touchKey' | 'deleteKey' | 'clearAll' | 'allData' | 'count'>;
 
 /**
  * `app.use(session({ store: new SessionAppStore(app.store), secret, ... }))`.
  *
  * express-session chooses the ids (its own generator) and saves whole
  * objects; this store keys rows by the SHA-256 of those ids, like ours.
- * Expiry is the app's (`maxAge`, `timestamp`, `maxLifetime`, checked on every
- * read), not the cookie's; `touch` renews the timestamp only when it is older
+ * Each session expires when its cookie does (`cookie.expires`, as
+ * express-session passes it to `set` and `touch`: a lifetime of the
+ * session's own), or by the app's `maxAge` for a browser-session cookie;
+ * `maxLifetime` caps both. `touch` writes only when the expiry moved by more
  * than `touchAfter`. Errors go to the callbacks, never thrown. What it cannot
  * give — patches of changed keys, a commit before the response, a logout
  * never undone — only the native adapters give (see the migration guide).
@@ -55,16 +57,20 @@ export class SessionAppStore extends Store {
   }
 
   set(sid: string, session: ExpressSessionData, callback?: Callback): void {
-    settle(Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session))), callback);
+    settle(Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session), remainingOf(session))), callback);
   }
 
   destroy(sid: string, callback?: Callback): void {
     settle(this.#store.deleteKey(sid), callback);
   }
 
-  /** A read that renews the timestamp when it is older than touchAfter: no write per request. */
-  touch(sid: string, _session: ExpressSessionData, callback?: Callback): void {
-    settle(this.#store.getKey(sid).then(() => undefined), callback);
+  /**
+   * The session's expiry becomes its cookie's, and the stored cookie with it;
+   * written only when the expiry moved by more than touchAfter (no write per
+   * request; `touchAfter: 0` writes every touch, as MemoryStore does).
+   */
+  touch(sid: string, session: ExpressSessionData, callback?: Callback): void {
+    settle(Promise.resolve().then(() => this.#store.touchKey(sid, remainingOf(session), plain({ cookie: session?.cookie ?? null }).cookie ?? null)), callback);
   }
 
   length(callback: Callback<number>): void {
@@ -84,6 +90,21 @@ export class SessionAppStore extends Store {
 /** express-session's Session carries a Cookie instance and its request (non-enumerable): keep the JSON of it. */
 function plain(session: ExpressSessionData): SessionData {
   return JSON.parse(JSON.stringify(session)) as SessionData;
+}
+
+/**
+ * Milliseconds until the session's cookie expires, as express-session keeps
+ * it (`cookie.expires`, a Date or its JSON; else `cookie.maxAge`, the time
+ * left); null for a browser-session cookie, which gets the app's maxAge.
+ */
+function remainingOf(session: ExpressSessionData): number | null {
+  const cookie = (session as { cookie?: { expires?: unknown; maxAge?: unknown } } | null)?.cookie;
+  if (typeof cookie !== 'object' || cookie === null) return null;
+  if (cookie.expires !== undefined && cookie.expires !== null && cookie.expires !== false) {
+    const at = new Date(cookie.expires as string | number | Date).getTime();
+    if (Number.isFinite(at)) return at - Date.now();
+  }
+  return typeof cookie.maxAge === 'number' && Number.isFinite(cookie.maxAge) ? cookie.maxAge : null;
 }
 
 function settle<T>(promise: Promise<T>, callback: Callback<T> | undefined): void {
