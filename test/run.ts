@@ -44,11 +44,11 @@ if (only.length === 0) {
 
 // The suites that must also pass on the lowest Node in engines (type
 // stripping is behind a flag there).
-const FLOOR_SUITES = ['store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts', 'diagnostics.test.ts'];
+const FLOOR_SUITES = ['store.test.ts', 'owners.test.ts', 'lifetime.test.ts', 'express-session-store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts', 'diagnostics.test.ts'];
 // One contract suite, two engines: these suites run again on PostgreSQL
 // (test/engines.ts), on one server this runner starts and stops; the
 // postgres-*.test.ts suites test that engine alone.
-const CONTRACT_SUITES = ['store.test.ts', 'owners.test.ts', 'http.test.ts', 'http-edges.test.ts', 'front-doors.test.ts', 'express-session-store.test.ts', 'metrics.test.ts', 'sessions-meet.test.ts'];
+const CONTRACT_SUITES = ['store.test.ts', 'owners.test.ts', 'http.test.ts', 'http-edges.test.ts', 'front-doors.test.ts', 'express-session-store.test.ts', 'metrics.test.ts', 'sessions-meet.test.ts', 'lifetime.test.ts'];
 const ON_POSTGRES = { SUPERVISED_SESSIONS_TEST_ENGINE: 'postgres' };
 type Run = { file: string; node: string; args: string[]; label: string; env?: NodeJS.ProcessEnv };
 const runs: Run[] = files.filter((file) => !file.startsWith('postgres')).map((file) => ({ file, node: process.execPath, args: [], label: file }));
