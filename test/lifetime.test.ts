@@ -324,6 +324,7 @@ const routes: Route = async (session, query) => {
       session.setMaxAge(Number(query.get('value')));
     } else if (action === 'fail') {
       session.setMaxAge(60);
+      if (query.get('renew')) session.renew();
       return { status: 500, body: { failed: true } };
     }
   } catch (error) {
@@ -383,6 +384,11 @@ for (const door of DOORS) {
     assert.is(failed.status, 500);
     assert.is(failed.cookies.length, 0, 'an error page: the lifetime change is not stored, no cookie');
     assert.equal((await get(`${url}/`, cookieOf(only))).body, { user: null, maxAge: 7 * DAY }, 'the stored lifetime as it was');
+    // renew() applies on an error page; its cookie carries the lifetime the store kept, not the one refused.
+    const failedLogin = await get(`${url}/?do=fail&renew=1`, cookieOf(only));
+    assert.is(failedLogin.status, 500);
+    assert.match(failedLogin.cookies.find((l) => l.startsWith('sid='))!, /; Max-Age=604800(;|$)/);
+    assert.equal((await get(`${url}/`, cookieOf(failedLogin))).body, { user: null, maxAge: 7 * DAY });
   });
 }
 

@@ -97,7 +97,8 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return;
     const created = (await store.put(null, data, options)) as string;
     session.committed(created);
-    state.cookie = setCookie(created, session.maxAge);
+    session.maxAgeStored(options.maxAge ?? null);
+    state.cookie = setCookie(created, session.storedMaxAge);
     state.resend = false;
     return;
   }
@@ -109,7 +110,8 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     if (next === RENEWED) return renewed();
     if (next === null) return lost();
     session.committed(next);
-    state.cookie = setCookie(next, session.maxAge);
+    session.maxAgeStored(work.maxAge);
+    state.cookie = setCookie(next, session.storedMaxAge);
     state.resend = false;
     return;
   }
@@ -124,7 +126,8 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
   if (work.maxAge !== undefined) {
     // The stored lifetime changed: the cookie carries it now (a persistent
     // cookie, or back to the app's cookie.maxAge), and no re-send is owed.
-    state.cookie = setCookie(id, session.maxAge);
+    session.maxAgeStored(work.maxAge);
+    state.cookie = setCookie(id, session.storedMaxAge);
     state.resend = false;
   }
 }
@@ -155,7 +158,7 @@ export async function settleResend(session: Session, ctx: CommitContext, state: 
     if (alive === RENEWED) return gone(session, state, null);
     if (alive !== true) return gone(session, state, ctx.expiredCookie);
   }
-  state.cookie = ctx.setCookie(session.id, session.maxAge);
+  state.cookie = ctx.setCookie(session.id, session.storedMaxAge);
 }
 
 /**

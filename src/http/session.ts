@@ -54,6 +54,8 @@ export class Session {
   #ownerChanged = false;
   #maxAge: number | null;
   #maxAgeChanged = false;
+  /** The lifetime the store holds for this session, as far as the commit knows (its cookie's Max-Age). */
+  #storedMaxAge: number | null;
   #handle: string | null = null;
 
   /** @internal created by createHandler; `host` is told of every change before it is made. */
@@ -61,6 +63,7 @@ export class Session {
     this.#host = host;
     this.#owner = owner;
     this.#maxAge = maxAge;
+    this.#storedMaxAge = maxAge;
     this.#id = id;
     this.#isNew = id === null;
     this.#data = new Map(data ? Object.entries(data) : []);
@@ -213,6 +216,16 @@ export class Session {
     this.#renew = false;
     if (this.#drop) this.#dropped = true;
     return work;
+  }
+
+  /** @internal The lifetime the store holds (an error page's commit stores none of setMaxAge's). */
+  get storedMaxAge(): number | null {
+    return this.#storedMaxAge;
+  }
+
+  /** @internal The commit stored this lifetime (undefined: it did not change). */
+  maxAgeStored(maxAge: number | null | undefined): void {
+    if (maxAge !== undefined) this.#storedMaxAge = maxAge;
   }
 
   /** @internal The id the session is now stored under (null once dropped or gone). */
