@@ -40,12 +40,16 @@ await fastify.register(fastifySessions, { store: app.store, key: 'sid' });
 fastify.get('/', async (request) => {
   const session: Session = request.session;
   session.setOwner('ada');
+  session.setMaxAge(30 * 86400);
   session.renew();
-  return { id: session.id, isNew: session.isNew };
+  const lifetime: number | null = session.maxAge;
+  return { id: session.id, isNew: session.isNew, lifetime };
 });
 
 const dropIn: SessionAppStore = new SessionAppStore(app.store);
 dropIn.length((error, n) => console.log(error, n));
+const remembered: string | null = await app.store.put(null, { user: 'ada' }, { owner: 'ada', maxAge: 30 * 86400 });
+await app.store.patch(remembered!, { maxAge: null });
 const mine = await app.store.sessionsOf('ada');
 const first: number = mine[0]?.expiresAt ?? 0;
 console.log(first);
