@@ -53,14 +53,16 @@ async function measure(): Promise<Results> {
       results.store = await storeBenchmark({ dir: temp.dir, seconds: smoke ? 0.2 : 2 });
     }
     if (wants('sweep')) {
+      const backlog = { dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 };
       log('# sweep');
-      results.sweep = await sweepBenchmark({ dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5 });
+      results.sweep = await sweepBenchmark(backlog);
+      log('# sweep, mixed lifetimes');
+      results.sweepMixed = await sweepBenchmark({ ...backlog, mixed: true });
       log('# sweep on PostgreSQL');
       try {
-        results.sweepPostgres = await sweepBenchmark({
-          dir: temp.dir, dead: smoke ? 20_000 : 1_000_000, live: smoke ? 5_000 : 100_000, baselineSeconds: smoke ? 0.5 : 5,
-          postgres: await benchDatabase('bench_sweep'),
-        });
+        results.sweepPostgres = await sweepBenchmark({ ...backlog, postgres: await benchDatabase('bench_sweep') });
+        log('# sweep on PostgreSQL, mixed lifetimes');
+        results.sweepMixedPostgres = await sweepBenchmark({ ...backlog, mixed: true, postgres: await benchDatabase('bench_sweep_mixed') });
       } finally {
         stopBenchPostgres();
       }

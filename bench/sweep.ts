@@ -17,13 +17,21 @@ export interface SweepResult {
   ratioP99: number;
   /** PostgreSQL: the table's bytes on the server (indexes included) per stored row, before the sweep. */
   bytesPerRow?: number;
+  /** Mixed lifetimes: half of each population has a lifetime of its own (below). */
+  mixed?: boolean;
 }
 
-function plant(database: string, count: number, at: number): void {
+const DAY = 86_400_000;
+
+/**
+ * `count` rows last used at `at`; `maxAge`: their own lifetime in ms (null:
+ * the app's maxAge).
+ */
+function plant(database: string, count: number, at: number, maxAge: number | null = null): void {
   const db = new DatabaseSync(database);
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
   db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
-    INSERT INTO session (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"planted":true}', ?, ? FROM c`).run(count, at, at);
+    INSERT INTO session (sid_hash, data, created_at, touched_at, max_age) SELECT randomblob(32), '{"planted":true}', ?, ?, ? FROM c`).run(count, at, at, maxAge);
   db.close();
 }
 
@@ -56,14 +64,14 @@ async function traffic(app: SessionApp, ids: string[], until: () => boolean, con
 }
 
 /** The same rows planted on PostgreSQL, aged by the server's clock. */
-async function plantPostgres(database: string, count: number, ageMs: number): Promise<void> {
+async function plantPostgres(database: string, count: number, ageMs: number, maxAge: number | null = null): Promise<void> {
   const client = new pg.Client({ connectionString: database });
   client.on('error', () => {});
   await client.connect();
   try {
-    await client.query(`INSERT INTO session (sid_hash, data, created_at, touched_at)
-      SELECT sha256(i::text::bytea || $3::bytea), '{"planted":true}', t, t FROM generate_series(1, $1) AS i,
-      (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`, [count, ageMs, Buffer.from(String(ageMs))]);
+    await client.query(`INSERT INTO session (sid_hash, data, created_at, touched_at, max_age)
+      SELECT sha256(i::text::bytea || $3::bytea), '{"planted":true}', t, t, $4::bigint FROM generate_series(1, $1) AS i,
+      (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`, [count, ageMs, Buffer.from(`${ageMs}:${maxAge}`), maxAge]);
     await client.query('VACUUM ANALYZE session');
   } finally {
     await client.end();
@@ -82,17 +90,26 @@ async function tableBytesPerRow(database: string): Promise<number> {
   }
 }
 
-/** `postgres`: a database URL: the same benchmark on the PostgreSQL engine. */
-export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number; postgres?: string }): Promise<SweepResult> {
-  const database = options.postgres ?? join(options.dir, 'sweep-bench.db');
+/**
+ * `postgres`: a database URL: the same benchmark on the PostgreSQL engine.
+ * `mixed`: lifetimes of their own beside the app's maxAge (1 day): of the
+ * dead, half on the app's maxAge and half 5-minute sessions, all last used 3
+ * days ago; of the live, half used now and half "remember me" sessions (30
+ * days) last used 3 days ago — live rows the app's maxAge alone would call
+ * dead, which the sweep must step over without rescanning them per batch.
+ */
+export async function sweepBenchmark(options: { dir: string; dead: number; live: number; baselineSeconds: number; postgres?: string; mixed?: boolean }): Promise<SweepResult> {
+  const database = options.postgres ?? join(options.dir, options.mixed ? 'sweep-mixed-bench.db' : 'sweep-bench.db');
   await setupStore({ database });
   const now = Date.now();
-  if (options.postgres) {
-    await plantPostgres(database, options.dead, 3 * 86_400_000);
-    await plantPostgres(database, options.live - 1000, 0);
-  } else {
-    plant(database, options.dead, now - 3 * 86_400_000);
-    plant(database, options.live - 1000, now);
+  const live = options.live - 1000;
+  const populations: Array<[number, number, number | null]> = options.mixed
+    ? [[Math.floor(options.dead / 2), 3 * DAY, null], [options.dead - Math.floor(options.dead / 2), 3 * DAY, 300_000],
+      [Math.floor(live / 2), 0, null], [live - Math.floor(live / 2), 3 * DAY, 30 * DAY]]
+    : [[options.dead, 3 * DAY, null], [live, 0, null]];
+  for (const [count, ageMs, maxAge] of populations) {
+    if (options.postgres) await plantPostgres(database, count, ageMs, maxAge);
+    else plant(database, count, now - ageMs, maxAge);
   }
   const bytesPerRow = options.postgres ? await tableBytesPerRow(database) : undefined;
   const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600 });
@@ -111,7 +128,7 @@ export async function sweepBenchmark(options: { dir: string; dead: number; live:
     const d = summarize(during);
     return {
       dead: options.dead, live: options.live, deleted: report.deleted, seconds,
-      rowsPerSecond: report.deleted / seconds, without: w, during: d, ratioP99: d.p99 / w.p99, bytesPerRow,
+      rowsPerSecond: report.deleted / seconds, without: w, during: d, ratioP99: d.p99 / w.p99, bytesPerRow, mixed: options.mixed === true,
     };
   } finally {
     await app.stop();
