@@ -1,5 +1,5 @@
 import type { CommitContext } from './request-commit.ts';
-import type { PendingWork, Session } from './session.ts';
+import type { ChangeKind, PendingWork, Session } from './session.ts';
 import { RENEWED } from '../store/renewed.ts';
 
 /** What the rounds of one request's commit decide, kept between rounds. */
@@ -35,7 +35,7 @@ export function roundState(hadCookie: boolean, resend: boolean, stale = false): 
 }
 
 /** A change is about to be made: a login on a stale request makes its new session one to store. */
-export function beforeChange(state: RoundState, kind: 'data' | 'renew' | 'drop'): void {
+export function beforeChange(state: RoundState, kind: ChangeKind): void {
   if (kind === 'renew' && state.stale) {
     state.stale = false;
     state.gone = false;

@@ -44,7 +44,7 @@ class ReplyCommit implements SessionHost {
   }
 
   change(kind: ChangeKind, _session: Session): void {
-    if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner/setMaxAge' : kind}() after the reply was sent: the change could not be stored`);
+    if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind}() after the reply was sent: the change could not be stored`);
     // The reply failed (an error reply is on its way): ignored.
     if (this.phase === 'failed') return;
     if (kind === 'renew' && this.phase === 'committing') {

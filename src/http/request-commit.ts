@@ -100,7 +100,7 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     const held = this.#held;
     const res = this.#res;
     if (held ? held.handlerEnded : res.writableEnded) {
-      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner/setMaxAge' : kind}() after the response ended: the change could not be stored`);
+      throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind}() after the response ended: the change could not be stored`);
     }
     // The response was already answered with a 5xx (or cut short): the
     // change is ignored, like the handler's later response calls; throwing
@@ -109,6 +109,10 @@ export class RequestCommit implements SessionHost, HoldPolicy {
     const headersOut = held ? held.headersOut : res.headersSent;
     if (kind === 'renew' && (headersOut || this.#began)) {
       throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
+    }
+    // A lifetime is its cookie's Max-Age too: stored without it, the browser would keep the old one.
+    if (kind === 'lifetime' && headersOut && !this.#state.gone) {
+      throw new SessionHeadersSentError('session.setMaxAge() after the response headers were sent: the cookie could not carry the new lifetime, so it was not stored');
     }
     // A login on a stale request makes its new session one to store.
     if (!this.#began) beforeChange(this.#state, kind);

@@ -2,7 +2,8 @@ import { assertOwner, handleOf } from '../store/ids.ts';
 import { assertJsonValue, type JsonValue, type SessionData } from '../store/json-value.ts';
 
 /** What a change is, for the commit to decide whether it may still be made. */
-export type ChangeKind = 'data' | 'renew' | 'drop';
+/** `lifetime`: setMaxAge, a data change whose cookie must still reach the client. */
+export type ChangeKind = 'data' | 'lifetime' | 'renew' | 'drop';
 
 /** @internal The request's commit, told before every change; it throws when the change can no longer be stored. */
 export interface SessionHost {
@@ -113,7 +114,7 @@ export class Session {
       const hint = typeof seconds === 'number' && seconds > COOKIE_CAP_SECONDS ? ' (milliseconds? it counts seconds)' : '';
       throw new TypeError(`session.setMaxAge(seconds): expected a number of seconds from 1 to ${COOKIE_CAP_SECONDS} (400 days, browsers' cap on a cookie) or null, got ${shown}${hint}`);
     }
-    this.#host?.change('data', this);
+    this.#host?.change('lifetime', this);
     this.#maxAge = seconds;
     this.#maxAgeChanged = true;
   }
