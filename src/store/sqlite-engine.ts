@@ -36,7 +36,8 @@ interface Row {
  */
 type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?, (number | null)?];
 
-const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'touchKey', 'clear']);
+// (touchKey, express-session's touch, is a read that may owe a write, as a get's touch is.)
+const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
 
 /**
  * The owner statements, each served by the owner index (owner, touched_at)
@@ -79,6 +80,8 @@ export class SqliteEngine {
   readonly #maxPerOwner: number | null;
   /** Touches owed by a read-only batch, applied after it in a short write transaction. */
   #touches: Buffer[] = [];
+  /** express-session touches owed the same way: [touched_at, max_age, cookie JSON, digest]. */
+  #keyTouches: Array<[number, number | null, string | null, Buffer]> = [];
   readonly #select: StatementSync;
   readonly #touch: StatementSync;
   readonly #insert: StatementSync;
@@ -136,7 +139,7 @@ export class SqliteEngine {
     this.#setMaxAge = db.prepare(`UPDATE ${t} SET max_age = ? WHERE sid_hash = ?`);
     // express-session's touch: the expiry its cookie now has, and the cookie in the data.
     this.#touchKey = db.prepare(`UPDATE ${t} SET touched_at = ?, max_age = ?,
-      data = CASE WHEN ? IS NULL THEN data ELSE json_set(data, '$.cookie', json(?)) END WHERE sid_hash = ?`);
+      data = CASE WHEN ? IS NULL THEN data ELSE json_set(data, '$.cookie', json(?)) END WHERE sid_hash = ? AND renewed_to IS NULL`);
     // A tombstone is not deleted by its old id: it keeps telling late requests "renewed".
     this.#delete = db.prepare(`DELETE FROM ${t} WHERE sid_hash = ? AND renewed_to IS NULL`);
     // The old id of a renew becomes a tombstone: no data, no owner, the new
@@ -230,7 +233,7 @@ export class SqliteEngine {
 
   /** After the replies of a batch went out: the touches its reads owe. */
   afterReplies(): void {
-    if (this.#touches.length > 0) this.#applyTouches(Date.now());
+    if (this.#touches.length > 0 || this.#keyTouches.length > 0) this.#applyTouches(Date.now());
   }
 
   /**
@@ -240,11 +243,15 @@ export class SqliteEngine {
    */
   #applyTouches(now: number): void {
     const touches = this.#touches;
+    const keyTouches = this.#keyTouches;
     this.#touches = [];
+    this.#keyTouches = [];
     const gated = this.#gate?.acquireForOwner() ?? false;
     try {
       this.#begin.run();
       for (const hash of touches) this.#touch.run(now, hash);
+      // Only a session still live and not renewed meanwhile (the batch's replies went out first).
+      for (const [touched, maxAge, cookie, hash] of keyTouches) this.#touchKey.run(touched, maxAge, cookie, cookie, hash);
       this.#commit.run();
     } catch {
       if (inTransaction(this.#db)) this.#rollback.run();
@@ -274,7 +281,7 @@ export class SqliteEngine {
       case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
       // The express-session drop-in store: keys it chose, upserted whole.
       case 'upsert': return this.#upsert(args[0] as string, args[1] as string, args[2] as number | null, now, live);
-      case 'touchKey': return this.#touchKeyed(args[0] as string, args[1] as number | null, (args[2] as string | null | undefined) ?? null, now, live);
+      case 'touchKey': return this.#touchKeyed(args[0] as string, args[1] as number | null, (args[2] as string | null | undefined) ?? null, now, live, canWrite, touchLater);
       case 'clear': this.#clear.run(); return null;
       case 'all': return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
       case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
@@ -411,7 +418,7 @@ export class SqliteEngine {
    * than the touch throttle (no write per request); false when the session
    * is gone.
    */
-  #touchKeyed(key: string, remaining: number | null, cookie: string | null, now: number, live: LiveThresholds): boolean {
+  #touchKeyed(key: string, remaining: number | null, cookie: string | null, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): boolean {
     const hash = digest(key);
     const row = this.#live(hash, live);
     if (row === null) return false;
@@ -420,7 +427,10 @@ export class SqliteEngine {
     const base = relative ? now : row.created_at;
     const expiry = base + (maxAge ?? this.#policy.maxAgeMs);
     const stored = (relative ? row.touched_at : row.created_at) + (row.max_age ?? this.#policy.maxAgeMs);
-    if (Math.abs(expiry - stored) >= touchAfterFor(this.#policy, maxAge)) this.#touchKey.run(relative ? now : row.touched_at, maxAge, cookie, cookie, hash);
+    if (Math.abs(expiry - stored) < touchAfterFor(this.#policy, maxAge)) return true;
+    // A read that owes a write, as a get's touch: inline in a write batch, after the replies of a read batch.
+    if (canWrite) this.#touchKey.run(relative ? now : row.touched_at, maxAge, cookie, cookie, hash);
+    else if (touchLater) this.#keyTouches.push([relative ? now : row.touched_at, maxAge, cookie, hash]);
     return true;
   }
 
