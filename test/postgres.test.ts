@@ -145,7 +145,7 @@ test('ten processes starting at once on a missing table: every one starts (the c
   for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
   const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname`, [table], database);
   assert.equal(rows.map((row: { indexname: string }) => row.indexname),
-    [`${table}_created_at`, `${table}_own_created`, `${table}_own_touched`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
+    [`${table}_app_created`, `${table}_created_at`, `${table}_own_created`, `${table}_own_touched`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
 });
 
 test('a table without the owner column is upgraded in place by ten processes at once: every session kept; autoSetup false refuses it', async () => {
@@ -170,14 +170,14 @@ test('a table without the owner column is upgraded in place by ten processes at 
   }
 });
 
-test('a 63-character table name gets its five indexes, each under a name of its own', async () => {
+test('a 63-character table name gets its six indexes, each under a name of its own', async () => {
   const database = await postgresDatabase();
   const table = `t${'x'.repeat(56)}${Math.random().toString(36).slice(2, 8)}`;
   assert.is(table.length, 63);
   await setupStore({ database, table });
   const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1`, [table], database);
-  assert.is(rows.length, 6, JSON.stringify(rows));
-  assert.is(new Set(rows.map((row: { indexname: string }) => row.indexname)).size, 6, JSON.stringify(rows));
+  assert.is(rows.length, 7, JSON.stringify(rows));
+  assert.is(new Set(rows.map((row: { indexname: string }) => row.indexname)).size, 7, JSON.stringify(rows));
   await dropStore({ database, table });
 });
 

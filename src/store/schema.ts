@@ -95,11 +95,13 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
       db.exec(`DROP INDEX IF EXISTS "${table}_touched_at"`);
     }
     // The sweep's range deletes (SQLite's multi-index OR plan uses them all,
-    // store/sweep.ts): the sessions on the app's maxAge by touched_at, every
-    // session by created_at ('fixed', maxLifetime), and the sessions with a
-    // lifetime of their own by their expiry under each timestamp rule — both
-    // partial, so each row is in the index its own expiry is read from. The
-    // owner index is partial too: sessions without an owner cost it nothing.
+    // store/sweep.ts): the sessions on the app's maxAge by touched_at
+    // ('relative') or created_at ('fixed'), every session by created_at
+    // (maxLifetime), and the sessions with a lifetime of their own by their
+    // expiry under each timestamp rule — partial, so each row is in the index
+    // its own expiry is read from, and a batch never steps over a live
+    // "remember me" session. The owner index is partial too: sessions
+    // without an owner cost it nothing.
     db.exec(`
       CREATE TABLE IF NOT EXISTS ${name} (
         sid_hash BLOB NOT NULL PRIMARY KEY,
@@ -112,6 +114,7 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
       );
       CREATE INDEX IF NOT EXISTS "${table}_touched_at" ON ${name} (touched_at) WHERE max_age IS NULL;
       CREATE INDEX IF NOT EXISTS "${table}_created_at" ON ${name} (created_at);
+      CREATE INDEX IF NOT EXISTS "${table}_app_created" ON ${name} (created_at) WHERE max_age IS NULL;
       CREATE INDEX IF NOT EXISTS "${table}_own_touched" ON ${name} (touched_at + max_age) WHERE max_age IS NOT NULL;
       CREATE INDEX IF NOT EXISTS "${table}_own_created" ON ${name} (created_at + max_age) WHERE max_age IS NOT NULL;
       CREATE INDEX IF NOT EXISTS "${table}_owner" ON ${name} (owner, touched_at) WHERE owner IS NOT NULL;

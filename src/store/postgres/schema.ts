@@ -46,7 +46,9 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     const shape = await tableShape(client, table);
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') {
-      // Adding a column without a default rewrites nothing: instant on any size.
+      // Adding a column without a default rewrites nothing: instant on any
+      // size. The indexes added below each read the table once, under this
+      // transaction's locks: writes to the table wait for them (docs/owners.md).
       for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column].postgres}`);
       // Earlier versions indexed every row's touched_at; it now indexes only
       // the sessions on the app's maxAge (created again below).
@@ -65,13 +67,15 @@ export async function setupTable(client: Client, table: string): Promise<'missin
     }
     if (shape !== 'ok') {
       // One index per way a session dies, for the sweep (statements.ts,
-      // deadConditions): the sessions on the app's maxAge by touched_at,
-      // every session by created_at ('fixed', maxLifetime), and the sessions
+      // deadConditions): the sessions on the app's maxAge by touched_at
+      // ('relative') or created_at ('fixed'), every session by created_at
+      // (maxLifetime), and the sessions
       // with a lifetime of their own by their expiry under each timestamp
       // rule — partial, so each row is in the index its expiry is read from.
       // The owner index is partial too: sessions without an owner cost it nothing.
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'touched_at')}" ON ${t} (touched_at) WHERE max_age IS NULL`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'created_at')}" ON ${t} (created_at)`);
+      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'app_created')}" ON ${t} (created_at) WHERE max_age IS NULL`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_touched')}" ON ${t} ((touched_at + max_age)) WHERE max_age IS NOT NULL`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_created')}" ON ${t} ((created_at + max_age)) WHERE max_age IS NOT NULL`);
       // The planner reads no statistics from a partial index's expression:
