@@ -110,7 +110,7 @@ export class FrontDoor {
       };
       const prefix = `${key}=`;
       const suffixOf = (maxAge: number | undefined) =>
-        stringifySetCookie({ name: key, value: 'v', ...attributes, ...(maxAge === undefined ? {} : { maxAge: Math.floor(maxAge) }) }).slice(prefix.length + 1);
+        stringifySetCookie({ name: key, value: 'v', ...attributes, ...(maxAge === undefined ? {} : { maxAge: Math.max(1, Math.floor(maxAge)) }) }).slice(prefix.length + 1);
       const suffix = suffixOf(cookie.maxAge);
       // A session's own lifetime is its cookie's Max-Age: a few distinct values, each serialised once.
       const own = new Map<number, string>();

@@ -82,11 +82,19 @@ function checkKey(key: unknown): asserts key is string {
 function lifetimeMs(maxAge: unknown, where: string): number | null {
   if (maxAge === null) return null;
   const ms = typeof maxAge === 'number' ? Math.round(maxAge * 1000) : NaN;
-  if (!(ms >= 1 && ms <= MAX_OWN_LIFETIME_MS)) {
+  // At least a second: a cookie's Max-Age counts whole seconds, and 0 would delete it.
+  if (!(ms >= 1000 && ms <= MAX_OWN_LIFETIME_MS)) {
     const shown = typeof maxAge === 'number' ? String(maxAge) : maxAge === undefined ? 'undefined' : typeof maxAge === 'string' ? JSON.stringify(maxAge) : typeof maxAge;
-    throw new TypeError(`${where}: maxAge must be a number of seconds above 0 and at most ${MAX_OWN_LIFETIME_MS / 1000} (ten years), or null for the app's maxAge; got ${shown}`);
+    throw new TypeError(`${where}: maxAge must be a number of seconds from 1 to ${MAX_OWN_LIFETIME_MS / 1000} (ten years), or null for the app's maxAge; got ${shown}`);
   }
   return ms;
+}
+
+/** An options object's keys, checked: a typo (`maxage`) is a TypeError naming it, never an option silently ignored. */
+function refuseUnknown(object: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) throw new TypeError(`${where}: unknown key ${JSON.stringify(key)}; known: ${known.join(', ')}`);
+  }
 }
 
 function requireString(sid: unknown, method: string): asserts sid is string {
@@ -159,6 +167,7 @@ export class MailboxSessionStore implements SessionStore {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner?, maxAge? }');
+    if (options !== undefined) refuseUnknown(options, ['owner', 'maxAge'], 'store.put(sid, data, options)');
     const owner = options?.owner;
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
     const maxAge = options?.maxAge === undefined ? undefined : lifetimeMs(options.maxAge, 'store.put(sid, data, { maxAge })');
@@ -236,6 +245,7 @@ export class MailboxSessionStore implements SessionStore {
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
   #checkPatch(changes: SessionPatch, method: string): { setJson: string | null; unset: string[] | null; owner: string | null | undefined; maxAge: number | null | undefined } {
     if (typeof changes !== 'object' || changes === null) throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner?, maxAge? }`);
+    refuseUnknown(changes, method === 'renew' ? ['set', 'unset', 'owner', 'maxAge', 'replace'] : ['set', 'unset', 'owner', 'maxAge'], `store.${method}(sid, changes)`);
     const { set, unset, owner } = changes;
     if (owner !== undefined && owner !== null) assertOwner(owner, `store.${method}(sid, { owner })`);
     const maxAge = changes.maxAge === undefined ? undefined : lifetimeMs(changes.maxAge, `store.${method}(sid, { maxAge })`);
@@ -283,11 +293,11 @@ export class MailboxSessionStore implements SessionStore {
   async upsertKey(key: string, data: SessionData, remaining: number | null = null): Promise<void> {
     checkKey(key);
     assertSessionData(data);
-    const json = this.#serialize(data, 'upsert');
     if (remaining !== null && remaining <= 0) {
       await this.#call('delete', [key]);
       return;
     }
+    const json = this.#serialize(data, 'upsert');
     await this.#call('upsert', [key, json, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS)]);
   }
 
@@ -303,7 +313,9 @@ export class MailboxSessionStore implements SessionStore {
     if (cookie !== null && typeof cookie === 'object' && !Array.isArray(cookie)) {
       assertSessionData(cookie as SessionData, 'touch.cookie');
       cookieJson = JSON.stringify(cookie);
-      if (cookieJson.length > 1024) cookieJson = null;
+      // A cookie is a few attributes: anything larger, or with a U+0000
+      // (which PostgreSQL's jsonb refuses), is not worth a failed touch.
+      if (cookieJson.length > 1024 || cookieJson.includes('\\u0000')) cookieJson = null;
     }
     await this.#call('touchKey', [key, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS), cookieJson]);
   }
