@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { startSessionApp, type SessionApp, type SessionAppConfig } from '../src/index.ts';
+import { createHandler, startSessionApp, type Session, type SessionApp, type SessionAppConfig } from '../src/index.ts';
 import { digest, newSessionId } from '../src/store/ids.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 import { deadSqlite } from '../src/store/sweep.ts';
@@ -15,7 +15,10 @@ import { sweepStatements } from '../src/store/postgres/statements.ts';
 import { main as cli } from '../src/cli.ts';
 import { tempDir } from './helpers.ts';
 import { adminQuery, onPostgres, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
-import { closeDoors, cookieOf, DOORS, get, serve, type Route } from './doors.ts';
+import { createServer } from 'node:http';
+import express5 from 'express';
+import { sessions } from '../src/http/express.ts';
+import { closeDoors, cookieOf, DOORS, get, listenNode, serve, type Route } from './doors.ts';
 
 const temp = tempDir();
 const started: SessionApp[] = [];
@@ -155,13 +158,39 @@ test('the sweep deletes a short session early and keeps a remembered one past th
 test('a lifetime that is not a number of seconds is a TypeError naming maxAge; nothing stored, nothing changed', async () => {
   const id = (await app.store.put(null, { n: 1 }))!;
   const before = await app.store.count();
-  for (const bad of [0, -1, Number.NaN, Infinity, '30', 11 * 365 * DAY, {}]) {
+  for (const bad of [0, 0.5, -1, Number.NaN, Infinity, '30', 11 * 365 * DAY, {}]) {
     await refused(() => app.store.put(null, { n: 2 }, { maxAge: bad as number }), /store\.put\(sid, data, \{ maxAge \}\): maxAge must be a number of seconds/);
     await refused(() => app.store.patch(id, { set: { n: 3 }, maxAge: bad as number }), /store\.patch\(sid, \{ maxAge \}\): maxAge/);
     await refused(() => app.store.renew(id, { maxAge: bad as number }), /store\.renew\(sid, \{ maxAge \}\): maxAge/);
   }
+  // A typo is named, never silently ignored (a "remember me" that would not remember).
+  await refused(() => app.store.put(null, { n: 2 }, { maxage: 60 } as never), /store\.put\(sid, data, options\): unknown key "maxage"; known: owner, maxAge/);
+  await refused(() => app.store.patch(id, { maxage: 60 } as never), /store\.patch\(sid, changes\): unknown key "maxage"/);
   assert.is(await app.store.count(), before);
   assert.equal(await app.store.get(id), { n: 1 }, 'the session as it was');
+});
+
+test('a lifetime-only change keeps the owner and the data; a call refused as too large changes no lifetime either', async () => {
+  const target = await start('halfway', { maxSessionBytes: 1024 });
+  const id = (await target.store.put(null, { n: 1 }, { owner: 'keeper' }))!;
+  assert.is(await target.store.patch(id, { maxAge: 60 }), true);
+  assert.is(await target.store.put(id, { n: 2 }, { maxAge: 120 }), id);
+  const [kept] = await target.store.sessionsOf('keeper');
+  assert.ok(kept, 'still the owner\'s');
+  assert.equal(kept.data, { n: 2 });
+  assert.is(kept.expiresAt - kept.touchedAt, 120_000);
+  const big = 'x'.repeat(2000);
+  const tooLarge = async (call: () => Promise<unknown>) => {
+    const error = await call().then(() => null, (e: unknown) => e as Error);
+    assert.is(error?.name, 'SessionTooLargeError');
+  };
+  await tooLarge(() => target.store.patch(id, { set: { big }, maxAge: 30 * DAY }));
+  await tooLarge(() => target.store.put(id, { big }, { maxAge: 30 * DAY }));
+  await tooLarge(() => target.store.renew(id, { replace: { big }, maxAge: 30 * DAY }));
+  const [after] = await target.store.sessionsOf('keeper');
+  assert.is(after.expiresAt - after.touchedAt, 120_000, 'no lifetime stored by a refused call');
+  assert.equal(after.data, { n: 2 });
+  assert.equal(await target.store.get(id), { n: 2 }, 'the id unmoved');
 });
 
 test('a replayed create keeps its lifetime: a store crash after the commit, the reply lost', async () => {
@@ -252,7 +281,8 @@ sqliteOnly('the sweep reads every index as a range, never the whole table (SQLit
         .map((row) => row.detail).join(' | ');
       assert.match(plan, /MULTI-INDEX OR/, plan);
       assert.match(plan, new RegExp(`INDEX ${target.config.table}_own_${base === 'touched_at' ? 'touched' : 'created'} \\(<expr><\\?\\)`), plan);
-      assert.match(plan, new RegExp(`INDEX ${target.config.table}_${base} \\(${base}<\\?\\)`), plan);
+      // The sessions on the app's maxAge in a partial index of their own: a batch never steps over a live remembered session.
+      assert.match(plan, new RegExp(`INDEX ${target.config.table}_${base === 'touched_at' ? 'touched_at' : 'app_created'} \\(${base}<\\?\\)`), plan);
       assert.match(plan, new RegExp(`INDEX ${target.config.table}_created_at \\(created_at<\\?\\)`), plan);
       assert.not.match(plan, /SCAN /, plan);
     }
@@ -274,7 +304,7 @@ postgresOnly('the sweep reads each index as a range, in expiry order, never the 
   await adminQuery(`ANALYZE "${table}"`, [], database);
   for (const timestamp of ['relative', 'fixed'] as const) {
     const statements = sweepStatements(table, expiryPolicy({ maxAge: 3600, timestamp, maxLifetime: 30 * DAY }));
-    const expected = [timestamp === 'relative' ? 'touched_at' : 'created_at', timestamp === 'relative' ? 'own_touched' : 'own_created', 'created_at'];
+    const expected = [timestamp === 'relative' ? 'touched_at' : 'app_created', timestamp === 'relative' ? 'own_touched' : 'own_created', 'created_at'];
     assert.is(statements.length, 3);
     for (const [n, sql] of statements.entries()) {
       const { rows } = await adminQuery(`EXPLAIN ${sql.replace('$1', '500')}`, [], database);
@@ -282,6 +312,9 @@ postgresOnly('the sweep reads each index as a range, in expiry order, never the 
       // An index range (an Index Cond on that index), never the whole partial index read and sorted.
       assert.match(plan, new RegExp(`Index (Only )?Scan (using|on) ${table}_${expected[n]}\\b[^\\n]*\\n\\s*Index Cond:`), `${timestamp} #${n}: ${plan}`);
       assert.not.match(plan, /Seq Scan/, plan);
+      // Each index named holds only the rows its condition can delete (partial where needed: touched_at, app_created,
+      // own_*), so a batch never steps over live rows; a "Filter: (max_age IS NULL)" left in the plan only rechecks
+      // the partial index's own predicate under FOR UPDATE.
     }
   }
 });
@@ -303,6 +336,30 @@ test("CLI sessions prints each session's own expiry", async () => {
 });
 
 // ── Every front door: session.setMaxAge ──────────────────────────────────
+
+test('setMaxAge once the headers are out throws ERR_SESSION_HEADERS_SENT and stores nothing (createHandler, Express 5)', async () => {
+  const target = await start('late-lifetime');
+  const id = (await target.store.put(null, { n: 1 }, { owner: 'late' }))!;
+  const codes: unknown[] = [];
+  const late = (session: Session, write: (chunk: string) => void, end: () => void) => {
+    write('streamed ');
+    try { session.setMaxAge(30 * DAY); } catch (error) { codes.push((error as { code?: string }).code); }
+    end();
+  };
+  const plain = await listenNode(createServer(createHandler(target.store, (_req, res, session) => late(session, (c) => res.write(c), () => res.end()), { onError: () => {} })));
+  const web = express5();
+  web.use(sessions(target.store, { onError: () => {} }));
+  web.get('/', (req, res) => late(req.session, (c) => res.write(c), () => res.end()));
+  const viaExpress = await listenNode(createServer(web));
+  for (const url of [plain, viaExpress]) {
+    const reply = await get(`${url}/`, `sid=${id}`);
+    assert.is(reply.status, 200);
+    assert.is(reply.cookies.length, 0);
+  }
+  assert.equal(codes, ['ERR_SESSION_HEADERS_SENT', 'ERR_SESSION_HEADERS_SENT']);
+  const [info] = await target.store.sessionsOf('late');
+  assert.is(info.expiresAt - info.touchedAt, HOUR, 'the lifetime was not stored without its cookie');
+});
 
 const routes: Route = async (session, query) => {
   const action = query.get('do');
