@@ -12,15 +12,15 @@ const time = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(
 /** "Your sessions": every live session of the logged-in user, this one marked. */
 function devices(session: Session, list: SessionInfo[]): string {
   if (session.owner === null) {
-    return `<form method="post" action="/login" id="login-form"><input name="user" placeholder="user id" maxlength="256" required> <button id="login">Log in</button></form>`;
+    return `<form method="post" action="/login" id="login-form"><input name="user" placeholder="user id" maxlength="256" required> <label><input type="checkbox" name="remember" id="remember" value="1"> remember me for 30 days</label> <button id="login">Log in</button></form>`;
   }
   const rows = list.map((info) => {
     const mine = info.handle === session.handle;
     return `<tr class="session" data-handle="${escape(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
-      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escape(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
+      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${time(info.expiresAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escape(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
   }).join('');
   return `<p id="owner">Logged in as <strong>${escape(session.owner)}</strong>.</p>
-  <table id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last used (UTC)</th><th></th></tr>${rows}</table>
+  <table id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last used (UTC)</th><th>expires if unused (UTC)</th><th></th></tr>${rows}</table>
   <form method="post" action="/logout-others"><button id="logout-others">Log out other devices</button></form>`;
 }
 
@@ -188,6 +188,9 @@ export async function route(app: SessionApp, session: Session, method: string, p
       // A login: a new id against fixation, and the session now belongs to the user.
       session.renew();
       session.setOwner(user);
+      // "Remember me": a lifetime of its own, and a persistent cookie to match;
+      // without it, the app's maxAge (whatever lifetime the session had before).
+      session.setMaxAge(form!.get('remember') === '1' ? 30 * 86400 : null);
     }
     return redirect();
   }

@@ -99,8 +99,13 @@ browserTest('two devices of one user: the second sees both, revokes the first, w
     const page = await (await browser.newContext()).newPage();
     await page.goto(`${base}/`);
     await page.fill('input[name=user]', 'grace');
+    // The first device ticks "remember me": a 30-day session, and a persistent cookie in the browser's jar.
+    if (i === 0) await page.check('#remember');
     await Promise.all([page.waitForURL(`${base}/`), page.click('#login')]);
     assert.match((await page.textContent('#owner'))!, /Logged in as grace/);
+    const [jar] = (await page.context().cookies()).filter((cookie) => cookie.name === 'sid');
+    if (i === 0) assert.ok(Math.abs(jar.expires - (Date.now() / 1000 + 30 * 86400)) < 60, `a 30-day cookie: ${jar.expires}`);
+    else assert.is(jar.expires, -1, 'without "remember me": a browser-session cookie');
     devices.push(page);
   }
   const [first, second] = devices;

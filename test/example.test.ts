@@ -162,9 +162,10 @@ test('the Fastify example serves the same pages: count, log in, log out', async 
     assert.match(first.body, /id="visits">1</);
     let cookie = first.cookie!;
     assert.match((await page(cookie)).body, /id="visits">2</);
-    const login = await request(`${base}/login`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=grace' });
+    const login = await request(`${base}/login`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=grace&remember=1' });
     await login.body.text();
     assert.is(login.statusCode, 303);
+    assert.match(String(login.headers['set-cookie']), /; Max-Age=2592000(;|$)/, '"remember me": a 30-day cookie');
     cookie = String(login.headers['set-cookie']).split(';')[0];
     const after = await page(cookie);
     assert.match(after.body, /Logged in as <strong>grace<\/strong>/);
