@@ -54,13 +54,6 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
 }
 
 /**
- * One round of a commit: the changes taken from the session, handed to the
- * store as ONE operation — a login (renew + setOwner + data) or a clear()
- * with setOwner(null) never lands half-done — and the cookie decided.
- * Shared by every front door (createHandler and Express through
- * RequestCommit, Fastify in its onSend hook).
- */
-/**
  * The session went while the request ran. Dropped or expired: the cookie is
  * expired (`cookie` the expired line), the handler's status kept. Renewed by
  * another request (a login): no cookie at all (`null`) — the browser holds the
@@ -72,6 +65,13 @@ function gone(session: Session, state: RoundState, cookie: string | null): void 
   state.cookie = cookie;
 }
 
+/**
+ * One round of a commit: the changes taken from the session, handed to the
+ * store as ONE operation — a login (renew + setOwner + data) or a clear()
+ * with setOwner(null) never lands half-done — and the cookie decided.
+ * Shared by every front door (createHandler and Express through
+ * RequestCommit, Fastify in its onSend hook).
+ */
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;

@@ -30,19 +30,6 @@ export function asError(error: unknown): Error {
 }
 
 /**
- * One request's session commit: the request-commit core.
- *
- * Nothing is wrapped until the session first changes, so a handler that only
- * reads its session pays for no wrapping. From the first change on, the
- * response is a HeldResponse: a call that would send something while changes
- * are pending or a store call is in flight is held, and the commit runs in
- * rounds — each round hands the store every change made so far, and changes
- * made while a round is in flight go into the next — until nothing is
- * pending; only then is the held part sent, with the Set-Cookie decided by
- * the rounds. So every change made before `end()` is stored before the
- * response completes, and no 2xx stands for a write that was not stored.
- */
-/**
  * What a front door does with a commit that failed while nothing was sent
  * yet: true when it took care of the response (Express hands the error to
  * the app's error middleware); false for the bare 500/503.
@@ -56,6 +43,19 @@ function onResponseError(this: ServerResponse & { [kDoor]?: FrontDoor }, error: 
   this[kDoor]?.onError(error, this.req);
 }
 
+/**
+ * One request's session commit: the request-commit core.
+ *
+ * Nothing is wrapped until the session first changes, so a handler that only
+ * reads its session pays for no wrapping. From the first change on, the
+ * response is a HeldResponse: a call that would send something while changes
+ * are pending or a store call is in flight is held, and the commit runs in
+ * rounds — each round hands the store every change made so far, and changes
+ * made while a round is in flight go into the next — until nothing is
+ * pending; only then is the held part sent, with the Set-Cookie decided by
+ * the rounds. So every change made before `end()` is stored before the
+ * response completes, and no 2xx stands for a write that was not stored.
+ */
 export class RequestCommit implements SessionHost, HoldPolicy {
   readonly #ctx: CommitContext;
   readonly #req: IncomingMessage;
