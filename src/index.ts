@@ -4,7 +4,7 @@ export type { AppState, AppStatus, ChildName, ChildStatus, RestartEvent, SweepRe
 export type { SessionAppConfig, Timestamp, Durability } from './config.ts';
 export type { SessionStore, SessionPatch, SessionInfo, PutOptions } from './store/session-store.ts';
 export type { JsonValue, SessionData } from './store/json-value.ts';
-export { setupStore, clearStore, dropStore } from './helpers.ts';
+export { setupStore, clearStore, dropStore } from './admin.ts';
 export { createHandler } from './http/create-handler.ts';
 export type { SessionHandler } from './http/create-handler.ts';
 export { Session } from './http/session.ts';

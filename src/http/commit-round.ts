@@ -1,6 +1,21 @@
-import type { CommitContext } from './request-commit.ts';
+import type { IncomingMessage } from 'node:http';
+import type { CommitStore } from '../store/session-store.ts';
 import type { ChangeKind, PendingWork, Session } from './session.ts';
 import { RENEWED } from '../store/renewed.ts';
+
+/** What every request of one handler shares. */
+export interface CommitContext {
+  /** The store, with replies that tell "renewed" from "gone". */
+  store: CommitStore;
+  onError(error: Error, req: IncomingMessage): void;
+  /**
+   * The Set-Cookie line for an id; `maxAge`, the session's own lifetime in
+   * seconds, is its Max-Age (null or absent: cookie.maxAge, if any).
+   */
+  setCookie(id: string, maxAge?: number | null): string;
+  /** The Set-Cookie line that expires the cookie. */
+  expiredCookie: string;
+}
 
 /** What the rounds of one request's commit decide, kept between rounds. */
 export interface RoundState {

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { respond } from './held-response.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
-import { asError, RequestCommit, statusFor } from './request-commit.ts';
+import { RequestCommit } from './request-commit.ts';
+import { asError, statusFor } from './failures.ts';
 import { Session } from './session.ts';
 import type { SessionStore } from '../store/session-store.ts';
 

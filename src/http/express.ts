@@ -5,7 +5,8 @@ import type { SessionStore } from '../store/session-store.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
-import { asError, RequestCommit, statusFor } from './request-commit.ts';
+import { RequestCommit } from './request-commit.ts';
+import { asError, statusFor } from './failures.ts';
 import type { Session } from './session.ts';
 
 requirePeer('express', 'supervised-sessions/express');

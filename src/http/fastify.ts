@@ -8,7 +8,8 @@ import { beforeChange, commitRound, cookieHeader, forStatus, roundState, settleR
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
-import { asError, statusFor, type CommitContext } from './request-commit.ts';
+import type { CommitContext } from './commit-round.ts';
+import { asError, statusFor } from './failures.ts';
 import { Session, type ChangeKind, type SessionHost } from './session.ts';
 
 requirePeer('fastify', 'supervised-sessions/fastify');

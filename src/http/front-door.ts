@@ -6,7 +6,8 @@ import type { SessionData } from '../store/json-value.ts';
 import type { CommitStore, LoadedSession, SessionStore } from '../store/session-store.ts';
 import { RENEWED, type Renewed } from '../store/renewed.ts';
 import { resolveHandlerOptions, type HandlerOptions, type ResolvedHandlerOptions } from './options.ts';
-import { asError, type CommitContext } from './request-commit.ts';
+import type { CommitContext } from './commit-round.ts';
+import { asError } from './failures.ts';
 import { sign, unsign } from './signing.ts';
 
 /** What a request brings: its live session (if any), and whether it sent our cookie at all. */

@@ -1,33 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AppStoppedError, SessionCommittedError, SessionHeadersSentError, StoreUnavailableError } from '../errors.ts';
-import type { CommitStore } from '../store/session-store.ts';
+import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
+import { asError, statusFor } from './failures.ts';
 import { HeldResponse, respond, type HoldPolicy } from './held-response.ts';
 import { Session, type ChangeKind, type SessionHost } from './session.ts';
-import { beforeChange, commitRound, cookieHeader, forStatus, owesConfirmation, roundState, settleResend, type RoundState } from './commit-round.ts';
+import { beforeChange, commitRound, cookieHeader, forStatus, owesConfirmation, roundState, settleResend, type CommitContext, type RoundState } from './commit-round.ts';
 import type { FrontDoor, Loaded } from './front-door.ts';
-
-/** What every request of one handler shares. */
-export interface CommitContext {
-  /** The store, with replies that tell "renewed" from "gone". */
-  store: CommitStore;
-  onError(error: Error, req: IncomingMessage): void;
-  /**
-   * The Set-Cookie line for an id; `maxAge`, the session's own lifetime in
-   * seconds, is its Max-Age (null or absent: cookie.maxAge, if any).
-   */
-  setCookie(id: string, maxAge?: number | null): string;
-  /** The Set-Cookie line that expires the cookie. */
-  expiredCookie: string;
-}
-
-/** 503 when the store cannot answer or the app is stopped; 500 for the rest. */
-export function statusFor(error: unknown): number {
-  return error instanceof StoreUnavailableError || error instanceof AppStoppedError ? 503 : 500;
-}
-
-export function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
 
 /**
  * What a front door does with a commit that failed while nothing was sent

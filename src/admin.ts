@@ -1,3 +1,5 @@
+// The public admin calls — setupStore, clearStore, dropStore: the mix
+// session.setup/clear/drop tasks — on either engine.
 import { existsSync } from 'node:fs';
 import { resolveLocation, type StoreLocation } from './config.ts';
 import { openDatabase } from './store/connection.ts';
