@@ -156,8 +156,8 @@ test('touch keeps the stored cookie with the expiry it moved (beyond touchAfter)
   const cookie = (expires: Date) => ({ originalMaxAge: 60_000, expires, httpOnly: true, path: '/' });
   const first = new Date(Date.now() + 60_000);
   await call((cb) => store.set('moved-key', { cookie: cookie(first), n: 1 } as never, cb));
-  // 0.1 s later than stored: within touchAfter (0.2 s), nothing written.
-  await call((cb) => store.touch('moved-key', { cookie: cookie(new Date(first.getTime() + 100)), n: 1 } as never, cb));
+  // 20 ms later than stored: within touchAfter (0.2 s, which leaves room for the calls' own latency), nothing written.
+  await call((cb) => store.touch('moved-key', { cookie: cookie(new Date(first.getTime() + 20)), n: 1 } as never, cb));
   const kept = await call<Record<string, any>>((cb) => store.get('moved-key', cb));
   assert.is(kept.cookie.expires, first.toISOString());
   const later = new Date(first.getTime() + 5000);
