@@ -58,9 +58,14 @@ export function isLive(row: TimedRow, live: LiveThresholds): boolean {
   return row[live.base] + (row.max_age ?? live.maxAgeMs) >= live.now && row.created_at >= live.createdSince;
 }
 
+/** When a row dies by its age alone (its own lifetime or the app's maxAge), maxLifetime aside (epoch ms). */
+export function idleExpiry(policy: ExpiryPolicy, row: TimedRow): number {
+  return row[baseColumn(policy.timestamp)] + (row.max_age ?? policy.maxAgeMs);
+}
+
 /** When a live row dies if nothing touches it again (epoch ms). */
 export function expiresAt(policy: ExpiryPolicy, row: TimedRow): number {
-  const age = row[baseColumn(policy.timestamp)] + (row.max_age ?? policy.maxAgeMs);
+  const age = idleExpiry(policy, row);
   return policy.maxLifetimeMs === null ? age : Math.min(age, row.created_at + policy.maxLifetimeMs);
 }
 

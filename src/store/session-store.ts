@@ -97,6 +97,9 @@ function refuseUnknown(object: object, known: readonly string[], where: string):
   }
 }
 
+/** An express-session cookie's time left as the whole ms that cross to the engine, within the longest lifetime. */
+const remainingMs = (remaining: number | null): number | null => (remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS));
+
 function requireString(sid: unknown, method: string): asserts sid is string {
   if (typeof sid !== 'string') throw new TypeError(`store.${method}(sid): sid must be a string, got ${sid === null ? 'null' : typeof sid}`);
 }
@@ -298,7 +301,7 @@ export class MailboxSessionStore implements SessionStore {
       return;
     }
     const json = this.#serialize(data, 'upsert');
-    await this.#call('upsert', [key, json, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS)]);
+    await this.#call('upsert', [key, json, remainingMs(remaining)]);
   }
 
   /**
@@ -317,7 +320,7 @@ export class MailboxSessionStore implements SessionStore {
       // (which PostgreSQL's jsonb refuses), is not worth a failed touch.
       if (cookieJson.length > 1024 || cookieJson.includes('\\u0000')) cookieJson = null;
     }
-    await this.#call('touchKey', [key, remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS), cookieJson]);
+    await this.#call('touchKey', [key, remainingMs(remaining), cookieJson]);
   }
 
   /** @internal */

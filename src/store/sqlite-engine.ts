@@ -1,7 +1,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
 import type { Outcome, Request } from '../runtime/mailbox-server.ts';
-import { expiresAt, isLive, liveArgs, liveSqlite, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { expiresAt, idleExpiry, isLive, liveArgs, liveSqlite, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
 import { digest, handleFromDigest } from './ids.ts';
 import { inTransaction } from './connection.ts';
 import { quoted } from './schema.ts';
@@ -423,14 +423,12 @@ export class SqliteEngine {
     const row = this.#live(hash, live);
     if (row === null) return false;
     const maxAge = this.#ownLifetime(remaining, row.created_at, now);
-    const relative = this.#policy.timestamp === 'relative';
-    const base = relative ? now : row.created_at;
-    const expiry = base + (maxAge ?? this.#policy.maxAgeMs);
-    const stored = (relative ? row.touched_at : row.created_at) + (row.max_age ?? this.#policy.maxAgeMs);
-    if (Math.abs(expiry - stored) < touchAfterFor(this.#policy, maxAge)) return true;
+    const touched = this.#policy.timestamp === 'relative' ? now : row.touched_at;
+    const moved = idleExpiry(this.#policy, { ...row, touched_at: touched, max_age: maxAge }) - idleExpiry(this.#policy, row);
+    if (Math.abs(moved) < touchAfterFor(this.#policy, maxAge)) return true;
     // A read that owes a write, as a get's touch: inline in a write batch, after the replies of a read batch.
-    if (canWrite) this.#touchKey.run(relative ? now : row.touched_at, maxAge, cookie, cookie, hash);
-    else if (touchLater) this.#keyTouches.push([relative ? now : row.touched_at, maxAge, cookie, hash]);
+    if (canWrite) this.#touchKey.run(touched, maxAge, cookie, cookie, hash);
+    else if (touchLater) this.#keyTouches.push([touched, maxAge, cookie, hash]);
     return true;
   }
 
