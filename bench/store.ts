@@ -4,8 +4,8 @@
 import { hash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startSessionApp } from '../src/index.ts';
-import { openDatabase } from '../src/store/connection.ts';
-import { setupTable } from '../src/store/schema.ts';
+import { openDatabase } from '../src/engines/sqlite/connection.ts';
+import { setupTable } from '../src/engines/sqlite/schema.ts';
 
 export interface StoreRow { op: 'get' | 'put' | 'patch'; concurrency: number; store: number; direct: number; ratio: number }
 

@@ -10,7 +10,7 @@
 // POST only, and refused from another site's page).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createHandler, startSessionApp, type SessionApp } from '../src/index.ts';
-import { redactUrl } from '../src/store/postgres/url.ts';
+import { redactUrl } from '../src/engines/postgres/url.ts';
 import { FORM_PATHS, readForm, route, sameOrigin } from './pages.ts';
 
 const port = Number(process.env.PORT ?? 3000);

@@ -9,9 +9,8 @@ import { CleanerChild } from './cleaner/cleaner-child.ts';
 import { SweepSchedule } from './cleaner/sweep-schedule.ts';
 import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
 import { expiryPolicy } from './store/expiry.ts';
-import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './store/write-gate.ts';
 import { MailboxSessionStore, type SessionStore } from './store/session-store.ts';
-import { isPostgresUrl } from './store/postgres/url.ts';
+import { engineFor } from './engines/index.ts';
 import { restartChannel, sweepChannel } from './diagnostics.ts';
 import { Metrics } from './metrics.ts';
 import { openTelemetrySink } from './otel.ts';
@@ -31,11 +30,6 @@ export interface RestartEvent {
   reason: Error;
   restarts: number;
 }
-
-// Resolve to .ts under src/ and to .js under dist/.
-const EXT = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
-const STORE_WORKER = new URL(`./store/store-worker${EXT}`, import.meta.url);
-const POSTGRES_STORE_WORKER = new URL(`./store/postgres/store-worker${EXT}`, import.meta.url);
 
 /** Rows per mailbox call when the store owner itself sweeps a ':memory:' store. */
 const MEMORY_SWEEP_BATCH = 500;
@@ -86,34 +80,32 @@ export class SessionApp extends EventEmitter {
     this.store = store;
 
     const policy = expiryPolicy(config);
-    const memory = config.database === ':memory:';
-    const postgres = isPostgresUrl(config.database);
-    // One gate for every incarnation of both children (store/write-gate.ts).
-    const gate = createGateBuffer();
+    const engine = engineFor(config.database);
+    // ':memory:' exists only inside the store's actor's connection: the
+    // cleaner opens none, and the actor sweeps (see `run` below).
+    const memory = !engine.cleanerConnects(config.database);
+    // What the engine's two actors share across all their incarnations.
+    const shared = engine.share(config);
     const cleaner = new CleanerChild({
-      // ':memory:' exists only inside the store owner's connection: the
-      // cleaner opens none, and the owner sweeps (see `run` below).
       database: memory ? null : config.database,
       table: config.table,
       policy,
       busyTimeoutMs: Math.max(config.requestTimeout, 5000),
-      gate: postgres ? undefined : gate,
+      sweeper: engine.sweeper,
+      shared: shared.cleaner,
     });
     this.#supervisor = new Supervisor({
       intensity: config.restart.intensity,
       periodMs: config.restart.period * 1000,
       shutdownTimeoutMs: config.shutdownTimeout,
       children: [
-        postgres
-          // `started`: set by the first ready incarnation (store/postgres/store-worker.ts).
-          ? mailboxChild({ name: 'store', filename: POSTGRES_STORE_WORKER, workerData: { config, started: new SharedArrayBuffer(4) }, client: mailbox })
-          : mailboxChild({ name: 'store', filename: STORE_WORKER, workerData: { config, gate }, client: mailbox }),
+        mailboxChild({ name: 'store', filename: engine.storeWorker, workerData: { config, ...shared.store }, client: mailbox }),
         cleaner,
       ],
     });
     this.#supervisor.on('restart', (event: RestartEvent) => {
-      // A thread killed while holding the write gate cannot release it.
-      releaseDeadHolder(gate, event.child === 'store' ? OWNER : CLEANER);
+      // A thread killed while holding (say) SQLite's write gate cannot release it.
+      shared.died(event.child);
       metrics.restarts.inc([event.child]);
       if (restartChannel.hasSubscribers) restartChannel.publish(event);
       this.emit('restart', event);

@@ -1,16 +1,9 @@
-import { existsSync, statSync } from 'node:fs';
+// The command line: one program over the engine registry (engines/index.ts).
 import { resolveConfig } from './config.ts';
-import { ConfigError, SessionError } from './errors.ts';
-import { openDatabase } from './store/connection.ts';
-import { expiresAt, isLive, liveArgs, liveThresholds, expiryPolicy } from './store/expiry.ts';
-import { assertOwner, digestFromHandle, handleFromDigest } from './store/ids.ts';
-import { ownerStatements } from './store/sqlite-engine.ts';
-import { clearTable, dropTable, requireTable, setupTable, tableShape } from './store/schema.ts';
-import { countSessions, sweepDead } from './store/sweep.ts';
-import { isPostgresUrl, redactIn, redactUrl } from './store/postgres/url.ts';
-import { ownerSessions, revokeOwner, tableStats, withClient } from './store/postgres/admin.ts';
-import * as pgSchema from './store/postgres/schema.ts';
-import { closePostgres, sweepPostgres } from './cleaner/postgres-sweep.ts';
+import { ConfigError } from './errors.ts';
+import { engineFor, type SessionRow } from './engines/index.ts';
+import { expiryPolicy } from './store/expiry.ts';
+import { assertOwner } from './store/ids.ts';
 
 export const USAGE = `usage: supervised-sessions <command> [options]
 
@@ -97,159 +90,56 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
   return { command, settings };
 }
 
-function fileBytes(database: string): number {
-  let bytes = 0;
-  for (const file of [database, `${database}-wal`]) if (existsSync(file)) bytes += statSync(file).size;
-  return bytes;
-}
-
 async function run(command: Command, input: Record<string, unknown>, io: Output): Promise<void> {
   const { owner, handle, ...settings } = input as { owner?: string; handle?: string };
   // The same defaults and validation as startSessionApp.
   const config = resolveConfig(settings);
   const { database, table } = config;
-  if (isPostgresUrl(database)) return runPostgres(command, config, owner, handle, io);
-  const where = `table "${table}" in ${database}`;
-  const missingFile = database !== ':memory:' && !existsSync(database);
+  const engine = engineFor(database);
+  const admin = await engine.admin();
+  const at = { database, table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes };
+  // The password of a database URL is never printed back.
+  const where = `table "${table}" in ${engine.redact(database)}`;
 
-  if (command === 'setup') {
-    const db = openDatabase({ database });
-    try {
-      const found = setupTable(db, table);
-      io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
-        : found === 'old' ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
-        : `${where} already exists with the right columns: nothing to do`);
-    } finally {
-      db.close();
-    }
-    return;
-  }
-  if (command === 'clear' || command === 'drop') {
-    if (missingFile) {
-      io.out(`no database file ${database}: nothing to ${command}`);
-      return;
-    }
-    const db = openDatabase({ database });
-    try {
-      if (command === 'clear') {
-        const shape = tableShape(db, table);
-        const before = shape === 'ok' || shape === 'old' ? countSessions(db, table, expiryPolicy(config)) : null;
-        const done = clearTable(db, table);
-        io.out(done ? `cleared ${where}: ${before!.live + before!.dead} sessions deleted` : `no ${where}: nothing to clear`);
-      } else {
-        io.out(dropTable(db, table) ? `dropped ${where}` : `no ${where}: nothing to drop`);
-      }
-    } finally {
-      db.close();
-    }
-    return;
-  }
-  if (missingFile) throw new SessionError(`no database file ${database}`);
-  const db = openDatabase({ database });
-  try {
-    requireTable(db, table, database);
-    if (command === 'stats') {
-      const { live, dead } = countSessions(db, table, expiryPolicy(config));
-      io.out(`live: ${live}`);
-      io.out(`dead: ${dead}`);
-      io.out(`bytes: ${fileBytes(database)}`);
-      return;
-    }
-    if (command === 'sessions' || command === 'revoke') {
-      ownerCommand(db, command, table, config, owner!, handle, io);
-      db.close();
-      return;
-    }
-  } catch (error) {
-    db.close();
-    throw error;
-  }
-  // sweep: the same batched delete the cleaner runs.
-  try {
-    io.out(`deleted: ${sweepDead(db, table, expiryPolicy(config))}`);
-  } finally {
-    db.close();
-  }
-}
-
-/** The same commands on a PostgreSQL URL (the password is never printed back). */
-async function runPostgres(command: Command, config: ReturnType<typeof resolveConfig>, owner: string | undefined, handle: string | undefined, io: Output): Promise<void> {
-  const { database, table } = config;
-  const where = `table "${table}" in ${redactUrl(database)}`;
-  const policy = expiryPolicy(config);
-  await withClient(database, async (client) => {
-    if (command === 'setup') {
-      const found = await pgSchema.setupTable(client, table);
+  switch (command) {
+    case 'setup': {
+      const found = await admin.setup(at);
       io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
         : found === 'old' ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
         : `${where} already exists with the right columns: nothing to do`);
       return;
     }
-    if (command === 'clear' || command === 'drop') {
-      const shape = await pgSchema.tableShape(client, table);
-      const before = shape === 'ok' || shape === 'old' ? await tableStats(client, table, policy) : null;
-      const done = command === 'clear' ? await pgSchema.clearTable(client, table) : await pgSchema.dropTable(client, table);
-      if (command === 'clear') io.out(done ? `cleared ${where}: ${before!.live + before!.dead} sessions deleted` : `no ${where}: nothing to clear`);
-      else io.out(done ? `dropped ${where}` : `no ${where}: nothing to drop`);
+    case 'clear':
+    case 'drop': {
+      const done = command === 'clear' ? await admin.clear(at, at.policy) : await admin.drop(at);
+      if (done === 'no-database') io.out(`no database file ${database}: nothing to ${command}`);
+      else if (done === 'no-table') io.out(`no ${where}: nothing to ${command}`);
+      else io.out(command === 'clear' ? `cleared ${where}: ${(done as { deleted: number }).deleted} sessions deleted` : `dropped ${where}`);
       return;
     }
-    await pgSchema.requireTable(client, table, database);
-    if (command === 'stats') {
-      const { live, dead, bytes } = await tableStats(client, table, policy);
+    case 'stats': {
+      const { live, dead, bytes } = await admin.stats(at);
       io.out(`live: ${live}`);
       io.out(`dead: ${dead}`);
       io.out(`bytes: ${bytes}`);
       return;
     }
-    if (command === 'sessions') {
-      for (const row of await ownerSessions(client, table, policy, config.maxSessionBytes, owner!)) {
-        io.out(sessionLine(row));
-      }
+    case 'sessions':
+      for (const row of await admin.sessions(at, owner!)) io.out(sessionLine(row));
       return;
+    case 'revoke':
+      io.out(`revoked: ${await admin.revoke(at, owner!, handle)}`);
+      return;
+    case 'sweep': {
+      const { deleted, skipped } = await admin.sweep(at);
+      if (skipped) io.out('skipped: another process is sweeping this table');
+      io.out(`deleted: ${deleted}`);
     }
-    if (command === 'revoke') {
-      const digest = handle === undefined ? undefined : digestFromHandle(handle);
-      io.out(`revoked: ${await revokeOwner(client, table, policy, config.maxSessionBytes, owner!, digest)}`);
-    }
-  });
-  if (command === 'sweep') {
-    // The cleaner's sweep, under the same lock: one sweeper at a time across the fleet.
-    let report;
-    try {
-      report = await sweepPostgres({ database, table, policy, timeoutMs: 10_000, abort: new Int32Array(new SharedArrayBuffer(4)) });
-    } finally {
-      await closePostgres();
-    }
-    const { deleted, skipped } = report;
-    if (skipped) io.out('skipped: another process is sweeping this table');
-    io.out(`deleted: ${deleted}`);
   }
-}
-
-/** `sessions` and `revoke`: the owner's sessions, through the owner index. */
-function ownerCommand(db: ReturnType<typeof openDatabase>, command: 'sessions' | 'revoke', table: string, config: ReturnType<typeof resolveConfig>,
-  owner: string, handle: string | undefined, io: Output): void {
-  const policy = expiryPolicy(config);
-  const live = liveThresholds(policy, Date.now());
-  const sql = ownerStatements(table, policy);
-  if (command === 'sessions') {
-    const rows = db.prepare(sql.list).all(owner, ...liveArgs(live)) as Array<{ sid_hash: Uint8Array; created_at: number; touched_at: number; max_age: number | null }>;
-    for (const row of rows) io.out(sessionLine({ handle: handleFromDigest(row.sid_hash), createdAt: row.created_at, touchedAt: row.touched_at, expiresAt: expiresAt(policy, row) }));
-    return;
-  }
-  let deleted: Array<{ created_at: number; touched_at: number; max_age: number | null }> = [];
-  if (handle === undefined) {
-    deleted = db.prepare(sql.revokeAll).all(owner, null) as typeof deleted;
-  } else {
-    // A handle of the wrong shape names no session: revoked: 0, as for another owner's.
-    const digest = digestFromHandle(handle);
-    if (digest !== null) deleted = db.prepare(sql.revoke).all(digest, owner) as typeof deleted;
-  }
-  io.out(`revoked: ${deleted.filter((row) => isLive(row, live)).length}`);
 }
 
 /** One line of `sessions`: the handle, then when the session was created, last used, and when it expires if unused. */
-function sessionLine(row: { handle: string; createdAt: number; touchedAt: number; expiresAt: number }): string {
+function sessionLine(row: SessionRow): string {
   const at = (ms: number) => new Date(ms).toISOString();
   return `${row.handle}  created ${at(row.createdAt)}  last used ${at(row.touchedAt)}  expires ${at(row.expiresAt)}`;
 }
@@ -280,7 +170,7 @@ export async function main(argv: string[], io: Output = {
     let message = error instanceof Error ? error.message : String(error);
     if (error instanceof ConfigError && FLAG_OF[error.key]) message = message.replace(`config "${error.key}"`, FLAG_OF[error.key]);
     // Whatever the error, a password in --database is never printed back.
-    if (typeof parsed.settings.database === 'string') message = redactIn(message, parsed.settings.database);
+    if (typeof parsed.settings.database === 'string') message = engineFor(parsed.settings.database).redactIn(message, parsed.settings.database);
     io.err(`supervised-sessions ${parsed.command}: ${message}`);
     return error instanceof ConfigError ? 2 : 1;
   }

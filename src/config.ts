@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { ConfigError } from './errors.ts';
-import { isPostgresUrl, postgresUrlProblem, redactUrl } from './store/postgres/url.ts';
+import { DATABASE_FORMS, engineFor } from './engines/index.ts';
 
 export type Timestamp = 'relative' | 'fixed';
 export type Durability = 'normal' | 'full';
@@ -115,12 +115,11 @@ function oneOf<T extends string>(key: string, value: unknown, options: readonly 
 }
 
 function databasePath(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, typeof value === 'string' ? redactUrl(value) : value, "a non-empty file path, ':memory:' or a postgres:// URL");
-  if (isPostgresUrl(value)) {
-    const problem = postgresUrlProblem(value);
-    // The value is shown with its password masked: config errors get logged.
-    if (problem) throw new ConfigError(key, `invalid config "${key}": ${JSON.stringify(redactUrl(value))} is not a usable PostgreSQL URL: ${problem}`);
-  }
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, typeof value === 'string' ? engineFor(value).redact(value) : value, DATABASE_FORMS);
+  const engine = engineFor(value);
+  const problem = engine.problem(value);
+  // The value is shown with its password masked: config errors get logged.
+  if (problem) throw new ConfigError(key, `invalid config "${key}": ${JSON.stringify(engine.redact(value))} ${problem}`);
   return value;
 }
 
@@ -209,9 +208,10 @@ export function resolveConfig(input: unknown): ResolvedConfig {
 
   const database = raw.database === undefined ? 'sessions.db' : databasePath('database', raw.database);
   const durability = raw.durability === undefined ? 'normal' : oneOf('durability', raw.durability, ['normal', 'full'] as const);
-  // PostgreSQL's durability is synchronous_commit, a setting of the server.
-  if (raw.durability !== undefined && durability !== 'normal' && isPostgresUrl(database)) {
-    throw new ConfigError('durability', `invalid config "durability": ${JSON.stringify(durability)} applies to SQLite only; with a PostgreSQL database, durability is the server's synchronous_commit setting (leave durability out)`);
+  // Not every engine has a durability of its own (PostgreSQL's is the server's synchronous_commit).
+  const refusal = engineFor(database).durabilityRefusal;
+  if (raw.durability !== undefined && durability !== 'normal' && refusal !== null) {
+    throw new ConfigError('durability', `invalid config "durability": ${JSON.stringify(durability)} ${refusal}`);
   }
 
   return {

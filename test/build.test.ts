@@ -19,7 +19,7 @@ test('the build emits JS and declarations, and the built package runs with its w
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], { encoding: 'utf8' });
   assert.is(build.status, 0, build.stdout + build.stderr);
-  for (const file of ['index.js', 'index.d.ts', 'store/store-worker.js', 'cleaner/sweep-task.js', 'cli.js']) {
+  for (const file of ['index.js', 'index.d.ts', 'engines/sqlite/store-worker.js', 'engines/postgres/store-worker.js', 'cleaner/sweep-task.js', 'cli.js']) {
     assert.ok(existsSync(join(out, 'dist', file)), `dist/${file}`);
   }
   const script = join(out, 'use-dist.mjs');

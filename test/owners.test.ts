@@ -12,10 +12,10 @@ import {
   startSessionApp, createHandler, setupStore, TableNotExistsError,
   type SessionApp, type SessionHandler,
 } from '../src/index.ts';
-import { ownerStatements } from '../src/store/sqlite-engine.ts';
+import { ownerStatements } from '../src/engines/sqlite/engine.ts';
 import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 import { adminQuery, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
-import { statements } from '../src/store/postgres/statements.ts';
+import { statements } from '../src/engines/postgres/statements.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);

@@ -88,7 +88,7 @@ test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE
   assert.is(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = info.files.map((file) => file.path);
-  for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/store/store-worker.js', 'dist/cleaner/sweep-task.js', 'dist/cli.js', 'bin/supervised-sessions.js', 'LICENSE', 'package.json', 'README.md']) {
+  for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/engines/sqlite/store-worker.js', 'dist/engines/postgres/store-worker.js', 'dist/cleaner/sweep-task.js', 'dist/cli.js', 'bin/supervised-sessions.js', 'LICENSE', 'package.json', 'README.md']) {
     assert.ok(files.includes(file), `the tarball holds ${file}`);
   }
   assert.not.ok(files.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests');

@@ -13,7 +13,7 @@ import {
 } from '../src/index.ts';
 import { runScript, sleep } from './helpers.ts';
 import { adminQuery, postgresDatabase } from './engines.ts';
-import { closePostgres, countLive, LIVE_COUNT_TIMEOUT_MS } from '../src/cleaner/postgres-sweep.ts';
+import { closePostgres, countLive, LIVE_COUNT_TIMEOUT_MS } from '../src/engines/postgres/sweeper.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { startSessionApp, createHandler, clearStore, ConfigError } from '../src/index.ts';
 import { newSessionId } from '../src/store/ids.ts';
-import { quoted } from '../src/store/schema.ts';
+import { quoted } from '../src/store/layout.ts';
 import { sign, unsign } from '../src/http/signing.ts';
 import { tempDir } from './helpers.ts';
 

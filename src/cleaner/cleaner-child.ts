@@ -3,23 +3,25 @@ import type { Worker } from 'node:worker_threads';
 import type { ChildSpec, ExitReason, Incarnation } from '../runtime/child.ts';
 import { safeDelay } from '../runtime/timers.ts';
 import type { ExpiryPolicy } from '../store/expiry.ts';
-import type { SweepTask } from './sweep-task.ts';
-import { isPostgresUrl } from '../store/postgres/url.ts';
+import type { SweepTask } from '../engines/engine.ts';
+import type { CleanerTask } from './sweep-task.ts';
 import { fromWire, type WireError } from '../errors.ts';
 
 // Resolves to sweep-task.ts under src/ and to sweep-task.js under dist/.
-const CHECKPOINT_INTERVAL_MS = 1000;
+const HOUSEKEEPING_INTERVAL_MS = 1000;
 
 const TASK_FILE = new URL(`./sweep-task${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url).href;
 
 export interface CleanerChildOptions {
-  /** null: no database of its own (':memory:' stores are swept by their owner). */
+  /** null: no database of its own (':memory:' stores are swept by their store's actor). */
   database: string | null;
   table: string;
   policy: ExpiryPolicy;
   busyTimeoutMs: number;
-  /** The write gate shared with the store owner (store/write-gate.ts). */
-  gate?: SharedArrayBuffer;
+  /** The engine's cleaner module (engines/engine.ts, Sweeper). */
+  sweeper: URL;
+  /** What the engine shares with the store's actor (SQLite's write gate). */
+  shared: Record<string, unknown>;
 }
 
 /** The live cleaner incarnation, as the sweep schedule uses it. */
@@ -61,7 +63,7 @@ export class CleanerChild implements ChildSpec {
       concurrentTasksPerWorker: 1,
       niceIncrement: 10,
     });
-    const base = { database: options.database, table: options.table, busyTimeoutMs: options.busyTimeoutMs };
+    const base = { database: options.database, table: options.table, busyTimeoutMs: options.busyTimeoutMs, sweeper: options.sweeper.href, shared: options.shared };
     let threadId: number;
     try {
       threadId = await pool.run(base, { name: 'ready' }) as number;
@@ -98,13 +100,13 @@ export class CleanerChild implements ChildSpec {
       });
     });
 
-    // Once a second, when no sweep is running (a sweep checkpoints as it
-    // goes), copy the WAL back into the database from this thread.
-    // (SQLite only: PostgreSQL checkpoints by itself.)
-    const checkpoints = options.database === null || isPostgresUrl(options.database) ? null : setInterval(() => {
+    // Once a second, when no sweep is running, the engine's housekeeping
+    // (SQLite copies the WAL back into the database from this thread; an
+    // engine without any answers at once).
+    const checkpoints = options.database === null ? null : setInterval(() => {
       if (running || stopRequested) return;
-      running = pool.run(base, { name: 'checkpoint' }).catch(() => {}).finally(() => { running = null; });
-    }, CHECKPOINT_INTERVAL_MS);
+      running = pool.run(base, { name: 'housekeep' }).catch(() => {}).finally(() => { running = null; });
+    }, HOUSEKEEPING_INTERVAL_MS);
     checkpoints?.unref();
     void exited.then(() => { if (checkpoints) clearInterval(checkpoints); });
 
@@ -115,7 +117,7 @@ export class CleanerChild implements ChildSpec {
         if (options.database === null) throw new TypeError('this cleaner has no database of its own');
         // A checkpoint in progress finishes first: the pool runs one task at a time.
         if (running) await running;
-        const task: SweepTask = { ...base, database: options.database, policy: options.policy, abort, gate: options.gate };
+        const task: CleanerTask<SweepTask> = { ...base, database: options.database, policy: options.policy, abort };
         const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean; live: number | null; error?: WireError }>;
         running = run;
         try {

@@ -80,14 +80,3 @@ export function touchAfterFor(policy: ExpiryPolicy, maxAge: number | null): numb
 
 /** The largest lifetime of its own a session may have: ten years, in ms (a bound that keeps every sum of times exact). */
 export const MAX_OWN_LIFETIME_MS = 10 * 365 * 86_400_000;
-
-/**
- * The SQL of the liveness rule for SQLite over `prefix`'s columns, with two
- * parameters: now, createdSince (`liveArgs`). Time alone: a renewed id's
- * tombstone (store/renewed.ts) is live by it too.
- */
-export function liveSqlite(live: Pick<LiveThresholds, 'base' | 'maxAgeMs'>, prefix = ''): string {
-  return `(${prefix}${live.base} + coalesce(${prefix}max_age, ${Math.trunc(live.maxAgeMs)}) >= ? AND ${prefix}created_at >= ?)`;
-}
-
-export const liveArgs = (live: LiveThresholds): [number, number] => [live.now, live.createdSince];

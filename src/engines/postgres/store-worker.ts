@@ -6,11 +6,11 @@ import { workerData, type MessagePort } from 'node:worker_threads';
 import { runActor } from '../../runtime/actor.ts';
 import { serveMailboxAsync } from '../../runtime/mailbox-server.ts';
 import type { ResolvedConfig } from '../../config.ts';
-import { expiryPolicy } from '../expiry.ts';
+import { expiryPolicy } from '../../store/expiry.ts';
 import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
 import { PostgresEngine } from './engine.ts';
 import { requireTable, setupTable } from './schema.ts';
-import { crashAfterCommit } from '../fault-hook.ts';
+import { crashAfterCommit } from '../../store/fault-hook.ts';
 
 const { port, config, started } = workerData as { port: MessagePort; config: ResolvedConfig; started: SharedArrayBuffer };
 // Set once the first incarnation is ready: a restart must not fail (and count

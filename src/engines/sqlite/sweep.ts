@@ -1,6 +1,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { inTransaction } from './connection.ts';
-import { liveArgs, liveSqlite, liveThresholds, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
+import { liveArgs, liveSqlite } from './live.ts';
+import { liveThresholds, type ExpiryPolicy, type LiveThresholds } from '../../store/expiry.ts';
 import { quoted } from './schema.ts';
 
 type Prepared = ReturnType<DatabaseSync['prepare']>;

@@ -6,14 +6,14 @@
 import type { QueryResult } from 'pg';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
-import { expiresAt, type ExpiryPolicy } from '../expiry.ts';
-import { digest, handleFromDigest } from '../ids.ts';
+import { expiresAt, type ExpiryPolicy } from '../../store/expiry.ts';
+import { digest, handleFromDigest } from '../../store/ids.ts';
 import {
   backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
 } from './connection.ts';
-import { afterLostReply, dropInTransaction, loseCommitReply } from '../fault-hook.ts';
+import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
-import { RENEWED } from '../renewed.ts';
+import { RENEWED } from '../../store/renewed.ts';
 
 export interface PostgresEngineOptions {
   database: string;

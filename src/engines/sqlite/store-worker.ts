@@ -2,15 +2,15 @@
 // per Worker; everything it owns is opened in init and closed in stop.
 import { workerData, type MessagePort } from 'node:worker_threads';
 import type { DatabaseSync } from 'node:sqlite';
-import { runActor } from '../runtime/actor.ts';
-import { serveMailbox } from '../runtime/mailbox-server.ts';
-import type { ResolvedConfig } from '../config.ts';
+import { runActor } from '../../runtime/actor.ts';
+import { serveMailbox } from '../../runtime/mailbox-server.ts';
+import type { ResolvedConfig } from '../../config.ts';
 import { openDatabase } from './connection.ts';
-import { expiryPolicy } from './expiry.ts';
+import { expiryPolicy } from '../../store/expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
-import { SqliteEngine } from './sqlite-engine.ts';
+import { SqliteEngine } from './engine.ts';
 import { WriteGate } from './write-gate.ts';
-import { crashAfterCommit } from './fault-hook.ts';
+import { crashAfterCommit } from '../../store/fault-hook.ts';
 
 const { port, config, gate } = workerData as { port: MessagePort; config: ResolvedConfig; gate?: SharedArrayBuffer };
 let db: DatabaseSync | null = null;

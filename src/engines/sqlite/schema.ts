@@ -1,60 +1,12 @@
 import type { DatabaseSync } from 'node:sqlite';
-import { TableExistsError, TableNotExistsError } from '../errors.ts';
-import { TABLE_NAME } from '../config.ts';
+import { TableNotExistsError } from '../../errors.ts';
+import { missingColumns, otherShape, quoted, shapeOf, type AddedColumn, type TableShape } from '../../store/layout.ts';
 import { inTransaction } from './connection.ts';
 
-// Every time column holds integer epoch milliseconds. Rows are keyed by the
-// SHA-256 digest of the session id: a copy of the file holds no usable id.
-// `owner` (a user id, or NULL) has its own index: "sessions of this user" is
-// an index range, never a scan of the data. `renewed_to` is NULL for a
-// session; a renewed id's row keeps the digest of the id it moved to
-// (store/renewed.ts), its data emptied and its owner cleared. `max_age` is a
-// session's lifetime of its own in ms ("remember me"), NULL for the app's
-// maxAge (store/expiry.ts).
-const COLUMNS = ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to', 'max_age'] as const;
-/**
- * The layouts of earlier versions, upgraded in place by setup: 0.1.0
- * (without owner), the owners' layout (without renewed_to), and the renewed
- * ids' layout (without max_age).
- */
-export const EARLIER_LAYOUTS: ReadonlyArray<readonly string[]> = [
-  ['sid_hash', 'data', 'created_at', 'touched_at'],
-  ['sid_hash', 'data', 'created_at', 'touched_at', 'owner'],
-  ['sid_hash', 'data', 'created_at', 'touched_at', 'owner', 'renewed_to'],
-];
+export { otherShape, quoted, type TableShape };
 
-export type AddedColumn = 'owner' | 'renewed_to' | 'max_age';
-
-/** The columns an earlier layout lacks, in the order they are added. */
-export function missingColumns(columns: readonly string[]): AddedColumn[] {
-  return (['owner', 'renewed_to', 'max_age'] as const).filter((column) => !columns.includes(column));
-}
-
-/** An added column's type on each engine. */
-export const COLUMN_TYPES: Record<AddedColumn, { sqlite: string; postgres: string }> = {
-  owner: { sqlite: 'TEXT', postgres: 'text' },
-  renewed_to: { sqlite: 'BLOB', postgres: 'bytea' },
-  max_age: { sqlite: 'INTEGER', postgres: 'bigint' },
-};
-
-/** The table name, checked again here: nothing unchecked is ever interpolated into SQL. */
-export function quoted(table: string): string {
-  if (!TABLE_NAME.test(table)) throw new TypeError(`invalid table name ${JSON.stringify(table)}`);
-  return `"${table}"`;
-}
-
-/** 'old': an earlier version's layout (EARLIER_LAYOUTS): upgraded by setup. */
-export type TableShape = 'missing' | 'ok' | 'old' | 'other';
-
-const sameColumns = (columns: string[], expected: readonly string[]) =>
-  columns.length === expected.length && expected.every((column) => columns.includes(column));
-
-/** A table's columns as a shape: ours, an earlier version's, or another table's. */
-export function shapeOf(columns: string[]): TableShape {
-  if (columns.length === 0) return 'missing';
-  if (sameColumns(columns, COLUMNS)) return 'ok';
-  return EARLIER_LAYOUTS.some((layout) => sameColumns(columns, layout)) ? 'old' : 'other';
-}
+/** An added column's type on SQLite. */
+const COLUMN_TYPES: Record<AddedColumn, string> = { owner: 'TEXT', renewed_to: 'BLOB', max_age: 'INTEGER' };
 
 function columnsOf(db: DatabaseSync, table: string): string[] {
   return db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table).map((row) => String(row.name));
@@ -62,12 +14,6 @@ function columnsOf(db: DatabaseSync, table: string): string[] {
 
 export function tableShape(db: DatabaseSync, table: string): TableShape {
   return shapeOf(columnsOf(db, table));
-}
-
-export function otherShape(table: string): TableExistsError {
-  return new TableExistsError(
-    `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
-    `choose another table name or drop that table`);
 }
 
 /**
@@ -89,7 +35,7 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
     const shape = tableShape(db, table);
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') {
-      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${COLUMN_TYPES[column].sqlite}`);
+      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
       // Earlier versions indexed every row's touched_at; it now indexes only
       // the sessions on the app's maxAge (created again below).
       db.exec(`DROP INDEX IF EXISTS "${table}_touched_at"`);

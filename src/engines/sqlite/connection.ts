@@ -1,6 +1,6 @@
 import { DatabaseSync } from 'node:sqlite';
-import type { Durability } from '../config.ts';
-import { ConfigError } from '../errors.ts';
+import type { Durability } from '../../config.ts';
+import { ConfigError } from '../../errors.ts';
 
 export interface OpenOptions {
   database: string;

@@ -4,11 +4,14 @@
 // whose clocks disagree agree on which sessions are dead.
 import { createHash } from 'node:crypto';
 import { TableNotExistsError } from '../../errors.ts';
-import { COLUMN_TYPES, missingColumns, otherShape, quoted, shapeOf, type TableShape } from '../schema.ts';
+import { missingColumns, otherShape, quoted, shapeOf, type AddedColumn, type TableShape } from '../../store/layout.ts';
 import type { Client } from './connection.ts';
 import { redactUrl } from './url.ts';
 
 export type { TableShape };
+
+/** An added column's type on PostgreSQL. */
+const COLUMN_TYPES: Record<AddedColumn, string> = { owner: 'text', renewed_to: 'bytea', max_age: 'bigint' };
 
 /**
  * Advisory lock keys, per schema and table: two apps on different tables
@@ -23,7 +26,7 @@ async function columnsOf(client: Client, table: string): Promise<string[]> {
   return rows.map((row) => row.column_name);
 }
 
-/** The same shapes as on SQLite (store/schema.ts): ours, an earlier version's, another table's. */
+/** The same shapes as on SQLite (store/layout.ts): ours, an earlier version's, another table's. */
 export async function tableShape(client: Client, table: string): Promise<TableShape> {
   return shapeOf(await columnsOf(client, table));
 }
@@ -49,7 +52,7 @@ export async function setupTable(client: Client, table: string): Promise<'missin
       // Adding a column without a default rewrites nothing: instant on any
       // size. The indexes added below each read the table once, under this
       // transaction's locks: writes to the table wait for them (docs/owners.md).
-      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column].postgres}`);
+      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
       // Earlier versions indexed every row's touched_at; it now indexes only
       // the sessions on the app's maxAge (created again below).
       await client.query(`DROP INDEX IF EXISTS "${indexName(table, 'touched_at')}"`);

@@ -1,13 +1,14 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { SessionTooLargeError, StoreUnavailableError } from '../errors.ts';
-import type { Outcome, Request } from '../runtime/mailbox-server.ts';
-import { expiresAt, idleExpiry, isLive, liveArgs, liveSqlite, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from './expiry.ts';
-import { digest, handleFromDigest } from './ids.ts';
+import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
+import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
+import { expiresAt, idleExpiry, isLive, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from '../../store/expiry.ts';
+import { digest, handleFromDigest } from '../../store/ids.ts';
 import { inTransaction } from './connection.ts';
+import { liveArgs, liveSqlite } from './live.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
 import { OWNER, type WriteGate } from './write-gate.ts';
-import { ARRIVAL_GRACE_MS, RENEWED, type Renewed } from './renewed.ts';
+import { ARRIVAL_GRACE_MS, RENEWED, type Renewed } from '../../store/renewed.ts';
 
 export interface EngineOptions {
   table: string;

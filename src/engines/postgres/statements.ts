@@ -2,9 +2,9 @@
 // policy. The liveness rule is the one of expiry.ts, evaluated on the
 // server's clock: `now()` is the transaction's start, so every statement of a
 // batch judges liveness at the same instant.
-import { quoted } from '../schema.ts';
-import { baseColumn, type ExpiryPolicy } from '../expiry.ts';
-import { ARRIVAL_GRACE_MS } from '../renewed.ts';
+import { quoted } from '../../store/layout.ts';
+import { baseColumn, type ExpiryPolicy } from '../../store/expiry.ts';
+import { ARRIVAL_GRACE_MS } from '../../store/renewed.ts';
 
 /** The server's now, in epoch ms (the unit of every time column). */
 export const NOW = `(extract(epoch from now()) * 1000)::bigint`;

@@ -3,11 +3,13 @@
 // each short batch transaction starts with pg_try_advisory_xact_lock, which
 // dies with the transaction (so it never outlives a dead node, survives no
 // failover, and works through PgBouncer's transaction pooling).
-import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from '../store/postgres/connection.ts';
-import { requireTable, lockKey } from '../store/postgres/schema.ts';
-import { liveSql, sweepStatements } from '../store/postgres/statements.ts';
-import { quoted } from '../store/schema.ts';
-import type { ExpiryPolicy } from '../store/expiry.ts';
+import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from './connection.ts';
+import { requireTable, lockKey } from './schema.ts';
+import { liveSql, sweepStatements } from './statements.ts';
+import { quoted } from '../../store/layout.ts';
+import type { ExpiryPolicy } from '../../store/expiry.ts';
+import type { SweepResult, SweepTask } from '../engine.ts';
+import { toWire } from '../../errors.ts';
 
 let client: Client | null = null;
 let opened = '';
@@ -132,3 +134,21 @@ export async function closePostgres(): Promise<void> {
   opened = '';
   await closeClient(c);
 }
+
+// The cleaner's Sweeper (engines/engine.ts) on PostgreSQL.
+
+export async function ready(task: Omit<SweepTask, 'abort' | 'policy'>): Promise<void> {
+  await readyPostgres(task.database, task.table, task.busyTimeoutMs);
+}
+
+export async function sweep(task: SweepTask): Promise<SweepResult> {
+  // Errors cross piscina's port as plain Errors: sent as { code, message }
+  // data instead, so the app's sweepError is a StoreUnavailableError.
+  try {
+    return await sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: new Int32Array(task.abort) });
+  } catch (error) {
+    return { deleted: 0, skipped: false, live: null, error: toWire(error) };
+  }
+}
+
+export const close = closePostgres;

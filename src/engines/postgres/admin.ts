@@ -1,10 +1,13 @@
-// The helpers' and the command line's work on PostgreSQL, on a short-lived
+// The admin calls' and the command line's work on PostgreSQL, on a short-lived
 // connection of their own (never the store owner's).
-import { expiresAt, type ExpiryPolicy } from '../expiry.ts';
-import { handleFromDigest } from '../ids.ts';
-import { quoted } from '../schema.ts';
+import { expiresAt, type ExpiryPolicy } from '../../store/expiry.ts';
+import { digestFromHandle, handleFromDigest } from '../../store/ids.ts';
+import { quoted } from '../../store/layout.ts';
 import { closeClient, connect, unavailableError, type Client } from './connection.ts';
 import { liveSql, statements } from './statements.ts';
+import * as schema from './schema.ts';
+import { closePostgres, sweepPostgres } from './sweeper.ts';
+import type { EngineAdmin } from '../engine.ts';
 
 export async function withClient<T>(database: string, work: (client: Client) => Promise<T>, timeoutMs = 10_000): Promise<T> {
   let client: Client;
@@ -53,3 +56,40 @@ export async function revokeOwner(client: Client, table: string, policy: ExpiryP
     throw error;
   }
 }
+
+/** The engine's administration (engines/engine.ts), each call on a connection of its own. */
+export const postgresAdmin: EngineAdmin = {
+  setup: (at) => withClient(at.database, (client) => schema.setupTable(client, at.table)),
+  async clear(at, count) {
+    return withClient(at.database, async (client) => {
+      const shape = count !== null ? await schema.tableShape(client, at.table) : null;
+      const before = count !== null && (shape === 'ok' || shape === 'old') ? await tableStats(client, at.table, count) : null;
+      if (!(await schema.clearTable(client, at.table))) return 'no-table';
+      return { deleted: before && before.live + before.dead };
+    });
+  },
+  drop: (at) => withClient(at.database, async (client) => ((await schema.dropTable(client, at.table)) ? 'dropped' : 'no-table')),
+  stats: (at) => withClient(at.database, async (client) => {
+    await schema.requireTable(client, at.table, at.database);
+    return tableStats(client, at.table, at.policy);
+  }),
+  sessions: (at, owner) => withClient(at.database, async (client) => {
+    await schema.requireTable(client, at.table, at.database);
+    return ownerSessions(client, at.table, at.policy, at.maxSessionBytes, owner);
+  }),
+  revoke: (at, owner, handle) => withClient(at.database, async (client) => {
+    await schema.requireTable(client, at.table, at.database);
+    const digest = handle === undefined ? undefined : digestFromHandle(handle);
+    return revokeOwner(client, at.table, at.policy, at.maxSessionBytes, owner, digest);
+  }),
+  async sweep(at) {
+    await withClient(at.database, (client) => schema.requireTable(client, at.table, at.database));
+    // The cleaner's sweep, under the same lock: one sweeper at a time across the fleet.
+    try {
+      const { deleted, skipped } = await sweepPostgres({ database: at.database, table: at.table, policy: at.policy, timeoutMs: 10_000, abort: new Int32Array(new SharedArrayBuffer(4)) });
+      return { deleted, skipped };
+    } finally {
+      await closePostgres();
+    }
+  },
+};
