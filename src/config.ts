@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import { ConfigError } from './errors.ts';
+import { checker, isPlainObject, show, type Checker } from './validation.ts';
 import { DATABASE_FORMS, engineFor } from './engines/index.ts';
 
 export type Timestamp = 'relative' | 'fixed';
@@ -45,57 +46,9 @@ export interface ResolvedConfig {
 
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-const show = (value: unknown): string => {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'function') return 'a function';
-  if (typeof value === 'symbol') return value.toString();
-  if (Array.isArray(value)) return 'an array';
-  if (value === null) return 'null';
-  if (typeof value === 'object') return 'an object';
-  return String(value);
-};
-
-function fail(key: string, value: unknown, expected: string): never {
-  throw new ConfigError(key, `invalid config "${key}": expected ${expected}, got ${show(value)}`);
-}
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
-}
-
-/** Closest known key by edit distance, to suggest on a typo (`maxage` → `maxAge`). */
-function suggest(key: string, known: readonly string[]): string {
-  let best = '';
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const a = key.toLowerCase();
-    const b = candidate.toLowerCase();
-    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-    for (let i = 1; i <= a.length; i++) {
-      let previous = row[0];
-      row[0] = i;
-      for (let j = 1; j <= b.length; j++) {
-        const current = row[j];
-        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
-        previous = current;
-      }
-    }
-    if (row[b.length] < bestDistance) { bestDistance = row[b.length]; best = candidate; }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : '';
-}
-
-function refuseUnknown(object: Record<string, unknown>, known: readonly string[], prefix: string): void {
-  for (const key of Object.keys(object)) {
-    if (!known.includes(key)) {
-      const name = prefix + key;
-      throw new ConfigError(name, `unknown config key "${name}"${suggest(key, known)}; known keys: ${known.map((k) => prefix + k).join(', ')}`);
-    }
-  }
-}
+const check = checker({ invalid: 'config', unknown: 'config key', known: 'known keys' });
+const fail: Checker['fail'] = check.fail;
+const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
 
 function seconds(key: string, value: unknown, { zero = false } = {}): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!zero && value === 0)) {

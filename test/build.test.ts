@@ -5,7 +5,9 @@ import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { runScript } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -38,6 +40,48 @@ test('the build emits JS and declarations, and the built package runs with its w
   const result = await runScript(script, [], { timeoutMs: 30000 });
   assert.is(result.code, 0, result.stderr);
   assert.equal(JSON.parse(result.stdout), { data: { from: 'dist' }, swept: 1, restarts: 1, handler: 'function', config: 'ERR_SESSION_CONFIG' });
+});
+
+// Two copies of the package in one process (an app's and a library's): each
+// copy's errors are instances of the other's classes, by their Symbol.for
+// brands, and a front door answers an error of the other copy by its class.
+test('errors of one copy of the package are recognised by another copy', async () => {
+  // The built copy from the test above (dist/ under `out`), beside the source.
+  const other = await import(pathToFileURL(join(out, 'dist', 'index.js')).href) as typeof import('../src/index.ts');
+  const mine = await import('../src/index.ts');
+  assert.is.not(other.StoreUnavailableError, mine.StoreUnavailableError, 'two copies');
+  const theirs = new other.StoreUnavailableError('from the other copy');
+  assert.ok(theirs instanceof mine.StoreUnavailableError);
+  assert.ok(theirs instanceof mine.SessionError);
+  assert.ok(theirs instanceof Error);
+  assert.not.ok(theirs instanceof mine.ConfigError);
+  const config = new mine.ConfigError('maxAge', 'bad');
+  assert.ok(config instanceof other.ConfigError && config instanceof other.SessionError);
+  assert.not.ok(config instanceof other.StoreUnavailableError);
+  assert.not.ok(new Error('plain') instanceof mine.SessionError);
+  assert.not.ok({ code: 'ERR_SESSION_CONFIG' } instanceof mine.SessionError, 'a look-alike object is no SessionError');
+  // A user's subclass without a code of its own is its parent's kind.
+  class Mine extends mine.StoreUnavailableError {}
+  assert.ok(new Mine('x') instanceof other.StoreUnavailableError);
+  assert.is(new Mine('x').code, 'ERR_SESSION_STORE_UNAVAILABLE');
+
+  const dir = join(out, 'errors-db');
+  mkdirSync(dir, { recursive: true });
+  const app = await mine.startSessionApp({ database: join(dir, 'errors.db'), sweepSignal: false });
+  // A store (any SessionStore-shaped object) whose load fails with the other copy's error.
+  const failing = { ...app.store, commit: undefined, get: () => Promise.reject(new other.StoreUnavailableError('the other copy says so')), patch: app.store.patch.bind(app.store) };
+  const server = createServer(mine.createHandler(failing as typeof app.store, (_req, res) => { res.end('never'); }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const id = await app.store.put(null, { n: 1 });
+    const response = await fetch(`http://127.0.0.1:${port}/`, { headers: { cookie: `sid=${id}` } });
+    await response.arrayBuffer();
+    assert.is(response.status, 503, "the other copy's StoreUnavailableError is answered 503, as this copy's is");
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+    await app.stop();
+  }
 });
 
 test.run();

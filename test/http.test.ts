@@ -5,7 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
-  startSessionApp, createHandler, type SessionApp, type SessionHandler, type HandlerOptions, type SessionStore,
+  startSessionApp, createHandler, ConfigError, type SessionApp, type SessionHandler, type HandlerOptions, type SessionStore,
 } from '../src/index.ts';
 import { sign } from '../src/http/signing.ts';
 import { sleep, tempDir } from './helpers.ts';
@@ -393,6 +393,26 @@ test('createHandler validates its options', () => {
   }
   assert.throws(() => createHandler(app.store, 'nope' as never), /handler must be a function/);
   assert.throws(() => createHandler({} as never, () => {}), /store must be a SessionStore/);
+});
+
+test("createHandler's option errors say what was meant and what was given, as the config's do", () => {
+  const error = (options: unknown) => {
+    try {
+      createHandler(app.store, () => {}, options as HandlerOptions);
+    } catch (thrown) {
+      return thrown as ConfigError;
+    }
+    throw new Error('not refused');
+  };
+  const typo = error({ cookie: { maxage: 5 } });
+  assert.instance(typo, ConfigError);
+  assert.is(typo.key, 'cookie.maxage');
+  assert.match(typo.message, /unknown createHandler option "cookie\.maxage" \(did you mean "maxAge"\?\)/);
+  assert.match(error({ sceret: 'x' }).message, /did you mean "secret"/);
+  assert.not.match(error({ zzzzzzzz: 1 }).message, /did you mean/);
+  // A value is shown by its kind, never by a function's source.
+  assert.match(error({ cookie: { path: () => 'secret source' } }).message, /got a function$/);
+  assert.match(error({ key: { a: 1 } }).message, /got an object$/);
 });
 
 test('the default onError logs one line per kind of error to stderr', async () => {

@@ -6,7 +6,7 @@ import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
 import { RequestCommit } from './request-commit.ts';
-import { asError, statusFor } from './failures.ts';
+import { asError, withStatus } from './failures.ts';
 import type { Session } from './session.ts';
 
 requirePeer('express', 'supervised-sessions/express');
@@ -21,13 +21,6 @@ declare global {
 }
 
 type Next = (error?: unknown) => void;
-
-/** An error for the app's error middleware: `status` 503 (store) or 500. */
-function withStatus(error: unknown): Error & { status: number; statusCode: number } {
-  const err = asError(error) as Error & { status: number; statusCode: number };
-  err.status = err.statusCode = statusFor(error);
-  return err;
-}
 
 /**
  * Sessions for Express: `app.use(sessions(app.store, options))`, then

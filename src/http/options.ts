@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.ts';
+import { checker, type Checker } from '../validation.ts';
 import type { IncomingMessage } from 'node:http';
 
 export interface CookieOptions {
@@ -12,36 +12,34 @@ export interface CookieOptions {
   maxAge?: number;
 }
 
-export interface HandlerOptions {
+/**
+ * The options of every front door. `Req` is what the front door's requests
+ * are (node's IncomingMessage for createHandler, Express and Fastify), as
+ * onError is told.
+ */
+export interface HandlerOptions<Req = IncomingMessage> {
   key?: string;
   secret?: string | string[];
   cookie?: CookieOptions;
-  onError?: (error: Error, req: IncomingMessage) => void;
+  onError?: (error: Error, req: Req) => void;
   /** Believe X-Forwarded-Proto from the proxy in front (for cookie.secure: 'auto'). */
   trustProxy?: boolean;
 }
 
-export interface ResolvedHandlerOptions {
+export interface ResolvedHandlerOptions<Req = IncomingMessage> {
   key: string;
   secrets: string[];
   cookie: Required<Omit<CookieOptions, 'domain' | 'maxAge'>> & { domain?: string; maxAge?: number };
-  onError: (error: Error, req: IncomingMessage) => void;
+  onError: (error: Error, req: Req) => void;
   trustProxy: boolean;
 }
 
 // RFC 6265 cookie-name: a token (no separators, no controls).
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-function fail(key: string, value: unknown, expected: string): never {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : typeof value === 'object' ? (Array.isArray(value) ? 'an array' : String(value)) : String(value);
-  throw new ConfigError(key, `invalid createHandler option "${key}": expected ${expected}, got ${shown}`);
-}
-
-function refuseUnknown(object: object, known: string[], prefix: string): void {
-  for (const key of Object.keys(object)) {
-    if (!known.includes(key)) throw new ConfigError(prefix + key, `unknown createHandler option "${prefix}${key}"; known: ${known.map((k) => prefix + k).join(', ')}`);
-  }
-}
+const check = checker({ invalid: 'createHandler option', unknown: 'createHandler option', known: 'known' });
+const fail: Checker['fail'] = check.fail;
+const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
 
 /** The default onError: one line on stderr for the first error of each kind, then quiet for that kind. */
 function logOnce(): (error: Error) => void {
@@ -54,7 +52,7 @@ function logOnce(): (error: Error) => void {
   };
 }
 
-export function resolveHandlerOptions(input: HandlerOptions | undefined): ResolvedHandlerOptions {
+export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefined): ResolvedHandlerOptions<Req> {
   const options = input ?? {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
   refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy'], '');
@@ -82,7 +80,7 @@ export function resolveHandlerOptions(input: HandlerOptions | undefined): Resolv
   if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1)) fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
-  return { key, secrets, cookie: cookie as ResolvedHandlerOptions['cookie'], onError: options.onError ?? logOnce(), trustProxy: options.trustProxy ?? false };
+  return { key, secrets, cookie: cookie as ResolvedHandlerOptions<Req>['cookie'], onError: options.onError ?? logOnce(), trustProxy: options.trustProxy ?? false };
 }
 
 function stripUndefined<T extends object>(object: T): Partial<T> {
