@@ -239,7 +239,7 @@ const loadDeadline = performance.now() + (quick ? 60_000 : 240_000);
 const loops = Array.from({ length: LOOPS }, (_, i) => loop(i, loadDeadline));
 await sleep(500);
 
-log('1. killing the store owner at random moments');
+log('1. killing the store actor at random moments');
 for (let k = 0; k < (quick ? 3 : 10); k++) {
   // At least 2 s apart: the default intensity (3 in 5 s) must not be exceeded here.
   await sleep(random(2000, quick ? 2500 : 3500));
@@ -386,7 +386,7 @@ if (asJson) {
       `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`, '']
     : ['# Reliability: fault drills', '',
     `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`]),
-    ...(postgres ? [] : [`The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store owner is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store owner is killed past the restart intensity. Then every session is checked against the loader's record.`, '']),
+    ...(postgres ? [] : [`The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store actor is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store actor is killed past the restart intensity. Then every session is checked against the loader's record.`, '']),
     '| figure | value |', '| --- | ---: |',
     `| requests sent | ${summary.requestsSent} |`,
     `| failed requests | ${Object.values(summary.failed).reduce((sum, byKind) => sum + Object.values(byKind).reduce((a, b) => a + b, 0), 0)} (by fault below) |`,

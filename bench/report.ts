@@ -138,7 +138,7 @@ export function markdown(results: Results, command: string): string {
       return ca !== undefined && cb !== undefined && r !== undefined ? `${fmt(ca, 1)} vs ${fmt(cb, 1)} µs: ${x(r)}` : 'n/a';
     };
     lines.push(`| CPU/req ÷ bare node:http, sliding cookie (targets ≤ 1.3× R, ≤ 1.8× W) | ${ratioOf('ours-maxage', 'bare', 'R')} | ${ratioOf('ours-maxage', 'bare', 'W')} |`);
-    // The design's floor: what the hops to the store owner's thread cost on
+    // The design's floor: what the hops to the store actor's thread cost on
     // their own, and what the session work costs above them.
     if (find('bare-hop', 'R')) {
       lines.push(`| CPU/req ÷ bare node:http of the hops alone (bare + the mailbox round trips to an echo thread: R one, W two) | ${ratioOf('bare-hop', 'bare', 'R')} | ${ratioOf('bare-hop', 'bare', 'W')} |`);
@@ -192,7 +192,7 @@ export function markdown(results: Results, command: string): string {
     }
     const split = results.http.filter((row) => row.threads);
     if (split.length) {
-      lines.push('', "### Where the server's CPU goes", '', "CPU µs per request of each server process's threads (Linux `/proc/<pid>/task`, medians over rounds): the main thread; `worker_threads` (here: the store owner and the cleaner); V8's platform threads (concurrent garbage collection, compilation); the rest (libuv's pool...). *kernel* is the part of the total spent in system calls (socket and file writes, thread wake-ups).", '');
+      lines.push('', "### Where the server's CPU goes", '', "CPU µs per request of each server process's threads (Linux `/proc/<pid>/task`, medians over rounds): the main thread; `worker_threads` (here: the store actor and the cleaner); V8's platform threads (concurrent garbage collection, compilation); the rest (libuv's pool...). *kernel* is the part of the total spent in system calls (socket and file writes, thread wake-ups).", '');
       lines.push('| server | workload | main thread | worker threads | V8 threads | other | kernel |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |');
       for (const row of split) {
         const t = row.threads!;
@@ -200,7 +200,7 @@ export function markdown(results: Results, command: string): string {
       }
       const extra = (w: 'R' | 'W') => {
         const a = ours(w)?.threads; const b = find('bare', w)?.threads;
-        return a && b ? `${w}: ${signed(a.main - b.main)} µs on the main thread, ${fmt(a.workers, 1)} µs in the store owner and cleaner, ${signed(a.v8 - b.v8)} µs in V8's threads` : null;
+        return a && b ? `${w}: ${signed(a.main - b.main)} µs on the main thread, ${fmt(a.workers, 1)} µs in the store actor and cleaner, ${signed(a.v8 - b.v8)} µs in V8's threads` : null;
       };
       const parts = [extra('R'), extra('W')].filter(Boolean);
       if (parts.length) lines.push('', `What supervised-sessions adds to bare \`node:http\` per request — ${parts.join('; ')}.`);
@@ -267,7 +267,7 @@ export function markdown(results: Results, command: string): string {
     const { baselines, stored } = Array.isArray(results.memory) ? { baselines: [], stored: results.memory as MemoryRow[] } : results.memory;
     lines.push('## Server memory', '');
     if (baselines.length) {
-      lines.push('Resident memory (RSS) of each server process, idle (started, no connection yet) and after a 64-connection W load, in the same run; sliding cookie on. Linux cannot split a process\'s RSS by thread (threads share one address space): *main heap* is the main thread\'s V8 heap (`process.memoryUsage().heapTotal`), the rest of the difference is the store owner\'s and the cleaner\'s isolates, SQLite, code and buffers.', '');
+      lines.push('Resident memory (RSS) of each server process, idle (started, no connection yet) and after a 64-connection W load, in the same run; sliding cookie on. Linux cannot split a process\'s RSS by thread (threads share one address space): *main heap* is the main thread\'s V8 heap (`process.memoryUsage().heapTotal`), the rest of the difference is the store actor\'s and the cleaner\'s isolates, SQLite, code and buffers.', '');
       lines.push('| server | node flags | idle RSS MiB | idle main heap MiB | after W RSS MiB | after W main heap MiB |', '| --- | --- | ---: | ---: | ---: | ---: |');
       for (const row of baselines) lines.push(`| ${row.label} | ${row.flags ? `\`${row.flags}\`` : 'default'} | ${fmt(row.idleMiB, 1)} | ${fmt(row.idleHeapMiB, 1)} | ${fmt(row.afterWMiB, 1)} | ${fmt(row.afterWHeapMiB, 1)} |`);
       lines.push('', '| target | default flags | with the flags above |', '| --- | ---: | ---: |');

@@ -1,4 +1,4 @@
-// Store throughput through app.store (mailbox + store owner + group commit)
+// Store throughput through app.store (mailbox + store actor + group commit)
 // against node:sqlite used directly on the main thread: same schema, same
 // statements, same pragmas, one autocommit transaction per operation.
 import { hash, randomBytes } from 'node:crypto';

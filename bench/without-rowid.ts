@@ -2,7 +2,7 @@
 // A lever of issue 16, measured on its own: the session table as it is (a
 // rowid table whose primary key, the id's SHA-256 digest, is a separate
 // index) against a WITHOUT ROWID table clustered on that digest. The same
-// columns, indexes and pragmas as the store owner's connection (WAL,
+// columns, indexes and pragmas as the store actor's connection (WAL,
 // synchronous=NORMAL, busy_timeout, wal_autocheckpoint = 16384: the cleaner
 // checkpoints in the store, so the owner's commits do not); the owner's
 // statements: a read by digest, and a batch of 20 read-modify-writes in one

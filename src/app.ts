@@ -31,11 +31,11 @@ export interface RestartEvent {
   restarts: number;
 }
 
-/** Rows per mailbox call when the store owner itself sweeps a ':memory:' store. */
+/** Rows per mailbox call when the store actor itself sweeps a ':memory:' store. */
 const MEMORY_SWEEP_BATCH = 500;
 
 /**
- * The running application: the supervisor of the store owner and the
+ * The running application: the supervisor of the store actor and the
  * cleaner, the mailbox client (`store`), and the sweep schedule.
  *
  * Events: 'restart' RestartEvent, 'sweep' SweepReport, 'sweepError' Error
@@ -66,7 +66,7 @@ export class SessionApp extends EventEmitter {
       errors: {
         full: (op, max) => new StoreUnavailableError(`"${op}" refused: ${max} store calls are already waiting (maxPendingCalls)`),
         timeout: (op, ms) => new StoreUnavailableError(`the store did not answer "${op}" within requestTimeout (${ms} ms)`),
-        poison: (op) => new StoreUnavailableError(`"${op}" was in flight at two consecutive crashes of the store owner; it is failed instead of replayed`),
+        poison: (op) => new StoreUnavailableError(`"${op}" was in flight at two consecutive crashes of the store actor; it is failed instead of replayed`),
         closed: (reason) => reason === 'stopped'
           ? new AppStoppedError('the session app is stopped')
           : new StoreUnavailableError('the session store is unavailable: its supervisor gave up after too many restarts'),
@@ -125,8 +125,8 @@ export class SessionApp extends EventEmitter {
       signal: config.sweepSignal,
       run: async () => {
         if (memory) {
-          // A ':memory:' database exists only inside the store owner's
-          // connection: the owner sweeps it, one bounded batch per call.
+          // A ':memory:' database exists only inside the store actor's
+          // connection: the actor sweeps it, one bounded batch per call.
           let deleted = 0;
           for (;;) {
             const n = await store.sweepBatch(MEMORY_SWEEP_BATCH);
@@ -234,7 +234,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Pr
 
 /**
  * Validates the whole config (a ConfigError before any thread starts), then
- * starts the supervisor: the store owner, then the cleaner.
+ * starts the supervisor: the store actor, then the cleaner.
  */
 export async function startSessionApp(config?: SessionAppConfig): Promise<SessionApp> {
   const resolved = resolveConfig(config);

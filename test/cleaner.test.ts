@@ -140,7 +140,7 @@ test('kill("cleaner") during a long sweep: whole batches only, a restart, the ne
     assert.equal(restarts, ['cleaner']);
     assert.is(app.status().children.cleaner.restarts, 1);
     assert.is.not(app.status().children.cleaner.threadId, before);
-    assert.is(app.status().children.store.restarts, 0, 'one_for_one: the store owner was not touched');
+    assert.is(app.status().children.store.restarts, 0, 'one_for_one: the store actor was not touched');
     const remaining = rows(database) - 50;
     assert.ok(remaining > 0 && remaining < 60_000, `a part was swept before the kill (${remaining} left)`);
     const db = new DatabaseSync(database);

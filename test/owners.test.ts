@@ -126,12 +126,12 @@ test('maxSessionsPerOwner: the least recently used beyond the cap go, in the tra
     assert.equal(await app.store.get(grace), { n: 4 });
   }));
 
-/** Runs `call` while the store owner is set to die right after the COMMIT of a batch carrying `op`. */
+/** Runs `call` while the store actor is set to die right after the COMMIT of a batch carrying `op`. */
 async function crashingAfterCommit<T>(dir: string, op: string, call: () => Promise<T>): Promise<T> {
   const file = join(dir, 'crash-after-commit');
   writeFileSync(file, op);
   const result = await call();
-  assert.not.ok(existsSync(file), `the owner crashed after committing "${op}"`);
+  assert.not.ok(existsSync(file), `the store actor crashed after committing "${op}"`);
   return result;
 }
 
@@ -186,7 +186,7 @@ test('an owner with a lone surrogate is refused: it would be stored as U+FFFD an
     }
   }));
 
-test('replay: revokeAll and an owner change in flight at a crash of the store owner are replayed without harm', () =>
+test('replay: revokeAll and an owner change in flight at a crash of the store actor are replayed without harm', () =>
   withApp({}, async (app) => {
     const ids = await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
     const loner = (await app.store.put(null, { n: 0 }))!;

@@ -19,7 +19,7 @@ test.after(() => temp.remove());
 const run = (command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) =>
   spawnSync(command, args, { cwd, encoding: 'utf8', env, timeout: 240_000 });
 
-// What a user's first script does: a write, a crash of the store owner, a read
+// What a user's first script does: a write, a crash of the store actor, a read
 // across it, one request served through createHandler, a clean stop.
 // One GET of the script's server, as a user's script would make it: { status, body, cookies }.
 const GET_ONCE = `

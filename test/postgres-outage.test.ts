@@ -64,11 +64,11 @@ test('the server down past requestTimeout: calls fail with StoreUnavailableError
     }
   }));
 
-test('calls made while the server restarts wait and succeed within requestTimeout; a store owner restarted meanwhile starts anyway', () =>
+test('calls made while the server restarts wait and succeed within requestTimeout; a store actor restarted meanwhile starts anyway', () =>
   withApp({ requestTimeout: 8000 }, async (app) => {
     const id = (await app.store.put(null, { n: 0 }))!;
     await server.stopAsync('fast');
-    // The store owner crashes while the server is away: its next incarnation must start without it.
+    // The store actor crashes while the server is away: its next incarnation must start without it.
     await app.kill('store');
     const waiting = Promise.all(Array.from({ length: 20 }, (_, n) => app.store.patch(id, { set: { [`k${n}`]: n } })));
     await sleep(300);

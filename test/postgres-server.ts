@@ -1,7 +1,6 @@
 // A real PostgreSQL server for the tests, the drill and the benchmark,
 // started in a scratch folder on a free port and stopped at the end — even
-// when a test fails or the run is interrupted. Facts behind each step:
-// shared/research/postgres.md §7.
+// when a test fails or the run is interrupted.
 //
 // Binaries: $SUPERVISED_SESSIONS_PG_BIN, else Debian's postgresql package
 // (/usr/lib/postgresql/<major>/bin), else the npm package

@@ -18,7 +18,7 @@ import { expiryPolicy } from '../src/store/expiry.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 // The lost-COMMIT-reply fault hook (src/store/fault-hook.ts): armed only while
-// this file exists; every store owner this suite starts reads the variable.
+// this file exists; every store actor this suite starts reads the variable.
 const LOSE_REPLY = join(tmpdir(), `supervised-sessions-lose-reply-${process.pid}`);
 process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY = LOSE_REPLY;
 // The same for a connection lost while the server is still inside the transaction.
@@ -132,6 +132,7 @@ test('a password is masked in every message: an unencoded @ in it, a NUL in the 
   for (const database of ['postgres://u:p@ss@h:99999/db', 'postgres://u:p@ss\u0000word@h/db', 'postgres://u@[bad/db?sslpassword=p@ss']) {
     const error = await startSessionApp({ database }).catch((e: unknown) => e);
     assert.instance(error, ConfigError, database);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: a password holding U+0000 must not be echoed
     assert.not.match((error as Error).message, /p@ss|ss@h|ss\u0000/, (error as Error).message);
   }
 });

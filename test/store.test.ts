@@ -322,7 +322,7 @@ test('group commit: one failing request in a batch fails alone', () =>
     assert.equal(await app.store.get(id), { a: 'x'.repeat(300) });
   }));
 
-test("':memory:' is a working, volatile store: gone when the owner restarts", async () => {
+test("':memory:' is a working, volatile store: gone when the store actor restarts", async () => {
   const app = await startSessionApp({ database: ':memory:', sweepSignal: false, maxAge: 0.3 });
   try {
     const id = (await app.store.put(null, { a: 1 }))!;

@@ -3,7 +3,7 @@
 // event-loop turn batched into one message) to a worker thread that echoes
 // them back (serveMailbox): one round trip for R, two in a row for W. No
 // cookie, no session, no SQLite: what is left is the cost of crossing to the
-// store owner's thread and back.
+// store actor's thread and back.
 import { createServer } from 'node:http';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { port, ready, stats } from './common.mjs';

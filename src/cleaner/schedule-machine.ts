@@ -11,7 +11,7 @@ export interface SweepReport {
   /**
    * Live sessions counted by the cleaner at the end of the sweep; null when
    * the sweep was skipped or stopped early, and for ':memory:' (swept by the
-   * store owner, which counts only on count()).
+   * store actor, which counts only on count()).
    */
   live: number | null;
 }
@@ -37,6 +37,7 @@ interface ScheduleContext {
 
 type ScheduleEvent = { type: 'TRIGGER'; trigger: SweepTrigger } | { type: 'STOP' };
 
+// biome-ignore lint/suspicious/noExplicitAny: xstate's assign() takes the action's params type here; none are used
 const startFollowUp = assign<ScheduleContext, any, undefined, ScheduleEvent, never>(({ context }) => ({ current: context.followUp ?? 'timer', followUp: null }));
 
 /**

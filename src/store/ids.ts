@@ -64,7 +64,7 @@ export function assertOwner(owner: unknown, where: string): asserts owner is str
 // Rows are keyed by SHA-256 of the id: the database never holds a raw id.
 // A read-modify-write hashes the same id twice in a row (load, then patch),
 // so the last digests are kept; the cache is bounded and simply dropped when
-// full. Each store-owner thread has its own.
+// full. Each store-actor thread has its own.
 const digests = new Map<string, Buffer>();
 const DIGEST_CACHE = 4096;
 

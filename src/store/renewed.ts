@@ -18,6 +18,6 @@
  */
 export const ARRIVAL_GRACE_MS = 30_000;
 
-/** The store owner's reply for an id that was renewed (never an id: ids are 43 characters). */
+/** The store actor's reply for an id that was renewed (never an id: ids are 43 characters). */
 export const RENEWED = 'renewed';
 export type Renewed = typeof RENEWED;

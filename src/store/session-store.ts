@@ -33,7 +33,7 @@ export interface SessionInfo {
   data: SessionData;
 }
 
-/** The mailbox client of the store owner: the analogue of Plug.Session.Store. */
+/** The mailbox client of the store actor: the analogue of Plug.Session.Store. */
 export interface SessionStore {
   get(sid: string): Promise<SessionData | null>;
   put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | null>;
@@ -345,7 +345,7 @@ export class MailboxSessionStore implements SessionStore {
     return this.#call('sweep', [limit]) as Promise<number>;
   }
 
-  /** One call to the store owner, traced on the supervised-sessions:store channel (src/diagnostics.ts). */
+  /** One call to the store actor, traced on the supervised-sessions:store channel (src/diagnostics.ts). */
   #call(op: string, args: unknown[]): Promise<unknown> {
     return traced(op, () => this.#mailbox.call(op, args));
   }

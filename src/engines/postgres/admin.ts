@@ -1,5 +1,5 @@
 // The admin calls' and the command line's work on PostgreSQL, on a short-lived
-// connection of their own (never the store owner's).
+// connection of their own (never the store actor's).
 import { expiresAt, type ExpiryPolicy } from '../../store/expiry.ts';
 import { digestFromHandle, handleFromDigest } from '../../store/ids.ts';
 import { quoted } from '../../store/layout.ts';

@@ -1,7 +1,7 @@
 // One pg Client per actor (never a Pool): connection death is explicit
-// ('error', then 'end'), so the actor decides when to replay. Research note
-// (shared/research/postgres.md §5): an unhandled 'error' event on a Client
-// kills the process, so every Client gets a listener before anything else.
+// ('error', then 'end'), so the actor decides when to replay. An unhandled
+// 'error' event on a Client kills the process (pg's documentation, "Client:
+// events"), so every Client gets a listener before anything else.
 import { OWNER_BUSY } from './statements.ts';
 import pg from 'pg';
 import { ConfigError, StoreUnavailableError } from '../../errors.ts';

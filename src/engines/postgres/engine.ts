@@ -1,5 +1,5 @@
 // The store's engine on PostgreSQL: the same operations and replies as the
-// SQLite engine, run on one pg Client owned by the store owner. Each mailbox
+// SQLite engine, run on one pg Client owned by the store actor. Each mailbox
 // batch is one pipelined BEGIN … COMMIT (group commit); replies go out only
 // after COMMIT is confirmed; a lost connection replays the unanswered batch
 // on a new one (every operation is idempotent: ids come from the caller).
@@ -246,7 +246,7 @@ export class PostgresEngine {
     let lastError: unknown = null;
     for (let tries = attempt; ; tries++) {
       if (this.#client) return this.#client;
-      if (this.#closed) return new StoreUnavailableError('the store owner is stopping');
+      if (this.#closed) return new StoreUnavailableError('the store actor is stopping');
       const left = deadline - Date.now();
       if (left <= 0) return unavailableError(lastError ?? new Error('no connection'), this.#options.database);
       try {
@@ -254,7 +254,7 @@ export class PostgresEngine {
         if (this.#closed) {
           // stop() ran while this connection was being opened: it is not ours to keep.
           void closeClient(client);
-          return new StoreUnavailableError('the store owner is stopping');
+          return new StoreUnavailableError('the store actor is stopping');
         }
         this.#client = client;
         return client;

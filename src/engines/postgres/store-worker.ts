@@ -1,4 +1,4 @@
-// The store owner on PostgreSQL: one incarnation per Worker, holding the one
+// The store actor on PostgreSQL: one incarnation per Worker, holding the one
 // request-path connection. A lost connection is not a crash: calls wait and
 // the batch is replayed on a new connection (engine.ts). Only an unsound actor
 // crashes, and the supervisor restarts it with fresh state.

@@ -7,7 +7,7 @@ import { inTransaction } from './connection.ts';
 import { liveArgs, liveSqlite } from './live.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
-import { OWNER, type WriteGate } from './write-gate.ts';
+import { ACTOR, type WriteGate } from './write-gate.ts';
 import { ARRIVAL_GRACE_MS, RENEWED, type Renewed } from '../../store/renewed.ts';
 
 export interface EngineOptions {
@@ -177,7 +177,7 @@ export class SqliteEngine {
     let writeError: unknown = null;
     let gated = false;
     if (wantsWrite) {
-      gated = this.#gate?.acquireForOwner() ?? false;
+      gated = this.#gate?.acquireForActor() ?? false;
       try {
         this.#begin.run();
         open = true;
@@ -227,7 +227,7 @@ export class SqliteEngine {
         }
       }
     } finally {
-      if (gated) this.#gate!.release(OWNER);
+      if (gated) this.#gate!.release(ACTOR);
     }
     return outcomes;
   }
@@ -247,7 +247,7 @@ export class SqliteEngine {
     const keyTouches = this.#keyTouches;
     this.#touches = [];
     this.#keyTouches = [];
-    const gated = this.#gate?.acquireForOwner() ?? false;
+    const gated = this.#gate?.acquireForActor() ?? false;
     try {
       this.#begin.run();
       for (const hash of touches) this.#touch.run(now, hash);
@@ -257,7 +257,7 @@ export class SqliteEngine {
     } catch {
       if (inTransaction(this.#db)) this.#rollback.run();
     } finally {
-      if (gated) this.#gate!.release(OWNER);
+      if (gated) this.#gate!.release(ACTOR);
     }
   }
 

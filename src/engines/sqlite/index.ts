@@ -2,7 +2,7 @@
 // actor and its cleaner are threads of one process sharing the write gate.
 import type { Engine } from '../engine.ts';
 import { moduleUrl } from '../engine.ts';
-import { CLEANER, createGateBuffer, OWNER, releaseDeadHolder } from './write-gate.ts';
+import { CLEANER, createGateBuffer, ACTOR, releaseDeadHolder } from './write-gate.ts';
 
 export const sqlite: Engine = {
   name: 'sqlite',
@@ -24,7 +24,7 @@ export const sqlite: Engine = {
       store: { gate },
       cleaner: { gate },
       // A thread killed while holding the write gate cannot release it.
-      died: (child) => releaseDeadHolder(gate, child === 'store' ? OWNER : CLEANER),
+      died: (child) => releaseDeadHolder(gate, child === 'store' ? ACTOR : CLEANER),
     };
   },
   admin: async () => (await import('./admin.ts')).sqliteAdmin,

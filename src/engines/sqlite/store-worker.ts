@@ -1,4 +1,4 @@
-// The store owner: the only connection on the request path. One incarnation
+// The store actor: the only connection on the request path. One incarnation
 // per Worker; everything it owns is opened in init and closed in stop.
 import { workerData, type MessagePort } from 'node:worker_threads';
 import type { DatabaseSync } from 'node:sqlite';
@@ -33,7 +33,7 @@ await runActor({
       if (config.database !== ':memory:') {
         // Checkpoints copy the WAL back into the database and fsync: the
         // cleaner's thread runs them, once a second and between sweep batches,
-        // so that no request's COMMIT pays for one. The owner's own
+        // so that no request's COMMIT pays for one. The actor's own
         // auto-checkpoint stays as a safety net, at 16384 pages (64 MiB),
         // should the cleaner be down; journal_size_limit then trims the file.
         connection.exec('PRAGMA wal_autocheckpoint = 16384');
