@@ -2,15 +2,14 @@
 // as a Fastify 5 plugin. The session loads in onRequest and commits in
 // onSend, before the reply goes out.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
+import type { IncomingMessage } from 'node:http';
 import type { SessionStore } from '../store/session-store.ts';
-import { beforeChange, commitRound, cookieHeader, forStatus, roundState, settleResend, type RoundState } from './commit-round.ts';
+import { CommitCore, type ResponseSide } from './commit-core.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
-import type { CommitContext } from './commit-round.ts';
-import { asError, statusFor } from './failures.ts';
-import { Session, type ChangeKind, type SessionHost } from './session.ts';
+import { asError, withStatus } from './failures.ts';
+import type { ChangeKind, Session, SessionHost } from './session.ts';
 
 requirePeer('fastify', 'supervised-sessions/fastify');
 
@@ -29,31 +28,37 @@ type Phase = 'open' | 'committing' | 'done' | 'failed';
 const kCommit = Symbol('supervised-sessions.commit');
 type WithCommit = FastifyRequest & { [kCommit]?: ReplyCommit };
 
-/** One request's commit in Fastify: the rounds run in onSend; nothing is held, Fastify waits for the hook. */
-class ReplyCommit implements SessionHost {
-  readonly session: Session;
-  readonly #ctx: CommitContext;
-  readonly #state: RoundState;
-  readonly #request: FastifyRequest;
+/**
+ * One request's commit in Fastify: the commit core (commit-core.ts), its
+ * rounds run in onSend; nothing is held, Fastify waits for the hook. Until
+ * then no header is out: the reply is written after onSend.
+ */
+class ReplyCommit implements SessionHost, ResponseSide {
+  readonly #core: CommitCore<IncomingMessage>;
   phase: Phase = 'open';
 
   constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
-    this.#ctx = door.context(request.raw);
-    this.#request = request;
-    this.#state = roundState(loaded.hadCookie, door.owesResend(loaded), loaded.stale);
-    this.session = new Session(loaded.id, loaded.data, this, loaded.owner, loaded.maxAge);
+    this.#core = new CommitCore(door.context(request.raw), request.raw, loaded, door.owesResend(loaded), this);
+  }
+
+  get session(): Session {
+    return this.#core.session;
+  }
+
+  ended(): boolean {
+    return this.phase === 'done';
+  }
+
+  headersOut(): boolean {
+    return false;
+  }
+
+  headersSent(): boolean {
+    return false;
   }
 
   change(kind: ChangeKind, _session: Session): void {
-    if (this.phase === 'done') throw new SessionCommittedError(`session.${kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind}() after the reply was sent: the change could not be stored`);
-    // The reply failed (an error reply is on its way): ignored.
-    if (this.phase === 'failed') return;
-    if (kind === 'renew' && this.phase === 'committing') {
-      throw new SessionHeadersSentError('session.renew() after the commit began: the new id could not reach the client');
-    }
-    if (this.phase === 'open') beforeChange(this.#state, kind);
-    // The session is gone (dropped, renewed elsewhere): ignored.
-    if (this.#state.gone) return;
+    this.#core.admit(kind, this);
   }
 
   /** onSend: every change stored, then the cookie decided. A failure throws, with statusCode 503 or 500. */
@@ -61,23 +66,19 @@ class ReplyCommit implements SessionHost {
     if (this.phase !== 'open') return;
     this.phase = 'committing';
     try {
-      for (let work = this.session.take(); work !== null; work = this.session.take()) {
-        // An error reply (5xx) stores no data changes; drop() and renew() apply (commit-round.ts).
-        await commitRound(forStatus(work, reply.statusCode), this.session, this.#ctx, this.#state);
-      }
-      await settleResend(this.session, this.#ctx, this.#state, (error) => this.#ctx.onError(error, this.#request.raw));
+      await this.#core.rounds(() => reply.statusCode);
     } catch (error) {
       this.phase = 'failed';
+      this.#core.failed = true;
       // The error reply carries no session cookie, and its status is set
       // here: an app's error handler that sets none must not send a 2xx.
       reply.removeHeader('set-cookie');
-      const err = asError(error) as Error & { statusCode: number };
-      err.statusCode = statusFor(error);
+      const err = withStatus(error);
       reply.code(err.statusCode);
       throw err;
     }
     this.phase = 'done';
-    const next = cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined, this.#state.cookie);
+    const next = this.#core.cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined);
     if (next === null) return;
     reply.removeHeader('set-cookie');
     reply.header('set-cookie', next);
@@ -103,8 +104,7 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
     try {
       loaded = await door.load(request.raw);
     } catch (error) {
-      const err = asError(error) as Error & { statusCode: number };
-      err.statusCode = statusFor(error);
+      const err = withStatus(error);
       reply.code(err.statusCode);
       door.onError(err, request.raw);
       throw err;

@@ -1,3 +1,8 @@
+// The request side of every front door: the options, the cookie (read,
+// verified, written), the session's load, and the error report. A front door
+// reads its requests through a RequestReader — the Cookie header, whether the
+// request is secure — so node's IncomingMessage and a Web Request are served
+// alike (docs/architecture.md, "How to add a front door").
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { parseCookie, stringifySetCookie } from 'cookie';
@@ -6,7 +11,7 @@ import type { SessionData } from '../store/json-value.ts';
 import type { CommitStore, LoadedSession, SessionStore } from '../store/session-store.ts';
 import { RENEWED, type Renewed } from '../store/renewed.ts';
 import { resolveHandlerOptions, type HandlerOptions, type ResolvedHandlerOptions } from './options.ts';
-import type { CommitContext } from './commit-round.ts';
+import type { CommitContext } from './commit-core.ts';
 import { asError } from './failures.ts';
 import { sign, unsign } from './signing.ts';
 
@@ -60,27 +65,57 @@ function commitStoreOf(store: SessionStore): CommitStore {
   };
 }
 
+/** What a front door needs of a request, read without allocating. */
+export interface RequestReader<Req> {
+  /** The Cookie header, as sent. */
+  cookie(req: Req): string | undefined;
+  /** The request came over TLS itself (a TLS socket; an https: URL). */
+  encrypted(req: Req): boolean;
+  /** The first X-Forwarded-Proto value, lower-cased (believed only with trustProxy). */
+  forwardedProto(req: Req): string | undefined;
+}
+
+const firstProto = (header: string | string[] | null | undefined): string | undefined =>
+  (Array.isArray(header) ? header[0] : header ?? undefined)?.split(',')[0].trim().toLowerCase();
+
+/** node's IncomingMessage: createHandler, Express, Fastify (request.raw). */
+export const NODE_REQUEST: RequestReader<IncomingMessage> = {
+  cookie: (req) => req.headers.cookie,
+  encrypted: (req) => (req.socket as TLSSocket | undefined)?.encrypted === true,
+  forwardedProto: (req) => firstProto(req.headers['x-forwarded-proto']),
+};
+
+/** A Web `Request` (fetch handlers): its URL says https when the server was reached over TLS. */
+export const WEB_REQUEST: RequestReader<Request> = {
+  cookie: (request) => request.headers.get('cookie') ?? undefined,
+  encrypted: (request) => request.url.startsWith('https:'),
+  forwardedProto: (request) => firstProto(request.headers.get('x-forwarded-proto')),
+};
+
 /**
  * What every front door shares — createHandler, the Express middleware, the
  * Fastify plugin: the options, the cookie (read, verified, written), the
- * session's load, and the error report. The request-commit core does the rest.
+ * session's load, and the error report. The commit core (commit-core.ts) does
+ * the rest.
  */
-export class FrontDoor {
+export class FrontDoor<Req = IncomingMessage> {
   readonly store: SessionStore;
-  readonly options: ResolvedHandlerOptions;
+  readonly options: ResolvedHandlerOptions<Req>;
+  readonly #reader: RequestReader<Req>;
   /** Sliding timestamps: a persistent cookie is re-sent when the request's load renewed the stored timestamp. */
   readonly #sliding: boolean;
   readonly #persistent: boolean;
-  readonly #plain: CommitContext;
-  readonly #secure: CommitContext;
+  readonly #plain: CommitContext<Req>;
+  readonly #secure: CommitContext<Req>;
   readonly #auto: boolean;
   readonly #trustProxy: boolean;
   readonly #load: (sid: string) => Promise<LoadedSession | Renewed | null>;
   readonly #verified = new Map<string, string>();
 
-  constructor(store: SessionStore, input: HandlerOptions | undefined, where: string) {
+  constructor(store: SessionStore, input: HandlerOptions<Req> | undefined, where: string, reader: RequestReader<Req> = NODE_REQUEST as unknown as RequestReader<Req>) {
     if (!store || typeof store.get !== 'function' || typeof store.patch !== 'function') throw new TypeError(`${where}: store must be a SessionStore (app.store)`);
     this.store = store;
+    this.#reader = reader;
     const options = resolveHandlerOptions(input);
     this.options = options;
     const { key, secrets, cookie } = options;
@@ -89,7 +124,7 @@ export class FrontDoor {
     this.#sliding = (store as { timestamp?: string }).timestamp !== 'fixed';
     this.#persistent = cookie.maxAge !== undefined;
     const signed = new Map<string, string>();
-    const valueOf = (id: string): string => {
+    const cookieValueOf = (id: string): string => {
       if (secrets.length === 0) return id;
       let value = signed.get(id);
       if (value === undefined) {
@@ -104,7 +139,7 @@ export class FrontDoor {
     // Every Set-Cookie of an id is `<key>=<value><attributes>`: the attributes
     // are serialised once (twice with secure: 'auto'), and a value is signed
     // only when it was never seen.
-    const context = (secure: boolean): CommitContext => {
+    const context = (secure: boolean): CommitContext<Req> => {
       const attributes = {
         path: cookie.path, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure,
         ...(cookie.domain !== undefined ? { domain: cookie.domain } : {}),
@@ -119,14 +154,15 @@ export class FrontDoor {
         let found = own.get(maxAge);
         if (found === undefined) {
           if (own.size >= 64) own.clear();
-          own.set(maxAge, found = suffixOf(maxAge));
+          found = suffixOf(maxAge);
+          own.set(maxAge, found);
         }
         return found;
       };
       return {
         store: commitStore,
         onError,
-        setCookie: (id, maxAge) => prefix + valueOf(id) + (maxAge === null || maxAge === undefined ? suffix : ownSuffix(maxAge)),
+        setCookie: (id, maxAge) => prefix + cookieValueOf(id) + (maxAge === null || maxAge === undefined ? suffix : ownSuffix(maxAge)),
         expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
       };
     };
@@ -137,7 +173,7 @@ export class FrontDoor {
   }
 
   /** The app's onError; one that throws must not take the process down, nor leave a response unanswered. */
-  onError = (error: Error, req: IncomingMessage): void => {
+  onError = (error: Error, req: Req): void => {
     try {
       this.options.onError(error, req);
     } catch (thrown) {
@@ -159,14 +195,10 @@ export class FrontDoor {
    * is Secure exactly when the request came over HTTPS: a TLS socket, or
    * `X-Forwarded-Proto: https` from a proxy we were told to trust.
    */
-  context(req: IncomingMessage): CommitContext {
+  context(req: Req): CommitContext<Req> {
     if (!this.#auto) return this.#plain;
-    if ((req.socket as TLSSocket | undefined)?.encrypted) return this.#secure;
-    if (this.#trustProxy) {
-      const header = req.headers['x-forwarded-proto'];
-      const first = (Array.isArray(header) ? header[0] : header)?.split(',')[0].trim().toLowerCase();
-      if (first === 'https') return this.#secure;
-    }
+    if (this.#reader.encrypted(req)) return this.#secure;
+    if (this.#trustProxy && this.#reader.forwardedProto(req) === 'https') return this.#secure;
     return this.#plain;
   }
 
@@ -175,8 +207,8 @@ export class FrontDoor {
    * cookie, or one that is malformed or badly signed: ignored, the client's
    * id is never adopted); a promise when the store is asked.
    */
-  load(req: IncomingMessage): Loaded | Promise<Loaded> {
-    const header = req.headers.cookie;
+  load(req: Req): Loaded | Promise<Loaded> {
+    const header = this.#reader.cookie(req);
     const raw = header ? parseCookie(header, RAW)[this.options.key] : undefined;
     if (raw === undefined) return NOTHING;
     const sid = this.#verify(raw);

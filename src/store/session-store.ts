@@ -4,6 +4,7 @@ import type { Timestamp } from '../config.ts';
 import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
 import { assertKeyList, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
 import { RENEWED, type Renewed } from './renewed.ts';
+import type { Args, Op, Reply } from './protocol.ts';
 import { MAX_OWN_LIFETIME_MS } from './expiry.ts';
 import { traced } from '../diagnostics.ts';
 
@@ -131,7 +132,7 @@ export class MailboxSessionStore implements SessionStore {
     this.#onRefused = onRefused ?? null;
     this.commit = {
       load: (sid) => this.#load(sid),
-      alive: (sid) => (isSessionId(sid) ? this.#call('alive', [sid]) as Promise<boolean | Renewed> : Promise.resolve(false)),
+      alive: (sid) => (isSessionId(sid) ? this.#call('alive', [sid]) : Promise.resolve(false)),
       put: (sid, data, options) => this.#put(sid, data, options),
       patch: (sid, changes) => this.#patch(sid, changes),
       renew: (sid, changes) => this.#renew(sid, changes),
@@ -145,14 +146,14 @@ export class MailboxSessionStore implements SessionStore {
     requireString(sid, 'get');
     // Not one of our ids: unknown, no store call needed.
     if (!isSessionId(sid)) return null;
-    const json = await this.#call('get', [sid]) as string | null;
+    const json = await this.#call('get', [sid]);
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
   /** get, with the owner and whether the read renewed the timestamp: what a front door hands its Session. */
   async #load(sid: string): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
-    const row = await this.#call('load', [sid]) as [string, string | null, boolean, number | null] | Renewed | null;
+    const row = await this.#call('load', [sid]);
     return row === null || row === RENEWED ? row
       : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2], maxAge: row[3] === null ? null : row[3] / 1000 };
   }
@@ -175,11 +176,11 @@ export class MailboxSessionStore implements SessionStore {
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
     const maxAge = options?.maxAge === undefined ? undefined : lifetimeMs(options.maxAge, 'store.put(sid, data, { maxAge })');
     const json = this.#serialize(data, sid === null ? 'create' : 'put');
-    if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null, maxAge ?? null]) as Promise<string>;
+    if (sid === null) return this.#call('create', [newSessionId(), json, owner ?? null, maxAge ?? null]);
     if (!isSessionId(sid)) return null;
     // Owner and lifetime cross only when they change (undefined: unchanged).
-    const args = maxAge !== undefined ? [sid, json, owner, maxAge] : owner !== undefined ? [sid, json, owner] : [sid, json];
-    return this.#call('put', args) as Promise<string | Renewed | null>;
+    const args: Args<'put'> = maxAge !== undefined ? [sid, json, owner, maxAge] : owner !== undefined ? [sid, json, owner] : [sid, json];
+    return this.#call('put', args);
   }
 
   async patch(sid: string, changes: SessionPatch): Promise<boolean> {
@@ -191,13 +192,13 @@ export class MailboxSessionStore implements SessionStore {
     const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'patch');
     if (!isSessionId(sid)) return false;
     // The owner and the lifetime cross only when they change (undefined: unchanged).
-    const args = maxAge !== undefined ? [sid, setJson, unset, owner, maxAge] : owner !== undefined ? [sid, setJson, unset, owner] : [sid, setJson, unset];
-    return this.#call('patch', args) as Promise<boolean | Renewed>;
+    const args: Args<'patch'> = maxAge !== undefined ? [sid, setJson, unset, owner, maxAge] : owner !== undefined ? [sid, setJson, unset, owner] : [sid, setJson, unset];
+    return this.#call('patch', args);
   }
 
   async sessionsOf(owner: string): Promise<SessionInfo[]> {
     assertOwner(owner, 'store.sessionsOf(owner)');
-    const rows = await this.#call('sessionsOf', [owner]) as Array<[string, number, number, number, string]>;
+    const rows = await this.#call('sessionsOf', [owner]);
     return rows.map(([handle, createdAt, touchedAt, expiresAt, json]) => ({ handle, createdAt, touchedAt, expiresAt, data: JSON.parse(json) as SessionData }));
   }
 
@@ -206,7 +207,7 @@ export class MailboxSessionStore implements SessionStore {
     // A handle of the wrong shape names nothing: not found, and nothing said about why.
     const digest = digestFromHandle(handle);
     if (digest === null) return false;
-    return this.#call('revoke', [owner, digest]) as Promise<boolean>;
+    return this.#call('revoke', [owner, digest]);
   }
 
   async revokeAll(owner: string, options?: { except?: string }): Promise<number> {
@@ -214,7 +215,7 @@ export class MailboxSessionStore implements SessionStore {
     if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
     const except = options?.except;
     if (except !== undefined) requireString(except, 'revokeAll');
-    return this.#call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]) as Promise<number>;
+    return this.#call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]);
   }
 
   /**
@@ -230,7 +231,7 @@ export class MailboxSessionStore implements SessionStore {
     requireString(sid, 'renew');
     if (changes === undefined) {
       if (!isSessionId(sid)) return null;
-      return this.#call('renew', [sid, newSessionId()]) as Promise<string | Renewed | null>;
+      return this.#call('renew', [sid, newSessionId()]);
     }
     const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'renew');
     let replaceJson: string | null = null;
@@ -239,10 +240,10 @@ export class MailboxSessionStore implements SessionStore {
       replaceJson = this.#serialize(changes.replace, 'renew');
     }
     if (!isSessionId(sid)) return null;
-    const args: unknown[] = [sid, newSessionId(), setJson, unset, replaceJson];
-    if (owner !== undefined || maxAge !== undefined) args.push(owner);
-    if (maxAge !== undefined) args.push(maxAge);
-    return this.#call('renew', args) as Promise<string | Renewed | null>;
+    const next = newSessionId();
+    const args: Args<'renew'> = maxAge !== undefined ? [sid, next, setJson, unset, replaceJson, owner, maxAge]
+      : owner !== undefined ? [sid, next, setJson, unset, replaceJson, owner] : [sid, next, setJson, unset, replaceJson];
+    return this.#call('renew', args);
   }
 
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
@@ -269,11 +270,11 @@ export class MailboxSessionStore implements SessionStore {
   async #delete(sid: string): Promise<Renewed | null> {
     requireString(sid, 'delete');
     if (!isSessionId(sid)) return null;
-    return this.#call('delete', [sid]) as Promise<Renewed | null>;
+    return this.#call('delete', [sid]);
   }
 
   async count(): Promise<number> {
-    const live = await this.#call('count', []) as number;
+    const live = await this.#call('count', []);
     this.#onCount?.(live);
     return live;
   }
@@ -284,7 +285,7 @@ export class MailboxSessionStore implements SessionStore {
   /** @internal */
   async getKey(key: string): Promise<SessionData | null> {
     checkKey(key);
-    const json = await this.#call('get', [key]) as string | null;
+    const json = await this.#call('get', [key]);
     return json === null ? null : JSON.parse(json) as SessionData;
   }
 
@@ -336,18 +337,18 @@ export class MailboxSessionStore implements SessionStore {
 
   /** @internal Every live session's data. */
   async allData(): Promise<SessionData[]> {
-    const rows = await this.#call('all', []) as string[];
+    const rows = await this.#call('all', []);
     return rows.map((json) => JSON.parse(json) as SessionData);
   }
 
   /** @internal Deletes at most `limit` dead sessions in the owner (for ':memory:' stores). */
   sweepBatch(limit: number): Promise<number> {
-    return this.#call('sweep', [limit]) as Promise<number>;
+    return this.#call('sweep', [limit]);
   }
 
   /** One call to the store actor, traced on the supervised-sessions:store channel (src/diagnostics.ts). */
-  #call(op: string, args: unknown[]): Promise<unknown> {
-    return traced(op, () => this.#mailbox.call(op, args));
+  #call<K extends Op>(op: K, args: Args<K>): Promise<Reply<K>> {
+    return traced(op, () => this.#mailbox.call(op, args) as Promise<Reply<K>>);
   }
 
   /** The data as JSON; refused here already (and counted as a call of `op`) when it is certainly too large; the owner checks again. */

@@ -14,6 +14,7 @@ import {
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 import { RENEWED } from '../../store/renewed.ts';
+import type { Op, RenewWithChanges, StoreCall } from '../../store/protocol.ts';
 
 export interface PostgresEngineOptions {
   database: string;
@@ -390,20 +391,21 @@ export class PostgresEngine {
       wave = null;
     };
     for (let i = 0; i < requests.length; i++) {
-      const { op, args: raw } = requests[i];
-      const args = raw as unknown[];
+      // The mailbox carries the store protocol's calls (store/protocol.ts).
+      const call = requests[i] as StoreCall;
       try {
-        const key = WAVE_OPS.has(op) && isWaveable(op, args) ? args[0] as string : null;
-        if (op === 'patch') {
-          const set = args[1] as string | null;
+        const key = isWaveable(call) ? call.args[0] : null;
+        if (call.op === 'patch') {
+          const args = call.args;
+          const set = args[1];
           if (set !== null && NUL_IN_JSON.test(set)) throw nulError();
-          const unset = (args[2] as string[] | null) ?? [];
+          const unset = args[2] ?? [];
           const open = key === null || !merge ? undefined : openPatch.get(key);
           if (open) {
             open.merge(i, set, unset);
             continue;
           }
-          const step = new PatchStep(this, i, args[0] as string, set, unset, key === null ? extrasOf(args[3], args[4]) : null);
+          const step = new PatchStep(this, i, args[0], set, unset, key === null ? extrasOf(args[3], args[4]) : null);
           if (key === null) {
             // A patch that changes the owner may run the cap: alone, and nothing merges across it.
             closeWave();
@@ -420,17 +422,17 @@ export class PostgresEngine {
           continue;
         }
         if (key !== null) {
-          if (op === 'create' || op === 'put') this.#checkJson(args[1] as string);
+          if (call.op === 'create' || call.op === 'put') this.#checkJson(call.args[1]);
           if (wave === null || (wave as WaveStep).has(key)) {
             closeWave();
             wave = new WaveStep(this);
           }
-          (wave as WaveStep).add(i, op, key, args);
+          (wave as WaveStep).add(i, call, key);
           openPatch.delete(key);
           continue;
         }
         // Alone, between waves; nothing merges across it.
-        const step = this.#step(i, op, args);
+        const step = this.#step(i, call);
         closeWave();
         openPatch.clear();
         steps.push(step);
@@ -461,39 +463,40 @@ export class PostgresEngine {
   }
 
   /** @internal a call as a step of its own (WaveStep.singles) */
-  stepFor(i: number, op: string, args: unknown[]): Step {
-    return this.#step(i, op, args);
+  stepFor(i: number, call: StoreCall): Step {
+    return this.#step(i, call);
   }
 
-  #step(i: number, op: string, args: unknown[]): Step {
+  #step(i: number, call: StoreCall): Step {
     const sql = this.#sql;
     const one = (queries: Query[], finish: (results: QueryResult[]) => unknown): Step => ({
       indexes: [i], queries, finish: (results, outcomes) => { outcomes[i] = { ok: true, value: finish(results) }; },
     });
-    switch (op) {
+    switch (call.op) {
       case 'get':
       case 'load': {
+        const op = call.op;
         const text = sql.getTouch ?? sql.get;
-        return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(args[0] as string)] }], ([r]) => {
+        return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(call.args[0])] }], ([r]) => {
           const row = r.rows[0] as { data: string; owner: string | null; max_age: number | null; renewed: boolean; touched: boolean } | undefined;
           if (!row) return null;
           if (row.renewed) return op === 'get' ? null : RENEWED;
           return op === 'get' ? row.data : [row.data, row.owner, row.touched, row.max_age];
         });
       }
-      case 'alive': return one([{ name: 'ss_alive', text: sql.alive, values: [digest(args[0] as string)] }], ([r]) => {
+      case 'alive': return one([{ name: 'ss_alive', text: sql.alive, values: [digest(call.args[0])] }], ([r]) => {
         const row = r.rows[0] as { renewed: boolean } | undefined;
         return row === undefined ? false : row.renewed ? RENEWED : true;
       });
       case 'create': {
-        const [sid, json, owner, maxAge = null] = args as [string, string, string | null, (number | null)?];
+        const [sid, json, owner, maxAge = null] = call.args;
         this.#checkJson(json);
         return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner, maxAge] }, ...this.#capQueries(owner, sid)], () => sid);
       }
       case 'put': {
-        const [sid, json] = args as [string, string];
+        const [sid, json, owner, maxAge] = call.args;
         this.#checkJson(json);
-        const extras = extrasOf(args[2], args[3]);
+        const extras = extrasOf(owner, maxAge);
         const queries: Query[] = extras !== null
           ? [{ name: 'ss_put_with', text: sql.putWith, values: [digest(sid), json, ...extrasValues(extras)] },
             ...(extras.owner !== undefined ? this.#capQueries(extras.owner, sid) : [])]
@@ -504,19 +507,20 @@ export class PostgresEngine {
         });
       }
       case 'renew': {
-        const [sid, next, set = null, unset = null, replace = null] = args as [string, string, (string | null)?, (string[] | null)?, (string | null)?];
+        const [sid, next, set = null, unset = null, replace = null, newOwner, maxAge] = call.args as Partial<RenewWithChanges> & [string, string];
+        // (A renew without changes is [sid, next]: the rest reads as absent.)
         if (set !== null) this.#checkJson(set);
         if (replace !== null) this.#checkJson(replace);
-        const hasOwner = args[5] !== undefined;
-        const owner = hasOwner ? args[5] as string | null : null;
-        const hasMaxAge = args[6] !== undefined;
+        const hasOwner = newOwner !== undefined;
+        const owner = hasOwner ? newOwner : null;
+        const hasMaxAge = maxAge !== undefined;
         // The new owner's lock is the batch's (taken first, ownersOf); the
         // session's current owner's is tried by the statement itself.
         return {
           indexes: [i],
           queries: [
             // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
-            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner, hasMaxAge, hasMaxAge ? args[6] : null] },
+            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner, hasMaxAge, hasMaxAge ? maxAge : null] },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
           finish: ([r], outcomes) => {
@@ -527,34 +531,34 @@ export class PostgresEngine {
           },
         };
       }
-      case 'delete': return one([{ name: 'ss_delete', text: sql.delete, values: [digest(args[0] as string)] }],
+      case 'delete': return one([{ name: 'ss_delete', text: sql.delete, values: [digest(call.args[0])] }],
         ([r]) => ((r.rows[0] as { renewed: boolean }).renewed ? RENEWED : null));
       case 'count': return one([{ name: 'ss_count', text: sql.count, values: [] }], ([r]) => Number((r.rows[0] as { n: number }).n));
-      case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [args[0]] }], ([r]) =>
+      case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [call.args[0]] }], ([r]) =>
         (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number; max_age: number | null }>).map((row) =>
           [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data]));
       // Under the owner's lock (the batch's, ownersOf): a renew or a login of
       // that owner on another app server either committed before (its new id
       // is seen) or waits.
-      case 'revoke': return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(args[1] as Uint8Array), args[0]] }],
+      case 'revoke': return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(call.args[1]), call.args[0]] }],
         ([r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
-      case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [args[0], args[1] === null ? null : digest(args[1] as string)] }],
+      case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [call.args[0], call.args[1] === null ? null : digest(call.args[1])] }],
         ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
       case 'upsert': {
-        const [key, json, remaining = null] = args as [string, string, (number | null)?];
+        const [key, json, remaining = null] = call.args;
         this.#checkJson(json);
         return one([{ name: 'ss_upsert', text: sql.upsert, values: [digest(key), json, remaining] }], ([r]) => (r.rows[0] as { ok: boolean }).ok);
       }
-      case 'touchKey': return one([{ name: 'ss_touch_key', text: sql.touchKey, values: [digest(args[0] as string), args[1] as number | null, (args[2] as string | null | undefined) ?? null] }],
+      case 'touchKey': return one([{ name: 'ss_touch_key', text: sql.touchKey, values: [digest(call.args[0]), call.args[1], call.args[2] ?? null] }],
         ([r]) => (r.rows[0] as { found: boolean }).found);
       case 'clear': return one([{ name: 'ss_clear', text: sql.clear, values: [] }], () => null);
       case 'all': return one([{ name: 'ss_all', text: sql.all, values: [] }], ([r]) => (r.rows as Array<{ data: string }>).map((row) => row.data));
       case 'sweep': {
-        const limit = args[0] as number;
+        const limit = call.args[0];
         return one(this.#sweeps.map((text, n) => ({ name: `ss_sweep_${n}`, text, values: [limit] })),
           (results) => results.reduce((sum, r) => sum + (r.rowCount ?? 0), 0));
       }
-      default: throw new TypeError(`unknown store operation "${op}"`);
+      default: throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
     }
   }
 }
@@ -562,12 +566,12 @@ export class PostgresEngine {
 /** The owners a batch's calls give sessions to or revoke from, sorted (the batch takes their locks first). */
 function ownersOf(requests: Request[]): string[] {
   const owners = new Set<string>();
-  for (const { op, args: raw } of requests) {
-    const args = raw as unknown[];
-    const owner = op === 'revoke' || op === 'revokeAll' ? args[0]
-      : op === 'create' || (op === 'put' && args.length > 2) ? args[2]
-      : op === 'patch' && args.length > 3 ? args[3]
-      : op === 'renew' && args.length > 5 ? args[5] : null;
+  for (const request of requests) {
+    const call = request as StoreCall;
+    const owner = call.op === 'revoke' || call.op === 'revokeAll' ? call.args[0]
+      : call.op === 'create' || call.op === 'put' ? call.args[2]
+      : call.op === 'patch' ? call.args[3]
+      : call.op === 'renew' ? call.args[5] : null;
     if (typeof owner === 'string') owners.add(owner);
   }
   return [...owners].sort();
@@ -590,16 +594,17 @@ function extrasValues(extras: Extras): unknown[] {
 }
 
 /** Calls that write nothing (their touches come after the replies). */
-const READ_ONLY = new Set(['get', 'load', 'alive', 'count', 'sessionsOf', 'all']);
+const READ_ONLY = new Set<string>(['get', 'load', 'alive', 'count', 'sessionsOf', 'all'] satisfies Op[]);
 
 /** The calls a wave can carry: on one session (args[0]), without the owner cap. */
-const WAVE_OPS = new Set(['get', 'load', 'create', 'put', 'patch', 'delete']);
-
-function isWaveable(op: string, args: unknown[]): boolean {
-  if (op === 'create') return args[2] === null && (args[3] ?? null) === null;
-  if (op === 'put') return args.length === 2;
-  if (op === 'patch') return args.length === 3;
-  return true;
+function isWaveable(call: StoreCall): call is Extract<StoreCall, { op: 'get' | 'load' | 'create' | 'put' | 'patch' | 'delete' }> {
+  switch (call.op) {
+    case 'create': return call.args[2] === null && (call.args[3] ?? null) === null;
+    case 'put': return call.args.length === 2;
+    case 'patch': return call.args.length === 3;
+    case 'get': case 'load': case 'delete': return true;
+    default: return false;
+  }
 }
 
 /** A key for a digest in a Map. */
@@ -613,7 +618,7 @@ const keyOf = (hash: Buffer) => hash.toString('latin1');
  * runs again.
  */
 class WaveStep implements Step {
-  readonly #own: Array<{ index: number; op: string; args: unknown[] }> = [];
+  readonly #own: Array<{ index: number; call: StoreCall }> = [];
   readonly #engine: PostgresEngine;
   readonly #keys = new Set<string>();
   readonly #reads: Array<{ index: number; op: string; hash: Buffer }> = [];
@@ -639,16 +644,16 @@ class WaveStep implements Step {
 
   /** Its calls as steps of their own: should a wave's statement raise, each call runs alone and only the bad one fails. */
   singles(): Step[] {
-    return [...this.#own.map(({ index, op, args }) => this.#engine.stepFor(index, op, args)), ...this.#patches.flatMap((p) => p.step.split())];
+    return [...this.#own.map(({ index, call }) => this.#engine.stepFor(index, call)), ...this.#patches.flatMap((p) => p.step.split())];
   }
 
-  add(index: number, op: string, key: string, args: unknown[]): void {
+  add(index: number, call: StoreCall, key: string): void {
     this.#keys.add(key);
-    this.#own.push({ index, op, args });
+    this.#own.push({ index, call });
     const hash = digest(key);
-    if (op === 'get' || op === 'load') this.#reads.push({ index, op, hash });
-    else if (op === 'create') this.#creates.push({ index, sid: key, hash, json: args[1] as string });
-    else if (op === 'put') this.#puts.push({ index, sid: key, hash, json: args[1] as string });
+    if (call.op === 'get' || call.op === 'load') this.#reads.push({ index, op: call.op, hash });
+    else if (call.op === 'create') this.#creates.push({ index, sid: key, hash, json: call.args[1] });
+    else if (call.op === 'put') this.#puts.push({ index, sid: key, hash, json: call.args[1] });
     else this.#deletes.push({ index, hash });
   }
 

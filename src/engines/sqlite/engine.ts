@@ -9,6 +9,7 @@ import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
 import { ACTOR, type WriteGate } from './write-gate.ts';
 import { ARRIVAL_GRACE_MS, RENEWED, type Renewed } from '../../store/renewed.ts';
+import { WRITES, type Op, type RenewWithChanges, type Reply, type StoreCall } from '../../store/protocol.ts';
 
 export interface EngineOptions {
   table: string;
@@ -35,10 +36,9 @@ interface Row {
  * renew's wire arguments: [sid, next, set JSON, unset keys, replacing JSON,
  * owner?, maxAge?] (undefined: unchanged).
  */
-type RenewArgs = [string, string, string | null, string[] | null, string | null, (string | null)?, (number | null)?];
+type RenewArgs = RenewWithChanges;
 
-// (touchKey, express-session's touch, is a read that may owe a write, as a get's touch is.)
-const WRITES = new Set(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
+// (touchKey, express-session's touch, is a read that may owe a write, as a get's touch is: not in WRITES.)
 
 /**
  * The owner statements, each served by the owner index (owner, touched_at)
@@ -171,7 +171,7 @@ export class SqliteEngine {
     const live = liveThresholds(this.#policy, now);
     // A batch of reads takes no write lock: WAL readers never wait for the
     // cleaner or another process. The touches it owes follow it.
-    const wantsWrite = requests.some(({ op }) => WRITES.has(op));
+    const wantsWrite = requests.some(({ op }) => WRITES.has(op as Op));
     let canWrite = wantsWrite;
     let open = false;
     let writeError: unknown = null;
@@ -197,13 +197,15 @@ export class SqliteEngine {
     const written: number[] = [];
     try {
       for (let i = 0; i < requests.length; i++) {
-        const { op, args } = requests[i];
+        // The mailbox carries the store protocol's calls (store/protocol.ts).
+        const call = requests[i] as StoreCall;
+        const op = call.op;
         if (!canWrite && WRITES.has(op)) {
           outcomes[i] = { ok: false, error: unavailable(writeError) };
           continue;
         }
         try {
-          outcomes[i] = { ok: true, value: this.#run(op, args as unknown[], now, live, canWrite, !wantsWrite) };
+          outcomes[i] = { ok: true, value: this.#run(call, now, live, canWrite, !wantsWrite) };
           if (WRITES.has(op)) written.push(i);
         } catch (error) {
           outcomes[i] = { ok: false, error };
@@ -261,41 +263,41 @@ export class SqliteEngine {
     }
   }
 
-  #run(op: string, args: unknown[], now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): unknown {
-    switch (op) {
+  #run(call: StoreCall, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Reply<Op> {
+    switch (call.op) {
       case 'get': {
-        const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
+        const row = this.#get(call.args[0], now, live, canWrite, touchLater);
         return row === null || row === RENEWED ? null : row.data;
       }
       // [data, owner, whether this read renewed the sliding timestamp, own lifetime in ms], or RENEWED.
       case 'load': {
-        const row = this.#get(args[0] as string, now, live, canWrite, touchLater);
+        const row = this.#get(call.args[0], now, live, canWrite, touchLater);
         return row === null || row === RENEWED ? row : [row.data, row.owner, this.#touchDue(row, now), row.max_age];
       }
       case 'alive': {
-        const row = this.#find(digest(args[0] as string), live);
+        const row = this.#find(digest(call.args[0]), live);
         return row === null ? false : row === RENEWED ? RENEWED : true;
       }
-      case 'create': return this.#createSession(args[0] as string, args[1] as string, args[2] as string | null, (args[3] as number | null | undefined) ?? null, now, live);
-      case 'put': return this.#put(args[0] as string, args[1] as string, args[2] as string | null | undefined, args[3] as number | null | undefined, now, live);
-      case 'patch': return this.#patch(args[0] as string, args[1] as string | null, args[2] as string[] | null, args[3] as string | null | undefined, args[4] as number | null | undefined, now, live);
-      case 'sessionsOf': return this.#sessionsOf(args[0] as string, live);
+      case 'create': return this.#createSession(call.args[0], call.args[1], call.args[2], call.args[3] ?? null, now, live);
+      case 'put': return this.#put(call.args[0], call.args[1], call.args[2], call.args[3], now, live);
+      case 'patch': return this.#patch(call.args[0], call.args[1], call.args[2], call.args[3], call.args[4], now, live);
+      case 'sessionsOf': return this.#sessionsOf(call.args[0], live);
       // The express-session drop-in store: keys it chose, upserted whole.
-      case 'upsert': return this.#upsert(args[0] as string, args[1] as string, args[2] as number | null, now, live);
-      case 'touchKey': return this.#touchKeyed(args[0] as string, args[1] as number | null, (args[2] as string | null | undefined) ?? null, now, live, canWrite, touchLater);
+      case 'upsert': return this.#upsert(call.args[0], call.args[1], call.args[2], now, live);
+      case 'touchKey': return this.#touchKeyed(call.args[0], call.args[1], call.args[2] ?? null, now, live, canWrite, touchLater);
       case 'clear': this.#clear.run(); return null;
       case 'all': return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
-      case 'revoke': return this.#revokeOne(args[0] as string, args[1] as Uint8Array, live);
-      case 'revokeAll': return this.#revokeAllOf(args[0] as string, args[1] as string | null, live);
-      case 'renew': return this.#renew(args[0] as string, args[1] as string, args.length > 2 ? args as RenewArgs : null, now, live);
+      case 'revoke': return this.#revokeOne(call.args[0], call.args[1], live);
+      case 'revokeAll': return this.#revokeAllOf(call.args[0], call.args[1], live);
+      case 'renew': return this.#renew(call.args[0], call.args[1], call.args.length > 2 ? call.args as RenewArgs : null, now, live);
       case 'delete': {
-        const hash = digest(args[0] as string);
+        const hash = digest(call.args[0]);
         if (Number(this.#delete.run(hash).changes) === 1) return null;
         return this.#find(hash, live) === RENEWED ? RENEWED : null;
       }
       case 'count': return Number((this.#count.get(...liveArgs(live)) as { n: number }).n);
-      case 'sweep': return sweepBatch(this.#db, this.#table, live, args[0] as number, { transaction: false });
-      default: throw new TypeError(`unknown store operation "${op}"`);
+      case 'sweep': return sweepBatch(this.#db, this.#table, live, call.args[0], { transaction: false });
+      default: throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
     }
   }
 

@@ -1,13 +1,19 @@
-import type { IncomingMessage } from 'node:http';
+// The commit core: the rules every front door commits a session by — which
+// change is still accepted and which throws, the rounds that hand the changes
+// to the store, what an error response stores, the cookie each outcome gets.
+// A front door drives it (request-commit.ts for node's response, fastify.ts
+// in onSend) and says only what its response has done so far.
 import type { CommitStore } from '../store/session-store.ts';
-import type { ChangeKind, PendingWork, Session } from './session.ts';
+import { Session, type ChangeKind, type PendingWork, type SessionHost } from './session.ts';
 import { RENEWED } from '../store/renewed.ts';
+import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
+import type { Loaded } from './front-door.ts';
 
 /** What every request of one handler shares. */
-export interface CommitContext {
+export interface CommitContext<Req = unknown> {
   /** The store, with replies that tell "renewed" from "gone". */
   store: CommitStore;
-  onError(error: Error, req: IncomingMessage): void;
+  onError(error: Error, req: Req): void;
   /**
    * The Set-Cookie line for an id; `maxAge`, the session's own lifetime in
    * seconds, is its Max-Age (null or absent: cookie.maxAge, if any).
@@ -184,4 +190,108 @@ export function cookieHeader(current: number | string | string[] | undefined, co
   if (cookie === null) return null;
   const list = current === undefined ? [] : Array.isArray(current) ? current.map(String) : [String(current)];
   return list.includes(cookie) ? null : [...list, cookie];
+}
+
+/** What a front door's response has done so far, as the change rules read it. */
+export interface ResponseSide {
+  /** The handler ended its response: no change can be stored any more. */
+  ended(): boolean;
+  /** The status line and headers are written (or decided): no new cookie can go out. */
+  headersOut(): boolean;
+  /** The headers reached the socket. */
+  headersSent(): boolean;
+}
+
+const change = (kind: ChangeKind) => kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind;
+
+/**
+ * One request's commit, whatever the front door: the Session, the rounds'
+ * state, and the rules. The front door is the Session's host (it may start
+ * holding its response on a change) and asks `admit` first.
+ */
+export class CommitCore<Req = unknown> {
+  readonly session: Session;
+  readonly state: RoundState;
+  readonly ctx: CommitContext<Req>;
+  readonly req: Req;
+  /** A store call is in flight. */
+  busy = false;
+  /** The first round began: a new id could no longer be chosen freely. */
+  began = false;
+  /** The commit failed (or the response was answered with an error): later changes are ignored. */
+  failed = false;
+
+  constructor(ctx: CommitContext<Req>, req: Req, loaded: Loaded, resend: boolean, host: SessionHost) {
+    this.ctx = ctx;
+    this.req = req;
+    this.state = roundState(loaded.hadCookie, resend, loaded.stale);
+    this.session = new Session(loaded.id, loaded.data, host, loaded.owner, loaded.maxAge);
+  }
+
+  /**
+   * The change rules. Throws when the change could never be stored (after
+   * the response ended; a new id or lifetime once the headers are out);
+   * returns false when it is to be ignored (the commit failed, the session is
+   * gone), true when it will be stored.
+   */
+  admit(kind: ChangeKind, response: ResponseSide): boolean {
+    if (response.ended()) {
+      throw new SessionCommittedError(`session.${change(kind)}() after the response ended: the change could not be stored`);
+    }
+    // The response was already answered with a 5xx (or cut short): the
+    // change is ignored, like the handler's later response calls; throwing
+    // here would only kill a callback-style handler.
+    if (this.failed) return false;
+    const headersOut = response.headersOut();
+    if (kind === 'renew' && (headersOut || this.began)) {
+      throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
+    }
+    // A lifetime is its cookie's Max-Age too: stored without it, the browser would keep the old one.
+    if (kind === 'lifetime' && headersOut && !this.state.gone) {
+      throw new SessionHeadersSentError('session.setMaxAge() after the response headers were sent: the cookie could not carry the new lifetime, so it was not stored');
+    }
+    // A login on a stale request makes its new session one to store.
+    if (!this.began) beforeChange(this.state, kind);
+    // The session is gone (dropped, expired, renewed elsewhere): ignored.
+    if (this.state.gone) return false;
+    if (kind === 'data' && this.session.id === null && !this.session.dropped && response.headersSent() && !this.busy) {
+      throw new SessionHeadersSentError('a new session was changed after the response headers were sent: it cannot get its cookie, so it cannot be stored');
+    }
+    return true;
+  }
+
+  /** The response must wait: changes pending, a store call in flight, or the sliding cookie not yet settled. */
+  mustWait(): boolean {
+    return !this.failed && (this.busy || this.session.pending || owesConfirmation(this.session, this.state));
+  }
+
+  /**
+   * Rounds until nothing is pending: each hands the store every change made
+   * so far (an error response, `status()` 5xx, stores no data changes), then
+   * the sliding cookie is settled. Rejects with the store's error.
+   */
+  async rounds(status: () => number): Promise<void> {
+    this.busy = true;
+    this.began = true;
+    try {
+      for (;;) {
+        const work = this.session.take();
+        if (work !== null) await commitRound(forStatus(work, status()), this.session, this.ctx, this.state);
+        else if (this.state.resend) await settleResend(this.session, this.ctx, this.state, (error) => this.report(error));
+        else break;
+        if (this.failed) return;
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** The Set-Cookie header to send, given the one the handler set (null: leave it as it is). */
+  cookieHeader(current: number | string | string[] | undefined): string[] | null {
+    return cookieHeader(current, this.state.cookie);
+  }
+
+  report(error: Error): void {
+    this.ctx.onError(error, this.req);
+  }
 }

@@ -1,0 +1,65 @@
+// The store protocol: every call the mailbox client (session-store.ts) sends
+// to an engine's store actor, with its arguments and its reply — one typed
+// module used on both sides of the port. On the wire a call is its op and a
+// positional tuple (an array clones cheaper than an object); a trailing
+// argument left out means "unchanged" (an owner or a lifetime that does not
+// change never crosses). Session ids are the caller's: every call can be
+// replayed after a crash (docs/architecture.md, "The protocol").
+import type { Renewed } from './renewed.ts';
+
+type Sid = string;
+/** Session data as JSON text: serialized once, on the caller's side. */
+type Json = string;
+/** The owner to store; null takes it away. */
+type Owner = string | null;
+/** A lifetime of the session's own in ms; null: the app's maxAge. */
+type MaxAgeMs = number | null;
+
+/** A renew that is a login: its data changes (or a whole replacement), owner and lifetime in the same statement. */
+export type RenewWithChanges = [sid: Sid, next: Sid, set: Json | null, unset: string[] | null, replace: Json | null, owner?: Owner, maxAgeMs?: MaxAgeMs];
+
+export interface StoreCalls {
+  /** The session's data (and its sliding touch), or null. */
+  get: { args: [sid: Sid]; reply: Json | null };
+  /** What a front door loads: data, owner, whether this read renewed the timestamp, own lifetime. */
+  load: { args: [sid: Sid]; reply: [data: Json, owner: string | null, touched: boolean, maxAgeMs: MaxAgeMs] | Renewed | null };
+  /** Whether the session is live now (a read, no touch). */
+  alive: { args: [sid: Sid]; reply: boolean | Renewed };
+  /** A new session under the caller's new id; resolves with that id. */
+  create: { args: [sid: Sid, data: Json, owner: Owner, maxAgeMs: MaxAgeMs]; reply: Sid };
+  /** Replaces a live session's data; null when it is gone. */
+  put: { args: [sid: Sid, data: Json, owner?: Owner, maxAgeMs?: MaxAgeMs]; reply: Sid | Renewed | null };
+  /** Sets and removes top-level keys of a live session; false when it is gone. */
+  patch: { args: [sid: Sid, set: Json | null, unset: string[] | null, owner?: Owner, maxAgeMs?: MaxAgeMs]; reply: boolean | Renewed };
+  /** The owner's live sessions: [handle, createdAt, touchedAt, expiresAt, data]. */
+  sessionsOf: { args: [owner: string]; reply: Array<[handle: string, createdAt: number, touchedAt: number, expiresAt: number, data: Json]> };
+  /** Ends the owner's session with that handle's digest; whether it was live. */
+  revoke: { args: [owner: string, digest: Uint8Array]; reply: boolean };
+  /** Ends every session of the owner but `except`; how many were live. */
+  revokeAll: { args: [owner: string, except: Sid | null]; reply: number };
+  /** Moves a live session to the caller's next id, with the changes of a login; the new id, or null when gone. */
+  renew: { args: [sid: Sid, next: Sid] | RenewWithChanges; reply: Sid | Renewed | null };
+  delete: { args: [sid: Sid]; reply: Renewed | null };
+  /** Live sessions. */
+  count: { args: []; reply: number };
+  /** express-session's set: a key it chose, stored whole; remainingMs: its cookie's time left (null: maxAge). */
+  upsert: { args: [key: string, data: Json, remainingMs: number | null]; reply: null };
+  /** express-session's touch: the expiry (and the stored cookie) moved. */
+  touchKey: { args: [key: string, remainingMs: number | null, cookie: Json | null]; reply: null };
+  /** Every session deleted. */
+  clear: { args: []; reply: null };
+  /** Every live session's data. */
+  all: { args: []; reply: Json[] };
+  /** At most `limit` dead sessions deleted by the store actor itself (a ':memory:' database); how many. */
+  sweep: { args: [limit: number]; reply: number };
+}
+
+export type Op = keyof StoreCalls;
+export type Args<K extends Op> = StoreCalls[K]['args'];
+export type Reply<K extends Op> = StoreCalls[K]['reply'];
+
+/** One call as an engine receives it: narrowing on `op` types `args`. */
+export type StoreCall = { [K in Op]: { op: K; args: Args<K> } }[Op];
+
+/** The calls that may write (an engine takes its write lock for a batch holding one). */
+export const WRITES: ReadonlySet<Op> = new Set<Op>(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
