@@ -65,7 +65,7 @@ export function buildRevision(rev: string, log: (line: string) => void): string 
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
   const result = spawnSync(process.execPath, [tsc, '-p', join(dir, 'tsconfig.build.json')], { cwd: dir, stdio: 'inherit' });
   if (result.status !== 0) throw new Error(`--before: the build of ${hash} failed`);
-  return pathToFileURL(join(dir, 'dist') + '/').href;
+  return pathToFileURL(`${join(dir, 'dist')}/`).href;
 }
 
 export function median(values: number[]): number {

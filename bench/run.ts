@@ -72,7 +72,7 @@ async function measure(): Promise<Results> {
       try {
         results.owners = await ownersBenchmark({
           dir: temp.dir, stored: smoke ? 20_000 : 1_000_000, owned: 100, rounds: smoke ? 2 : 10,
-          builds: [{ label: 'ours', dist: pathToFileURL(join(ROOT, 'dist')).href + '/' }, ...(before ? [{ label: `before ${before.rev}`, dist: before.dist }] : [])],
+          builds: [{ label: 'ours', dist: `${pathToFileURL(join(ROOT, 'dist')).href}/` }, ...(before ? [{ label: `before ${before.rev}`, dist: before.dist }] : [])],
           postgres: (label) => benchDatabase(`bench_owners_${label.replace(/\W/g, '_').toLowerCase()}`),
         });
       } finally {

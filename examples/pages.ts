@@ -5,7 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Session, SessionApp, SessionInfo } from '../src/index.ts';
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const time = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 19);
 
@@ -16,10 +16,10 @@ function devices(session: Session, list: SessionInfo[]): string {
   }
   const rows = list.map((info) => {
     const mine = info.handle === session.handle;
-    return `<tr class="session" data-handle="${escape(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
-      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${time(info.expiresAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escape(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
+    return `<tr class="session" data-handle="${escapeHtml(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
+      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${time(info.expiresAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escapeHtml(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
   }).join('');
-  return `<p id="owner">Logged in as <strong>${escape(session.owner)}</strong>.</p>
+  return `<p id="owner">Logged in as <strong>${escapeHtml(session.owner)}</strong>.</p>
   <table id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last used (UTC)</th><th>expires if unused (UTC)</th><th></th></tr>${rows}</table>
   <form method="post" action="/logout-others"><button id="logout-others">Log out other devices</button></form>`;
 }
@@ -75,7 +75,7 @@ function page(app: SessionApp, session: Session, visits: number, list: SessionIn
 <section>
   <p>Visits in this session:</p>
   <p class="counter" id="visits">${visits}</p>
-  <p id="greeting">${name ? `Hello, ${escape(name)}!` : 'No name stored yet.'}</p>
+  <p id="greeting">${name ? `Hello, ${escapeHtml(name)}!` : 'No name stored yet.'}</p>
   <form method="post" action="/name"><input name="name" placeholder="your name" maxlength="100" required> <button id="save-name">Save name</button></form>
 </section>
 <section>

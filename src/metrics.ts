@@ -34,7 +34,10 @@ class Counter {
   sample(labelValues: string[]): { labels: string[]; value: number } {
     const key = labelValues.join('\0');
     let entry = this.values.get(key);
-    if (!entry) this.values.set(key, entry = { labels: labelValues, value: 0 });
+    if (!entry) {
+      entry = { labels: labelValues, value: 0 };
+      this.values.set(key, entry);
+    }
     return entry;
   }
   render(type = 'counter'): string[] {
@@ -65,7 +68,10 @@ class Histogram {
   seriesOf(labelValues: string[]): HistogramSeries {
     const key = labelValues.join('\0');
     let entry = this.series.get(key);
-    if (!entry) this.series.set(key, entry = { labels: labelValues, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 });
+    if (!entry) {
+      entry = { labels: labelValues, counts: new Array(this.buckets.length).fill(0), sum: 0, count: 0 };
+      this.series.set(key, entry);
+    }
     return entry;
   }
   record(entry: HistogramSeries, value: number): void {
@@ -130,7 +136,10 @@ export class Metrics {
   call(op: string, started: number, error: Error | null): void {
     // The common case, an op that succeeded, touches two objects kept per op: no allocation.
     let series = this.#byOp.get(op);
-    if (!series) this.#byOp.set(op, series = { ok: this.storeCalls.sample([op, 'ok']), seconds: this.storeCallSeconds.seriesOf([op]) });
+    if (!series) {
+      series = { ok: this.storeCalls.sample([op, 'ok']), seconds: this.storeCallSeconds.seriesOf([op]) };
+      this.#byOp.set(op, series);
+    }
     if (error === null) series.ok.value++;
     else this.storeCalls.inc([op, String((error as { code?: unknown }).code ?? error.name ?? 'Error')]);
     if (Number.isNaN(started)) return;
@@ -150,7 +159,8 @@ export class Metrics {
 
   /** One store transaction answered `calls` calls. */
   batch(calls: number): void {
-    this.batchCalls.record(this.#batches ??= this.batchCalls.seriesOf([]), calls);
+    this.#batches ??= this.batchCalls.seriesOf([]);
+    this.batchCalls.record(this.#batches, calls);
     this.otel?.batchCalls(calls);
   }
 

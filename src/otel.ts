@@ -178,7 +178,10 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
   }
   const provider = api.metrics.getMeterProvider();
   let set = registry.get(provider);
-  if (!set) registry.set(provider, set = instruments(provider));
+  if (!set) {
+    set = instruments(provider);
+    registry.set(provider, set);
+  }
   const mine = set;
   set.apps.add(figures);
   // One attributes object per op, made once: recording allocates nothing.
@@ -190,7 +193,10 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
     callSeconds(op, seconds) {
       if (!open) return;
       let attributes = byOp.get(op);
-      if (!attributes) byOp.set(op, attributes = { op });
+      if (!attributes) {
+        attributes = { op };
+        byOp.set(op, attributes);
+      }
       try { mine.callSeconds.record(seconds, attributes); } catch { /* see above */ }
     },
     batchCalls(calls) {

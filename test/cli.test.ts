@@ -127,7 +127,7 @@ test('sessions --owner lists the live sessions (handle, created, last used, expi
   const lines = list.stdout.trim().split('\n');
   assert.is(lines.length, 3);
   for (const [i, line] of lines.entries()) {
-    assert.match(line, /^h[A-Za-z0-9_-]{43}  created \d{4}-\d\d-\d\dT[\d:.]+Z  last used \d{4}-\d\d-\d\dT[\d:.]+Z  expires \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.match(line, /^h[A-Za-z0-9_-]{43} {2}created \d{4}-\d\d-\d\dT[\d:.]+Z {2}last used \d{4}-\d\d-\d\dT[\d:.]+Z {2}expires \d{4}-\d\d-\d\dT[\d:.]+Z$/);
     assert.is(line.split(' ')[0], handles[i]);
   }
   assert.not.ok(list.stdout.includes(ids[0]!), 'never an id');

@@ -32,8 +32,7 @@ function startNode(): Promise<Node> {
     child.stderr!.on('data', (chunk) => { stderr += chunk; });
     child.stdout!.on('data', (chunk) => {
       buffered += chunk;
-      let newline;
-      while ((newline = buffered.indexOf('\n')) !== -1) {
+      for (let newline = buffered.indexOf('\n'); newline !== -1; newline = buffered.indexOf('\n')) {
         const line = buffered.slice(0, newline);
         buffered = buffered.slice(newline + 1);
         if (line.startsWith('port ')) {

@@ -40,6 +40,13 @@ if (only.length === 0) {
   const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], 300_000);
   if (result.code === 0) passed++;
   else { failed++; failures.push('typecheck'); }
+
+  // The linter (biome.json): a finding fails the run.
+  console.log('# lint (biome lint)');
+  const biome = join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
+  const lint = await run(process.execPath, [biome, 'lint', '--error-on-warnings', '.'], 120_000);
+  if (lint.code === 0) passed++;
+  else { failed++; failures.push('lint'); }
 }
 
 // The suites that must also pass on the lowest Node in engines (type
@@ -87,6 +94,7 @@ for (const { file, node, args, label, env } of runs) {
   const result = await run(node, [...args, join(root, 'test', file)], 600_000, env);
   // uvu's closing block: "Total: N / Passed: N / Skipped: N".
   // (Total excludes skipped tests.)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes start with ESC
   const plain = result.output.replace(/\x1b\[[0-9;]*m/g, '');
   const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? NaN);
   const ok = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? NaN);

@@ -4,7 +4,7 @@ import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { RequestCommit } from './request-commit.ts';
 import { asError, statusFor } from './failures.ts';
-import { Session } from './session.ts';
+import type { Session } from './session.ts';
 import type { SessionStore } from '../store/session-store.ts';
 
 export type SessionHandler = (req: IncomingMessage, res: ServerResponse, session: Session) => unknown;

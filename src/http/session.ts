@@ -130,6 +130,7 @@ export class Session {
     return this.#handle;
   }
 
+  // biome-ignore lint/suspicious/noExplicitAny: the public type of a stored value, as express-session's req.session gives it (the store checks it is JSON)
   get(key: string): any {
     return this.#data.get(key);
   }

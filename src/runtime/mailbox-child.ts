@@ -25,7 +25,7 @@ export function mailboxChild(options: MailboxChildOptions): ChildSpec {
     name: options.name,
     async start(): Promise<Incarnation> {
       const { port1, port2 } = new MessageChannel();
-      let ready;
+      let ready: Awaited<ReturnType<typeof startWorkerChild>>;
       try {
         ready = await startWorkerChild({
           filename: options.filename,

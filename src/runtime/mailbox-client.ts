@@ -216,7 +216,7 @@ export class MailboxClient {
     }
     for (const reply of replies) {
       const request = this.#pending.get(reply[0]);
-      if (!request || !request.sent) continue;
+      if (!request?.sent) continue;
       this.#inflight--;
       if (reply[1]) this.#settle(request, null, reply[2]);
       else this.#settle(request, this.#errors.decode(reply[2]));

@@ -24,7 +24,10 @@ export const deadArgs = (live: LiveThresholds): [number, number, number] => [liv
 
 function prepared(db: DatabaseSync, table: string, base: LiveThresholds['base']) {
   let byTable = statements.get(db);
-  if (!byTable) statements.set(db, byTable = new Map());
+  if (!byTable) {
+    byTable = new Map();
+    statements.set(db, byTable);
+  }
   const key = `${base}:${table}`;
   let found = byTable.get(key);
   if (!found) {
