@@ -4,8 +4,8 @@
 //
 // Environment: PORT (default 3000), DATABASE (default sessions.db), SESSION_SECRET.
 import express from 'express';
-import { startSessionApp } from '../src/index.ts';
-import { sessions } from '../src/http/express.ts';
+import { startSessionApp } from 'supervised-sessions';
+import { sessions } from 'supervised-sessions/express';
 import { FORM_PATHS, readForm, route, sameOrigin } from './pages.ts';
 
 const port = Number(process.env.PORT ?? 3000);

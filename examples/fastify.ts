@@ -4,8 +4,8 @@
 //
 // Environment: PORT (default 3000), DATABASE (default sessions.db), SESSION_SECRET.
 import Fastify from 'fastify';
-import { startSessionApp } from '../src/index.ts';
-import { fastifySessions } from '../src/http/fastify.ts';
+import { startSessionApp } from 'supervised-sessions';
+import { fastifySessions } from 'supervised-sessions/fastify';
 import { route } from './pages.ts';
 
 const port = Number(process.env.PORT ?? 3000);

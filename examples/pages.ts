@@ -3,7 +3,7 @@
 // every route but the admin ones, written once against the Session — each
 // server only maps its framework's request and response onto it.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { Session, SessionApp, SessionInfo } from '../src/index.ts';
+import type { Session, SessionApp, SessionInfo } from 'supervised-sessions';
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 

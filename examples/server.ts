@@ -9,8 +9,7 @@
 // /admin/* routes the fault drills use; off by default, never in production;
 // POST only, and refused from another site's page).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createHandler, startSessionApp, type SessionApp } from '../src/index.ts';
-import { redactUrl } from '../src/engines/postgres/url.ts';
+import { createHandler, startSessionApp, type SessionApp } from 'supervised-sessions';
 import { FORM_PATHS, readForm, route, sameOrigin } from './pages.ts';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -94,8 +93,13 @@ app.on('error', (error) => {
   setTimeout(() => void shutdown('supervisor failure', 1), 500).unref();
 });
 
+/** A database URL as it may be printed: its password masked. */
+function withoutPassword(database: string): string {
+  return database.replace(/^([a-z+]+:\/\/[^:/?#@]*):.*@/i, '$1:***@');
+}
+
 server.listen(port, '127.0.0.1', () => {
   const address = server.address();
   const actual = typeof address === 'object' && address ? address.port : port;
-  console.log(`supervised-sessions example listening on http://127.0.0.1:${actual} (database: ${redactUrl(database)})`);
+  console.log(`supervised-sessions example listening on http://127.0.0.1:${actual} (database: ${withoutPassword(database)})`);
 });

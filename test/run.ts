@@ -35,10 +35,12 @@ function run(command: string, args: string[], timeoutMs: number, env: NodeJS.Pro
 }
 
 if (only.length === 0) {
-  console.log('# typecheck (tsc --noEmit)');
+  console.log('# typecheck (tsc --noEmit: the package, its tests and benchmarks; then the examples)');
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], 300_000);
-  if (result.code === 0) passed++;
+  // The examples as a user's code: against the built package (npm test builds it first).
+  const examples = result.code === 0 ? await run(process.execPath, [tsc, '-p', 'examples/tsconfig.json'], 300_000) : result;
+  if (examples.code === 0) passed++;
   else { failed++; failures.push('typecheck'); }
 
   // The linter (biome.json): a finding fails the run.
