@@ -22,7 +22,9 @@ import { adminQuery } from '../test/engines.ts';
 
 const quick = process.argv.includes('--quick');
 const asJson = process.argv.includes('--json');
-const log = (line: string) => { if (!asJson) process.stderr.write(`${line}\n`); };
+const log = (line: string) => {
+  if (!asJson) process.stderr.write(`${line}\n`);
+};
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const random = (min: number, max: number) => min + Math.random() * (max - min);
 
@@ -37,7 +39,12 @@ const database = postgres ? postgres.url : join(temp.dir, 'drill.db');
 
 // ---- the server ---------------------------------------------------------
 
-interface Server { process: ChildProcess; url: string; pool: Pool; exited: Promise<{ code: number | null; signal: string | null }> }
+interface Server {
+  process: ChildProcess;
+  url: string;
+  pool: Pool;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+}
 let server: Server | null = null;
 let serverOutput = '';
 
@@ -47,9 +54,13 @@ function startExample(): Promise<Server> {
       env: { ...process.env, PORT: '0', DATABASE: database, SESSIONS_ADMIN: '1', CLEANER_INTERVAL: '2', MAX_AGE: '3600' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const exited = new Promise<{ code: number | null; signal: string | null }>((done) => child.once('exit', (code, signal) => done({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((done) =>
+      child.once('exit', (code, signal) => done({ code, signal })),
+    );
     const timer = setTimeout(() => reject(new Error(`the example server did not start: ${serverOutput}`)), 20000);
-    child.stderr!.on('data', (chunk) => { serverOutput += chunk; });
+    child.stderr!.on('data', (chunk) => {
+      serverOutput += chunk;
+    });
     child.stdout!.on('data', (chunk: Buffer) => {
       serverOutput += chunk;
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(String(chunk));
@@ -69,7 +80,12 @@ async function admin(path: string): Promise<string> {
 
 // loggedOut: the logout was answered; logoutUnconfirmed: it was sent but its
 // reply was lost to a fault, so the session may or may not be gone.
-interface Client { cookie: string; acked: number; loggedOut: boolean; logoutUnconfirmed: boolean }
+interface Client {
+  cookie: string;
+  acked: number;
+  loggedOut: boolean;
+  logoutUnconfirmed: boolean;
+}
 const clients: Client[] = [];
 /** Failures by the phase of the drill they happened in, then by status or error. */
 const failures = new Map<string, Map<string, number>>();
@@ -94,7 +110,13 @@ function acked(sentAt: number): void {
 
 async function post(path: string, cookie?: string): Promise<{ status: number; body: string; setCookie?: string }> {
   const current = server!;
-  const response = await current.pool.request({ path, method: 'POST', headers: cookie ? { cookie } : {}, headersTimeout: 15000, bodyTimeout: 15000 });
+  const response = await current.pool.request({
+    path,
+    method: 'POST',
+    headers: cookie ? { cookie } : {},
+    headersTimeout: 15000,
+    bodyTimeout: 15000,
+  });
   const body = await response.body.text();
   const raw = response.headers['set-cookie'];
   return { status: response.statusCode, body, setCookie: Array.isArray(raw) ? raw[0] : raw };
@@ -150,7 +172,11 @@ async function loop(index: number, deadline: number): Promise<void> {
 
 // ---- faults -------------------------------------------------------------
 
-interface Fault { name: string; at: number; recoveryMs: number | null }
+interface Fault {
+  name: string;
+  at: number;
+  recoveryMs: number | null;
+}
 const faults: Fault[] = [];
 
 /**
@@ -185,7 +211,9 @@ async function untilRunning(child: 'store' | 'cleaner'): Promise<void> {
   while (performance.now() < end) {
     try {
       if ((await status()).children[child].state === 'running') return;
-    } catch { /* restarting */ }
+    } catch {
+      /* restarting */
+    }
     await sleep(20);
   }
   throw new Error(`${child} did not come back`);
@@ -195,9 +223,12 @@ const sql = (text: string, values: unknown[] = []) => adminQuery(text, values, d
 
 async function plantBacklog(count: number): Promise<void> {
   if (postgres) {
-    await sql(`INSERT INTO session (sid_hash, data, created_at, touched_at)
+    await sql(
+      `INSERT INTO session (sid_hash, data, created_at, touched_at)
       SELECT sha256(gen_random_uuid()::text::bytea), '{}', t, t FROM generate_series(1, $1) AS i,
-      (SELECT (extract(epoch from now()) * 1000)::bigint - 7200000 AS t) AS at`, [count]);
+      (SELECT (extract(epoch from now()) * 1000)::bigint - 7200000 AS t) AS at`,
+      [count],
+    );
     return;
   }
   const db = new DatabaseSync(database);
@@ -211,15 +242,24 @@ async function plantBacklog(count: number): Promise<void> {
 /** Another process holds SQLite's write lock (as a backup tool might) for `ms`; resolves once it holds it. */
 function holdWriteLock(ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const holder = spawn(process.execPath, ['-e', `
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const { DatabaseSync } = require('node:sqlite');
       const db = new DatabaseSync(${JSON.stringify(database)});
       db.exec('PRAGMA busy_timeout = 10000; BEGIN IMMEDIATE');
       process.stdout.write('locked\\n');
       setTimeout(() => { db.exec('ROLLBACK'); db.close(); }, ${ms});
-    `], { stdio: ['ignore', 'pipe', 'inherit'] });
+    `,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     holder.stdout!.once('data', () => resolve());
-    holder.once('exit', (code) => { if (code !== 0) reject(new Error(`lock holder exited with ${code}`)); });
+    holder.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`lock holder exited with ${code}`));
+    });
   });
 }
 
@@ -244,7 +284,9 @@ for (let k = 0; k < (quick ? 3 : 10); k++) {
   // At least 2 s apart: the default intensity (3 in 5 s) must not be exceeded here.
   await sleep(random(2000, quick ? 2500 : 3500));
   await untilRunning('store');
-  await fault(`store kill ${k + 1}`, async () => { await admin('/admin/kill/store'); });
+  await fault(`store kill ${k + 1}`, async () => {
+    await admin('/admin/kill/store');
+  });
 }
 
 log('2. killing the cleaner during long sweeps');
@@ -254,7 +296,9 @@ for (let k = 0; k < (quick ? 1 : 2); k++) {
   await untilRunning('cleaner');
   const sweep = admin('/admin/sweep').catch(() => 'failed');
   await sleep(300);
-  await fault(`cleaner kill ${k + 1}`, async () => { await admin('/admin/kill/cleaner'); });
+  await fault(`cleaner kill ${k + 1}`, async () => {
+    await admin('/admin/kill/cleaner');
+  });
   await sweep;
 }
 
@@ -283,52 +327,103 @@ if (postgres) {
   const terminate = () => sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'supervised-sessions%'`);
   for (let k = 0; k < (quick ? 1 : 3); k++) {
     await sleep(1500);
-    await fault(`pg_terminate_backend ${k + 1}`, async () => { await terminate(); });
+    await fault(`pg_terminate_backend ${k + 1}`, async () => {
+      await terminate();
+    });
   }
   for (let k = 0; k < (quick ? 1 : 2); k++) {
     await sleep(2000);
     // Recovery runs from the moment the server is down.
-    await fault(`server restart -m fast ${k + 1}`, async (effective) => { await postgres.stopAsync('fast'); effective(); await postgres.startAsync(); }, true);
+    await fault(
+      `server restart -m fast ${k + 1}`,
+      async (effective) => {
+        await postgres.stopAsync('fast');
+        effective();
+        await postgres.startAsync();
+      },
+      true,
+    );
   }
   for (let k = 0; k < (quick ? 1 : 2); k++) {
     await sleep(2000);
-    await fault(`server crash -m immediate, restarted ${k + 1}`, async (effective) => { await postgres.stopAsync('immediate'); effective(); await postgres.startAsync(); }, true);
+    await fault(
+      `server crash -m immediate, restarted ${k + 1}`,
+      async (effective) => {
+        await postgres.stopAsync('immediate');
+        effective();
+        await postgres.startAsync();
+      },
+      true,
+    );
   }
   if (!quick) {
     await sleep(2000);
-    await fault('server down 7 s (past requestTimeout)', async (effective) => { await postgres.stopAsync('fast'); effective(); await sleep(7000); await postgres.startAsync(); }, true);
+    await fault(
+      'server down 7 s (past requestTimeout)',
+      async (effective) => {
+        await postgres.stopAsync('fast');
+        effective();
+        await sleep(7000);
+        await postgres.startAsync();
+      },
+      true,
+    );
   }
 } else {
   log('5. another process holds the write lock');
   await sleep(2000);
-  await fault('write lock held 1.5 s', async (effective) => { await holdWriteLock(1500); effective(); }, true);
+  await fault(
+    'write lock held 1.5 s',
+    async (effective) => {
+      await holdWriteLock(1500);
+      effective();
+    },
+    true,
+  );
   if (!quick) {
     await sleep(2000);
-    await fault('write lock held 7 s (past requestTimeout)', async (effective) => { await holdWriteLock(7000); effective(); }, true);
+    await fault(
+      'write lock held 7 s (past requestTimeout)',
+      async (effective) => {
+        await holdWriteLock(7000);
+        effective();
+      },
+      true,
+    );
   }
 }
 
 log('6. past the restart intensity: the failure must be loud, never a hang');
 await sleep(1000);
 let giveUp = { exitCode: null as number | null, exitMs: NaN, saw503: false };
-await fault('supervisor gives up (server restarted)', async (effective) => {
-  const failing = server!;
-  for (let k = 0; k < 4; k++) {
-    try {
-      await untilRunning('store');
-      await admin('/admin/kill/store');
-    } catch { break; }
-  }
-  // The 4th kill inside the period: the supervisor has given up now.
-  effective();
-  const at = performance.now();
-  const probe = await post('/counter', clients[0].cookie).catch(() => null);
-  const exit = await Promise.race([failing.exited, sleep(15000).then(() => null)]);
-  giveUp = { exitCode: exit?.code ?? null, exitMs: performance.now() - at, saw503: probe?.status === 503 || serverOutput.includes('supervisor gave up') };
-  if (!exit) failing.process.kill('SIGKILL');
-  void failing.pool.destroy();
-  server = await startExample();
-}, true);
+await fault(
+  'supervisor gives up (server restarted)',
+  async (effective) => {
+    const failing = server!;
+    for (let k = 0; k < 4; k++) {
+      try {
+        await untilRunning('store');
+        await admin('/admin/kill/store');
+      } catch {
+        break;
+      }
+    }
+    // The 4th kill inside the period: the supervisor has given up now.
+    effective();
+    const at = performance.now();
+    const probe = await post('/counter', clients[0].cookie).catch(() => null);
+    const exit = await Promise.race([failing.exited, sleep(15000).then(() => null)]);
+    giveUp = {
+      exitCode: exit?.code ?? null,
+      exitMs: performance.now() - at,
+      saw503: probe?.status === 503 || serverOutput.includes('supervisor gave up'),
+    };
+    if (!exit) failing.process.kill('SIGKILL');
+    void failing.pool.destroy();
+    server = await startExample();
+  },
+  true,
+);
 
 await sleep(2000);
 running = false;
@@ -381,13 +476,27 @@ if (asJson) {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
   const lines = [
-    ...(postgres ? ['## PostgreSQL engine', '',
-      `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres\` (Node ${process.version}, PostgreSQL from test/postgres-server.ts on loopback, ${summary.durationS.toFixed(0)} s).`,
-      `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`, '']
-    : ['# Reliability: fault drills', '',
-    `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`]),
-    ...(postgres ? [] : [`The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store actor is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store actor is killed past the restart intensity. Then every session is checked against the loader's record.`, '']),
-    '| figure | value |', '| --- | ---: |',
+    ...(postgres
+      ? [
+          '## PostgreSQL engine',
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres\` (Node ${process.version}, PostgreSQL from test/postgres-server.ts on loopback, ${summary.durationS.toFixed(0)} s).`,
+          `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`,
+          '',
+        ]
+      : [
+          '# Reliability: fault drills',
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
+        ]),
+    ...(postgres
+      ? []
+      : [
+          `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store actor is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store actor is killed past the restart intensity. Then every session is checked against the loader's record.`,
+          '',
+        ]),
+    '| figure | value |',
+    '| --- | ---: |',
     `| requests sent | ${summary.requestsSent} |`,
     `| failed requests | ${Object.values(summary.failed).reduce((sum, byKind) => sum + Object.values(byKind).reduce((a, b) => a + b, 0), 0)} (by fault below) |`,
     `| acknowledged writes | ${summary.acknowledgedWrites} |`,
@@ -397,11 +506,30 @@ if (asJson) {
     `| **sessions resurrected after logout** | **${summary.resurrectedAfterLogout}** |`,
     `| recovery time after a fault, p50 / max | ${summary.recoveryMs.p50} / ${summary.recoveryMs.max} ms |`,
     `| past the intensity: server exit code, time to exit | ${summary.supervisorGaveUp.exitCode}, ${summary.supervisorGaveUp.exitedWithinMs} ms |`,
-    '', '| fault | recovery (first acknowledged write sent after it) | failed requests during it, by status or error |', '| --- | ---: | --- |',
-    ...summary.faults.map((f) => `| ${f.name} | ${f.recoveryMs === null ? 'none' : `${f.recoveryMs} ms`} | ${Object.entries(summary.failed[f.name] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`),
-    `| (steady load, between faults) | | ${Object.entries(summary.failed['steady load'] ?? {}).map(([k, v]) => `${k}: ${v}`).join(', ') || 'none'} |`,
-    '', 'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
-    ...(postgres ? [] : ['', 'Why a held lock instead of a read-only file or a full disk: the drill runs as root here, and root ignores file permissions; a size-limited filesystem needs a mount the sandbox may refuse. A lock held by another process is a real-world fault (a backup, a migration) that can be injected safely in a temp dir.']),
+    '',
+    '| fault | recovery (first acknowledged write sent after it) | failed requests during it, by status or error |',
+    '| --- | ---: | --- |',
+    ...summary.faults.map(
+      (f) =>
+        `| ${f.name} | ${f.recoveryMs === null ? 'none' : `${f.recoveryMs} ms`} | ${
+          Object.entries(summary.failed[f.name] ?? {})
+            .map(([k, v]) => `${k}: ${v}`)
+            .join(', ') || 'none'
+        } |`,
+    ),
+    `| (steady load, between faults) | | ${
+      Object.entries(summary.failed['steady load'] ?? {})
+        .map(([k, v]) => `${k}: ${v}`)
+        .join(', ') || 'none'
+    } |`,
+    '',
+    'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
+    ...(postgres
+      ? []
+      : [
+          '',
+          'Why a held lock instead of a read-only file or a full disk: the drill runs as root here, and root ignores file permissions; a size-limited filesystem needs a mount the sandbox may refuse. A lock held by another process is a real-world fault (a backup, a migration) that can be injected safely in a temp dir.',
+        ]),
   ];
   const report = `${lines.join('\n')}\n`;
   process.stdout.write(report);

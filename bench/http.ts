@@ -5,7 +5,20 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './loader.ts';
-import { BENCH_DIR, benchDatabase, benchPostgresPid, committedTransactions, ensureBenchPeers, stopBenchPostgres, median, runLoader, sleep, startServer, type RunningServer, sessionCookies } from './lib.ts';
+import {
+  BENCH_DIR,
+  benchDatabase,
+  benchPostgresPid,
+  committedTransactions,
+  ensureBenchPeers,
+  stopBenchPostgres,
+  median,
+  runLoader,
+  sleep,
+  startServer,
+  type RunningServer,
+  sessionCookies,
+} from './lib.ts';
 import { SMALL_HEAP_FLAGS } from './memory.ts';
 import { postgresCpu, sampleThreads, splitPerRequest, type ThreadSplit } from './threads.ts';
 
@@ -56,12 +69,16 @@ export interface HttpRow {
 
 /** Which Node can load better-sqlite3: the project's Node 24 if the addon was built for it, else the system Node. */
 function nodeForBetterSqlite3(): { node: string; note?: string } | null {
-  const probe = (node: string) => spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:')"], { cwd: BENCH_DIR, stdio: 'ignore' }).status === 0;
+  const probe = (node: string) =>
+    spawnSync(node, ['-e', "new (require('better-sqlite3'))(':memory:')"], { cwd: BENCH_DIR, stdio: 'ignore' }).status === 0;
   if (probe(process.execPath)) return { node: process.execPath };
   for (const node of ['/usr/bin/node', '/usr/local/bin/node']) {
     if (existsSync(node) && probe(node)) {
       const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
-      return { node, note: `runs on the system Node ${version}: better-sqlite3's addon is built against the system Node's headers and does not load on Node ${process.version}` };
+      return {
+        node,
+        note: `runs on the system Node ${version}: better-sqlite3's addon is built against the system Node's headers and does not load on Node ${process.version}`,
+      };
     }
   }
   return null;
@@ -69,48 +86,118 @@ function nodeForBetterSqlite3(): { node: string; note?: string } | null {
 
 const SQLITE_PEERS = ['express-better-sqlite3', 'express-connect-sqlite3'];
 
-export function serverSpecs(wanted: (name: string) => boolean, log: (line: string) => void, before?: { rev: string; dist: string }): ServerSpec[] {
+export function serverSpecs(
+  wanted: (name: string) => boolean,
+  log: (line: string) => void,
+  before?: { rev: string; dist: string },
+): ServerSpec[] {
   const servers = join(BENCH_DIR, 'servers');
   const node = process.execPath;
   const specs: ServerSpec[] = [
     { name: 'bare', label: 'bare node:http (no sessions)', node, script: join(servers, 'bare.mjs') },
     // The floor of the design: bare plus the mailbox hop alone (no session, no SQLite).
-    { name: 'bare-hop', label: 'bare node:http + the mailbox round trips alone, to an echo thread (R one, W two; no sessions)', node, script: join(servers, 'bare-hop.mjs') },
+    {
+      name: 'bare-hop',
+      label: 'bare node:http + the mailbox round trips alone, to an echo thread (R one, W two; no sessions)',
+      node,
+      script: join(servers, 'bare-hop.mjs'),
+    },
     // Not this library's design: the storage work on the main thread, no hop (for comparison).
-    { name: 'bare-sqlite', label: 'bare node:http + the SQLite work on the main thread (no sessions, no hop, no group commit)', node, script: join(servers, 'bare-sqlite.mjs') },
+    {
+      name: 'bare-sqlite',
+      label: 'bare node:http + the SQLite work on the main thread (no sessions, no hop, no group commit)',
+      node,
+      script: join(servers, 'bare-sqlite.mjs'),
+    },
     { name: 'ours', label: 'supervised-sessions', node, script: join(servers, 'ours.mjs') },
     {
-      name: 'ours-maxage', label: 'supervised-sessions, cookie.maxAge set (sliding cookie)', node, script: join(servers, 'ours.mjs'),
+      name: 'ours-maxage',
+      label: 'supervised-sessions, cookie.maxAge set (sliding cookie)',
+      node,
+      script: join(servers, 'ours.mjs'),
       env: { COOKIE_MAX_AGE: '86400' },
     },
-    ...(before ? [{
-      name: 'ours-maxage-before', label: `supervised-sessions at ${before.rev}, cookie.maxAge set`, node, script: join(servers, 'ours.mjs'),
-      env: { COOKIE_MAX_AGE: '86400', SESSIONS_DIST: before.dist },
-    }] : []),
+    ...(before
+      ? [
+          {
+            name: 'ours-maxage-before',
+            label: `supervised-sessions at ${before.rev}, cookie.maxAge set`,
+            node,
+            script: join(servers, 'ours.mjs'),
+            env: { COOKIE_MAX_AGE: '86400', SESSIONS_DIST: before.dist },
+          },
+        ]
+      : []),
     {
-      name: 'ours-maxage-small-heap', label: `supervised-sessions, cookie.maxAge set, node ${SMALL_HEAP_FLAGS}`, node, script: join(servers, 'ours.mjs'),
+      name: 'ours-maxage-small-heap',
+      label: `supervised-sessions, cookie.maxAge set, node ${SMALL_HEAP_FLAGS}`,
+      node,
+      script: join(servers, 'ours.mjs'),
       env: { COOKIE_MAX_AGE: '86400', NODE_OPTIONS: SMALL_HEAP_FLAGS },
     },
     {
-      name: 'ours-uninstrumented', label: 'supervised-sessions, instruments off (the same server, its counting a no-op)', node, script: join(servers, 'ours.mjs'),
+      name: 'ours-uninstrumented',
+      label: 'supervised-sessions, instruments off (the same server, its counting a no-op)',
+      node,
+      script: join(servers, 'ours.mjs'),
       env: { INSTRUMENTS: 'off' },
     },
-    { name: 'express-memory', label: 'express-session + MemoryStore', node, script: join(servers, 'express.mjs'), env: { STORE: 'memory' } },
+    {
+      name: 'express-memory',
+      label: 'express-session + MemoryStore',
+      node,
+      script: join(servers, 'express.mjs'),
+      env: { STORE: 'memory' },
+    },
   ];
   // Installed on first use (bench/package.json): native addons that only this benchmark needs.
   if (SQLITE_PEERS.some(wanted) && ensureBenchPeers(log)) {
     const better = nodeForBetterSqlite3();
-    if (better) specs.push({ name: 'express-better-sqlite3', label: 'express-session + better-sqlite3-session-store', node: better.node, script: join(servers, 'express.mjs'), env: { STORE: 'better-sqlite3' }, note: better.note });
-    specs.push({ name: 'express-connect-sqlite3', label: 'express-session + connect-sqlite3', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-sqlite3' } });
+    if (better)
+      specs.push({
+        name: 'express-better-sqlite3',
+        label: 'express-session + better-sqlite3-session-store',
+        node: better.node,
+        script: join(servers, 'express.mjs'),
+        env: { STORE: 'better-sqlite3' },
+        note: better.note,
+      });
+    specs.push({
+      name: 'express-connect-sqlite3',
+      label: 'express-session + connect-sqlite3',
+      node,
+      script: join(servers, 'express.mjs'),
+      env: { STORE: 'connect-sqlite3' },
+    });
   }
   specs.push({ name: 'fastify-memory', label: '@fastify/session (memory store)', node, script: join(servers, 'fastify.mjs') });
   // PostgreSQL: ours and express-session + connect-pg-simple, on the same server.
-  specs.push({ name: 'ours-pg', label: 'supervised-sessions on PostgreSQL', node, script: join(servers, 'ours.mjs'), postgres: 'bench_ours' });
+  specs.push({
+    name: 'ours-pg',
+    label: 'supervised-sessions on PostgreSQL',
+    node,
+    script: join(servers, 'ours.mjs'),
+    postgres: 'bench_ours',
+  });
   if (before) {
-    specs.push({ name: 'ours-pg-before', label: `supervised-sessions at ${before.rev} on PostgreSQL`, node, script: join(servers, 'ours.mjs'), postgres: 'bench_ours_before', env: { SESSIONS_DIST: before.dist } });
+    specs.push({
+      name: 'ours-pg-before',
+      label: `supervised-sessions at ${before.rev} on PostgreSQL`,
+      node,
+      script: join(servers, 'ours.mjs'),
+      postgres: 'bench_ours_before',
+      env: { SESSIONS_DIST: before.dist },
+    });
   }
   if (wanted('express-pg-simple') && ensureBenchPeers(log)) {
-    specs.push({ name: 'express-pg-simple', label: 'express-session + connect-pg-simple (PostgreSQL)', node, script: join(servers, 'express.mjs'), env: { STORE: 'connect-pg-simple' }, postgres: 'bench_cps' });
+    specs.push({
+      name: 'express-pg-simple',
+      label: 'express-session + connect-pg-simple (PostgreSQL)',
+      node,
+      script: join(servers, 'express.mjs'),
+      env: { STORE: 'connect-pg-simple' },
+      postgres: 'bench_cps',
+    });
   }
   // The adapters, on their frameworks, against the same frameworks' own sessions.
   specs.push(
@@ -138,7 +225,10 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
       options.log(`  started ${spec.name} (${server.url}), ${cookies.length} sessions`);
     }
     for (const { spec, server, cookies } of running) {
-      await runLoader<LoadResult>({ url: server.url, path: '/w', cookies, connections: options.connections, seconds: options.warmupSeconds }, options.dir);
+      await runLoader<LoadResult>(
+        { url: server.url, path: '/w', cookies, connections: options.connections, seconds: options.warmupSeconds },
+        options.dir,
+      );
       options.log(`  warmed up ${spec.name}`);
     }
     const results = new Map<string, LoadResult[]>();
@@ -156,24 +246,32 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           const postmaster = spec.postgres ? await benchPostgresPid() : null;
           const dbBefore = postgresCpu(postmaster);
           const before = sampleThreads(server.process.pid);
-          const result = await runLoader<LoadResult>({
-            url: server.url, path: workload === 'R' ? '/r' : '/w', cookies,
-            connections: options.connections, seconds: options.seconds,
-          }, options.dir);
+          const result = await runLoader<LoadResult>(
+            {
+              url: server.url,
+              path: workload === 'R' ? '/r' : '/w',
+              cookies,
+              connections: options.connections,
+              seconds: options.seconds,
+            },
+            options.dir,
+          );
           const key = `${spec.name}:${workload}`;
           const dbAfter = postgresCpu(postmaster);
           if (dbBefore !== null && dbAfter !== null) dbCpu.set(key, [...(dbCpu.get(key) ?? []), (dbAfter - dbBefore) / result.requests]);
           if (spec.postgres) {
             await sleep(1200);
             // Minus the one transaction each of our two counter reads is.
-            xacts.set(key, [...(xacts.get(key) ?? []), (await committedTransactions(database) - xactBefore - 1) / result.requests]);
+            xacts.set(key, [...(xacts.get(key) ?? []), ((await committedTransactions(database)) - xactBefore - 1) / result.requests]);
           }
           const split = splitPerRequest(before, sampleThreads(server.process.pid), result.requests);
           if (split) splits.set(key, [...(splits.get(key) ?? []), split]);
           results.set(key, [...(results.get(key) ?? []), result]);
           if (spec.name === 'bare') bare = result.rps;
           if (bare) ratios.set(key, [...(ratios.get(key) ?? []), result.rps / bare]);
-          options.log(`  round ${round} ${workload} ${spec.name}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(2)} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ''}`);
+          options.log(
+            `  round ${round} ${workload} ${spec.name}: ${Math.round(result.rps)} req/s, p99 ${result.p99.toFixed(2)} ms, ${result.cpuPerRequest.toFixed(0)} µs CPU/req${result.errors + result.non2xx ? `, ${result.errors} errors, ${result.non2xx} non-2xx` : ''}`,
+          );
         }
       }
     }
@@ -183,7 +281,10 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
         const rounds = results.get(`${spec.name}:${workload}`)!;
         const split = splits.get(`${spec.name}:${workload}`);
         rows.push({
-          server: spec.name, label: spec.label, note: spec.note, workload,
+          server: spec.name,
+          label: spec.label,
+          note: spec.note,
+          workload,
           rps: median(rounds.map((r) => r.rps)),
           p50: median(rounds.map((r) => r.p50)),
           p99: median(rounds.map((r) => r.p99)),

@@ -19,16 +19,23 @@ export const ROOT = join(BENCH_DIR, '..');
  * addon only the system Node loads runs on that Node, and the report says so.
  */
 export function ensureBenchPeers(log: (line: string) => void): boolean {
-  const installed = () => existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'))
-    && existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node'))
-    && existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json'));
+  const installed = () =>
+    existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')) &&
+    existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node')) &&
+    existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json'));
   if (installed()) return true;
   const arch = `node-${process.platform}-${process.arch}`;
-  const nodedir = [dirname(dirname(process.execPath)), join(ROOT, 'node_modules', 'node', 'node_modules', arch), join(ROOT, 'node_modules', arch)]
-    .find((dir) => existsSync(join(dir, 'include', 'node', 'node.h')));
-  log(`# installing the benchmark's peers (bench/package.json)${nodedir ? `, Node headers offered: ${nodedir}` : ''}; this compiles SQLite twice and takes a few minutes`);
+  const nodedir = [
+    dirname(dirname(process.execPath)),
+    join(ROOT, 'node_modules', 'node', 'node_modules', arch),
+    join(ROOT, 'node_modules', arch),
+  ].find((dir) => existsSync(join(dir, 'include', 'node', 'node.h')));
+  log(
+    `# installing the benchmark's peers (bench/package.json)${nodedir ? `, Node headers offered: ${nodedir}` : ''}; this compiles SQLite twice and takes a few minutes`,
+  );
   const result = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], {
-    cwd: BENCH_DIR, stdio: ['ignore', 'inherit', 'inherit'],
+    cwd: BENCH_DIR,
+    stdio: ['ignore', 'inherit', 'inherit'],
     env: { ...process.env, ...(nodedir ? { npm_config_nodedir: nodedir } : {}) },
   });
   if (result.status !== 0 || !installed()) {
@@ -85,7 +92,8 @@ export function summarize(samples: number[]): { p50: number; p99: number; n: num
   return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), n: sorted.length };
 }
 
-export const fmt = (value: number, digits = 0) => (Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a');
+export const fmt = (value: number, digits = 0) =>
+  Number.isFinite(value) ? value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : 'n/a';
 
 export function scratch(prefix = 'bench-'): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -100,27 +108,47 @@ export interface RunningServer {
 }
 
 /** Starts a server process and waits for its `READY <port>` line. */
-export function startServer(name: string, node: string, script: string, env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Promise<RunningServer> {
+export function startServer(
+  name: string,
+  node: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  nodeArgs: string[] = [],
+): Promise<RunningServer> {
   return new Promise((resolve, reject) => {
     const child = spawn(node, [...nodeArgs, script], { env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start: ${stderr}`)); }, 30000);
-    child.stderr!.on('data', (chunk) => { stderr += chunk; });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start: ${stderr}`));
+    }, 30000);
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
     child.stdout!.on('data', (chunk: Buffer) => {
       const match = /READY (\d+)/.exec(String(chunk));
       if (!match) return;
       clearTimeout(timer);
       resolve({
-        name, process: child, url: `http://127.0.0.1:${match[1]}`,
-        stop: () => new Promise<void>((done) => {
-          if (child.exitCode !== null) return done();
-          const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
-          child.once('exit', () => { clearTimeout(kill); done(); });
-          child.kill('SIGTERM');
-        }),
+        name,
+        process: child,
+        url: `http://127.0.0.1:${match[1]}`,
+        stop: () =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null) return done();
+            const kill = setTimeout(() => child.kill('SIGKILL'), 5000);
+            child.once('exit', () => {
+              clearTimeout(kill);
+              done();
+            });
+            child.kill('SIGTERM');
+          }),
       });
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code}: ${stderr}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}: ${stderr}`));
+    });
   });
 }
 
@@ -131,7 +159,9 @@ export function runLoader<T>(job: unknown, dir: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(BENCH_DIR, 'loader.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout!.on('data', (chunk) => { out += chunk; });
+    child.stdout!.on('data', (chunk) => {
+      out += chunk;
+    });
     child.once('exit', (code) => {
       rmSync(file, { force: true });
       if (code !== 0) return reject(new Error(`loader exited with ${code}`));

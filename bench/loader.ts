@@ -43,30 +43,36 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
   const before = await serverStats(pool);
   const started = performance.now();
   const deadline = started + options.seconds * 1000;
-  await Promise.all(Array.from({ length: options.connections }, async () => {
-    while (performance.now() < deadline && requests < maxRequests) {
-      const cookie = options.cookies[next++ % options.cookies.length];
-      const t0 = performance.now();
-      try {
-        const response = await pool.request({ path: options.path, method: 'GET', headers: { cookie } });
-        await response.body.dump();
-        if (response.statusCode < 200 || response.statusCode >= 300) non2xx++;
-      } catch {
-        errors++;
+  await Promise.all(
+    Array.from({ length: options.connections }, async () => {
+      while (performance.now() < deadline && requests < maxRequests) {
+        const cookie = options.cookies[next++ % options.cookies.length];
+        const t0 = performance.now();
+        try {
+          const response = await pool.request({ path: options.path, method: 'GET', headers: { cookie } });
+          await response.body.dump();
+          if (response.statusCode < 200 || response.statusCode >= 300) non2xx++;
+        } catch {
+          errors++;
+        }
+        if (requests < latencies.length) latencies[requests] = performance.now() - t0;
+        requests++;
       }
-      if (requests < latencies.length) latencies[requests] = performance.now() - t0;
-      requests++;
-    }
-  }));
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   const after = await serverStats(pool);
   await pool.close();
   const sorted = latencies.subarray(0, Math.min(requests, latencies.length)).sort();
-  const at = (q: number) => sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN;
+  const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
   return {
-    requests, errors, non2xx, seconds,
+    requests,
+    errors,
+    non2xx,
+    seconds,
     rps: requests / seconds,
-    p50: at(0.5), p99: at(0.99),
+    p50: at(0.5),
+    p99: at(0.99),
     cpuPerRequest: (after.cpu - before.cpu) / Math.max(1, requests),
     rss: after.rss,
   };
@@ -77,17 +83,19 @@ export async function createSessions(url: string, count: number): Promise<string
   const pool = new Pool(new URL(url).origin, { connections: 16 });
   const cookies: string[] = new Array(count);
   let index = 0;
-  await Promise.all(Array.from({ length: 16 }, async () => {
-    while (index < count) {
-      const i = index++;
-      const response = await pool.request({ path: '/login', method: 'GET' });
-      await response.body.dump();
-      const raw = response.headers['set-cookie'];
-      const line = Array.isArray(raw) ? raw[0] : raw;
-      if (!line) throw new Error(`no Set-Cookie from ${url}/login`);
-      cookies[i] = line.split(';')[0];
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (index < count) {
+        const i = index++;
+        const response = await pool.request({ path: '/login', method: 'GET' });
+        await response.body.dump();
+        const raw = response.headers['set-cookie'];
+        const line = Array.isArray(raw) ? raw[0] : raw;
+        if (!line) throw new Error(`no Set-Cookie from ${url}/login`);
+        cookies[i] = line.split(';')[0];
+      }
+    }),
+  );
   await pool.close();
   return cookies;
 }

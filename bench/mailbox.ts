@@ -9,7 +9,15 @@ import { summarize } from './lib.ts';
 
 const WORKER = new URL('./echo-worker.ts', import.meta.url);
 
-export interface MailboxRow { name: string; calls: number; perSecond: number; p50: number; p99: number; ratio: number; cpuPerCall?: number }
+export interface MailboxRow {
+  name: string;
+  calls: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  ratio: number;
+  cpuPerCall?: number;
+}
 
 /** This process's CPU µs (all its threads) per call over `body`. */
 async function cpuPer<T>(calls: number, body: () => Promise<T>): Promise<[T, number]> {
@@ -50,7 +58,10 @@ async function rawPingPong(count: number): Promise<{ perSecond: number; p50: num
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const t0 = performance.now();
-    await new Promise((resolve) => { port1.once('message', resolve); port1.postMessage(i); });
+    await new Promise((resolve) => {
+      port1.once('message', resolve);
+      port1.postMessage(i);
+    });
     latencies.push(performance.now() - t0);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -64,9 +75,20 @@ export async function mailboxBenchmark(options: { calls: number; concurrency: nu
   const [atomics, atomicsCpu] = await cpuPer(options.calls, () => atomicsPingPong(options.calls));
   const client = new MailboxClient({
     timeoutMs: 30_000,
-    errors: { timeout: () => new Error('timeout'), full: () => new Error('full'), poison: () => new Error('poison'), closed: () => new Error('closed'), decode: fromWire },
+    errors: {
+      timeout: () => new Error('timeout'),
+      full: () => new Error('full'),
+      poison: () => new Error('poison'),
+      closed: () => new Error('closed'),
+      decode: fromWire,
+    },
   });
-  const supervisor = new Supervisor({ intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000, children: [mailboxChild({ name: 'echo', filename: WORKER, workerData: { mode: 'mailbox' }, client })] });
+  const supervisor = new Supervisor({
+    intensity: 3,
+    periodMs: 5000,
+    shutdownTimeoutMs: 2000,
+    children: [mailboxChild({ name: 'echo', filename: WORKER, workerData: { mode: 'mailbox' }, client })],
+  });
   await supervisor.start();
   try {
     // Unbatched: one caller, each call awaited before the next (one request per message).
@@ -83,22 +105,54 @@ export async function mailboxBenchmark(options: { calls: number; concurrency: nu
     const total = options.calls * 10;
     let issued = 0;
     started = performance.now();
-    await Promise.all(Array.from({ length: options.concurrency }, async () => {
-      while (issued < total) {
-        issued++;
-        const t0 = performance.now();
-        await client.call('echo', issued);
-        batched.push(performance.now() - t0);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: options.concurrency }, async () => {
+        while (issued < total) {
+          issued++;
+          const t0 = performance.now();
+          await client.call('echo', issued);
+          batched.push(performance.now() - t0);
+        }
+      }),
+    );
     const batchedRate = total / ((performance.now() - started) / 1000);
     const s = summarize(single);
     const b = summarize(batched);
     return [
-      { name: 'raw MessagePort ping-pong', calls: options.calls, perSecond: raw.perSecond, p50: raw.p50, p99: raw.p99, ratio: 1, cpuPerCall: rawCpu },
-      { name: 'SharedArrayBuffer + Atomics ping-pong (waitAsync / wait)', calls: options.calls, perSecond: atomics.perSecond, p50: atomics.p50, p99: atomics.p99, ratio: atomics.perSecond / raw.perSecond, cpuPerCall: atomicsCpu },
-      { name: 'mailbox, unbatched (1 caller)', calls: options.calls, perSecond: singleRate, p50: s.p50, p99: s.p99, ratio: singleRate / raw.perSecond },
-      { name: `mailbox, batched (${options.concurrency} callers)`, calls: total, perSecond: batchedRate, p50: b.p50, p99: b.p99, ratio: batchedRate / raw.perSecond },
+      {
+        name: 'raw MessagePort ping-pong',
+        calls: options.calls,
+        perSecond: raw.perSecond,
+        p50: raw.p50,
+        p99: raw.p99,
+        ratio: 1,
+        cpuPerCall: rawCpu,
+      },
+      {
+        name: 'SharedArrayBuffer + Atomics ping-pong (waitAsync / wait)',
+        calls: options.calls,
+        perSecond: atomics.perSecond,
+        p50: atomics.p50,
+        p99: atomics.p99,
+        ratio: atomics.perSecond / raw.perSecond,
+        cpuPerCall: atomicsCpu,
+      },
+      {
+        name: 'mailbox, unbatched (1 caller)',
+        calls: options.calls,
+        perSecond: singleRate,
+        p50: s.p50,
+        p99: s.p99,
+        ratio: singleRate / raw.perSecond,
+      },
+      {
+        name: `mailbox, batched (${options.concurrency} callers)`,
+        calls: total,
+        perSecond: batchedRate,
+        p50: b.p50,
+        p99: b.p99,
+        ratio: batchedRate / raw.perSecond,
+      },
     ];
   } finally {
     await supervisor.stop();

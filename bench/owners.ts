@@ -47,9 +47,12 @@ async function plant(database: string, table: string, count: number): Promise<vo
     const client = new pg.Client({ connectionString: database });
     await client.connect();
     try {
-      await client.query(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
+      await client.query(
+        `INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
         SELECT sha256(gen_random_uuid()::text::bytea), '{"planted":true}', t, t - i
-        FROM generate_series(1, $1) AS i, (SELECT (extract(epoch from now()) * 1000)::bigint AS t) AS at`, [count]);
+        FROM generate_series(1, $1) AS i, (SELECT (extract(epoch from now()) * 1000)::bigint AS t) AS at`,
+        [count],
+      );
       await client.query(`ANALYZE "${table}"`);
     } finally {
       await client.end();
@@ -60,7 +63,11 @@ async function plant(database: string, table: string, count: number): Promise<vo
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL');
   const now = Date.now();
   db.prepare(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
-    INSERT INTO "${table}" (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"planted":true}', ?, ? - x FROM c`).run(count, now, now);
+    INSERT INTO "${table}" (sid_hash, data, created_at, touched_at) SELECT randomblob(32), '{"planted":true}', ?, ? - x FROM c`).run(
+    count,
+    now,
+    now,
+  );
   db.close();
 }
 
@@ -96,7 +103,10 @@ async function round(subject: Subject, owned: number): Promise<void> {
 }
 
 export async function ownersBenchmark(options: {
-  dir: string; stored: number; owned: number; rounds: number;
+  dir: string;
+  stored: number;
+  owned: number;
+  rounds: number;
   /** dist/ URLs (ending in '/') by build label: this revision first. */
   builds: Array<{ label: string; dist: string }>;
   /** A PostgreSQL database per build label, when PostgreSQL is measured. */
@@ -105,7 +115,7 @@ export async function ownersBenchmark(options: {
   const subjects: Subject[] = [];
   try {
     for (const { label, dist } of options.builds) {
-      const lib = await import(`${dist}index.js`) as Package;
+      const lib = (await import(`${dist}index.js`)) as Package;
       const places: Array<['sqlite' | 'postgres', string]> = [['sqlite', join(options.dir, `owners-${label.replace(/\W/g, '_')}.db`)]];
       if (options.postgres) places.push(['postgres', await options.postgres(label)]);
       for (const [engine, database] of places) {
@@ -121,7 +131,14 @@ export async function ownersBenchmark(options: {
     for (const subject of subjects) await subject.app.stop();
   }
   return subjects.map((s) => ({
-    build: s.build, engine: s.engine, stored: options.stored, owned: options.owned, rounds: options.rounds,
-    sessionsOfMs: median(s.sessionsOf), revokeAllMs: median(s.revokeAll), loginMs: median(s.login), revoked: s.revoked,
+    build: s.build,
+    engine: s.engine,
+    stored: options.stored,
+    owned: options.owned,
+    rounds: options.rounds,
+    sessionsOfMs: median(s.sessionsOf),
+    revokeAllMs: median(s.revokeAll),
+    loginMs: median(s.login),
+    revoked: s.revoked,
   }));
 }

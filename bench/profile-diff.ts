@@ -27,13 +27,18 @@ function perRequest(file: string): { served: number; frames: Map<string, number>
 const a = perRequest(fileA);
 const b = perRequest(fileB);
 const sum = (frames: Map<string, number>) => [...frames.values()].reduce((total, value) => total + value, 0);
-console.log(`main thread µs per request served: A ${sum(a.frames).toFixed(1)} (${a.served} requests), B ${sum(b.frames).toFixed(1)} (${b.served} requests)`);
+console.log(
+  `main thread µs per request served: A ${sum(a.frames).toFixed(1)} (${a.served} requests), B ${sum(b.frames).toFixed(1)} (${b.served} requests)`,
+);
 console.log('| frame | A µs/req | B µs/req | B − A |');
 console.log('| --- | ---: | ---: | ---: |');
-const keys = [...new Set([...a.frames.keys(), ...b.frames.keys()])]
-  .sort((k1, k2) => ((b.frames.get(k2) ?? 0) - (a.frames.get(k2) ?? 0)) - ((b.frames.get(k1) ?? 0) - (a.frames.get(k1) ?? 0)));
+const keys = [...new Set([...a.frames.keys(), ...b.frames.keys()])].sort(
+  (k1, k2) => (b.frames.get(k2) ?? 0) - (a.frames.get(k2) ?? 0) - ((b.frames.get(k1) ?? 0) - (a.frames.get(k1) ?? 0)),
+);
 for (const key of keys.slice(0, top)) {
   const va = a.frames.get(key) ?? 0;
   const vb = b.frames.get(key) ?? 0;
-  console.log(`| \`${key.replace(/file:\/\/\S*?\/dist\//, 'dist/')}\` | ${va.toFixed(2)} | ${vb.toFixed(2)} | ${vb - va >= 0 ? '+' : '−'}${Math.abs(vb - va).toFixed(2)} |`);
+  console.log(
+    `| \`${key.replace(/file:\/\/\S*?\/dist\//, 'dist/')}\` | ${va.toFixed(2)} | ${vb.toFixed(2)} | ${vb - va >= 0 ? '+' : '−'}${Math.abs(vb - va).toFixed(2)} |`,
+  );
 }

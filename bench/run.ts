@@ -21,10 +21,12 @@ import { machineDescription, markdown, svgChart, type Results } from './report.t
 import { storeBenchmark } from './store.ts';
 import { sweepBenchmark } from './sweep.ts';
 
-const args = new Map(process.argv.slice(2).map((arg) => {
-  const [key, value] = arg.replace(/^--/, '').split('=');
-  return [key, value ?? 'true'] as const;
-}));
+const args = new Map(
+  process.argv.slice(2).map((arg) => {
+    const [key, value] = arg.replace(/^--/, '').split('=');
+    return [key, value ?? 'true'] as const;
+  }),
+);
 const smoke = args.has('smoke');
 const only = args.get('only')?.split(',');
 const wants = (name: string) => !only || only.includes(name);
@@ -41,7 +43,14 @@ let before: { rev: string; dist: string } | undefined;
 
 async function measure(): Promise<Results> {
   if (args.has('before')) before = { rev: args.get('before')!, dist: buildRevision(args.get('before')!, log) };
-  const results: Results = { date: new Date().toISOString().slice(0, 10), machine: machineDescription(), seconds, rounds, connections, sessions };
+  const results: Results = {
+    date: new Date().toISOString().slice(0, 10),
+    machine: machineDescription(),
+    seconds,
+    rounds,
+    connections,
+    sessions,
+  };
   const temp = scratch();
   try {
     if (wants('mailbox')) {
@@ -71,8 +80,14 @@ async function measure(): Promise<Results> {
       log('# owners (SQLite and PostgreSQL)');
       try {
         results.owners = await ownersBenchmark({
-          dir: temp.dir, stored: smoke ? 20_000 : 1_000_000, owned: 100, rounds: smoke ? 2 : 10,
-          builds: [{ label: 'ours', dist: `${pathToFileURL(join(ROOT, 'dist')).href}/` }, ...(before ? [{ label: `before ${before.rev}`, dist: before.dist }] : [])],
+          dir: temp.dir,
+          stored: smoke ? 20_000 : 1_000_000,
+          owned: 100,
+          rounds: smoke ? 2 : 10,
+          builds: [
+            { label: 'ours', dist: `${pathToFileURL(join(ROOT, 'dist')).href}/` },
+            ...(before ? [{ label: `before ${before.rev}`, dist: before.dist }] : []),
+          ],
           postgres: (label) => benchDatabase(`bench_owners_${label.replace(/\W/g, '_').toLowerCase()}`),
         });
       } finally {
@@ -82,7 +97,13 @@ async function measure(): Promise<Results> {
     if (wants('http')) {
       log('# http');
       results.http = await httpBenchmark({
-        rounds, seconds, warmupSeconds: smoke ? 0.2 : 3, connections, sessions, dir: temp.dir, log,
+        rounds,
+        seconds,
+        warmupSeconds: smoke ? 0.2 : 3,
+        connections,
+        sessions,
+        dir: temp.dir,
+        log,
         only: smoke ? ['bare', 'bare-hop', 'bare-sqlite', 'ours', 'ours-maxage'] : args.get('servers')?.split(','),
         before,
       });
@@ -91,14 +112,25 @@ async function measure(): Promise<Results> {
       if (!args.has('servers')) {
         log('# http: instruments on and off');
         results.instruments = await httpBenchmark({
-          rounds: smoke ? 2 : 12, seconds: smoke ? 0.3 : 5, warmupSeconds: smoke ? 0.2 : 2, connections, sessions, dir: temp.dir, log,
+          rounds: smoke ? 2 : 12,
+          seconds: smoke ? 0.3 : 5,
+          warmupSeconds: smoke ? 0.2 : 2,
+          connections,
+          sessions,
+          dir: temp.dir,
+          log,
           only: ['ours', 'ours-uninstrumented'],
         });
       }
     }
     if (wants('memory')) {
       log('# memory');
-      results.memory = await memoryBenchmark({ dir: temp.dir, sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000], seconds: smoke ? 0.5 : 5, settleMs: smoke ? 300 : 2000 });
+      results.memory = await memoryBenchmark({
+        dir: temp.dir,
+        sizes: smoke ? [1_000, 5_000] : [10_000, 1_000_000],
+        seconds: smoke ? 0.5 : 5,
+        settleMs: smoke ? 300 : 2000,
+      });
     }
   } finally {
     temp.remove();
@@ -110,10 +142,12 @@ const full = !smoke && !only && !args.has('servers');
 // The servers run the built package, as users do (bench/servers/*.mjs
 // import dist/): built from the sources first.
 if (!saved) buildPackage(log);
-const results = saved ? JSON.parse(readFileSync(saved, 'utf8')) as Results : await measure();
+const results = saved ? (JSON.parse(readFileSync(saved, 'utf8')) as Results) : await measure();
 
 // A re-rendered report still names the command that measured it.
-const command = saved ? results.command ?? 'npm run bench' : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+const command = saved
+  ? (results.command ?? 'npm run bench')
+  : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 results.command = command;
 if (full && !saved) {
   const file = join(tmpdir(), 'supervised-sessions-bench.json');

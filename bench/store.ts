@@ -7,7 +7,13 @@ import { startSessionApp } from '../src/index.ts';
 import { openDatabase } from '../src/engines/sqlite/connection.ts';
 import { setupTable } from '../src/engines/sqlite/schema.ts';
 
-export interface StoreRow { op: 'get' | 'put' | 'patch'; concurrency: number; store: number; direct: number; ratio: number }
+export interface StoreRow {
+  op: 'get' | 'put' | 'patch';
+  concurrency: number;
+  store: number;
+  direct: number;
+  ratio: number;
+}
 
 const SESSIONS = 2000;
 
@@ -15,14 +21,16 @@ async function throughput(seconds: number, concurrency: number, op: (i: number) 
   let done = 0;
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async (_, worker) => {
-    let i = worker;
-    while (performance.now() < deadline && done < 5_000_000) {
-      await op(i);
-      i += concurrency;
-      done++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      let i = worker;
+      while (performance.now() < deadline && done < 5_000_000) {
+        await op(i);
+        i += concurrency;
+        done++;
+      }
+    }),
+  );
   return done / ((performance.now() - started) / 1000);
 }
 
@@ -43,7 +51,7 @@ export async function storeBenchmark(options: { dir: string; seconds: number }):
   setupTable(direct, 'session');
   try {
     const data = { user: 'ada', n: 0, roles: ['reader', 'writer'] };
-    const ids = await Promise.all(Array.from({ length: SESSIONS }, () => app.store.put(null, data))) as string[];
+    const ids = (await Promise.all(Array.from({ length: SESSIONS }, () => app.store.put(null, data)))) as string[];
     const directIds = Array.from({ length: SESSIONS }, () => randomBytes(32).toString('base64url'));
     const json = JSON.stringify(data);
     const now = Date.now();
@@ -54,8 +62,19 @@ export async function storeBenchmark(options: { dir: string; seconds: number }):
     const updateData = direct.prepare('UPDATE session SET data = ?, touched_at = ? WHERE sid_hash = ?');
     const maxAge = 86_400_000;
     const directOps = {
-      get: (i: number) => { const row = select.get(hash('sha256', directIds[i % SESSIONS], 'buffer')) as { data: string }; JSON.parse(row.data); },
-      put: (i: number) => { update.run(JSON.stringify({ ...data, n: i }), Date.now(), hash('sha256', directIds[i % SESSIONS], 'buffer'), Date.now() - maxAge, Number.MIN_SAFE_INTEGER); },
+      get: (i: number) => {
+        const row = select.get(hash('sha256', directIds[i % SESSIONS], 'buffer')) as { data: string };
+        JSON.parse(row.data);
+      },
+      put: (i: number) => {
+        update.run(
+          JSON.stringify({ ...data, n: i }),
+          Date.now(),
+          hash('sha256', directIds[i % SESSIONS], 'buffer'),
+          Date.now() - maxAge,
+          Number.MIN_SAFE_INTEGER,
+        );
+      },
       patch: (i: number) => {
         const key = hash('sha256', directIds[i % SESSIONS], 'buffer');
         const row = select.get(key) as { data: string };

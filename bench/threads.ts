@@ -66,7 +66,9 @@ export function postgresCpu(postmasterPid: number | null): number | null {
       const ppid = Number(fields[1]);
       if (Number(entry) !== postmasterPid && ppid !== postmasterPid) continue;
       total += (Number(fields[11]) + Number(fields[12])) * TICK_US;
-    } catch { /* the process ended meanwhile */ }
+    } catch {
+      /* the process ended meanwhile */
+    }
   }
   return total;
 }

@@ -50,7 +50,9 @@ try {
   const layouts = [false, true].map((withoutRowid) => {
     const { db, keys } = layout(`${temp.dir}/${withoutRowid ? 'without' : 'rowid'}.db`, withoutRowid);
     return {
-      withoutRowid, db, keys,
+      withoutRowid,
+      db,
+      keys,
       select: db.prepare('SELECT data, created_at, touched_at, owner FROM session WHERE sid_hash = ?'),
       update: db.prepare('UPDATE session SET data = ?, touched_at = ? WHERE sid_hash = ?'),
       begin: db.prepare('BEGIN IMMEDIATE'),

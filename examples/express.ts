@@ -26,12 +26,17 @@ web.use(async (req, res, next) => {
 });
 // A store failure before the response arrives here with err.status 503 (or 500).
 web.use((error: Error & { status?: number }, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
-  res.status(error.status ?? 500).type('text/plain').send(`${error.status ?? 500} ${error.message}\n`);
+  res
+    .status(error.status ?? 500)
+    .type('text/plain')
+    .send(`${error.status ?? 500} ${error.message}\n`);
 });
 
 const server = web.listen(port, '127.0.0.1', () => {
   const address = server.address();
-  console.log(`supervised-sessions Express example listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : port} (database: ${database})`);
+  console.log(
+    `supervised-sessions Express example listening on http://127.0.0.1:${typeof address === 'object' && address ? address.port : port} (database: ${database})`,
+  );
 });
 
 async function shutdown(): Promise<void> {

@@ -14,11 +14,15 @@ function devices(session: Session, list: SessionInfo[]): string {
   if (session.owner === null) {
     return `<form method="post" action="/login" id="login-form"><input name="user" placeholder="user id" maxlength="256" required> <label><input type="checkbox" name="remember" id="remember" value="1"> remember me for 30 days</label> <button id="login">Log in</button></form>`;
   }
-  const rows = list.map((info) => {
-    const mine = info.handle === session.handle;
-    return `<tr class="session" data-handle="${escapeHtml(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
-      `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${time(info.expiresAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escapeHtml(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`;
-  }).join('');
+  const rows = list
+    .map((info) => {
+      const mine = info.handle === session.handle;
+      return (
+        `<tr class="session" data-handle="${escapeHtml(info.handle)}"><td>${mine ? '<strong class="this-device">this device</strong>' : 'another device'}</td>` +
+        `<td>${time(info.createdAt)}</td><td>${time(info.touchedAt)}</td><td>${time(info.expiresAt)}</td><td>${mine ? '' : `<form method="post" action="/revoke"><input type="hidden" name="handle" value="${escapeHtml(info.handle)}"><button class="revoke">Revoke</button></form>`}</td></tr>`
+      );
+    })
+    .join('');
   return `<p id="owner">Logged in as <strong>${escapeHtml(session.owner)}</strong>.</p>
   <table id="sessions"><tr><th>device</th><th>created (UTC)</th><th>last used (UTC)</th><th>expires if unused (UTC)</th><th></th></tr>${rows}</table>
   <form method="post" action="/logout-others"><button id="logout-others">Log out other devices</button></form>`;
@@ -56,10 +60,12 @@ function page(app: SessionApp, session: Session, visits: number, list: SessionIn
   const f = figures(app.metrics());
   const sweep = app.lastSweep;
   const name = session.get('name') as string | undefined;
-  const rows = (['store', 'cleaner'] as const).map((child) => {
-    const c = status.children[child];
-    return `<tr><td>${child}</td><td class="state">${c.state}</td><td>${c.restarts}</td><td>${c.threadId ?? '–'}</td></tr>`;
-  }).join('');
+  const rows = (['store', 'cleaner'] as const)
+    .map((child) => {
+      const c = status.children[child];
+      return `<tr><td>${child}</td><td class="state">${c.state}</td><td>${c.restarts}</td><td>${c.threadId ?? '–'}</td></tr>`;
+    })
+    .join('');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>supervised-sessions</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -100,7 +106,6 @@ function page(app: SessionApp, session: Session, visits: number, list: SessionIn
 </body></html>`;
 }
 
-
 /** The form body, or null when it is over `limit` bytes (nothing more of it is read). */
 export function readForm(req: IncomingMessage, limit = 4096): Promise<URLSearchParams | null> {
   return new Promise((resolve, reject) => {
@@ -123,7 +128,6 @@ export function readForm(req: IncomingMessage, limit = 4096): Promise<URLSearchP
   });
 }
 
-
 /**
  * A state-changing request made by this site's own page: browsers send
  * Sec-Fetch-Site (same-origin) or at least Origin; another site's form or
@@ -142,7 +146,6 @@ export function sameOrigin(headers: IncomingHttpHeaders): boolean {
   }
 }
 
-
 /** An answer, for the server to write in its framework's way. */
 export interface Answer {
   status: number;
@@ -150,7 +153,11 @@ export interface Answer {
   body: string;
 }
 
-const text = (status: number, body: string, extra: Record<string, string> = {}): Answer => ({ status, headers: { 'content-type': 'text/plain; charset=utf-8', ...extra }, body });
+const text = (status: number, body: string, extra: Record<string, string> = {}): Answer => ({
+  status,
+  headers: { 'content-type': 'text/plain; charset=utf-8', ...extra },
+  body,
+});
 const redirect = (): Answer => ({ status: 303, headers: { location: '/' }, body: '' });
 
 /** The routes whose POST carries a form. */
@@ -160,14 +167,25 @@ export const FORM_PATHS = new Set(['/name', '/login', '/revoke']);
  * Every route but /admin/*: `form` is the POSTed form (null when it was over
  * the limit: a 413). State-changing requests from another site are refused.
  */
-export async function route(app: SessionApp, session: Session, method: string, path: string, headers: IncomingHttpHeaders, form: URLSearchParams | null): Promise<Answer> {
+export async function route(
+  app: SessionApp,
+  session: Session,
+  method: string,
+  path: string,
+  headers: IncomingHttpHeaders,
+  form: URLSearchParams | null,
+): Promise<Answer> {
   if (method === 'POST' && !sameOrigin(headers)) return text(403, 'cross-site request refused\n');
   if (method === 'POST' && FORM_PATHS.has(path) && form === null) return text(413, 'form too large\n', { connection: 'close' });
   if (method === 'GET' && path === '/') {
     const visits = ((session.get('visits') as number | undefined) ?? 0) + 1;
     session.set('visits', visits);
     const list = session.owner === null ? [] : await app.store.sessionsOf(session.owner);
-    return { status: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }, body: page(app, session, visits, list) };
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' },
+      body: page(app, session, visits, list),
+    };
   }
   // A JSON counter for load tools and drills: read-modify-write of `n`.
   if (path === '/counter') {

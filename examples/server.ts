@@ -26,7 +26,10 @@ const app: SessionApp = await startSessionApp({
 async function adminRoute(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
   // Admin actions change the server: never a GET a page could trigger, never from another site.
   if (req.method !== 'POST' || !sameOrigin(req.headers)) {
-    res.writeHead(req.method !== 'POST' ? 405 : 403, { 'content-type': 'text/plain; charset=utf-8', ...(req.method !== 'POST' ? { allow: 'POST' } : {}) });
+    res.writeHead(req.method !== 'POST' ? 405 : 403, {
+      'content-type': 'text/plain; charset=utf-8',
+      ...(req.method !== 'POST' ? { allow: 'POST' } : {}),
+    });
     res.end(req.method !== 'POST' ? 'admin routes take POST\n' : 'cross-site request refused\n');
     return;
   }
@@ -50,15 +53,19 @@ async function adminRoute(req: IncomingMessage, url: URL, res: ServerResponse): 
   res.end('not found\n');
 }
 
-const handler = createHandler(app.store, async (req, res, session) => {
-  const url = new URL(req.url ?? '/', 'http://localhost');
-  if (admin && url.pathname.startsWith('/admin/')) return adminRoute(req, url, res);
-  const method = req.method ?? 'GET';
-  const form = method === 'POST' && FORM_PATHS.has(url.pathname) && sameOrigin(req.headers) ? await readForm(req) : null;
-  const answer = await route(app, session, method, url.pathname, req.headers, form);
-  res.writeHead(answer.status, answer.headers);
-  res.end(answer.body);
-}, { key: 'sid', secret: process.env.SESSION_SECRET || undefined });
+const handler = createHandler(
+  app.store,
+  async (req, res, session) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (admin && url.pathname.startsWith('/admin/')) return adminRoute(req, url, res);
+    const method = req.method ?? 'GET';
+    const form = method === 'POST' && FORM_PATHS.has(url.pathname) && sameOrigin(req.headers) ? await readForm(req) : null;
+    const answer = await route(app, session, method, url.pathname, req.headers, form);
+    res.writeHead(answer.status, answer.headers);
+    res.end(answer.body);
+  },
+  { key: 'sid', secret: process.env.SESSION_SECRET || undefined },
+);
 
 // /metrics for Prometheus, outside the session handler: a scrape creates no session.
 const server = createServer((req, res) => {

@@ -66,17 +66,26 @@ export class SessionApp extends EventEmitter {
       errors: {
         full: (op, max) => new StoreUnavailableError(`"${op}" refused: ${max} store calls are already waiting (maxPendingCalls)`),
         timeout: (op, ms) => new StoreUnavailableError(`the store did not answer "${op}" within requestTimeout (${ms} ms)`),
-        poison: (op) => new StoreUnavailableError(`"${op}" was in flight at two consecutive crashes of the store actor; it is failed instead of replayed`),
-        closed: (reason) => reason === 'stopped'
-          ? new AppStoppedError('the session app is stopped')
-          : new StoreUnavailableError('the session store is unavailable: its supervisor gave up after too many restarts'),
+        poison: (op) =>
+          new StoreUnavailableError(
+            `"${op}" was in flight at two consecutive crashes of the store actor; it is failed instead of replayed`,
+          ),
+        closed: (reason) =>
+          reason === 'stopped'
+            ? new AppStoppedError('the session app is stopped')
+            : new StoreUnavailableError('the session store is unavailable: its supervisor gave up after too many restarts'),
         decode: fromWire,
       },
     });
     this.#mailbox = mailbox;
-    const store = new MailboxSessionStore(mailbox, config.maxSessionBytes, config.timestamp, (live) => metrics.live(live),
+    const store = new MailboxSessionStore(
+      mailbox,
+      config.maxSessionBytes,
+      config.timestamp,
+      (live) => metrics.live(live),
       // A call refused for size before it was sent is a call of that op all the same.
-      (op, error) => metrics.call(op, NaN, error));
+      (op, error) => metrics.call(op, NaN, error),
+    );
     this.store = store;
 
     const policy = expiryPolicy(config);
@@ -134,8 +143,11 @@ export class SessionApp extends EventEmitter {
             if (n < MEMORY_SWEEP_BATCH) return { deleted, skipped: false, live: null };
           }
         }
-        const incarnation = await withTimeout(cleaner.whenReady(), config.requestTimeout,
-          () => new StoreUnavailableError(`the cleaner was not running within requestTimeout (${config.requestTimeout} ms)`));
+        const incarnation = await withTimeout(
+          cleaner.whenReady(),
+          config.requestTimeout,
+          () => new StoreUnavailableError(`the cleaner was not running within requestTimeout (${config.requestTimeout} ms)`),
+        );
         return incarnation.sweep();
       },
       onSweep: (report) => {
@@ -147,9 +159,10 @@ export class SessionApp extends EventEmitter {
         metrics.sweepFailed();
         this.emit('sweepError', error);
       },
-      stoppedError: () => (this.#state === 'failed'
-        ? new StoreUnavailableError('the session app failed: its supervisor gave up')
-        : new AppStoppedError('the session app is stopped')),
+      stoppedError: () =>
+        this.#state === 'failed'
+          ? new StoreUnavailableError('the session app failed: its supervisor gave up')
+          : new AppStoppedError('the session app is stopped'),
     });
   }
 
@@ -167,7 +180,9 @@ export class SessionApp extends EventEmitter {
     // OpenTelemetry, when the process has registered a MeterProvider (otel.ts).
     // Apps on one store count the same rows: the store names them (every ':memory:' is a store of its own).
     const location = this.config.database === ':memory:' ? `:memory:\0${++memoryStores}` : `${this.config.database}\0${this.config.table}`;
-    this.#metrics.otel = openTelemetrySink(this.#metrics.figures(location, () => ({ up: this.#state === 'running', pending: this.#mailbox.pending })));
+    this.#metrics.otel = openTelemetrySink(
+      this.#metrics.figures(location, () => ({ up: this.#state === 'running', pending: this.#mailbox.pending })),
+    );
   }
 
   status(): AppStatus {
@@ -195,7 +210,8 @@ export class SessionApp extends EventEmitter {
   }
 
   async kill(child: ChildName): Promise<void> {
-    if (child !== 'store' && child !== 'cleaner') throw new TypeError(`kill(child): expected 'store' or 'cleaner', got ${JSON.stringify(child)}`);
+    if (child !== 'store' && child !== 'cleaner')
+      throw new TypeError(`kill(child): expected 'store' or 'cleaner', got ${JSON.stringify(child)}`);
     await this.#supervisor.kill(child);
   }
 
@@ -228,7 +244,16 @@ let memoryStores = 0;
 function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(error()), safeDelay(ms));
-    promise.then((value) => { clearTimeout(timer); resolve(value); }, (cause: unknown) => { clearTimeout(timer); reject(cause); });
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (cause: unknown) => {
+        clearTimeout(timer);
+        reject(cause);
+      },
+    );
   });
 }
 

@@ -40,7 +40,7 @@ const NUMERIC = new Set(['maxAge', 'maxLifetime']);
 const COMMANDS = ['setup', 'clear', 'drop', 'stats', 'sweep', 'sessions', 'revoke'] as const;
 /** Flags that are not settings of startSessionApp, and the commands that take them. */
 const TARGETS: Record<string, readonly Command[]> = { owner: ['sessions', 'revoke'], handle: ['revoke'] };
-type Command = typeof COMMANDS[number];
+type Command = (typeof COMMANDS)[number];
 
 class UsageError extends Error {}
 
@@ -64,7 +64,8 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
       if (value === undefined) throw new UsageError(`option ${flag} needs a value`);
       if (NUMERIC.has(key)) {
         const number = value.trim() === '' ? NaN : Number(value);
-        if (!Number.isFinite(number) || number <= 0) throw new UsageError(`invalid ${flag}: expected a positive number of seconds, got ${JSON.stringify(value)}`);
+        if (!Number.isFinite(number) || number <= 0)
+          throw new UsageError(`invalid ${flag}: expected a positive number of seconds, got ${JSON.stringify(value)}`);
         settings[key] = number;
       } else {
         settings[key] = value;
@@ -72,7 +73,8 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
       continue;
     }
     if (command !== null) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`);
-    if (!(COMMANDS as readonly string[]).includes(arg)) throw new UsageError(`unknown command ${JSON.stringify(arg)} (expected one of: ${COMMANDS.join(', ')})`);
+    if (!(COMMANDS as readonly string[]).includes(arg))
+      throw new UsageError(`unknown command ${JSON.stringify(arg)} (expected one of: ${COMMANDS.join(', ')})`);
     command = arg as Command;
   }
   if (command === null) throw new UsageError('no command given');
@@ -104,9 +106,13 @@ async function run(command: Command, input: Record<string, unknown>, io: Output)
   switch (command) {
     case 'setup': {
       const found = await admin.setup(at);
-      io.out(found === 'missing' ? `created ${where}, with its indexes on touched_at, created_at and owner`
-        : found === 'old' ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
-        : `${where} already exists with the right columns: nothing to do`);
+      io.out(
+        found === 'missing'
+          ? `created ${where}, with its indexes on touched_at, created_at and owner`
+          : found === 'old'
+            ? `upgraded ${where} in place: added the missing columns (owner, renewed_to) and the owner index, every session kept`
+            : `${where} already exists with the right columns: nothing to do`,
+      );
       return;
     }
     case 'clear':
@@ -144,13 +150,22 @@ function sessionLine(row: SessionRow): string {
   return `${row.handle}  created ${at(row.createdAt)}  last used ${at(row.touchedAt)}  expires ${at(row.expiresAt)}`;
 }
 
-const FLAG_OF: Record<string, string> = { database: '--database', table: '--table', maxAge: '--max-age', timestamp: '--timestamp', maxLifetime: '--max-lifetime' };
+const FLAG_OF: Record<string, string> = {
+  database: '--database',
+  table: '--table',
+  maxAge: '--max-age',
+  timestamp: '--timestamp',
+  maxLifetime: '--max-lifetime',
+};
 
 /** Runs the command line; resolves with the exit code. Errors are one line, without a stack. */
-export async function main(argv: string[], io: Output = {
-  out: (line) => process.stdout.write(`${line}\n`),
-  err: (line) => process.stderr.write(`${line}\n`),
-}): Promise<number> {
+export async function main(
+  argv: string[],
+  io: Output = {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  },
+): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -170,7 +185,8 @@ export async function main(argv: string[], io: Output = {
     let message = error instanceof Error ? error.message : String(error);
     if (error instanceof ConfigError && FLAG_OF[error.key]) message = message.replace(`config "${error.key}"`, FLAG_OF[error.key]);
     // Whatever the error, a password in --database is never printed back.
-    if (typeof parsed.settings.database === 'string') message = engineFor(parsed.settings.database).redactIn(message, parsed.settings.database);
+    if (typeof parsed.settings.database === 'string')
+      message = engineFor(parsed.settings.database).redactIn(message, parsed.settings.database);
     io.err(`supervised-sessions ${parsed.command}: ${message}`);
     return error instanceof ConfigError ? 2 : 1;
   }

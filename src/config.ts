@@ -68,7 +68,8 @@ function oneOf<T extends string>(key: string, value: unknown, options: readonly 
 }
 
 function databasePath(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) fail(key, typeof value === 'string' ? engineFor(value).redact(value) : value, DATABASE_FORMS);
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0'))
+    fail(key, typeof value === 'string' ? engineFor(value).redact(value) : value, DATABASE_FORMS);
   const engine = engineFor(value);
   const problem = engine.problem(value);
   // The value is shown with its password masked: config errors get logged.
@@ -82,9 +83,22 @@ function tableName(key: string, value: unknown): string {
 }
 
 const APP_KEYS = [
-  'database', 'table', 'maxAge', 'timestamp', 'cleanerInterval', 'sweepSignal', 'autoSetup', 'restart',
-  'shutdownTimeout', 'requestTimeout', 'durability', 'maxSessionBytes', 'touchAfter', 'maxLifetime',
-  'maxPendingCalls', 'maxSessionsPerOwner',
+  'database',
+  'table',
+  'maxAge',
+  'timestamp',
+  'cleanerInterval',
+  'sweepSignal',
+  'autoSetup',
+  'restart',
+  'shutdownTimeout',
+  'requestTimeout',
+  'durability',
+  'maxSessionBytes',
+  'touchAfter',
+  'maxLifetime',
+  'maxPendingCalls',
+  'maxSessionsPerOwner',
 ] as const;
 
 /** Keys whose value is `undefined` count as absent (the default applies). */
@@ -124,7 +138,8 @@ export function resolveConfig(input: unknown): ResolvedConfig {
   if (raw.sweepSignal !== undefined) {
     const value = raw.sweepSignal;
     if (value !== false) {
-      if (typeof value !== 'string' || !(value in constants.signals)) fail('sweepSignal', value, 'a signal name Node knows (such as \'SIGUSR2\') or false');
+      if (typeof value !== 'string' || !(value in constants.signals))
+        fail('sweepSignal', value, "a signal name Node knows (such as 'SIGUSR2') or false");
       if (value === 'SIGKILL' || value === 'SIGSTOP') fail('sweepSignal', value, 'a signal that can be caught (not SIGKILL or SIGSTOP)');
       sweepSignal = value as NodeJS.Signals;
     } else {
@@ -135,7 +150,8 @@ export function resolveConfig(input: unknown): ResolvedConfig {
   let maxSessionBytes = 65536;
   if (raw.maxSessionBytes !== undefined) {
     const value = raw.maxSessionBytes;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) fail('maxSessionBytes', value, 'a positive integer number of bytes');
+    if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0)
+      fail('maxSessionBytes', value, 'a positive integer number of bytes');
     maxSessionBytes = value;
   }
 

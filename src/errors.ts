@@ -10,7 +10,9 @@
 // app and a library that each depend on it), as undici's errors do.
 
 /** A registered class: its code, status and remedy (statics), made with a message. */
-type ErrorClass = { readonly code: string; readonly status: number; readonly remedy: string; readonly name: string } & (new (message: string) => SessionError);
+type ErrorClass = { readonly code: string; readonly status: number; readonly remedy: string; readonly name: string } & (new (
+  message: string,
+) => SessionError);
 
 const REGISTRY = new Map<string, ErrorClass>();
 const brand = (code: string): symbol => Symbol.for(`supervised-sessions.error.${code}`);
@@ -45,7 +47,8 @@ export class SessionError extends Error {
   /** `instanceof` by brand: true for an error of this class made by any copy of the package. */
   static override [Symbol.hasInstance]<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof (a subclass too), not SessionError
-    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand((this as unknown as ErrorClass).code)] === true;
+    const kind = this as unknown as ErrorClass;
+    return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand(kind.code)] === true;
   }
 }
 register(SessionError);
@@ -126,7 +129,7 @@ register(SessionHeadersSentError);
 
 /** The registered class of a code (any copy's error reads the same codes), or null. */
 export function errorClassOf(code: unknown): ErrorClass | null {
-  return typeof code === 'string' ? REGISTRY.get(code) ?? null : null;
+  return typeof code === 'string' ? (REGISTRY.get(code) ?? null) : null;
 }
 
 /**

@@ -10,7 +10,13 @@ export type { SessionHandler } from './http/create-handler.ts';
 export { Session } from './http/session.ts';
 export type { HandlerOptions, CookieOptions } from './http/options.ts';
 export {
-  SessionError, ConfigError, TableExistsError, TableNotExistsError,
-  StoreUnavailableError, SessionTooLargeError, AppStoppedError,
-  SessionCommittedError, SessionHeadersSentError,
+  SessionError,
+  ConfigError,
+  TableExistsError,
+  TableNotExistsError,
+  StoreUnavailableError,
+  SessionTooLargeError,
+  AppStoppedError,
+  SessionCommittedError,
+  SessionHeadersSentError,
 } from './errors.ts';

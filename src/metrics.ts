@@ -42,12 +42,18 @@ class Counter {
   }
   render(type = 'counter'): string[] {
     const lines = [`# HELP ${PREFIX}${this.name} ${this.help}`, `# TYPE ${PREFIX}${this.name} ${type}`];
-    for (const { labels: values, value } of this.values.values()) lines.push(`${PREFIX}${this.name}${labels(this.labelNames, values)} ${number(value)}`);
+    for (const { labels: values, value } of this.values.values())
+      lines.push(`${PREFIX}${this.name}${labels(this.labelNames, values)} ${number(value)}`);
     return lines;
   }
 }
 
-interface HistogramSeries { labels: string[]; counts: number[]; sum: number; count: number }
+interface HistogramSeries {
+  labels: string[];
+  counts: number[];
+  sum: number;
+  count: number;
+}
 
 class Histogram {
   readonly series = new Map<string, HistogramSeries>();
@@ -104,14 +110,22 @@ class Histogram {
 }
 
 export class Metrics {
-  readonly storeCalls = new Counter('store_calls_total', 'Store calls by operation and outcome (ok, or the error code).', ['op', 'outcome']);
-  readonly storeCallSeconds = new Histogram('store_call_seconds', 'Time from a store call to its reply, restarts included.', ['op'], TIME_BUCKETS);
+  readonly storeCalls = new Counter('store_calls_total', 'Store calls by operation and outcome (ok, or the error code).', [
+    'op',
+    'outcome',
+  ]);
+  readonly storeCallSeconds = new Histogram(
+    'store_call_seconds',
+    'Time from a store call to its reply, restarts included.',
+    ['op'],
+    TIME_BUCKETS,
+  );
   readonly batchCalls = new Histogram('batch_calls', 'Calls answered per store transaction (group commit).', [], BATCH_BUCKETS);
   readonly restarts = new Counter('restarts_total', 'Restarts of a supervised child.', ['child']);
   readonly sweeps = new Counter('sweeps_total', 'Sweeps of dead sessions, by trigger.', ['trigger']);
   readonly swept = new Counter('swept_sessions_total', 'Dead sessions deleted by sweeps.', []);
   readonly sweepSeconds = new Histogram('sweep_seconds', 'Duration of a sweep.', [], TIME_BUCKETS);
-  readonly sweepErrors = new Counter('sweep_errors_total', 'Sweeps that failed (the app\'s sweepError event).', []);
+  readonly sweepErrors = new Counter('sweep_errors_total', "Sweeps that failed (the app's sweepError event).", []);
   liveSessions: number | null = null;
   /** When live_sessions was counted (epoch ms). */
   liveCountedAt = 0;
@@ -194,11 +208,14 @@ export class Metrics {
 
   render(state: { up: boolean; pending: number }): string {
     const lines = [
-      `# HELP ${PREFIX}up 1 while the app is running.`, `# TYPE ${PREFIX}up gauge`, `${PREFIX}up ${state.up ? 1 : 0}`,
+      `# HELP ${PREFIX}up 1 while the app is running.`,
+      `# TYPE ${PREFIX}up gauge`,
+      `${PREFIX}up ${state.up ? 1 : 0}`,
       ...this.storeCalls.render(),
       ...this.storeCallSeconds.render(),
       `# HELP ${PREFIX}mailbox_pending Store calls waiting now (in flight or queued); at maxPendingCalls, calls fail at once.`,
-      `# TYPE ${PREFIX}mailbox_pending gauge`, `${PREFIX}mailbox_pending ${state.pending}`,
+      `# TYPE ${PREFIX}mailbox_pending gauge`,
+      `${PREFIX}mailbox_pending ${state.pending}`,
       ...this.batchCalls.render(),
       ...this.restarts.render(),
       ...this.sweeps.render(),
@@ -207,8 +224,16 @@ export class Metrics {
       ...this.sweepErrors.render(),
     ];
     if (this.liveSessions !== null) {
-      lines.push(`# HELP ${PREFIX}live_sessions Live sessions, as of the last sweep or count().`, `# TYPE ${PREFIX}live_sessions gauge`, `${PREFIX}live_sessions ${this.liveSessions}`);
-      lines.push(`# HELP ${PREFIX}live_sessions_timestamp_seconds When live_sessions was counted (Unix time).`, `# TYPE ${PREFIX}live_sessions_timestamp_seconds gauge`, `${PREFIX}live_sessions_timestamp_seconds ${this.liveCountedAt / 1000}`);
+      lines.push(
+        `# HELP ${PREFIX}live_sessions Live sessions, as of the last sweep or count().`,
+        `# TYPE ${PREFIX}live_sessions gauge`,
+        `${PREFIX}live_sessions ${this.liveSessions}`,
+      );
+      lines.push(
+        `# HELP ${PREFIX}live_sessions_timestamp_seconds When live_sessions was counted (Unix time).`,
+        `# TYPE ${PREFIX}live_sessions_timestamp_seconds gauge`,
+        `${PREFIX}live_sessions_timestamp_seconds ${this.liveCountedAt / 1000}`,
+      );
     }
     return `${lines.join('\n')}\n`;
   }

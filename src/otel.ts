@@ -16,11 +16,21 @@ const require = createRequire(import.meta.url);
 const API_GLOBAL = Symbol.for('opentelemetry.js.api.1');
 
 type Attributes = Record<string, string>;
-interface Histogram { record(value: number, attributes?: Attributes): void }
-interface Observable { readonly __observable?: never }
-interface BatchResult { observe(instrument: Observable, value: number, attributes?: Attributes): void }
+interface Histogram {
+  record(value: number, attributes?: Attributes): void;
+}
+interface Observable {
+  readonly __observable?: never;
+}
+interface BatchResult {
+  observe(instrument: Observable, value: number, attributes?: Attributes): void;
+}
 type BatchCallback = (result: BatchResult) => void;
-interface InstrumentOptions { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } }
+interface InstrumentOptions {
+  description?: string;
+  unit?: string;
+  advice?: { explicitBucketBoundaries?: number[] };
+}
 interface Meter {
   createHistogram(name: string, options?: InstrumentOptions): Histogram;
   createObservableCounter(name: string, options?: InstrumentOptions): Observable;
@@ -28,8 +38,12 @@ interface Meter {
   addBatchObservableCallback(callback: BatchCallback, observables: Observable[]): void;
   removeBatchObservableCallback(callback: BatchCallback, observables: Observable[]): void;
 }
-interface MeterProvider { getMeter(name: string, version?: string): Meter }
-interface MetricsApi { metrics: { getMeterProvider(): MeterProvider } }
+interface MeterProvider {
+  getMeter(name: string, version?: string): Meter;
+}
+interface MetricsApi {
+  metrics: { getMeterProvider(): MeterProvider };
+}
 
 /** What the app's figures look like from here (metrics.ts's Metrics). */
 export interface ObservedFigures {
@@ -85,7 +99,11 @@ interface Instruments {
 // reports to the new one.
 const registry = new Map<MeterProvider, Instruments>();
 
-function sum(into: Map<string, { attributes: Attributes; value: number }>, names: string[], series: Iterable<{ labels: string[]; value: number }>): void {
+function sum(
+  into: Map<string, { attributes: Attributes; value: number }>,
+  names: string[],
+  series: Iterable<{ labels: string[]; value: number }>,
+): void {
   for (const { labels, value } of series) {
     const key = labels.join('\0');
     const entry = into.get(key);
@@ -98,13 +116,28 @@ function instruments(provider: MeterProvider): Instruments {
   const meter = provider.getMeter('supervised-sessions', packageVersion());
   const name = (suffix: string) => `supervised_sessions_${suffix}`;
   const up = meter.createObservableGauge(name('up'), { description: '1 while the app is running (every app of the process).' });
-  const pending = meter.createObservableGauge(name('mailbox_pending'), { description: 'Store calls waiting now (in flight or queued).', unit: '{call}' });
-  const live = meter.createObservableGauge(name('live_sessions'), { description: 'Live sessions, as of the last sweep or count().', unit: '{session}' });
-  const liveAt = meter.createObservableGauge(name('live_sessions_timestamp_seconds'), { description: 'When live_sessions was counted (Unix time).', unit: 's' });
-  const storeCalls = meter.createObservableCounter(name('store_calls'), { description: 'Store calls by operation and outcome (ok, or the error code).', unit: '{call}' });
+  const pending = meter.createObservableGauge(name('mailbox_pending'), {
+    description: 'Store calls waiting now (in flight or queued).',
+    unit: '{call}',
+  });
+  const live = meter.createObservableGauge(name('live_sessions'), {
+    description: 'Live sessions, as of the last sweep or count().',
+    unit: '{session}',
+  });
+  const liveAt = meter.createObservableGauge(name('live_sessions_timestamp_seconds'), {
+    description: 'When live_sessions was counted (Unix time).',
+    unit: 's',
+  });
+  const storeCalls = meter.createObservableCounter(name('store_calls'), {
+    description: 'Store calls by operation and outcome (ok, or the error code).',
+    unit: '{call}',
+  });
   const restarts = meter.createObservableCounter(name('restarts'), { description: 'Restarts of a supervised child.', unit: '{restart}' });
   const sweeps = meter.createObservableCounter(name('sweeps'), { description: 'Sweeps of dead sessions, by trigger.', unit: '{sweep}' });
-  const swept = meter.createObservableCounter(name('swept_sessions'), { description: 'Dead sessions deleted by sweeps.', unit: '{session}' });
+  const swept = meter.createObservableCounter(name('swept_sessions'), {
+    description: 'Dead sessions deleted by sweeps.',
+    unit: '{session}',
+  });
   const sweepErrors = meter.createObservableCounter(name('sweep_errors'), { description: 'Sweeps that failed.', unit: '{sweep}' });
   const observables = [up, pending, live, liveAt, storeCalls, restarts, sweeps, swept, sweepErrors];
   const apps = new Set<ObservedFigures>();
@@ -155,9 +188,21 @@ function instruments(provider: MeterProvider): Instruments {
   };
   meter.addBatchObservableCallback(callback, observables);
   return {
-    callSeconds: meter.createHistogram(name('store_call_seconds'), { description: 'Time from a store call to its reply, restarts included.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } }),
-    batchCalls: meter.createHistogram(name('batch_calls'), { description: 'Calls answered per store transaction (group commit).', unit: '{call}', advice: { explicitBucketBoundaries: BATCH_BUCKETS } }),
-    sweepSeconds: meter.createHistogram(name('sweep_seconds'), { description: 'Duration of a sweep.', unit: 's', advice: { explicitBucketBoundaries: TIME_BUCKETS } }),
+    callSeconds: meter.createHistogram(name('store_call_seconds'), {
+      description: 'Time from a store call to its reply, restarts included.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: TIME_BUCKETS },
+    }),
+    batchCalls: meter.createHistogram(name('batch_calls'), {
+      description: 'Calls answered per store transaction (group commit).',
+      unit: '{call}',
+      advice: { explicitBucketBoundaries: BATCH_BUCKETS },
+    }),
+    sweepSeconds: meter.createHistogram(name('sweep_seconds'), {
+      description: 'Duration of a sweep.',
+      unit: 's',
+      advice: { explicitBucketBoundaries: TIME_BUCKETS },
+    }),
     apps,
     remove: () => meter.removeBatchObservableCallback(callback, observables),
   };
@@ -197,15 +242,27 @@ export function openTelemetrySink(figures: ObservedFigures): OtelSink | null {
         attributes = { op };
         byOp.set(op, attributes);
       }
-      try { mine.callSeconds.record(seconds, attributes); } catch { /* see above */ }
+      try {
+        mine.callSeconds.record(seconds, attributes);
+      } catch {
+        /* see above */
+      }
     },
     batchCalls(calls) {
       if (!open) return;
-      try { mine.batchCalls.record(calls); } catch { /* see above */ }
+      try {
+        mine.batchCalls.record(calls);
+      } catch {
+        /* see above */
+      }
     },
     sweepSeconds(seconds) {
       if (!open) return;
-      try { mine.sweepSeconds.record(seconds); } catch { /* see above */ }
+      try {
+        mine.sweepSeconds.record(seconds);
+      } catch {
+        /* see above */
+      }
     },
     close() {
       if (!open) return;

@@ -39,7 +39,10 @@ export function suggest(key: string, known: readonly string[]): string {
         previous = current;
       }
     }
-    if (row[b.length] < bestDistance) { bestDistance = row[b.length]; best = candidate; }
+    if (row[b.length] < bestDistance) {
+      bestDistance = row[b.length];
+      best = candidate;
+    }
   }
   return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best}"?)` : '';
 }
@@ -65,7 +68,10 @@ export function checker(names: { invalid: string; unknown: string; known: string
       for (const key of Object.keys(object)) {
         if (known.includes(key)) continue;
         const name = prefix + key;
-        throw new ConfigError(name, `unknown ${names.unknown} "${name}"${suggest(key, known)}; ${names.known}: ${known.map((k) => prefix + k).join(', ')}`);
+        throw new ConfigError(
+          name,
+          `unknown ${names.unknown} "${name}"${suggest(key, known)}; ${names.known}: ${known.map((k) => prefix + k).join(', ')}`,
+        );
       }
     },
   };

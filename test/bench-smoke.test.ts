@@ -17,9 +17,15 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| supervised-sessions \| W \| [\d,]+ \| \d+\.\d\d× \|/);
   assert.match(report, /\| supervised-sessions, cookie\.maxAge set \(sliding cookie\) \| R \| [\d,]+ \|/);
   // The design's floor: bare node:http plus the mailbox hop alone, measured beside the others.
-  assert.match(report, /\| bare node:http \+ the mailbox round trips alone, to an echo thread \(R one, W two; no sessions\) \| R \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(
+    report,
+    /\| bare node:http \+ the mailbox round trips alone, to an echo thread \(R one, W two; no sessions\) \| R \| [\d,]+ \| \d+\.\d\d× \|/,
+  );
   assert.match(report, /\| CPU\/req ÷ bare node:http of the hops alone [^|]*\| [\d.,]+ vs [\d.,]+ µs: \d+\.\d\d× \|/);
-  assert.match(report, /\| bare node:http \+ the SQLite work on the main thread \(no sessions, no hop, no group commit\) \| W \| [\d,]+ \| \d+\.\d\d× \|/);
+  assert.match(
+    report,
+    /\| bare node:http \+ the SQLite work on the main thread \(no sessions, no hop, no group commit\) \| W \| [\d,]+ \| \d+\.\d\d× \|/,
+  );
   // Issue 16's targets, each marked from the run's own figures.
   assert.match(report, /\| CPU per request ÷ bare node:http, sliding cookie, R \(≤ 1\.3×\) \| \d+\.\d\d× \| (met|\*\*missed\*\*) \|/);
   assert.match(report, /\| RSS after W, ours − bare, default node flags \(≤ 100 MiB\) \| −?[\d.,]+ MiB \| (met|\*\*missed\*\*) \|/);
@@ -38,7 +44,11 @@ test('npm run bench -- --smoke reports every section with numbers', async () => 
   assert.match(report, /\| ours \| PostgreSQL \| [\d.,]+ \| [\d.,]+ \| [\d.,]+ \|/);
   assert.not.match(report, /\| supervised-sessions \| [RW] \|[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors');
   assert.not.match(report, /\| bare node:http \+ the mailbox round trips[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors through the hop');
-  assert.not.match(report, /\| bare node:http \+ the SQLite work[^\n]*\| [1-9][\d,]* \|\n/, 'no request errors on the main-thread SQLite server');
+  assert.not.match(
+    report,
+    /\| bare node:http \+ the SQLite work[^\n]*\| [1-9][\d,]* \|\n/,
+    'no request errors on the main-thread SQLite server',
+  );
 });
 
 test.run();

@@ -34,13 +34,24 @@ test.before(async () => {
     const timer = setTimeout(() => reject(new Error('the example server did not start')), 15000);
     server.stdout!.on('data', (chunk: Buffer) => {
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(String(chunk));
-      if (match) { clearTimeout(timer); resolve(match[1]); }
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
     });
   });
   context = await chromium.launchPersistentContext(join(temp.dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -67,7 +78,7 @@ browserTest('the counter goes 1, 2, 3; the HttpOnly cookie is hidden from script
   assert.equal(counts, ['1', '2', '3']);
 
   // Evaluated in the page: the browser's own view of the cookie jar.
-  const visible = await page.evaluate('document.cookie') as string;
+  const visible = (await page.evaluate('document.cookie')) as string;
   assert.not.match(visible, /sid=/, 'document.cookie must not show the HttpOnly session cookie');
   const cookies = await context.cookies(base);
   const sid = cookies.find((cookie) => cookie.name === 'sid');
@@ -136,16 +147,26 @@ browserTest('two devices of one user: the second sees both, revokes the first, w
 
 browserTest('the Express adapter end to end: count, log in, log out (examples/express.ts)', async () => {
   const script = fileURLToPath(new URL('../examples/express.ts', import.meta.url));
-  const child = spawn(process.execPath, [script], { env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'express.db') }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [script], {
+    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'express.db') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('the Express example did not start')), 15000);
       child.stdout!.on('data', (chunk: Buffer) => {
         const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(String(chunk));
-        if (match) { clearTimeout(timer); resolve(match[1]); }
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
       });
     });
-    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    browser ??= await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+    });
     const page = await (await browser.newContext()).newPage();
     const counts: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -167,24 +188,29 @@ browserTest('the Express adapter end to end: count, log in, log out (examples/ex
   }
 });
 
-browserTest('requests in flight while the browser logs in do not log it out: the page after the login shows the user (a real cookie jar)', async () => {
-  const app = await startSessionApp({ database: join(temp.dir, 'race.db'), sweepSignal: false });
-  const server = createServer(createHandler(app.store, async (req, res, session) => {
-    const url = new URL(req.url!, 'http://x');
-    if (url.pathname === '/slow') {
-      // An XHR of the login page that loaded the session before the login and commits after it.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      session.set(`poll${url.searchParams.get('n')}`, true);
-      res.end('ok');
-    } else if (url.pathname === '/login' && req.method === 'POST') {
-      session.renew();
-      session.setOwner('ada');
-      session.set('user', 'ada');
-      res.end('welcome');
-    } else {
-      session.set('visits', ((session.get('visits') as number | undefined) ?? 0) + 1);
-      res.setHeader('content-type', 'text/html; charset=utf-8');
-      res.end(`<!doctype html><p id="user">${session.get('user') ?? 'nobody'}</p>
+browserTest(
+  'requests in flight while the browser logs in do not log it out: the page after the login shows the user (a real cookie jar)',
+  async () => {
+    const app = await startSessionApp({ database: join(temp.dir, 'race.db'), sweepSignal: false });
+    const server = createServer(
+      createHandler(
+        app.store,
+        async (req, res, session) => {
+          const url = new URL(req.url!, 'http://x');
+          if (url.pathname === '/slow') {
+            // An XHR of the login page that loaded the session before the login and commits after it.
+            await new Promise((resolve) => setTimeout(resolve, 300));
+            session.set(`poll${url.searchParams.get('n')}`, true);
+            res.end('ok');
+          } else if (url.pathname === '/login' && req.method === 'POST') {
+            session.renew();
+            session.setOwner('ada');
+            session.set('user', 'ada');
+            res.end('welcome');
+          } else {
+            session.set('visits', ((session.get('visits') as number | undefined) ?? 0) + 1);
+            res.setHeader('content-type', 'text/html; charset=utf-8');
+            res.end(`<!doctype html><p id="user">${session.get('user') ?? 'nobody'}</p>
         <button id="login" onclick="login()">Log in</button>
         <script>
           async function login() {
@@ -195,26 +221,38 @@ browserTest('requests in flight while the browser logs in do not log it out: the
             location.href = '/';
           }
         </script>`);
+          }
+        },
+        { onError: () => {} },
+      ),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      browser ??= await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+      });
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(`${url}/`);
+      assert.is((await page.textContent('#user'))!.trim(), 'nobody');
+      // The page logs in, waits for its polls, then loads itself again.
+      const reloaded = page.waitForEvent('load');
+      await page.click('#login');
+      await reloaded;
+      assert.is(
+        (await page.textContent('#user'))!.trim(),
+        'ada',
+        'still logged in after the polls that started before the login came back',
+      );
+      assert.is((await app.store.sessionsOf('ada')).length, 1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await app.stop();
     }
-  }, { onError: () => {} }));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  try {
-    browser ??= await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
-    const page = await (await browser.newContext()).newPage();
-    await page.goto(`${url}/`);
-    assert.is((await page.textContent('#user'))!.trim(), 'nobody');
-    // The page logs in, waits for its polls, then loads itself again.
-    const reloaded = page.waitForEvent('load');
-    await page.click('#login');
-    await reloaded;
-    assert.is((await page.textContent('#user'))!.trim(), 'ada', 'still logged in after the polls that started before the login came back');
-    assert.is((await app.store.sessionsOf('ada')).length, 1);
-  } finally {
-    server.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await app.stop();
-  }
-});
+  },
+);
 
 test.run();

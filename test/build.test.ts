@@ -19,13 +19,24 @@ test.after(() => rmSync(out, { recursive: true, force: true }));
 test('the build emits JS and declarations, and the built package runs with its workers', async () => {
   mkdirSync(out, { recursive: true });
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], { encoding: 'utf8' });
+  const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(out, 'dist')], {
+    encoding: 'utf8',
+  });
   assert.is(build.status, 0, build.stdout + build.stderr);
-  for (const file of ['index.js', 'index.d.ts', 'engines/sqlite/store-worker.js', 'engines/postgres/store-worker.js', 'cleaner/sweep-task.js', 'cli.js']) {
+  for (const file of [
+    'index.js',
+    'index.d.ts',
+    'engines/sqlite/store-worker.js',
+    'engines/postgres/store-worker.js',
+    'cleaner/sweep-task.js',
+    'cli.js',
+  ]) {
     assert.ok(existsSync(join(out, 'dist', file)), `dist/${file}`);
   }
   const script = join(out, 'use-dist.mjs');
-  writeFileSync(script, `
+  writeFileSync(
+    script,
+    `
     import { startSessionApp, createHandler, ConfigError } from './dist/index.js';
     const app = await startSessionApp({ database: ${JSON.stringify(join(out, 'dist.db'))}, maxAge: 0.2, sweepSignal: false });
     const id = await app.store.put(null, { from: 'dist' });
@@ -36,10 +47,17 @@ test('the build emits JS and declarations, and the built package runs with its w
     const status = app.status();
     await app.stop();
     console.log(JSON.stringify({ data, swept: swept.deleted, restarts: status.children.store.restarts, handler: typeof createHandler, config: new ConfigError('k', 'm').code }));
-  `);
+  `,
+  );
   const result = await runScript(script, [], { timeoutMs: 30000 });
   assert.is(result.code, 0, result.stderr);
-  assert.equal(JSON.parse(result.stdout), { data: { from: 'dist' }, swept: 1, restarts: 1, handler: 'function', config: 'ERR_SESSION_CONFIG' });
+  assert.equal(JSON.parse(result.stdout), {
+    data: { from: 'dist' },
+    swept: 1,
+    restarts: 1,
+    handler: 'function',
+    config: 'ERR_SESSION_CONFIG',
+  });
 });
 
 // Two copies of the package in one process (an app's and a library's): each
@@ -47,7 +65,7 @@ test('the build emits JS and declarations, and the built package runs with its w
 // brands, and a front door answers an error of the other copy by its class.
 test('errors of one copy of the package are recognised by another copy', async () => {
   // The built copy from the test above (dist/ under `out`), beside the source.
-  const other = await import(pathToFileURL(join(out, 'dist', 'index.js')).href) as typeof import('../src/index.ts');
+  const other = (await import(pathToFileURL(join(out, 'dist', 'index.js')).href)) as typeof import('../src/index.ts');
   const mine = await import('../src/index.ts');
   assert.is.not(other.StoreUnavailableError, mine.StoreUnavailableError, 'two copies');
   const theirs = new other.StoreUnavailableError('from the other copy');
@@ -69,8 +87,17 @@ test('errors of one copy of the package are recognised by another copy', async (
   mkdirSync(dir, { recursive: true });
   const app = await mine.startSessionApp({ database: join(dir, 'errors.db'), sweepSignal: false });
   // A store (any SessionStore-shaped object) whose load fails with the other copy's error.
-  const failing = { ...app.store, commit: undefined, get: () => Promise.reject(new other.StoreUnavailableError('the other copy says so')), patch: app.store.patch.bind(app.store) };
-  const server = createServer(mine.createHandler(failing as typeof app.store, (_req, res) => { res.end('never'); }));
+  const failing = {
+    ...app.store,
+    commit: undefined,
+    get: () => Promise.reject(new other.StoreUnavailableError('the other copy says so')),
+    patch: app.store.patch.bind(app.store),
+  };
+  const server = createServer(
+    mine.createHandler(failing as typeof app.store, (_req, res) => {
+      res.end('never');
+    }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const { port } = server.address() as AddressInfo;

@@ -183,7 +183,13 @@ test('two processes share one file, both writing and sweeping: no request fails'
     let deleted = 0;
     for (const result of [a, b]) {
       assert.is(result.code, 0, result.stderr);
-      const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as { ok: number; failed: number; sweeps: number; deleted: number; errors: string[] };
+      const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+        ok: number;
+        failed: number;
+        sweeps: number;
+        deleted: number;
+        errors: string[];
+      };
       assert.is(summary.failed, 0, summary.errors.join('; '));
       assert.ok(summary.ok >= 500, `${summary.ok} requests`);
       assert.ok(summary.sweeps >= 3, `${summary.sweeps} sweeps`);

@@ -18,7 +18,8 @@ test('--help prints the usage and exits 0', async () => {
   const result = await cli('--help');
   assert.is(result.code, 0);
   assert.match(result.stdout, /usage: supervised-sessions/);
-  for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep', 'sessions', 'revoke']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+  for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep', 'sessions', 'revoke'])
+    assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
 });
 
 test('setup says what it created, and is idempotent', async () => {
@@ -39,7 +40,11 @@ test('stats prints live, dead and bytes; sweep deletes the dead and prints how m
   // Four sessions last used two hours ago: dead at a one-hour max age, live at
   // the default day (no sleeping, so no race with a slow CLI start).
   const aged = new DatabaseSync(database);
-  aged.prepare(`UPDATE session SET created_at = created_at - 7200000, touched_at = touched_at - 7200000 WHERE json_extract(data, '$.old') = 1`).run();
+  aged
+    .prepare(
+      `UPDATE session SET created_at = created_at - 7200000, touched_at = touched_at - 7200000 WHERE json_extract(data, '$.old') = 1`,
+    )
+    .run();
   aged.close();
   const stats = await cli('stats', '--database', 'stats.db', '--max-age', '3600');
   assert.is(stats.code, 0, stats.stderr);
@@ -100,7 +105,7 @@ for (const [what, args, message] of failures) {
 test('a table of another shape: refused, with its rows left alone', async () => {
   const file = join(temp.dir, 'other.db');
   const db = new DatabaseSync(file);
-  db.exec('CREATE TABLE session (x TEXT); INSERT INTO session VALUES (\'keep\')');
+  db.exec("CREATE TABLE session (x TEXT); INSERT INTO session VALUES ('keep')");
   db.close();
   for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep']) {
     const result = await cli(command, '--database', 'other.db');
@@ -127,7 +132,10 @@ test('sessions --owner lists the live sessions (handle, created, last used, expi
   const lines = list.stdout.trim().split('\n');
   assert.is(lines.length, 3);
   for (const [i, line] of lines.entries()) {
-    assert.match(line, /^h[A-Za-z0-9_-]{43} {2}created \d{4}-\d\d-\d\dT[\d:.]+Z {2}last used \d{4}-\d\d-\d\dT[\d:.]+Z {2}expires \d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.match(
+      line,
+      /^h[A-Za-z0-9_-]{43} {2}created \d{4}-\d\d-\d\dT[\d:.]+Z {2}last used \d{4}-\d\d-\d\dT[\d:.]+Z {2}expires \d{4}-\d\d-\d\dT[\d:.]+Z$/,
+    );
     assert.is(line.split(' ')[0], handles[i]);
   }
   assert.not.ok(list.stdout.includes(ids[0]!), 'never an id');

@@ -5,8 +5,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import {
-  startSessionApp, setupStore, clearStore, dropStore,
-  ConfigError, SessionError, TableExistsError, TableNotExistsError,
+  startSessionApp,
+  setupStore,
+  clearStore,
+  dropStore,
+  ConfigError,
+  SessionError,
+  TableExistsError,
+  TableNotExistsError,
 } from '../src/index.ts';
 import { sleep, tempDir } from './helpers.ts';
 
@@ -92,8 +98,15 @@ test('a non-object config is refused', async () => {
 
 test('accepted edge values: fractions, touchAfter 0, sweepSignal false, a partial restart object', async () => {
   const app = await startSessionApp({
-    database: join(temp.dir, 'edge.db'), maxAge: 0.5, touchAfter: 0, cleanerInterval: 0.25,
-    sweepSignal: false, restart: { intensity: 5 }, maxLifetime: 1.5, maxSessionBytes: 100, durability: 'full',
+    database: join(temp.dir, 'edge.db'),
+    maxAge: 0.5,
+    touchAfter: 0,
+    cleanerInterval: 0.25,
+    sweepSignal: false,
+    restart: { intensity: 5 },
+    maxLifetime: 1.5,
+    maxSessionBytes: 100,
+    durability: 'full',
   });
   try {
     assert.equal(app.config.restart, { intensity: 5, period: 5 }, 'the partial nested object keeps the other default');
@@ -115,10 +128,22 @@ test('defaults: as docs/store.md states them', async () => {
       assert.equal(
         { ...config, restart: { ...config.restart } },
         {
-          database: 'sessions.db', table: 'session', maxAge: 86400, timestamp: 'relative', cleanerInterval: 60,
-          sweepSignal: false, autoSetup: true, restart: { intensity: 3, period: 5 }, shutdownTimeout: 5000,
-          requestTimeout: 5000, durability: 'normal', maxSessionBytes: 65536, touchAfter: 60, maxLifetime: null,
-          maxPendingCalls: 10000, maxSessionsPerOwner: null,
+          database: 'sessions.db',
+          table: 'session',
+          maxAge: 86400,
+          timestamp: 'relative',
+          cleanerInterval: 60,
+          sweepSignal: false,
+          autoSetup: true,
+          restart: { intensity: 3, period: 5 },
+          shutdownTimeout: 5000,
+          requestTimeout: 5000,
+          durability: 'normal',
+          maxSessionBytes: 65536,
+          touchAfter: 60,
+          maxLifetime: null,
+          maxPendingCalls: 10000,
+          maxSessionsPerOwner: null,
         },
       );
       assert.ok(existsSync(join(dir.dir, 'sessions.db')), 'sessions.db in the working directory');
@@ -148,7 +173,7 @@ test('autoSetup false: a missing table rejects with TableNotExistsError', async 
 test('a table of that name with other columns: TableExistsError, and its rows are left alone', async () => {
   const file = join(temp.dir, 'foreign.db');
   const db = new DatabaseSync(file);
-  db.exec('CREATE TABLE session (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO session (name) VALUES (\'keep me\')');
+  db.exec("CREATE TABLE session (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO session (name) VALUES ('keep me')");
   db.close();
   const error = await startSessionApp({ database: file, sweepSignal: false }).catch((e: unknown) => e);
   assert.instance(error, TableExistsError);
@@ -157,7 +182,13 @@ test('a table of that name with other columns: TableExistsError, and its rows ar
     assert.instance(await helper({ database: file }).catch((e: unknown) => e), TableExistsError);
   }
   const check = new DatabaseSync(file);
-  assert.equal(check.prepare('SELECT name FROM session').all().map((row) => row.name), ['keep me']);
+  assert.equal(
+    check
+      .prepare('SELECT name FROM session')
+      .all()
+      .map((row) => row.name),
+    ['keep me'],
+  );
   check.close();
 });
 
@@ -198,8 +229,11 @@ test('helpers take only database and table, validated like startSessionApp', asy
 test('durations past 24.8 days are honoured, not clamped to 1 ms by Node timers', async () => {
   const day = 86400;
   const app = await startSessionApp({
-    database: join(temp.dir, 'long.db'), sweepSignal: false,
-    cleanerInterval: 30 * day, requestTimeout: 40 * day * 1000, shutdownTimeout: 30 * day * 1000,
+    database: join(temp.dir, 'long.db'),
+    sweepSignal: false,
+    cleanerInterval: 30 * day,
+    requestTimeout: 40 * day * 1000,
+    shutdownTimeout: 30 * day * 1000,
   });
   try {
     const sweeps: unknown[] = [];

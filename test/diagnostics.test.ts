@@ -10,11 +10,21 @@ test('supervised-sessions:store traces every store call: start, end, asyncStart,
   withApp({}, async (app) => {
     const seen: Array<[string, string, unknown?]> = [];
     const handlers = {
-      start: (context: { op: string }) => { seen.push(['start', context.op]); },
-      end: (context: { op: string }) => { seen.push(['end', context.op]); },
-      asyncStart: (context: { op: string; result?: unknown }) => { seen.push(['asyncStart', context.op, context.result]); },
-      asyncEnd: (context: { op: string }) => { seen.push(['asyncEnd', context.op]); },
-      error: (context: { op: string; error?: unknown }) => { seen.push(['error', context.op, context.error]); },
+      start: (context: { op: string }) => {
+        seen.push(['start', context.op]);
+      },
+      end: (context: { op: string }) => {
+        seen.push(['end', context.op]);
+      },
+      asyncStart: (context: { op: string; result?: unknown }) => {
+        seen.push(['asyncStart', context.op, context.result]);
+      },
+      asyncEnd: (context: { op: string }) => {
+        seen.push(['asyncEnd', context.op]);
+      },
+      error: (context: { op: string; error?: unknown }) => {
+        seen.push(['error', context.op, context.error]);
+      },
     };
     const channel = diagnosticsChannel.tracingChannel('supervised-sessions:store');
     channel.subscribe(handlers as never);
@@ -22,8 +32,14 @@ test('supervised-sessions:store traces every store call: start, end, asyncStart,
       const id = await app.store.put(null, { a: 1 });
       await app.store.get(id!);
       await app.store.patch(id!, { set: { b: 2 } });
-      assert.equal(seen.filter(([event]) => event === 'start').map(([, op]) => op), ['create', 'get', 'patch']);
-      assert.equal(seen.filter(([event]) => event === 'asyncEnd').map(([, op]) => op), ['create', 'get', 'patch']);
+      assert.equal(
+        seen.filter(([event]) => event === 'start').map(([, op]) => op),
+        ['create', 'get', 'patch'],
+      );
+      assert.equal(
+        seen.filter(([event]) => event === 'asyncEnd').map(([, op]) => op),
+        ['create', 'get', 'patch'],
+      );
       const created = seen.find(([event, op]) => event === 'asyncStart' && op === 'create');
       assert.is(created![2], id, 'the result is on the context');
       seen.length = 0;
@@ -39,7 +55,7 @@ test('supervised-sessions:store traces every store call: start, end, asyncStart,
     }
   }));
 
-test('supervised-sessions:restart and :sweep carry the events\' payloads', () =>
+test("supervised-sessions:restart and :sweep carry the events' payloads", () =>
   withApp({ cleanerInterval: 3600 }, async (app) => {
     const restarts: unknown[] = [];
     const sweeps: unknown[] = [];

@@ -19,25 +19,42 @@ export async function closeDoors(): Promise<void> {
 }
 
 /** A framework-neutral route: what the handler does with its session, and what it answers. */
-export type Route = (session: Session, query: URLSearchParams) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
+export type Route = (
+  session: Session,
+  query: URLSearchParams,
+) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
 export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify';
 export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify'];
 
 export async function listenNode(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 export async function serve(door: Door, route: Route, options: HandlerOptions, store: SessionStore): Promise<string> {
   const quiet = { onError: () => {}, ...options };
   if (door === 'createHandler') {
-    return listenNode(createServer(createHandler(store, async (req, res, session) => {
-      const out = await route(session, new URL(req.url!, 'http://x').searchParams);
-      res.statusCode = out.status ?? 200;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(out.body));
-    }, quiet)));
+    return listenNode(
+      createServer(
+        createHandler(
+          store,
+          async (req, res, session) => {
+            const out = await route(session, new URL(req.url!, 'http://x').searchParams);
+            res.statusCode = out.status ?? 200;
+            res.setHeader('content-type', 'application/json');
+            res.end(JSON.stringify(out.body));
+          },
+          quiet,
+        ),
+      ),
+    );
   }
   if (door === 'express 5' || door === 'express 4') {
     const web = (door === 'express 5' ? express5 : express4)();
@@ -67,17 +84,24 @@ export async function serve(door: Door, route: Route, options: HandlerOptions, s
   return `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
 }
 
-export interface Reply { status: number; body: any; cookies: string[] }
+export interface Reply {
+  status: number;
+  body: any;
+  cookies: string[];
+}
 
 export async function get(url: string, cookie?: string, headers: Record<string, string> = {}): Promise<Reply> {
   const response = await request(url, { headers: { ...headers, ...(cookie ? { cookie } : {}) }, headersTimeout: 5000, bodyTimeout: 5000 });
   const text = await response.body.text();
   const raw = response.headers['set-cookie'];
   let body: unknown = text;
-  try { body = text ? JSON.parse(text) : null; } catch { /* a bare error page */ }
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    /* a bare error page */
+  }
   return { status: response.statusCode, body, cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw] };
 }
 
 export const cookieOf = (reply: Reply) => reply.cookies.find((line) => line.startsWith('sid='))?.split(';')[0];
 export const idOf = (cookie: string) => cookie.slice(4);
-

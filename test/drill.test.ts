@@ -12,8 +12,12 @@ test('nothing acknowledged is lost, no logout is undone, every fault recovers, g
   assert.is(result.timedOut, false, 'the drill hung');
   assert.is(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
-    acknowledgedWrites: number; acknowledgedWritesLost: number; resurrectedAfterLogout: number; loggedOut: number;
-    unrecovered: number; faults: Array<{ name: string; recoveryMs: number | null }>;
+    acknowledgedWrites: number;
+    acknowledgedWritesLost: number;
+    resurrectedAfterLogout: number;
+    loggedOut: number;
+    unrecovered: number;
+    faults: Array<{ name: string; recoveryMs: number | null }>;
     failed: Record<string, Record<string, number>>;
     supervisorGaveUp: { exitCode: number | null; exitedWithinMs: number; loud: boolean };
   };

@@ -33,7 +33,7 @@ export function ownServer(): PostgresServer | null {
 }
 
 export async function adminQuery(sql: string, values: unknown[] = [], url?: string): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url ?? await postgresAdminUrl() });
+  const client = new pg.Client({ connectionString: url ?? (await postgresAdminUrl()) });
   client.on('error', () => {});
   await client.connect();
   try {
@@ -64,7 +64,10 @@ let counter = 0;
  */
 export async function storeLocation(dir: string, name = 'sessions'): Promise<{ database: string; table?: string }> {
   if (!onPostgres) return { database: join(dir, `${name}.db`) };
-  return { database: await postgresDatabase(), table: `t${++counter}_${name.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 20)}_${Math.random().toString(36).slice(2, 8)}` };
+  return {
+    database: await postgresDatabase(),
+    table: `t${++counter}_${name.replace(/[^A-Za-z0-9_]/g, '_').slice(0, 20)}_${Math.random().toString(36).slice(2, 8)}`,
+  };
 }
 
 /** A test that only means something on SQLite (a file on disk, SQLite's own plans or locks); its PostgreSQL counterpart is written beside it. */

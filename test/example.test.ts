@@ -21,13 +21,18 @@ test.before(async () => {
     env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'example.db'), SESSIONS_ADMIN: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stderr!.on('data', (chunk) => { output += chunk; });
+  child.stderr!.on('data', (chunk) => {
+    output += chunk;
+  });
   url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the example did not start: ${output}`)), 20000);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk;
       const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(output);
-      if (match) { clearTimeout(timer); resolve(match[1]); }
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
     });
   });
 });
@@ -40,15 +45,22 @@ test.after(async () => {
 });
 
 async function call(path: string, options: { method?: string; headers?: Record<string, string>; body?: string | Readable } = {}) {
-  const response = await request(`${url}${path}`, { method: (options.method ?? 'GET') as 'GET', headers: options.headers, body: options.body, headersTimeout: 10000, bodyTimeout: 10000 });
+  const response = await request(`${url}${path}`, {
+    method: (options.method ?? 'GET') as 'GET',
+    headers: options.headers,
+    body: options.body,
+    headersTimeout: 10000,
+    bodyTimeout: 10000,
+  });
   return { status: response.statusCode, body: await response.body.text(), headers: response.headers };
 }
 
 async function storeRestarts(): Promise<number> {
-  return (JSON.parse((await call('/admin/status', { method: 'POST' })).body) as { children: { store: { restarts: number } } }).children.store.restarts;
+  return (JSON.parse((await call('/admin/status', { method: 'POST' })).body) as { children: { store: { restarts: number } } }).children
+    .store.restarts;
 }
 
-test('/metrics serves the app\'s figures in the Prometheus text format, and sets no cookie', async () => {
+test("/metrics serves the app's figures in the Prometheus text format, and sets no cookie", async () => {
   await call('/');
   const scrape = await call('/metrics');
   assert.is(scrape.status, 200);
@@ -85,11 +97,18 @@ test('a form body over 4 KiB gets a 413, not a 500', async () => {
   const head = await new Promise<string>((resolve, reject) => {
     const socket = connect(Number(port), '127.0.0.1');
     let received = '';
-    socket.setTimeout(10_000, () => { socket.destroy(); reject(new Error(`no answer: ${received}`)); });
-    socket.on('data', (chunk) => { received += chunk; });
+    socket.setTimeout(10_000, () => {
+      socket.destroy();
+      reject(new Error(`no answer: ${received}`));
+    });
+    socket.on('data', (chunk) => {
+      received += chunk;
+    });
     socket.on('close', () => resolve(received));
     socket.on('error', () => resolve(received));
-    socket.write(`POST /name HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100000000\r\n\r\n`);
+    socket.write(
+      `POST /name HTTP/1.1\r\nhost: 127.0.0.1:${port}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100000000\r\n\r\n`,
+    );
     socket.write(`name=${'a'.repeat(8 * 1024)}`);
   });
   assert.match(head, /^HTTP\/1\.1 413 /, head.slice(0, 80));
@@ -106,7 +125,11 @@ test('an endless form body: the server stops reading it and stays up (bounded st
     }
   }
   // The 413 may be lost to a reset (the server closes while the client still sends): either is fine, a 500 is not.
-  const reply = await call('/name', { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Readable.from(endless()) }).catch((error: Error) => ({ status: 0, body: error.message, headers: {} }));
+  const reply = await call('/name', {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: Readable.from(endless()),
+  }).catch((error: Error) => ({ status: 0, body: error.message, headers: {} }));
   assert.ok(reply.status === 413 || reply.status === 0, `413 or a reset, not ${reply.status}: ${reply.body}`);
   assert.ok(sent < 8 * 1024 * 1024, `the server stopped reading (${sent} bytes sent)`);
   assert.is((await call('/')).status, 200, 'the server still answers');
@@ -115,7 +138,11 @@ test('an endless form body: the server stops reading it and stays up (bounded st
 test('a form within the limit is stored', async () => {
   const first = await call('/');
   const cookie = String(first.headers['set-cookie']).split(';')[0];
-  const saved = await call('/name', { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=Ada' });
+  const saved = await call('/name', {
+    method: 'POST',
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'name=Ada',
+  });
   assert.is(saved.status, 303);
   assert.match((await call('/', { headers: { cookie } })).body, /Hello, Ada!/);
 });
@@ -140,17 +167,23 @@ test('a logout posted from another site is refused; the session stays', async ()
 
 test('the Fastify example serves the same pages: count, log in, log out', async () => {
   const fastifyExample = spawn(process.execPath, [join(root, 'examples', 'fastify.ts')], {
-    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'fastify.db') }, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'fastify.db') },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
-  fastifyExample.stderr!.on('data', (chunk) => { log += chunk; });
+  fastifyExample.stderr!.on('data', (chunk) => {
+    log += chunk;
+  });
   try {
     const base = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the Fastify example did not start: ${log}`)), 20000);
       fastifyExample.stdout!.on('data', (chunk: Buffer) => {
         log += chunk;
         const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (match) { clearTimeout(timer); resolve(match[1]); }
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
       });
     });
     const page = async (cookie?: string) => {
@@ -162,7 +195,11 @@ test('the Fastify example serves the same pages: count, log in, log out', async 
     assert.match(first.body, /id="visits">1</);
     let cookie = first.cookie!;
     assert.match((await page(cookie)).body, /id="visits">2</);
-    const login = await request(`${base}/login`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: 'user=grace&remember=1' });
+    const login = await request(`${base}/login`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'user=grace&remember=1',
+    });
     await login.body.text();
     assert.is(login.statusCode, 303);
     assert.match(String(login.headers['set-cookie']), /; Max-Age=2592000(;|$)/, '"remember me": a 30-day cookie');
@@ -170,7 +207,11 @@ test('the Fastify example serves the same pages: count, log in, log out', async 
     const after = await page(cookie);
     assert.match(after.body, /Logged in as <strong>grace<\/strong>/);
     assert.match(after.body, /id="visits">3</, 'the data came along');
-    const tooBig = await request(`${base}/name`, { method: 'POST', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, body: `name=${'a'.repeat(8192)}` });
+    const tooBig = await request(`${base}/name`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: `name=${'a'.repeat(8192)}`,
+    });
     await tooBig.body.text();
     assert.is(tooBig.statusCode, 413);
     const logout = await request(`${base}/logout`, { method: 'POST', headers: { cookie } });

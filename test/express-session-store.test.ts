@@ -17,7 +17,7 @@ const closers: Array<() => Promise<void>> = [];
 let app: SessionApp;
 
 test.before(async () => {
-  app = await startSessionApp({ ...await storeLocation(temp.dir, 'es'), sweepSignal: false, maxAge: 1.5, touchAfter: 0.2 });
+  app = await startSessionApp({ ...(await storeLocation(temp.dir, 'es')), sweepSignal: false, maxAge: 1.5, touchAfter: 0.2 });
 });
 test.after(async () => {
   for (const close of closers) await close();
@@ -25,7 +25,9 @@ test.after(async () => {
   temp.remove();
 });
 
-type Req = express.Request & { session: Record<string, unknown> & { regenerate(cb: (e?: Error) => void): void; destroy(cb: (e?: Error) => void): void } };
+type Req = express.Request & {
+  session: Record<string, unknown> & { regenerate(cb: (e?: Error) => void): void; destroy(cb: (e?: Error) => void): void };
+};
 
 const seen: Error[] = [];
 
@@ -59,7 +61,13 @@ async function serve(store: SessionAppStore, options: Record<string, unknown> = 
   });
   const server = createServer(web);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
@@ -131,10 +139,13 @@ test("each session expires with its cookie (express-session's cookie.expires), n
   assert.equal((await get(`${long}/get`, remembered.cookie)).body.data, { user: 'ada' }, 'the 60 s cookie outlives the app maxAge');
   const all = await call<Array<Record<string, unknown>>>((cb) => store.all(cb));
   assert.ok(all.some((data) => data.user === 'ada'));
-  assert.not.ok(all.some((data) => data.user === 'bob' || data.user === 'cy'), 'all() lists only live sessions');
+  assert.not.ok(
+    all.some((data) => data.user === 'bob' || data.user === 'cy'),
+    'all() lists only live sessions',
+  );
 });
 
-test('touch extends the expiry to the cookie\'s (rolling: false, resave: false); left alone, the session dies when its cookie does', async () => {
+test("touch extends the expiry to the cookie's (rolling: false, resave: false); left alone, the session dies when its cookie does", async () => {
   const store = new SessionAppStore(app.store);
   const url = await serve(store, { cookie: { maxAge: 1000 } });
   const created = await get(`${url}/set?user=ada`);
@@ -163,7 +174,11 @@ test('touch keeps the stored cookie with the expiry it moved (beyond touchAfter)
   const later = new Date(first.getTime() + 5000);
   await call((cb) => store.touch('moved-key', { cookie: cookie(later), n: 1 } as never, cb));
   const moved = await call<Record<string, any>>((cb) => store.get('moved-key', cb));
-  assert.equal(moved, { cookie: { ...cookie(later), expires: later.toISOString() }, n: 1 }, 'the cookie moved with the expiry, the data kept');
+  assert.equal(
+    moved,
+    { cookie: { ...cookie(later), expires: later.toISOString() }, n: 1 },
+    'the cookie moved with the expiry, the data kept',
+  );
 });
 
 test("cookie.maxAge changed by a request (a remember-me login) is the session's new expiry", async () => {
@@ -178,15 +193,24 @@ test("cookie.maxAge changed by a request (a remember-me login) is the session's 
   });
   const server = createServer(web);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const remembered = await get(`${url}/login?remember=1`);
   const forgotten = await get(`${url}/login`);
   await sleep(1800);
   const stored = await call<Record<string, any>>((cb) => store.get(remembered.body.id as string, cb));
-  assert.is(stored.user, 'ada', 'the remembered session lives past the first cookie\'s 0.5 s');
+  assert.is(stored.user, 'ada', "the remembered session lives past the first cookie's 0.5 s");
   // express-session reads the time left when the route sets maxAge: 60 s, give or take the request's milliseconds.
-  assert.ok(stored.cookie.originalMaxAge > 59_000 && stored.cookie.originalMaxAge <= 60_000, `with the cookie the login gave it: ${stored.cookie.originalMaxAge}`);
+  assert.ok(
+    stored.cookie.originalMaxAge > 59_000 && stored.cookie.originalMaxAge <= 60_000,
+    `with the cookie the login gave it: ${stored.cookie.originalMaxAge}`,
+  );
   assert.is(await call((cb) => store.get(forgotten.body.id as string, cb)), null, 'the 0.5 s cookie: dead');
 });
 
@@ -210,7 +234,10 @@ test('set with data that is not JSON: the error reaches the callback, never thro
   const store = new SessionAppStore(app.store);
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
-  const error = await call((cb) => store.set('cyclic', cyclic as never, cb)).then(() => null, (e: unknown) => e);
+  const error = await call((cb) => store.set('cyclic', cyclic as never, cb)).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.instance(error, Error);
 });
 
@@ -220,13 +247,16 @@ test('clear empties the store; a session too large is an error for express-sessi
   assert.ok((await call<number>((cb) => store.length(cb))) >= 1);
   await call((cb) => store.clear(cb));
   assert.is(await call<number>((cb) => store.length(cb)), 0);
-  const error = await call((cb) => store.set('too-big', { big: 'x'.repeat(70_000) } as never, cb)).then(() => null, (e: unknown) => e);
+  const error = await call((cb) => store.set('too-big', { big: 'x'.repeat(70_000) } as never, cb)).then(
+    () => null,
+    (e: unknown) => e,
+  );
   assert.match(String(error), /maxSessionBytes/);
   assert.is(await call((cb) => store.get('too-big', cb)), null);
 });
 
 test('a store that is down: the errors reach next(err), never thrown', async () => {
-  const other = await startSessionApp({ ...await storeLocation(temp.dir, 'stopped'), sweepSignal: false });
+  const other = await startSessionApp({ ...(await storeLocation(temp.dir, 'stopped')), sweepSignal: false });
   closers.push(() => other.stop());
   const store = new SessionAppStore(other.store);
   const url = await serve(store);

@@ -12,7 +12,9 @@ test('an app on SQLite (its helpers, a sweep, a request) never loads pg on the m
   const temp = tempDir();
   try {
     const file = join(temp.dir, 'footprint.mts');
-    writeFileSync(file, `
+    writeFileSync(
+      file,
+      `
       import { createRequire } from 'node:module';
       import { createServer } from 'node:http';
       import { request } from ${JSON.stringify(import.meta.resolve('undici'))};
@@ -33,7 +35,8 @@ test('an app on SQLite (its helpers, a sweep, a request) never loads pg on the m
       // A PostgreSQL URL loads it (nothing listens there: the helper fails, after loading the driver).
       await setupStore({ database: 'postgres://nobody@127.0.0.1:1/none?connect_timeout=1' }).catch(() => {});
       console.log(JSON.stringify({ status: response.statusCode, sqlite, postgres: loaded() }));
-    `);
+    `,
+    );
     const child = spawnSync(process.execPath, [...process.execArgv, file], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     assert.is(child.status, 0, child.stderr);
     const result = JSON.parse(child.stdout.trim().split('\n').pop()!) as { status: number; sqlite: number; postgres: number };

@@ -13,20 +13,36 @@ import { readFileSync } from 'node:fs';
 import express5 from 'express';
 import Fastify from 'fastify';
 import {
-  startSessionApp, createHandler, StoreUnavailableError,
-  type SessionApp, type HandlerOptions, type SessionStore,
+  startSessionApp,
+  createHandler,
+  StoreUnavailableError,
+  type SessionApp,
+  type HandlerOptions,
+  type SessionStore,
 } from '../src/index.ts';
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
 import { sleep, tempDir } from './helpers.ts';
 import { storeLocation } from './engines.ts';
-import { closeDoors, closers, cookieOf, DOORS, get, idOf, listenNode, serve as serveDoor, type Door, type Reply, type Route } from './doors.ts';
+import {
+  closeDoors,
+  closers,
+  cookieOf,
+  DOORS,
+  get,
+  idOf,
+  listenNode,
+  serve as serveDoor,
+  type Door,
+  type Reply,
+  type Route,
+} from './doors.ts';
 
 const temp = tempDir();
 let app: SessionApp;
 
 test.before(async () => {
-  app = await startSessionApp({ ...await storeLocation(temp.dir, 'doors'), sweepSignal: false });
+  app = await startSessionApp({ ...(await storeLocation(temp.dir, 'doors')), sweepSignal: false });
 });
 test.after(async () => {
   await closeDoors();
@@ -34,7 +50,8 @@ test.after(async () => {
   temp.remove();
 });
 
-const serve = (door: Door, route: Route, options: HandlerOptions = {}, store: SessionStore = app.store) => serveDoor(door, route, options, store);
+const serve = (door: Door, route: Route, options: HandlerOptions = {}, store: SessionStore = app.store) =>
+  serveDoor(door, route, options, store);
 
 /** A small app: ?set=k&v=..., ?drop, ?renew, ?wait=ms, ?status=n; answers the session as it is. */
 const kv: Route = async (session, q) => {
@@ -53,8 +70,15 @@ const kv: Route = async (session, q) => {
 function downStore(getToo = false): SessionStore {
   const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
   return {
-    get: getToo ? down : async () => ({ n: 1 }), put: down, patch: down, renew: down, delete: down, count: down,
-    sessionsOf: down, revoke: down, revokeAll: down,
+    get: getToo ? down : async () => ({ n: 1 }),
+    put: down,
+    patch: down,
+    renew: down,
+    delete: down,
+    count: down,
+    sessionsOf: down,
+    revoke: down,
+    revokeAll: down,
   } as unknown as SessionStore;
 }
 
@@ -85,10 +109,16 @@ for (const door of DOORS) {
     const slow = get(`${url}/?wait=80&set=late&v=1&status=202`, `sid=${id}`);
     await sleep(20);
     const logout = await get(`${url}/?drop`, `sid=${id}`);
-    assert.ok(logout.cookies.some((line) => /^sid=;/.test(line)), 'the logout expires the cookie');
+    assert.ok(
+      logout.cookies.some((line) => /^sid=;/.test(line)),
+      'the logout expires the cookie',
+    );
     const late = await slow;
     assert.is(late.status, 202);
-    assert.ok(late.cookies.some((line) => /^sid=;/.test(line)), 'the late response expires it too');
+    assert.ok(
+      late.cookies.some((line) => /^sid=;/.test(line)),
+      'the late response expires it too',
+    );
     assert.is(await app.store.get(id), null, 'never undone');
   });
 
@@ -119,7 +149,7 @@ for (const door of DOORS) {
     await app.store.delete(id);
     const reply = await get(`${url}/?set=x&v=1`, `sid=${id}`);
     assert.is(reply.body.isNew, true);
-    assert.is.not(idOf(cookieOf(reply)!), id, 'a new id, never the client\'s');
+    assert.is.not(idOf(cookieOf(reply)!), id, "a new id, never the client's");
     assert.is(await app.store.get(id), null);
   });
 
@@ -132,7 +162,11 @@ for (const door of DOORS) {
     assert.equal(await app.store.get(id), { n: 1 }, 'the change before the throw was not stored');
     const fresh = await get(`${url}/?throw`);
     assert.is(fresh.status, 500);
-    assert.equal(fresh.cookies.filter((line) => line.startsWith('sid=')), [], 'no session cookie');
+    assert.equal(
+      fresh.cookies.filter((line) => line.startsWith('sid=')),
+      [],
+      'no session cookie',
+    );
     assert.is(await app.store.count(), before, 'no session created');
   });
 
@@ -142,7 +176,11 @@ for (const door of DOORS) {
     const committing = await serve(door, kv, {}, downStore(false));
     const reply = await get(`${committing}/?set=a&v=1`, `sid=${'A'.repeat(43)}`);
     assert.is(reply.status, 503);
-    assert.equal(reply.cookies.filter((line) => line.startsWith('sid=')), [], 'no session cookie on the error');
+    assert.equal(
+      reply.cookies.filter((line) => line.startsWith('sid=')),
+      [],
+      'no session cookie on the error',
+    );
   });
 
   test(`${door}: a session over maxSessionBytes gives 500 and stores nothing`, async () => {
@@ -158,7 +196,10 @@ for (const door of DOORS) {
     const trusting = await serve(door, kv, { cookie: { secure: 'auto' }, trustProxy: true });
     const isSecure = (reply: Reply) => /; Secure/i.test(reply.cookies.find((line) => line.startsWith('sid='))!);
     assert.not.ok(isSecure(await get(`${plain}/?set=a&v=1`)), 'plain HTTP: not Secure');
-    assert.not.ok(isSecure(await get(`${plain}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })), 'an untrusted header is ignored');
+    assert.not.ok(
+      isSecure(await get(`${plain}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })),
+      'an untrusted header is ignored',
+    );
     assert.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })), 'behind a trusted proxy: Secure');
     assert.not.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'http' })));
   });
@@ -167,20 +208,32 @@ for (const door of DOORS) {
 test('an error handler that sets no status still answers a failed commit with its 503 (Express, Fastify)', async () => {
   const web = express5();
   web.use(sessions(downStore(false), { onError: () => {} }));
-  web.use((req, res) => { req.session.set('a', 1); res.json({ ok: true }); });
-  web.use((error: Error, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => { res.json({ error: error.message }); });
+  web.use((req, res) => {
+    req.session.set('a', 1);
+    res.json({ ok: true });
+  });
+  web.use((error: Error, _req: express5.Request, res: express5.Response, _next: express5.NextFunction) => {
+    res.json({ error: error.message });
+  });
   const expressUrl = await listenNode(createServer(web));
   assert.is((await get(expressUrl, `sid=${'A'.repeat(43)}`)).status, 503);
   const fastify = Fastify();
-  fastify.setErrorHandler((error, _request, reply) => { void reply.send({ error: (error as Error).message }); });
+  fastify.setErrorHandler((error, _request, reply) => {
+    void reply.send({ error: (error as Error).message });
+  });
   await fastify.register(fastifySessions, { store: downStore(false), onError: () => {} });
-  fastify.get('/', async (request) => { request.session.set('a', 1); return { ok: true }; });
+  fastify.get('/', async (request) => {
+    request.session.set('a', 1);
+    return { ok: true };
+  });
   await fastify.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => fastify.close());
   const fastifyUrl = `http://127.0.0.1:${(fastify.server.address() as AddressInfo).port}`;
   assert.is((await get(fastifyUrl, `sid=${'A'.repeat(43)}`)).status, 503);
   const loadDown = Fastify();
-  loadDown.setErrorHandler((error, _request, reply) => { void reply.send({ error: (error as Error).message }); });
+  loadDown.setErrorHandler((error, _request, reply) => {
+    void reply.send({ error: (error as Error).message });
+  });
   await loadDown.register(fastifySessions, { store: downStore(true), onError: () => {} });
   loadDown.get('/', async () => ({ ok: true }));
   await loadDown.listen({ port: 0, host: '127.0.0.1' });
@@ -191,17 +244,47 @@ test('an error handler that sets no status still answers a failed commit with it
 test("cookie.secure 'auto' over a real TLS socket: Secure (createHandler, Express)", async () => {
   // A throwaway self-signed certificate for 127.0.0.1.
   const dir = tempDir('tls-');
-  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-keyout', join(dir.dir, 'key.pem'), '-out', join(dir.dir, 'cert.pem')], { encoding: 'utf8' });
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-keyout',
+      join(dir.dir, 'key.pem'),
+      '-out',
+      join(dir.dir, 'cert.pem'),
+    ],
+    { encoding: 'utf8' },
+  );
   assert.is(made.status, 0, `openssl: ${made.stderr ?? made.error}`);
   const tls = { key: readFileSync(join(dir.dir, 'key.pem')), cert: readFileSync(join(dir.dir, 'cert.pem')) };
   dir.remove();
   const insecure = new Agent({ connect: { rejectUnauthorized: false } });
   const web = express5();
   web.use(sessions(app.store, { cookie: { secure: 'auto' }, onError: () => {} }));
-  web.use((req, res) => { req.session.set('a', 1); res.json({}); });
+  web.use((req, res) => {
+    req.session.set('a', 1);
+    res.json({});
+  });
   const servers = [
-    createHttpsServer(tls, createHandler(app.store, (_req, res, session) => { session.set('a', 1); res.end('{}'); }, { cookie: { secure: 'auto' } })),
+    createHttpsServer(
+      tls,
+      createHandler(
+        app.store,
+        (_req, res, session) => {
+          session.set('a', 1);
+          res.end('{}');
+        },
+        { cookie: { secure: 'auto' } },
+      ),
+    ),
     createHttpsServer(tls, web),
   ];
   try {
@@ -213,7 +296,11 @@ test("cookie.secure 'auto' over a real TLS socket: Secure (createHandler, Expres
       assert.match(String(line), /; Secure/);
     }
   } finally {
-    for (const server of servers) await new Promise((resolve) => { server.closeAllConnections(); server.close(resolve); });
+    for (const server of servers)
+      await new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(resolve);
+      });
     await insecure.close();
   }
 });
@@ -221,7 +308,13 @@ test("cookie.secure 'auto' over a real TLS socket: Secure (createHandler, Expres
 test('the adapters refuse a missing store, like createHandler', async () => {
   assert.throws(() => sessions(undefined as never), /store must be a SessionStore/);
   const fastify = Fastify();
-  const error = await fastify.register(fastifySessions, {} as never).ready().then(() => null, (e: unknown) => e);
+  const error = await fastify
+    .register(fastifySessions, {} as never)
+    .ready()
+    .then(
+      () => null,
+      (e: unknown) => e,
+    );
   assert.match(String(error), /store must be a SessionStore/);
   await fastify.close();
 });

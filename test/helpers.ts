@@ -25,19 +25,36 @@ export async function until(predicate: () => boolean | Promise<boolean>, timeout
 }
 
 /** Runs a script with this Node; resolves with its exit code, output and how long it ran. */
-export function runScript(file: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; node?: string } = {}):
-  Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number; timedOut: boolean }> {
+export function runScript(
+  file: string,
+  args: string[] = [],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; node?: string } = {},
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; ms: number; timedOut: boolean }> {
   return new Promise((resolve) => {
     const started = Date.now();
     // A .ts script on this Node needs the flags this process runs with (Node 22 strips types only when told).
-    const flags = options.node === undefined ? process.execArgv.filter((flag) => flag === '--experimental-strip-types' || flag === '--no-warnings') : [];
-    const child = spawn(options.node ?? process.execPath, [...flags, file, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env, cwd: options.cwd });
+    const flags =
+      options.node === undefined
+        ? process.execArgv.filter((flag) => flag === '--experimental-strip-types' || flag === '--no-warnings')
+        : [];
+    const child = spawn(options.node ?? process.execPath, [...flags, file, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: options.env ?? process.env,
+      cwd: options.cwd,
+    });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (chunk) => { stdout += chunk; });
-    child.stderr.on('data', (chunk) => { stderr += chunk; });
-    const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, options.timeoutMs ?? 20000);
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, options.timeoutMs ?? 20000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, ms: Date.now() - started, timedOut });
@@ -59,8 +76,12 @@ export function floorNode(): { version: string; path: string } {
   const prefix = join(root, '.tmp', `node-${version}`);
   const path = join(prefix, 'node_modules', 'node', 'bin', 'node');
   if (!existsSync(path)) {
-    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `node@${version}`], { encoding: 'utf8', timeout: 300_000 });
-    if (result.status !== 0 || !existsSync(path)) throw new Error(`could not install Node ${version} from npm: ${result.stderr || result.error}`);
+    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `node@${version}`], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
+    if (result.status !== 0 || !existsSync(path))
+      throw new Error(`could not install Node ${version} from npm: ${result.stderr || result.error}`);
   }
   return { version, path };
 }
@@ -71,7 +92,7 @@ export function floorNode(): { version: string; path: string } {
  */
 export async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
   const temp = tempDir();
-  const app = await startSessionApp({ ...await storeLocation(temp.dir), sweepSignal: false, ...config });
+  const app = await startSessionApp({ ...(await storeLocation(temp.dir)), sweepSignal: false, ...config });
   try {
     await body(app, temp.dir);
   } finally {

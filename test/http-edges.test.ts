@@ -7,8 +7,15 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
-  startSessionApp, createHandler, SessionError, StoreUnavailableError,
-  type SessionApp, type SessionHandler, type HandlerOptions, type Session, type SessionStore,
+  startSessionApp,
+  createHandler,
+  SessionError,
+  StoreUnavailableError,
+  type SessionApp,
+  type SessionHandler,
+  type HandlerOptions,
+  type Session,
+  type SessionStore,
 } from '../src/index.ts';
 import { sign, unsign } from '../src/http/signing.ts';
 import { sleep, tempDir, until } from './helpers.ts';
@@ -18,15 +25,19 @@ const temp = tempDir();
 let app: SessionApp;
 const servers: Array<() => Promise<void>> = [];
 const escaped: unknown[] = [];
-const onEscape = (error: unknown) => { escaped.push(error); };
+const onEscape = (error: unknown) => {
+  escaped.push(error);
+};
 const errors: Error[] = [];
 
 test.before(async () => {
   process.on('unhandledRejection', onEscape);
   process.on('uncaughtException', onEscape);
-  app = await startSessionApp({ ...await storeLocation(temp.dir, 'edges'), sweepSignal: false });
+  app = await startSessionApp({ ...(await storeLocation(temp.dir, 'edges')), sweepSignal: false });
 });
-test.before.each(() => { errors.length = 0; });
+test.before.each(() => {
+  errors.length = 0;
+});
 test.after.each(async () => {
   // Let anything a handler left behind settle, then check nothing escaped.
   await sleep(30);
@@ -43,20 +54,36 @@ test.after(async () => {
 async function listen(listener: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
   const server = createServer(listener);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  servers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
 const serve = (handler: SessionHandler, options?: HandlerOptions) =>
   listen(createHandler(app.store, handler, { onError: (error) => errors.push(error), ...options }));
 
-interface Reply { status: number; body: string; cookies: string[]; headers: Record<string, string | string[] | undefined> }
+interface Reply {
+  status: number;
+  body: string;
+  cookies: string[];
+  headers: Record<string, string | string[] | undefined>;
+}
 
 async function get(url: string, cookie?: string): Promise<Reply> {
   const response = await request(url, { headers: cookie ? { cookie } : {}, headersTimeout: 5000, bodyTimeout: 5000 });
   const body = await response.body.text();
   const raw = response.headers['set-cookie'];
-  return { status: response.statusCode, body, cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw], headers: response.headers };
+  return {
+    status: response.statusCode,
+    body,
+    cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw],
+    headers: response.headers,
+  };
 }
 
 /** The response fails to arrive whole (the connection was cut). */
@@ -99,14 +126,30 @@ const mistakes: Record<string, (res: ServerResponse) => string[]> = {
   'a number passed to end()': (res) => [codeOf(() => res.end(123 as never))],
   'an object passed to write()': (res) => [codeOf(() => res.write({} as never))],
   'null passed to write()': (res) => [codeOf(() => res.write(null as never))],
-  'a status out of range sent by end()': (res) => { res.statusCode = 42; return [codeOf(() => res.end())]; },
-  'a status message with a newline sent by write()': (res) => { res.statusMessage = 'a\nb'; return [codeOf(() => res.write('x'))]; },
-  'a status message with a newline, then writeHead(200)': (res) => { res.statusMessage = 'a\nb'; return [codeOf(() => res.writeHead(200))]; },
+  'a status out of range sent by end()': (res) => {
+    res.statusCode = 42;
+    return [codeOf(() => res.end())];
+  },
+  'a status message with a newline sent by write()': (res) => {
+    res.statusMessage = 'a\nb';
+    return [codeOf(() => res.write('x'))];
+  },
+  'a status message with a newline, then writeHead(200)': (res) => {
+    res.statusMessage = 'a\nb';
+    return [codeOf(() => res.writeHead(200))];
+  },
 };
 
 // Node accepts these; so must a held response.
 const accepted: Record<string, (res: ServerResponse) => string[]> = {
-  'headers as [name, value] pairs': (res) => [codeOf(() => res.writeHead(200, [['x-a', '1'], ['x-b', '2']] as never))],
+  'headers as [name, value] pairs': (res) => [
+    codeOf(() =>
+      res.writeHead(200, [
+        ['x-a', '1'],
+        ['x-b', '2'],
+      ] as never),
+    ),
+  ],
 };
 
 for (const [name, mistake] of [...Object.entries(mistakes), ...Object.entries(accepted)]) {
@@ -132,7 +175,11 @@ for (const [name, mistake] of [...Object.entries(mistakes), ...Object.entries(ac
     void get(bare).catch(() => {});
     await until(() => seen.length > 0, 5000, 'the bare handler');
     const expected = seen[0];
-    if (name in mistakes) assert.ok(expected.some((code) => code.startsWith('ERR_')), `node itself refuses it: ${expected}`);
+    if (name in mistakes)
+      assert.ok(
+        expected.some((code) => code.startsWith('ERR_')),
+        `node itself refuses it: ${expected}`,
+      );
     else assert.is(expected[0], 'none', 'node accepts it');
     const reply = await get(ours);
     assert.is(reply.status, 200);
@@ -213,7 +260,10 @@ test('drop() while the commit is in flight deletes the session and expires the c
   });
   const reply = await get(url, cookie);
   assert.is(await app.store.get(id), null);
-  assert.ok(reply.cookies.some((line) => /^sid=;.*Max-Age=0/.test(line)), `expired: ${reply.cookies}`);
+  assert.ok(
+    reply.cookies.some((line) => /^sid=;.*Max-Age=0/.test(line)),
+    `expired: ${reply.cookies}`,
+  );
 });
 
 test('drop() of a new session whose creation is in flight: nothing stays stored, no cookie', async () => {
@@ -324,7 +374,12 @@ test('a signature is exactly the issued 43 characters: a percent-encoded look-al
   const lookalike = String.fromCharCode(last + 0x100);
   assert.is(unsign(good.slice(0, -1) + lookalike, [secret]), null);
   assert.is(unsign(good, [secret]), id);
-  const url = await serve((_req, res, session) => { res.end(JSON.stringify({ isNew: session.isNew })); }, { secret });
+  const url = await serve(
+    (_req, res, session) => {
+      res.end(JSON.stringify({ isNew: session.isNew }));
+    },
+    { secret },
+  );
   const forged = `sid=${good.slice(0, -1)}${encodeURIComponent(lookalike)}`;
   assert.equal(JSON.parse((await get(url, forged)).body), { isNew: true }, 'not adopted');
   assert.equal(JSON.parse((await get(url, `sid=${good}`)).body), { isNew: false });
@@ -341,7 +396,13 @@ test("a held write keeps Node's backpressure contract: false past the high-water
     session.set('a', 1);
     res.writeHead(200);
     returned = res.write(chunk);
-    if (!returned) await new Promise<void>((resolve) => res.once('drain', () => { drained = true; resolve(); }));
+    if (!returned)
+      await new Promise<void>((resolve) =>
+        res.once('drain', () => {
+          drained = true;
+          resolve();
+        }),
+      );
     res.end('!');
   });
   const reply = await get(url);
@@ -367,7 +428,9 @@ test('write() after end() reports to its callback, never as an uncaught error', 
   const url = await serve((_req, res, session) => {
     session.set('a', 1);
     res.end('done');
-    res.write('late', (error) => { reported = String((error as { code?: string } | null)?.code); });
+    res.write('late', (error) => {
+      reported = String((error as { code?: string } | null)?.code);
+    });
   });
   const reply = await get(url);
   assert.is(reply.body, 'done');
@@ -430,20 +493,33 @@ test('the status line is fixed when the headers are written, as in Node: a later
 function downStore(): SessionStore {
   const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
   return {
-    get: async () => ({ n: 1 }), put: down, patch: down, renew: down, delete: down, count: down,
-    sessionsOf: down, revoke: down, revokeAll: down,
+    get: async () => ({ n: 1 }),
+    put: down,
+    patch: down,
+    renew: down,
+    delete: down,
+    count: down,
+    sessionsOf: down,
+    revoke: down,
+    revokeAll: down,
   } as unknown as SessionStore;
 }
 
 test('a callback-style handler that changes its session after a store failure: 503, the process lives', async () => {
-  const url = await listen(createHandler(downStore(), (_req, res, session) => {
-    session.set('a', 1);
-    res.write('part');
-    setTimeout(() => {
-      session.set('b', 2);
-      res.end('rest');
-    }, 30);
-  }, { onError: (error) => errors.push(error) }));
+  const url = await listen(
+    createHandler(
+      downStore(),
+      (_req, res, session) => {
+        session.set('a', 1);
+        res.write('part');
+        setTimeout(() => {
+          session.set('b', 2);
+          res.end('rest');
+        }, 30);
+      },
+      { onError: (error) => errors.push(error) },
+    ),
+  );
   const reply = await get(url, `sid=${'A'.repeat(43)}`);
   assert.is(reply.status, 503);
   await sleep(60);
@@ -452,31 +528,66 @@ test('a callback-style handler that changes its session after a store failure: 5
 
 test('write callbacks settle after a failed commit (a promisified write never hangs)', async () => {
   let settled = '';
-  const url = await listen(createHandler(downStore(), async (_req, res, session) => {
-    session.set('a', 1);
-    res.writeHead(200);
-    settled = await new Promise<string>((resolve) => res.write('x', (error) => resolve(String((error as { code?: string } | null)?.code))));
-    res.end();
-  }, { onError: (error) => errors.push(error) }));
+  const url = await listen(
+    createHandler(
+      downStore(),
+      async (_req, res, session) => {
+        session.set('a', 1);
+        res.writeHead(200);
+        settled = await new Promise<string>((resolve) =>
+          res.write('x', (error) => resolve(String((error as { code?: string } | null)?.code))),
+        );
+        res.end();
+      },
+      { onError: (error) => errors.push(error) },
+    ),
+  );
   assert.is((await get(url, `sid=${'A'.repeat(43)}`)).status, 503);
   await sleep(30);
   assert.is(settled, 'ERR_STREAM_DESTROYED');
 });
 
 test('an onError that throws: the response is still answered, the process lives', async () => {
-  const throwing = { onError: () => { throw new Error('onError bug'); } };
+  const throwing = {
+    onError: () => {
+      throw new Error('onError bug');
+    },
+  };
   const stderr = process.stderr.write;
   const lines: string[] = [];
-  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((chunk: string) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
   try {
-    const failing = await listen(createHandler(app.store, () => { throw new Error('handler bug'); }, throwing));
+    const failing = await listen(
+      createHandler(
+        app.store,
+        () => {
+          throw new Error('handler bug');
+        },
+        throwing,
+      ),
+    );
     assert.is((await get(failing)).status, 500);
-    const down = await listen(createHandler(downStore(), (_req, res, session) => { session.set('a', 1); res.end(); }, throwing));
+    const down = await listen(
+      createHandler(
+        downStore(),
+        (_req, res, session) => {
+          session.set('a', 1);
+          res.end();
+        },
+        throwing,
+      ),
+    );
     assert.is((await get(down, `sid=${'A'.repeat(43)}`)).status, 503);
   } finally {
     process.stderr.write = stderr;
   }
-  assert.ok(lines.some((line) => /onError threw/.test(line)), lines.join(''));
+  assert.ok(
+    lines.some((line) => /onError threw/.test(line)),
+    lines.join(''),
+  );
 });
 
 test('a session deleted while its commit was in flight: later changes are ignored, the response completes', async () => {
@@ -494,7 +605,10 @@ test('a session deleted while its commit was in flight: later changes are ignore
   assert.is(reply.body, 'part rest');
   assert.is(code, 'none');
   assert.is(await app.store.get(id), null, 'not brought back');
-  assert.ok(reply.cookies.some((line) => /^sid=;/.test(line)), 'its cookie expired');
+  assert.ok(
+    reply.cookies.some((line) => /^sid=;/.test(line)),
+    'its cookie expired',
+  );
 });
 
 test('write() after end() on an untouched session is reported to onError, never an uncaught error', async () => {

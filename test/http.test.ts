@@ -5,7 +5,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
-  startSessionApp, createHandler, ConfigError, type SessionApp, type SessionHandler, type HandlerOptions, type SessionStore,
+  startSessionApp,
+  createHandler,
+  ConfigError,
+  type SessionApp,
+  type SessionHandler,
+  type HandlerOptions,
+  type SessionStore,
 } from '../src/index.ts';
 import { sign } from '../src/http/signing.ts';
 import { sleep, tempDir } from './helpers.ts';
@@ -16,7 +22,7 @@ let app: SessionApp;
 const servers: Array<() => Promise<void>> = [];
 
 test.before(async () => {
-  app = await startSessionApp({ ...await storeLocation(temp.dir, 'http'), sweepSignal: false });
+  app = await startSessionApp({ ...(await storeLocation(temp.dir, 'http')), sweepSignal: false });
 });
 test.after(async () => {
   for (const close of servers) await close();
@@ -27,17 +33,33 @@ test.after(async () => {
 async function serve(handler: SessionHandler, options?: HandlerOptions, store: SessionStore = app.store): Promise<string> {
   const server = createServer(createHandler(store, handler, options));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  servers.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  servers.push(
+    () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-interface Reply { status: number; body: string; cookies: string[]; headers: Record<string, string | string[] | undefined> }
+interface Reply {
+  status: number;
+  body: string;
+  cookies: string[];
+  headers: Record<string, string | string[] | undefined>;
+}
 
 async function get(url: string, cookie?: string): Promise<Reply> {
   const response = await request(url, { headers: cookie ? { cookie } : {} });
   const body = await response.body.text();
   const raw = response.headers['set-cookie'];
-  return { status: response.statusCode, body, cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw], headers: response.headers };
+  return {
+    status: response.statusCode,
+    body,
+    cookies: raw === undefined ? [] : Array.isArray(raw) ? raw : [raw],
+    headers: response.headers,
+  };
 }
 
 /** The value of our cookie in a reply, as the client would send it back. */
@@ -53,11 +75,21 @@ const kv: SessionHandler = async (req, res, session) => {
   const url = new URL(req.url!, 'http://x');
   const key = url.searchParams.get('k') ?? 'k';
   switch (url.pathname) {
-    case '/set': session.set(key, url.searchParams.get('v')); break;
-    case '/del': session.delete(key); break;
-    case '/clear': session.clear(); break;
-    case '/renew': session.renew(); break;
-    case '/drop': session.drop(); break;
+    case '/set':
+      session.set(key, url.searchParams.get('v'));
+      break;
+    case '/del':
+      session.delete(key);
+      break;
+    case '/clear':
+      session.clear();
+      break;
+    case '/renew':
+      session.renew();
+      break;
+    case '/drop':
+      session.drop();
+      break;
   }
   res.setHeader('content-type', 'application/json');
   res.end(JSON.stringify({ id: session.id, isNew: session.isNew, data: session.toJSON() }));
@@ -125,11 +157,15 @@ test('drop(): deleted from the store and the cookie expired', async () => {
 });
 
 test('cookie options: name, secure, domain, path, sameSite, maxAge', async () => {
-  const url = await serve(kv, { key: '_app_key', cookie: { secure: true, domain: 'example.test', path: '/app', sameSite: 'strict', maxAge: 3600 } });
+  const url = await serve(kv, {
+    key: '_app_key',
+    cookie: { secure: true, domain: 'example.test', path: '/app', sameSite: 'strict', maxAge: 3600 },
+  });
   const reply = await get(`${url}/set?k=a&v=1`);
   const line = reply.cookies[0];
   assert.match(line, /^_app_key=[A-Za-z0-9_-]{43};/);
-  for (const part of ['Secure', 'Domain=example.test', 'Path=/app', 'SameSite=Strict', 'Max-Age=3600', 'HttpOnly']) assert.ok(line.includes(part), `${part} in ${line}`);
+  for (const part of ['Secure', 'Domain=example.test', 'Path=/app', 'SameSite=Strict', 'Max-Age=3600', 'HttpOnly'])
+    assert.ok(line.includes(part), `${part} in ${line}`);
 });
 
 test('signed cookies: id.signature; a bad signature is a fresh session; secrets rotate', async () => {
@@ -155,7 +191,16 @@ test('signed cookies: id.signature; a bad signature is a fresh session; secrets 
 test('forged, malformed, unknown and dead cookies are never adopted', async () => {
   const url = await serve(kv);
   const unknown = 'B'.repeat(43);
-  const forged = [`sid=${unknown}`, 'sid=short', 'sid=', 'sid=%%%', `sid=${'A'.repeat(42)}!`, `sid="${unknown}"`, 'garbage', `sid=${unknown}; sid=${unknown}`];
+  const forged = [
+    `sid=${unknown}`,
+    'sid=short',
+    'sid=',
+    'sid=%%%',
+    `sid=${'A'.repeat(42)}!`,
+    `sid="${unknown}"`,
+    'garbage',
+    `sid=${unknown}; sid=${unknown}`,
+  ];
   for (const cookie of forged) {
     const reply = await get(`${url}/set?k=a&v=1`, cookie);
     assert.is(reply.status, 200, cookie);
@@ -164,7 +209,7 @@ test('forged, malformed, unknown and dead cookies are never adopted', async () =
     assert.match(issued, /^[A-Za-z0-9_-]{43}$/);
     assert.is(await app.store.get(unknown), null);
   }
-  const shortLived = await startSessionApp({ ...await storeLocation(temp.dir, 'dead'), maxAge: 0.2, sweepSignal: false });
+  const shortLived = await startSessionApp({ ...(await storeLocation(temp.dir, 'dead')), maxAge: 0.2, sweepSignal: false });
   try {
     const deadUrl = await serve(kv, undefined, shortLived.store);
     const cookie = cookieOf(await get(`${deadUrl}/set?k=a&v=1`));
@@ -190,15 +235,32 @@ test('an untouched session gets no cookie and costs no store call', async () => 
   const counting = new Proxy(app.store, {
     get(target, name) {
       const value = Reflect.get(target, name);
-      return typeof value === 'function' ? (...args: unknown[]) => { calls.push(String(name)); return value.apply(target, args); } : value;
+      return typeof value === 'function'
+        ? (...args: unknown[]) => {
+            calls.push(String(name));
+            return value.apply(target, args);
+          }
+        : value;
     },
   });
-  const url = await serve((_req, res) => { res.end('hello'); }, undefined, counting);
+  const url = await serve(
+    (_req, res) => {
+      res.end('hello');
+    },
+    undefined,
+    counting,
+  );
   const reply = await get(url);
   assert.is(reply.body, 'hello');
   assert.equal(reply.cookies, []);
   assert.equal(calls, []);
-  const readOnly = await serve((_req, res, session) => { res.end(String(session.get('x'))); }, undefined, counting);
+  const readOnly = await serve(
+    (_req, res, session) => {
+      res.end(String(session.get('x')));
+    },
+    undefined,
+    counting,
+  );
   assert.equal((await get(readOnly)).cookies, []);
   assert.equal(calls, []);
 });
@@ -212,8 +274,14 @@ test("the handler's own Set-Cookie headers are kept beside the session cookie", 
   });
   const reply = await get(url);
   assert.is(reply.status, 201);
-  assert.ok(reply.cookies.some((value) => value.startsWith('lang=en')), JSON.stringify(reply.cookies));
-  assert.ok(reply.cookies.some((value) => value.startsWith('sid=')), JSON.stringify(reply.cookies));
+  assert.ok(
+    reply.cookies.some((value) => value.startsWith('lang=en')),
+    JSON.stringify(reply.cookies),
+  );
+  assert.ok(
+    reply.cookies.some((value) => value.startsWith('sid=')),
+    JSON.stringify(reply.cookies),
+  );
 });
 
 test('two parallel requests of one client that set different keys both keep them', async () => {
@@ -254,7 +322,7 @@ test('a drop racing a slow request stays dropped; the slow response keeps its st
 
 test('a store that cannot be reached gives 503, and nothing is reported as stored', async () => {
   const errors: Error[] = [];
-  const other = await startSessionApp({ ...await storeLocation(temp.dir, 'stopped'), sweepSignal: false });
+  const other = await startSessionApp({ ...(await storeLocation(temp.dir, 'stopped')), sweepSignal: false });
   const url = await serve(kv, { onError: (error) => errors.push(error) }, other.store);
   const cookie = cookieOf(await get(`${url}/set?k=a&v=1`));
   await other.stop();
@@ -269,7 +337,11 @@ test('a store that cannot be reached gives 503, and nothing is reported as store
 });
 
 test('a failed app (supervisor gave up) gives 503', async () => {
-  const failed = await startSessionApp({ ...await storeLocation(temp.dir, 'failed'), sweepSignal: false, restart: { intensity: 0, period: 5 } });
+  const failed = await startSessionApp({
+    ...(await storeLocation(temp.dir, 'failed')),
+    sweepSignal: false,
+    restart: { intensity: 0, period: 5 },
+  });
   failed.on('error', () => {});
   const errors: Error[] = [];
   const url = await serve(kv, { onError: (error) => errors.push(error) }, failed.store);
@@ -301,30 +373,42 @@ test('streaming: the cookie goes out with the headers, the commit before the fin
 
 test('a handler that throws or rejects: 500, the session not committed, onError told', async () => {
   const errors: Error[] = [];
-  const url = await serve(async (req, _res, session) => {
-    session.set('half', 'done');
-    if (req.url === '/sync') throw new Error('sync boom');
-    await sleep(10);
-    throw new Error('async boom');
-  }, { onError: (error) => errors.push(error) });
-  const syncHandler = await serve((_req, _res, session) => {
-    session.set('x', 1);
-    throw new Error('plain sync boom');
-  }, { onError: (error) => errors.push(error) });
+  const url = await serve(
+    async (req, _res, session) => {
+      session.set('half', 'done');
+      if (req.url === '/sync') throw new Error('sync boom');
+      await sleep(10);
+      throw new Error('async boom');
+    },
+    { onError: (error) => errors.push(error) },
+  );
+  const syncHandler = await serve(
+    (_req, _res, session) => {
+      session.set('x', 1);
+      throw new Error('plain sync boom');
+    },
+    { onError: (error) => errors.push(error) },
+  );
   for (const target of [`${url}/sync`, `${url}/async`, syncHandler]) {
     const reply = await get(target);
     assert.is(reply.status, 500, target);
     assert.equal(reply.cookies, [], 'nothing saved: no cookie');
   }
-  assert.equal(errors.map((error) => error.message), ['sync boom', 'async boom', 'plain sync boom']);
+  assert.equal(
+    errors.map((error) => error.message),
+    ['sync boom', 'async boom', 'plain sync boom'],
+  );
 });
 
 test('a non-JSON value is refused at set with a TypeError naming the key (500)', async () => {
   const errors: Error[] = [];
-  const url = await serve((_req, res, session) => {
-    session.set('when', new Date() as never);
-    res.end('unreachable');
-  }, { onError: (error) => errors.push(error) });
+  const url = await serve(
+    (_req, res, session) => {
+      session.set('when', new Date() as never);
+      res.end('unreachable');
+    },
+    { onError: (error) => errors.push(error) },
+  );
   const reply = await get(url);
   assert.is(reply.status, 500);
   assert.instance(errors[0], TypeError);
@@ -332,12 +416,16 @@ test('a non-JSON value is refused at set with a TypeError naming the key (500)',
 });
 
 test('a session over maxSessionBytes gives 500 and stores nothing', async () => {
-  const small = await startSessionApp({ ...await storeLocation(temp.dir, 'small'), sweepSignal: false, maxSessionBytes: 200 });
+  const small = await startSessionApp({ ...(await storeLocation(temp.dir, 'small')), sweepSignal: false, maxSessionBytes: 200 });
   const errors: Error[] = [];
-  const url = await serve((_req, res, session) => {
-    session.set('blob', 'x'.repeat(500));
-    res.end('stored?');
-  }, { onError: (error) => errors.push(error) }, small.store);
+  const url = await serve(
+    (_req, res, session) => {
+      session.set('blob', 'x'.repeat(500));
+      res.end('stored?');
+    },
+    { onError: (error) => errors.push(error) },
+    small.store,
+  );
   const reply = await get(url);
   assert.is(reply.status, 500);
   assert.equal(reply.cookies, []);
@@ -347,7 +435,7 @@ test('a session over maxSessionBytes gives 500 and stores nothing', async () => 
 });
 
 test("cookie.maxAge with 'relative': the cookie is re-sent when a read renewed the stored timestamp (once per touchAfter), not inside it; not with 'fixed'", async () => {
-  const sliding = await startSessionApp({ ...await storeLocation(temp.dir, 'sliding'), sweepSignal: false, touchAfter: 0.2 });
+  const sliding = await startSessionApp({ ...(await storeLocation(temp.dir, 'sliding')), sweepSignal: false, touchAfter: 0.2 });
   try {
     const url = await serve(kv, { cookie: { maxAge: 600 } }, sliding.store);
     const cookie = cookieOf(await get(`${url}/set?k=a&v=1`));
@@ -365,7 +453,12 @@ test("cookie.maxAge with 'relative': the cookie is re-sent when a read renewed t
   } finally {
     await sliding.stop();
   }
-  const fixed = await startSessionApp({ ...await storeLocation(temp.dir, 'fixed'), sweepSignal: false, timestamp: 'fixed', touchAfter: 0 });
+  const fixed = await startSessionApp({
+    ...(await storeLocation(temp.dir, 'fixed')),
+    sweepSignal: false,
+    timestamp: 'fixed',
+    touchAfter: 0,
+  });
   try {
     const fixedUrl = await serve(kv, { cookie: { maxAge: 600 } }, fixed.store);
     const fixedCookie = cookieOf(await get(`${fixedUrl}/set?k=a&v=1`));
@@ -418,9 +511,14 @@ test("createHandler's option errors say what was meant and what was given, as th
 test('the default onError logs one line per kind of error to stderr', async () => {
   const lines: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((chunk: string) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
   try {
-    const url = await serve(() => { throw new Error('boom'); });
+    const url = await serve(() => {
+      throw new Error('boom');
+    });
     for (let i = 0; i < 3; i++) assert.is((await get(url)).status, 500);
   } finally {
     process.stderr.write = write;
@@ -431,4 +529,3 @@ test('the default onError logs one line per kind of error to stderr', async () =
 });
 
 test.run();
-

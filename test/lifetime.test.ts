@@ -63,13 +63,20 @@ async function age(target: SessionApp, ms: number, ids?: string[]): Promise<void
     return;
   }
   for (const id of ids) {
-    await outside(target, `UPDATE ${table} SET created_at = created_at - ${ms}, touched_at = touched_at - ${ms} WHERE sid_hash = ${onPostgres ? '$1' : '?'}`, [digest(id)]);
+    await outside(
+      target,
+      `UPDATE ${table} SET created_at = created_at - ${ms}, touched_at = touched_at - ${ms} WHERE sid_hash = ${onPostgres ? '$1' : '?'}`,
+      [digest(id)],
+    );
   }
 }
 
 /** The call rejects with a TypeError whose message matches. */
 async function refused(call: () => Promise<unknown>, message: RegExp): Promise<void> {
-  const error = await call().then(() => null, (e: unknown) => e as Error);
+  const error = await call().then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
   assert.instance(error, TypeError);
   assert.match(error!.message, message);
 }
@@ -83,7 +90,11 @@ test('a remembered session outlives the app maxAge, a short one dies before it; 
   const plain = (await target.store.put(null, { who: 'plain' }, { owner: 'ada' }))!;
   const listed = await target.store.sessionsOf('ada');
   const byWho = new Map(listed.map((info) => [info.data.who, info]));
-  assert.is(byWho.get('remembered')!.expiresAt - byWho.get('remembered')!.touchedAt, 30 * DAY * 1000, "sessionsOf reports the session's own expiry");
+  assert.is(
+    byWho.get('remembered')!.expiresAt - byWho.get('remembered')!.touchedAt,
+    30 * DAY * 1000,
+    "sessionsOf reports the session's own expiry",
+  );
   assert.is(byWho.get('short')!.expiresAt - byWho.get('short')!.touchedAt, 60_000);
   assert.is(byWho.get('plain')!.expiresAt - byWho.get('plain')!.touchedAt, HOUR, "the app's maxAge for the others");
   await age(target, 90_000);
@@ -95,7 +106,10 @@ test('a remembered session outlives the app maxAge, a short one dies before it; 
   assert.is(await target.store.get(plain), null, 'dead after the app maxAge');
   assert.equal(await target.store.get(remembered), { who: 'remembered' }, 'the 30-day session outlives the app maxAge');
   assert.is(await target.store.count(), 1);
-  assert.equal((await target.store.sessionsOf('ada')).map((info) => info.data.who), ['remembered']);
+  assert.equal(
+    (await target.store.sessionsOf('ada')).map((info) => info.data.who),
+    ['remembered'],
+  );
 });
 
 test('patch sets a lifetime and null goes back to the app maxAge; renew keeps it, or a login sets it in the same step', async () => {
@@ -147,7 +161,10 @@ test('the sweep deletes a short session early and keeps a remembered one past th
   const plain = (await target.store.put(null, { n: 3 }))!;
   await age(target, 90_000);
   assert.is((await target.sweep()).deleted, 1, 'the short one only');
-  assert.is((await outside(target, `SELECT count(*) AS n FROM "${target.config.table}"`))[0].n as number | string | bigint, onPostgres ? '2' : 2);
+  assert.is(
+    (await outside(target, `SELECT count(*) AS n FROM "${target.config.table}"`))[0].n as number | string | bigint,
+    onPostgres ? '2' : 2,
+  );
   await age(target, 2 * HOUR);
   assert.is((await target.sweep()).deleted, 1, 'the plain one, past the app maxAge');
   assert.equal(await target.store.get(remembered), { n: 1 });
@@ -159,12 +176,18 @@ test('a lifetime that is not a number of seconds is a TypeError naming maxAge; n
   const id = (await app.store.put(null, { n: 1 }))!;
   const before = await app.store.count();
   for (const bad of [0, 0.5, -1, Number.NaN, Infinity, '30', 11 * 365 * DAY, {}]) {
-    await refused(() => app.store.put(null, { n: 2 }, { maxAge: bad as number }), /store\.put\(sid, data, \{ maxAge \}\): maxAge must be a number of seconds/);
+    await refused(
+      () => app.store.put(null, { n: 2 }, { maxAge: bad as number }),
+      /store\.put\(sid, data, \{ maxAge \}\): maxAge must be a number of seconds/,
+    );
     await refused(() => app.store.patch(id, { set: { n: 3 }, maxAge: bad as number }), /store\.patch\(sid, \{ maxAge \}\): maxAge/);
     await refused(() => app.store.renew(id, { maxAge: bad as number }), /store\.renew\(sid, \{ maxAge \}\): maxAge/);
   }
   // A typo is named, never silently ignored (a "remember me" that would not remember).
-  await refused(() => app.store.put(null, { n: 2 }, { maxage: 60 } as never), /store\.put\(sid, data, options\): unknown key "maxage"; known: owner, maxAge/);
+  await refused(
+    () => app.store.put(null, { n: 2 }, { maxage: 60 } as never),
+    /store\.put\(sid, data, options\): unknown key "maxage"; known: owner, maxAge/,
+  );
   await refused(() => app.store.patch(id, { maxage: 60 } as never), /store\.patch\(sid, changes\): unknown key "maxage"/);
   assert.is(await app.store.count(), before);
   assert.equal(await app.store.get(id), { n: 1 }, 'the session as it was');
@@ -176,12 +199,15 @@ test('a lifetime-only change keeps the owner and the data; a call refused as too
   assert.is(await target.store.patch(id, { maxAge: 60 }), true);
   assert.is(await target.store.put(id, { n: 2 }, { maxAge: 120 }), id);
   const [kept] = await target.store.sessionsOf('keeper');
-  assert.ok(kept, 'still the owner\'s');
+  assert.ok(kept, "still the owner's");
   assert.equal(kept.data, { n: 2 });
   assert.is(kept.expiresAt - kept.touchedAt, 120_000);
   const big = 'x'.repeat(2000);
   const tooLarge = async (call: () => Promise<unknown>) => {
-    const error = await call().then(() => null, (e: unknown) => e as Error);
+    const error = await call().then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
     assert.is(error?.name, 'SessionTooLargeError');
   };
   await tooLarge(() => target.store.patch(id, { set: { big }, maxAge: 30 * DAY }));
@@ -215,17 +241,27 @@ for (const [release, columns] of LAYOUTS) {
   test(`a table of ${release} is upgraded in place: every session kept with its expiry; a lifetime of its own can then be set`, async () => {
     const location = await storeLocation(temp.dir, `upgrade-${columns.length}`);
     const table = location.table ?? 'session';
-    const type = (column: string) => ({
-      sid_hash: onPostgres ? 'bytea PRIMARY KEY' : 'BLOB NOT NULL PRIMARY KEY', data: onPostgres ? 'jsonb NOT NULL' : 'TEXT NOT NULL',
-      created_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL', touched_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
-      owner: onPostgres ? 'text' : 'TEXT', renewed_to: onPostgres ? 'bytea' : 'BLOB',
-    })[column];
+    const type = (column: string) =>
+      ({
+        sid_hash: onPostgres ? 'bytea PRIMARY KEY' : 'BLOB NOT NULL PRIMARY KEY',
+        data: onPostgres ? 'jsonb NOT NULL' : 'TEXT NOT NULL',
+        created_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
+        touched_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
+        owner: onPostgres ? 'text' : 'TEXT',
+        renewed_to: onPostgres ? 'bytea' : 'BLOB',
+      })[column];
     const ddl = `CREATE TABLE "${table}" (${columns.map((column) => `${column} ${type(column)}`).join(', ')})`;
     const index = `CREATE INDEX "${table}_touched_at" ON "${table}" (touched_at)`;
     const ids = Array.from({ length: 20 }, () => newSessionId());
     const now = Date.now();
     // Session n was last used n minutes ago.
-    const row = (n: number) => [digest(ids[n]), JSON.stringify({ n }), now - n * 60_000, now - n * 60_000, ...(columns.length > 4 ? [n % 2 ? 'ada' : null, null] : [])];
+    const row = (n: number) => [
+      digest(ids[n]),
+      JSON.stringify({ n }),
+      now - n * 60_000,
+      now - n * 60_000,
+      ...(columns.length > 4 ? [n % 2 ? 'ada' : null, null] : []),
+    ];
     const marks = columns.map((_, i) => (onPostgres ? `$${i + 1}` : '?')).join(', ');
     if (onPostgres) {
       const client = new pg.Client({ connectionString: location.database });
@@ -245,7 +281,9 @@ for (const [release, columns] of LAYOUTS) {
       for (let n = 0; n < ids.length; n++) insert.run(...(row(n) as never[]));
       db.close();
     }
-    const refusedStart = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch((error: unknown) => error as Error);
+    const refusedStart = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch(
+      (error: unknown) => error as Error,
+    );
     assert.is((refusedStart as Error).name, 'TableNotExistsError');
     const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, maxAge: 3600 });
     started.push(upgraded);
@@ -261,7 +299,10 @@ for (const [release, columns] of LAYOUTS) {
       : await outside(upgraded, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?`, [table]);
     const touchedIndex = definitions.map((d) => String(d.sql)).find((sql) => sql.includes(`${table}_touched_at`));
     assert.match(touchedIndex!, /WHERE \(?max_age IS NULL\)?/, touchedIndex);
-    assert.ok(definitions.some((d) => String(d.sql).includes(`${table}_own_touched`)), 'the own-lifetime index exists');
+    assert.ok(
+      definitions.some((d) => String(d.sql).includes(`${table}_own_touched`)),
+      'the own-lifetime index exists',
+    );
     assert.is(await upgraded.store.patch(ids[0], { maxAge: 30 * DAY }), true);
     await age(upgraded, 2 * HOUR);
     assert.equal(await upgraded.store.get(ids[0]), { n: 0 }, 'the lifetime set after the upgrade holds');
@@ -277,12 +318,25 @@ sqliteOnly('the sweep reads every index as a range, never the whole table (SQLit
   const db = new DatabaseSync(target.config.database);
   try {
     for (const base of ['touched_at', 'created_at'] as const) {
-      const plan = (db.prepare(`EXPLAIN QUERY PLAN SELECT rowid FROM "${target.config.table}" WHERE ${deadSqlite(base)} LIMIT 500`).all(0, 0, 0) as Array<{ detail: string }>)
-        .map((row) => row.detail).join(' | ');
+      const plan = (
+        db
+          .prepare(`EXPLAIN QUERY PLAN SELECT rowid FROM "${target.config.table}" WHERE ${deadSqlite(base)} LIMIT 500`)
+          .all(0, 0, 0) as Array<{ detail: string }>
+      )
+        .map((row) => row.detail)
+        .join(' | ');
       assert.match(plan, /MULTI-INDEX OR/, plan);
-      assert.match(plan, new RegExp(`INDEX ${target.config.table}_own_${base === 'touched_at' ? 'touched' : 'created'} \\(<expr><\\?\\)`), plan);
+      assert.match(
+        plan,
+        new RegExp(`INDEX ${target.config.table}_own_${base === 'touched_at' ? 'touched' : 'created'} \\(<expr><\\?\\)`),
+        plan,
+      );
       // The sessions on the app's maxAge in a partial index of their own: a batch never steps over a live remembered session.
-      assert.match(plan, new RegExp(`INDEX ${target.config.table}_${base === 'touched_at' ? 'touched_at' : 'app_created'} \\(${base}<\\?\\)`), plan);
+      assert.match(
+        plan,
+        new RegExp(`INDEX ${target.config.table}_${base === 'touched_at' ? 'touched_at' : 'app_created'} \\(${base}<\\?\\)`),
+        plan,
+      );
       assert.match(plan, new RegExp(`INDEX ${target.config.table}_created_at \\(created_at<\\?\\)`), plan);
       assert.not.match(plan, /SCAN /, plan);
     }
@@ -291,33 +345,48 @@ sqliteOnly('the sweep reads every index as a range, never the whole table (SQLit
   }
 });
 
-postgresOnly('the sweep reads each index as a range, in expiry order, never the whole table (PostgreSQL query plans, both timestamp rules)', async () => {
-  const target = await start('plans-pg', { maxLifetime: 30 * DAY });
-  const { table, database } = target.config;
-  // Enough rows that the plan is the index's own choice: a backlog of dead
-  // sessions on the app's maxAge (last used up to 8 h ago, maxAge 1 h), and
-  // one in ten with a lifetime of its own, a few of them dead (5 minutes).
-  await adminQuery(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at, max_age)
+postgresOnly(
+  'the sweep reads each index as a range, in expiry order, never the whole table (PostgreSQL query plans, both timestamp rules)',
+  async () => {
+    const target = await start('plans-pg', { maxLifetime: 30 * DAY });
+    const { table, database } = target.config;
+    // Enough rows that the plan is the index's own choice: a backlog of dead
+    // sessions on the app's maxAge (last used up to 8 h ago, maxAge 1 h), and
+    // one in ten with a lifetime of its own, a few of them dead (5 minutes).
+    await adminQuery(
+      `INSERT INTO "${table}" (sid_hash, data, created_at, touched_at, max_age)
     SELECT sha256(i::text::bytea), '{}', (extract(epoch from now()) * 1000)::bigint - i * 1000, (extract(epoch from now()) * 1000)::bigint - i * 1000,
       CASE WHEN i % 500 = 0 THEN 300000 WHEN i % 10 = 0 THEN 86400000 * (1 + i % 30) END
-    FROM generate_series(1, 30000) AS i`, [], database);
-  await adminQuery(`ANALYZE "${table}"`, [], database);
-  for (const timestamp of ['relative', 'fixed'] as const) {
-    const statements = sweepStatements(table, expiryPolicy({ maxAge: 3600, timestamp, maxLifetime: 30 * DAY }));
-    const expected = [timestamp === 'relative' ? 'touched_at' : 'app_created', timestamp === 'relative' ? 'own_touched' : 'own_created', 'created_at'];
-    assert.is(statements.length, 3);
-    for (const [n, sql] of statements.entries()) {
-      const { rows } = await adminQuery(`EXPLAIN ${sql.replace('$1', '500')}`, [], database);
-      const plan = rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n');
-      // An index range (an Index Cond on that index), never the whole partial index read and sorted.
-      assert.match(plan, new RegExp(`Index (Only )?Scan (using|on) ${table}_${expected[n]}\\b[^\\n]*\\n\\s*Index Cond:`), `${timestamp} #${n}: ${plan}`);
-      assert.not.match(plan, /Seq Scan/, plan);
-      // Each index named holds only the rows its condition can delete (partial where needed: touched_at, app_created,
-      // own_*), so a batch never steps over live rows; a "Filter: (max_age IS NULL)" left in the plan only rechecks
-      // the partial index's own predicate under FOR UPDATE.
+    FROM generate_series(1, 30000) AS i`,
+      [],
+      database,
+    );
+    await adminQuery(`ANALYZE "${table}"`, [], database);
+    for (const timestamp of ['relative', 'fixed'] as const) {
+      const statements = sweepStatements(table, expiryPolicy({ maxAge: 3600, timestamp, maxLifetime: 30 * DAY }));
+      const expected = [
+        timestamp === 'relative' ? 'touched_at' : 'app_created',
+        timestamp === 'relative' ? 'own_touched' : 'own_created',
+        'created_at',
+      ];
+      assert.is(statements.length, 3);
+      for (const [n, sql] of statements.entries()) {
+        const { rows } = await adminQuery(`EXPLAIN ${sql.replace('$1', '500')}`, [], database);
+        const plan = rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n');
+        // An index range (an Index Cond on that index), never the whole partial index read and sorted.
+        assert.match(
+          plan,
+          new RegExp(`Index (Only )?Scan (using|on) ${table}_${expected[n]}\\b[^\\n]*\\n\\s*Index Cond:`),
+          `${timestamp} #${n}: ${plan}`,
+        );
+        assert.not.match(plan, /Seq Scan/, plan);
+        // Each index named holds only the rows its condition can delete (partial where needed: touched_at, app_created,
+        // own_*), so a batch never steps over live rows; a "Filter: (max_age IS NULL)" left in the plan only rechecks
+        // the partial index's own predicate under FOR UPDATE.
+      }
     }
-  }
-});
+  },
+);
 
 // ── The CLI ──────────────────────────────────────────────────────────────
 
@@ -327,8 +396,19 @@ test("CLI sessions prints each session's own expiry", async () => {
   const [info] = await target.store.sessionsOf('cli-owner');
   const lines: string[] = [];
   const errors: string[] = [];
-  const code = await cli(['sessions', '--owner', 'cli-owner', '--database', target.config.database, ...(onPostgres ? ['--table', target.config.table] : []), '--max-age', '3600'],
-    { out: (line) => lines.push(line), err: (line) => errors.push(line) });
+  const code = await cli(
+    [
+      'sessions',
+      '--owner',
+      'cli-owner',
+      '--database',
+      target.config.database,
+      ...(onPostgres ? ['--table', target.config.table] : []),
+      '--max-age',
+      '3600',
+    ],
+    { out: (line) => lines.push(line), err: (line) => errors.push(line) },
+  );
   assert.is(code, 0, errors.join('\n'));
   assert.is(lines.length, 1);
   assert.ok(lines[0].endsWith(`expires ${new Date(info.expiresAt).toISOString()}`), lines[0]);
@@ -343,13 +423,36 @@ test('setMaxAge once the headers are out throws ERR_SESSION_HEADERS_SENT and sto
   const codes: unknown[] = [];
   const late = (session: Session, write: (chunk: string) => void, end: () => void) => {
     write('streamed ');
-    try { session.setMaxAge(30 * DAY); } catch (error) { codes.push((error as { code?: string }).code); }
+    try {
+      session.setMaxAge(30 * DAY);
+    } catch (error) {
+      codes.push((error as { code?: string }).code);
+    }
     end();
   };
-  const plain = await listenNode(createServer(createHandler(target.store, (_req, res, session) => late(session, (c) => res.write(c), () => res.end()), { onError: () => {} })));
+  const plain = await listenNode(
+    createServer(
+      createHandler(
+        target.store,
+        (_req, res, session) =>
+          late(
+            session,
+            (c) => res.write(c),
+            () => res.end(),
+          ),
+        { onError: () => {} },
+      ),
+    ),
+  );
   const web = express5();
   web.use(sessions(target.store, { onError: () => {} }));
-  web.get('/', (req, res) => late(req.session, (c) => res.write(c), () => res.end()));
+  web.get('/', (req, res) =>
+    late(
+      req.session,
+      (c) => res.write(c),
+      () => res.end(),
+    ),
+  );
   const viaExpress = await listenNode(createServer(web));
   for (const url of [plain, viaExpress]) {
     const reply = await get(`${url}/`, `sid=${id}`);
@@ -430,7 +533,11 @@ for (const door of DOORS) {
     const only = await get(`${url}/?do=lifetime-only`);
     assert.match(only.cookies.find((l) => l.startsWith('sid='))!, /; Max-Age=604800(;|$)/, 'stored, with its cookie');
     assert.equal((await get(`${url}/`, cookieOf(only))).body, { user: null, maxAge: 7 * DAY });
-    for (const [value, message] of [['0', /from 1 to 34560000/], [String(30 * DAY * 1000), /milliseconds\?/], ['NaN', /got NaN/]] as const) {
+    for (const [value, message] of [
+      ['0', /from 1 to 34560000/],
+      [String(30 * DAY * 1000), /milliseconds\?/],
+      ['NaN', /got NaN/],
+    ] as const) {
       const bad = await get(`${url}/?do=bad&value=${value}`, cookieOf(only));
       assert.is(bad.status, 400);
       assert.match(bad.body.error, /session\.setMaxAge\(seconds\)/);

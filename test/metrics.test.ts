@@ -43,7 +43,9 @@ test('store calls counted by op and outcome, their durations as a histogram, HEL
     assert.is(line('count\\{op="get"\\}'), 2);
     assert.ok(line('sum\\{op="get"\\}') > 0);
     // Cumulative buckets, ending at +Inf with the count.
-    const buckets = [...text.matchAll(/^supervised_sessions_store_call_seconds_bucket\{op="get",le="([^"]+)"\} (\d+)$/gm)].map((m) => [m[1], Number(m[2])] as const);
+    const buckets = [...text.matchAll(/^supervised_sessions_store_call_seconds_bucket\{op="get",le="([^"]+)"\} (\d+)$/gm)].map(
+      (m) => [m[1], Number(m[2])] as const,
+    );
     assert.is(buckets.length, 16);
     for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], 'buckets never decrease');
     assert.equal(buckets[buckets.length - 1], ['+Inf', 2]);
@@ -59,7 +61,7 @@ test('group commit made visible: 64 concurrent writes are answered in fewer tran
     assert.ok(Number(batches.count) < 64 / 2, `64 calls in ${batches.count} transactions`);
   }));
 
-test('a restart counted after kill(\'store\'), a sweep after SIGUSR2; counters survive the child\'s restart', () =>
+test("a restart counted after kill('store'), a sweep after SIGUSR2; counters survive the child's restart", () =>
   withApp({ sweepSignal: 'SIGUSR2', cleanerInterval: 3600 }, async (app) => {
     await app.store.put(null, { a: 1 });
     await app.kill('store');
@@ -111,8 +113,15 @@ test('calls refused at once are counted by their code, without a duration; the o
     assert.ok(refused > 0 && ok > 0, `${ok} stored, ${refused} refused`);
     const text = app.metrics();
     assert.match(text, new RegExp(`^supervised_sessions_store_calls_total\\{op="create",outcome="ok"\\} ${ok}$`, 'm'));
-    assert.match(text, new RegExp(`^supervised_sessions_store_calls_total\\{op="create",outcome="ERR_SESSION_STORE_UNAVAILABLE"\\} ${refused}$`, 'm'));
-    assert.match(text, new RegExp(`^supervised_sessions_store_call_seconds_count\\{op="create"\\} ${ok}$`, 'm'), 'refused calls never waited: no duration');
+    assert.match(
+      text,
+      new RegExp(`^supervised_sessions_store_calls_total\\{op="create",outcome="ERR_SESSION_STORE_UNAVAILABLE"\\} ${refused}$`, 'm'),
+    );
+    assert.match(
+      text,
+      new RegExp(`^supervised_sessions_store_call_seconds_count\\{op="create"\\} ${ok}$`, 'm'),
+      'refused calls never waited: no duration',
+    );
   }));
 
 sqliteOnly('a failed sweep is counted in sweep_errors_total, not in sweeps_total', () =>
@@ -129,7 +138,8 @@ sqliteOnly('a failed sweep is counted in sweep_errors_total, not in sweeps_total
     assert.is(value(families, 'sweeps_total', { trigger: 'manual' }), 0);
     await app.sweep();
     assert.is(value(parsePrometheus(app.metrics()), 'sweeps_total', { trigger: 'manual' }), 1);
-  }));
+  }),
+);
 
 test('live_sessions carries when it was counted', () =>
   withApp({}, async (app) => {

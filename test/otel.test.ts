@@ -8,7 +8,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { metrics } from '@opentelemetry/api';
 import {
-  AggregationTemporality, DataPointType, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader,
+  AggregationTemporality,
+  DataPointType,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
 import { TIME_BUCKETS } from '../src/metrics.ts';
@@ -44,10 +48,13 @@ test('without a MeterProvider registered, the app loads nothing of OpenTelemetry
       console.log(JSON.stringify({ before, after }));
     `;
     const file = join(temp.dir, 'no-provider.mts');
-    writeFileSync(file, script
-      .replace("'./src/index.ts'", JSON.stringify(new URL('src/index.ts', root).href))
-      .replace("'@opentelemetry/api'", JSON.stringify(import.meta.resolve('@opentelemetry/api')))
-      .replace("'@opentelemetry/sdk-metrics'", JSON.stringify(import.meta.resolve('@opentelemetry/sdk-metrics'))));
+    writeFileSync(
+      file,
+      script
+        .replace("'./src/index.ts'", JSON.stringify(new URL('src/index.ts', root).href))
+        .replace("'@opentelemetry/api'", JSON.stringify(import.meta.resolve('@opentelemetry/api')))
+        .replace("'@opentelemetry/sdk-metrics'", JSON.stringify(import.meta.resolve('@opentelemetry/sdk-metrics'))),
+    );
     const child = spawnSync(process.execPath, [...process.execArgv, file], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     assert.is(child.status, 0, child.stderr);
     const { before, after } = JSON.parse(child.stdout.trim().split('\n').pop()!) as { before: number; after: number };
@@ -136,8 +143,13 @@ test('the same instruments through the SDK: calls by op and outcome, durations, 
     const observed = async () => {
       deltaExporter.reset();
       await deltaReader.forceFlush();
-      return deltaExporter.getMetrics().flatMap((r) => r.scopeMetrics).filter((s) => s.scope.name === 'supervised-sessions')
-        .flatMap((s) => s.metrics).filter((m) => m.descriptor.name === 'supervised_sessions_up').reduce((n, m) => n + m.dataPoints.length, 0);
+      return deltaExporter
+        .getMetrics()
+        .flatMap((r) => r.scopeMetrics)
+        .filter((s) => s.scope.name === 'supervised-sessions')
+        .flatMap((s) => s.metrics)
+        .filter((m) => m.descriptor.name === 'supervised_sessions_up')
+        .reduce((n, m) => n + m.dataPoints.length, 0);
     };
     assert.is(await observed(), 1, 'a running app is observed at each collection');
     await app.stop();
@@ -148,8 +160,10 @@ test('two apps in one process: their figures add up, and the one left keeps repo
   const temp = tempDir();
   try {
     // Histograms are recorded, so cumulative over this file: counted from here.
-    const created = (all: Map<string, MetricData>) => (all.has('supervised_sessions_store_call_seconds') ? point(all, 'store_call_seconds', { op: 'create' }) : undefined)
-      ? histogram(all, 'store_call_seconds', { op: 'create' }).count : 0;
+    const created = (all: Map<string, MetricData>) =>
+      (all.has('supervised_sessions_store_call_seconds') ? point(all, 'store_call_seconds', { op: 'create' }) : undefined)
+        ? histogram(all, 'store_call_seconds', { op: 'create' }).count
+        : 0;
     const base = created(await collect());
     const a = await startSessionApp({ database: join(temp.dir, 'a.db'), sweepSignal: false });
     const b = await startSessionApp({ database: join(temp.dir, 'b.db'), sweepSignal: false });
@@ -201,8 +215,12 @@ test('a provider registered while an app runs: an app started afterwards reports
       await Promise.all([1, 2].map((n) => b.store.put(null, { n })));
       secondExporter.reset();
       await secondReader.forceFlush();
-      const created = secondExporter.getMetrics().flatMap((r) => r.scopeMetrics).filter((m) => m.scope.name === 'supervised-sessions')
-        .flatMap((m) => m.metrics).find((m) => m.descriptor.name === 'supervised_sessions_store_calls')
+      const created = secondExporter
+        .getMetrics()
+        .flatMap((r) => r.scopeMetrics)
+        .filter((m) => m.scope.name === 'supervised-sessions')
+        .flatMap((m) => m.metrics)
+        .find((m) => m.descriptor.name === 'supervised_sessions_store_calls')
         ?.dataPoints.find((p) => p.attributes.op === 'create' && p.attributes.outcome === 'ok')?.value;
       assert.is(created, 2, 'the new provider sees the app started under it');
       assert.is(point(await collect(), 'store_calls', { op: 'create', outcome: 'ok' })!.value, 1, 'the first provider keeps the first app');

@@ -8,10 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { request } from 'undici';
-import {
-  startSessionApp, createHandler, setupStore, TableNotExistsError,
-  type SessionApp, type SessionHandler,
-} from '../src/index.ts';
+import { startSessionApp, createHandler, setupStore, TableNotExistsError, type SessionApp, type SessionHandler } from '../src/index.ts';
 import { ownerStatements } from '../src/engines/sqlite/engine.ts';
 import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 import { adminQuery, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
@@ -19,7 +16,6 @@ import { statements } from '../src/engines/postgres/statements.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
-
 
 test('put with an owner, patch an owner in; sessionsOf lists them newest first with handle, times and data', () =>
   withApp({ maxAge: 3600 }, async (app) => {
@@ -29,26 +25,38 @@ test('put with an owner, patch an owner in; sessionsOf lists them newest first w
     assert.ok(await app.store.patch(b, { owner: 'ada' }));
     await app.store.put(null, { device: 'other' }, { owner: 'grace' });
     const list = await app.store.sessionsOf('ada');
-    assert.equal(list.map((s) => s.data.device), ['phone', 'laptop'], 'most recently used first');
+    assert.equal(
+      list.map((s) => s.data.device),
+      ['phone', 'laptop'],
+      'most recently used first',
+    );
     const [phone, laptop] = list;
     assert.ok(phone.touchedAt >= laptop.touchedAt);
     assert.ok(laptop.createdAt <= Date.now() && laptop.createdAt > Date.now() - 60_000);
     assert.is(laptop.expiresAt, laptop.touchedAt + 3600_000);
     assert.match(laptop.handle, /^h[A-Za-z0-9_-]{43}$/);
     assert.is.not(phone.handle, laptop.handle, 'distinct');
-    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.handle), [phone.handle, laptop.handle], 'stable');
+    assert.equal(
+      (await app.store.sessionsOf('ada')).map((s) => s.handle),
+      [phone.handle, laptop.handle],
+      'stable',
+    );
     for (const { handle } of list) {
       assert.not.ok([a, b].includes(handle), 'never the id');
       assert.is(await app.store.get(handle), null, 'a handle is not an id');
       assert.is(await app.store.get(handle.slice(1)), null, 'nor is the digest inside it');
     }
     assert.ok(await app.store.patch(b, { owner: null }));
-    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.device), ['laptop'], 'owner: null takes it away');
+    assert.equal(
+      (await app.store.sessionsOf('ada')).map((s) => s.data.device),
+      ['laptop'],
+      'owner: null takes it away',
+    );
     assert.equal(await app.store.get(b), { device: 'phone' }, 'the session itself stays');
     assert.equal(await app.store.sessionsOf('nobody'), []);
   }));
 
-test("revoke ends one session, only for its owner; a bad handle is just not found", () =>
+test('revoke ends one session, only for its owner; a bad handle is just not found', () =>
   withApp({}, async (app) => {
     const a = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
     const g = (await app.store.put(null, { n: 2 }, { owner: 'grace' }))!;
@@ -92,12 +100,18 @@ test('an owner that is empty, too long or not a string is a TypeError naming the
       ] as const) {
         // put's owner may be absent or null (no owner).
         if (name === 'put' && (owner === undefined || owner === null)) continue;
-        const error = await call().then(() => null, (e: unknown) => e);
+        const error = await call().then(
+          () => null,
+          (e: unknown) => e,
+        );
         assert.instance(error, TypeError, `${name}(${JSON.stringify(owner)})`);
         assert.match((error as Error).message, /owner must be a non-empty string of at most 256 characters/);
       }
       if (owner !== null && owner !== undefined) {
-        const error = await app.store.patch(id, { owner: owner as string }).then(() => null, (e: unknown) => e);
+        const error = await app.store.patch(id, { owner: owner as string }).then(
+          () => null,
+          (e: unknown) => e,
+        );
         assert.instance(error, TypeError);
       }
     }
@@ -122,7 +136,10 @@ test('maxSessionsPerOwner: the least recently used beyond the cap go, in the tra
     await sleep(3);
     const fourth = (await app.store.put(null, { n: 5 }))!;
     assert.ok(await app.store.patch(fourth, { owner: 'ada' }));
-    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.n), [5, 3]);
+    assert.equal(
+      (await app.store.sessionsOf('ada')).map((s) => s.data.n),
+      [5, 3],
+    );
     assert.equal(await app.store.get(grace), { n: 4 });
   }));
 
@@ -139,7 +156,13 @@ test('a crash after COMMIT, before the reply: create, owner change with the cap,
   const temp = tempDir();
   process.env.SUPERVISED_SESSIONS_CRASH_AFTER_COMMIT = join(temp.dir, 'crash-after-commit');
   // Kept set while the test runs: every incarnation of the owner reads it.
-  const app = await startSessionApp({ ...await storeLocation(temp.dir), sweepSignal: false, maxSessionsPerOwner: 2, touchAfter: 0, restart: { intensity: 10 } });
+  const app = await startSessionApp({
+    ...(await storeLocation(temp.dir)),
+    sweepSignal: false,
+    maxSessionsPerOwner: 2,
+    touchAfter: 0,
+    restart: { intensity: 10 },
+  });
   try {
     const created = await crashingAfterCommit(temp.dir, 'create', () => app.store.put(null, { n: 1 }, { owner: 'ada' }));
     assert.equal(await app.store.get(created!), { n: 1 }, 'the replayed create finds its own row');
@@ -149,7 +172,11 @@ test('a crash after COMMIT, before the reply: create, owner change with the cap,
     await sleep(3);
     const third = (await app.store.put(null, { n: 3 }))!;
     assert.ok(await crashingAfterCommit(temp.dir, 'patch', () => app.store.patch(third, { owner: 'ada', set: { m: 1 } })));
-    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data), [{ n: 3, m: 1 }, { n: 2 }], 'owner set once, the cap applied once');
+    assert.equal(
+      (await app.store.sessionsOf('ada')).map((s) => s.data),
+      [{ n: 3, m: 1 }, { n: 2 }],
+      'owner set once, the cap applied once',
+    );
     const [, handle] = (await app.store.sessionsOf('ada')).map((s) => s.handle);
     const revoked = await crashingAfterCommit(temp.dir, 'revoke', () => app.store.revoke('ada', handle));
     assert.is(revoked, false, 'the replay finds it gone (documented)');
@@ -168,8 +195,15 @@ test('a crash after COMMIT, before the reply: create, owner change with the cap,
 test('an owner holding U+0000 is refused with a TypeError on every engine (PostgreSQL text cannot hold it)', () =>
   withApp({}, async (app) => {
     const id = (await app.store.put(null, { n: 1 }))!;
-    for (const call of [() => app.store.patch(id, { owner: 'a\u0000b' }), () => app.store.put(null, {}, { owner: 'a\u0000' }), () => app.store.sessionsOf('\u0000')]) {
-      const error = await call().then(() => null, (e: unknown) => e);
+    for (const call of [
+      () => app.store.patch(id, { owner: 'a\u0000b' }),
+      () => app.store.put(null, {}, { owner: 'a\u0000' }),
+      () => app.store.sessionsOf('\u0000'),
+    ]) {
+      const error = await call().then(
+        () => null,
+        (e: unknown) => e,
+      );
       assert.instance(error, TypeError);
       assert.match((error as Error).message, /U\+0000/);
     }
@@ -180,7 +214,10 @@ test('an owner with a lone surrogate is refused: it would be stored as U+FFFD an
   withApp({}, async (app) => {
     const id = (await app.store.put(null, { n: 1 }))!;
     for (const owner of ['a\uD800', 'a\uDBFF']) {
-      const error = await app.store.patch(id, { owner }).then(() => null, (e: unknown) => e);
+      const error = await app.store.patch(id, { owner }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       assert.instance(error, TypeError);
       assert.match((error as Error).message, /well-formed/);
     }
@@ -196,8 +233,14 @@ test('replay: revokeAll and an owner change in flight at a crash of the store ac
     const [count, patched] = await Promise.all([revoked, owned, killed]);
     assert.ok(count === 2 || count === 0, `2, or 0 when the reply was lost and the replay found them gone: ${count}`);
     assert.ok(patched);
-    assert.equal((await app.store.sessionsOf('ada')).map((s) => s.data.n), [1]);
-    assert.equal((await app.store.sessionsOf('grace')).map((s) => s.data.n), [0]);
+    assert.equal(
+      (await app.store.sessionsOf('ada')).map((s) => s.data.n),
+      [1],
+    );
+    assert.equal(
+      (await app.store.sessionsOf('grace')).map((s) => s.data.n),
+      [0],
+    );
     assert.is(app.status().children.store.restarts, 1);
   }));
 
@@ -205,39 +248,65 @@ sqliteOnly('the owner statements go through the owner index (query plans)', () =
   withApp({}, async (_app, dir) => {
     const db = new DatabaseSync(join(dir, 'sessions.db'));
     try {
-      for (const [name, sql] of Object.entries(ownerStatements('session', expiryPolicy({ maxAge: 86400, timestamp: 'relative', maxLifetime: null })))) {
+      for (const [name, sql] of Object.entries(
+        ownerStatements('session', expiryPolicy({ maxAge: 86400, timestamp: 'relative', maxLifetime: null })),
+      )) {
         const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((row) => row.detail).join(' | ');
         // revoke names its row by the primary key, and checks the owner on it.
-        assert.match(plan, name === 'revoke' ? /SEARCH session USING INDEX sqlite_autoindex_session_1 \(sid_hash=\?\)/ : /SEARCH session USING (COVERING )?INDEX session_owner \(owner=\?/, `${name}: ${plan}`);
+        assert.match(
+          plan,
+          name === 'revoke'
+            ? /SEARCH session USING INDEX sqlite_autoindex_session_1 \(sid_hash=\?\)/
+            : /SEARCH session USING (COVERING )?INDEX session_owner \(owner=\?/,
+          `${name}: ${plan}`,
+        );
         assert.not.match(plan, /SCAN session/, `${name} never scans the table or a whole index: ${plan}`);
       }
     } finally {
       db.close();
     }
-  }));
+  }),
+);
 
 postgresOnly('the owner statements go through the owner index (query plans, PostgreSQL)', () =>
   withApp({}, async (app) => {
     const { table, database } = app.config;
     const sql = statements(table, expiryPolicy(app.config), app.config.maxSessionBytes);
     // Enough rows with and without owners that the plan is the index's own choice.
-    await adminQuery(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at, owner)
+    await adminQuery(
+      `INSERT INTO "${table}" (sid_hash, data, created_at, touched_at, owner)
       SELECT sha256(i::text::bytea), '{}', 0, (extract(epoch from now()) * 1000)::bigint, CASE WHEN i % 10 = 0 THEN 'u' || (i % 500) END
-      FROM generate_series(1, 20000) AS i`, [], database);
+      FROM generate_series(1, 20000) AS i`,
+      [],
+      database,
+    );
     await adminQuery(`ANALYZE "${table}"`, [], database);
     for (const [name, text, values] of [
-      ['sessionsOf', sql.sessionsOf, ['u7']], ['revokeAll', sql.revokeAll, ['u7', null]], ['revoke', sql.revoke, [Buffer.alloc(32), 'u7']],
+      ['sessionsOf', sql.sessionsOf, ['u7']],
+      ['revokeAll', sql.revokeAll, ['u7', null]],
+      ['revoke', sql.revoke, [Buffer.alloc(32), 'u7']],
     ] as const) {
-      const { rows } = await adminQuery(`EXPLAIN ${text}`.replace(/\$(\d)/g, (_, n: string) => {
-        const value = values[Number(n) - 1];
-        return value === null ? 'NULL::bytea' : Buffer.isBuffer(value) ? `'\\x${value.toString('hex')}'::bytea` : `'${value}'`;
-      }), [], database);
+      const { rows } = await adminQuery(
+        `EXPLAIN ${text}`.replace(/\$(\d)/g, (_, n: string) => {
+          const value = values[Number(n) - 1];
+          return value === null ? 'NULL::bytea' : Buffer.isBuffer(value) ? `'\\x${value.toString('hex')}'::bytea` : `'${value}'`;
+        }),
+        [],
+        database,
+      );
       const plan = rows.map((row: Record<string, string>) => row['QUERY PLAN']).join(' | ');
       // revoke may take either index: both name at most a few rows.
-      assert.match(plan, name === 'revoke' ? new RegExp(`Index Scan using "?${table}_(pkey|owner)`) : new RegExp(`Index (Only )?Scan (Backward )?using "?${table}_owner|Bitmap Index Scan on "?${table}_owner`), `${name}: ${plan}`);
+      assert.match(
+        plan,
+        name === 'revoke'
+          ? new RegExp(`Index Scan using "?${table}_(pkey|owner)`)
+          : new RegExp(`Index (Only )?Scan (Backward )?using "?${table}_owner|Bitmap Index Scan on "?${table}_owner`),
+        `${name}: ${plan}`,
+      );
       assert.not.match(plan, /Seq Scan/, `${name} never scans the table: ${plan}`);
     }
-  }));
+  }),
+);
 
 sqliteOnly('a 0.1.0 table is upgraded in place by autoSetup: every session kept, owners work', async () => {
   const temp = tempDir();
@@ -251,7 +320,11 @@ sqliteOnly('a 0.1.0 table is upgraded in place by autoSetup: every session kept,
     assert.match((refused as Error).message, /supervised-sessions setup/);
     // Four processes start on the old table at once: one upgrades, none fails.
     const starts = await Promise.all([1, 2, 3, 4].map(() => runScript(fixture('start-app.ts'), [database], { timeoutMs: 30_000 })));
-    assert.equal(starts.map((r) => r.stdout.trim()), ['ok', 'ok', 'ok', 'ok'], starts.map((r) => r.stderr).join('\n'));
+    assert.equal(
+      starts.map((r) => r.stdout.trim()),
+      ['ok', 'ok', 'ok', 'ok'],
+      starts.map((r) => r.stderr).join('\n'),
+    );
     const app = await startSessionApp({ database, autoSetup: false, sweepSignal: false });
     try {
       for (const [i, id] of ids.entries()) assert.equal(await app.store.get(id), { n: i, from: '0.1.0' });
@@ -273,8 +346,14 @@ sqliteOnly('setupStore upgrades a 0.1.0 table too, and is idempotent after', asy
     await setupStore({ database });
     await setupStore({ database });
     const db = new DatabaseSync(database);
-    const columns = db.prepare(`SELECT name FROM pragma_table_info('session')`).all().map((row) => row.name);
-    const indexes = db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'session'`).all().map((row) => row.name);
+    const columns = db
+      .prepare(`SELECT name FROM pragma_table_info('session')`)
+      .all()
+      .map((row) => row.name);
+    const indexes = db
+      .prepare(`SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'session'`)
+      .all()
+      .map((row) => row.name);
     const rows = Number((db.prepare('SELECT count(*) AS n FROM session').get() as { n: number }).n);
     db.close();
     assert.ok(columns.includes('owner'));
@@ -292,7 +371,11 @@ async function serve(app: SessionApp, handler: SessionHandler): Promise<{ url: s
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -310,16 +393,20 @@ test('Session: login with renew() + setOwner() on an existing session is one ope
     const anonymous = (await app.store.put(null, { cart: ['book'] }, { owner: 'grace' }))!;
     const seen: string[] = [];
     // The real store, with the write calls of its commit side recorded.
-    const record = <T extends object>(target: T): T => new Proxy(target, {
-      get(inner, prop) {
-        const value = Reflect.get(inner, prop) as unknown;
-        if (typeof value !== 'function') return value;
-        if (prop === 'renew' || prop === 'patch' || prop === 'put') {
-          return (...args: unknown[]) => { seen.push(prop); return (value as (...a: unknown[]) => unknown).apply(inner, args); };
-        }
-        return (value as (...a: unknown[]) => unknown).bind(inner);
-      },
-    });
+    const record = <T extends object>(target: T): T =>
+      new Proxy(target, {
+        get(inner, prop) {
+          const value = Reflect.get(inner, prop) as unknown;
+          if (typeof value !== 'function') return value;
+          if (prop === 'renew' || prop === 'patch' || prop === 'put') {
+            return (...args: unknown[]) => {
+              seen.push(prop);
+              return (value as (...a: unknown[]) => unknown).apply(inner, args);
+            };
+          }
+          return (value as (...a: unknown[]) => unknown).bind(inner);
+        },
+      });
     const commitSide = record((app.store as unknown as { commit: object }).commit);
     const spy = new Proxy(app.store, {
       get(target, prop) {
@@ -328,12 +415,18 @@ test('Session: login with renew() + setOwner() on an existing session is one ope
         return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     });
-    const spied = createServer(createHandler(spy, (_req, res, session) => {
-      session.renew();
-      session.setOwner('ada');
-      session.set('since', 'login');
-      res.end();
-    }, { onError: () => {} }));
+    const spied = createServer(
+      createHandler(
+        spy,
+        (_req, res, session) => {
+          session.renew();
+          session.setOwner('ada');
+          session.set('since', 'login');
+          res.end();
+        },
+        { onError: () => {} },
+      ),
+    );
     await new Promise<void>((resolve) => spied.listen(0, '127.0.0.1', resolve));
     try {
       const reply = await get(`http://127.0.0.1:${(spied.address() as AddressInfo).port}/`, `sid=${anonymous}`);
@@ -345,7 +438,10 @@ test('Session: login with renew() + setOwner() on an existing session is one ope
       assert.equal(await app.store.sessionsOf('grace'), [], 'never listed for the previous owner');
       assert.is((await app.store.sessionsOf('ada')).length, 1);
     } finally {
-      await new Promise((resolve) => { spied.closeAllConnections(); spied.close(resolve); });
+      await new Promise((resolve) => {
+        spied.closeAllConnections();
+        spied.close(resolve);
+      });
     }
     const server = await serve(app, (req, res, session) => {
       const url = new URL(req.url!, 'http://x');
@@ -371,7 +467,9 @@ test('Session: login with renew() + setOwner() on an existing session is one ope
 test('a request in flight with a revoked id never brings it back; its next request gets a fresh session', () =>
   withApp({}, async (app) => {
     let release!: () => void;
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const server = await serve(app, async (req, res, session) => {
       if (req.url === '/slow') {
         await gate;
@@ -401,7 +499,12 @@ test('session.setOwner validates, and a new session with only an owner is stored
     const codes: string[] = [];
     const server = await serve(app, (_req, res, session) => {
       for (const bad of ['', 'x'.repeat(257), 7]) {
-        try { session.setOwner(bad as string); codes.push('none'); } catch (error) { codes.push((error as Error).name); }
+        try {
+          session.setOwner(bad as string);
+          codes.push('none');
+        } catch (error) {
+          codes.push((error as Error).name);
+        }
       }
       session.setOwner('ada');
       res.end();

@@ -88,10 +88,24 @@ test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE
   assert.is(pack.status, 0, pack.stderr);
   const [info] = JSON.parse(pack.stdout.slice(pack.stdout.indexOf('['))) as Array<{ filename: string; files: Array<{ path: string }> }>;
   const files = info.files.map((file) => file.path);
-  for (const file of ['dist/index.js', 'dist/index.d.ts', 'dist/engines/sqlite/store-worker.js', 'dist/engines/postgres/store-worker.js', 'dist/cleaner/sweep-task.js', 'dist/cli.js', 'bin/supervised-sessions.js', 'LICENSE', 'package.json', 'README.md']) {
+  for (const file of [
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/engines/sqlite/store-worker.js',
+    'dist/engines/postgres/store-worker.js',
+    'dist/cleaner/sweep-task.js',
+    'dist/cli.js',
+    'bin/supervised-sessions.js',
+    'LICENSE',
+    'package.json',
+    'README.md',
+  ]) {
     assert.ok(files.includes(file), `the tarball holds ${file}`);
   }
-  assert.not.ok(files.some((file) => file.startsWith('src/') || file.startsWith('test/')), 'no sources or tests');
+  assert.not.ok(
+    files.some((file) => file.startsWith('src/') || file.startsWith('test/')),
+    'no sources or tests',
+  );
   mkdirSync(project, { recursive: true });
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
   tarball = join(temp.dir, info.filename);
@@ -106,18 +120,25 @@ for (const which of ['24', 'floor'] as const) {
     const result = await runScript(join(project, 'use.mjs'), [], { cwd: project, node, timeoutMs: 60_000 });
     assert.is(result.code, 0, result.stderr);
     assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
-      read: { user: 'ada' }, restarts: 1, reply: { status: 200, body: 'visits: 1', cookie: 'sid' }, config: 'ERR_SESSION_CONFIG',
+      read: { user: 'ada' },
+      restarts: 1,
+      reply: { status: 200, body: 'visits: 1', cookie: 'sid' },
+      config: 'ERR_SESSION_CONFIG',
       adapters: {
         express: 'supervised-sessions/express needs the "express" package, which is not installed: npm install express',
         fastify: 'supervised-sessions/fastify needs the "fastify" package, which is not installed: npm install fastify',
-        'express-session': 'supervised-sessions/express-session needs the "express-session" package, which is not installed: npm install express-session',
+        'express-session':
+          'supervised-sessions/express-session needs the "express-session" package, which is not installed: npm install express-session',
       },
     });
     // npx runs the bin with the first node on PATH: this one. A preloaded
     // probe records which Node ran the bin itself.
     const probe = join(project, 'probe.mjs');
     const seen = join(project, `ran-${which}.txt`);
-    writeFileSync(probe, `import { appendFileSync } from 'node:fs';\nif (process.argv[1]?.includes('supervised-sessions')) appendFileSync(${JSON.stringify(seen)}, process.version + '\\n');\n`);
+    writeFileSync(
+      probe,
+      `import { appendFileSync } from 'node:fs';\nif (process.argv[1]?.includes('supervised-sessions')) appendFileSync(${JSON.stringify(seen)}, process.version + '\\n');\n`,
+    );
     const env = { ...process.env, PATH: `${dirname(node)}:${process.env.PATH}`, NODE_OPTIONS: `--import=${pathToFileURL(probe).href}` };
     const stats = run('npx', ['--no-install', 'supervised-sessions', 'stats', '--database', 'consumer.db'], project, env);
     assert.is(stats.status, 0, stats.stderr);

@@ -14,8 +14,12 @@ test('PostgreSQL: nothing acknowledged is lost, no logout undone, the server res
   assert.is(result.timedOut, false, 'the drill hung');
   assert.is(result.code, 0, result.stderr);
   const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
-    acknowledgedWrites: number; acknowledgedWritesLost: number; resurrectedAfterLogout: number; loggedOut: number;
-    unrecovered: number; faults: Array<{ name: string; recoveryMs: number | null }>;
+    acknowledgedWrites: number;
+    acknowledgedWritesLost: number;
+    resurrectedAfterLogout: number;
+    loggedOut: number;
+    unrecovered: number;
+    faults: Array<{ name: string; recoveryMs: number | null }>;
     failed: Record<string, Record<string, number>>;
   };
   assert.ok(summary.acknowledgedWrites > 1000, `${summary.acknowledgedWrites} acknowledged writes`);

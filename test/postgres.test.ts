@@ -8,8 +8,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
-  startSessionApp, setupStore, clearStore, dropStore,
-  ConfigError, StoreUnavailableError, TableNotExistsError, TableExistsError, type SessionAppConfig, type SessionApp,
+  startSessionApp,
+  setupStore,
+  clearStore,
+  dropStore,
+  ConfigError,
+  StoreUnavailableError,
+  TableNotExistsError,
+  TableExistsError,
+  type SessionAppConfig,
+  type SessionApp,
 } from '../src/index.ts';
 import { runScript, sleep } from './helpers.ts';
 import { adminQuery, postgresDatabase } from './engines.ts';
@@ -28,7 +36,10 @@ const bin = join(import.meta.dirname, '..', 'bin', 'supervised-sessions.js');
 let tables = 0;
 const freshTable = () => `pg${++tables}_${Math.random().toString(36).slice(2, 8)}`;
 
-async function withPgApp(config: SessionAppConfig, body: (app: SessionApp, database: string, table: string) => Promise<void>): Promise<void> {
+async function withPgApp(
+  config: SessionAppConfig,
+  body: (app: SessionApp, database: string, table: string) => Promise<void>,
+): Promise<void> {
   const database = await postgresDatabase();
   const table = config.table ?? freshTable();
   const app = await startSessionApp({ database, table, sweepSignal: false, cleanerInterval: 3600, ...config });
@@ -41,12 +52,17 @@ async function withPgApp(config: SessionAppConfig, body: (app: SessionApp, datab
 
 /** Rows planted straight into the table, `ageMs` old by the server's clock. */
 async function plant(database: string, table: string, n: number, ageMs: number): Promise<void> {
-  await adminQuery(`INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
+  await adminQuery(
+    `INSERT INTO "${table}" (sid_hash, data, created_at, touched_at)
     SELECT sha256(gen_random_uuid()::text::bytea), '{"planted":true}', t, t
-    FROM generate_series(1, $1) AS i, (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`, [n, ageMs], database);
+    FROM generate_series(1, $1) AS i, (SELECT (extract(epoch from now()) * 1000)::bigint - $2::bigint AS t) AS at`,
+    [n, ageMs],
+    database,
+  );
 }
 
-const rowCount = async (database: string, table: string) => Number((await adminQuery(`SELECT count(*) AS n FROM "${table}"`, [], database)).rows[0].n);
+const rowCount = async (database: string, table: string) =>
+  Number((await adminQuery(`SELECT count(*) AS n FROM "${table}"`, [], database)).rows[0].n);
 
 function withPassword(database: string, password: string): string {
   const url = new URL(database);
@@ -76,7 +92,13 @@ test('the live count after a sweep is bounded: on a table another session holds 
     assert.ok(took >= LIVE_COUNT_TIMEOUT_MS * 0.9 && took < LIVE_COUNT_TIMEOUT_MS + 2000, `gave up after ${Math.round(took)} ms`);
     await locker.query('ROLLBACK');
     // The same connection, not left inside a transaction: the next count works.
-    const states = (await adminQuery(`SELECT state FROM pg_stat_activity WHERE application_name = 'supervised-sessions cleaner' AND datname = current_database()`, [], database)).rows.map((r) => r.state);
+    const states = (
+      await adminQuery(
+        `SELECT state FROM pg_stat_activity WHERE application_name = 'supervised-sessions cleaner' AND datname = current_database()`,
+        [],
+        database,
+      )
+    ).rows.map((r) => r.state);
     assert.ok(states.length >= 1 && states.every((state) => state === 'idle'), JSON.stringify(states));
     assert.is(await countLive(task), 5);
   } finally {
@@ -118,10 +140,14 @@ test('a database that does not exist: ConfigError naming database, password mask
   assert.ok(Date.now() - started < 5000, `gave up within about requestTimeout: ${Date.now() - started} ms`);
 });
 
-test('times come from the server: a session is live or dead by the server clock, not the app\'s', () =>
+test("times come from the server: a session is live or dead by the server clock, not the app's", () =>
   withPgApp({ maxAge: 60, touchAfter: 0 }, async (app, database, table) => {
     const id = (await app.store.put(null, { a: 1 }))!;
-    const { rows } = await adminQuery(`SELECT created_at, touched_at, (extract(epoch from now()) * 1000)::bigint AS now FROM "${table}"`, [], database);
+    const { rows } = await adminQuery(
+      `SELECT created_at, touched_at, (extract(epoch from now()) * 1000)::bigint AS now FROM "${table}"`,
+      [],
+      database,
+    );
     assert.ok(Math.abs(Number(rows[0].now) - Number(rows[0].touched_at)) < 5000);
     // Age it by the server's measure only: the app's clock has no say.
     await adminQuery(`UPDATE "${table}" SET touched_at = touched_at - 61000`, [], database);
@@ -142,22 +168,40 @@ test('a password is masked in every message: an unencoded @ in it, a NUL in the 
 test('ten processes starting at once on a missing table: every one starts (the creation is under an advisory lock)', async () => {
   const database = await postgresDatabase();
   const table = freshTable();
-  const starts = await Promise.all(Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })));
+  const starts = await Promise.all(
+    Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })),
+  );
   for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
   const { rows } = await adminQuery(`SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname`, [table], database);
-  assert.equal(rows.map((row: { indexname: string }) => row.indexname),
-    [`${table}_app_created`, `${table}_created_at`, `${table}_own_created`, `${table}_own_touched`, `${table}_owner`, `${table}_pkey`, `${table}_touched_at`]);
+  assert.equal(
+    rows.map((row: { indexname: string }) => row.indexname),
+    [
+      `${table}_app_created`,
+      `${table}_created_at`,
+      `${table}_own_created`,
+      `${table}_own_touched`,
+      `${table}_owner`,
+      `${table}_pkey`,
+      `${table}_touched_at`,
+    ],
+  );
 });
 
 test('a table without the owner column is upgraded in place by ten processes at once: every session kept; autoSetup false refuses it', async () => {
   const database = await postgresDatabase();
   const table = freshTable();
-  await adminQuery(`CREATE TABLE "${table}" (sid_hash bytea PRIMARY KEY, data jsonb NOT NULL, created_at bigint NOT NULL, touched_at bigint NOT NULL)`, [], database);
+  await adminQuery(
+    `CREATE TABLE "${table}" (sid_hash bytea PRIMARY KEY, data jsonb NOT NULL, created_at bigint NOT NULL, touched_at bigint NOT NULL)`,
+    [],
+    database,
+  );
   await plant(database, table, 50, 0);
   const refused = await startSessionApp({ database, table, autoSetup: false, sweepSignal: false }).catch((e: unknown) => e);
   assert.instance(refused, TableNotExistsError);
   assert.match((refused as Error).message, /supervised-sessions setup/);
-  const starts = await Promise.all(Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })));
+  const starts = await Promise.all(
+    Array.from({ length: 10 }, () => runScript(fixture('start-app.ts'), [database, table], { timeoutMs: 60_000 })),
+  );
   for (const start of starts) assert.is(start.stdout.trim(), 'ok', start.stdout + start.stderr);
   assert.is(await rowCount(database, table), 50);
   const app = await startSessionApp({ database, table, autoSetup: false, sweepSignal: false });
@@ -226,7 +270,10 @@ test('the CLI on a URL: setup, stats (bytes from the server), sessions, revoke, 
   assert.match(stats.stdout, /^live: 3\ndead: 7\nbytes: \d+\n$/);
   assert.ok(Number(/bytes: (\d+)/.exec(stats.stdout)![1]) > 8192);
   const list = await cli('sessions', '--owner', 'ada', '--max-age', '60');
-  const handles = list.stdout.trim().split('\n').map((line) => line.split(/\s+/)[0]);
+  const handles = list.stdout
+    .trim()
+    .split('\n')
+    .map((line) => line.split(/\s+/)[0]);
   assert.is(handles.length, 2);
   assert.match((await cli('revoke', '--owner', 'ada', '--handle', handles[0], '--max-age', '60')).stdout, /revoked: 1/);
   assert.match((await cli('revoke', '--owner', 'ada', '--max-age', '60')).stdout, /revoked: 1/);
@@ -266,7 +313,10 @@ test('one sweeper at a time: while another process holds the sweep lock, sweep()
     await other.connect();
     try {
       await other.query('BEGIN');
-      await other.query(`SELECT pg_advisory_xact_lock(hashtextextended('supervised-sessions:sweep:' || current_schema() || '.' || $1::text, 0))`, [table]);
+      await other.query(
+        `SELECT pg_advisory_xact_lock(hashtextextended('supervised-sessions:sweep:' || current_schema() || '.' || $1::text, 0))`,
+        [table],
+      );
       const skipped = await app.sweep();
       assert.equal({ deleted: skipped.deleted, skipped: skipped.skipped }, { deleted: 0, skipped: true });
       await other.query('COMMIT');
@@ -278,7 +328,10 @@ test('one sweeper at a time: while another process holds the sweep lock, sweep()
     process.kill(process.pid, 'SIGUSR2');
     const started = Date.now();
     while (reports.length === 0 && Date.now() - started < 5000) await sleep(10);
-    assert.equal(reports.map(({ deleted, trigger, skipped }) => ({ deleted, trigger, skipped })), [{ deleted: 30, trigger: 'signal', skipped: false }]);
+    assert.equal(
+      reports.map(({ deleted, trigger, skipped }) => ({ deleted, trigger, skipped })),
+      [{ deleted: 30, trigger: 'signal', skipped: false }],
+    );
   }));
 
 // ── group commit and per-operation failures ─────────────────────────────
@@ -308,7 +361,10 @@ test('one bad operation fails alone: NUL in data, too large, a merged run of pat
       app.store.patch(id, { set: { big: 'x'.repeat(500) } }),
       app.store.put(null, { last: 1 }),
     ]);
-    assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'rejected', 'fulfilled'],
+    );
     assert.instance((results[1] as PromiseRejectedResult).reason, TypeError);
     assert.match((results[1] as PromiseRejectedResult).reason.message, /NUL/);
     assert.equal(await app.store.get(id), { b: 2, c: 3 });
@@ -377,8 +433,12 @@ test('a COMMIT whose reply is lost is not run twice: committed, its replies are 
 test('a COMMIT reply lost, then the reply of the run that only computes the replies lost too: the batch is still applied once', () =>
   withPgApp({ maxAge: 3600 }, async (app, database, table) => {
     await adminQuery(`CREATE TABLE "${table}_audit" (xid xid8)`, [], database);
-    await adminQuery(`CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`, [], database);
+    await adminQuery(
+      `CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`,
+      [],
+      database,
+    );
     await adminQuery(`CREATE TRIGGER audit AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${table}_audit"()`, [], database);
     const id = (await app.store.put(null, { n: 1 }))!;
     try {
@@ -406,8 +466,12 @@ test('a batch whose connection was lost while the server was still inside its tr
   withPgApp({ maxAge: 3600, requestTimeout: 10_000 }, async (app, database, table) => {
     // Every transaction that updates a row of the table leaves its id here.
     await adminQuery(`CREATE TABLE "${table}_audit" (xid xid8)`, [], database);
-    await adminQuery(`CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`, [], database);
+    await adminQuery(
+      `CREATE FUNCTION "${table}_audit"() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO "${table}_audit" VALUES (pg_current_xact_id()); RETURN NEW; END $$`,
+      [],
+      database,
+    );
     await adminQuery(`CREATE TRIGGER audit AFTER UPDATE ON "${table}" FOR EACH ROW EXECUTE FUNCTION "${table}_audit"()`, [], database);
     const id = (await app.store.put(null, { n: 1 }))!;
     // An outside connection holds the row: the batch's patch waits on the server, inside its transaction.
@@ -436,15 +500,19 @@ test('a batch whose connection was lost while the server was still inside its tr
     }
   }));
 
-test('pg_terminate_backend of the store\'s connection under load: every call succeeds (replayed), nothing lost, no restart', () =>
+test("pg_terminate_backend of the store's connection under load: every call succeeds (replayed), nothing lost, no restart", () =>
   withPgApp({ requestTimeout: 5000 }, async (app, database) => {
     const ids = await Promise.all(Array.from({ length: 50 }, (_, n) => app.store.put(null, { n })));
     let stop = false;
     let kills = 0;
     const killer = (async () => {
       while (!stop) {
-        const { rowCount: n } = await adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name = 'supervised-sessions' AND pid <> pg_backend_pid()`, [], database);
+        const { rowCount: n } = await adminQuery(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'supervised-sessions' AND pid <> pg_backend_pid()`,
+          [],
+          database,
+        );
         kills += n ?? 0;
         await sleep(40);
       }
@@ -454,10 +522,12 @@ test('pg_terminate_backend of the store\'s connection under load: every call suc
     let round = 0;
     while (Date.now() < deadline && round < 400) {
       round++;
-      await Promise.all(ids.map(async (id, n) => {
-        if (await app.store.patch(id!, { set: { round } })) acknowledged.push([id!, round]);
-        else throw new Error(`patch of a live session ${n} said gone`);
-      }));
+      await Promise.all(
+        ids.map(async (id, n) => {
+          if (await app.store.patch(id!, { set: { round } })) acknowledged.push([id!, round]);
+          else throw new Error(`patch of a live session ${n} said gone`);
+        }),
+      );
     }
     stop = true;
     await killer;

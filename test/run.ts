@@ -20,17 +20,35 @@ let failed = 0;
 let skipped = 0;
 const failures: string[] = [];
 
-function run(command: string, args: string[], timeoutMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; output: string }> {
+function run(
+  command: string,
+  args: string[],
+  timeoutMs: number,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_DISABLE_COLORS: '1', ...env } });
+    const child = spawn(command, args, {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_DISABLE_COLORS: '1', ...env },
+    });
     let output = '';
-    child.stdout.on('data', (chunk) => { output += chunk; process.stdout.write(chunk); });
-    child.stderr.on('data', (chunk) => { output += chunk; process.stderr.write(chunk); });
+    child.stdout.on('data', (chunk) => {
+      output += chunk;
+      process.stdout.write(chunk);
+    });
+    child.stderr.on('data', (chunk) => {
+      output += chunk;
+      process.stderr.write(chunk);
+    });
     const timer = setTimeout(() => {
       output += `\n[run] killed after ${timeoutMs} ms\n`;
       child.kill('SIGKILL');
     }, timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, output }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
 }
 
@@ -41,29 +59,60 @@ if (only.length === 0) {
   // The examples as a user's code: against the built package (npm test builds it first).
   const examples = result.code === 0 ? await run(process.execPath, [tsc, '-p', 'examples/tsconfig.json'], 300_000) : result;
   if (examples.code === 0) passed++;
-  else { failed++; failures.push('typecheck'); }
+  else {
+    failed++;
+    failures.push('typecheck');
+  }
 
-  // The linter (biome.json): a finding fails the run.
-  console.log('# lint (biome lint)');
+  // The linter and the formatter's check (biome.json): a finding or an unformatted file fails the run.
+  console.log('# lint and format (biome check)');
   const biome = join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
-  const lint = await run(process.execPath, [biome, 'lint', '--error-on-warnings', '.'], 120_000);
+  const lint = await run(process.execPath, [biome, 'check', '--error-on-warnings', '.'], 120_000);
   if (lint.code === 0) passed++;
-  else { failed++; failures.push('lint'); }
+  else {
+    failed++;
+    failures.push('lint');
+  }
 }
 
 // The suites that must also pass on the lowest Node in engines (type
 // stripping is behind a flag there).
-const FLOOR_SUITES = ['store.test.ts', 'owners.test.ts', 'lifetime.test.ts', 'express-session-store.test.ts', 'http.test.ts', 'http-edges.test.ts', 'build.test.ts', 'diagnostics.test.ts'];
+const FLOOR_SUITES = [
+  'store.test.ts',
+  'owners.test.ts',
+  'lifetime.test.ts',
+  'express-session-store.test.ts',
+  'http.test.ts',
+  'http-edges.test.ts',
+  'build.test.ts',
+  'diagnostics.test.ts',
+];
 // One contract suite, two engines: these suites run again on PostgreSQL
 // (test/engines.ts), on one server this runner starts and stops; the
 // postgres-*.test.ts suites test that engine alone.
-const CONTRACT_SUITES = ['store.test.ts', 'owners.test.ts', 'http.test.ts', 'http-edges.test.ts', 'front-doors.test.ts', 'express-session-store.test.ts', 'metrics.test.ts', 'sessions-meet.test.ts', 'lifetime.test.ts'];
+const CONTRACT_SUITES = [
+  'store.test.ts',
+  'owners.test.ts',
+  'http.test.ts',
+  'http-edges.test.ts',
+  'front-doors.test.ts',
+  'express-session-store.test.ts',
+  'metrics.test.ts',
+  'sessions-meet.test.ts',
+  'lifetime.test.ts',
+];
 const ON_POSTGRES = { SUPERVISED_SESSIONS_TEST_ENGINE: 'postgres' };
 type Run = { file: string; node: string; args: string[]; label: string; env?: NodeJS.ProcessEnv };
-const runs: Run[] = files.filter((file) => !file.startsWith('postgres')).map((file) => ({ file, node: process.execPath, args: [], label: file }));
+const runs: Run[] = files
+  .filter((file) => !file.startsWith('postgres'))
+  .map((file) => ({ file, node: process.execPath, args: [], label: file }));
 const postgresRuns: Run[] = [
-  ...files.filter((file) => CONTRACT_SUITES.includes(file)).map((file) => ({ file, node: process.execPath, args: [], label: `${file} on PostgreSQL`, env: ON_POSTGRES })),
-  ...files.filter((file) => file.startsWith('postgres')).map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_POSTGRES })),
+  ...files
+    .filter((file) => CONTRACT_SUITES.includes(file))
+    .map((file) => ({ file, node: process.execPath, args: [], label: `${file} on PostgreSQL`, env: ON_POSTGRES })),
+  ...files
+    .filter((file) => file.startsWith('postgres'))
+    .map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_POSTGRES })),
 ];
 let postgres: PostgresServer | null = null;
 if (postgresRuns.length > 0) {
@@ -83,7 +132,13 @@ const floorFiles = files.filter((file) => FLOOR_SUITES.includes(file));
 if (floorFiles.length > 0) {
   try {
     const floor = floorNode();
-    for (const file of floorFiles) runs.push({ file, node: floor.path, args: ['--experimental-strip-types', '--no-warnings'], label: `${file} on Node ${floor.version}` });
+    for (const file of floorFiles)
+      runs.push({
+        file,
+        node: floor.path,
+        args: ['--experimental-strip-types', '--no-warnings'],
+        label: `${file} on Node ${floor.version}`,
+      });
   } catch (error) {
     console.log(`\n# the lowest Node in engines: ${(error as Error).message}`);
     failed++;

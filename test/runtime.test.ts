@@ -16,7 +16,11 @@ class ClosedError extends Error {}
 
 class FullError extends Error {}
 
-function client(timeoutMs = 5000, maxPending?: number, hooks: Pick<ConstructorParameters<typeof MailboxClient>[0], 'onSettle' | 'onBatch'> = {}) {
+function client(
+  timeoutMs = 5000,
+  maxPending?: number,
+  hooks: Pick<ConstructorParameters<typeof MailboxClient>[0], 'onSettle' | 'onBatch'> = {},
+) {
   return new MailboxClient({
     timeoutMs,
     maxPending,
@@ -37,16 +41,31 @@ interface Rig {
   restarts: Array<{ child: string; reason: Error; restarts: number }>;
 }
 
-async function rig(options: { intensity?: number; periodMs?: number; shutdownTimeoutMs?: number; workerData?: Record<string, unknown>; timeoutMs?: number; maxPending?: number; maxOldGenerationSizeMb?: number } = {}): Promise<Rig> {
+async function rig(
+  options: {
+    intensity?: number;
+    periodMs?: number;
+    shutdownTimeoutMs?: number;
+    workerData?: Record<string, unknown>;
+    timeoutMs?: number;
+    maxPending?: number;
+    maxOldGenerationSizeMb?: number;
+  } = {},
+): Promise<Rig> {
   const mailbox = client(options.timeoutMs, options.maxPending);
   const supervisor = new Supervisor({
     intensity: options.intensity ?? 3,
     periodMs: options.periodMs ?? 5000,
     shutdownTimeoutMs: options.shutdownTimeoutMs ?? 2000,
-    children: [mailboxChild({
-      name: 'actor', filename: fixture, workerData: options.workerData ?? {}, client: mailbox,
-      resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
-    })],
+    children: [
+      mailboxChild({
+        name: 'actor',
+        filename: fixture,
+        workerData: options.workerData ?? {},
+        client: mailbox,
+        resourceLimits: options.maxOldGenerationSizeMb ? { maxOldGenerationSizeMb: options.maxOldGenerationSizeMb } : undefined,
+      }),
+    ],
   });
   const restarts: Rig['restarts'] = [];
   supervisor.on('restart', (event) => restarts.push(event));
@@ -57,16 +76,29 @@ async function rig(options: { intensity?: number; periodMs?: number; shutdownTim
 test('the mailbox is bounded: past maxPending a call fails at once, also while the actor is down', async () => {
   const { supervisor, mailbox } = await rig({ maxPending: 5 });
   try {
-    const calls = Array.from({ length: 8 }, (_, i) => mailbox.call('echo', i).then((v) => ['ok', v], (e: unknown) => ['err', e]));
+    const calls = Array.from({ length: 8 }, (_, i) =>
+      mailbox.call('echo', i).then(
+        (v) => ['ok', v],
+        (e: unknown) => ['err', e],
+      ),
+    );
     const results = await Promise.all(calls);
-    assert.equal(results.slice(0, 5).map((r) => r[1]), [0, 1, 2, 3, 4]);
+    assert.equal(
+      results.slice(0, 5).map((r) => r[1]),
+      [0, 1, 2, 3, 4],
+    );
     for (const [kind, error] of results.slice(5)) {
       assert.is(kind, 'err');
       assert.instance(error, FullError);
     }
     // While the actor restarts, queued calls are bounded the same way, then replayed.
     await supervisor.kill('actor');
-    const queued = Array.from({ length: 7 }, (_, i) => mailbox.call('echo', i).then(() => 'ok', (e: unknown) => e instanceof FullError ? 'full' : String(e)));
+    const queued = Array.from({ length: 7 }, (_, i) =>
+      mailbox.call('echo', i).then(
+        () => 'ok',
+        (e: unknown) => (e instanceof FullError ? 'full' : String(e)),
+      ),
+    );
     assert.is(mailbox.pending, 5);
     assert.equal(await Promise.all(queued), ['ok', 'ok', 'ok', 'ok', 'ok', 'full', 'full']);
     assert.is(mailbox.pending, 0);
@@ -80,17 +112,28 @@ test('hooks that throw (a metrics sink gone wrong) never stop a call from settli
   let settled = 0;
   let batches = 0;
   const mailbox = client(5000, 2, {
-    onSettle: () => { settled++; throw new Error('sink broken'); },
-    onBatch: () => { batches++; throw new Error('sink broken'); },
+    onSettle: () => {
+      settled++;
+      throw new Error('sink broken');
+    },
+    onBatch: () => {
+      batches++;
+      throw new Error('sink broken');
+    },
   });
   const supervisor = new Supervisor({
-    intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000,
+    intensity: 3,
+    periodMs: 5000,
+    shutdownTimeoutMs: 2000,
     children: [mailboxChild({ name: 'actor', filename: fixture, workerData: {}, client: mailbox })],
   });
   await supervisor.start();
   try {
     const results = await Promise.allSettled([mailbox.call('echo', 1), mailbox.call('fail', 'x'), mailbox.call('echo', 3)]);
-    assert.equal(results.map((r) => r.status), ['fulfilled', 'rejected', 'rejected']);
+    assert.equal(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'rejected'],
+    );
     assert.is((results[0] as PromiseFulfilledResult<unknown>).value, 1);
     assert.instance((results[2] as PromiseRejectedResult).reason, FullError, 'refused at once, and still rejected');
     assert.is(settled, 3);
@@ -123,7 +166,11 @@ test('requests made in one event-loop turn travel as one message', async () => {
   }
 });
 
-for (const [op, why] of [['exit', 'process.exit(1)'], ['throw-async', 'an asynchronous throw'], ['oom', 'running out of memory']] as const) {
+for (const [op, why] of [
+  ['exit', 'process.exit(1)'],
+  ['throw-async', 'an asynchronous throw'],
+  ['oom', 'running out of memory'],
+] as const) {
   test(`a child that crashes by ${why} is restarted with fresh module state`, async () => {
     // A small heap: how long filling the default one takes depends on the machine's memory.
     const { supervisor, mailbox, restarts } = await rig({ workerData: {}, maxOldGenerationSizeMb: op === 'oom' ? 64 : undefined });
@@ -212,14 +259,23 @@ test('children start in order and stop in reverse order', async () => {
       },
     };
   };
-  const supervisor = new Supervisor({ intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000, children: [spec('first', 0), spec('second', 1)] });
+  const supervisor = new Supervisor({
+    intensity: 3,
+    periodMs: 5000,
+    shutdownTimeoutMs: 2000,
+    children: [spec('first', 0), spec('second', 1)],
+  });
   await supervisor.start();
   assert.equal(supervisor.children().first.state, 'running');
   assert.equal(supervisor.children().second.state, 'running');
   await supervisor.stop();
   assert.equal(events, [
-    'started first', 'started second',
-    'stopping second', 'stopped second (shutdown)', 'stopping first', 'stopped first (shutdown)',
+    'started first',
+    'started second',
+    'stopping second',
+    'stopped second (shutdown)',
+    'stopping first',
+    'stopped first (shutdown)',
   ]);
   assert.is(supervisor.state, 'stopped');
 });
@@ -228,7 +284,9 @@ test('a child that fails to start aborts the start and stops the started ones', 
   const ok = client();
   const bad = client();
   const supervisor = new Supervisor({
-    intensity: 3, periodMs: 5000, shutdownTimeoutMs: 2000,
+    intensity: 3,
+    periodMs: 5000,
+    shutdownTimeoutMs: 2000,
     children: [
       mailboxChild({ name: 'good', filename: fixture, workerData: {}, client: ok }),
       mailboxChild({ name: 'bad', filename: fixture, workerData: { failStart: true }, client: bad }),
@@ -298,8 +356,14 @@ test('a poison request is failed after two crashes; the others still succeed', a
     const poison = mailbox.call('poison', null).catch((e: unknown) => e);
     const after = Array.from({ length: 30 }, (_, i) => mailbox.call('echo', 100 + i));
     assert.instance(await poison, PoisonError);
-    assert.equal(await Promise.all(others), Array.from({ length: 30 }, (_, i) => i));
-    assert.equal(await Promise.all(after), Array.from({ length: 30 }, (_, i) => 100 + i));
+    assert.equal(
+      await Promise.all(others),
+      Array.from({ length: 30 }, (_, i) => i),
+    );
+    assert.equal(
+      await Promise.all(after),
+      Array.from({ length: 30 }, (_, i) => 100 + i),
+    );
     assert.is(supervisor.children().actor.restarts, 2);
   } finally {
     await supervisor.stop();

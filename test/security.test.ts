@@ -30,14 +30,19 @@ test('no raw session id in any log line or error message', async () => {
   const app = await startSessionApp({ database: join(temp.dir, 'logs.db'), sweepSignal: false, maxSessionBytes: 300 });
   const lines: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stderr.write;
+  process.stderr.write = ((chunk: string) => {
+    lines.push(String(chunk));
+    return true;
+  }) as typeof process.stderr.write;
   try {
-    const server = createServer(createHandler(app.store, (req, res, session) => {
-      if (req.url === '/big') session.set('big', 'x'.repeat(1000));
-      else if (req.url === '/throw') throw new Error('handler failed');
-      else session.set('a', 1);
-      res.end('ok');
-    }));
+    const server = createServer(
+      createHandler(app.store, (req, res, session) => {
+        if (req.url === '/big') session.set('big', 'x'.repeat(1000));
+        else if (req.url === '/throw') throw new Error('handler failed');
+        else session.set('a', 1);
+        res.end('ok');
+      }),
+    );
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const first = await request(url);
@@ -53,7 +58,8 @@ test('no raw session id in any log line or error message', async () => {
       () => app.store.put(id, { big: 'y'.repeat(1000) }),
       () => app.store.patch(id, { set: { when: new Date() as never } }),
       () => app.store.put(id, null as never),
-    ]) messages.push(String(await call().catch((error: Error) => `${error.name}: ${error.message}`)));
+    ])
+      messages.push(String(await call().catch((error: Error) => `${error.name}: ${error.message}`)));
     await app.stop();
     messages.push(String(await app.store.get(id).catch((error: Error) => error.message)));
     const after = await request(`${url}/`, { headers: { cookie } });

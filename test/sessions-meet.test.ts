@@ -41,13 +41,17 @@ test.after(async () => {
 
 /** The call rejects with an error whose message matches. */
 async function refused(call: () => Promise<unknown>, message: RegExp): Promise<void> {
-  const error = await call().then(() => null, (e: unknown) => e as Error);
+  const error = await call().then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
   assert.ok(error instanceof Error, 'the call rejected');
   assert.match(error.message, message);
 }
 
 /** The store's commit side (the request-commit core's view): replies that tell "renewed" from "gone". */
-const commitSide = (target: SessionApp) => (target.store as unknown as { commit: Record<string, (...args: unknown[]) => Promise<unknown>> }).commit;
+const commitSide = (target: SessionApp) =>
+  (target.store as unknown as { commit: Record<string, (...args: unknown[]) => Promise<unknown>> }).commit;
 
 /** A browser's cookie jar for one cookie name: responses applied in the order they arrive. */
 function jar(start: string): { cookie: () => string; apply: (reply: Reply) => void } {
@@ -94,22 +98,40 @@ async function ageTombstones(target: SessionApp, ms: number): Promise<void> {
   if (onPostgres) {
     const client = new pg.Client({ connectionString: target.config.database });
     await client.connect();
-    try { await client.query(sql); } finally { await client.end(); }
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
     return;
   }
   const db = new DatabaseSync(target.config.database);
-  try { db.exec(sql); } finally { db.close(); }
+  try {
+    db.exec(sql);
+  } finally {
+    db.close();
+  }
 }
 
 test('a renew() on a stale request once its headers are out throws ERR_SESSION_HEADERS_SENT, as on any request', async () => {
   const old = (await app.store.put(null, { n: 1 }))!;
   await other.store.renew(old);
   let code: unknown = null;
-  const server = createServer(createHandler(app.store, (_req, res, session) => {
-    res.writeHead(200);
-    try { session.renew(); } catch (error) { code = (error as { code?: string }).code; }
-    res.end('ok');
-  }, { onError: () => {} }));
+  const server = createServer(
+    createHandler(
+      app.store,
+      (_req, res, session) => {
+        res.writeHead(200);
+        try {
+          session.renew();
+        } catch (error) {
+          code = (error as { code?: string }).code;
+        }
+        res.end('ok');
+      },
+      { onError: () => {} },
+    ),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const reply = await get(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`, `sid=${old}`);
@@ -123,26 +145,39 @@ test('a renew() on a stale request once its headers are out throws ERR_SESSION_H
 });
 
 // SQLite serialises writers (BEGIN IMMEDIATE): no write runs inside another's transaction there.
-postgresOnly('a write that waited for a concurrent renew of its row is told "renewed", not "gone" (PostgreSQL: the row is judged once locked)', async () => {
-  const commit = commitSide(app);
-  // Waves (patch, put, delete), and the statements of their own (an owner change, a login).
-  for (const op of ['patch', 'put', 'delete', 'renew', 'patch owner', 'put owner', 'renew owner'] as const) {
-    const old = (await app.store.put(null, { n: 1 }))!;
-    const release = await holdRows(app, `sid_hash = '\\x${digest(old).toString('hex')}'::bytea`);
-    const renewing = other.store.renew(old);
-    await sleep(150);
-    const late = op === 'patch' ? commit.patch(old, { set: { late: 1 } }) : op === 'put' ? commit.put(old, { late: 1 })
-      : op === 'delete' ? commit.delete(old) : op === 'renew' ? commit.renew(old)
-      : op === 'patch owner' ? commit.patch(old, { owner: 'late' }) : op === 'put owner' ? commit.put(old, { late: 1 }, { owner: 'late' })
-      : commit.renew(old, { owner: 'late' });
-    await sleep(150);
-    await release();
-    const renewed = await renewing;
-    assert.is(await late, 'renewed', `${op} after the renew it waited for`);
-    assert.equal(await app.store.get(renewed!), { n: 1 }, `${op}: the renewed session untouched`);
-  }
-  assert.equal(await app.store.sessionsOf('late'), [], 'no late write gave anything an owner');
-});
+postgresOnly(
+  'a write that waited for a concurrent renew of its row is told "renewed", not "gone" (PostgreSQL: the row is judged once locked)',
+  async () => {
+    const commit = commitSide(app);
+    // Waves (patch, put, delete), and the statements of their own (an owner change, a login).
+    for (const op of ['patch', 'put', 'delete', 'renew', 'patch owner', 'put owner', 'renew owner'] as const) {
+      const old = (await app.store.put(null, { n: 1 }))!;
+      const release = await holdRows(app, `sid_hash = '\\x${digest(old).toString('hex')}'::bytea`);
+      const renewing = other.store.renew(old);
+      await sleep(150);
+      const late =
+        op === 'patch'
+          ? commit.patch(old, { set: { late: 1 } })
+          : op === 'put'
+            ? commit.put(old, { late: 1 })
+            : op === 'delete'
+              ? commit.delete(old)
+              : op === 'renew'
+                ? commit.renew(old)
+                : op === 'patch owner'
+                  ? commit.patch(old, { owner: 'late' })
+                  : op === 'put owner'
+                    ? commit.put(old, { late: 1 }, { owner: 'late' })
+                    : commit.renew(old, { owner: 'late' });
+      await sleep(150);
+      await release();
+      const renewed = await renewing;
+      assert.is(await late, 'renewed', `${op} after the renew it waited for`);
+      assert.equal(await app.store.get(renewed!), { n: 1 }, `${op}: the renewed session untouched`);
+    }
+    assert.equal(await app.store.sessionsOf('late'), [], 'no late write gave anything an owner');
+  },
+);
 
 test('a request arriving with an id renewed more than 30 s ago gets a fresh session as for any dead cookie; one that loaded it before the renew is still told "renewed"', async () => {
   const [aged] = await pair('aged');
@@ -168,7 +203,7 @@ test('a tombstone lives as long as the old session would have, is not a live ses
   assert.is(await short.store.count(), 1, 'the tombstone is not counted');
   assert.is(await commitSide(short).load(old), 'renewed');
   await sleep(1300);
-  assert.is(await commitSide(short).load(old), null, 'past the old session\'s expiry the old id is simply gone');
+  assert.is(await commitSide(short).load(old), null, "past the old session's expiry the old id is simply gone");
   assert.is(await short.store.get(renewed), null);
   const report = await short.sweep();
   assert.is(report.deleted, 2, 'the dead session and the dead tombstone are swept');
@@ -181,8 +216,12 @@ const holds = new Map<string, { entered: () => void; wait: Promise<void>; releas
 function hold(name: string) {
   let entered!: () => void;
   let release!: () => void;
-  const seen = new Promise<void>((resolve) => { entered = resolve; });
-  const wait = new Promise<void>((resolve) => { release = resolve; });
+  const seen = new Promise<void>((resolve) => {
+    entered = resolve;
+  });
+  const wait = new Promise<void>((resolve) => {
+    release = resolve;
+  });
   const entry = { entered, wait, release, seen };
   holds.set(name, entry);
   return entry;
@@ -222,8 +261,12 @@ for (const door of DOORS) {
     slow.release();
     const late = await inFlight;
     browser.apply(late);
-    assert.is(late.status, 200, 'the late response keeps its handler\'s status');
-    assert.equal(late.cookies.filter((line) => line.startsWith('sid=')), [], 'no Set-Cookie: neither an expiry nor the old id');
+    assert.is(late.status, 200, "the late response keeps its handler's status");
+    assert.equal(
+      late.cookies.filter((line) => line.startsWith('sid=')),
+      [],
+      'no Set-Cookie: neither an expiry nor the old id',
+    );
     const next = await get(`${url}/`, browser.cookie());
     assert.equal(next.body, { user: owner, isNew: false }, 'the page after the login shows the user');
     const listed = await app.store.sessionsOf(owner);
@@ -290,7 +333,11 @@ for (const door of DOORS) {
       for (const reply of order === 'first' ? replies : [...replies].reverse()) browser.apply(reply);
       assert.ok(replies.every((reply) => reply.status === 200));
       const next = await get(`${url}/`, browser.cookie());
-      assert.equal(next.body, { user: owner, isNew: false }, `logged in, responses applied ${order} first: ${JSON.stringify(replies.map((r) => r.cookies))}`);
+      assert.equal(
+        next.body,
+        { user: owner, isNew: false },
+        `logged in, responses applied ${order} first: ${JSON.stringify(replies.map((r) => r.cookies))}`,
+      );
     }
   });
 
@@ -298,7 +345,14 @@ for (const door of DOORS) {
     let checks = 0;
     const failing = new Proxy(app.store, {
       get(target, prop) {
-        if (prop === 'commit') return { ...commitSide(app), alive: () => { checks++; return Promise.reject(new Error('the check failed')); } };
+        if (prop === 'commit')
+          return {
+            ...commitSide(app),
+            alive: () => {
+              checks++;
+              return Promise.reject(new Error('the check failed'));
+            },
+          };
         const value = Reflect.get(target, prop) as unknown;
         return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
       },
@@ -334,7 +388,11 @@ for (const door of DOORS) {
     const next = idOf(cookieOf(renewing)!);
     assert.is.not(next, moved);
     assert.is(await app.store.get(moved), null);
-    assert.equal(await app.store.get(next), { n: 1 }, 'the id moved; the login\'s data and owner (data changes) were not stored behind the 5xx');
+    assert.equal(
+      await app.store.get(next),
+      { n: 1 },
+      "the id moved; the login's data and owner (data changes) were not stored behind the 5xx",
+    );
     assert.equal(await app.store.sessionsOf(`x-${door}`), []);
     // Data changes: not behind a 5xx, stored behind a 4xx.
     const data = (await app.store.put(null, { n: 1 }))!;
@@ -354,29 +412,37 @@ async function holdRows(target: SessionApp, where: string): Promise<() => Promis
     await client.connect();
     await client.query('BEGIN');
     await client.query(`SELECT 1 FROM "${target.config.table}" WHERE ${where} FOR UPDATE`);
-    return async () => { await client.query('COMMIT'); await client.end(); };
+    return async () => {
+      await client.query('COMMIT');
+      await client.end();
+    };
   }
   const db = new DatabaseSync(target.config.database);
   db.exec('BEGIN IMMEDIATE');
-  return async () => { db.exec('COMMIT'); db.close(); };
+  return async () => {
+    db.exec('COMMIT');
+    db.close();
+  };
 }
 
-test('revokeAll on one app server while another renews the owner\'s sessions in loops: 0 survivors in 30 rounds', async () => {
+test("revokeAll on one app server while another renews the owner's sessions in loops: 0 survivors in 30 rounds", async () => {
   let survivors = 0;
   for (let round = 0; round < 30; round++) {
     const owner = `loop-${round}`;
     let stop = false;
-    const loops = await Promise.all(Array.from({ length: 4 }, async (_, n) => {
-      let current = (await app.store.put(null, { round, n }, { owner }))!;
-      return async () => {
-        while (!stop) {
-          const next = await other.store.renew(current);
-          if (next === null) return current;
-          current = next;
-        }
-        return current;
-      };
-    }));
+    const loops = await Promise.all(
+      Array.from({ length: 4 }, async (_, n) => {
+        let current = (await app.store.put(null, { round, n }, { owner }))!;
+        return async () => {
+          while (!stop) {
+            const next = await other.store.renew(current);
+            if (next === null) return current;
+            current = next;
+          }
+          return current;
+        };
+      }),
+    );
     const running = loops.map((loop) => loop());
     await sleep(round % 4);
     await app.store.revokeAll(owner);
@@ -389,7 +455,7 @@ test('revokeAll on one app server while another renews the owner\'s sessions in 
   assert.is(survivors, 0, 'a resolved revokeAll leaves no session of the owner behind');
 });
 
-test('revokeAll while an outside lock holds a renew of the owner\'s session back: the renew waits or finds it gone; nothing survives', async () => {
+test("revokeAll while an outside lock holds a renew of the owner's session back: the renew waits or finds it gone; nothing survives", async () => {
   const owner = 'held-revoke';
   const id = (await app.store.put(null, { n: 1 }, { owner }))!;
   const release = await holdRows(app, `owner = '${owner}'`);
@@ -414,7 +480,7 @@ test('revoke(owner, handle) of a session another app server renewed meanwhile en
   const stranger = (await app.store.put(null, { n: 2 }, { owner: 'turing' }))!;
   const [{ handle: theirs }] = await app.store.sessionsOf('turing');
   await other.store.renew(stranger);
-  assert.is(await app.store.revoke('hopper', theirs), false, 'another owner\'s renewed session is left alone');
+  assert.is(await app.store.revoke('hopper', theirs), false, "another owner's renewed session is left alone");
   assert.is((await app.store.sessionsOf('turing')).length, 1);
 });
 
@@ -446,12 +512,12 @@ test('simultaneous logins whose cap is held back by an outside lock, then releas
   assert.ok(movedA !== null && movedB !== null, 'both logins went through');
   const listed = await one.store.sessionsOf(owner);
   assert.is(listed.length, 1, `at most one: ${JSON.stringify(listed.map((s) => s.data))}`);
-  assert.ok(listed[0].data.n === 'a' || listed[0].data.n === 'b', 'the owner\'s older session went');
+  assert.ok(listed[0].data.n === 'a' || listed[0].data.n === 'b', "the owner's older session went");
 });
 
 // ── The tombstone's column, added in place ───────────────────────────────
 
-test('a table of the owners\' layout (no renewed_to) is upgraded in place by autoSetup: every session kept, its owner too, renews leave tombstones', async () => {
+test("a table of the owners' layout (no renewed_to) is upgraded in place by autoSetup: every session kept, its owner too, renews leave tombstones", async () => {
   const location = await storeLocation(temp.dir, 'owners-layout');
   const table = location.table ?? 'session';
   const ddl = `CREATE TABLE "${table}" (sid_hash ${onPostgres ? 'bytea' : 'BLOB NOT NULL'} PRIMARY KEY, data ${onPostgres ? 'jsonb' : 'TEXT'} NOT NULL,
@@ -464,7 +530,12 @@ test('a table of the owners\' layout (no renewed_to) is upgraded in place by aut
     try {
       await client.query(ddl);
       for (const [n, id] of ids.entries()) {
-        await client.query(`INSERT INTO "${table}" VALUES ($1, $2, $3, $3, $4)`, [digest(id), JSON.stringify({ n }), now, n % 2 ? 'ada' : null]);
+        await client.query(`INSERT INTO "${table}" VALUES ($1, $2, $3, $3, $4)`, [
+          digest(id),
+          JSON.stringify({ n }),
+          now,
+          n % 2 ? 'ada' : null,
+        ]);
       }
     } finally {
       await client.end();
@@ -505,10 +576,15 @@ test('a lone UTF-16 surrogate is refused at put, patch and set, naming the key, 
   assert.equal(await app.store.get(id), { emoji: '😀' }, 'a surrogate pair round-trips; nothing else was stored');
   assert.is(await app.store.count(), before + 1);
   for (const door of DOORS) {
-    const url = await serve(door, (session, q) => {
-      session.set('comment', JSON.parse(q.get('json')!) as string);
-      return { body: 'stored' };
-    }, { onError: () => {} }, app.store);
+    const url = await serve(
+      door,
+      (session, q) => {
+        session.set('comment', JSON.parse(q.get('json')!) as string);
+        return { body: 'stored' };
+      },
+      { onError: () => {} },
+      app.store,
+    );
     const reply = await get(`${url}/?json=${encodeURIComponent('"\\udc00"')}`);
     assert.is(reply.status, 500, `${door}: the handler's set() threw`);
     assert.equal(reply.cookies, []);
@@ -516,7 +592,7 @@ test('a lone UTF-16 surrogate is refused at put, patch and set, naming the key, 
   assert.is(await app.store.count(), before + 1);
 });
 
-test('a put refused for size on the caller\'s side is counted in store_calls_total', async () => {
+test("a put refused for size on the caller's side is counted in store_calls_total", async () => {
   const [small] = await pair('small', { maxSessionBytes: 100 });
   await refused(() => small.store.put(null, { blob: 'x'.repeat(500) }), /maxSessionBytes/);
   const id = (await small.store.put(null, { n: 1 }))!;

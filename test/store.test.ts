@@ -5,12 +5,9 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
-import {
-  startSessionApp, SessionTooLargeError, AppStoppedError, StoreUnavailableError, SessionError,
-} from '../src/index.ts';
+import { startSessionApp, SessionTooLargeError, AppStoppedError, StoreUnavailableError, SessionError } from '../src/index.ts';
 import { sleep, withApp } from './helpers.ts';
 import { adminQuery, onPostgres, sqliteOnly } from './engines.ts';
-
 
 test('put(null) creates a session with a 256-bit base64url id; get reads it back', () =>
   withApp({}, async (app) => {
@@ -138,7 +135,10 @@ test('a "__proto__" key is stored as data and pollutes nothing', () =>
   withApp({}, async (app) => {
     const evil = JSON.parse('{"__proto__": {"polluted": true}, "ok": 1}');
     const id = (await app.store.put(null, evil))!;
-    assert.is(await app.store.patch(id, { set: JSON.parse('{"__proto__": {"polluted": 2}, "constructor": {"prototype": {"polluted": 3}}}') }), true);
+    assert.is(
+      await app.store.patch(id, { set: JSON.parse('{"__proto__": {"polluted": 2}, "constructor": {"prototype": {"polluted": 3}}}') }),
+      true,
+    );
     const data = (await app.store.get(id))!;
     assert.equal(Object.keys(data).sort(), ['__proto__', 'constructor', 'ok']);
     assert.is(Object.getPrototypeOf(data), Object.prototype);
@@ -167,9 +167,20 @@ test('calls on one session made in one turn (one batch) take effect in the order
     const other = (await app.store.put(null, { o: 0 }))!;
     const s = app.store;
     const results = await Promise.all([
-      s.get(id), s.patch(id, { set: { n: 1 } }), s.patch(other, { set: { o: 1 } }), s.get(id), s.patch(id, { set: { x: 1 }, unset: ['n'] }),
-      s.put(id, { m: 2 }), s.get(other), s.get(id), s.put(null, { fresh: true }), s.delete(id), s.get(id), s.patch(id, { set: { late: 1 } }),
-      s.put(id, { again: 1 }), s.get(other),
+      s.get(id),
+      s.patch(id, { set: { n: 1 } }),
+      s.patch(other, { set: { o: 1 } }),
+      s.get(id),
+      s.patch(id, { set: { x: 1 }, unset: ['n'] }),
+      s.put(id, { m: 2 }),
+      s.get(other),
+      s.get(id),
+      s.put(null, { fresh: true }),
+      s.delete(id),
+      s.get(id),
+      s.patch(id, { set: { late: 1 } }),
+      s.put(id, { again: 1 }),
+      s.get(other),
     ]);
     assert.equal(results.slice(0, 8), [{ n: 0 }, true, true, { n: 1 }, true, id, { o: 1 }, { m: 2 }]);
     assert.type(results[8], 'string');
@@ -187,7 +198,10 @@ test('patches of one session in one batch give what they give one by one, sizes 
       app.store.patch(id, { set: { b: 'y'.repeat(300) } }),
       app.store.put(id, { z: 1 }),
     ]);
-    assert.equal(first.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+    assert.equal(
+      first.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
     assert.is((first[0] as PromiseFulfilledResult<boolean>).value, true);
     assert.instance((first[1] as PromiseRejectedResult).reason, SessionTooLargeError);
     assert.is((first[2] as PromiseFulfilledResult<string>).value, id);
@@ -199,12 +213,17 @@ test('patches of one session in one batch give what they give one by one, sizes 
       app.store.patch(id, { unset: ['a'] }),
       app.store.get(id),
     ]);
-    assert.equal(second.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled']);
+    assert.equal(
+      second.map((r) => r.status),
+      ['rejected', 'fulfilled', 'fulfilled'],
+    );
     assert.instance((second[0] as PromiseRejectedResult).reason, SessionTooLargeError);
     assert.equal((second[2] as PromiseFulfilledResult<unknown>).value, {});
     // Merged and fitting: all of them stored, in order.
     const third = await Promise.all([
-      app.store.patch(id, { set: { a: 1, b: 1 } }), app.store.patch(id, { unset: ['a'], set: { c: 1 } }), app.store.patch(id, { set: { a: 2 } }),
+      app.store.patch(id, { set: { a: 1, b: 1 } }),
+      app.store.patch(id, { unset: ['a'], set: { c: 1 } }),
+      app.store.patch(id, { set: { a: 2 } }),
     ]);
     assert.equal(third, [true, true, true]);
     assert.equal(await app.store.get(id), { b: 1, c: 1, a: 2 });
@@ -263,12 +282,23 @@ test('the database never holds a raw session id', () =>
 
 test('only plain JSON is stored: anything else is a TypeError naming the key, nothing stored', () =>
   withApp({}, async (app) => {
-    class Point { x = 1; }
+    class Point {
+      x = 1;
+    }
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     const bad: Array<[string, unknown]> = [
-      ['u', undefined], ['f', () => 1], ['s', Symbol('x')], ['b', 10n], ['n', NaN], ['i', Infinity],
-      ['d', new Date()], ['m', new Map()], ['set', new Set()], ['p', new Point()], ['c', cyclic],
+      ['u', undefined],
+      ['f', () => 1],
+      ['s', Symbol('x')],
+      ['b', 10n],
+      ['n', NaN],
+      ['i', Infinity],
+      ['d', new Date()],
+      ['m', new Map()],
+      ['set', new Set()],
+      ['p', new Point()],
+      ['c', cyclic],
       ['deep', { list: [1, { when: new Date() }] }],
     ];
     const id = (await app.store.put(null, { ok: 1 }))!;
@@ -380,7 +410,14 @@ test('beyond the restart intensity the app fails loudly and calls reject at once
 test('maxPendingCalls: one call more than may wait fails at once with StoreUnavailableError', () =>
   withApp({ maxPendingCalls: 3 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
-    const results = await Promise.all(Array.from({ length: 5 }, () => app.store.get(id).then(() => 'ok', (e: unknown) => e)));
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        app.store.get(id).then(
+          () => 'ok',
+          (e: unknown) => e,
+        ),
+      ),
+    );
     assert.equal(results.slice(0, 3), ['ok', 'ok', 'ok']);
     for (const error of results.slice(3)) {
       assert.instance(error, StoreUnavailableError);
@@ -397,7 +434,10 @@ sqliteOnly('a read whose touch is due replies without waiting for that touch (an
     other.exec('PRAGMA busy_timeout = 0; BEGIN IMMEDIATE');
     try {
       const order: string[] = [];
-      const read = app.store.get(id).then((data) => { order.push('read'); return data; });
+      const read = app.store.get(id).then((data) => {
+        order.push('read');
+        return data;
+      });
       // The lock is held 1.5 s; the touch waits for it, the reply must not.
       await Promise.race([read, sleep(1500)]);
       order.push('lock released');
@@ -405,9 +445,14 @@ sqliteOnly('a read whose touch is due replies without waiting for that touch (an
       assert.equal(await read, { a: 1 });
       assert.equal(order, ['read', 'lock released']);
     } finally {
-      try { other.close(); } catch { /* closed already */ }
+      try {
+        other.close();
+      } catch {
+        /* closed already */
+      }
     }
-  }));
+  }),
+);
 
 test('a store call waits out a restart: killed owner, no caller sees it', () =>
   withApp({}, async (app) => {

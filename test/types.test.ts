@@ -66,8 +66,25 @@ web.get('/', (req) => { req.session.set('when', new Date()); });
 `;
 
 function compile(file: string): { status: number | null; output: string } {
-  const result = spawnSync(process.execPath, [tsc, '--strict', '--noEmit', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2023',
-    '--skipLibCheck', '--types', 'node', join(project, file)], { cwd: project, encoding: 'utf8' });
+  const result = spawnSync(
+    process.execPath,
+    [
+      tsc,
+      '--strict',
+      '--noEmit',
+      '--module',
+      'nodenext',
+      '--moduleResolution',
+      'nodenext',
+      '--target',
+      'es2023',
+      '--skipLibCheck',
+      '--types',
+      'node',
+      join(project, file),
+    ],
+    { cwd: project, encoding: 'utf8' },
+  );
   return { status: result.status, output: result.stdout + result.stderr };
 }
 
@@ -77,11 +94,17 @@ test('a consumer using req.session (Express) and request.session (Fastify) compi
   // express-session's own types, for the migration snippet (installed first:
   // npm prunes what it did not install). They declare req.session too, and
   // are loaded only where 'express-session' is imported.
-  const install = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '@types/express-session@1.19.0'], { cwd: project, encoding: 'utf8', timeout: 120_000 });
+  const install = spawnSync('npm', ['install', '--no-save', '--no-audit', '--no-fund', '@types/express-session@1.19.0'], {
+    cwd: project,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   assert.is(install.status, 0, install.stderr);
   const pkg = join(project, 'node_modules', 'supervised-sessions');
   mkdirSync(pkg, { recursive: true });
-  const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { encoding: 'utf8' });
+  const build = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], {
+    encoding: 'utf8',
+  });
   assert.is(build.status, 0, build.stdout + build.stderr);
   copyFileSync(join(root, 'package.json'), join(pkg, 'package.json'));
   writeFileSync(join(project, 'consumer.ts'), CONSUMER);

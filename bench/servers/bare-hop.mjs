@@ -30,13 +30,20 @@ const server = createServer((req, res) => {
   if (req.url === '/__stats') return res.end(stats());
   const write = req.url === '/w';
   const trip = client.call('echo', 0);
-  (write ? trip.then(() => client.call('echo', 1)) : trip).then((value) => {
-    res.setHeader('content-type', 'application/json');
-    res.end(JSON.stringify({ n: value }));
-  }, (error) => {
-    res.statusCode = 503;
-    res.end(error.message);
-  });
+  (write ? trip.then(() => client.call('echo', 1)) : trip).then(
+    (value) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ n: value }));
+    },
+    (error) => {
+      res.statusCode = 503;
+      res.end(error.message);
+    },
+  );
 });
 server.listen(port, '127.0.0.1', () => ready(server));
-process.once('SIGTERM', () => { server.close(); client.close('stopped'); void worker.terminate().then(() => process.exit(0)); });
+process.once('SIGTERM', () => {
+  server.close();
+  client.close('stopped');
+  void worker.terminate().then(() => process.exit(0));
+});

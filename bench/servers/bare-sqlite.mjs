@@ -36,4 +36,8 @@ const server = createServer((req, res) => {
   res.end(JSON.stringify({ n: data.n }));
 });
 server.listen(port, '127.0.0.1', () => ready(server));
-process.once('SIGTERM', () => { server.close(); db.close(); process.exit(0); });
+process.once('SIGTERM', () => {
+  server.close();
+  db.close();
+  process.exit(0);
+});

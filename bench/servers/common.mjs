@@ -8,7 +8,13 @@ export const SECRET = 'bench secret: the same for every server, 32+ chars long';
 export function stats() {
   const cpu = process.cpuUsage();
   const memory = process.memoryUsage();
-  return JSON.stringify({ cpu: cpu.user + cpu.system, rss: memory.rss, heapTotal: memory.heapTotal, external: memory.external, arrayBuffers: memory.arrayBuffers });
+  return JSON.stringify({
+    cpu: cpu.user + cpu.system,
+    rss: memory.rss,
+    heapTotal: memory.heapTotal,
+    external: memory.external,
+    arrayBuffers: memory.arrayBuffers,
+  });
 }
 
 /** Prints the port the loader should use, once listening. */

@@ -33,7 +33,13 @@ async function makeStore(kind) {
 const app = express();
 app.get('/__stats', (_req, res) => res.end(stats()));
 app.use(session({ secret: SECRET, resave: false, saveUninitialized: false, store: await makeStore(process.env.STORE) }));
-app.get('/login', (req, res) => { req.session.n = 0; res.json({ n: 0 }); });
+app.get('/login', (req, res) => {
+  req.session.n = 0;
+  res.json({ n: 0 });
+});
 app.get('/r', (req, res) => res.json({ n: req.session.n ?? 0 }));
-app.get('/w', (req, res) => { req.session.n = (req.session.n ?? 0) + 1; res.json({ n: req.session.n }); });
+app.get('/w', (req, res) => {
+  req.session.n = (req.session.n ?? 0) + 1;
+  res.json({ n: req.session.n });
+});
 const server = app.listen(port, '127.0.0.1', () => ready(server));

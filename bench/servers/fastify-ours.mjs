@@ -9,7 +9,10 @@ const fastify = Fastify({ logger: false });
 fastify.get('/__stats', async (_req, reply) => reply.send(stats()));
 await fastify.register(async (scoped) => {
   await scoped.register(fastifySessions, { store: app.store, secret: SECRET });
-  scoped.get('/login', async (req) => { req.session.set('n', 0); return { n: 0 }; });
+  scoped.get('/login', async (req) => {
+    req.session.set('n', 0);
+    return { n: 0 };
+  });
   scoped.get('/r', async (req) => ({ n: req.session.get('n') ?? 0 }));
   scoped.get('/w', async (req) => {
     const n = (req.session.get('n') ?? 0) + 1;
@@ -19,4 +22,9 @@ await fastify.register(async (scoped) => {
 });
 await fastify.listen({ port, host: '127.0.0.1' });
 process.stdout.write(`READY ${fastify.server.address().port}\n`);
-process.once('SIGTERM', () => { void fastify.close().then(() => app.stop()).then(() => process.exit(0)); });
+process.once('SIGTERM', () => {
+  void fastify
+    .close()
+    .then(() => app.stop())
+    .then(() => process.exit(0));
+});

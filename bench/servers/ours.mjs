@@ -17,14 +17,29 @@ if (process.env.INSTRUMENTS === 'off') {
 }
 
 const app = await startSessionApp({ database });
-const server = createServer(createHandler(app.store, (req, res, session) => {
-  switch (req.url) {
-    case '/__stats': res.end(stats()); return;
-    case '/login': session.set('n', 0); break;
-    case '/w': session.set('n', (session.get('n') ?? 0) + 1); break;
-  }
-  res.setHeader('content-type', 'application/json');
-  res.end(JSON.stringify({ n: session.get('n') ?? 0 }));
-}, { secret: SECRET, ...(process.env.COOKIE_MAX_AGE ? { cookie: { maxAge: Number(process.env.COOKIE_MAX_AGE) } } : {}) }));
+const server = createServer(
+  createHandler(
+    app.store,
+    (req, res, session) => {
+      switch (req.url) {
+        case '/__stats':
+          res.end(stats());
+          return;
+        case '/login':
+          session.set('n', 0);
+          break;
+        case '/w':
+          session.set('n', (session.get('n') ?? 0) + 1);
+          break;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ n: session.get('n') ?? 0 }));
+    },
+    { secret: SECRET, ...(process.env.COOKIE_MAX_AGE ? { cookie: { maxAge: Number(process.env.COOKIE_MAX_AGE) } } : {}) },
+  ),
+);
 server.listen(port, '127.0.0.1', () => ready(server));
-process.once('SIGTERM', () => { server.close(); void app.stop().then(() => process.exit(0)); });
+process.once('SIGTERM', () => {
+  server.close();
+  void app.stop().then(() => process.exit(0));
+});

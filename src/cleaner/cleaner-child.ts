@@ -63,10 +63,16 @@ export class CleanerChild implements ChildSpec {
       concurrentTasksPerWorker: 1,
       niceIncrement: 10,
     });
-    const base = { database: options.database, table: options.table, busyTimeoutMs: options.busyTimeoutMs, sweeper: options.sweeper.href, shared: options.shared };
+    const base = {
+      database: options.database,
+      table: options.table,
+      busyTimeoutMs: options.busyTimeoutMs,
+      sweeper: options.sweeper.href,
+      shared: options.shared,
+    };
     let threadId: number;
     try {
-      threadId = await pool.run(base, { name: 'ready' }) as number;
+      threadId = (await pool.run(base, { name: 'ready' })) as number;
     } catch (error) {
       await pool.destroy();
       throw error;
@@ -85,8 +91,12 @@ export class CleanerChild implements ChildSpec {
     let running: Promise<unknown> | null = null;
     // piscina rejects the running task and reports an idle thread's error as
     // an 'error' event; either way the exit below ends the incarnation.
-    pool.on('error', (error: Error) => { lastError = error; });
-    worker.on('error', (error) => { lastError = error; });
+    pool.on('error', (error: Error) => {
+      lastError = error;
+    });
+    worker.on('error', (error) => {
+      lastError = error;
+    });
 
     const exited = new Promise<ExitReason>((resolve) => {
       worker.once('exit', (code) => {
@@ -96,19 +106,30 @@ export class CleanerChild implements ChildSpec {
         if (killRequested) resolve({ kind: 'killed' });
         else if (stopRequested) resolve({ kind: 'shutdown' });
         else if (lastError) resolve({ kind: 'crashed', error: lastError });
-        else resolve(code === 0 ? { kind: 'normal' } : { kind: 'crashed', error: new Error(`the cleaner thread exited with code ${code}`) });
+        else
+          resolve(code === 0 ? { kind: 'normal' } : { kind: 'crashed', error: new Error(`the cleaner thread exited with code ${code}`) });
       });
     });
 
     // Once a second, when no sweep is running, the engine's housekeeping
     // (SQLite copies the WAL back into the database from this thread; an
     // engine without any answers at once).
-    const checkpoints = options.database === null ? null : setInterval(() => {
-      if (running || stopRequested) return;
-      running = pool.run(base, { name: 'housekeep' }).catch(() => {}).finally(() => { running = null; });
-    }, HOUSEKEEPING_INTERVAL_MS);
+    const checkpoints =
+      options.database === null
+        ? null
+        : setInterval(() => {
+            if (running || stopRequested) return;
+            running = pool
+              .run(base, { name: 'housekeep' })
+              .catch(() => {})
+              .finally(() => {
+                running = null;
+              });
+          }, HOUSEKEEPING_INTERVAL_MS);
     checkpoints?.unref();
-    void exited.then(() => { if (checkpoints) clearInterval(checkpoints); });
+    void exited.then(() => {
+      if (checkpoints) clearInterval(checkpoints);
+    });
 
     const incarnation: CleanerIncarnation = {
       threadId,
@@ -118,7 +139,12 @@ export class CleanerChild implements ChildSpec {
         // A checkpoint in progress finishes first: the pool runs one task at a time.
         if (running) await running;
         const task: CleanerTask<SweepTask> = { ...base, database: options.database, policy: options.policy, abort };
-        const run = pool.run(task, { name: 'sweep' }) as Promise<{ deleted: number; skipped: boolean; live: number | null; error?: WireError }>;
+        const run = pool.run(task, { name: 'sweep' }) as Promise<{
+          deleted: number;
+          skipped: boolean;
+          live: number | null;
+          error?: WireError;
+        }>;
         running = run;
         try {
           const { deleted, skipped, live, error } = await run;
@@ -134,7 +160,10 @@ export class CleanerChild implements ChildSpec {
         // Ask a running sweep to stop after its current batch (a batch is
         // one transaction: it commits whole), then wait at most timeoutMs.
         Atomics.store(flag, 0, 1);
-        const timer = setTimeout(() => { killRequested = true; void worker.terminate(); }, safeDelay(timeoutMs));
+        const timer = setTimeout(() => {
+          killRequested = true;
+          void worker.terminate();
+        }, safeDelay(timeoutMs));
         if (running) await running.catch(() => {});
         await pool.run(undefined, { name: 'close' }).catch(() => {});
         await pool.destroy().catch(() => {});

@@ -38,7 +38,10 @@ interface ScheduleContext {
 type ScheduleEvent = { type: 'TRIGGER'; trigger: SweepTrigger } | { type: 'STOP' };
 
 // biome-ignore lint/suspicious/noExplicitAny: xstate's assign() takes the action's params type here; none are used
-const startFollowUp = assign<ScheduleContext, any, undefined, ScheduleEvent, never>(({ context }) => ({ current: context.followUp ?? 'timer', followUp: null }));
+const startFollowUp = assign<ScheduleContext, any, undefined, ScheduleEvent, never>(({ context }) => ({
+  current: context.followUp ?? 'timer',
+  followUp: null,
+}));
 
 /**
  * When the cleaner sweeps. Triggers (timer, signal, app.sweep()) start a
@@ -80,11 +83,21 @@ export const scheduleMachine = setup({
         src: 'sweep',
         input: ({ context }) => ({ host: context.host, trigger: context.current }),
         onDone: [
-          { guard: 'hasFollowUp', target: 'sweeping', reenter: true, actions: [({ context, event }) => context.host.onSweepDone(event.output), startFollowUp] },
+          {
+            guard: 'hasFollowUp',
+            target: 'sweeping',
+            reenter: true,
+            actions: [({ context, event }) => context.host.onSweepDone(event.output), startFollowUp],
+          },
           { target: 'idle', actions: ({ context, event }) => context.host.onSweepDone(event.output) },
         ],
         onError: [
-          { guard: 'hasFollowUp', target: 'sweeping', reenter: true, actions: [({ context, event }) => context.host.onSweepFailed(asError(event.error), context.current), startFollowUp] },
+          {
+            guard: 'hasFollowUp',
+            target: 'sweeping',
+            reenter: true,
+            actions: [({ context, event }) => context.host.onSweepFailed(asError(event.error), context.current), startFollowUp],
+          },
           { target: 'idle', actions: ({ context, event }) => context.host.onSweepFailed(asError(event.error), context.current) },
         ],
       },

@@ -17,7 +17,9 @@ async function sweeperOf(url: string): Promise<Sweeper> {
 }
 
 /** Opens the connection and checks the table: a cleaner that cannot sweep fails its start. `database` null: nothing to open. */
-export async function ready(task: CleanerTask<Omit<SweepTask, 'abort' | 'policy' | 'database'> & { database: string | null }>): Promise<number> {
+export async function ready(
+  task: CleanerTask<Omit<SweepTask, 'abort' | 'policy' | 'database'> & { database: string | null }>,
+): Promise<number> {
   if (task.database === null) return threadId;
   await (await sweeperOf(task.sweeper)).ready({ ...task, database: task.database });
   return threadId;

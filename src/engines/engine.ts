@@ -124,5 +124,4 @@ export interface Engine {
 }
 
 /** Resolves to .ts under src/ and to .js under dist/. */
-export const moduleUrl = (relative: string, base: string): URL =>
-  new URL(`${relative}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);
+export const moduleUrl = (relative: string, base: string): URL => new URL(`${relative}${base.endsWith('.ts') ? '.ts' : '.js'}`, base);

@@ -21,4 +21,8 @@ export function engineNamed(name: string): Engine {
 }
 
 /** The forms a `database` value may take, for the config error: "a, b or c". */
-export const DATABASE_FORMS = [...ENGINES].reverse().map((engine) => engine.form).join(', ').replace(/, ([^,]*)$/, ' or $1');
+export const DATABASE_FORMS = [...ENGINES]
+  .reverse()
+  .map((engine) => engine.form)
+  .join(', ')
+  .replace(/, ([^,]*)$/, ' or $1');

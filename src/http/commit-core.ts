@@ -124,7 +124,10 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     return;
   }
   // The owner and the lifetime go to the store only when they change.
-  const extras = { ...(work.owner !== undefined ? { owner: work.owner } : {}), ...(work.maxAge !== undefined ? { maxAge: work.maxAge } : {}) };
+  const extras = {
+    ...(work.owner !== undefined ? { owner: work.owner } : {}),
+    ...(work.maxAge !== undefined ? { maxAge: work.maxAge } : {}),
+  };
   if (work.renew) {
     const changes = work.cleared ? { replace: work.data!, ...extras } : { set: work.set, unset: work.unset, ...extras };
     const next = await store.renew(id, changes);
@@ -202,7 +205,7 @@ export interface ResponseSide {
   headersSent(): boolean;
 }
 
-const change = (kind: ChangeKind) => kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind;
+const change = (kind: ChangeKind) => (kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind);
 
 /**
  * One request's commit, whatever the front door: the Session, the rounds'
@@ -244,18 +247,24 @@ export class CommitCore<Req = unknown> {
     if (this.failed) return false;
     const headersOut = response.headersOut();
     if (kind === 'renew' && (headersOut || this.began)) {
-      throw new SessionHeadersSentError('session.renew() after the response headers were sent or the commit began: the new id could not reach the client');
+      throw new SessionHeadersSentError(
+        'session.renew() after the response headers were sent or the commit began: the new id could not reach the client',
+      );
     }
     // A lifetime is its cookie's Max-Age too: stored without it, the browser would keep the old one.
     if (kind === 'lifetime' && headersOut && !this.state.gone) {
-      throw new SessionHeadersSentError('session.setMaxAge() after the response headers were sent: the cookie could not carry the new lifetime, so it was not stored');
+      throw new SessionHeadersSentError(
+        'session.setMaxAge() after the response headers were sent: the cookie could not carry the new lifetime, so it was not stored',
+      );
     }
     // A login on a stale request makes its new session one to store.
     if (!this.began) beforeChange(this.state, kind);
     // The session is gone (dropped, expired, renewed elsewhere): ignored.
     if (this.state.gone) return false;
     if (kind === 'data' && this.session.id === null && !this.session.dropped && response.headersSent() && !this.busy) {
-      throw new SessionHeadersSentError('a new session was changed after the response headers were sent: it cannot get its cookie, so it cannot be stored');
+      throw new SessionHeadersSentError(
+        'a new session was changed after the response headers were sent: it cannot get its cookie, so it cannot be stored',
+      );
     }
     return true;
   }

@@ -14,7 +14,11 @@ export type SessionHandler = (req: IncomingMessage, res: ServerResponse, session
  * the session through the store, hands the handler a Session, and commits
  * it before the response completes (see RequestCommit for the rules).
  */
-export function createHandler(store: SessionStore, handler: SessionHandler, options?: HandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+export function createHandler(
+  store: SessionStore,
+  handler: SessionHandler,
+  options?: HandlerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const door = new FrontDoor(store, options, 'createHandler(store, handler)');
   if (typeof handler !== 'function') throw new TypeError('createHandler(store, handler): handler must be a function');
 
@@ -38,16 +42,18 @@ export function createHandler(store: SessionStore, handler: SessionHandler, opti
       run(req, res, loaded);
       return;
     }
-    loaded.then(
-      (value) => run(req, res, value),
-      (error: unknown) => {
-        if (!res.headersSent) respond(res, statusFor(error));
-        door.onError(asError(error), req);
-      },
-    ).catch((error: unknown) => {
-      // Nothing should get here (run catches the handler's errors): the request must still end.
-      if (!res.headersSent) respond(res, 500);
-      else res.destroy(asError(error));
-    });
+    loaded
+      .then(
+        (value) => run(req, res, value),
+        (error: unknown) => {
+          if (!res.headersSent) respond(res, statusFor(error));
+          door.onError(asError(error), req);
+        },
+      )
+      .catch((error: unknown) => {
+        // Nothing should get here (run catches the handler's errors): the request must still end.
+        if (!res.headersSent) respond(res, 500);
+        else res.destroy(asError(error));
+      });
   };
 }

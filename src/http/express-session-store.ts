@@ -47,7 +47,7 @@ export class SessionAppStore extends Store {
     super();
     const keyed = store as unknown as Partial<KeyedStore>;
     if (!store || typeof keyed.getKey !== 'function' || typeof keyed.upsertKey !== 'function') {
-      throw new TypeError('new SessionAppStore(store): store must be the app\'s store (app.store)');
+      throw new TypeError("new SessionAppStore(store): store must be the app's store (app.store)");
     }
     this.#store = keyed as KeyedStore;
   }
@@ -57,7 +57,10 @@ export class SessionAppStore extends Store {
   }
 
   set(sid: string, session: ExpressSessionData, callback?: Callback): void {
-    settle(Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session), remainingOf(session))), callback);
+    settle(
+      Promise.resolve().then(() => this.#store.upsertKey(sid, plain(session), remainingOf(session))),
+      callback,
+    );
   }
 
   destroy(sid: string, callback?: Callback): void {
@@ -70,7 +73,12 @@ export class SessionAppStore extends Store {
    * request; `touchAfter: 0` writes every touch, as MemoryStore does).
    */
   touch(sid: string, session: ExpressSessionData, callback?: Callback): void {
-    settle(Promise.resolve().then(() => this.#store.touchKey(sid, remainingOf(session), plain({ cookie: session?.cookie ?? null }).cookie ?? null)), callback);
+    settle(
+      Promise.resolve().then(() =>
+        this.#store.touchKey(sid, remainingOf(session), plain({ cookie: session?.cookie ?? null }).cookie ?? null),
+      ),
+      callback,
+    );
   }
 
   length(callback: Callback<number>): void {
@@ -110,7 +118,11 @@ function remainingOf(session: ExpressSessionData): number | null {
 function settle<T>(promise: Promise<T>, callback: Callback<T> | undefined): void {
   // Outside the promise chain: a callback that throws is its own error, not a rejection of ours.
   promise.then(
-    (value) => { if (callback) process.nextTick(callback, null, value); },
-    (error: unknown) => { if (callback) process.nextTick(callback, error instanceof Error ? error : new Error(String(error))); },
+    (value) => {
+      if (callback) process.nextTick(callback, null, value);
+    },
+    (error: unknown) => {
+      if (callback) process.nextTick(callback, error instanceof Error ? error : new Error(String(error)));
+    },
   );
 }

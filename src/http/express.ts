@@ -54,14 +54,16 @@ export function sessions(store: SessionStore, options?: HandlerOptions): (req: I
       attach(req, res, next, loaded);
       return;
     }
-    loaded.then(
-      (value) => attach(req, res, next, value),
-      (error: unknown) => {
-        const err = withStatus(error);
-        door.onError(err, req);
-        next(err);
-      },
-    ).catch((error: unknown) => door.onError(asError(error), req));
+    loaded
+      .then(
+        (value) => attach(req, res, next, value),
+        (error: unknown) => {
+          const err = withStatus(error);
+          door.onError(err, req);
+          next(err);
+        },
+      )
+      .catch((error: unknown) => door.onError(asError(error), req));
   };
 }
 

@@ -5,7 +5,7 @@ import { errorClassOf, SessionError } from '../errors.ts';
 
 /** The status of a library error's class (503 when the store cannot answer or the app is stopped); 500 for the rest. */
 export function statusFor(error: unknown): number {
-  return error instanceof SessionError ? errorClassOf(error.code)?.status ?? 500 : 500;
+  return error instanceof SessionError ? (errorClassOf(error.code)?.status ?? 500) : 500;
 }
 
 export function asError(error: unknown): Error {

@@ -119,7 +119,10 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
     const commit = (request as WithCommit)[kCommit];
     if (commit && commit.phase === 'open' && commit.session.pending) {
       commit.phase = 'done';
-      door.onError(new Error('the reply was sent without onSend (reply.hijack() or a raw write): the session changes were not stored'), request.raw);
+      door.onError(
+        new Error('the reply was sent without onSend (reply.hijack() or a raw write): the session changes were not stored'),
+        request.raw,
+      );
     }
   });
   fastify.addHook('onSend', async (request, reply, payload) => {

@@ -76,7 +76,7 @@ export interface RequestReader<Req> {
 }
 
 const firstProto = (header: string | string[] | null | undefined): string | undefined =>
-  (Array.isArray(header) ? header[0] : header ?? undefined)?.split(',')[0].trim().toLowerCase();
+  (Array.isArray(header) ? header[0] : (header ?? undefined))?.split(',')[0].trim().toLowerCase();
 
 /** node's IncomingMessage: createHandler, Express, Fastify (request.raw). */
 export const NODE_REQUEST: RequestReader<IncomingMessage> = {
@@ -112,8 +112,14 @@ export class FrontDoor<Req = IncomingMessage> {
   readonly #load: (sid: string) => Promise<LoadedSession | Renewed | null>;
   readonly #verified = new Map<string, string>();
 
-  constructor(store: SessionStore, input: HandlerOptions<Req> | undefined, where: string, reader: RequestReader<Req> = NODE_REQUEST as unknown as RequestReader<Req>) {
-    if (!store || typeof store.get !== 'function' || typeof store.patch !== 'function') throw new TypeError(`${where}: store must be a SessionStore (app.store)`);
+  constructor(
+    store: SessionStore,
+    input: HandlerOptions<Req> | undefined,
+    where: string,
+    reader: RequestReader<Req> = NODE_REQUEST as unknown as RequestReader<Req>,
+  ) {
+    if (!store || typeof store.get !== 'function' || typeof store.patch !== 'function')
+      throw new TypeError(`${where}: store must be a SessionStore (app.store)`);
     this.store = store;
     this.#reader = reader;
     const options = resolveHandlerOptions(input);
@@ -141,12 +147,20 @@ export class FrontDoor<Req = IncomingMessage> {
     // only when it was never seen.
     const context = (secure: boolean): CommitContext<Req> => {
       const attributes = {
-        path: cookie.path, httpOnly: cookie.httpOnly, sameSite: cookie.sameSite, secure,
+        path: cookie.path,
+        httpOnly: cookie.httpOnly,
+        sameSite: cookie.sameSite,
+        secure,
         ...(cookie.domain !== undefined ? { domain: cookie.domain } : {}),
       };
       const prefix = `${key}=`;
       const suffixOf = (maxAge: number | undefined) =>
-        stringifySetCookie({ name: key, value: 'v', ...attributes, ...(maxAge === undefined ? {} : { maxAge: Math.max(1, Math.floor(maxAge)) }) }).slice(prefix.length + 1);
+        stringifySetCookie({
+          name: key,
+          value: 'v',
+          ...attributes,
+          ...(maxAge === undefined ? {} : { maxAge: Math.max(1, Math.floor(maxAge)) }),
+        }).slice(prefix.length + 1);
       const suffix = suffixOf(cookie.maxAge);
       // A session's own lifetime is its cookie's Max-Age: a few distinct values, each serialised once.
       const own = new Map<number, string>();
@@ -213,8 +227,21 @@ export class FrontDoor<Req = IncomingMessage> {
     if (raw === undefined) return NOTHING;
     const sid = this.#verify(raw);
     if (sid === null) return REFUSED;
-    return this.#load(sid).then((loaded) => loaded === null ? REFUSED : loaded === RENEWED ? STALE
-      : { id: sid, data: loaded.data, owner: loaded.owner, hadCookie: true, touched: loaded.touched, stale: false, maxAge: loaded.maxAge });
+    return this.#load(sid).then((loaded) =>
+      loaded === null
+        ? REFUSED
+        : loaded === RENEWED
+          ? STALE
+          : {
+              id: sid,
+              data: loaded.data,
+              owner: loaded.owner,
+              hadCookie: true,
+              touched: loaded.touched,
+              stale: false,
+              maxAge: loaded.maxAge,
+            },
+    );
   }
 
   /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */

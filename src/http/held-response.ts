@@ -34,13 +34,27 @@ type HeldTarget = ServerResponse & { [kHeld]?: HeldResponse };
 // One set of functions serves every held response (they find it through
 // kHeld): no closures per request, and the response object only gains plain
 // data properties, which keeps it on V8's fast path.
-function heldWriteHead(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callWriteHead(args); }
-function heldWrite(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callWrite(args); }
-function heldEnd(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callEnd(args); }
-function heldFlushHeaders(this: HeldTarget) { this[kHeld]!.callFlushHeaders(); }
-function heldSetHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('setHeader', args); }
-function heldAppendHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('appendHeader', args); }
-function heldRemoveHeader(this: HeldTarget, ...args: unknown[]) { return this[kHeld]!.callHeader('removeHeader', args); }
+function heldWriteHead(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callWriteHead(args);
+}
+function heldWrite(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callWrite(args);
+}
+function heldEnd(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callEnd(args);
+}
+function heldFlushHeaders(this: HeldTarget) {
+  this[kHeld]!.callFlushHeaders();
+}
+function heldSetHeader(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callHeader('setHeader', args);
+}
+function heldAppendHeader(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callHeader('appendHeader', args);
+}
+function heldRemoveHeader(this: HeldTarget, ...args: unknown[]) {
+  return this[kHeld]!.callHeader('removeHeader', args);
+}
 
 // What the handler (or a framework) reads back of a held response agrees with
 // what it did: `headersSent` once it called writeHead, `writableEnded` once it
@@ -52,12 +66,18 @@ function installViews(): void {
   if (proto[kViews]) return;
   Object.defineProperty(proto, kViews, { value: true });
   Object.defineProperty(ServerResponse.prototype, 'headersSent', {
-    configurable: true, enumerable: false,
-    get(this: HeldTarget) { return this[kHeld]?.headersOut || headersSentOf.call(this) as boolean; },
+    configurable: true,
+    enumerable: false,
+    get(this: HeldTarget) {
+      return this[kHeld]?.headersOut || (headersSentOf.call(this) as boolean);
+    },
   });
   Object.defineProperty(ServerResponse.prototype, 'writableEnded', {
-    configurable: true, enumerable: false,
-    get(this: HeldTarget) { return this[kHeld]?.handlerEnded || endedOf.call(this) as boolean; },
+    configurable: true,
+    enumerable: false,
+    get(this: HeldTarget) {
+      return this[kHeld]?.handlerEnded || (endedOf.call(this) as boolean);
+    },
   });
 }
 
@@ -66,17 +86,22 @@ function nodeError<T extends Error>(error: T, code: string): T {
   Object.defineProperty(error, 'code', { value: code, enumerable: false, writable: true, configurable: true });
   return error;
 }
-const headersSentError = (action: string) => nodeError(new Error(`Cannot ${action} headers after they are sent to the client`), 'ERR_HTTP_HEADERS_SENT');
+const headersSentError = (action: string) =>
+  nodeError(new Error(`Cannot ${action} headers after they are sent to the client`), 'ERR_HTTP_HEADERS_SENT');
 const writeAfterEnd = () => nodeError(new Error('write after end'), 'ERR_STREAM_WRITE_AFTER_END');
 
 function checkChunk(chunk: unknown, encoding: unknown): number {
   if (chunk === null) throw nodeError(new TypeError('May not write null values to stream'), 'ERR_STREAM_NULL_VALUES');
   if (typeof chunk === 'string') {
-    if (typeof encoding === 'string' && !Buffer.isEncoding(encoding)) throw nodeError(new TypeError(`Unknown encoding: ${encoding}`), 'ERR_UNKNOWN_ENCODING');
-    return Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding as BufferEncoding : 'utf8');
+    if (typeof encoding === 'string' && !Buffer.isEncoding(encoding))
+      throw nodeError(new TypeError(`Unknown encoding: ${encoding}`), 'ERR_UNKNOWN_ENCODING');
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   }
   if (isUint8Array(chunk)) return chunk.byteLength;
-  throw nodeError(new TypeError(`The "chunk" argument must be of type string or an instance of Buffer or Uint8Array. Received ${describe(chunk)}`), 'ERR_INVALID_ARG_TYPE');
+  throw nodeError(
+    new TypeError(`The "chunk" argument must be of type string or an instance of Buffer or Uint8Array. Received ${describe(chunk)}`),
+    'ERR_INVALID_ARG_TYPE',
+  );
 }
 
 function describe(value: unknown): string {
@@ -94,10 +119,16 @@ const INVALID_HEADER_CHAR = /[^\t\x20-\x7e\x80-\xff]/;
  * status, reason, and every header name and value. Returns the headers as
  * `[name, value]` pairs and whether they replace (object) or may repeat (array).
  */
-function checkWriteHead(args: unknown[]): { status: number; reason: string | undefined; headers: Array<[string, unknown]>; array: boolean } {
+function checkWriteHead(args: unknown[]): {
+  status: number;
+  reason: string | undefined;
+  headers: Array<[string, unknown]>;
+  array: boolean;
+} {
   const [statusCode, reasonOrHeaders, maybeHeaders] = args;
   const status = (statusCode as number) | 0;
-  if (status < 100 || status > 999) throw nodeError(new RangeError(`Invalid status code: ${String(statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
+  if (status < 100 || status > 999)
+    throw nodeError(new RangeError(`Invalid status code: ${String(statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
   let reason: string | undefined;
   let given = maybeHeaders;
   if (typeof reasonOrHeaders === 'string') {
@@ -111,7 +142,11 @@ function checkWriteHead(args: unknown[]): { status: number; reason: string | und
     // [[name, value], ...]: what Node takes when no header was set before.
     for (const entry of given as unknown[][]) if (entry[0]) headers.push([String(entry[0]), entry[1]]);
   } else if (Array.isArray(given)) {
-    if (given.length % 2 !== 0) throw nodeError(new TypeError(`The argument 'headers' is invalid. Received an array of length ${given.length}`), 'ERR_INVALID_ARG_VALUE');
+    if (given.length % 2 !== 0)
+      throw nodeError(
+        new TypeError(`The argument 'headers' is invalid. Received an array of length ${given.length}`),
+        'ERR_INVALID_ARG_VALUE',
+      );
     for (let i = 0; i < given.length; i += 2) if (given[i]) headers.push([String(given[i]), given[i + 1]]);
   } else if (given !== null && typeof given === 'object') {
     for (const name of Object.keys(given)) if (name) headers.push([name, (given as OutgoingHttpHeaders)[name]]);
@@ -123,7 +158,8 @@ function checkWriteHead(args: unknown[]): { status: number; reason: string | und
   return { status, reason, headers, array: Array.isArray(given) };
 }
 
-const destroyedError = (method: string) => nodeError(new Error(`Cannot call ${method} after a stream was destroyed`), 'ERR_STREAM_DESTROYED');
+const destroyedError = (method: string) =>
+  nodeError(new Error(`Cannot call ${method} after a stream was destroyed`), 'ERR_STREAM_DESTROYED');
 
 /** The callback of a write/end call, wherever Node takes it. */
 function callbackOf(method: Method, args: unknown[]): ((error?: Error | null) => void) | undefined {
@@ -135,8 +171,10 @@ function callbackOf(method: Method, args: unknown[]): ((error?: Error | null) =>
 /** What Node checks when a write or end sends the headers implicitly. */
 function checkImplicitHead(res: ServerResponse): void {
   const status = res.statusCode | 0;
-  if (status < 100 || status > 999) throw nodeError(new RangeError(`Invalid status code: ${String(res.statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
-  if (typeof res.statusMessage === 'string' && INVALID_HEADER_CHAR.test(res.statusMessage)) throw nodeError(new TypeError('Invalid character in statusMessage'), 'ERR_INVALID_CHAR');
+  if (status < 100 || status > 999)
+    throw nodeError(new RangeError(`Invalid status code: ${String(res.statusCode)}`), 'ERR_HTTP_INVALID_STATUS_CODE');
+  if (typeof res.statusMessage === 'string' && INVALID_HEADER_CHAR.test(res.statusMessage))
+    throw nodeError(new TypeError('Invalid character in statusMessage'), 'ERR_INVALID_CHAR');
 }
 
 /**
@@ -298,8 +336,14 @@ export class HeldResponse {
 
   #end(args: unknown[]): ServerResponse {
     let [chunk, encoding, callback] = args;
-    if (typeof chunk === 'function') { callback = chunk; chunk = undefined; encoding = undefined; }
-    else if (typeof encoding === 'function') { callback = encoding; encoding = undefined; }
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+      encoding = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
     if (chunk) checkChunk(chunk, encoding);
     if (this.#ended) {
       if (chunk) this.#afterEnd(callback);
@@ -436,7 +480,10 @@ export class HeldResponse {
     for (const name of this.res.getHeaderNames()) remove.call(this.res, name);
     const body = `${status} ${STATUS_TEXT[status]}\n`;
     this.res.statusMessage = STATUS_TEXT[status];
-    this.#writeHead([status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' }]);
+    this.#writeHead([
+      status,
+      { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)), 'cache-control': 'no-store' },
+    ]);
     this.#end([body]);
   }
 
@@ -476,6 +523,10 @@ export function respond(res: ServerResponse, status: number, originals?: Partial
   const writeHead = originals?.writeHead ?? res.writeHead;
   const end = originals?.end ?? res.end;
   res.statusMessage = STATUS_TEXT[status];
-  writeHead.call(res, status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  writeHead.call(res, status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
   end.call(res, body);
 }

@@ -48,7 +48,9 @@ function logOnce(): (error: Error) => void {
     const kind = `${error.name}:${(error as { code?: string }).code ?? ''}`;
     if (seen.has(kind)) return;
     seen.add(kind);
-    process.stderr.write(`supervised-sessions: ${error.name}: ${error.message} (further errors of this kind are not logged; pass onError to see them all)\n`);
+    process.stderr.write(
+      `supervised-sessions: ${error.name}: ${error.message} (further errors of this kind are not logged; pass onError to see them all)\n`,
+    );
   };
 }
 
@@ -57,7 +59,7 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
   refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy'], '');
   const key = options.key ?? 'sid';
-  if (typeof key !== 'string' || !TOKEN.test(key)) fail('key', key, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)');
+  if (typeof key !== 'string' || !TOKEN.test(key)) fail('key', key, "a cookie name (letters, digits and !#$%&'*+-.^_`|~)");
   let secrets: string[] = [];
   if (options.secret !== undefined) {
     const list = Array.isArray(options.secret) ? options.secret : [options.secret];
@@ -70,17 +72,32 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   if (typeof given !== 'object' || given === null || Array.isArray(given)) fail('cookie', given, 'an object');
   refuseUnknown(given, ['path', 'httpOnly', 'sameSite', 'secure', 'domain', 'maxAge'], 'cookie.');
   const cookie = { path: '/', httpOnly: true, sameSite: 'lax' as CookieOptions['sameSite'], secure: false, ...stripUndefined(given) };
-  if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || /[;\s]/.test(cookie.path)) fail('cookie.path', cookie.path, 'a path starting with "/"');
+  if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || /[;\s]/.test(cookie.path))
+    fail('cookie.path', cookie.path, 'a path starting with "/"');
   if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', cookie.httpOnly, 'true or false');
   if (typeof cookie.secure !== 'boolean' && cookie.secure !== 'auto') fail('cookie.secure', cookie.secure, "true, false or 'auto'");
-  if (!['lax', 'strict', 'none', true, false].includes(cookie.sameSite as never)) fail('cookie.sameSite', cookie.sameSite, "'lax', 'strict', 'none', true or false");
-  if (cookie.sameSite === 'none' && cookie.secure !== true) fail('cookie.sameSite', cookie.sameSite, "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)");
-  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain))) fail('cookie.domain', cookie.domain, 'a domain name');
+  if (!['lax', 'strict', 'none', true, false].includes(cookie.sameSite as never))
+    fail('cookie.sameSite', cookie.sameSite, "'lax', 'strict', 'none', true or false");
+  if (cookie.sameSite === 'none' && cookie.secure !== true)
+    fail(
+      'cookie.sameSite',
+      cookie.sameSite,
+      "'lax' or 'strict' unless cookie.secure is true (browsers drop SameSite=None cookies that are not Secure)",
+    );
+  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || !/^\.?[A-Za-z0-9.-]+$/.test(cookie.domain)))
+    fail('cookie.domain', cookie.domain, 'a domain name');
   // Max-Age counts whole seconds: below 1 it would be 0, which expires the cookie at once.
-  if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1)) fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
+  if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1))
+    fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
-  return { key, secrets, cookie: cookie as ResolvedHandlerOptions<Req>['cookie'], onError: options.onError ?? logOnce(), trustProxy: options.trustProxy ?? false };
+  return {
+    key,
+    secrets,
+    cookie: cookie as ResolvedHandlerOptions<Req>['cookie'],
+    onError: options.onError ?? logOnce(),
+    trustProxy: options.trustProxy ?? false,
+  };
 }
 
 function stripUndefined<T extends object>(object: T): Partial<T> {

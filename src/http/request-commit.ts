@@ -50,7 +50,13 @@ export class RequestCommit implements SessionHost, HoldPolicy, ResponseSide {
   }
 
   /** A request's commit and its Session, through a front door. */
-  static begin(door: FrontDoor, req: IncomingMessage, res: ServerResponse, loaded: Loaded, onFailure: CommitFailure | null = null): RequestCommit {
+  static begin(
+    door: FrontDoor,
+    req: IncomingMessage,
+    res: ServerResponse,
+    loaded: Loaded,
+    onFailure: CommitFailure | null = null,
+  ): RequestCommit {
     // A write after end() makes Node emit 'error' on the response, which kills
     // a process nobody listens on: it is the handler's mistake, reported.
     (res as ServerResponse & { [kDoor]?: FrontDoor })[kDoor] = door;

@@ -60,7 +60,13 @@ export class Session {
   #handle: string | null = null;
 
   /** @internal created by createHandler; `host` is told of every change before it is made. */
-  constructor(id: string | null, data: SessionData | null, host: SessionHost | null = null, owner: string | null = null, maxAge: number | null = null) {
+  constructor(
+    id: string | null,
+    data: SessionData | null,
+    host: SessionHost | null = null,
+    owner: string | null = null,
+    maxAge: number | null = null,
+  ) {
     this.#host = host;
     this.#owner = owner;
     this.#maxAge = maxAge;
@@ -112,7 +118,9 @@ export class Session {
     if (seconds !== null && (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 1 || seconds > COOKIE_CAP_SECONDS)) {
       const shown = typeof seconds === 'number' ? String(seconds) : typeof seconds === 'string' ? JSON.stringify(seconds) : String(seconds);
       const hint = typeof seconds === 'number' && seconds > COOKIE_CAP_SECONDS ? ' (milliseconds? it counts seconds)' : '';
-      throw new TypeError(`session.setMaxAge(seconds): expected a number of seconds from 1 to ${COOKIE_CAP_SECONDS} (400 days, browsers' cap on a cookie) or null, got ${shown}${hint}`);
+      throw new TypeError(
+        `session.setMaxAge(seconds): expected a number of seconds from 1 to ${COOKIE_CAP_SECONDS} (400 days, browsers' cap on a cookie) or null, got ${shown}${hint}`,
+      );
     }
     this.#host?.change('lifetime', this);
     this.#maxAge = seconds;
@@ -203,7 +211,8 @@ export class Session {
     const unset: string[] = [];
     for (const key of this.#changed) {
       // defineProperty: a key named "__proto__" stays data.
-      if (this.#data.has(key)) Object.defineProperty(set, key, { value: this.#data.get(key), enumerable: true, writable: true, configurable: true });
+      if (this.#data.has(key))
+        Object.defineProperty(set, key, { value: this.#data.get(key), enumerable: true, writable: true, configurable: true });
       else unset.push(key);
     }
     // The whole data only where a put needs it: a patch sends the changed keys alone.

@@ -6,11 +6,7 @@
  * itself), `shutdown` (we asked it to stop), `killed` (terminated abruptly:
  * cannot be trapped, like `exit(Pid, kill)`), `crashed` (anything else).
  */
-export type ExitReason =
-  | { kind: 'normal' }
-  | { kind: 'shutdown' }
-  | { kind: 'killed' }
-  | { kind: 'crashed'; error: Error };
+export type ExitReason = { kind: 'normal' } | { kind: 'shutdown' } | { kind: 'killed' } | { kind: 'crashed'; error: Error };
 
 export interface Incarnation {
   readonly threadId: number;
@@ -30,9 +26,13 @@ export interface ChildSpec {
 
 export function describeExit(reason: ExitReason): Error {
   switch (reason.kind) {
-    case 'crashed': return reason.error;
-    case 'killed': return new Error('killed: the thread was terminated');
-    case 'normal': return new Error('exited normally although it is a permanent child');
-    case 'shutdown': return new Error('shut down');
+    case 'crashed':
+      return reason.error;
+    case 'killed':
+      return new Error('killed: the thread was terminated');
+    case 'normal':
+      return new Error('exited normally although it is a permanent child');
+    case 'shutdown':
+      return new Error('shut down');
   }
 }

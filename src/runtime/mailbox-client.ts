@@ -101,9 +101,15 @@ export class MailboxClient {
     if (this.#pending.size >= this.#maxPending) return this.#refuse(op, this.#errors.full(op, this.#maxPending));
     return new Promise((resolve, reject) => {
       const request: PendingRequest = {
-        id: this.#nextId++, op, args, resolve, reject,
+        id: this.#nextId++,
+        op,
+        args,
+        resolve,
+        reject,
         deadline: performance.now() + this.#timeoutMs,
-        crashes: 0, sent: false, settled: false,
+        crashes: 0,
+        sent: false,
+        settled: false,
       };
       this.#pending.set(request.id, request);
       this.#outbox.push(request);
@@ -212,7 +218,11 @@ export class MailboxClient {
     // requests have been replayed (or settled) since.
     if (port !== this.#port) return;
     if (this.#onBatch) {
-      try { this.#onBatch(replies.length); } catch { /* a hook never stops the replies */ }
+      try {
+        this.#onBatch(replies.length);
+      } catch {
+        /* a hook never stops the replies */
+      }
     }
     for (const reply of replies) {
       const request = this.#pending.get(reply[0]);
@@ -227,7 +237,11 @@ export class MailboxClient {
 
   #refuse(op: string, error: Error): Promise<never> {
     if (this.#onSettle) {
-      try { this.#onSettle(op, NaN, error); } catch { /* a hook never stops a call from settling */ }
+      try {
+        this.#onSettle(op, NaN, error);
+      } catch {
+        /* a hook never stops a call from settling */
+      }
     }
     return Promise.reject(error);
   }
@@ -238,7 +252,11 @@ export class MailboxClient {
     this.#pending.delete(request.id);
     if (request.crashes > 0) this.#suspects--;
     if (this.#onSettle) {
-      try { this.#onSettle(request.op, request.deadline - this.#timeoutMs, error); } catch { /* a hook never stops a call from settling */ }
+      try {
+        this.#onSettle(request.op, request.deadline - this.#timeoutMs, error);
+      } catch {
+        /* a hook never stops a call from settling */
+      }
     }
     if (error) request.reject(error);
     else request.resolve(value);

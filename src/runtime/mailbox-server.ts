@@ -49,7 +49,11 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
  * it is rethrown outside the promise chain, so the thread crashes and the
  * supervisor restarts it.
  */
-export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Request[]) => Promise<Outcome[]>, afterReplies?: () => Promise<void>): void {
+export function serveMailboxAsync(
+  port: MessagePort,
+  handleBatch: (requests: Request[]) => Promise<Outcome[]>,
+  afterReplies?: () => Promise<void>,
+): void {
   let queued: WireRequest[] = [];
   let running: Promise<void> | null = null;
 
@@ -67,8 +71,14 @@ export function serveMailboxAsync(port: MessagePort, handleBatch: (requests: Req
     for (const request of batch) queued.push(request);
     if (running) return;
     running = drain().then(
-      () => { running = null; },
-      (error: unknown) => { setImmediate(() => { throw error; }); },
+      () => {
+        running = null;
+      },
+      (error: unknown) => {
+        setImmediate(() => {
+          throw error;
+        });
+      },
     );
   });
 }

@@ -75,8 +75,7 @@ export const supervisorMachine = setup({
   },
   guards: {
     overIntensity: ({ context, event }) =>
-      event.type === 'CHILD_EXITED' &&
-      addRestart(context.restartTimes, event.at, context.intensity, context.periodMs).giveUp,
+      event.type === 'CHILD_EXITED' && addRestart(context.restartTimes, event.at, context.intensity, context.periodMs).giveUp,
   },
   actions: {
     countRestart: assign(({ context, event }) => {
@@ -96,7 +95,9 @@ export const supervisorMachine = setup({
       if (event.type !== 'CHILD_EXITED') return {};
       const failure = new Error(
         `supervisor gave up: more than ${context.intensity} restarts within ${context.periodMs / 1000} s ` +
-        `(last: ${event.child}: ${event.reason.message})`, { cause: event.reason });
+          `(last: ${event.child}: ${event.reason.message})`,
+        { cause: event.reason },
+      );
       return { failure, children: withChild(context, event.child, { state: 'failed' }) };
     }),
     escalate: ({ context, event }) => {
@@ -110,7 +111,8 @@ export const supervisorMachine = setup({
       return { children };
     }),
     markRunning: assign(({ context, event }) =>
-      event.type === 'CHILD_STARTED' ? { children: withChild(context, event.child, { state: 'running' }) } : {}),
+      event.type === 'CHILD_STARTED' ? { children: withChild(context, event.child, { state: 'running' }) } : {},
+    ),
   },
 }).createMachine({
   id: 'supervisor',
@@ -137,10 +139,7 @@ export const supervisorMachine = setup({
       invoke: {
         src: 'startAll',
         input: ({ context }) => context.host,
-        onDone: [
-          { guard: ({ context }) => context.stopRequested, target: 'stopping' },
-          { target: 'running' },
-        ],
+        onDone: [{ guard: ({ context }) => context.stopRequested, target: 'stopping' }, { target: 'running' }],
         onError: {
           target: 'stopped',
           actions: assign(({ context, event }) => ({

@@ -161,7 +161,14 @@ export class Supervisor extends EventEmitter {
       });
     });
     slot.starting = starting;
-    void starting.then(() => { if (slot.starting === starting) slot.starting = null; }, () => { if (slot.starting === starting) slot.starting = null; });
+    void starting.then(
+      () => {
+        if (slot.starting === starting) slot.starting = null;
+      },
+      () => {
+        if (slot.starting === starting) slot.starting = null;
+      },
+    );
     return starting;
   }
 

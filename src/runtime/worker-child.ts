@@ -18,9 +18,7 @@ export interface ReadyInfo {
   info: unknown;
 }
 
-type ControlMessage =
-  | { type: 'ready'; info?: unknown }
-  | { type: 'start-error'; error: WireError };
+type ControlMessage = { type: 'ready'; info?: unknown } | { type: 'start-error'; error: WireError };
 
 /**
  * Starts one incarnation: always a new Worker, never a reused thread, so a
@@ -41,7 +39,9 @@ export function startWorkerChild(options: WorkerChildOptions): Promise<ReadyInfo
   let stopRequested = false;
   let killRequested = false;
   let lastError: Error | null = null;
-  worker.on('error', (error) => { lastError = error; });
+  worker.on('error', (error) => {
+    lastError = error;
+  });
 
   const exited = new Promise<ExitReason>((resolve) => {
     worker.once('exit', (code) => {
@@ -99,9 +99,14 @@ export function startWorkerChild(options: WorkerChildOptions): Promise<ReadyInfo
       cleanup();
       killRequested = true;
       // A failed start leaves nothing running: wait for the thread to be gone.
-      void worker.terminate().then(() => exited).then(() => reject(error));
+      void worker
+        .terminate()
+        .then(() => exited)
+        .then(() => reject(error));
     }
     worker.on('message', onMessage);
-    void exited.then((reason) => { if (!killRequested) onEarlyExit(reason); });
+    void exited.then((reason) => {
+      if (!killRequested) onEarlyExit(reason);
+    });
   });
 }

@@ -8,7 +8,12 @@ export interface ExpiryPolicy {
   touchAfterMs: number;
 }
 
-export function expiryPolicy(config: { maxAge: number; timestamp: Timestamp; maxLifetime: number | null; touchAfter?: number }): ExpiryPolicy {
+export function expiryPolicy(config: {
+  maxAge: number;
+  timestamp: Timestamp;
+  maxLifetime: number | null;
+  touchAfter?: number;
+}): ExpiryPolicy {
   return {
     maxAgeMs: Math.round(config.maxAge * 1000),
     timestamp: config.timestamp,

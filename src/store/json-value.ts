@@ -54,7 +54,9 @@ function check(value: unknown, path: string, seen: Set<object>): void {
       break;
     }
   }
-  throw new TypeError(`session value "${path}" is not JSON: got ${describe(value)} (only null, booleans, finite numbers, strings, arrays and plain objects are stored)`);
+  throw new TypeError(
+    `session value "${path}" is not JSON: got ${describe(value)} (only null, booleans, finite numbers, strings, arrays and plain objects are stored)`,
+  );
 }
 
 function checkKey(key: string, path: string): void {
@@ -70,7 +72,9 @@ export function assertJsonValue(value: unknown, key: string): asserts value is J
 /** Throws a TypeError unless `data` is a plain object of JSON values. */
 export function assertSessionData(data: unknown, what = 'session data'): asserts data is SessionData {
   if (typeof data !== 'object' || data === null || Array.isArray(data) || !isPlainObject(data)) {
-    throw new TypeError(`${what} must be a plain object, got ${data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data === 'object' ? describe(data) : typeof data}`);
+    throw new TypeError(
+      `${what} must be a plain object, got ${data === null ? 'null' : Array.isArray(data) ? 'an array' : typeof data === 'object' ? describe(data) : typeof data}`,
+    );
   }
   const seen = new Set<object>([data]);
   for (const key of Object.keys(data)) {

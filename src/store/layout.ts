@@ -55,5 +55,6 @@ export function shapeOf(columns: string[]): TableShape {
 export function otherShape(table: string): TableExistsError {
   return new TableExistsError(
     `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
-    `choose another table name or drop that table`);
+      `choose another table name or drop that table`,
+  );
 }

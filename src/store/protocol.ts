@@ -16,7 +16,15 @@ type Owner = string | null;
 type MaxAgeMs = number | null;
 
 /** A renew that is a login: its data changes (or a whole replacement), owner and lifetime in the same statement. */
-export type RenewWithChanges = [sid: Sid, next: Sid, set: Json | null, unset: string[] | null, replace: Json | null, owner?: Owner, maxAgeMs?: MaxAgeMs];
+export type RenewWithChanges = [
+  sid: Sid,
+  next: Sid,
+  set: Json | null,
+  unset: string[] | null,
+  replace: Json | null,
+  owner?: Owner,
+  maxAgeMs?: MaxAgeMs,
+];
 
 export interface StoreCalls {
   /** The session's data (and its sliding touch), or null. */
@@ -32,7 +40,10 @@ export interface StoreCalls {
   /** Sets and removes top-level keys of a live session; false when it is gone. */
   patch: { args: [sid: Sid, set: Json | null, unset: string[] | null, owner?: Owner, maxAgeMs?: MaxAgeMs]; reply: boolean | Renewed };
   /** The owner's live sessions: [handle, createdAt, touchedAt, expiresAt, data]. */
-  sessionsOf: { args: [owner: string]; reply: Array<[handle: string, createdAt: number, touchedAt: number, expiresAt: number, data: Json]> };
+  sessionsOf: {
+    args: [owner: string];
+    reply: Array<[handle: string, createdAt: number, touchedAt: number, expiresAt: number, data: Json]>;
+  };
   /** Ends the owner's session with that handle's digest; whether it was live. */
   revoke: { args: [owner: string, digest: Uint8Array]; reply: boolean };
   /** Ends every session of the owner but `except`; how many were live. */
@@ -62,4 +73,15 @@ export type Reply<K extends Op> = StoreCalls[K]['reply'];
 export type StoreCall = { [K in Op]: { op: K; args: Args<K> } }[Op];
 
 /** The calls that may write (an engine takes its write lock for a batch holding one). */
-export const WRITES: ReadonlySet<Op> = new Set<Op>(['create', 'put', 'patch', 'renew', 'delete', 'sweep', 'revoke', 'revokeAll', 'upsert', 'clear']);
+export const WRITES: ReadonlySet<Op> = new Set<Op>([
+  'create',
+  'put',
+  'patch',
+  'renew',
+  'delete',
+  'sweep',
+  'revoke',
+  'revokeAll',
+  'upsert',
+  'clear',
+]);

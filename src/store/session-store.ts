@@ -76,7 +76,8 @@ export interface CommitStore {
 const settled = <T>(value: T | Renewed): T | null => (value === RENEWED ? null : value);
 
 function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new TypeError('a session key must be a non-empty string of at most 256 characters');
+  if (typeof key !== 'string' || key.length === 0 || key.length > 256)
+    throw new TypeError('a session key must be a non-empty string of at most 256 characters');
 }
 
 /** A lifetime of a session's own, seconds to the ms stored; a TypeError naming the call otherwise. */
@@ -85,8 +86,17 @@ function lifetimeMs(maxAge: unknown, where: string): number | null {
   const ms = typeof maxAge === 'number' ? Math.round(maxAge * 1000) : NaN;
   // At least a second: a cookie's Max-Age counts whole seconds, and 0 would delete it.
   if (!(ms >= 1000 && ms <= MAX_OWN_LIFETIME_MS)) {
-    const shown = typeof maxAge === 'number' ? String(maxAge) : maxAge === undefined ? 'undefined' : typeof maxAge === 'string' ? JSON.stringify(maxAge) : typeof maxAge;
-    throw new TypeError(`${where}: maxAge must be a number of seconds from 1 to ${MAX_OWN_LIFETIME_MS / 1000} (ten years), or null for the app's maxAge; got ${shown}`);
+    const shown =
+      typeof maxAge === 'number'
+        ? String(maxAge)
+        : maxAge === undefined
+          ? 'undefined'
+          : typeof maxAge === 'string'
+            ? JSON.stringify(maxAge)
+            : typeof maxAge;
+    throw new TypeError(
+      `${where}: maxAge must be a number of seconds from 1 to ${MAX_OWN_LIFETIME_MS / 1000} (ten years), or null for the app's maxAge; got ${shown}`,
+    );
   }
   return ms;
 }
@@ -99,7 +109,8 @@ function refuseUnknown(object: object, known: readonly string[], where: string):
 }
 
 /** An express-session cookie's time left as the whole ms that cross to the engine, within the longest lifetime. */
-const remainingMs = (remaining: number | null): number | null => (remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS));
+const remainingMs = (remaining: number | null): number | null =>
+  remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS);
 
 function requireString(sid: unknown, method: string): asserts sid is string {
   if (typeof sid !== 'string') throw new TypeError(`store.${method}(sid): sid must be a string, got ${sid === null ? 'null' : typeof sid}`);
@@ -126,7 +137,13 @@ export class MailboxSessionStore implements SessionStore {
   /** @internal the replies that tell "renewed" from "gone", for the request-commit core */
   readonly commit: CommitStore;
 
-  constructor(mailbox: MailboxClient, maxSessionBytes: number, timestamp: Timestamp, onCount?: (live: number) => void, onRefused?: (op: string, error: Error) => void) {
+  constructor(
+    mailbox: MailboxClient,
+    maxSessionBytes: number,
+    timestamp: Timestamp,
+    onCount?: (live: number) => void,
+    onRefused?: (op: string, error: Error) => void,
+  ) {
     this.#mailbox = mailbox;
     this.#onCount = onCount ?? null;
     this.#onRefused = onRefused ?? null;
@@ -147,14 +164,15 @@ export class MailboxSessionStore implements SessionStore {
     // Not one of our ids: unknown, no store call needed.
     if (!isSessionId(sid)) return null;
     const json = await this.#call('get', [sid]);
-    return json === null ? null : JSON.parse(json) as SessionData;
+    return json === null ? null : (JSON.parse(json) as SessionData);
   }
 
   /** get, with the owner and whether the read renewed the timestamp: what a front door hands its Session. */
   async #load(sid: string): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
     const row = await this.#call('load', [sid]);
-    return row === null || row === RENEWED ? row
+    return row === null || row === RENEWED
+      ? row
       : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2], maxAge: row[3] === null ? null : row[3] / 1000 };
   }
 
@@ -170,7 +188,8 @@ export class MailboxSessionStore implements SessionStore {
   async #put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | Renewed | null> {
     if (sid !== null) requireString(sid, 'put');
     assertSessionData(data);
-    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.put(sid, data, options): options must be { owner?, maxAge? }');
+    if (options !== undefined && (typeof options !== 'object' || options === null))
+      throw new TypeError('store.put(sid, data, options): options must be { owner?, maxAge? }');
     if (options !== undefined) refuseUnknown(options, ['owner', 'maxAge'], 'store.put(sid, data, options)');
     const owner = options?.owner;
     if (owner !== undefined && owner !== null) assertOwner(owner, 'store.put(sid, data, { owner })');
@@ -192,14 +211,25 @@ export class MailboxSessionStore implements SessionStore {
     const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'patch');
     if (!isSessionId(sid)) return false;
     // The owner and the lifetime cross only when they change (undefined: unchanged).
-    const args: Args<'patch'> = maxAge !== undefined ? [sid, setJson, unset, owner, maxAge] : owner !== undefined ? [sid, setJson, unset, owner] : [sid, setJson, unset];
+    const args: Args<'patch'> =
+      maxAge !== undefined
+        ? [sid, setJson, unset, owner, maxAge]
+        : owner !== undefined
+          ? [sid, setJson, unset, owner]
+          : [sid, setJson, unset];
     return this.#call('patch', args);
   }
 
   async sessionsOf(owner: string): Promise<SessionInfo[]> {
     assertOwner(owner, 'store.sessionsOf(owner)');
     const rows = await this.#call('sessionsOf', [owner]);
-    return rows.map(([handle, createdAt, touchedAt, expiresAt, json]) => ({ handle, createdAt, touchedAt, expiresAt, data: JSON.parse(json) as SessionData }));
+    return rows.map(([handle, createdAt, touchedAt, expiresAt, json]) => ({
+      handle,
+      createdAt,
+      touchedAt,
+      expiresAt,
+      data: JSON.parse(json) as SessionData,
+    }));
   }
 
   async revoke(owner: string, handle: string): Promise<boolean> {
@@ -212,7 +242,8 @@ export class MailboxSessionStore implements SessionStore {
 
   async revokeAll(owner: string, options?: { except?: string }): Promise<number> {
     assertOwner(owner, 'store.revokeAll(owner, options)');
-    if (options !== undefined && (typeof options !== 'object' || options === null)) throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
+    if (options !== undefined && (typeof options !== 'object' || options === null))
+      throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
     const except = options?.except;
     if (except !== undefined) requireString(except, 'revokeAll');
     return this.#call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]);
@@ -241,15 +272,27 @@ export class MailboxSessionStore implements SessionStore {
     }
     if (!isSessionId(sid)) return null;
     const next = newSessionId();
-    const args: Args<'renew'> = maxAge !== undefined ? [sid, next, setJson, unset, replaceJson, owner, maxAge]
-      : owner !== undefined ? [sid, next, setJson, unset, replaceJson, owner] : [sid, next, setJson, unset, replaceJson];
+    const args: Args<'renew'> =
+      maxAge !== undefined
+        ? [sid, next, setJson, unset, replaceJson, owner, maxAge]
+        : owner !== undefined
+          ? [sid, next, setJson, unset, replaceJson, owner]
+          : [sid, next, setJson, unset, replaceJson];
     return this.#call('renew', args);
   }
 
   /** Validates a patch on the caller's side (a TypeError before anything is sent) and serializes it once. */
-  #checkPatch(changes: SessionPatch, method: string): { setJson: string | null; unset: string[] | null; owner: string | null | undefined; maxAge: number | null | undefined } {
-    if (typeof changes !== 'object' || changes === null) throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner?, maxAge? }`);
-    refuseUnknown(changes, method === 'renew' ? ['set', 'unset', 'owner', 'maxAge', 'replace'] : ['set', 'unset', 'owner', 'maxAge'], `store.${method}(sid, changes)`);
+  #checkPatch(
+    changes: SessionPatch,
+    method: string,
+  ): { setJson: string | null; unset: string[] | null; owner: string | null | undefined; maxAge: number | null | undefined } {
+    if (typeof changes !== 'object' || changes === null)
+      throw new TypeError(`store.${method}(sid, changes): changes must be { set?, unset?, owner?, maxAge? }`);
+    refuseUnknown(
+      changes,
+      method === 'renew' ? ['set', 'unset', 'owner', 'maxAge', 'replace'] : ['set', 'unset', 'owner', 'maxAge'],
+      `store.${method}(sid, changes)`,
+    );
     const { set, unset, owner } = changes;
     if (owner !== undefined && owner !== null) assertOwner(owner, `store.${method}(sid, { owner })`);
     const maxAge = changes.maxAge === undefined ? undefined : lifetimeMs(changes.maxAge, `store.${method}(sid, { maxAge })`);
@@ -286,7 +329,7 @@ export class MailboxSessionStore implements SessionStore {
   async getKey(key: string): Promise<SessionData | null> {
     checkKey(key);
     const json = await this.#call('get', [key]);
-    return json === null ? null : JSON.parse(json) as SessionData;
+    return json === null ? null : (JSON.parse(json) as SessionData);
   }
 
   /**
@@ -355,9 +398,15 @@ export class MailboxSessionStore implements SessionStore {
   #serialize(data: SessionData, op: string): string {
     const json = JSON.stringify(data);
     if (json.length > this.#maxBytes && Buffer.byteLength(json, 'utf8') > this.#maxBytes) {
-      const error = new SessionTooLargeError(`the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+      const error = new SessionTooLargeError(
+        `the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`,
+      );
       if (this.#onRefused) {
-        try { this.#onRefused(op, error); } catch { /* a hook never changes the call's outcome */ }
+        try {
+          this.#onRefused(op, error);
+        } catch {
+          /* a hook never changes the call's outcome */
+        }
       }
       throw error;
     }

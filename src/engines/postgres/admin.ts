@@ -24,20 +24,47 @@ export async function withClient<T>(database: string, work: (client: Client) => 
 }
 
 /** Live and dead rows by the server's clock, and the table's size on the server (indexes and TOAST included). */
-export async function tableStats(client: Client, table: string, policy: ExpiryPolicy): Promise<{ live: number; dead: number; bytes: number }> {
+export async function tableStats(
+  client: Client,
+  table: string,
+  policy: ExpiryPolicy,
+): Promise<{ live: number; dead: number; bytes: number }> {
   const t = quoted(table);
   const { rows } = await client.query<{ live: number; dead: number; bytes: number }>(
-    `SELECT count(*) FILTER (WHERE ${liveSql(policy)} AND renewed_to IS NULL) AS live, count(*) FILTER (WHERE NOT ${liveSql(policy)}) AS dead, pg_total_relation_size($1::regclass) AS bytes FROM ${t}`, [t]);
+    `SELECT count(*) FILTER (WHERE ${liveSql(policy)} AND renewed_to IS NULL) AS live, count(*) FILTER (WHERE NOT ${liveSql(policy)}) AS dead, pg_total_relation_size($1::regclass) AS bytes FROM ${t}`,
+    [t],
+  );
   const { live, dead, bytes } = rows[0];
   return { live: Number(live), dead: Number(dead), bytes: Number(bytes) };
 }
 
-export async function ownerSessions(client: Client, table: string, policy: ExpiryPolicy, maxBytes: number, owner: string): Promise<Array<{ handle: string; createdAt: number; touchedAt: number; expiresAt: number }>> {
-  const { rows } = await client.query<{ sid_hash: Buffer; created_at: number; touched_at: number; max_age: number | null }>(statements(table, policy, maxBytes).sessionsOf, [owner]);
-  return rows.map((row) => ({ handle: handleFromDigest(row.sid_hash), createdAt: row.created_at, touchedAt: row.touched_at, expiresAt: expiresAt(policy, row) }));
+export async function ownerSessions(
+  client: Client,
+  table: string,
+  policy: ExpiryPolicy,
+  maxBytes: number,
+  owner: string,
+): Promise<Array<{ handle: string; createdAt: number; touchedAt: number; expiresAt: number }>> {
+  const { rows } = await client.query<{ sid_hash: Buffer; created_at: number; touched_at: number; max_age: number | null }>(
+    statements(table, policy, maxBytes).sessionsOf,
+    [owner],
+  );
+  return rows.map((row) => ({
+    handle: handleFromDigest(row.sid_hash),
+    createdAt: row.created_at,
+    touchedAt: row.touched_at,
+    expiresAt: expiresAt(policy, row),
+  }));
 }
 
-export async function revokeOwner(client: Client, table: string, policy: ExpiryPolicy, maxBytes: number, owner: string, digest: Buffer | null | undefined): Promise<number> {
+export async function revokeOwner(
+  client: Client,
+  table: string,
+  policy: ExpiryPolicy,
+  maxBytes: number,
+  owner: string,
+  digest: Buffer | null | undefined,
+): Promise<number> {
   const sql = statements(table, policy, maxBytes);
   // undefined: every session of the owner; null: a handle that names none.
   if (digest === null) return 0;
@@ -46,9 +73,10 @@ export async function revokeOwner(client: Client, table: string, policy: ExpiryP
   await client.query('BEGIN');
   try {
     await client.query(sql.lockOwner, [owner]);
-    const { rows } = digest === undefined
-      ? await client.query<{ live: boolean }>(sql.revokeAll, [owner, null])
-      : await client.query<{ live: boolean }>(sql.revoke, [digest, owner]);
+    const { rows } =
+      digest === undefined
+        ? await client.query<{ live: boolean }>(sql.revokeAll, [owner, null])
+        : await client.query<{ live: boolean }>(sql.revoke, [digest, owner]);
     await client.query('COMMIT');
     return rows.filter((row) => row.live).length;
   } catch (error) {
@@ -69,24 +97,33 @@ export const postgresAdmin: EngineAdmin = {
     });
   },
   drop: (at) => withClient(at.database, async (client) => ((await schema.dropTable(client, at.table)) ? 'dropped' : 'no-table')),
-  stats: (at) => withClient(at.database, async (client) => {
-    await schema.requireTable(client, at.table, at.database);
-    return tableStats(client, at.table, at.policy);
-  }),
-  sessions: (at, owner) => withClient(at.database, async (client) => {
-    await schema.requireTable(client, at.table, at.database);
-    return ownerSessions(client, at.table, at.policy, at.maxSessionBytes, owner);
-  }),
-  revoke: (at, owner, handle) => withClient(at.database, async (client) => {
-    await schema.requireTable(client, at.table, at.database);
-    const digest = handle === undefined ? undefined : digestFromHandle(handle);
-    return revokeOwner(client, at.table, at.policy, at.maxSessionBytes, owner, digest);
-  }),
+  stats: (at) =>
+    withClient(at.database, async (client) => {
+      await schema.requireTable(client, at.table, at.database);
+      return tableStats(client, at.table, at.policy);
+    }),
+  sessions: (at, owner) =>
+    withClient(at.database, async (client) => {
+      await schema.requireTable(client, at.table, at.database);
+      return ownerSessions(client, at.table, at.policy, at.maxSessionBytes, owner);
+    }),
+  revoke: (at, owner, handle) =>
+    withClient(at.database, async (client) => {
+      await schema.requireTable(client, at.table, at.database);
+      const digest = handle === undefined ? undefined : digestFromHandle(handle);
+      return revokeOwner(client, at.table, at.policy, at.maxSessionBytes, owner, digest);
+    }),
   async sweep(at) {
     await withClient(at.database, (client) => schema.requireTable(client, at.table, at.database));
     // The cleaner's sweep, under the same lock: one sweeper at a time across the fleet.
     try {
-      const { deleted, skipped } = await sweepPostgres({ database: at.database, table: at.table, policy: at.policy, timeoutMs: 10_000, abort: new Int32Array(new SharedArrayBuffer(4)) });
+      const { deleted, skipped } = await sweepPostgres({
+        database: at.database,
+        table: at.table,
+        policy: at.policy,
+        timeoutMs: 10_000,
+        abort: new Int32Array(new SharedArrayBuffer(4)),
+      });
       return { deleted, skipped };
     } finally {
       await closePostgres();

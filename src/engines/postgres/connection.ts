@@ -51,7 +51,9 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     application_name: options.applicationName ?? 'supervised-sessions',
     types,
   } as pg.ClientConfig & { pipeline?: boolean });
-  client.on('error', () => { /* seen through the failing query and `isConnectionLoss` */ });
+  client.on('error', () => {
+    /* seen through the failing query and `isConnectionLoss` */
+  });
   try {
     await client.connect();
   } catch (error) {
@@ -67,7 +69,9 @@ export async function closeClient(client: Client | null): Promise<void> {
   if (!client) return;
   try {
     await client.end();
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 const LOST_CODES = new Set([
@@ -75,7 +79,15 @@ const LOST_CODES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, shutting down, recovering)
   '53300', // too_many_connections: waiting helps
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EAI_AGAIN', 'ENOTFOUND',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+  'ENOTFOUND',
 ]);
 
 const LOST_MESSAGES = /Connection terminated|not queryable|Query read timeout|timeout expired|Connection ended|socket hang up/i;
@@ -119,5 +131,5 @@ export function unavailableError(error: unknown, database: string, what = 'the P
 /** Backoff before reconnect attempt `n` (0-based): 25 ms doubling to 1 s, with jitter. */
 export function backoffMs(attempt: number): number {
   const base = Math.min(1000, 25 * 2 ** attempt);
-  return base / 2 + Math.random() * base / 2;
+  return base / 2 + (Math.random() * base) / 2;
 }

@@ -8,9 +8,7 @@ import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import { expiresAt, type ExpiryPolicy } from '../../store/expiry.ts';
 import { digest, handleFromDigest } from '../../store/ids.ts';
-import {
-  backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client,
-} from './connection.ts';
+import { backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client } from './connection.ts';
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 import { RENEWED } from '../../store/renewed.ts';
@@ -42,12 +40,12 @@ interface Step {
   finish(results: QueryResult[], outcomes: Outcome[]): void;
 }
 
-
 // jsonb cannot hold U+0000 (22P05): refused with a clear error before the
 // batch is sent, so it cannot abort its neighbours' transaction. JSON.stringify
 // writes it as \u0000; an escaped backslash before it (\\u0000) is not one.
 const NUL_IN_JSON = /(?:^|[^\\])(?:\\\\)*\\u0000/;
-const nulError = () => new TypeError('session data holds a NUL character (U+0000), which PostgreSQL\'s jsonb cannot store; nothing was stored');
+const nulError = () =>
+  new TypeError("session data holds a NUL character (U+0000), which PostgreSQL's jsonb cannot store; nothing was stored");
 
 function tooLarge(max: number): SessionTooLargeError {
   return new SessionTooLargeError(`the session is over maxSessionBytes (${max}) serialized; nothing was stored`);
@@ -129,7 +127,9 @@ export class PostgresEngine {
       if (Date.now() >= deadline) {
         // Whatever kept this batch going (failing statements run again one
         // by one), it never outlives what its callers wait.
-        const error = new StoreUnavailableError(`the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`);
+        const error = new StoreUnavailableError(
+          `the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`,
+        );
         failAll(steps, outcomes, error);
         break;
       }
@@ -152,7 +152,9 @@ export class PostgresEngine {
           continue;
         }
         if (!left) {
-          const error = new StoreUnavailableError(`a batch whose connection was lost may still have been running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
+          const error = new StoreUnavailableError(
+            `a batch whose connection was lost may still have been running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`,
+          );
           failAll(steps, outcomes, error);
           break;
         }
@@ -176,14 +178,23 @@ export class PostgresEngine {
           // Its first run may still commit (the server has not yet seen the
           // connection go, or a pooler keeps it): running it again now could
           // apply it twice. Past requestTimeout, its calls fail instead.
-          const error = new StoreUnavailableError(`a batch whose connection was lost was still running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`);
+          const error = new StoreUnavailableError(
+            `a batch whose connection was lost was still running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`,
+          );
           failAll(steps, outcomes, error);
           break;
         }
         unanswered = null;
         if (status === 'committed') committed = answerOnly = true;
       }
-      const result = await this.#transaction(client, steps, writes, owners, answerOnly, writes && !answerOnly && dropInTransaction(requests));
+      const result = await this.#transaction(
+        client,
+        steps,
+        writes,
+        owners,
+        answerOnly,
+        writes && !answerOnly && dropInTransaction(requests),
+      );
       if (result.kind === 'done' && writes && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed (or, for a run that only
         // computes replies, rolled back), and the reply "lost".
@@ -231,9 +242,13 @@ export class PostgresEngine {
       }
       attempt++;
       if (Date.now() + backoffMs(attempt) >= deadline) {
-        const error = unavailableError(result.error, this.#options.database, result.kind === 'lost'
-          ? 'the PostgreSQL connection was lost and not regained within requestTimeout'
-          : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout');
+        const error = unavailableError(
+          result.error,
+          this.#options.database,
+          result.kind === 'lost'
+            ? 'the PostgreSQL connection was lost and not regained within requestTimeout'
+            : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout',
+        );
         failAll(steps, outcomes, error);
         break;
       }
@@ -251,7 +266,12 @@ export class PostgresEngine {
       const left = deadline - Date.now();
       if (left <= 0) return unavailableError(lastError ?? new Error('no connection'), this.#options.database);
       try {
-        const client = await connect({ database: this.#options.database, timeoutMs: this.#options.timeoutMs, connectTimeoutMs: Math.max(250, left), pipeline: true });
+        const client = await connect({
+          database: this.#options.database,
+          timeoutMs: this.#options.timeoutMs,
+          connectTimeoutMs: Math.max(250, left),
+          pipeline: true,
+        });
         if (this.#closed) {
           // stop() ran while this connection was being opened: it is not ours to keep.
           void closeClient(client);
@@ -270,12 +290,20 @@ export class PostgresEngine {
   }
 
   /** One pipelined BEGIN … COMMIT over every step; the COMMIT's reply is checked, not assumed. */
-  async #transaction(client: Client, steps: Step[], writes: boolean, owners: string[], rollback = false, dropInside = false): Promise<
+  async #transaction(
+    client: Client,
+    steps: Step[],
+    writes: boolean,
+    owners: string[],
+    rollback = false,
+    dropInside = false,
+  ): Promise<
     | { kind: 'done'; results: QueryResult[][]; xid: string | null }
     | { kind: 'failed-step'; step: number; error: unknown }
     | { kind: 'unmerge'; error: unknown }
     | { kind: 'lost'; error: unknown; xid: string | null; abandoned?: boolean }
-    | { kind: 'retry'; error: unknown }> {
+    | { kind: 'retry'; error: unknown }
+  > {
     // pg writes each protocol message as it is made: corked, the whole
     // pipelined batch leaves in one write (one syscall instead of dozens).
     const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
@@ -306,11 +334,19 @@ export class PostgresEngine {
       // transaction has its id, while the server is still inside it. The
       // socket is only half-closed, so the server finishes the batch (and
       // commits it) unaware; the client is closed once it has.
-      const known = await xid.then((r) => String((r.rows[0] as { xid: string }).xid), () => null);
+      const known = await xid.then(
+        (r) => String((r.rows[0] as { xid: string }).xid),
+        () => null,
+      );
       (stream as { end?(): void } | undefined)?.end?.();
       this.#client = null;
       void all.then(() => closeClient(client));
-      return { kind: 'lost', error: new Error('the connection was dropped inside the transaction (fault hook)'), xid: known, abandoned: true };
+      return {
+        kind: 'lost',
+        error: new Error('the connection was dropped inside the transaction (fault hook)'),
+        xid: known,
+        abandoned: true,
+      };
     }
     const settled = await all;
     const head = heads.length;
@@ -344,14 +380,23 @@ export class PostgresEngine {
     if (firstError !== null) {
       if (isRetryable(firstError)) return { kind: 'retry', error: firstError };
       // The merged-patch check (statements.ts, waveStatements) divides by zero on purpose.
-      if ((firstError as { code?: string }).code === '22012' && steps[failedStep] instanceof WaveStep) return { kind: 'unmerge', error: firstError };
+      if ((firstError as { code?: string }).code === '22012' && steps[failedStep] instanceof WaveStep)
+        return { kind: 'unmerge', error: firstError };
       return { kind: 'failed-step', step: failedStep, error: firstError };
     }
     // A COMMIT after an error resolves as ROLLBACK without throwing (research
     // note §5): only a reply that says COMMIT acknowledges the batch.
-    if (commitResult.status === 'rejected' || beginResult.status === 'rejected' || commitResult.value.command !== (rollback ? 'ROLLBACK' : 'COMMIT')) {
-      const reason = commitResult.status === 'rejected' ? commitResult.reason
-        : beginResult.status === 'rejected' ? beginResult.reason : new Error(`the transaction ended with ${commitResult.value.command}`);
+    if (
+      commitResult.status === 'rejected' ||
+      beginResult.status === 'rejected' ||
+      commitResult.value.command !== (rollback ? 'ROLLBACK' : 'COMMIT')
+    ) {
+      const reason =
+        commitResult.status === 'rejected'
+          ? commitResult.reason
+          : beginResult.status === 'rejected'
+            ? beginResult.reason
+            : new Error(`the transaction ended with ${commitResult.value.command}`);
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
       return { kind: 'lost', error: reason, xid: knownXid };
     }
@@ -445,9 +490,15 @@ export class PostgresEngine {
   }
 
   /** @internal the statements, for PatchStep and WaveStep */
-  get sql(): Statements { return this.#sql; }
-  get wave(): WaveStatements { return this.#wave; }
-  get options(): PostgresEngineOptions { return this.#options; }
+  get sql(): Statements {
+    return this.#sql;
+  }
+  get wave(): WaveStatements {
+    return this.#wave;
+  }
+  get options(): PostgresEngineOptions {
+    return this.#options;
+  }
 
   #capQueries(owner: string | null, sid: string): Query[] {
     if (owner === null || this.#options.maxPerOwner === null) return [];
@@ -457,7 +508,9 @@ export class PostgresEngine {
   #checkJson(json: string): void {
     const max = this.#options.maxSessionBytes;
     if (json.length * 3 > max && Buffer.byteLength(json, 'utf8') > max) {
-      throw new SessionTooLargeError(`the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${max}); nothing was stored`);
+      throw new SessionTooLargeError(
+        `the session is ${Buffer.byteLength(json, 'utf8')} bytes serialized, over maxSessionBytes (${max}); nothing was stored`,
+      );
     }
     if (NUL_IN_JSON.test(json)) throw nulError();
   }
@@ -470,7 +523,11 @@ export class PostgresEngine {
   #step(i: number, call: StoreCall): Step {
     const sql = this.#sql;
     const one = (queries: Query[], finish: (results: QueryResult[]) => unknown): Step => ({
-      indexes: [i], queries, finish: (results, outcomes) => { outcomes[i] = { ok: true, value: finish(results) }; },
+      indexes: [i],
+      queries,
+      finish: (results, outcomes) => {
+        outcomes[i] = { ok: true, value: finish(results) };
+      },
     });
     switch (call.op) {
       case 'get':
@@ -478,36 +535,46 @@ export class PostgresEngine {
         const op = call.op;
         const text = sql.getTouch ?? sql.get;
         return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(call.args[0])] }], ([r]) => {
-          const row = r.rows[0] as { data: string; owner: string | null; max_age: number | null; renewed: boolean; touched: boolean } | undefined;
+          const row = r.rows[0] as
+            | { data: string; owner: string | null; max_age: number | null; renewed: boolean; touched: boolean }
+            | undefined;
           if (!row) return null;
           if (row.renewed) return op === 'get' ? null : RENEWED;
           return op === 'get' ? row.data : [row.data, row.owner, row.touched, row.max_age];
         });
       }
-      case 'alive': return one([{ name: 'ss_alive', text: sql.alive, values: [digest(call.args[0])] }], ([r]) => {
-        const row = r.rows[0] as { renewed: boolean } | undefined;
-        return row === undefined ? false : row.renewed ? RENEWED : true;
-      });
+      case 'alive':
+        return one([{ name: 'ss_alive', text: sql.alive, values: [digest(call.args[0])] }], ([r]) => {
+          const row = r.rows[0] as { renewed: boolean } | undefined;
+          return row === undefined ? false : row.renewed ? RENEWED : true;
+        });
       case 'create': {
         const [sid, json, owner, maxAge = null] = call.args;
         this.#checkJson(json);
-        return one([{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner, maxAge] }, ...this.#capQueries(owner, sid)], () => sid);
+        return one(
+          [{ name: 'ss_create', text: sql.create, values: [digest(sid), json, owner, maxAge] }, ...this.#capQueries(owner, sid)],
+          () => sid,
+        );
       }
       case 'put': {
         const [sid, json, owner, maxAge] = call.args;
         this.#checkJson(json);
         const extras = extrasOf(owner, maxAge);
-        const queries: Query[] = extras !== null
-          ? [{ name: 'ss_put_with', text: sql.putWith, values: [digest(sid), json, ...extrasValues(extras)] },
-            ...(extras.owner !== undefined ? this.#capQueries(extras.owner, sid) : [])]
-          : [{ name: 'ss_put', text: sql.put, values: [digest(sid), json] }];
+        const queries: Query[] =
+          extras !== null
+            ? [
+                { name: 'ss_put_with', text: sql.putWith, values: [digest(sid), json, ...extrasValues(extras)] },
+                ...(extras.owner !== undefined ? this.#capQueries(extras.owner, sid) : []),
+              ]
+            : [{ name: 'ss_put', text: sql.put, values: [digest(sid), json] }];
         return one(queries, ([r]) => {
           const row = r.rows[0] as { stored: number; renewed: boolean };
           return row.stored === 1 ? sid : row.renewed ? RENEWED : null;
         });
       }
       case 'renew': {
-        const [sid, next, set = null, unset = null, replace = null, newOwner, maxAge] = call.args as Partial<RenewWithChanges> & [string, string];
+        const [sid, next, set = null, unset = null, replace = null, newOwner, maxAge] = call.args as Partial<RenewWithChanges> &
+          [string, string];
         // (A renew without changes is [sid, next]: the rest reads as absent.)
         if (set !== null) this.#checkJson(set);
         if (replace !== null) this.#checkJson(replace);
@@ -520,45 +587,84 @@ export class PostgresEngine {
           indexes: [i],
           queries: [
             // (Keys with U+0000 cannot be in jsonb, nor in a text[]: removing them is a no-op.)
-            { name: 'ss_renew', text: sql.renew, values: [digest(sid), digest(next), set ?? '{}', (unset ?? []).filter((key) => !key.includes('\0')), replace, hasOwner, owner, hasMaxAge, hasMaxAge ? maxAge : null] },
+            {
+              name: 'ss_renew',
+              text: sql.renew,
+              values: [
+                digest(sid),
+                digest(next),
+                set ?? '{}',
+                (unset ?? []).filter((key) => !key.includes('\0')),
+                replace,
+                hasOwner,
+                owner,
+                hasMaxAge,
+                hasMaxAge ? maxAge : null,
+              ],
+            },
             ...(hasOwner ? this.#capQueries(owner, next) : []),
           ],
           finish: ([r], outcomes) => {
             const row = r.rows[0] as { found: number; moved: number; replayed: boolean; renewed: boolean };
-            outcomes[i] = row.moved === 1 ? { ok: true, value: next }
-              : row.found === 1 ? { ok: false, error: tooLarge(this.#options.maxSessionBytes) }
-              : { ok: true, value: row.replayed ? next : row.renewed ? RENEWED : null };
+            outcomes[i] =
+              row.moved === 1
+                ? { ok: true, value: next }
+                : row.found === 1
+                  ? { ok: false, error: tooLarge(this.#options.maxSessionBytes) }
+                  : { ok: true, value: row.replayed ? next : row.renewed ? RENEWED : null };
           },
         };
       }
-      case 'delete': return one([{ name: 'ss_delete', text: sql.delete, values: [digest(call.args[0])] }],
-        ([r]) => ((r.rows[0] as { renewed: boolean }).renewed ? RENEWED : null));
-      case 'count': return one([{ name: 'ss_count', text: sql.count, values: [] }], ([r]) => Number((r.rows[0] as { n: number }).n));
-      case 'sessionsOf': return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [call.args[0]] }], ([r]) =>
-        (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number; max_age: number | null }>).map((row) =>
-          [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data]));
+      case 'delete':
+        return one([{ name: 'ss_delete', text: sql.delete, values: [digest(call.args[0])] }], ([r]) =>
+          (r.rows[0] as { renewed: boolean }).renewed ? RENEWED : null,
+        );
+      case 'count':
+        return one([{ name: 'ss_count', text: sql.count, values: [] }], ([r]) => Number((r.rows[0] as { n: number }).n));
+      case 'sessionsOf':
+        return one([{ name: 'ss_sessions_of', text: sql.sessionsOf, values: [call.args[0]] }], ([r]) =>
+          (r.rows as Array<{ sid_hash: Buffer; data: string; created_at: number; touched_at: number; max_age: number | null }>).map(
+            (row) => [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#options.policy, row), row.data],
+          ),
+        );
       // Under the owner's lock (the batch's, ownersOf): a renew or a login of
       // that owner on another app server either committed before (its new id
       // is seen) or waits.
-      case 'revoke': return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(call.args[1]), call.args[0]] }],
-        ([r]) => (r.rows as Array<{ live: boolean }>).some((row) => row.live));
-      case 'revokeAll': return one([{ name: 'ss_revoke_all', text: sql.revokeAll, values: [call.args[0], call.args[1] === null ? null : digest(call.args[1])] }],
-        ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length);
+      case 'revoke':
+        return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(call.args[1]), call.args[0]] }], ([r]) =>
+          (r.rows as Array<{ live: boolean }>).some((row) => row.live),
+        );
+      case 'revokeAll':
+        return one(
+          [{ name: 'ss_revoke_all', text: sql.revokeAll, values: [call.args[0], call.args[1] === null ? null : digest(call.args[1])] }],
+          ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length,
+        );
       case 'upsert': {
         const [key, json, remaining = null] = call.args;
         this.#checkJson(json);
-        return one([{ name: 'ss_upsert', text: sql.upsert, values: [digest(key), json, remaining] }], ([r]) => (r.rows[0] as { ok: boolean }).ok);
+        return one(
+          [{ name: 'ss_upsert', text: sql.upsert, values: [digest(key), json, remaining] }],
+          ([r]) => (r.rows[0] as { ok: boolean }).ok,
+        );
       }
-      case 'touchKey': return one([{ name: 'ss_touch_key', text: sql.touchKey, values: [digest(call.args[0]), call.args[1], call.args[2] ?? null] }],
-        ([r]) => (r.rows[0] as { found: boolean }).found);
-      case 'clear': return one([{ name: 'ss_clear', text: sql.clear, values: [] }], () => null);
-      case 'all': return one([{ name: 'ss_all', text: sql.all, values: [] }], ([r]) => (r.rows as Array<{ data: string }>).map((row) => row.data));
+      case 'touchKey':
+        return one(
+          [{ name: 'ss_touch_key', text: sql.touchKey, values: [digest(call.args[0]), call.args[1], call.args[2] ?? null] }],
+          ([r]) => (r.rows[0] as { found: boolean }).found,
+        );
+      case 'clear':
+        return one([{ name: 'ss_clear', text: sql.clear, values: [] }], () => null);
+      case 'all':
+        return one([{ name: 'ss_all', text: sql.all, values: [] }], ([r]) => (r.rows as Array<{ data: string }>).map((row) => row.data));
       case 'sweep': {
         const limit = call.args[0];
-        return one(this.#sweeps.map((text, n) => ({ name: `ss_sweep_${n}`, text, values: [limit] })),
-          (results) => results.reduce((sum, r) => sum + (r.rowCount ?? 0), 0));
+        return one(
+          this.#sweeps.map((text, n) => ({ name: `ss_sweep_${n}`, text, values: [limit] })),
+          (results) => results.reduce((sum, r) => sum + (r.rowCount ?? 0), 0),
+        );
       }
-      default: throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
+      default:
+        throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
     }
   }
 }
@@ -568,10 +674,16 @@ function ownersOf(requests: Request[]): string[] {
   const owners = new Set<string>();
   for (const request of requests) {
     const call = request as StoreCall;
-    const owner = call.op === 'revoke' || call.op === 'revokeAll' ? call.args[0]
-      : call.op === 'create' || call.op === 'put' ? call.args[2]
-      : call.op === 'patch' ? call.args[3]
-      : call.op === 'renew' ? call.args[5] : null;
+    const owner =
+      call.op === 'revoke' || call.op === 'revokeAll'
+        ? call.args[0]
+        : call.op === 'create' || call.op === 'put'
+          ? call.args[2]
+          : call.op === 'patch'
+            ? call.args[3]
+            : call.op === 'renew'
+              ? call.args[5]
+              : null;
     if (typeof owner === 'string') owners.add(owner);
   }
   return [...owners].sort();
@@ -585,7 +697,10 @@ interface Extras {
 
 function extrasOf(owner: unknown, maxAge: unknown): Extras | null {
   if (owner === undefined && maxAge === undefined) return null;
-  return { ...(owner !== undefined ? { owner: owner as string | null } : {}), ...(maxAge !== undefined ? { maxAge: maxAge as number | null } : {}) };
+  return {
+    ...(owner !== undefined ? { owner: owner as string | null } : {}),
+    ...(maxAge !== undefined ? { maxAge: maxAge as number | null } : {}),
+  };
 }
 
 /** The four parameters of putWith/patchWith: whether and which owner, whether and which lifetime. */
@@ -599,11 +714,18 @@ const READ_ONLY = new Set<string>(['get', 'load', 'alive', 'count', 'sessionsOf'
 /** The calls a wave can carry: on one session (args[0]), without the owner cap. */
 function isWaveable(call: StoreCall): call is Extract<StoreCall, { op: 'get' | 'load' | 'create' | 'put' | 'patch' | 'delete' }> {
   switch (call.op) {
-    case 'create': return call.args[2] === null && (call.args[3] ?? null) === null;
-    case 'put': return call.args.length === 2;
-    case 'patch': return call.args.length === 3;
-    case 'get': case 'load': case 'delete': return true;
-    default: return false;
+    case 'create':
+      return call.args[2] === null && (call.args[3] ?? null) === null;
+    case 'put':
+      return call.args.length === 2;
+    case 'patch':
+      return call.args.length === 3;
+    case 'get':
+    case 'load':
+    case 'delete':
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -681,7 +803,11 @@ class WaveStep implements Step {
     }
     if (this.#patches.length) {
       const rows = this.#patches.map((p) => p.step.row);
-      queries.push({ name: 'ss_w_patch', text: sql.patch, values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])] });
+      queries.push({
+        name: 'ss_w_patch',
+        text: sql.patch,
+        values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2]), rows.map((r) => r[3])],
+      });
       this.#sent.push('patches');
     }
     if (this.#deletes.length) {
@@ -694,13 +820,29 @@ class WaveStep implements Step {
   finish(results: QueryResult[], outcomes: Outcome[]): void {
     this.#sent.forEach((kind, n) => {
       // A row whose `renewed` is true, or whose `stored` is null, is a renewed id's tombstone.
-      const rows = results[n].rows as Array<{ sid_hash: Buffer; data?: string; owner?: string | null; max_age?: number | null; stored?: boolean | null; stale?: boolean; renewed?: boolean }>;
+      const rows = results[n].rows as Array<{
+        sid_hash: Buffer;
+        data?: string;
+        owner?: string | null;
+        max_age?: number | null;
+        stored?: boolean | null;
+        stale?: boolean;
+        renewed?: boolean;
+      }>;
       const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
       if (kind === 'reads') {
         for (const { index, op, hash } of this.#reads) {
           const row = byKey.get(keyOf(hash));
-          const value = row === undefined ? null : row.renewed ? (op === 'get' ? null : RENEWED)
-            : op === 'get' ? row.data : [row.data, row.owner, row.stale === true, row.max_age ?? null];
+          const value =
+            row === undefined
+              ? null
+              : row.renewed
+                ? op === 'get'
+                  ? null
+                  : RENEWED
+                : op === 'get'
+                  ? row.data
+                  : [row.data, row.owner, row.stale === true, row.max_age ?? null];
           outcomes[index] = { ok: true, value };
           if (row?.stale) this.#engine.owe(hash);
         }
@@ -765,7 +907,7 @@ class PatchStep implements Step {
       this.#set = JSON.parse(this.#setJson) as Record<string, unknown>;
       this.#setJson = null;
     }
-    const set = setJson === null ? null : JSON.parse(setJson) as Record<string, unknown>;
+    const set = setJson === null ? null : (JSON.parse(setJson) as Record<string, unknown>);
     for (const key of unset) {
       if (key.includes('\0')) continue;
       this.#unset.add(key);
@@ -814,9 +956,11 @@ class PatchStep implements Step {
    * unmerged: engine.ts, 'unmerge'), so one outcome holds for all its parts.
    */
   settle(found: boolean, stored: boolean, outcomes: Outcome[]): void {
-    const outcome: Outcome = !found ? { ok: true, value: false }
-      : !stored ? { ok: false, error: tooLarge(this.#engine.options.maxSessionBytes) }
-      : { ok: true, value: true };
+    const outcome: Outcome = !found
+      ? { ok: true, value: false }
+      : !stored
+        ? { ok: false, error: tooLarge(this.#engine.options.maxSessionBytes) }
+        : { ok: true, value: true };
     for (const i of this.indexes) outcomes[i] = outcome;
   }
 
@@ -828,8 +972,14 @@ class PatchStep implements Step {
    * stored, in order.
    */
   get row(): [Buffer, string, string, string | null] {
-    const checks = this.#parts.length === 1 ? null : `[${this.#prefixes.map(([set, unset]) => `[${set},${JSON.stringify(unset)}]`).join(',')}]`;
-    return [digest(this.#sid), this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set)), JSON.stringify([...this.#unset]), checks];
+    const checks =
+      this.#parts.length === 1 ? null : `[${this.#prefixes.map(([set, unset]) => `[${set},${JSON.stringify(unset)}]`).join(',')}]`;
+    return [
+      digest(this.#sid),
+      this.#setJson ?? (this.#set === null ? '{}' : JSON.stringify(this.#set)),
+      JSON.stringify([...this.#unset]),
+      checks,
+    ];
   }
 }
 
@@ -858,9 +1008,16 @@ async function backendLeft(client: Client, pid: number, deadline: number): Promi
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
     // Busy: running a statement, or inside a transaction. A query that fails
     // for another reason is taken as busy: waiting is the safe side.
-    const busy = await client.query<{ busy: boolean }>(`SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()
-        AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call')) AS busy`, [pid])
-      .then((r) => r.rows[0].busy, (error: unknown) => (isConnectionLoss(error) ? 'lost' as const : true));
+    const busy = await client
+      .query<{ busy: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()
+        AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call')) AS busy`,
+        [pid],
+      )
+      .then(
+        (r) => r.rows[0].busy,
+        (error: unknown) => (isConnectionLoss(error) ? ('lost' as const) : true),
+      );
     if (busy === 'lost') return 'lost';
     if (!busy) return true;
     if (Date.now() + wait >= deadline) return false;
@@ -876,8 +1033,10 @@ async function backendLeft(client: Client, pid: number, deadline: number): Promi
  */
 async function settledStatus(client: Client, xid: string, deadline: number): Promise<string | null> {
   for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [xid])
-      .then((r) => r.rows[0].status, (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'));
+    const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [xid]).then(
+      (r) => r.rows[0].status,
+      (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'),
+    );
     if (status !== 'in progress' || Date.now() + wait >= deadline) return status;
     await sleep(wait);
   }

@@ -13,7 +13,8 @@ export const postgres: Engine = {
     return problem && `is not a usable PostgreSQL URL: ${problem}`;
   },
   // PostgreSQL's durability is synchronous_commit, a setting of the server.
-  durabilityRefusal: "applies to SQLite only; with a PostgreSQL database, durability is the server's synchronous_commit setting (leave durability out)",
+  durabilityRefusal:
+    "applies to SQLite only; with a PostgreSQL database, durability is the server's synchronous_commit setting (leave durability out)",
   redact: redactUrl,
   redactIn,
   storeWorker: moduleUrl('./store-worker', import.meta.url),

@@ -22,7 +22,9 @@ export const lockKey = (purpose: 'schema' | 'sweep') =>
 
 async function columnsOf(client: Client, table: string): Promise<string[]> {
   const { rows } = await client.query<{ column_name: string }>(
-    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`, [table]);
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1`,
+    [table],
+  );
   return rows.map((row) => row.column_name);
 }
 
@@ -52,7 +54,8 @@ export async function setupTable(client: Client, table: string): Promise<'missin
       // Adding a column without a default rewrites nothing: instant on any
       // size. The indexes added below each read the table once, under this
       // transaction's locks: writes to the table wait for them (docs/owners.md).
-      for (const column of missingColumns(await columnsOf(client, table))) await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
+      for (const column of missingColumns(await columnsOf(client, table)))
+        await client.query(`ALTER TABLE ${t} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
       // Earlier versions indexed every row's touched_at; it now indexes only
       // the sessions on the app's maxAge (created again below).
       await client.query(`DROP INDEX IF EXISTS "${indexName(table, 'touched_at')}"`);
@@ -79,8 +82,12 @@ export async function setupTable(client: Client, table: string): Promise<'missin
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'touched_at')}" ON ${t} (touched_at) WHERE max_age IS NULL`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'created_at')}" ON ${t} (created_at)`);
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'app_created')}" ON ${t} (created_at) WHERE max_age IS NULL`);
-      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_touched')}" ON ${t} ((touched_at + max_age)) WHERE max_age IS NOT NULL`);
-      await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_created')}" ON ${t} ((created_at + max_age)) WHERE max_age IS NOT NULL`);
+      await client.query(
+        `CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_touched')}" ON ${t} ((touched_at + max_age)) WHERE max_age IS NOT NULL`,
+      );
+      await client.query(
+        `CREATE INDEX IF NOT EXISTS "${indexName(table, 'own_created')}" ON ${t} ((created_at + max_age)) WHERE max_age IS NOT NULL`,
+      );
       // The planner reads no statistics from a partial index's expression:
       // without these it guesses a third of the rows match, and may read the
       // whole partial index and sort it for every sweep batch instead of the
@@ -88,7 +95,9 @@ export async function setupTable(client: Client, table: string): Promise<'missin
       const { rows } = await client.query<{ ok: boolean }>(`SELECT current_setting('server_version_num')::int >= 140000 AS ok`);
       if (rows[0].ok) {
         for (const base of ['touched', 'created']) {
-          await client.query(`CREATE STATISTICS IF NOT EXISTS "${indexName(table, `own_${base}_stats`)}" ON ((${base}_at + max_age)) FROM ${t}`);
+          await client.query(
+            `CREATE STATISTICS IF NOT EXISTS "${indexName(table, `own_${base}_stats`)}" ON ((${base}_at + max_age)) FROM ${t}`,
+          );
         }
       }
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'owner')}" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
@@ -117,10 +126,14 @@ export async function requireTable(client: Client, table: string, database: stri
   const shape = await tableShape(client, table);
   const where = redactUrl(database);
   if (shape === 'missing') {
-    throw new TableNotExistsError(`the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`);
+    throw new TableNotExistsError(
+      `the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`,
+    );
   }
   if (shape === 'old') {
-    throw new TableNotExistsError(`the session table "${table}" in ${where} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
+    throw new TableNotExistsError(
+      `the session table "${table}" in ${where} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`,
+    );
   }
   if (shape === 'other') throw otherShape(table);
 }

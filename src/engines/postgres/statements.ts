@@ -90,9 +90,11 @@ export function deadConditions(policy: ExpiryPolicy): Array<{ order: string; sql
 export function sweepStatements(table: string, policy: ExpiryPolicy): string[] {
   const t = quoted(table);
   const live = liveSql(policy);
-  return deadConditions(policy).map(({ order, sql }) => `DELETE FROM ${t} WHERE sid_hash = ANY(ARRAY(
+  return deadConditions(policy).map(
+    ({ order, sql }) => `DELETE FROM ${t} WHERE sid_hash = ANY(ARRAY(
       SELECT sid_hash FROM ${t} WHERE ${sql} ORDER BY ${order} LIMIT $1 FOR UPDATE SKIP LOCKED))
-    AND NOT ${live}`);
+    AND NOT ${live}`,
+  );
 }
 
 /**
@@ -185,10 +187,13 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     // A read renews the sliding timestamp only when it is older than
     // touchAfter: no write per read (the UPDATE in the WITH runs whether or
     // not the outer query reads it). `touched`: this read renewed it.
-    getTouch: policy.timestamp === 'relative' ? `WITH touch AS (
+    getTouch:
+      policy.timestamp === 'relative'
+        ? `WITH touch AS (
         UPDATE ${t} SET touched_at = ${NOW}
         WHERE sid_hash = $1 AND ${S} AND ${touchDue(policy)} RETURNING 1)
-      SELECT data::text AS data, owner, max_age, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}` : null,
+      SELECT data::text AS data, owner, max_age, renewed_to IS NOT NULL AS renewed, EXISTS (SELECT 1 FROM touch) AS touched FROM ${t} WHERE sid_hash = $1 AND ${R}`
+        : null,
     // A plain read, no row lock: a read batch never waits for a writer nor
     // takes part in a deadlock (a renew in flight is seen once committed).
     alive: `SELECT renewed_to IS NOT NULL AS renewed FROM ${t} WHERE sid_hash = $1 AND ${L}`,

@@ -25,7 +25,12 @@ async function firstConnection(): Promise<Client> {
   const deadline = Date.now() + config.requestTimeout;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await connect({ database: config.database, timeoutMs: config.requestTimeout, connectTimeoutMs: Math.max(250, deadline - Date.now()), pipeline: true });
+      return await connect({
+        database: config.database,
+        timeoutMs: config.requestTimeout,
+        connectTimeoutMs: Math.max(250, deadline - Date.now()),
+        pipeline: true,
+      });
     } catch (error) {
       if (!isConnectionLoss(error) || Date.now() + backoffMs(attempt) >= deadline) {
         throw unavailableError(error, config.database, 'cannot connect to the PostgreSQL server');
@@ -38,8 +43,12 @@ async function firstConnection(): Promise<Client> {
 await runActor({
   async init() {
     const store = new PostgresEngine({
-      database: config.database, table: config.table, policy: expiryPolicy(config),
-      maxSessionBytes: config.maxSessionBytes, maxPerOwner: config.maxSessionsPerOwner, timeoutMs: config.requestTimeout,
+      database: config.database,
+      table: config.table,
+      policy: expiryPolicy(config),
+      maxSessionBytes: config.maxSessionBytes,
+      maxPerOwner: config.maxSessionsPerOwner,
+      timeoutMs: config.requestTimeout,
     });
     let created = false;
     let client: Client | null = null;
@@ -65,11 +74,15 @@ await runActor({
       throw error;
     }
     engine = store;
-    serveMailboxAsync(port, async (requests) => {
-      const outcomes = await store.runBatch(requests);
-      crashAfterCommit(requests);
-      return outcomes;
-    }, () => store.afterReplies());
+    serveMailboxAsync(
+      port,
+      async (requests) => {
+        const outcomes = await store.runBatch(requests);
+        crashAfterCommit(requests);
+        return outcomes;
+      },
+      () => store.afterReplies(),
+    );
     Atomics.store(startedOnce, 0, 1);
     return { created };
   },

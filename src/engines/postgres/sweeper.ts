@@ -20,7 +20,9 @@ async function connection(database: string, timeoutMs: number): Promise<Client> 
   client = null;
   client = await connect({ database, timeoutMs, pipeline: true, applicationName: 'supervised-sessions cleaner' });
   opened = database;
-  client.on('end', () => { client = null; });
+  client.on('end', () => {
+    client = null;
+  });
   return client;
 }
 
@@ -47,7 +49,14 @@ export const POSTGRES_SWEEP_BATCH = 1000;
  * this sweep did nothing and that one covers it. A lock lost between two
  * batches ends this sweep early: the other process carries on.
  */
-export async function sweepPostgres(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number; abort: Int32Array; batchSize?: number }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
+export async function sweepPostgres(task: {
+  database: string;
+  table: string;
+  policy: ExpiryPolicy;
+  timeoutMs: number;
+  abort: Int32Array;
+  batchSize?: number;
+}): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const batchSize = task.batchSize ?? POSTGRES_SWEEP_BATCH;
   const statements = sweepStatements(task.table, task.policy);
   let deleted = 0;
@@ -107,15 +116,25 @@ export async function sweepPostgres(task: { database: string; table: string; pol
  * count in that time reports null, and live_sessions then comes from
  * count() alone). It never fails the sweep it follows.
  */
-export async function countLive(task: { database: string; table: string; policy: ExpiryPolicy; timeoutMs: number }): Promise<number | null> {
+export async function countLive(task: {
+  database: string;
+  table: string;
+  policy: ExpiryPolicy;
+  timeoutMs: number;
+}): Promise<number | null> {
   try {
     const c = await connection(task.database, task.timeoutMs);
-    const [, , counted] = await Promise.all([
-      c.query('BEGIN'),
-      c.query(`SET LOCAL statement_timeout = ${LIVE_COUNT_TIMEOUT_MS}`),
-      c.query<{ n: number }>({ name: 'sweep_live', text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)} AND renewed_to IS NULL` }),
-      c.query('COMMIT'),
-    ].map((query) => query.catch((error: unknown) => error as Error)));
+    const [, , counted] = await Promise.all(
+      [
+        c.query('BEGIN'),
+        c.query(`SET LOCAL statement_timeout = ${LIVE_COUNT_TIMEOUT_MS}`),
+        c.query<{ n: number }>({
+          name: 'sweep_live',
+          text: `SELECT count(*)::int8 AS n FROM ${quoted(task.table)} WHERE ${liveSql(task.policy)} AND renewed_to IS NULL`,
+        }),
+        c.query('COMMIT'),
+      ].map((query) => query.catch((error: unknown) => error as Error)),
+    );
     if (counted instanceof Error) {
       await c.query('ROLLBACK').catch(() => {});
       return null;
@@ -145,7 +164,13 @@ export async function sweep(task: SweepTask): Promise<SweepResult> {
   // Errors cross piscina's port as plain Errors: sent as { code, message }
   // data instead, so the app's sweepError is a StoreUnavailableError.
   try {
-    return await sweepPostgres({ database: task.database, table: task.table, policy: task.policy, timeoutMs: task.busyTimeoutMs, abort: new Int32Array(task.abort) });
+    return await sweepPostgres({
+      database: task.database,
+      table: task.table,
+      policy: task.policy,
+      timeoutMs: task.busyTimeoutMs,
+      abort: new Int32Array(task.abort),
+    });
   } catch (error) {
     return { deleted: 0, skipped: false, live: null, error: toWire(error) };
   }

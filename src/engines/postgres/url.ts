@@ -24,9 +24,7 @@ export function redactUrl(database: string): string {
     return url.toString();
   } catch {
     // Up to the last '@': a password may hold an unencoded '@' of its own.
-    return database
-      .replace(/^(postgres(?:ql)?:\/\/[^:/?#@]*):.*@/i, '$1:***@')
-      .replace(/([?&](?:ssl)?password=)[^&]*/gi, '$1***');
+    return database.replace(/^(postgres(?:ql)?:\/\/[^:/?#@]*):.*@/i, '$1:***@').replace(/([?&](?:ssl)?password=)[^&]*/gi, '$1***');
   }
 }
 
@@ -36,9 +34,16 @@ export function redactIn(text: string, database: string): string {
   let out = text.split(database).join(redactUrl(database));
   try {
     const url = new URL(database);
-    const secrets = [url.password, decodeURIComponent(url.password), url.searchParams.get('password') ?? '', url.searchParams.get('sslpassword') ?? ''];
+    const secrets = [
+      url.password,
+      decodeURIComponent(url.password),
+      url.searchParams.get('password') ?? '',
+      url.searchParams.get('sslpassword') ?? '',
+    ];
     for (const secret of secrets) if (secret.length >= 1) out = out.split(secret).join('***');
-  } catch { /* an unparsable URL was refused by the config already */ }
+  } catch {
+    /* an unparsable URL was refused by the config already */
+  }
   return out;
 }
 

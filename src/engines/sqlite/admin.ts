@@ -69,11 +69,22 @@ export const sqliteAdmin: EngineAdmin = {
     return withDatabase(at.database, (db) => (dropTable(db, at.table) ? 'dropped' : 'no-table'));
   },
   stats: async (at) => withTable(at, (db) => ({ ...countSessions(db, at.table, at.policy), bytes: fileBytes(at.database) })),
-  sessions: async (at, owner) => withTable(at, (db) => {
-    const live = liveThresholds(at.policy, Date.now());
-    const rows = db.prepare(ownerStatements(at.table, at.policy).list).all(owner, ...liveArgs(live)) as Array<{ sid_hash: Uint8Array; created_at: number; touched_at: number; max_age: number | null }>;
-    return rows.map((row) => ({ handle: handleFromDigest(row.sid_hash), createdAt: row.created_at, touchedAt: row.touched_at, expiresAt: expiresAt(at.policy, row) }));
-  }),
+  sessions: async (at, owner) =>
+    withTable(at, (db) => {
+      const live = liveThresholds(at.policy, Date.now());
+      const rows = db.prepare(ownerStatements(at.table, at.policy).list).all(owner, ...liveArgs(live)) as Array<{
+        sid_hash: Uint8Array;
+        created_at: number;
+        touched_at: number;
+        max_age: number | null;
+      }>;
+      return rows.map((row) => ({
+        handle: handleFromDigest(row.sid_hash),
+        createdAt: row.created_at,
+        touchedAt: row.touched_at,
+        expiresAt: expiresAt(at.policy, row),
+      }));
+    }),
   revoke: async (at, owner, handle) => withTable(at, (db) => revoke(db, at, owner, handle)),
   // The same batched delete the cleaner runs.
   sweep: async (at) => withTable(at, (db) => ({ deleted: sweepDead(db, at.table, at.policy), skipped: false })),

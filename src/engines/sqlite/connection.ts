@@ -25,7 +25,10 @@ export function openDatabase(options: OpenOptions): DatabaseSync {
   } catch (error) {
     // A path that cannot be opened (a missing folder, a directory, no
     // permission) is a config problem: say which key.
-    throw new ConfigError('database', `invalid config "database": cannot open ${JSON.stringify(options.database)}: ${(error as Error).message}`);
+    throw new ConfigError(
+      'database',
+      `invalid config "database": cannot open ${JSON.stringify(options.database)}: ${(error as Error).message}`,
+    );
   }
   try {
     db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);

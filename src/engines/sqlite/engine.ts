@@ -1,7 +1,15 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
-import { expiresAt, idleExpiry, isLive, liveThresholds, touchAfterFor, type ExpiryPolicy, type LiveThresholds } from '../../store/expiry.ts';
+import {
+  expiresAt,
+  idleExpiry,
+  isLive,
+  liveThresholds,
+  touchAfterFor,
+  type ExpiryPolicy,
+  type LiveThresholds,
+} from '../../store/expiry.ts';
 import { digest, handleFromDigest } from '../../store/ids.ts';
 import { inTransaction } from './connection.ts';
 import { liveArgs, liveSqlite } from './live.ts';
@@ -224,7 +232,11 @@ export class SqliteEngine {
         try {
           this.#commit.run();
         } catch (error) {
-          try { this.#rollback.run(); } catch { /* already rolled back */ }
+          try {
+            this.#rollback.run();
+          } catch {
+            /* already rolled back */
+          }
           for (const index of written) outcomes[index] = { ok: false, error: unavailable(error) };
         }
       }
@@ -278,26 +290,41 @@ export class SqliteEngine {
         const row = this.#find(digest(call.args[0]), live);
         return row === null ? false : row === RENEWED ? RENEWED : true;
       }
-      case 'create': return this.#createSession(call.args[0], call.args[1], call.args[2], call.args[3] ?? null, now, live);
-      case 'put': return this.#put(call.args[0], call.args[1], call.args[2], call.args[3], now, live);
-      case 'patch': return this.#patch(call.args[0], call.args[1], call.args[2], call.args[3], call.args[4], now, live);
-      case 'sessionsOf': return this.#sessionsOf(call.args[0], live);
+      case 'create':
+        return this.#createSession(call.args[0], call.args[1], call.args[2], call.args[3] ?? null, now, live);
+      case 'put':
+        return this.#put(call.args[0], call.args[1], call.args[2], call.args[3], now, live);
+      case 'patch':
+        return this.#patch(call.args[0], call.args[1], call.args[2], call.args[3], call.args[4], now, live);
+      case 'sessionsOf':
+        return this.#sessionsOf(call.args[0], live);
       // The express-session drop-in store: keys it chose, upserted whole.
-      case 'upsert': return this.#upsert(call.args[0], call.args[1], call.args[2], now, live);
-      case 'touchKey': return this.#touchKeyed(call.args[0], call.args[1], call.args[2] ?? null, now, live, canWrite, touchLater);
-      case 'clear': this.#clear.run(); return null;
-      case 'all': return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
-      case 'revoke': return this.#revokeOne(call.args[0], call.args[1], live);
-      case 'revokeAll': return this.#revokeAllOf(call.args[0], call.args[1], live);
-      case 'renew': return this.#renew(call.args[0], call.args[1], call.args.length > 2 ? call.args as RenewArgs : null, now, live);
+      case 'upsert':
+        return this.#upsert(call.args[0], call.args[1], call.args[2], now, live);
+      case 'touchKey':
+        return this.#touchKeyed(call.args[0], call.args[1], call.args[2] ?? null, now, live, canWrite, touchLater);
+      case 'clear':
+        this.#clear.run();
+        return null;
+      case 'all':
+        return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
+      case 'revoke':
+        return this.#revokeOne(call.args[0], call.args[1], live);
+      case 'revokeAll':
+        return this.#revokeAllOf(call.args[0], call.args[1], live);
+      case 'renew':
+        return this.#renew(call.args[0], call.args[1], call.args.length > 2 ? (call.args as RenewArgs) : null, now, live);
       case 'delete': {
         const hash = digest(call.args[0]);
         if (Number(this.#delete.run(hash).changes) === 1) return null;
         return this.#find(hash, live) === RENEWED ? RENEWED : null;
       }
-      case 'count': return Number((this.#count.get(...liveArgs(live)) as { n: number }).n);
-      case 'sweep': return sweepBatch(this.#db, this.#table, live, call.args[0], { transaction: false });
-      default: throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
+      case 'count':
+        return Number((this.#count.get(...liveArgs(live)) as { n: number }).n);
+      case 'sweep':
+        return sweepBatch(this.#db, this.#table, live, call.args[0], { transaction: false });
+      default:
+        throw new TypeError(`unknown store operation "${(call as { op: unknown }).op}"`);
     }
   }
 
@@ -306,7 +333,9 @@ export class SqliteEngine {
     if (json.length * 3 <= this.#maxBytes) return;
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > this.#maxBytes) {
-      throw new SessionTooLargeError(`the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`);
+      throw new SessionTooLargeError(
+        `the session is ${bytes} bytes serialized, over maxSessionBytes (${this.#maxBytes}); nothing was stored`,
+      );
     }
   }
 
@@ -350,7 +379,14 @@ export class SqliteEngine {
   }
 
   /** `owner`, `maxAge`: undefined leaves them as they are. */
-  #put(sid: string, json: string, owner: string | null | undefined, maxAge: number | null | undefined, now: number, live: LiveThresholds): string | Renewed | null {
+  #put(
+    sid: string,
+    json: string,
+    owner: string | null | undefined,
+    maxAge: number | null | undefined,
+    now: number,
+    live: LiveThresholds,
+  ): string | Renewed | null {
     this.#checkSize(json);
     const hash = digest(sid);
     // Unknown or dead: nothing stored, a deleted session is never brought back.
@@ -421,7 +457,15 @@ export class SqliteEngine {
    * than the touch throttle (no write per request); false when the session
    * is gone.
    */
-  #touchKeyed(key: string, remaining: number | null, cookie: string | null, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): boolean {
+  #touchKeyed(
+    key: string,
+    remaining: number | null,
+    cookie: string | null,
+    now: number,
+    live: LiveThresholds,
+    canWrite: boolean,
+    touchLater: boolean,
+  ): boolean {
     const hash = digest(key);
     const row = this.#live(hash, live);
     if (row === null) return false;
@@ -442,7 +486,13 @@ export class SqliteEngine {
   }
 
   #sessionsOf(owner: string, live: LiveThresholds): Array<[string, number, number, number, string]> {
-    const rows = this.#listOwner.all(owner, ...liveArgs(live)) as Array<{ sid_hash: Uint8Array; data: string; created_at: number; touched_at: number; max_age: number | null }>;
+    const rows = this.#listOwner.all(owner, ...liveArgs(live)) as Array<{
+      sid_hash: Uint8Array;
+      data: string;
+      created_at: number;
+      touched_at: number;
+      max_age: number | null;
+    }>;
     return rows.map((row) => [handleFromDigest(row.sid_hash), row.created_at, row.touched_at, expiresAt(this.#policy, row), row.data]);
   }
 
@@ -454,12 +504,24 @@ export class SqliteEngine {
 
   /** Deletes every session of `owner` but `except`; resolves with how many live ones went. */
   #revokeAllOf(owner: string, except: string | null, live: LiveThresholds): number {
-    const rows = this.#revokeAll.all(owner, except === null ? null : digest(except)) as Array<{ created_at: number; touched_at: number; max_age: number | null }>;
+    const rows = this.#revokeAll.all(owner, except === null ? null : digest(except)) as Array<{
+      created_at: number;
+      touched_at: number;
+      max_age: number | null;
+    }>;
     return rows.filter((row) => isLive(row, live)).length;
   }
 
   /** `owner`, `maxAge`: undefined leaves them as they are. */
-  #patch(sid: string, set: string | null, unset: string[] | null, owner: string | null | undefined, maxAge: number | null | undefined, now: number, live: LiveThresholds): boolean | Renewed {
+  #patch(
+    sid: string,
+    set: string | null,
+    unset: string[] | null,
+    owner: string | null | undefined,
+    maxAge: number | null | undefined,
+    now: number,
+    live: LiveThresholds,
+  ): boolean | Renewed {
     const hash = digest(sid);
     const row = this.#find(hash, live);
     if (row === RENEWED) return RENEWED;

@@ -9,7 +9,10 @@ export { otherShape, quoted, type TableShape };
 const COLUMN_TYPES: Record<AddedColumn, string> = { owner: 'TEXT', renewed_to: 'BLOB', max_age: 'INTEGER' };
 
 function columnsOf(db: DatabaseSync, table: string): string[] {
-  return db.prepare(`SELECT name FROM pragma_table_info(?)`).all(table).map((row) => String(row.name));
+  return db
+    .prepare(`SELECT name FROM pragma_table_info(?)`)
+    .all(table)
+    .map((row) => String(row.name));
 }
 
 export function tableShape(db: DatabaseSync, table: string): TableShape {
@@ -35,7 +38,8 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
     const shape = tableShape(db, table);
     if (shape === 'other') throw otherShape(table);
     if (shape === 'old') {
-      for (const column of missingColumns(columnsOf(db, table))) db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
+      for (const column of missingColumns(columnsOf(db, table)))
+        db.exec(`ALTER TABLE ${name} ADD COLUMN ${column} ${COLUMN_TYPES[column]}`);
       // Earlier versions indexed every row's touched_at; it now indexes only
       // the sessions on the app's maxAge (created again below).
       db.exec(`DROP INDEX IF EXISTS "${table}_touched_at"`);
@@ -77,10 +81,14 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
 export function requireTable(db: DatabaseSync, table: string, database: string): void {
   const shape = tableShape(db, table);
   if (shape === 'missing') {
-    throw new TableNotExistsError(`the session table "${table}" does not exist in ${database}; run \`supervised-sessions setup\` or start with autoSetup: true`);
+    throw new TableNotExistsError(
+      `the session table "${table}" does not exist in ${database}; run \`supervised-sessions setup\` or start with autoSetup: true`,
+    );
   }
   if (shape === 'old') {
-    throw new TableNotExistsError(`the session table "${table}" in ${database} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`);
+    throw new TableNotExistsError(
+      `the session table "${table}" in ${database} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`,
+    );
   }
   if (shape === 'other') throw otherShape(table);
 }

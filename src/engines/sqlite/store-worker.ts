@@ -43,14 +43,21 @@ await runActor({
       if (config.autoSetup) created = setupTable(connection, config.table) === 'missing';
       else requireTable(connection, config.table, config.database);
       const engine = new SqliteEngine(connection, {
-        table: config.table, policy: expiryPolicy(config), maxSessionBytes: config.maxSessionBytes,
-        gate: gate ? new WriteGate(gate) : undefined, maxPerOwner: config.maxSessionsPerOwner,
+        table: config.table,
+        policy: expiryPolicy(config),
+        maxSessionBytes: config.maxSessionBytes,
+        gate: gate ? new WriteGate(gate) : undefined,
+        maxPerOwner: config.maxSessionsPerOwner,
       });
-      serveMailbox(port, (requests) => {
-        const outcomes = engine.runBatch(requests);
-        crashAfterCommit(requests);
-        return outcomes;
-      }, () => engine.afterReplies());
+      serveMailbox(
+        port,
+        (requests) => {
+          const outcomes = engine.runBatch(requests);
+          crashAfterCommit(requests);
+          return outcomes;
+        },
+        () => engine.afterReplies(),
+      );
       return { created };
     } catch (error) {
       connection.close();

@@ -51,7 +51,13 @@ function prepared(db: DatabaseSync, table: string, base: LiveThresholds['base'])
  * caller already holds one): a batch is deleted whole or not at all, and a
  * thread killed inside it leaves SQLite to roll it back.
  */
-export function sweepBatch(db: DatabaseSync, table: string, live: LiveThresholds, limit: number, options: { transaction?: boolean } = {}): number {
+export function sweepBatch(
+  db: DatabaseSync,
+  table: string,
+  live: LiveThresholds,
+  limit: number,
+  options: { transaction?: boolean } = {},
+): number {
   const { del, begin, commit, rollback } = prepared(db, table, live.base);
   if (options.transaction === false) return Number(del.run(...deadArgs(live), limit).changes);
   begin.run();
@@ -83,14 +89,20 @@ export function sweepDead(db: DatabaseSync, table: string, policy: ExpiryPolicy,
 
 /** Live sessions by the thresholds given: the cleaner's figure after a sweep (renewed ids' tombstones are not sessions). */
 export function countLive(db: DatabaseSync, table: string, live: LiveThresholds): number {
-  return Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE ${liveSqlite(live)} AND renewed_to IS NULL`)
-    .get(...liveArgs(live)) as { n: number }).n);
+  return Number(
+    (
+      db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE ${liveSqlite(live)} AND renewed_to IS NULL`).get(...liveArgs(live)) as {
+        n: number;
+      }
+    ).n,
+  );
 }
 
 /** Live and dead counts for the CLI's `stats`: dead rows are the ones the next sweep deletes. */
 export function countSessions(db: DatabaseSync, table: string, policy: ExpiryPolicy): { live: number; dead: number } {
   const live = liveThresholds(policy, Date.now());
-  const dead = Number((db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE ${deadSqlite(live.base)}`)
-    .get(...deadArgs(live)) as { n: number }).n);
+  const dead = Number(
+    (db.prepare(`SELECT count(*) AS n FROM ${quoted(table)} WHERE ${deadSqlite(live.base)}`).get(...deadArgs(live)) as { n: number }).n,
+  );
   return { live: countLive(db, table, live), dead };
 }
