@@ -3,7 +3,7 @@
 // change that was not stored, and sees Node's own errors where it made them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, OutgoingMessage, ServerResponse, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import {
@@ -619,6 +619,72 @@ test('write() after end() on an untouched session is reported to onError, never 
   assert.is((await get(url)).body, 'done');
   await sleep(20);
   assert.is((errors[0] as { code?: string }).code, 'ERR_STREAM_WRITE_AFTER_END');
+});
+
+// The held response's views of headersSent/writableEnded are its own
+// properties: nothing process-wide changes, and every response the library
+// never held — under its own handler, a plain server's, or one held by
+// another copy of the package — reads Node's own values.
+test("a held response's views are its own: Node's values for every response no copy of the package holds", async () => {
+  const nodeHeadersSent = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent');
+  const nodeEnded = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded');
+  // The built copy (npm test builds it first), beside this one.
+  const other = (await import(new URL('../dist/index.js', import.meta.url).href)) as typeof import('../src/index.ts');
+  const otherApp = await other.startSessionApp({ ...(await storeLocation(temp.dir, 'edges_copy')), sweepSignal: false });
+  try {
+    const seen: Record<string, unknown> = {};
+    const held =
+      (name: string): SessionHandler =>
+      (_req, res, session) => {
+        session.set('n', 1);
+        res.writeHead(200);
+        // Held until the commit: the handler's view says what it did.
+        seen[`${name}: own views`] = Object.hasOwn(res, 'headersSent') && Object.hasOwn(res, 'writableEnded');
+        seen[`${name}: headersSent after writeHead`] = res.headersSent;
+        res.end('held');
+        seen[`${name}: writableEnded after end`] = res.writableEnded;
+      };
+    const nodeValues = (name: string) => (res: ServerResponse) => {
+      seen[`${name}: own views`] = Object.hasOwn(res, 'headersSent') || Object.hasOwn(res, 'writableEnded');
+      seen[`${name}: before`] = [res.headersSent, res.writableEnded];
+      res.writeHead(200);
+      seen[`${name}: headersSent after writeHead`] = res.headersSent;
+      res.end('plain');
+      seen[`${name}: writableEnded after end`] = res.writableEnded;
+    };
+    const mine = await serve(held('mine'));
+    const theirs = await listen(other.createHandler(otherApp.store, held('theirs'), { onError: (error) => errors.push(error) }));
+    const reading = await serve((_req, res, session) => {
+      session.get('n');
+      nodeValues('unheld')(res);
+    });
+    const plain = await listen((_req, res) => nodeValues('plain')(res));
+    for (const url of [mine, theirs, reading, plain, mine, theirs]) assert.is((await get(url)).status, 200);
+    assert.equal(seen, {
+      'mine: own views': true,
+      'mine: headersSent after writeHead': true,
+      'mine: writableEnded after end': true,
+      'theirs: own views': true,
+      'theirs: headersSent after writeHead': true,
+      'theirs: writableEnded after end': true,
+      'unheld: own views': false,
+      'unheld: before': [false, false],
+      'unheld: headersSent after writeHead': true,
+      'unheld: writableEnded after end': true,
+      'plain: own views': false,
+      'plain: before': [false, false],
+      'plain: headersSent after writeHead': true,
+      'plain: writableEnded after end': true,
+    });
+    // Nothing process-wide: the prototypes are Node's.
+    assert.is(Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'headersSent'), undefined);
+    assert.is(Object.getOwnPropertyDescriptor(ServerResponse.prototype, 'writableEnded'), undefined);
+    assert.equal(Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'headersSent'), nodeHeadersSent);
+    assert.equal(Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded'), nodeEnded);
+    assert.equal(errors, []);
+  } finally {
+    await otherApp.stop();
+  }
 });
 
 test.run();

@@ -28,7 +28,6 @@ const endedOf = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writ
  * share the slot and the views below.
  */
 const kHeld = Symbol.for('supervised-sessions.held');
-const kViews = Symbol.for('supervised-sessions.views');
 type HeldTarget = ServerResponse & { [kHeld]?: HeldResponse };
 
 // One set of functions serves every held response (they find it through
@@ -58,28 +57,26 @@ function heldRemoveHeader(this: HeldTarget, ...args: unknown[]) {
 
 // What the handler (or a framework) reads back of a held response agrees with
 // what it did: `headersSent` once it called writeHead, `writableEnded` once it
-// called end(), even while those are held. Installed once, on
-// ServerResponse.prototype; a response we do not hold reads Node's own values.
-// The getters use only the slot and two getters every copy's HeldResponse has.
-function installViews(): void {
-  const proto = ServerResponse.prototype as unknown as Record<symbol, unknown>;
-  if (proto[kViews]) return;
-  Object.defineProperty(proto, kViews, { value: true });
-  Object.defineProperty(ServerResponse.prototype, 'headersSent', {
-    configurable: true,
-    enumerable: false,
-    get(this: HeldTarget) {
-      return this[kHeld]?.headersOut || (headersSentOf.call(this) as boolean);
-    },
-  });
-  Object.defineProperty(ServerResponse.prototype, 'writableEnded', {
-    configurable: true,
-    enumerable: false,
-    get(this: HeldTarget) {
-      return this[kHeld]?.handlerEnded || (endedOf.call(this) as boolean);
-    },
-  });
-}
+// called end(), even while those are held. Defined on the held response
+// itself, with one pair of getters for every response (no closure per
+// request): a response the library never held, in this copy of the package
+// or another, reads Node's own values, and nothing process-wide changes
+// (docs/architecture.md, "The held response"). The getters use only the slot
+// and two getters every copy's HeldResponse has.
+const HEADERS_SENT_VIEW: PropertyDescriptor = {
+  configurable: true,
+  enumerable: false,
+  get(this: HeldTarget) {
+    return this[kHeld]?.headersOut || (headersSentOf.call(this) as boolean);
+  },
+};
+const ENDED_VIEW: PropertyDescriptor = {
+  configurable: true,
+  enumerable: false,
+  get(this: HeldTarget) {
+    return this[kHeld]?.handlerEnded || (endedOf.call(this) as boolean);
+  },
+};
 
 /** Node's own error shapes, so a handler sees exactly what it would see without sessions. */
 function nodeError<T extends Error>(error: T, code: string): T {
@@ -208,7 +205,6 @@ export class HeldResponse {
   #statusLine: [number, string] | null = null;
 
   constructor(res: ServerResponse, policy: HoldPolicy) {
-    installViews();
     this.res = res;
     this.#policy = policy;
     const target = res as unknown as Record<string, Fn>;
@@ -224,6 +220,8 @@ export class HeldResponse {
     this.#headersOut = this.headersSent;
     this.#ended = this.ended;
     (res as HeldTarget)[kHeld] = this;
+    Object.defineProperty(res, 'headersSent', HEADERS_SENT_VIEW);
+    Object.defineProperty(res, 'writableEnded', ENDED_VIEW);
     target.writeHead = heldWriteHead;
     target.write = heldWrite;
     target.end = heldEnd;
