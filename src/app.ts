@@ -5,6 +5,7 @@ import { MailboxClient } from './runtime/mailbox-client.ts';
 import { mailboxChild } from './runtime/mailbox-child.ts';
 import { Supervisor, type ChildStatus } from './runtime/supervisor.ts';
 import { safeDelay } from './runtime/timers.ts';
+import { Clock, clockOf } from './runtime/clock.ts';
 import { CleanerChild } from './cleaner/cleaner-child.ts';
 import { SweepSchedule } from './cleaner/sweep-schedule.ts';
 import type { SweepReport, SweepTrigger } from './cleaner/schedule-machine.ts';
@@ -53,7 +54,7 @@ export class SessionApp extends EventEmitter {
   #stopping: Promise<void> | null = null;
 
   /** @internal use startSessionApp() */
-  constructor(config: ResolvedConfig) {
+  constructor(config: ResolvedConfig, clock: Clock = new Clock()) {
     super();
     this.config = Object.freeze({ ...config, restart: Object.freeze({ ...config.restart }) });
     const metrics = new Metrics();
@@ -101,14 +102,20 @@ export class SessionApp extends EventEmitter {
       policy,
       busyTimeoutMs: Math.max(config.requestTimeout, 5000),
       sweeper: engine.sweeper,
-      shared: shared.cleaner,
+      // The app's clock: expiry reads it in every thread (runtime/clock.ts).
+      shared: { ...shared.cleaner, clock: clock.buffer },
     });
     this.#supervisor = new Supervisor({
       intensity: config.restart.intensity,
       periodMs: config.restart.period * 1000,
       shutdownTimeoutMs: config.shutdownTimeout,
       children: [
-        mailboxChild({ name: 'store', filename: engine.storeWorker, workerData: { config, ...shared.store }, client: mailbox }),
+        mailboxChild({
+          name: 'store',
+          filename: engine.storeWorker,
+          workerData: { config, clock: clock.buffer, ...shared.store },
+          client: mailbox,
+        }),
         cleaner,
       ],
     });
@@ -263,7 +270,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Pr
  */
 export async function startSessionApp(config?: SessionAppConfig): Promise<SessionApp> {
   const resolved = resolveConfig(config);
-  const app = new SessionApp(resolved);
+  const app = new SessionApp(resolved, clockOf(config));
   await app.start();
   return app;
 }

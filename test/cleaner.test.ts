@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DatabaseSync } from 'node:sqlite';
 import { startSessionApp, setupStore, type SessionApp, type SweepReport, type SessionAppConfig } from '../src/index.ts';
-import { runScript, sleep, tempDir, until } from './helpers.ts';
+import { elapse, runScript, sleep, startClocked, tempDir, until } from './helpers.ts';
 
 /** Inserts `n` rows last touched and created `ageMs` ago, straight into the file. */
 function plant(database: string, n: number, ageMs: number, table = 'session'): void {
@@ -27,7 +27,7 @@ function rows(database: string): number {
 async function withApp(config: SessionAppConfig, body: (app: SessionApp, database: string) => Promise<void>): Promise<void> {
   const temp = tempDir();
   const database = join(temp.dir, 'sessions.db');
-  const app = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600, ...config });
+  const app = await startClocked({ database, sweepSignal: false, cleanerInterval: 3600, ...config });
   try {
     await body(app, database);
   } finally {
@@ -44,10 +44,10 @@ for (const [name, config] of [
   test(`a sweep deletes every dead session and no live one (${name})`, () =>
     withApp(config, async (app, database) => {
       const old = await Promise.all(Array.from({ length: 30 }, (_, i) => app.store.put(null, { old: i })));
-      await sleep(350);
+      await elapse(app, 350);
       // For 'fixed' and maxLifetime, activity does not save the old ones.
       if (name !== 'relative') for (const id of old) await app.store.get(id!);
-      await sleep(300);
+      await elapse(app, 300);
       const fresh = await Promise.all(Array.from({ length: 20 }, (_, i) => app.store.put(null, { fresh: i })));
       const report = await app.sweep();
       assert.is(report.deleted, 30);
@@ -166,7 +166,7 @@ test('a sweep that fails with a database error is reported and retried at the ne
     db.exec('ALTER TABLE parked RENAME TO session');
     db.close();
     await app.store.put(null, { a: 1 });
-    await sleep(300);
+    await elapse(app, 300);
     assert.is((await app.sweep()).deleted, 1);
   }));
 

@@ -5,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { startSessionApp, type SessionApp, type SessionAppConfig } from '../src/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { storeLocation } from './engines.ts';
+import { onPostgres, storeLocation } from './engines.ts';
+import { CLOCK, Clock } from '../src/runtime/clock.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -86,13 +87,36 @@ export function floorNode(): { version: string; path: string } {
   return { version, path };
 }
 
+const clocks = new WeakMap<SessionApp, Clock>();
+
+/** startSessionApp with a clock of its own that elapse() moves on. */
+export async function startClocked(config: SessionAppConfig): Promise<SessionApp> {
+  const clock = new Clock();
+  const app = await startSessionApp({ ...config, [CLOCK]: clock } as SessionAppConfig);
+  clocks.set(app, clock);
+  return app;
+}
+
+/**
+ * Lets `ms` pass for an app of withApp (or the apps given `clock` in their
+ * config's CLOCK slot), as its sessions age: its clock
+ * (src/runtime/clock.ts) moves on at once where the engine reads the app's
+ * clock (SQLite); PostgreSQL ages rows by its server's clock, so there the
+ * test waits.
+ */
+export async function elapse(target: SessionApp | Clock, ms: number): Promise<void> {
+  const clock = target instanceof Clock ? target : clocks.get(target);
+  if (clock && !onPostgres) clock.advance(ms);
+  else await sleep(ms);
+}
+
 /**
  * An app on a fresh store (a file in a temp directory, or a fresh table on
  * the PostgreSQL test server: test/engines.ts), stopped and removed after `body`.
  */
 export async function withApp(config: SessionAppConfig, body: (app: SessionApp, dir: string) => Promise<void>): Promise<void> {
   const temp = tempDir();
-  const app = await startSessionApp({ ...(await storeLocation(temp.dir)), sweepSignal: false, ...config });
+  const app = await startClocked({ ...(await storeLocation(temp.dir)), sweepSignal: false, ...config });
   try {
     await body(app, temp.dir);
   } finally {

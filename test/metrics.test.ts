@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import parsePrometheus from 'parse-prometheus-text-format';
 import { Metrics } from '../src/metrics.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { withApp, sleep } from './helpers.ts';
+import { elapse, withApp, sleep } from './helpers.ts';
 import { sqliteOnly, storeLocation } from './engines.ts';
 
 type Families = ReturnType<typeof parsePrometheus>;
@@ -85,7 +85,7 @@ test('live_sessions as of the last sweep: dead sessions swept are no longer coun
   withApp({ maxAge: 1, cleanerInterval: 3600 }, async (app) => {
     await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n })));
     assert.not.match(app.metrics(), /^supervised_sessions_live_sessions /m, 'no figure before a sweep or count()');
-    await sleep(1100);
+    await elapse(app, 1100);
     const fresh = await app.store.put(null, { fresh: true });
     const report = await app.sweep();
     assert.equal({ deleted: report.deleted, live: report.live }, { deleted: 3, live: 1 });

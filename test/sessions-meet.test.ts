@@ -11,7 +11,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { startSessionApp, createHandler, type SessionApp, type SessionAppConfig, type Session } from '../src/index.ts';
 import { digest, newSessionId } from '../src/store/ids.ts';
-import { sleep, tempDir } from './helpers.ts';
+import { elapse, sleep, tempDir } from './helpers.ts';
+import { CLOCK, Clock } from '../src/runtime/clock.ts';
 import { onPostgres, postgresOnly, storeLocation } from './engines.ts';
 import { closeDoors, cookieOf, DOORS, get, idOf, serve, type Reply, type Route } from './doors.ts';
 
@@ -21,11 +22,17 @@ let app: SessionApp;
 let other: SessionApp;
 const started: SessionApp[] = [];
 
+/** The clock each pair of apps shares (src/runtime/clock.ts): elapse() moves both on. */
+const clocks = new Map<string, Clock>();
+
 async function pair(name: string, config: SessionAppConfig = {}): Promise<[SessionApp, SessionApp]> {
   const location = await storeLocation(temp.dir, name);
-  const first = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, ...config });
+  const clock = new Clock();
+  clocks.set(name, clock);
+  const withClock = { ...config, [CLOCK]: clock } as SessionAppConfig;
+  const first = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, ...withClock });
   started.push(first);
-  const second = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, ...config });
+  const second = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, ...withClock });
   started.push(second);
   return [first, second];
 }
@@ -202,7 +209,7 @@ test('a tombstone lives as long as the old session would have, is not a live ses
   const renewed = (await short.store.renew(old))!;
   assert.is(await short.store.count(), 1, 'the tombstone is not counted');
   assert.is(await commitSide(short).load(old), 'renewed');
-  await sleep(1300);
+  await elapse(clocks.get('short')!, 1300);
   assert.is(await commitSide(short).load(old), null, "past the old session's expiry the old id is simply gone");
   assert.is(await short.store.get(renewed), null);
   const report = await short.sweep();

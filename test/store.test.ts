@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
 import { startSessionApp, SessionTooLargeError, AppStoppedError, StoreUnavailableError, SessionError } from '../src/index.ts';
-import { sleep, withApp } from './helpers.ts';
+import { elapse, sleep, withApp } from './helpers.ts';
 import { adminQuery, onPostgres, sqliteOnly } from './engines.ts';
 
 test('put(null) creates a session with a 256-bit base64url id; get reads it back', () =>
@@ -47,11 +47,11 @@ test('get of an unknown or malformed id is null; a non-string id is a TypeError'
 test('relative: a read renews the timestamp (touchAfter 0); an idle session dies after maxAge, before any sweep', () =>
   withApp({ maxAge: 0.6, touchAfter: 0, cleanerInterval: 3600 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
-    await sleep(350);
+    await elapse(app, 350);
     assert.equal(await app.store.get(id), { a: 1 }, 'alive, and touched');
-    await sleep(350);
+    await elapse(app, 350);
     assert.equal(await app.store.get(id), { a: 1 }, '700 ms after creation, 350 ms after the touch: alive');
-    await sleep(750);
+    await elapse(app, 750);
     assert.is(await app.store.get(id), null, 'idle past maxAge: dead');
     assert.is(await app.store.count(), 0);
   }));
@@ -60,12 +60,12 @@ test('fixed: age counts from creation whatever the activity; put keeps the creat
   withApp({ maxAge: 0.8, timestamp: 'fixed', cleanerInterval: 3600 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
     for (let i = 0; i < 3; i++) {
-      await sleep(150);
+      await elapse(app, 150);
       assert.ok(await app.store.get(id));
       assert.is(await app.store.put(id, { a: i }), id);
       assert.is(await app.store.patch(id, { set: { b: i } }), true);
     }
-    await sleep(600);
+    await elapse(app, 600);
     assert.is(await app.store.get(id), null, 'dead 1 s after creation despite the activity');
     assert.is(await app.store.put(id, { back: true }), null);
   }));
@@ -76,9 +76,9 @@ test('touchAfter throttles the renewal: a read younger than touchAfter writes no
     let result: unknown;
     await withApp({ maxAge: 2, touchAfter, cleanerInterval: 3600 }, async (app) => {
       const id = (await app.store.put(null, { a: 1 }))!;
-      await sleep(500);
+      await elapse(app, 500);
       assert.ok(await app.store.get(id));
-      await sleep(1800);
+      await elapse(app, 1800);
       result = await app.store.get(id);
     });
     return result;
@@ -92,10 +92,10 @@ test('maxLifetime caps a session from creation, however active', () =>
   withApp({ maxAge: 60, touchAfter: 0, maxLifetime: 0.7, cleanerInterval: 3600 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
     for (let i = 0; i < 4; i++) {
-      await sleep(120);
+      await elapse(app, 120);
       assert.ok(await app.store.get(id), `alive at read ${i}`);
     }
-    await sleep(400);
+    await elapse(app, 400);
     assert.is(await app.store.get(id), null);
     assert.is(await app.store.patch(id, { set: { b: 1 } }), false);
   }));
@@ -103,7 +103,7 @@ test('maxLifetime caps a session from creation, however active', () =>
 test('put, patch and renew never bring back a dead session', () =>
   withApp({ maxAge: 0.3, cleanerInterval: 3600 }, async (app) => {
     const ids = [(await app.store.put(null, { a: 1 }))!, (await app.store.put(null, { a: 2 }))!, (await app.store.put(null, { a: 3 }))!];
-    await sleep(450);
+    await elapse(app, 450);
     assert.is(await app.store.put(ids[0], { back: 1 }), null);
     assert.is(await app.store.patch(ids[1], { set: { back: 1 } }), false);
     assert.is(await app.store.renew(ids[2]), null);
@@ -149,7 +149,7 @@ test('a "__proto__" key is stored as data and pollutes nothing', () =>
 test('renew moves a live session to a new id: data and creation time kept, old id dead at once', () =>
   withApp({ maxAge: 0.8, timestamp: 'fixed', cleanerInterval: 3600 }, async (app) => {
     const id = (await app.store.put(null, { user: 'ada' }))!;
-    await sleep(300);
+    await elapse(app, 300);
     const next = await app.store.renew(id);
     assert.type(next, 'string');
     assert.is.not(next, id);
@@ -157,7 +157,7 @@ test('renew moves a live session to a new id: data and creation time kept, old i
     assert.equal(await app.store.get(next!), { user: 'ada' });
     assert.is(await app.store.count(), 1);
     assert.is(await app.store.renew(id), null, 'the old id is gone');
-    await sleep(600);
+    await elapse(app, 600);
     assert.is(await app.store.get(next!), null, 'the creation time came along: dead 0.8 s after the original creation');
   }));
 
@@ -250,7 +250,7 @@ test('delete is idempotent', () =>
 test('count counts live sessions only', () =>
   withApp({ maxAge: 0.4, cleanerInterval: 3600 }, async (app) => {
     await Promise.all(Array.from({ length: 5 }, () => app.store.put(null, { a: 1 })));
-    await sleep(500);
+    await elapse(app, 500);
     await Promise.all(Array.from({ length: 3 }, () => app.store.put(null, { b: 1 })));
     assert.is(await app.store.count(), 3);
   }));

@@ -1,4 +1,4 @@
-import { OutgoingMessage, ServerResponse, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
+import { OutgoingMessage, type ServerResponse, validateHeaderName, validateHeaderValue, type OutgoingHttpHeaders } from 'node:http';
 import { isUint8Array } from 'node:util/types';
 
 /** The commit's side of a held response. */

@@ -12,6 +12,7 @@ import {
 } from '../../store/expiry.ts';
 import { digest, handleFromDigest } from '../../store/ids.ts';
 import { inTransaction } from './connection.ts';
+import { Clock } from '../../runtime/clock.ts';
 import { liveArgs, liveSqlite } from './live.ts';
 import { quoted } from './schema.ts';
 import { sweepBatch } from './sweep.ts';
@@ -27,6 +28,8 @@ export interface EngineOptions {
   gate?: WriteGate;
   /** maxSessionsPerOwner: null for no cap. */
   maxPerOwner?: number | null;
+  /** The app's clock (runtime/clock.ts); real time when absent. */
+  clock?: Clock;
 }
 
 interface Row {
@@ -117,6 +120,8 @@ export class SqliteEngine {
   readonly #clear: StatementSync;
   readonly #all: StatementSync;
 
+  readonly #clock: Clock;
+
   constructor(db: DatabaseSync, options: EngineOptions) {
     this.#db = db;
     this.#table = options.table;
@@ -124,6 +129,7 @@ export class SqliteEngine {
     this.#maxBytes = options.maxSessionBytes;
     this.#gate = options.gate ?? null;
     this.#maxPerOwner = options.maxPerOwner ?? null;
+    this.#clock = options.clock ?? new Clock();
     const t = quoted(options.table);
     // The liveness rule (expiry.ts) in SQL: two parameters, liveArgs().
     const L = liveSqlite(liveThresholds(options.policy, 0));
@@ -175,7 +181,7 @@ export class SqliteEngine {
    * commit, not 64. A request that fails (bad data, too large) fails alone.
    */
   runBatch(requests: Request[]): Outcome[] {
-    const now = Date.now();
+    const now = this.#clock.now();
     const live = liveThresholds(this.#policy, now);
     // A batch of reads takes no write lock: WAL readers never wait for the
     // cleaner or another process. The touches it owes follow it.
@@ -248,7 +254,7 @@ export class SqliteEngine {
 
   /** After the replies of a batch went out: the touches its reads owe. */
   afterReplies(): void {
-    if (this.#touches.length > 0 || this.#keyTouches.length > 0) this.#applyTouches(Date.now());
+    if (this.#touches.length > 0 || this.#keyTouches.length > 0) this.#applyTouches(this.#clock.now());
   }
 
   /**

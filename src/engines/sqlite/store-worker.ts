@@ -10,9 +10,15 @@ import { expiryPolicy } from '../../store/expiry.ts';
 import { requireTable, setupTable } from './schema.ts';
 import { SqliteEngine } from './engine.ts';
 import { WriteGate } from './write-gate.ts';
+import { Clock } from '../../runtime/clock.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
 
-const { port, config, gate } = workerData as { port: MessagePort; config: ResolvedConfig; gate?: SharedArrayBuffer };
+const { port, config, gate, clock } = workerData as {
+  port: MessagePort;
+  config: ResolvedConfig;
+  gate?: SharedArrayBuffer;
+  clock: SharedArrayBuffer;
+};
 let db: DatabaseSync | null = null;
 
 function open(): DatabaseSync {
@@ -48,6 +54,7 @@ await runActor({
         maxSessionBytes: config.maxSessionBytes,
         gate: gate ? new WriteGate(gate) : undefined,
         maxPerOwner: config.maxSessionsPerOwner,
+        clock: new Clock(clock),
       });
       serveMailbox(
         port,

@@ -3,6 +3,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import type { SweepResult, SweepTask } from '../engine.ts';
 import { liveThresholds } from '../../store/expiry.ts';
+import { Clock } from '../../runtime/clock.ts';
 import { openDatabase } from './connection.ts';
 import { requireTable } from './schema.ts';
 import { countLive, sweepBatch } from './sweep.ts';
@@ -45,7 +46,9 @@ export async function sweep(task: SweepTask): Promise<SweepResult> {
   const gate = task.shared.gate instanceof SharedArrayBuffer ? new WriteGate(task.shared.gate) : null;
   const database = connection(task);
   // One `now` for the whole sweep: what dies during it waits for the next one.
-  const live = liveThresholds(task.policy, Date.now());
+  // The app's clock (runtime/clock.ts), shared with the store actor.
+  const clock = task.shared.clock instanceof SharedArrayBuffer ? new Clock(task.shared.clock) : new Clock();
+  const live = liveThresholds(task.policy, clock.now());
   let batchSize = 100;
   let total = 0;
   let batches = 0;
@@ -77,7 +80,7 @@ export async function sweep(task: SweepTask): Promise<SweepResult> {
   if (Atomics.load(flag, 0) !== 0) return { deleted: total, skipped: false, live: null };
   let counted: number | null = null;
   try {
-    counted = countLive(database, task.table, liveThresholds(task.policy, Date.now()));
+    counted = countLive(database, task.table, liveThresholds(task.policy, clock.now()));
   } catch {
     // The count never fails the sweep it follows: live_sessions waits for the next one.
   }
