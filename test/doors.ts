@@ -1,7 +1,9 @@
-// The four front doors of the HTTP contract suites — createHandler, the
-// Express middleware on Express 5 and on Express 4, the Fastify plugin —
-// each a real server on 127.0.0.1:0, and an undici client for them.
-import { createServer, type Server } from 'node:http';
+// The five front doors of the HTTP contract suites — createHandler, the
+// Express middleware on Express 5 and on Express 4, the Fastify plugin, the
+// Web fetch-handler wrapper — each a real server on 127.0.0.1:0, and an
+// undici client for them.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { request } from 'undici';
 import express5 from 'express';
@@ -10,6 +12,7 @@ import Fastify from 'fastify';
 import { createHandler, type HandlerOptions, type Session, type SessionStore } from '../src/index.ts';
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
+import { withSessions, type WebSessionsOptions } from '../src/http/web.ts';
 
 /** Closes what the doors started: call it in the suite's after hook. */
 export const closers: Array<() => Promise<void>> = [];
@@ -23,8 +26,46 @@ export type Route = (
   session: Session,
   query: URLSearchParams,
 ) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
-export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify';
-export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify'];
+export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify' | 'web';
+export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify', 'web'];
+
+/**
+ * A fetch handler on node:http, as a Node adapter for Web-standard handlers
+ * does (@hono/node-server, Next.js): the request as a Web Request (https:
+ * when the socket is TLS), the Response written back, Set-Cookie lines one
+ * by one.
+ */
+export function nodeToFetch(handler: (request: Request) => Promise<Response>) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    try {
+      const scheme = (req.socket as TLSSocket).encrypted ? 'https' : 'http';
+      const headers = new Headers();
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (value === undefined) continue;
+        for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+      }
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+      const request = new Request(`${scheme}://${req.headers.host}${req.url}`, {
+        method: req.method,
+        headers,
+        ...(hasBody ? { body: Buffer.concat(chunks) } : {}),
+      });
+      const response = await handler(request);
+      const out: Record<string, string | string[]> = {};
+      response.headers.forEach((value, name) => {
+        if (name !== 'set-cookie') out[name] = value;
+      });
+      const cookies = response.headers.getSetCookie();
+      if (cookies.length > 0) out['set-cookie'] = cookies;
+      res.writeHead(response.status, out);
+      res.end(Buffer.from(await response.arrayBuffer()));
+    } catch (error) {
+      res.destroy(error as Error);
+    }
+  };
+}
 
 export async function listenNode(server: Server): Promise<string> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -71,6 +112,22 @@ export async function serve(door: Door, route: Route, options: HandlerOptions, s
       res.status(error.status ?? 500).json({ error: error.message });
     });
     return listenNode(createServer(web));
+  }
+  if (door === 'web') {
+    return listenNode(
+      createServer(
+        nodeToFetch(
+          withSessions(
+            store,
+            async (request, session) => {
+              const out = await route(session, new URL(request.url).searchParams);
+              return Response.json(out.body, { status: out.status ?? 200 });
+            },
+            quiet as unknown as WebSessionsOptions,
+          ),
+        ),
+      ),
+    );
   }
   const fastify = Fastify();
   await fastify.register(fastifySessions, { store, ...quiet });

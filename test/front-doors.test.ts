@@ -1,6 +1,6 @@
-// One HTTP contract suite, four front doors: createHandler, the Express
-// middleware on Express 5 and on Express 4, and the Fastify plugin — each a
-// real server on 127.0.0.1:0, driven by undici.
+// One HTTP contract suite, five front doors: createHandler, the Express
+// middleware on Express 5 and on Express 4, the Fastify plugin, and the Web
+// fetch-handler wrapper — each a real server on 127.0.0.1:0, driven by undici.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
@@ -16,12 +16,14 @@ import {
   startSessionApp,
   createHandler,
   StoreUnavailableError,
+  SessionCommittedError,
   type SessionApp,
   type HandlerOptions,
   type SessionStore,
 } from '../src/index.ts';
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
+import { withSessions } from '../src/http/web.ts';
 import { sleep, tempDir } from './helpers.ts';
 import { storeLocation } from './engines.ts';
 import {
@@ -32,6 +34,7 @@ import {
   get,
   idOf,
   listenNode,
+  nodeToFetch,
   serve as serveDoor,
   type Door,
   type Reply,
@@ -317,6 +320,59 @@ test('the adapters refuse a missing store, like createHandler', async () => {
     );
   assert.match(String(error), /store must be a SessionStore/);
   await fastify.close();
+  assert.throws(() => withSessions(undefined as never, () => new Response()), /store must be a SessionStore/);
+  assert.throws(() => withSessions(app.store, 'nope' as never), /handler must be a function/);
+});
+
+// What only a fetch handler can do: return a Response whose headers are
+// immutable, return something that is no Response, keep going after it
+// returned.
+test('web: a redirect (immutable headers) gets its cookie; no Response is a 500; a change after the Response is returned throws', async () => {
+  const told: Array<{ message: string; request: boolean }> = [];
+  let late: unknown = null;
+  const url = await listenNode(
+    createServer(
+      nodeToFetch(
+        withSessions(
+          app.store,
+          async (request, session) => {
+            const q = new URL(request.url).searchParams;
+            session.set('n', Number(session.get('n') ?? 0) + 1);
+            if (q.has('redirect')) return Response.redirect(new URL('/next', request.url), 303);
+            if (q.has('nothing')) return 'not a response' as unknown as Response;
+            if (q.has('later')) {
+              // Once the Response has been handed back (the client has it).
+              setTimeout(() => {
+                try {
+                  session.set('late', 1);
+                } catch (error) {
+                  late = error;
+                }
+              }, 50);
+            }
+            return Response.json(session.toJSON());
+          },
+          { onError: (error, request) => told.push({ message: error.message, request: request instanceof Request }) },
+        ),
+      ),
+    ),
+  );
+  const redirected = await get(`${url}/?redirect`);
+  assert.is(redirected.status, 303);
+  const cookie = cookieOf(redirected);
+  assert.ok(cookie, 'the immutable redirect carries the new session cookie');
+  assert.equal(await app.store.get(idOf(cookie!)), { n: 1 });
+
+  const nothing = await get(`${url}/?nothing`, cookie);
+  assert.is(nothing.status, 500);
+  assert.equal(await app.store.get(idOf(cookie!)), { n: 1 }, 'the failed request stored nothing');
+  assert.equal(told, [{ message: 'withSessions: the handler must return a Response', request: true }]);
+
+  const later = await get(`${url}/?later`, cookie);
+  assert.is(later.status, 200);
+  await sleep(100);
+  assert.instance(late, SessionCommittedError);
+  assert.equal(await app.store.get(idOf(cookie!)), { n: 2 }, 'the change after the Response was returned was not stored');
 });
 
 test.run();
