@@ -308,7 +308,7 @@ test("cookie.secure 'auto' over a real TLS socket: Secure (createHandler, Expres
   }
 });
 
-test('the adapters refuse a missing store, like createHandler', async () => {
+test('the front doors refuse a missing store, like createHandler', async () => {
   assert.throws(() => sessions(undefined as never), /store must be a SessionStore/);
   const fastify = Fastify();
   const error = await fastify
@@ -366,13 +366,51 @@ test('web: a redirect (immutable headers) gets its cookie; no Response is a 500;
   const nothing = await get(`${url}/?nothing`, cookie);
   assert.is(nothing.status, 500);
   assert.equal(await app.store.get(idOf(cookie!)), { n: 1 }, 'the failed request stored nothing');
-  assert.equal(told, [{ message: 'withSessions: the handler must return a Response', request: true }]);
+  assert.equal(told, [{ message: 'withSessions: the handler must return a Response with a status from 200 to 599', request: true }]);
 
   const later = await get(`${url}/?later`, cookie);
   assert.is(later.status, 200);
   await sleep(100);
   assert.instance(late, SessionCommittedError);
   assert.equal(await app.store.get(idOf(cookie!)), { n: 2 }, 'the change after the Response was returned was not stored');
+});
+
+// A handler may hand the same Response to every request: the cookie of one
+// must never reach another. A network error is no answer.
+test('web: a Response shared by every request carries each its own cookie only; Response.error() is a 500 that stores nothing', async () => {
+  const shared = new Response(null, { status: 204 });
+  const url = await listenNode(
+    createServer(
+      nodeToFetch(
+        withSessions(
+          app.store,
+          (request, session) => {
+            session.set('n', 1);
+            return new URL(request.url).searchParams.has('error') ? Response.error() : shared;
+          },
+          { onError: () => {} },
+        ),
+      ),
+    ),
+  );
+  const first = await get(url);
+  const second = await get(url);
+  assert.is(first.status, 204);
+  assert.is(second.status, 204);
+  assert.is(first.cookies.length, 1);
+  assert.is(second.cookies.length, 1, `one cookie, its own: ${second.cookies.join(' | ')}`);
+  assert.is.not(cookieOf(second), cookieOf(first));
+  assert.equal(shared.headers.getSetCookie(), [], "the handler's Response is never changed");
+
+  const before = await app.store.count();
+  const failed = await get(`${url}/?error`);
+  assert.is(failed.status, 500);
+  assert.equal(failed.cookies, []);
+  assert.is(await app.store.count(), before, 'nothing stored for a network error');
+  assert.throws(
+    () => withSessions(app.store, () => new Response(), { cookie: { maxage: 1 } } as never),
+    /unknown withSessions option "cookie\.maxage"/,
+  );
 });
 
 test.run();

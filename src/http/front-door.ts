@@ -7,27 +7,14 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { parseCookie, stringifySetCookie } from 'cookie';
 import { isSessionId } from '../store/ids.ts';
-import type { SessionData } from '../store/json-value.ts';
 import type { CommitStore, LoadedSession, SessionStore } from '../store/session-store.ts';
 import { RENEWED, type Renewed } from '../store/renewed.ts';
 import { resolveHandlerOptions, type HandlerOptions, type ResolvedHandlerOptions } from './options.ts';
-import type { CommitContext } from './commit-core.ts';
+import type { CommitContext, Loaded } from './commit-core.ts';
 import { asError } from './failures.ts';
 import { sign, unsign } from './signing.ts';
 
-/** What a request brings: its live session (if any), and whether it sent our cookie at all. */
-export interface Loaded {
-  id: string | null;
-  data: SessionData | null;
-  owner: string | null;
-  hadCookie: boolean;
-  /** The load renewed the sliding timestamp: the cookie's expiry moved. */
-  touched: boolean;
-  /** The cookie names an id another request renewed: this request's session is never stored. */
-  stale: boolean;
-  /** The session's own lifetime in seconds; null: the app's maxAge. */
-  maxAge: number | null;
-}
+export type { Loaded };
 
 // Cookie values are taken as they are: our ids and signatures are base64url,
 // and a percent-encoded variant of an issued value is not the issued value.
@@ -117,12 +104,13 @@ export class FrontDoor<Req = IncomingMessage> {
     input: HandlerOptions<Req> | undefined,
     where: string,
     reader: RequestReader<Req> = NODE_REQUEST as unknown as RequestReader<Req>,
+    name?: string,
   ) {
     if (!store || typeof store.get !== 'function' || typeof store.patch !== 'function')
       throw new TypeError(`${where}: store must be a SessionStore (app.store)`);
     this.store = store;
     this.#reader = reader;
-    const options = resolveHandlerOptions(input);
+    const options = resolveHandlerOptions(input, name);
     this.options = options;
     const { key, secrets, cookie } = options;
     this.#auto = cookie.secure === 'auto';

@@ -37,10 +37,6 @@ export interface ResolvedHandlerOptions<Req = IncomingMessage> {
 // RFC 6265 cookie-name: a token (no separators, no controls).
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 
-const check = checker({ invalid: 'createHandler option', unknown: 'createHandler option', known: 'known' });
-const fail: Checker['fail'] = check.fail;
-const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
-
 /** The default onError: one line on stderr for the first error of each kind, then quiet for that kind. */
 function logOnce(): (error: Error) => void {
   const seen = new Set<string>();
@@ -54,7 +50,11 @@ function logOnce(): (error: Error) => void {
   };
 }
 
-export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefined): ResolvedHandlerOptions<Req> {
+/** `name`: the front door whose options these are, as its errors name it (Express and Fastify take createHandler's). */
+export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefined, name = 'createHandler'): ResolvedHandlerOptions<Req> {
+  const check = checker({ invalid: `${name} option`, unknown: `${name} option`, known: 'known' });
+  const fail: Checker['fail'] = check.fail;
+  const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
   const options = input ?? {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
   refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy'], '');

@@ -65,33 +65,46 @@ class WebCommit implements SessionHost, ResponseSide {
   }
 }
 
-/** The handler's Response with the session cookie appended (copied when its headers are immutable: Response.redirect(), a fetch()'s). */
+/**
+ * What a handler may return: a Response (Node's own, or one of another Fetch
+ * implementation such as the undici package's) with a real status. A network
+ * error (Response.error(), status 0) is not an answer.
+ */
+function isAnswer(value: unknown): value is Response {
+  if (value instanceof Response) return value.status >= 200;
+  if (typeof value !== 'object' || value === null) return false;
+  const { status, headers } = value as { status?: unknown; headers?: { getSetCookie?: unknown } };
+  return typeof status === 'number' && status >= 200 && status <= 599 && typeof headers?.getSetCookie === 'function';
+}
+
+/**
+ * The Response handed back: always a new one with the session cookie
+ * appended — the handler's own is never changed, as a handler may return one
+ * Response to many requests (a module-level 204), whose cookie must not be
+ * anyone else's; its headers may be immutable (Response.redirect()).
+ */
 function withCookie(response: Response, cookie: string | null): Response {
   if (cookie === null) return response;
-  try {
-    response.headers.append('set-cookie', cookie);
-    return response;
-  } catch {
-    const headers = new Headers(response.headers);
-    headers.append('set-cookie', cookie);
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  }
+  const headers = new Headers(response.headers);
+  headers.append('set-cookie', cookie);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
 /**
  * Wraps a fetch handler with sessions: `withSessions(app.store, (request,
  * session) => Response, options?)` gives `(request) => Promise<Response>`.
  * The options are createHandler's (onError is told the Request). A handler
- * that throws, rejects or returns no Response gets a 500 — its data changes
- * not stored, a drop() or renew() it made applied, with that cookie; a store
- * failure while loading or committing gets a bare 503 (or 500) without one.
+ * that throws, rejects or returns no Response gets a 500: its data changes
+ * are not stored; a drop() or renew() it made still applies, with its cookie.
+ * A store failure while loading or committing gets a bare 503 (or 500),
+ * without one.
  */
 export function withSessions(
   store: SessionStore,
   handler: WebHandler,
   options?: WebSessionsOptions,
 ): (request: Request) => Promise<Response> {
-  const door = new FrontDoor<Request>(store, options, 'withSessions(store, handler)', WEB_REQUEST);
+  const door = new FrontDoor<Request>(store, options, 'withSessions(store, handler)', WEB_REQUEST, 'withSessions');
   if (typeof handler !== 'function') throw new TypeError('withSessions(store, handler): handler must be a function');
 
   return async function sessionHandler(request: Request): Promise<Response> {
@@ -103,36 +116,41 @@ export function withSessions(
       return bare(statusFor(error));
     }
     const commit = new WebCommit(door, request, loaded);
-    let response: Response | null = null;
-    let failure: Error | null = null;
+    const core = commit.core;
+    let response: Response;
     try {
-      const result: unknown = await handler(request, commit.core.session);
-      if (!(result instanceof Response)) throw new TypeError('withSessions: the handler must return a Response');
+      const result: unknown = await handler(request, core.session);
+      if (!isAnswer(result)) throw new TypeError('withSessions: the handler must return a Response with a status from 200 to 599');
       response = result;
     } catch (error) {
-      failure = asError(error);
+      door.onError(asError(error), request);
+      // As createHandler does: a bare 500, and nothing stored — unless the
+      // handler dropped or renewed its session, which applies (a logout or
+      // the fixation defence never depends on the page), with its cookie.
+      if (!core.session.idChangePending) {
+        commit.phase = 'failed';
+        core.failed = true;
+        return bare(500);
+      }
+      return answer(commit, bare(500), request);
     }
-    // A handler that failed answers 500: its data changes are not stored
-    // (an error page), its drop() or renew() still applies.
-    const status = response === null ? 500 : response.status;
-    let cookie: string | null;
+    return answer(commit, response, request);
+  };
+
+  /** The rounds for `response`'s status (a 5xx stores no data changes), then the Response handed back. */
+  async function answer(commit: WebCommit, response: Response, request: Request): Promise<Response> {
     try {
-      cookie = await commit.finish(status, response?.headers.getSetCookie() ?? []);
+      const cookie = await commit.finish(response.status, response.headers.getSetCookie());
+      return withCookie(response, cookie);
     } catch (error) {
       commit.phase = 'failed';
       commit.core.failed = true;
-      if (failure !== null) door.onError(failure, request);
       door.onError(asError(error), request);
       // The handler's response is dropped unread: nothing stands for a write that was not stored.
-      void response?.body?.cancel().catch(() => {});
+      void response.body?.cancel().catch(() => {});
       return bare(statusFor(error));
     }
-    if (failure !== null) {
-      door.onError(failure, request);
-      return withCookie(bare(500), cookie);
-    }
-    return withCookie(response!, cookie);
-  };
+  }
 }
 
 export type { HandlerOptions, Session };
