@@ -15,10 +15,13 @@ type ErrorClass = { readonly code: string; readonly status: number; readonly rem
 ) => SessionError);
 
 const REGISTRY = new Map<string, ErrorClass>();
+/** Each registered class's name, as a literal: a minifying bundler may rename the classes themselves. */
+const NAMES = new Map<unknown, string>();
 const brand = (code: string): symbol => Symbol.for(`supervised-sessions.error.${code}`);
 
-function register<T extends ErrorClass>(kind: T): T {
+function register<T extends ErrorClass>(kind: T, name: string): T {
   REGISTRY.set(kind.code, kind);
+  NAMES.set(kind, name);
   return kind;
 }
 
@@ -35,23 +38,29 @@ export class SessionError extends Error {
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     const kind = new.target as ErrorClass;
-    this.name = kind.name;
     this.code = kind.code;
     // One brand per class on the way up: a ConfigError is a SessionError too.
-    // (A user's subclass without a code of its own carries its parent's.)
+    // (A user's subclass without a code of its own carries its parent's code,
+    // brand and name.)
+    let name: string | undefined;
     for (let k: unknown = kind; typeof k === 'function' && k !== Error; k = Object.getPrototypeOf(k)) {
       if (Object.hasOwn(k, 'code')) Object.defineProperty(this, brand((k as ErrorClass).code), { value: true });
+      name ??= NAMES.get(k);
     }
+    this.name = name ?? kind.name;
   }
 
   /** `instanceof` by brand: true for an error of this class made by any copy of the package. */
   static override [Symbol.hasInstance]<T>(this: abstract new (...args: never[]) => T, value: unknown): value is T {
     // biome-ignore lint/complexity/noThisInStatic: `this` is the class on the right of instanceof (a subclass too), not SessionError
     const kind = this as unknown as ErrorClass;
+    // A user's subclass without a code of its own: the ordinary prototype
+    // check (a brand would say every error of its parent's class is one).
+    if (!Object.hasOwn(kind, 'code')) return Function.prototype[Symbol.hasInstance].call(kind, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[brand(kind.code)] === true;
   }
 }
-register(SessionError);
+register(SessionError, 'SessionError');
 
 /** A config value (or key) that is not accepted; raised before any worker starts. */
 export class ConfigError extends SessionError {
@@ -64,21 +73,21 @@ export class ConfigError extends SessionError {
     this.key = key;
   }
 }
-register(ConfigError as unknown as ErrorClass);
+register(ConfigError as unknown as ErrorClass, 'ConfigError');
 
 /** A table of that name exists with columns other than the session table's. */
 export class TableExistsError extends SessionError {
   static override readonly code = 'ERR_SESSION_TABLE_EXISTS';
   static override readonly remedy = 'choose another table, or drop that table yourself';
 }
-register(TableExistsError);
+register(TableExistsError, 'TableExistsError');
 
 /** The session table is missing and `autoSetup` is false (or a CLI command needs it). */
 export class TableNotExistsError extends SessionError {
   static override readonly code = 'ERR_SESSION_TABLE_NOT_EXISTS';
   static override readonly remedy = 'run `supervised-sessions setup` (or setupStore()), or start with autoSetup: true';
 }
-register(TableNotExistsError);
+register(TableNotExistsError, 'TableNotExistsError');
 
 /** The store could not answer: timeout, supervisor gave up, storage failure, poison request. */
 export class StoreUnavailableError extends SessionError {
@@ -86,14 +95,14 @@ export class StoreUnavailableError extends SessionError {
   static override readonly status = 503;
   static override readonly remedy = "retry later; watch the app's 'restart' and 'error' events; check the database";
 }
-register(StoreUnavailableError);
+register(StoreUnavailableError, 'StoreUnavailableError');
 
 /** A serialized session larger than `maxSessionBytes`; nothing was stored. */
 export class SessionTooLargeError extends SessionError {
   static override readonly code = 'ERR_SESSION_TOO_LARGE';
   static override readonly remedy = 'store less in the session, or raise maxSessionBytes';
 }
-register(SessionTooLargeError);
+register(SessionTooLargeError, 'SessionTooLargeError');
 
 /** A call made after `stop()` began. */
 export class AppStoppedError extends SessionError {
@@ -104,7 +113,7 @@ export class AppStoppedError extends SessionError {
     super(message, options);
   }
 }
-register(AppStoppedError);
+register(AppStoppedError, 'AppStoppedError');
 
 /**
  * A session changed after the handler ended its response (`res.end()`): there
@@ -114,7 +123,7 @@ export class SessionCommittedError extends SessionError {
   static override readonly code = 'ERR_SESSION_COMMITTED';
   static override readonly remedy = 'make every change before res.end()';
 }
-register(SessionCommittedError);
+register(SessionCommittedError, 'SessionCommittedError');
 
 /**
  * A change that needs a new cookie (`renew()`, or the first data of a new
@@ -125,7 +134,7 @@ export class SessionHeadersSentError extends SessionError {
   static override readonly code = 'ERR_SESSION_HEADERS_SENT';
   static override readonly remedy = 'call renew() (and create the session) before writing the response';
 }
-register(SessionHeadersSentError);
+register(SessionHeadersSentError, 'SessionHeadersSentError');
 
 /** The registered class of a code (any copy's error reads the same codes), or null. */
 export function errorClassOf(code: unknown): ErrorClass | null {

@@ -82,6 +82,18 @@ test('errors of one copy of the package are recognised by another copy', async (
   class Mine extends mine.StoreUnavailableError {}
   assert.ok(new Mine('x') instanceof other.StoreUnavailableError);
   assert.is(new Mine('x').code, 'ERR_SESSION_STORE_UNAVAILABLE');
+  assert.is(new Mine('x').name, 'StoreUnavailableError', "the parent's name, as before the registry");
+  // ...but its own class is checked by prototype: its parent's errors are not Mine.
+  assert.not.ok(new mine.StoreUnavailableError('x') instanceof Mine);
+  assert.not.ok(new other.StoreUnavailableError('x') instanceof Mine);
+  class AppError extends mine.SessionError {}
+  assert.ok(new AppError('x') instanceof mine.SessionError && new AppError('x') instanceof AppError);
+  assert.not.ok(new mine.ConfigError('k', 'm') instanceof AppError, 'a library error is no user subclass');
+  // Names are literals of the registry, whatever a bundler calls the classes.
+  assert.equal(
+    [new other.ConfigError('k', 'm'), new other.StoreUnavailableError('x'), new other.AppStoppedError()].map((error) => error.name),
+    ['ConfigError', 'StoreUnavailableError', 'AppStoppedError'],
+  );
 
   const dir = join(out, 'errors-db');
   mkdirSync(dir, { recursive: true });
