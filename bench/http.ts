@@ -199,7 +199,7 @@ export function serverSpecs(
       postgres: 'bench_cps',
     });
   }
-  // The adapters, on their frameworks, against the same frameworks' own sessions.
+  // The front doors, on their frameworks, against the same frameworks' own sessions.
   specs.push(
     { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.mjs') },
     { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.mjs') },

@@ -50,6 +50,8 @@ export class SessionApp extends EventEmitter {
   readonly #supervisor: Supervisor;
   readonly #schedule: SweepSchedule;
   readonly #metrics: Metrics;
+  /** Only the store actor can reach the data (SQLite's ':memory:'): it sweeps, and the store is this app's alone. */
+  readonly #ownStore: boolean;
   #state: AppState = 'starting';
   #stopping: Promise<void> | null = null;
 
@@ -94,6 +96,7 @@ export class SessionApp extends EventEmitter {
     // ':memory:' exists only inside the store's actor's connection: the
     // cleaner opens none, and the actor sweeps (see `run` below).
     const memory = !engine.cleanerConnects(config.database);
+    this.#ownStore = memory;
     // What the engine's two actors share across all their incarnations.
     const shared = engine.share(config);
     const cleaner = new CleanerChild({
@@ -102,6 +105,7 @@ export class SessionApp extends EventEmitter {
       policy,
       busyTimeoutMs: Math.max(config.requestTimeout, 5000),
       sweeper: engine.sweeper,
+      housekeeping: engine.housekeeping,
       // The app's clock: expiry reads it in every thread (runtime/clock.ts).
       shared: { ...shared.cleaner, clock: clock.buffer },
     });
@@ -185,8 +189,9 @@ export class SessionApp extends EventEmitter {
     this.#state = 'running';
     this.#schedule.start();
     // OpenTelemetry, when the process has registered a MeterProvider (otel.ts).
-    // Apps on one store count the same rows: the store names them (every ':memory:' is a store of its own).
-    const location = this.config.database === ':memory:' ? `:memory:\0${++memoryStores}` : `${this.config.database}\0${this.config.table}`;
+    // Apps on one store count the same rows: the store names them (a store
+    // only its actor can reach, as ':memory:' is, is a store of its own).
+    const location = this.#ownStore ? `own\0${++ownStores}` : `${this.config.database}\0${this.config.table}`;
     this.#metrics.otel = openTelemetrySink(
       this.#metrics.figures(location, () => ({ up: this.#state === 'running', pending: this.#mailbox.pending })),
     );
@@ -246,7 +251,7 @@ export class SessionApp extends EventEmitter {
   }
 }
 
-let memoryStores = 0;
+let ownStores = 0;
 
 function withTimeout<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // The command line: one program over the engine registry (engines/index.ts).
 import { resolveConfig } from './config.ts';
 import { ConfigError } from './errors.ts';
-import { engineFor, type SessionRow } from './engines/index.ts';
+import { DATABASE_FORMS, engineFor, type SessionRow } from './engines/index.ts';
 import { expiryPolicy } from './store/expiry.ts';
 import { assertOwner } from './store/ids.ts';
 
@@ -17,7 +17,7 @@ commands:
   revoke --owner ID [--handle H]   end one session of the owner, or all of them; prints revoked: N
 
 options:
-  --database FILE|URL              SQLite file, or a postgres:// URL (default: sessions.db)
+  --database FILE|URL              ${DATABASE_FORMS} (default: sessions.db)
   --table NAME                     table name (default: session)
   --max-age S                      seconds after which a session is dead (default: 86400)
   --timestamp relative|fixed       age from the last access, or from creation (default: relative)

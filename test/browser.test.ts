@@ -145,7 +145,7 @@ browserTest('two devices of one user: the second sees both, revokes the first, w
   assert.is(await first.locator('#owner').count(), 0);
 });
 
-browserTest('the Express adapter end to end: count, log in, log out (examples/express.ts)', async () => {
+browserTest('the Express front door end to end: count, log in, log out (examples/express.ts)', async () => {
   const script = fileURLToPath(new URL('../examples/express.ts', import.meta.url));
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'express.db') },

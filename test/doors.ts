@@ -30,7 +30,7 @@ export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify' | 'we
 export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify', 'web'];
 
 /**
- * A fetch handler on node:http, as a Node adapter for Web-standard handlers
+ * A fetch handler on node:http, as a Node server for Web-standard handlers
  * does (@hono/node-server, Next.js): the request as a Web Request (https:
  * when the socket is TLS), the Response written back, Set-Cookie lines one
  * by one.

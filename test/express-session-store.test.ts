@@ -271,7 +271,7 @@ test('a store that is down: the errors reach next(err), never thrown', async () 
   seen.length = 0;
   const save = await get(`${url}/set?user=grace`);
   await sleep(50);
-  assert.is(save.status, 200, 'what express-session does, and the reason to use the native adapter');
+  assert.is(save.status, 200, 'what express-session does, and the reason to use the native front door');
   assert.match(String(seen[0]), /stopped/);
 });
 

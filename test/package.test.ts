@@ -51,15 +51,16 @@ const reply = { status: got.status, body: got.body, cookie: got.cookies[0]?.spli
 server.close();
 const restarts = app.status().children.store.restarts;
 await app.stop();
-// The frameworks are optional peers, not installed here: the main entry loaded none, an adapter says what to install.
-const adapters = {};
-for (const name of ['express', 'fastify', 'express-session']) {
-  adapters[name] = await import('supervised-sessions/' + name).then(() => 'loaded', (error) => error.message);
+// The frameworks are optional peers, not installed here: the main entry loaded none, a front door says what to install
+// (the Web one needs none: Request and Response are Node's own).
+const frontDoors = {};
+for (const name of ['express', 'fastify', 'express-session', 'web']) {
+  frontDoors[name] = await import('supervised-sessions/' + name).then(() => 'loaded', (error) => error.message);
 }
-console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code, adapters }));
+console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code, frontDoors }));
 `;
 
-// The Express adapter on the oldest Express 4 the peer range claims: one
+// The Express front door on the oldest Express 4 the peer range claims: one
 // request through sessions(app.store) that changes its session.
 const EXPRESS_4_17 = `
 import http from 'node:http';
@@ -124,11 +125,12 @@ for (const which of ['24', 'floor'] as const) {
       restarts: 1,
       reply: { status: 200, body: 'visits: 1', cookie: 'sid' },
       config: 'ERR_SESSION_CONFIG',
-      adapters: {
+      frontDoors: {
         express: 'supervised-sessions/express needs the "express" package, which is not installed: npm install express',
         fastify: 'supervised-sessions/fastify needs the "fastify" package, which is not installed: npm install fastify',
         'express-session':
           'supervised-sessions/express-session needs the "express-session" package, which is not installed: npm install express-session',
+        web: 'loaded',
       },
     });
     // npx runs the bin with the first node on PATH: this one. A preloaded
@@ -149,7 +151,7 @@ for (const which of ['24', 'floor'] as const) {
   });
 }
 
-test('the tarball installs beside express@4.17.0 (the oldest Express the peer range claims, no ERESOLVE) and its Express adapter serves a session there', async () => {
+test('the tarball installs beside express@4.17.0 (the oldest Express the peer range claims, no ERESOLVE) and its Express front door serves a session there', async () => {
   assert.ok(tarball, 'the npm pack test ran first');
   const oldest = join(temp.dir, 'express-4.17');
   mkdirSync(oldest, { recursive: true });

@@ -20,6 +20,8 @@ export interface CleanerChildOptions {
   busyTimeoutMs: number;
   /** The engine's cleaner module (engines/engine.ts, Sweeper). */
   sweeper: URL;
+  /** Whether the sweeper wants its housekeeping once a second between sweeps (engines/engine.ts). */
+  housekeeping: boolean;
   /** What the engine shares with the store's actor (SQLite's write gate). */
   shared: Record<string, unknown>;
 }
@@ -112,10 +114,10 @@ export class CleanerChild implements ChildSpec {
     });
 
     // Once a second, when no sweep is running, the engine's housekeeping
-    // (SQLite copies the WAL back into the database from this thread; an
-    // engine without any answers at once).
+    // (SQLite copies the WAL back into the database from this thread), for
+    // an engine that wants any.
     const checkpoints =
-      options.database === null
+      options.database === null || !options.housekeeping
         ? null
         : setInterval(() => {
             if (running || stopRequested) return;

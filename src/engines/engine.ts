@@ -111,6 +111,8 @@ export interface Engine {
   readonly storeWorker: URL;
   /** The cleaner's module for this engine (a Sweeper), loaded in the cleaner's thread. */
   readonly sweeper: URL;
+  /** Whether the sweeper does housekeeping between sweeps (SQLite's WAL checkpoints), once a second. */
+  readonly housekeeping: boolean;
   /**
    * Whether the cleaner opens a connection of its own to `database`; when
    * not (SQLite's ':memory:', which lives inside one connection), the store's

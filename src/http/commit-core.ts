@@ -2,12 +2,27 @@
 // change is still accepted and which throws, the rounds that hand the changes
 // to the store, what an error response stores, the cookie each outcome gets.
 // A front door drives it (request-commit.ts for node's response, fastify.ts
-// in onSend) and says only what its response has done so far.
+// in onSend, web.ts for a fetch handler's Response) and says only what its
+// response has done so far.
 import type { CommitStore } from '../store/session-store.ts';
 import { Session, type ChangeKind, type PendingWork, type SessionHost } from './session.ts';
 import { RENEWED } from '../store/renewed.ts';
 import { SessionCommittedError, SessionHeadersSentError } from '../errors.ts';
-import type { Loaded } from './front-door.ts';
+import type { SessionData } from '../store/json-value.ts';
+
+/** What a request brings: its live session (if any), and whether it sent our cookie at all. */
+export interface Loaded {
+  id: string | null;
+  data: SessionData | null;
+  owner: string | null;
+  hadCookie: boolean;
+  /** The load renewed the sliding timestamp: the cookie's expiry moved. */
+  touched: boolean;
+  /** The cookie names an id another request renewed: this request's session is never stored. */
+  stale: boolean;
+  /** The session's own lifetime in seconds; null: the app's maxAge. */
+  maxAge: number | null;
+}
 
 /** What every request of one handler shares. */
 export interface CommitContext<Req = unknown> {

@@ -38,7 +38,7 @@ type KeyedStore = Pick<MailboxSessionStore, 'getKey' | 'upsertKey' | 'touchKey' 
  * `maxLifetime` caps both. `touch` writes only when the expiry moved by more
  * than `touchAfter`. Errors go to the callbacks, never thrown. What it cannot
  * give — patches of changed keys, a commit before the response, a logout
- * never undone — only the native adapters give (see the migration guide).
+ * never undone — only the native front doors give (see the migration guide).
  */
 export class SessionAppStore extends Store {
   readonly #store: KeyedStore;

@@ -31,8 +31,8 @@ const kHeld = Symbol.for('supervised-sessions.held');
 type HeldTarget = ServerResponse & { [kHeld]?: HeldResponse };
 
 // One set of functions serves every held response (they find it through
-// kHeld): no closures per request, and the response object only gains plain
-// data properties, which keeps it on V8's fast path.
+// kHeld): no closures per request. A held response gains these as plain data
+// properties, and the two views below as accessors of its own.
 function heldWriteHead(this: HeldTarget, ...args: unknown[]) {
   return this[kHeld]!.callWriteHead(args);
 }

@@ -4,7 +4,10 @@
 // instead of sleeping until sessions age (test/helpers.ts, `elapse`). Engines
 // whose times come from their server (PostgreSQL) keep the server's clock.
 
-/** The config slot a test passes its clock in (a symbol: no user config key, never refused as unknown). */
+/**
+ * @internal The config slot a test passes its clock in (a symbol: no user
+ * config key, never refused as unknown; not part of the public API).
+ */
 export const CLOCK = Symbol.for('supervised-sessions.clock');
 
 export class Clock {

@@ -384,7 +384,7 @@ export class MailboxSessionStore implements SessionStore {
     return rows.map((json) => JSON.parse(json) as SessionData);
   }
 
-  /** @internal Deletes at most `limit` dead sessions in the owner (for ':memory:' stores). */
+  /** @internal Deletes at most `limit` dead sessions in the store actor (for ':memory:' stores). */
   sweepBatch(limit: number): Promise<number> {
     return this.#call('sweep', [limit]);
   }

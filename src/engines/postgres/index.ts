@@ -19,6 +19,8 @@ export const postgres: Engine = {
   redactIn,
   storeWorker: moduleUrl('./store-worker', import.meta.url),
   sweeper: moduleUrl('./sweeper', import.meta.url),
+  // PostgreSQL checkpoints by itself.
+  housekeeping: false,
   cleanerConnects: () => true,
   share: () => ({
     // Set by the first ready incarnation (store-worker.ts): a restart while

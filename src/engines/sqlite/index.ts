@@ -15,6 +15,7 @@ export const sqlite: Engine = {
   redactIn: (text) => text,
   storeWorker: moduleUrl('./store-worker', import.meta.url),
   sweeper: moduleUrl('./sweeper', import.meta.url),
+  housekeeping: true,
   // ':memory:' exists only inside the store's actor's connection.
   cleanerConnects: (database) => database !== ':memory:',
   share() {

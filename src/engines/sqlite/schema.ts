@@ -45,7 +45,7 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
       db.exec(`DROP INDEX IF EXISTS "${table}_touched_at"`);
     }
     // The sweep's range deletes (SQLite's multi-index OR plan uses them all,
-    // store/sweep.ts): the sessions on the app's maxAge by touched_at
+    // sweep.ts): the sessions on the app's maxAge by touched_at
     // ('relative') or created_at ('fixed'), every session by created_at
     // (maxLifetime), and the sessions with a lifetime of their own by their
     // expiry under each timestamp rule — partial, so each row is in the index
