@@ -319,3 +319,56 @@ export class CommitCore<Req = unknown> {
     this.ctx.onError(error, this.req);
   }
 }
+
+/**
+ * The commit of a front door that sends nothing before its commit is done —
+ * Fastify (the rounds run in onSend, the reply is written after it) and a
+ * fetch handler's Response (handed back after the rounds): no header is ever
+ * out while a change can still be made, so nothing is held.
+ */
+export class DeferredCommit<Req = unknown> implements SessionHost, ResponseSide {
+  readonly core: CommitCore<Req>;
+  phase: 'open' | 'committing' | 'done' | 'failed' = 'open';
+
+  constructor(ctx: CommitContext<Req>, req: Req, loaded: Loaded, resend: boolean) {
+    this.core = new CommitCore(ctx, req, loaded, resend, this);
+  }
+
+  get session(): Session {
+    return this.core.session;
+  }
+
+  ended(): boolean {
+    return this.phase === 'done';
+  }
+
+  headersOut(): boolean {
+    return false;
+  }
+
+  headersSent(): boolean {
+    return false;
+  }
+
+  change(kind: ChangeKind, _session: Session): void {
+    this.core.admit(kind, this);
+  }
+
+  /** The commit failed, or the response became an error one: later changes are ignored. */
+  fail(): void {
+    this.phase = 'failed';
+    this.core.failed = true;
+  }
+
+  /** Every change stored, for a response of `status()` (a 5xx stores no data changes). Throws the store's error, failed. */
+  async finish(status: () => number): Promise<void> {
+    this.phase = 'committing';
+    try {
+      await this.core.rounds(status);
+    } catch (error) {
+      this.fail();
+      throw error;
+    }
+    this.phase = 'done';
+  }
+}

@@ -4,12 +4,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { SessionStore } from '../store/session-store.ts';
-import { CommitCore, type ResponseSide } from './commit-core.ts';
+import { DeferredCommit } from './commit-core.ts';
 import { FrontDoor, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
 import { asError, withStatus } from './failures.ts';
-import type { ChangeKind, Session, SessionHost } from './session.ts';
+import type { Session } from './session.ts';
 
 requirePeer('fastify', 'supervised-sessions/fastify');
 
@@ -24,65 +24,30 @@ export interface FastifySessionsOptions extends HandlerOptions {
   store: SessionStore;
 }
 
-type Phase = 'open' | 'committing' | 'done' | 'failed';
 const kCommit = Symbol('supervised-sessions.commit');
-type WithCommit = FastifyRequest & { [kCommit]?: ReplyCommit };
+type WithCommit = FastifyRequest & { [kCommit]?: DeferredCommit<IncomingMessage> };
 
 /**
- * One request's commit in Fastify: the commit core (commit-core.ts), its
- * rounds run in onSend; nothing is held, Fastify waits for the hook. Until
- * then no header is out: the reply is written after onSend.
+ * onSend: every change stored, then the cookie decided (the commit core's
+ * DeferredCommit: nothing is held, Fastify waits for the hook and writes the
+ * reply after it). A failure throws, with statusCode 503 or 500.
  */
-class ReplyCommit implements SessionHost, ResponseSide {
-  readonly #core: CommitCore<IncomingMessage>;
-  phase: Phase = 'open';
-
-  constructor(door: FrontDoor, request: FastifyRequest, loaded: Loaded) {
-    this.#core = new CommitCore(door.context(request.raw), request.raw, loaded, door.owesResend(loaded), this);
-  }
-
-  get session(): Session {
-    return this.#core.session;
-  }
-
-  ended(): boolean {
-    return this.phase === 'done';
-  }
-
-  headersOut(): boolean {
-    return false;
-  }
-
-  headersSent(): boolean {
-    return false;
-  }
-
-  change(kind: ChangeKind, _session: Session): void {
-    this.#core.admit(kind, this);
-  }
-
-  /** onSend: every change stored, then the cookie decided. A failure throws, with statusCode 503 or 500. */
-  async finish(reply: FastifyReply): Promise<void> {
-    if (this.phase !== 'open') return;
-    this.phase = 'committing';
-    try {
-      await this.#core.rounds(() => reply.statusCode);
-    } catch (error) {
-      this.phase = 'failed';
-      this.#core.failed = true;
-      // The error reply carries no session cookie, and its status is set
-      // here: an app's error handler that sets none must not send a 2xx.
-      reply.removeHeader('set-cookie');
-      const err = withStatus(error);
-      reply.code(err.statusCode);
-      throw err;
-    }
-    this.phase = 'done';
-    const next = this.#core.cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined);
-    if (next === null) return;
+async function finish(commit: DeferredCommit<IncomingMessage>, reply: FastifyReply): Promise<void> {
+  if (commit.phase !== 'open') return;
+  try {
+    await commit.finish(() => reply.statusCode);
+  } catch (error) {
+    // The error reply carries no session cookie, and its status is set
+    // here: an app's error handler that sets none must not send a 2xx.
     reply.removeHeader('set-cookie');
-    reply.header('set-cookie', next);
+    const err = withStatus(error);
+    reply.code(err.statusCode);
+    throw err;
   }
+  const next = commit.core.cookieHeader(reply.getHeader('set-cookie') as string | string[] | undefined);
+  if (next === null) return;
+  reply.removeHeader('set-cookie');
+  reply.header('set-cookie', next);
 }
 
 /**
@@ -109,7 +74,7 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
       door.onError(err, request.raw);
       throw err;
     }
-    const commit = new ReplyCommit(door, request, loaded);
+    const commit = new DeferredCommit(door.context(request.raw), request.raw, loaded, door.owesResend(loaded));
     (request as WithCommit)[kCommit] = commit;
     request.session = commit.session;
   });
@@ -129,7 +94,7 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
     const commit = (request as WithCommit)[kCommit];
     if (commit) {
       try {
-        await commit.finish(reply);
+        await finish(commit, reply);
       } catch (error) {
         door.onError(asError(error), request.raw);
         throw error;

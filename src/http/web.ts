@@ -3,11 +3,11 @@
 // Response` (Next.js route handlers in the Node runtime, plain fetch
 // handlers). The commit runs after the handler returns its Response and
 // before that Response is handed back; the Set-Cookie is appended to it.
-import { CommitCore, type ResponseSide } from './commit-core.ts';
+import { DeferredCommit } from './commit-core.ts';
 import { asError, statusFor } from './failures.ts';
 import { FrontDoor, WEB_REQUEST, type Loaded } from './front-door.ts';
 import type { HandlerOptions } from './options.ts';
-import type { ChangeKind, Session, SessionHost } from './session.ts';
+import type { Session } from './session.ts';
 import type { SessionStore } from '../store/session-store.ts';
 
 export type WebHandler = (request: Request, session: Session) => Response | Promise<Response>;
@@ -21,48 +21,6 @@ function bare(status: number): Response {
     status,
     headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
   });
-}
-
-type Phase = 'open' | 'committing' | 'done' | 'failed';
-
-/**
- * One request's commit for a fetch handler: the commit core (commit-core.ts).
- * Nothing goes out before the handler has returned its Response and the
- * rounds are done, so no header is ever "out" while a change can still be
- * made; once the Response is handed back, the session is committed.
- */
-class WebCommit implements SessionHost, ResponseSide {
-  readonly core: CommitCore<Request>;
-  phase: Phase = 'open';
-
-  constructor(door: FrontDoor<Request>, request: Request, loaded: Loaded) {
-    this.core = new CommitCore(door.context(request), request, loaded, door.owesResend(loaded), this);
-  }
-
-  ended(): boolean {
-    return this.phase === 'done';
-  }
-
-  headersOut(): boolean {
-    return false;
-  }
-
-  headersSent(): boolean {
-    return false;
-  }
-
-  change(kind: ChangeKind, _session: Session): void {
-    this.core.admit(kind, this);
-  }
-
-  /** The rounds for a response of `status`; then the cookie to append, or null. */
-  async finish(status: number, current: string[]): Promise<string | null> {
-    this.phase = 'committing';
-    await this.core.rounds(() => status);
-    this.phase = 'done';
-    const next = this.core.cookieHeader(current);
-    return next === null ? null : next[next.length - 1];
-  }
 }
 
 /**
@@ -115,7 +73,7 @@ export function withSessions(
       door.onError(asError(error), request);
       return bare(statusFor(error));
     }
-    const commit = new WebCommit(door, request, loaded);
+    const commit = new DeferredCommit(door.context(request), request, loaded, door.owesResend(loaded));
     const core = commit.core;
     let response: Response;
     try {
@@ -128,8 +86,7 @@ export function withSessions(
       // handler dropped or renewed its session, which applies (a logout or
       // the fixation defence never depends on the page), with its cookie.
       if (!core.session.idChangePending) {
-        commit.phase = 'failed';
-        core.failed = true;
+        commit.fail();
         return bare(500);
       }
       return answer(commit, bare(500), request);
@@ -138,13 +95,12 @@ export function withSessions(
   };
 
   /** The rounds for `response`'s status (a 5xx stores no data changes), then the Response handed back. */
-  async function answer(commit: WebCommit, response: Response, request: Request): Promise<Response> {
+  async function answer(commit: DeferredCommit<Request>, response: Response, request: Request): Promise<Response> {
     try {
-      const cookie = await commit.finish(response.status, response.headers.getSetCookie());
-      return withCookie(response, cookie);
+      await commit.finish(() => response.status);
+      const next = commit.core.cookieHeader(response.headers.getSetCookie());
+      return withCookie(response, next === null ? null : next[next.length - 1]);
     } catch (error) {
-      commit.phase = 'failed';
-      commit.core.failed = true;
       door.onError(asError(error), request);
       // The handler's response is dropped unread: nothing stands for a write that was not stored.
       void response.body?.cancel().catch(() => {});

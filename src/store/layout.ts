@@ -2,7 +2,7 @@
 // layouts of earlier versions that setup upgrades in place, and the checks
 // every engine's schema code shares. Each engine gives the columns its own
 // types (src/engines/<name>/schema.ts).
-import { TableExistsError } from '../errors.ts';
+import { TableExistsError, TableNotExistsError } from '../errors.ts';
 import { TABLE_NAME } from '../config.ts';
 
 // Every time column holds integer epoch milliseconds. Rows are keyed by the
@@ -57,4 +57,24 @@ export function otherShape(table: string): TableExistsError {
     `a table named "${table}" exists with other columns than a session table (${COLUMNS.join(', ')}); ` +
       `choose another table name or drop that table`,
   );
+}
+
+/**
+ * For a start with `autoSetup: false` and the CLI commands that need the
+ * table: the error for a table that is not ours as it stands (missing, an
+ * earlier layout, another table), or null. `where` names the database as it
+ * may be printed.
+ */
+export function unusable(shape: TableShape, table: string, where: string): Error | null {
+  if (shape === 'missing') {
+    return new TableNotExistsError(
+      `the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`,
+    );
+  }
+  if (shape === 'old') {
+    return new TableNotExistsError(
+      `the session table "${table}" in ${where} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`,
+    );
+  }
+  return shape === 'other' ? otherShape(table) : null;
 }

@@ -3,8 +3,7 @@
 // types. Times are epoch milliseconds of the *server's* clock, so app servers
 // whose clocks disagree agree on which sessions are dead.
 import { createHash } from 'node:crypto';
-import { TableNotExistsError } from '../../errors.ts';
-import { missingColumns, otherShape, quoted, shapeOf, type AddedColumn, type TableShape } from '../../store/layout.ts';
+import { missingColumns, otherShape, quoted, shapeOf, unusable, type AddedColumn, type TableShape } from '../../store/layout.ts';
 import type { Client } from './connection.ts';
 import { redactUrl } from './url.ts';
 
@@ -123,19 +122,8 @@ export function indexName(table: string, suffix: string): string {
 }
 
 export async function requireTable(client: Client, table: string, database: string): Promise<void> {
-  const shape = await tableShape(client, table);
-  const where = redactUrl(database);
-  if (shape === 'missing') {
-    throw new TableNotExistsError(
-      `the session table "${table}" does not exist in ${where}; run \`supervised-sessions setup\` or start with autoSetup: true`,
-    );
-  }
-  if (shape === 'old') {
-    throw new TableNotExistsError(
-      `the session table "${table}" in ${where} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`,
-    );
-  }
-  if (shape === 'other') throw otherShape(table);
+  const problem = unusable(await tableShape(client, table), table, redactUrl(database));
+  if (problem) throw problem;
 }
 
 async function onSessionTable(client: Client, table: string, sql: string): Promise<boolean> {

@@ -1,6 +1,5 @@
 import type { DatabaseSync } from 'node:sqlite';
-import { TableNotExistsError } from '../../errors.ts';
-import { missingColumns, otherShape, quoted, shapeOf, type AddedColumn, type TableShape } from '../../store/layout.ts';
+import { missingColumns, otherShape, quoted, shapeOf, unusable, type AddedColumn, type TableShape } from '../../store/layout.ts';
 import { inTransaction } from './connection.ts';
 
 export { otherShape, quoted, type TableShape };
@@ -79,18 +78,8 @@ export function setupTable(db: DatabaseSync, table: string): 'missing' | 'old' |
 
 /** For a start with `autoSetup: false`, and for the CLI commands that need the table. */
 export function requireTable(db: DatabaseSync, table: string, database: string): void {
-  const shape = tableShape(db, table);
-  if (shape === 'missing') {
-    throw new TableNotExistsError(
-      `the session table "${table}" does not exist in ${database}; run \`supervised-sessions setup\` or start with autoSetup: true`,
-    );
-  }
-  if (shape === 'old') {
-    throw new TableNotExistsError(
-      `the session table "${table}" in ${database} has the layout of an earlier version; run \`supervised-sessions setup\` to upgrade it in place (every session is kept), or start with autoSetup: true`,
-    );
-  }
-  if (shape === 'other') throw otherShape(table);
+  const problem = unusable(tableShape(db, table), table, database);
+  if (problem) throw problem;
 }
 
 /**
