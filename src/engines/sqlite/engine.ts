@@ -92,6 +92,8 @@ export class SqliteEngine {
   readonly #maxPerOwner: number | null;
   /** Touches owed by a read-only batch, applied after it in a short write transaction. */
   #touches: Buffer[] = [];
+  /** When the batch whose touches are owed read its sessions: the touches are stamped with it. */
+  #readAt = 0;
   /** express-session touches owed the same way: [touched_at, max_age, cookie JSON, digest]. */
   #keyTouches: Array<[number, number | null, string | null, Buffer]> = [];
   readonly #select: StatementSync;
@@ -182,6 +184,7 @@ export class SqliteEngine {
    */
   runBatch(requests: Request[]): Outcome[] {
     const now = this.#clock.now();
+    this.#readAt = now;
     const live = liveThresholds(this.#policy, now);
     // A batch of reads takes no write lock: WAL readers never wait for the
     // cleaner or another process. The touches it owes follow it.
@@ -254,7 +257,10 @@ export class SqliteEngine {
 
   /** After the replies of a batch went out: the touches its reads owe. */
   afterReplies(): void {
-    if (this.#touches.length > 0 || this.#keyTouches.length > 0) this.#applyTouches(this.#clock.now());
+    // Stamped with the read's time, not the time this runs: the reply said
+    // the session was renewed as of the read (and a clock moved on between
+    // the reply and this write must not stretch it).
+    if (this.#touches.length > 0 || this.#keyTouches.length > 0) this.#applyTouches(this.#readAt);
   }
 
   /**
