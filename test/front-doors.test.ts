@@ -366,7 +366,9 @@ test('web: a redirect (immutable headers) gets its cookie; no Response is a 500;
   const nothing = await get(`${url}/?nothing`, cookie);
   assert.is(nothing.status, 500);
   assert.equal(await app.store.get(idOf(cookie!)), { n: 1 }, 'the failed request stored nothing');
-  assert.equal(told, [{ message: 'withSessions: the handler must return a Response with a status from 200 to 599', request: true }]);
+  assert.equal(told, [
+    { message: 'withSessions: the handler must return a Response with a status from 200 to 599 and a body not yet read', request: true },
+  ]);
 
   const later = await get(`${url}/?later`, cookie);
   assert.is(later.status, 200);
@@ -379,6 +381,8 @@ test('web: a redirect (immutable headers) gets its cookie; no Response is a 500;
 // must never reach another. A network error is no answer.
 test('web: a Response shared by every request carries each its own cookie only; Response.error() is a 500 that stores nothing', async () => {
   const shared = new Response(null, { status: 204 });
+  // A Response with a body, handed to every request: its body can be sent once.
+  const withBody = new Response('once');
   const url = await listenNode(
     createServer(
       nodeToFetch(
@@ -386,7 +390,9 @@ test('web: a Response shared by every request carries each its own cookie only; 
           app.store,
           (request, session) => {
             session.set('n', 1);
-            return new URL(request.url).searchParams.has('error') ? Response.error() : shared;
+            const q = new URL(request.url).searchParams;
+            if (q.has('used')) return withBody;
+            return q.has('error') ? Response.error() : shared;
           },
           { onError: () => {} },
         ),
@@ -407,6 +413,14 @@ test('web: a Response shared by every request carries each its own cookie only; 
   assert.is(failed.status, 500);
   assert.equal(failed.cookies, []);
   assert.is(await app.store.count(), before, 'nothing stored for a network error');
+  const once = await get(`${url}/?used`);
+  assert.is(once.status, 200);
+  assert.is(once.body, 'once');
+  const countAfterFirst = await app.store.count();
+  const again = await get(`${url}/?used`);
+  assert.is(again.status, 500, 'a body already sent cannot be an answer');
+  assert.equal(again.cookies, []);
+  assert.is(await app.store.count(), countAfterFirst, 'and nothing was stored for it');
   assert.throws(
     () => withSessions(app.store, () => new Response(), { cookie: { maxage: 1 } } as never),
     /unknown withSessions option "cookie\.maxage"/,

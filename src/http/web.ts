@@ -29,9 +29,16 @@ function bare(status: number): Response {
  * error (Response.error(), status 0) is not an answer.
  */
 function isAnswer(value: unknown): value is Response {
-  if (value instanceof Response) return value.status >= 200;
   if (typeof value !== 'object' || value === null) return false;
-  const { status, headers } = value as { status?: unknown; headers?: { getSetCookie?: unknown } };
+  const { status, headers, bodyUsed, body } = value as {
+    status?: unknown;
+    headers?: { getSetCookie?: unknown };
+    bodyUsed?: unknown;
+    body?: { locked?: unknown } | null;
+  };
+  // A body already read (a Response with a body handed to two requests)
+  // cannot be sent again: refused before anything is stored.
+  if (bodyUsed === true || body?.locked === true) return false;
   return typeof status === 'number' && status >= 200 && status <= 599 && typeof headers?.getSetCookie === 'function';
 }
 
@@ -78,7 +85,8 @@ export function withSessions(
     let response: Response;
     try {
       const result: unknown = await handler(request, core.session);
-      if (!isAnswer(result)) throw new TypeError('withSessions: the handler must return a Response with a status from 200 to 599');
+      if (!isAnswer(result))
+        throw new TypeError('withSessions: the handler must return a Response with a status from 200 to 599 and a body not yet read');
       response = result;
     } catch (error) {
       door.onError(asError(error), request);
