@@ -12,6 +12,7 @@ import { startSessionApp, createHandler, setupStore, TableNotExistsError, type S
 import { ownerStatements } from '../src/engines/sqlite/engine.ts';
 import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 import { adminQuery, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
+import { closeDoors, cookieOf, DOORS, get as getDoor, idOf, serve as serveDoor, type Route } from './doors.ts';
 import { statements } from '../src/engines/postgres/statements.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 
@@ -520,3 +521,125 @@ test('session.setOwner validates, and a new session with only an owner is stored
   }));
 
 test.run();
+
+test('revokeAll: except takes an id, a Session (saved or not yet) or null; anything else is a TypeError naming options.except', () =>
+  withApp({}, async (app) => {
+    const [a, b, c] = await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
+    // A Session not yet saved (a fresh device) keeps nothing: it is stored afterwards.
+    assert.is(await app.store.revokeAll('ada', { except: { id: null } }), 0 + 3);
+    const [d, e] = await Promise.all([4, 5].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
+    assert.is(await app.store.revokeAll('ada', { except: { id: d } }), 1, 'a Session keeps its own id');
+    assert.equal(await app.store.get(d!), { n: 4 });
+    assert.is(await app.store.get(e!), null);
+    assert.is(await app.store.revokeAll('ada', { except: null }), 1, 'null keeps none');
+    for (const id of [a, b, c]) assert.is(await app.store.get(id!), null);
+    const f = (await app.store.put(null, { n: 6 }, { owner: 'ada' }))!;
+    for (const [bad, shown] of [
+      [42, 'number'],
+      [{}, 'an object without a session id'],
+      [{ id: 7 }, 'an object without a session id'],
+      [[f], 'an array'],
+      [true, 'boolean'],
+    ] as const) {
+      const error = await app.store.revokeAll('ada', { except: bad as never }).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      assert.instance(error, TypeError, JSON.stringify(bad));
+      assert.is(
+        (error as Error).message,
+        `store.revokeAll(owner, options): options.except must be a session id, a Session or null, got ${shown}`,
+      );
+    }
+    const unknown = await app.store.revokeAll('ada', { exept: f } as never).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    assert.match((unknown as Error).message, /store\.revokeAll\(owner, options\): unknown key "exept"/);
+    assert.equal(await app.store.get(f), { n: 6 }, 'a refused call ends nothing');
+  }));
+
+// "Log out other devices" at login, on every front door: a fresh device (no
+// session yet, session.id null) and a known one; session.revokeOtherSessions()
+// and store.revokeAll(owner, { except: session }).
+for (const door of DOORS) {
+  test(`${door}: log out other devices at login works on a fresh device and on a known one`, () =>
+    withApp({}, async (app) => {
+      const route: Route = async (session, q) => {
+        if (q.has('self-revoked')) await app.store.delete(session.id!);
+        if (q.has('login')) {
+          session.renew();
+          session.setOwner(q.get('login'));
+        }
+        if (q.get('how') === 'session') session.revokeOtherSessions();
+        if (q.get('how') === 'store') await app.store.revokeAll(session.owner ?? q.get('login')!, { except: session });
+        if (q.has('drop')) session.drop();
+        if (q.has('set')) session.set('k', q.get('set'));
+        return { status: q.has('status') ? Number(q.get('status')) : 200, body: { owner: session.owner } };
+      };
+      const url = await serveDoor(door, route, {}, app.store);
+      try {
+        const devices = async (owner: string, n: number) =>
+          (await Promise.all(Array.from({ length: n }, (_, i) => app.store.put(null, { device: i }, { owner })))) as string[];
+        for (const how of ['session', 'store']) {
+          const owner = `ada-${how}`;
+          // A fresh device: no cookie.
+          const others = await devices(owner, 2);
+          const fresh = await getDoor(`${url}/?login=${owner}&how=${how}`);
+          assert.is(fresh.status, 200, `${how}: fresh device`);
+          const cookie = cookieOf(fresh)!;
+          for (const id of others) assert.is(await app.store.get(id), null, `${how}: the other devices are logged out`);
+          const list = await app.store.sessionsOf(owner);
+          assert.is(list.length, 1, `${how}: only this device is left`);
+          assert.ok(await app.store.get(idOf(cookie)), `${how}: this device's session is stored`);
+          // A known device (an anonymous session with data) logging in again.
+          const known = (await app.store.put(null, { cart: ['book'] }))!;
+          const more = await devices(owner, 1);
+          const again = await getDoor(`${url}/?login=${owner}&how=${how}`, `sid=${known}`);
+          assert.is(again.status, 200, `${how}: known device`);
+          const renewed = idOf(cookieOf(again)!);
+          assert.is.not(renewed, known);
+          assert.is(await app.store.get(known), null, 'the old id is dead');
+          assert.equal(await app.store.get(renewed), { cart: ['book'] }, 'the data is kept');
+          assert.is(await app.store.get(more[0]), null);
+          assert.is(await app.store.get(idOf(cookie)), null, 'the first device is one of the others now');
+          assert.equal(
+            (await app.store.sessionsOf(owner)).map((s) => s.data),
+            [{ cart: ['book'] }],
+          );
+        }
+        // A logged-in device, no login: revokeOtherSessions alone (nothing else to write).
+        const [mine, other] = await devices('lin', 2);
+        const plain = await getDoor(`${url}/?how=session`, `sid=${mine}`);
+        assert.is(plain.status, 200);
+        assert.ok(await app.store.get(mine), 'this session stays');
+        assert.is(await app.store.get(other), null, 'the other ends');
+        // Log out everywhere: with drop(), every session of the owner ends.
+        const [here, there] = await devices('kim', 2);
+        const everywhere = await getDoor(`${url}/?how=session&drop`, `sid=${here}`);
+        assert.is(everywhere.status, 200);
+        assert.match(everywhere.cookies.join('\n'), /sid=;/, 'the cookie is expired');
+        assert.equal(await app.store.sessionsOf('kim'), []);
+        assert.is(await app.store.get(there), null);
+        // An error page still logs the other devices out (like drop and renew); its data change is not stored.
+        const [failing, elsewhere] = await devices('eve', 2);
+        const error = await getDoor(`${url}/?how=session&set=v&status=500`, `sid=${failing}`);
+        assert.is(error.status, 500);
+        assert.is(await app.store.get(elsewhere), null);
+        assert.equal(await app.store.get(failing), { device: 0 }, 'the data change of an error page is not stored');
+        // A session revoked while its request ran ends no other session.
+        const [revoked, survivor] = await devices('max', 2);
+        const late = await getDoor(`${url}/?self-revoked&how=session`, `sid=${revoked}`);
+        assert.is(late.status, 200);
+        assert.equal(await app.store.get(survivor), { device: 1 }, 'a revoked session cannot log the others out');
+        // A session without an owner has no other sessions to end.
+        const anonymous = (await app.store.put(null, { n: 1 }))!;
+        const [bystander] = await devices('zoe', 1);
+        assert.is((await getDoor(`${url}/?how=session&set=x`, `sid=${anonymous}`)).status, 200);
+        assert.equal(await app.store.get(bystander), { device: 0 });
+        assert.equal(await app.store.get(anonymous), { n: 1, k: 'x' });
+      } finally {
+        await closeDoors();
+      }
+    }));
+}

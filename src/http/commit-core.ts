@@ -81,12 +81,21 @@ export function beforeChange(state: RoundState, kind: ChangeKind): void {
 /**
  * The one rule of every front door for a response that goes out as an error
  * (status 5xx, which a handler that throws gets): its data changes (set,
- * delete, clear, setOwner) are not stored; drop() and renew() still apply —
- * a logout or the fixation defence never depends on the page that follows.
+ * delete, clear, setOwner) are not stored; drop(), renew() and
+ * revokeOtherSessions() still apply — a logout or the fixation defence never
+ * depends on the page that follows.
  */
 export function forStatus(work: PendingWork, status: number): PendingWork {
   if (status < 500) return work;
-  return { drop: work.drop, renew: work.renew, cleared: false, set: {}, unset: [], data: work.data === null ? null : {} };
+  return {
+    drop: work.drop,
+    renew: work.renew,
+    cleared: false,
+    set: {},
+    unset: [],
+    data: work.data === null ? null : {},
+    revokeOthers: work.revokeOthers,
+  };
 }
 
 /**
@@ -95,7 +104,7 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
  * another request (a login): no cookie at all (`null`) — the browser holds the
  * new id already, and an expiry or the old id would log it out.
  */
-function gone(session: Session, state: RoundState, cookie: string | null): void {
+function gone(session: Session, state: RoundState, cookie: string | null): undefined {
   state.gone = true;
   session.committed(null);
   state.cookie = cookie;
@@ -111,17 +120,39 @@ function gone(session: Session, state: RoundState, cookie: string | null): void 
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;
+  const kept = await storeRound(work, session, ctx, state);
+  if (work.revokeOthers) await revokeOthers(session, ctx, kept);
+}
+
+/**
+ * revokeOtherSessions(): every session of the stored owner ends but `kept`
+ * (the id this round stored the session under; null after its own drop(),
+ * "log out everywhere"). `undefined`: the session was not stored, or was
+ * found gone (revoked, dropped, renewed elsewhere) — a session that lost its
+ * own standing ends no other.
+ */
+async function revokeOthers(session: Session, ctx: CommitContext, kept: string | null | undefined): Promise<void> {
+  const owner = session.storedOwner;
+  if (kept === undefined || owner === null) return;
+  await ctx.store.revokeAll(owner, kept);
+}
+
+/**
+ * The store call of a round. Resolves with the id the session is stored under
+ * (null: this round dropped it; undefined: nothing stored, or found gone).
+ */
+async function storeRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<string | null | undefined> {
   const { store, setCookie, expiredCookie } = ctx;
   const id = session.id;
-  const lost = () => gone(session, state, expiredCookie);
-  const renewed = () => gone(session, state, null);
+  const lost = (): undefined => gone(session, state, expiredCookie);
+  const renewed = (): undefined => gone(session, state, null);
   if (work.drop) {
     const result = id === null ? null : await store.delete(id);
     session.committed(null);
     state.gone = true;
     // A cookie the client holds is expired; one only made in this request never went out.
     state.cookie = result === RENEWED ? null : state.hadCookie ? expiredCookie : null;
-    return;
+    return id === null || result === RENEWED ? undefined : null;
   }
   if (id === null) {
     // A new, empty session without an owner or a lifetime of its own is not worth storing, and gets no cookie.
@@ -130,13 +161,14 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
       ...(typeof work.maxAge === 'number' ? { maxAge: work.maxAge } : {}),
     };
     const data = work.data!;
-    if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return;
+    if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return undefined;
     const created = (await store.put(null, data, options)) as string;
     session.committed(created);
+    session.ownerStored(options.owner ?? null);
     session.maxAgeStored(options.maxAge ?? null);
     state.cookie = setCookie(created, session.storedMaxAge);
     state.resend = false;
-    return;
+    return created;
   }
   // The owner and the lifetime go to the store only when they change.
   const extras = {
@@ -149,19 +181,24 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     if (next === RENEWED) return renewed();
     if (next === null) return lost();
     session.committed(next);
+    session.ownerStored(work.owner);
     session.maxAgeStored(work.maxAge);
     state.cookie = setCookie(next, session.storedMaxAge);
     state.resend = false;
-    return;
+    return next;
   }
   let result: unknown = true;
   if (work.cleared) result = await store.put(id, work.data!, extras);
   else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined || work.maxAge !== undefined) {
     result = await store.patch(id, { set: work.set, unset: work.unset, ...extras });
-  } else return;
+  } else if (work.revokeOthers) {
+    // Nothing to write: the session must still be live to end the others.
+    result = await store.alive(id);
+  } else return undefined;
   if (result === RENEWED) return renewed();
   if (result === null || result === false) return lost();
   state.confirmed = true;
+  session.ownerStored(work.owner);
   if (work.maxAge !== undefined) {
     // The stored lifetime changed: the cookie carries it now (a persistent
     // cookie, or back to the app's cookie.maxAge), and no re-send is owed.
@@ -169,6 +206,7 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
     state.cookie = setCookie(id, session.storedMaxAge);
     state.resend = false;
   }
+  return id;
 }
 
 /** Whether the sliding re-send is still to be settled (the response waits for it). */
@@ -220,7 +258,8 @@ export interface ResponseSide {
   headersSent(): boolean;
 }
 
-const change = (kind: ChangeKind) => (kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind);
+const change = (kind: ChangeKind) =>
+  kind === 'data' ? 'set/delete/clear/setOwner' : kind === 'lifetime' ? 'setMaxAge' : kind === 'revoke' ? 'revokeOtherSessions' : kind;
 
 /**
  * One request's commit, whatever the front door: the Session, the rounds'

@@ -49,6 +49,7 @@ function commitStoreOf(store: SessionStore): CommitStore {
       await store.delete(sid);
       return null;
     },
+    revokeAll: (owner, except) => store.revokeAll(owner, { except }),
   };
 }
 

@@ -3,7 +3,8 @@ import { assertJsonValue, type JsonValue, type SessionData } from '../store/json
 
 /** What a change is, for the commit to decide whether it may still be made. */
 /** `lifetime`: setMaxAge, a data change whose cookie must still reach the client. */
-export type ChangeKind = 'data' | 'lifetime' | 'renew' | 'drop';
+/** `revoke`: revokeOtherSessions, which needs no cookie. */
+export type ChangeKind = 'data' | 'lifetime' | 'renew' | 'drop' | 'revoke';
 
 /** @internal The request's commit, told before every change; it throws when the change can no longer be stored. */
 export interface SessionHost {
@@ -24,6 +25,8 @@ export interface PendingWork {
   owner?: string | null;
   /** setMaxAge() was called: the session's own lifetime in seconds (null: the app's maxAge); undefined: unchanged. */
   maxAge?: number | null;
+  /** revokeOtherSessions() was called: every other session of the owner ends once this one is stored. */
+  revokeOthers: boolean;
 }
 
 /** Browsers keep a cookie at most 400 days (RFC 6265bis): a longer lifetime could not reach its cookie. */
@@ -53,6 +56,9 @@ export class Session {
   #host: SessionHost | null;
   #owner: string | null;
   #ownerChanged = false;
+  /** The owner the store holds for this session, as far as the commit knows. */
+  #storedOwner: string | null;
+  #revokeOthers = false;
   #maxAge: number | null;
   #maxAgeChanged = false;
   /** The lifetime the store holds for this session, as far as the commit knows (its cookie's Max-Age). */
@@ -69,6 +75,7 @@ export class Session {
   ) {
     this.#host = host;
     this.#owner = owner;
+    this.#storedOwner = owner;
     this.#maxAge = maxAge;
     this.#storedMaxAge = maxAge;
     this.#id = id;
@@ -100,6 +107,23 @@ export class Session {
     this.#host?.change('data', this);
     this.#owner = owner;
     this.#ownerChanged = true;
+  }
+
+  /**
+   * "Log out other devices": once this session is stored (after its renew(),
+   * so under its new id; a new session once it has one), every other session
+   * of its owner ends, in the same commit, before the response completes.
+   * With drop(): every session of the owner ends ("log out everywhere").
+   * Works whatever the state of the session — a fresh device at its first
+   * login, or a known one. The owner is the one stored with this commit
+   * (setOwner() in the same request counts); a session without one has no
+   * other sessions to end. Like drop() and renew(), it applies even when the
+   * response is an error page; a session that was itself revoked or dropped
+   * meanwhile ends nothing.
+   */
+  revokeOtherSessions(): void {
+    this.#host?.change('revoke', this);
+    this.#revokeOthers = true;
   }
 
   /** This session's own lifetime in seconds ("remember me"), or null for the app's maxAge. */
@@ -191,7 +215,15 @@ export class Session {
   /** @internal True when the store has not yet been given every change. */
   get pending(): boolean {
     if (this.#dropped) return false;
-    return this.#drop || this.#renew || this.#cleared || this.#ownerChanged || this.#maxAgeChanged || this.#changed.size > 0;
+    return (
+      this.#drop ||
+      this.#renew ||
+      this.#cleared ||
+      this.#ownerChanged ||
+      this.#maxAgeChanged ||
+      this.#revokeOthers ||
+      this.#changed.size > 0
+    );
   }
 
   /** @internal A drop() or renew() is pending: it applies whatever the response's status. */
@@ -217,7 +249,15 @@ export class Session {
     }
     // The whole data only where a put needs it: a patch sends the changed keys alone.
     const data = this.#cleared || this.#id === null ? this.toJSON() : null;
-    const work: PendingWork = { drop: this.#drop, renew: this.#renew, cleared: this.#cleared, set, unset, data };
+    const work: PendingWork = {
+      drop: this.#drop,
+      renew: this.#renew,
+      cleared: this.#cleared,
+      set,
+      unset,
+      data,
+      revokeOthers: this.#revokeOthers,
+    };
     if (this.#ownerChanged) work.owner = this.#owner;
     if (this.#maxAgeChanged) work.maxAge = this.#maxAge;
     this.#ownerChanged = false;
@@ -225,6 +265,7 @@ export class Session {
     this.#changed = new Set();
     this.#cleared = false;
     this.#renew = false;
+    this.#revokeOthers = false;
     if (this.#drop) this.#dropped = true;
     return work;
   }
@@ -237,6 +278,16 @@ export class Session {
   /** @internal The commit stored this lifetime (undefined: it did not change). */
   maxAgeStored(maxAge: number | null | undefined): void {
     if (maxAge !== undefined) this.#storedMaxAge = maxAge;
+  }
+
+  /** @internal The owner the store holds (an error page's commit stores no setOwner). */
+  get storedOwner(): string | null {
+    return this.#storedOwner;
+  }
+
+  /** @internal The commit stored this owner (undefined: it did not change). */
+  ownerStored(owner: string | null | undefined): void {
+    if (owner !== undefined) this.#storedOwner = owner;
   }
 
   /** @internal The id the session is now stored under (null once dropped or gone). */

@@ -44,7 +44,7 @@ export interface SessionStore {
   count(): Promise<number>;
   sessionsOf(owner: string): Promise<SessionInfo[]>;
   revoke(owner: string, handle: string): Promise<boolean>;
-  revokeAll(owner: string, options?: { except?: string }): Promise<number>;
+  revokeAll(owner: string, options?: { except?: RevokeExcept }): Promise<number>;
 }
 
 /** @internal A live session as createHandler loads it: its data and its owner. */
@@ -71,6 +71,8 @@ export interface CommitStore {
   patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed>;
   renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null>;
   delete(sid: string): Promise<Renewed | null>;
+  /** Every session of `owner` ends but `except` (revokeOtherSessions). */
+  revokeAll(owner: string, except: string | null): Promise<number>;
 }
 
 const settled = <T>(value: T | Renewed): T | null => (value === RENEWED ? null : value);
@@ -111,6 +113,22 @@ function refuseUnknown(object: object, known: readonly string[], where: string):
 /** An express-session cookie's time left as the whole ms that cross to the engine, within the longest lifetime. */
 const remainingMs = (remaining: number | null): number | null =>
   remaining === null ? null : Math.min(Math.round(remaining), MAX_OWN_LIFETIME_MS);
+
+/**
+ * What `revokeAll` keeps: a session id, a Session (anything with its `id`;
+ * one not yet saved, `id` null, keeps nothing, and is stored afterwards), or
+ * null / absent for none.
+ */
+export type RevokeExcept = string | { readonly id: string | null } | null | undefined;
+
+/** The id `except` names, or null; a TypeError naming `options.except` for anything else. */
+function exceptId(except: unknown): string | null {
+  if (except === undefined || except === null || typeof except === 'string') return except ?? null;
+  if (typeof except === 'object' && 'id' in except && (typeof except.id === 'string' || except.id === null)) return except.id;
+  throw new TypeError(
+    `store.revokeAll(owner, options): options.except must be a session id, a Session or null, got ${Array.isArray(except) ? 'an array' : typeof except === 'object' ? 'an object without a session id' : typeof except}`,
+  );
+}
 
 function requireString(sid: unknown, method: string): asserts sid is string {
   if (typeof sid !== 'string') throw new TypeError(`store.${method}(sid): sid must be a string, got ${sid === null ? 'null' : typeof sid}`);
@@ -154,6 +172,7 @@ export class MailboxSessionStore implements SessionStore {
       patch: (sid, changes) => this.#patch(sid, changes),
       renew: (sid, changes) => this.#renew(sid, changes),
       delete: (sid) => this.#delete(sid),
+      revokeAll: (owner, except) => this.revokeAll(owner, { except }),
     };
     this.#maxBytes = maxSessionBytes;
     this.timestamp = timestamp;
@@ -240,13 +259,15 @@ export class MailboxSessionStore implements SessionStore {
     return this.#call('revoke', [owner, digest]);
   }
 
-  async revokeAll(owner: string, options?: { except?: string }): Promise<number> {
+  async revokeAll(owner: string, options?: { except?: RevokeExcept }): Promise<number> {
     assertOwner(owner, 'store.revokeAll(owner, options)');
-    if (options !== undefined && (typeof options !== 'object' || options === null))
-      throw new TypeError('store.revokeAll(owner, options): options must be { except? }');
-    const except = options?.except;
-    if (except !== undefined) requireString(except, 'revokeAll');
-    return this.#call('revokeAll', [owner, except !== undefined && isSessionId(except) ? except : null]);
+    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options)))
+      throw new TypeError(
+        `store.revokeAll(owner, options): options must be { except? }, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`,
+      );
+    if (options !== undefined) refuseUnknown(options, ['except'], 'store.revokeAll(owner, options)');
+    const kept = exceptId(options?.except);
+    return this.#call('revokeAll', [owner, kept !== null && isSessionId(kept) ? kept : null]);
   }
 
   /**
