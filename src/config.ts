@@ -1,6 +1,6 @@
 import { constants } from 'node:os';
 import { ConfigError } from './errors.ts';
-import { checker, isPlainObject, show, type Checker } from './validation.ts';
+import { APP_CONFIG_HINTS, checker, COOKIE_CAP_SECONDS, isPlainObject, tooLongForACookie, show, type Checker } from './validation.ts';
 import { DATABASE_FORMS, engineFor } from './engines/index.ts';
 
 export type Timestamp = 'relative' | 'fixed';
@@ -46,7 +46,7 @@ export interface ResolvedConfig {
 
 export const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
-const check = checker({ invalid: 'config', unknown: 'config key', known: 'known keys' });
+const check = checker({ invalid: 'config', unknown: 'config key', known: 'known keys', hints: APP_CONFIG_HINTS });
 const fail: Checker['fail'] = check.fail;
 const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
 
@@ -57,6 +57,17 @@ function seconds(key: string, value: unknown, { zero = false } = {}): number {
   return value;
 }
 
+/**
+ * A session lifetime in seconds, at most 400 days: a larger value is most
+ * likely milliseconds carried over from express-session (86400000 for a day
+ * would be 1,000 days here), and no cookie outlives 400 days anyway.
+ */
+function lifetime(key: string, value: unknown): number {
+  const result = seconds(key, value);
+  if (result > COOKIE_CAP_SECONDS) tooLongForACookie(key, 'config', result);
+  return result;
+}
+
 function milliseconds(key: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) fail(key, value, 'a positive finite number of milliseconds');
   return value;
@@ -65,6 +76,21 @@ function milliseconds(key: string, value: unknown): number {
 function oneOf<T extends string>(key: string, value: unknown, options: readonly T[]): T {
   if (typeof value !== 'string' || !options.includes(value as T)) fail(key, value, options.map((o) => `'${o}'`).join(' or '));
   return value as T;
+}
+
+/**
+ * `database: process.env.DATABASE_URL` with the variable unset (or set to
+ * ''): refused, never a quiet local sessions.db — a fleet misconfigured so
+ * would run with each server on a file of its own.
+ */
+function refuseUnsetDatabase(input: unknown): void {
+  if (!isPlainObject(input) || !Object.hasOwn(input, 'database')) return;
+  const value = input.database;
+  if (value !== undefined && value !== '') return;
+  throw new ConfigError(
+    'database',
+    `invalid config "database": it is ${value === '' ? 'an empty string' : 'undefined'} (an environment variable not set?); set DATABASE_URL (or the variable you read), or leave the key out for sessions.db`,
+  );
 }
 
 function databasePath(key: string, value: unknown): string {
@@ -116,10 +142,11 @@ function rootObject(input: unknown, what: string): Record<string, unknown> {
 
 /** Validates the whole config of `startSessionApp` and fills in the defaults; throws ConfigError. */
 export function resolveConfig(input: unknown): ResolvedConfig {
+  refuseUnsetDatabase(input);
   const raw = rootObject(input, 'config');
   refuseUnknown(raw, APP_KEYS, '');
 
-  const maxAge = raw.maxAge === undefined ? 86400 : seconds('maxAge', raw.maxAge);
+  const maxAge = raw.maxAge === undefined ? 86400 : lifetime('maxAge', raw.maxAge);
 
   let restart = { intensity: 3, period: 5 };
   if (raw.restart !== undefined) {
@@ -197,7 +224,7 @@ export function resolveConfig(input: unknown): ResolvedConfig {
     durability,
     maxSessionBytes,
     touchAfter,
-    maxLifetime: raw.maxLifetime === undefined ? null : seconds('maxLifetime', raw.maxLifetime),
+    maxLifetime: raw.maxLifetime === undefined ? null : lifetime('maxLifetime', raw.maxLifetime),
     maxPendingCalls,
     maxSessionsPerOwner,
   };
@@ -210,6 +237,7 @@ export interface StoreLocation {
 
 /** The helpers' config: only `database` and `table`, same defaults and validation. */
 export function resolveLocation(input: unknown): StoreLocation {
+  refuseUnsetDatabase(input);
   const raw = rootObject(input, 'options');
   refuseUnknown(raw, ['database', 'table'], '');
   return {

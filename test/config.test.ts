@@ -15,6 +15,11 @@ import {
   TableNotExistsError,
 } from '../src/index.ts';
 import { sleep, tempDir } from './helpers.ts';
+import Fastify from 'fastify';
+import { createHandler } from '../src/index.ts';
+import { sessions } from '../src/http/express.ts';
+import { fastifySessions } from '../src/http/fastify.ts';
+import { withSessions } from '../src/http/web.ts';
 
 const temp = tempDir();
 const database = join(temp.dir, 'never-created.db');
@@ -242,6 +247,81 @@ test('durations past 24.8 days are honoured, not clamped to 1 ms by Node timers'
     assert.equal(await app.store.get(id!), { a: 1 }, 'calls do not time out at once');
     await sleep(300);
     assert.is(sweeps.length, 0, 'a 30-day interval does not sweep every millisecond');
+  } finally {
+    await app.stop();
+  }
+});
+
+test('footguns refused with a hint: database present but unset, lifetimes in milliseconds, keys of other stores', async () => {
+  // database: process.env.DATABASE_URL with the variable unset must not quietly mean sessions.db.
+  await refused({ database: undefined }, 'database', /it is undefined \(an environment variable not set\?\); set DATABASE_URL/);
+  await refused({ database: '' }, 'database', /it is an empty string .*leave the key out for sessions\.db/);
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    const error = await helper({ database: undefined }).catch((e: unknown) => e);
+    assert.instance(error, ConfigError);
+    assert.match((error as Error).message, /set DATABASE_URL/);
+  }
+  // express-session counts milliseconds: a day there is 1,000 days here.
+  await refused({ maxAge: 86_400_000 }, 'maxAge', /86400000 seconds is 1000 days, .*milliseconds\? maxAge counts seconds/);
+  await refused({ maxLifetime: 401 * 86400 }, 'maxLifetime', /401 days.*milliseconds\?/);
+  await refused({ ttl: 3600 }, 'ttl', /the session lifetime is "maxAge", in seconds/);
+  await refused({ tableName: 'sessions' }, 'tableName', /the table is "table"/);
+  await refused({ conString: 'postgres://x/y' }, 'conString', /a PostgreSQL URL goes in "database"/);
+  await refused({ secret: 's3cret' }, 'secret', /an option of createHandler and of the front doors/);
+  await refused({ cookie: { maxAge: 1 } }, 'cookie', /an option of createHandler/);
+  // The largest accepted: 400 days.
+  const app = await startSessionApp({ database: join(temp.dir, 'cap.db'), sweepSignal: false, maxAge: 400 * 86400 });
+  await app.stop();
+});
+
+test('front-door options carried over from express-session are refused with what to use instead, on every front door', async () => {
+  const app = await startSessionApp({ database: join(temp.dir, 'doors.db'), sweepSignal: false });
+  try {
+    const doors: Array<[string, (options: object) => unknown]> = [
+      ['createHandler', (options) => createHandler(app.store, () => {}, options)],
+      ['sessions', (options) => sessions(app.store, options)],
+      ['withSessions', (options) => withSessions(app.store, () => new Response(), options)],
+      [
+        'fastifySessions',
+        async (options) => {
+          const fastify = Fastify();
+          try {
+            await fastify.register(fastifySessions, { store: app.store, ...options });
+            await fastify.ready();
+          } finally {
+            await fastify.close();
+          }
+        },
+      ],
+    ];
+    for (const [door, make] of doors) {
+      for (const [options, key, pattern] of [
+        [
+          { cookie: { maxAge: 86_400_000 } },
+          'cookie.maxAge',
+          /86400000 seconds is 1000 days, .*milliseconds\? cookie\.maxAge counts seconds/,
+        ],
+        [{ cookie: { maxAge: 400 * 86400 + 1 } }, 'cookie.maxAge', /more than the 400 days/],
+        [{ name: 'connect.sid' }, 'name', /express-session's cookie name is "key" here/],
+        [{ resave: false }, 'resave', /not needed: a session is stored only when it changed/],
+        [{ saveUninitialized: false }, 'saveUninitialized', /not needed/],
+        [{ rolling: true }, 'rolling', /the cookie slides with the session/],
+        [{ proxy: true }, 'proxy', /"trustProxy" here/],
+        [{ cookie: { expires: new Date() } }, 'cookie.expires', /use cookie\.maxAge, in seconds/],
+        [{ cookieName: 'sid' }, 'cookieName', /"key" here/],
+      ] as const) {
+        const error = await (async () => make(options))().then(
+          () => null,
+          (e: unknown) => e,
+        );
+        assert.instance(error, ConfigError, `${door} ${JSON.stringify(options)}`);
+        assert.is((error as ConfigError).key, key, door);
+        assert.match((error as Error).message, pattern);
+        assert.match((error as Error).message, new RegExp(`^(invalid|unknown) ${door} option "${key.replace('.', '\\.')}"`));
+      }
+      // 400 days is accepted.
+      await (async () => make({ cookie: { maxAge: 400 * 86400 } }))();
+    }
   } finally {
     await app.stop();
   }

@@ -30,7 +30,7 @@ type Next = (error?: unknown) => void;
  * `next(err)` with `err.status` 503 (store unavailable or stopped) or 500.
  */
 export function sessions(store: SessionStore, options?: HandlerOptions): (req: IncomingMessage, res: ServerResponse, next: Next) => void {
-  const door = new FrontDoor(store, options, 'sessions(store)');
+  const door = new FrontDoor(store, options, 'sessions(store)', undefined, 'sessions');
 
   function attach(req: IncomingMessage & { session?: Session }, res: ServerResponse, next: Next, loaded: Loaded): void {
     const commit = RequestCommit.begin(door, req, res, loaded, (error, _status, reset) => {

@@ -58,7 +58,7 @@ export function fastifySessions(fastify: FastifyInstance, options: FastifySessio
   const { store, ...rest } = options ?? ({} as FastifySessionsOptions);
   let door: FrontDoor;
   try {
-    door = new FrontDoor(store, rest, 'fastifySessions: options.store');
+    door = new FrontDoor(store, rest, 'fastifySessions: options.store', undefined, 'fastifySessions');
   } catch (error) {
     done(asError(error));
     return;

@@ -1,4 +1,4 @@
-import { checker, type Checker } from '../validation.ts';
+import { checker, COOKIE_CAP_SECONDS, EXPRESS_SESSION_HINTS, tooLongForACookie, type Checker } from '../validation.ts';
 import type { IncomingMessage } from 'node:http';
 
 export interface CookieOptions {
@@ -50,9 +50,9 @@ function logOnce(): (error: Error) => void {
   };
 }
 
-/** `name`: the front door whose options these are, as its errors name it (Express and Fastify take createHandler's). */
+/** `name`: the front door whose options these are, as its errors name it. */
 export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefined, name = 'createHandler'): ResolvedHandlerOptions<Req> {
-  const check = checker({ invalid: `${name} option`, unknown: `${name} option`, known: 'known' });
+  const check = checker({ invalid: `${name} option`, unknown: `${name} option`, known: 'known', hints: EXPRESS_SESSION_HINTS });
   const fail: Checker['fail'] = check.fail;
   const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
   const options = input ?? {};
@@ -89,6 +89,9 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   // Max-Age counts whole seconds: below 1 it would be 0, which expires the cookie at once.
   if (cookie.maxAge !== undefined && (typeof cookie.maxAge !== 'number' || !Number.isFinite(cookie.maxAge) || cookie.maxAge < 1))
     fail('cookie.maxAge', cookie.maxAge, 'a number of seconds >= 1');
+  // express-session's cookie.maxAge counts milliseconds: 86400000 (a day there) would be 1,000 days here.
+  if (cookie.maxAge !== undefined && cookie.maxAge > COOKIE_CAP_SECONDS)
+    tooLongForACookie('cookie.maxAge', `${name} option`, cookie.maxAge);
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
   return {

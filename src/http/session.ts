@@ -1,4 +1,5 @@
 import { assertOwner, handleOf } from '../store/ids.ts';
+import { COOKIE_CAP_SECONDS } from '../validation.ts';
 import { assertJsonValue, type JsonValue, type SessionData } from '../store/json-value.ts';
 
 /** What a change is, for the commit to decide whether it may still be made. */
@@ -28,9 +29,6 @@ export interface PendingWork {
   /** revokeOtherSessions() was called: every other session of the owner ends once this one is stored. */
   revokeOthers: boolean;
 }
-
-/** Browsers keep a cookie at most 400 days (RFC 6265bis): a longer lifetime could not reach its cookie. */
-const COOKIE_CAP_SECONDS = 400 * 86400;
 
 /**
  * The handler's view of its session. It records which keys changed, so that
