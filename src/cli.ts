@@ -12,16 +12,18 @@ commands:
   clear    delete every session (the table stays)
   drop     drop the session table
   stats    print live and dead session counts and the database size
-  sweep    delete dead sessions now and print how many
+  sweep    delete dead sessions now and print how many (needs --max-age: your app's maxAge)
   sessions --owner ID              list the owner's live sessions: handle, created, last used, expires (ISO times)
   revoke --owner ID [--handle H]   end one session of the owner, or all of them; prints revoked: N
 
 options:
   --database FILE|URL              ${DATABASE_FORMS} (default: sessions.db)
   --table NAME                     table name (default: session)
-  --max-age S                      seconds after which a session is dead (default: 86400)
-  --timestamp relative|fixed       age from the last access, or from creation (default: relative)
-  --max-lifetime S                 absolute cap from creation, in seconds (default: none)
+  --max-age S                      your app's maxAge: seconds after which a session is dead
+                                   (required by sweep; stats and sessions use 86400 and say so)
+  --timestamp relative|fixed       your app's timestamp: age from the last access, or from creation
+                                   (default: relative, which never deletes a session live under 'fixed')
+  --max-lifetime S                 your app's maxLifetime: absolute cap from creation, in seconds (default: none)
   --owner ID                       the user id whose sessions sessions/revoke work on
   --handle H                       one session's handle, as sessions prints it
   -h, --help                       print this help
@@ -59,7 +61,7 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
       const eq = arg.indexOf('=');
       const flag = eq === -1 ? arg : arg.slice(0, eq);
       const key = FLAGS[flag];
-      if (!key) throw new UsageError(`unknown option ${flag}`);
+      if (!key) throw new UsageError(`unknown option ${flag} (the options are ${Object.keys(FLAGS).join(', ')})`);
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
       if (value === undefined) throw new UsageError(`option ${flag} needs a value`);
       if (NUMERIC.has(key)) {
@@ -82,6 +84,9 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
     if (key in settings && !commands.includes(command)) throw new UsageError(`option --${key} does not go with ${command}`);
   }
   if ((command === 'sessions' || command === 'revoke') && !('owner' in settings)) throw new UsageError(`${command} needs --owner ID`);
+  // A sweep by a guessed maxAge deletes sessions the app still considers live.
+  if (command === 'sweep' && !('maxAge' in settings))
+    throw new UsageError("sweep needs --max-age S, your app's maxAge: a guess would delete sessions the app still considers live");
   if ('owner' in settings) {
     try {
       assertOwner(settings.owner, '--owner');
@@ -92,10 +97,24 @@ function parse(argv: string[]): { command: Command | 'help'; settings: Record<st
   return { command, settings };
 }
 
+/** Settings a command judges liveness by: when not given, it says which it used. */
+const JUDGED: readonly Command[] = ['stats', 'sessions'];
+
 async function run(command: Command, input: Record<string, unknown>, io: Output): Promise<void> {
   const { owner, handle, ...settings } = input as { owner?: string; handle?: string };
-  // The same defaults and validation as startSessionApp.
-  const config = resolveConfig(settings);
+  // The same defaults and validation as startSessionApp; a bad value is a usage error.
+  let config: ReturnType<typeof resolveConfig>;
+  try {
+    config = resolveConfig(settings);
+  } catch (error) {
+    throw error instanceof ConfigError ? new UsageError(flagMessage(error)) : error;
+  }
+  if (JUDGED.includes(command) && !('maxAge' in settings && 'timestamp' in settings)) {
+    // Never a silent guess: the counts (or expiries) follow from these, which the table does not record.
+    io.err(
+      `supervised-sessions ${command}: judged by --max-age ${config.maxAge}${'maxAge' in settings ? '' : ' (the default)'} --timestamp ${config.timestamp}${'timestamp' in settings ? '' : ' (the default)'}${config.maxLifetime === null ? '' : ` --max-lifetime ${config.maxLifetime}`}; pass your app's maxAge and timestamp if they differ`,
+    );
+  }
   const { database, table } = config;
   const engine = engineFor(database);
   const admin = await engine.admin();
@@ -158,6 +177,11 @@ const FLAG_OF: Record<string, string> = {
   maxLifetime: '--max-lifetime',
 };
 
+/** A ConfigError's message with the setting named as its flag. */
+function flagMessage(error: ConfigError): string {
+  return FLAG_OF[error.key] ? error.message.replace(`config "${error.key}"`, FLAG_OF[error.key]) : error.message;
+}
+
 /** Runs the command line; resolves with the exit code. Errors are one line, without a stack. */
 export async function main(
   argv: string[],
@@ -170,8 +194,7 @@ export async function main(
   try {
     parsed = parse(argv);
   } catch (error) {
-    io.err(`supervised-sessions: ${(error as Error).message}`);
-    io.err('run supervised-sessions --help for usage');
+    io.err(`supervised-sessions: ${(error as Error).message} (see supervised-sessions --help)`);
     return 2;
   }
   if (parsed.command === 'help') {
@@ -183,11 +206,13 @@ export async function main(
     return 0;
   } catch (error) {
     let message = error instanceof Error ? error.message : String(error);
-    if (error instanceof ConfigError && FLAG_OF[error.key]) message = message.replace(`config "${error.key}"`, FLAG_OF[error.key]);
+    if (error instanceof ConfigError) message = flagMessage(error);
     // Whatever the error, a password in --database is never printed back.
     if (typeof parsed.settings.database === 'string')
       message = engineFor(parsed.settings.database).redactIn(message, parsed.settings.database);
-    io.err(`supervised-sessions ${parsed.command}: ${message}`);
-    return error instanceof ConfigError ? 2 : 1;
+    // A usage error (a bad value) is 2; anything the command met on the database — a missing file,
+    // table or PostgreSQL database, a wrong password, a server down — is 1.
+    io.err(`supervised-sessions ${parsed.command}: ${message}${error instanceof UsageError ? ' (see supervised-sessions --help)' : ''}`);
+    return error instanceof UsageError ? 2 : 1;
   }
 }

@@ -88,7 +88,7 @@ const failures: Array<[string, string[], RegExp]> = [
   ['a bad timestamp', ['stats', '--timestamp', 'sliding'], /invalid --timestamp.*'relative' or 'fixed'/],
   ['a bad table name', ['setup', '--table', 'a;b'], /invalid --table/],
   ['stats on a missing file', ['stats', '--database', 'missing.db'], /no database file missing\.db/],
-  ['sweep on a missing file', ['sweep', '--database', 'missing.db'], /no database file/],
+  ['sweep on a missing file', ['sweep', '--database', 'missing.db', '--max-age', '60'], /no database file/],
   ['stats on a missing table', ['stats', '--database', 'cli.db', '--table', 'nope'], /table "nope" does not exist/],
 ];
 
@@ -108,7 +108,7 @@ test('a table of another shape: refused, with its rows left alone', async () => 
   db.exec("CREATE TABLE session (x TEXT); INSERT INTO session VALUES ('keep')");
   db.close();
   for (const command of ['setup', 'clear', 'drop', 'stats', 'sweep']) {
-    const result = await cli(command, '--database', 'other.db');
+    const result = await cli(command, '--database', 'other.db', '--max-age', '3600');
     assert.is(result.code, 1, `${command}: ${result.stdout}`);
     assert.match(result.stderr, /other columns/);
   }
@@ -167,6 +167,65 @@ test('sessions/revoke: --owner required and validated, --handle only with revoke
     assert.match(result.stderr, message);
     assert.not.match(result.stderr, /\n\s+at /, 'no stack trace');
   }
+});
+
+test("sweep refuses to guess the app's maxAge; stats and sessions say which settings they judged by", async () => {
+  const database = join(temp.dir, 'guess.db');
+  const app = await startSessionApp({ database, sweepSignal: false, maxAge: 30 * 86400, cleanerInterval: 3600 });
+  await app.store.put(null, { a: 1 }, { owner: 'ada' });
+  await app.stop();
+  // Two days unused: live for this app (30 days), dead by the CLI's default (a day).
+  const aged = new DatabaseSync(database);
+  aged.prepare('UPDATE session SET created_at = created_at - 172800000, touched_at = touched_at - 172800000').run();
+  aged.close();
+  const sweep = await cli('sweep', '--database', 'guess.db');
+  assert.is(sweep.code, 2);
+  assert.is(
+    sweep.stderr,
+    "supervised-sessions: sweep needs --max-age S, your app's maxAge: a guess would delete sessions the app still considers live (see supervised-sessions --help)\n",
+  );
+  const stats = await cli('stats', '--database', 'guess.db');
+  assert.is(stats.code, 0);
+  assert.match(stats.stdout, /^dead: 1$/m);
+  assert.match(
+    stats.stderr,
+    /^supervised-sessions stats: judged by --max-age 86400 \(the default\) --timestamp relative \(the default\); pass your app's maxAge/,
+  );
+  const sessions = await cli('sessions', '--owner', 'ada', '--database', 'guess.db', '--max-age', '2592000');
+  assert.match(sessions.stderr, /judged by --max-age 2592000 --timestamp relative \(the default\)/);
+  const told = await cli('stats', '--database', 'guess.db', '--max-age', '2592000', '--timestamp', 'relative');
+  assert.is(told.stderr, '', 'given both: nothing to say');
+  assert.match(told.stdout, /^live: 1$/m);
+  const right = await cli('sweep', '--database', 'guess.db', '--max-age', '2592000');
+  assert.is(right.stdout, 'deleted: 0\n');
+  const check = await startSessionApp({ database, sweepSignal: false, maxAge: 30 * 86400 });
+  assert.is((await check.store.sessionsOf('ada')).length, 1, 'the live session was never deleted');
+  await check.stop();
+});
+
+test('usage errors are one line and exit 2; errors met on the database exit 1', async () => {
+  for (const args of [
+    ['stats', '--touch-after', '5'],
+    ['frobnicate'],
+    ['stats', '--max-age', 'soon'],
+    ['stats', '--max-age', '86400000'],
+    ['stats', '--timestamp', 'sliding'],
+  ]) {
+    const result = await cli(...args);
+    assert.is(result.code, 2, args.join(' '));
+    assert.is(result.stderr.trim().split('\n').length, 1, result.stderr);
+    assert.match(result.stderr, /\(see supervised-sessions --help\)\n$/);
+  }
+  const flags = await cli('stats', '--touch-after', '5');
+  assert.match(
+    flags.stderr,
+    /unknown option --touch-after \(the options are --database, --table, --max-age, --timestamp, --max-lifetime, --owner, --handle\)/,
+  );
+  const ms = await cli('stats', '--max-age', '86400000');
+  assert.match(ms.stderr, /invalid --max-age: 86400000 seconds is 1000 days.*milliseconds\?/);
+  const missing = await cli('stats', '--database', 'missing.db', '--max-age', '60', '--timestamp', 'relative');
+  assert.is(missing.code, 1);
+  assert.is(missing.stderr, 'supervised-sessions stats: no database file missing.db\n');
 });
 
 test.run();

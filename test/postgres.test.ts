@@ -130,6 +130,13 @@ test('a database that does not exist: ConfigError naming database, password mask
   assert.is((missing as ConfigError).key, 'database');
   assert.match((missing as Error).message, /no_such_database/);
   assert.not.match((missing as Error).message, /hunter2/);
+  // The command line: a missing database is an error met on the database (1), like a missing SQLite file, not a usage error (2).
+  const cli = await runScript(bin, ['stats', '--database', url.toString(), '--max-age', '60', '--timestamp', 'relative'], {
+    timeoutMs: 30_000,
+  });
+  assert.is(cli.code, 1, cli.stderr);
+  assert.match(cli.stderr, /^supervised-sessions stats: .*no_such_database/);
+  assert.not.match(cli.stderr, /hunter2/);
 
   // A port nobody listens on.
   const down = 'postgres://postgres:hunter2-secret@127.0.0.1:9/app';
