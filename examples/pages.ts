@@ -217,8 +217,9 @@ export async function route(
     await app.store.revoke(session.owner, form!.get('handle') ?? '');
     return redirect();
   }
-  if (method === 'POST' && path === '/logout-others' && session.owner !== null && session.id !== null) {
-    await app.store.revokeAll(session.owner, { except: session.id });
+  if (method === 'POST' && path === '/logout-others') {
+    // Every other session of this user ends with the commit, before the redirect goes out.
+    session.revokeOtherSessions();
     return redirect();
   }
   if (method === 'POST' && path === '/renew') {
