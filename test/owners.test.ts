@@ -10,6 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { request } from 'undici';
 import { startSessionApp, createHandler, setupStore, TableNotExistsError, type SessionApp, type SessionHandler } from '../src/index.ts';
 import { ownerStatements } from '../src/engines/sqlite/engine.ts';
+import { Session } from '../src/http/session.ts';
 import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 import { adminQuery, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
 import { closeDoors, cookieOf, DOORS, get as getDoor, idOf, serve as serveDoor, type Route } from './doors.ts';
@@ -520,8 +521,6 @@ test('session.setOwner validates, and a new session with only an owner is stored
     }
   }));
 
-test.run();
-
 test('revokeAll: except takes an id, a Session (saved or not yet) or null; anything else is a TypeError naming options.except', () =>
   withApp({}, async (app) => {
     const [a, b, c] = await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })));
@@ -556,6 +555,16 @@ test('revokeAll: except takes an id, a Session (saved or not yet) or null; anyth
       (err: unknown) => err,
     );
     assert.match((unknown as Error).message, /store\.revokeAll\(owner, options\): unknown key "exept"/);
+    // A Session where { except: session } was meant: refused, never "revoke all".
+    const typo = await app.store.revokeAll('ada', new Session(f, { n: 6 }) as never).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    assert.instance(typo, TypeError);
+    assert.is(
+      (typo as Error).message,
+      'store.revokeAll(owner, options): options must be { except? }, got a Session (did you mean { except: session }?)',
+    );
     assert.equal(await app.store.get(f), { n: 6 }, 'a refused call ends nothing');
   }));
 
@@ -575,6 +584,7 @@ for (const door of DOORS) {
         if (q.get('how') === 'store') await app.store.revokeAll(session.owner ?? q.get('login')!, { except: session });
         if (q.has('drop')) session.drop();
         if (q.has('set')) session.set('k', q.get('set'));
+        if (q.has('throw')) throw new Error('route bug');
         return { status: q.has('status') ? Number(q.get('status')) : 200, body: { owner: session.owner } };
       };
       const url = await serveDoor(door, route, {}, app.store);
@@ -627,11 +637,27 @@ for (const door of DOORS) {
         assert.is(error.status, 500);
         assert.is(await app.store.get(elsewhere), null);
         assert.equal(await app.store.get(failing), { device: 0 }, 'the data change of an error page is not stored');
-        // A session revoked while its request ran ends no other session.
+        // A handler that throws after asking: a 500, and the other devices are still logged out.
+        const [thrower, bystanderOfThrow] = await devices('ian', 2);
+        const thrown = await getDoor(`${url}/?how=session&throw`, `sid=${thrower}`);
+        assert.is(thrown.status, 500);
+        assert.is(await app.store.get(bystanderOfThrow), null, 'a throw does not undo "log out other devices"');
+        assert.equal(await app.store.get(thrower), { device: 0 });
+        // A session revoked while its request ran ends no other session — nor does its "log out everywhere".
         const [revoked, survivor] = await devices('max', 2);
         const late = await getDoor(`${url}/?self-revoked&how=session`, `sid=${revoked}`);
         assert.is(late.status, 200);
         assert.equal(await app.store.get(survivor), { device: 1 }, 'a revoked session cannot log the others out');
+        const [revokedToo, survivorToo] = await devices('ned', 2);
+        const lateEverywhere = await getDoor(`${url}/?self-revoked&how=session&drop`, `sid=${revokedToo}`);
+        assert.is(lateEverywhere.status, 200);
+        assert.equal(await app.store.get(survivorToo), { device: 1 }, 'nor log out everywhere');
+        // A login as someone else whose page fails: setOwner is not stored, so the previous owner's devices are left alone.
+        const [shared, previousOwnersOther] = await devices('amy', 2);
+        const failedLogin = await getDoor(`${url}/?login=bob&how=session&status=500`, `sid=${shared}`);
+        assert.is(failedLogin.status, 500);
+        assert.equal(await app.store.get(previousOwnersOther), { device: 1 }, "amy's other device is not logged out by bob's failed login");
+        assert.equal(await app.store.sessionsOf('bob'), []);
         // A session without an owner has no other sessions to end.
         const anonymous = (await app.store.put(null, { n: 1 }))!;
         const [bystander] = await devices('zoe', 1);
@@ -643,3 +669,5 @@ for (const door of DOORS) {
       }
     }));
 }
+
+test.run();

@@ -63,11 +63,17 @@ export interface RoundState {
    * handler logs in (`renew()`), which stores it as any new session.
    */
   stale: boolean;
+  /**
+   * revokeOtherSessions() was committed: the owner's other sessions end once
+   * every change is stored (so a setOwner() of a later round counts), or just
+   * before this session's own drop().
+   */
+  revokeOthers: boolean;
 }
 
 /** A new round state for a request. */
 export function roundState(hadCookie: boolean, resend: boolean, stale = false): RoundState {
-  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale };
+  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale, revokeOthers: false };
 }
 
 /** A change is about to be made: a login on a stale request makes its new session one to store. */
@@ -83,7 +89,8 @@ export function beforeChange(state: RoundState, kind: ChangeKind): void {
  * (status 5xx, which a handler that throws gets): its data changes (set,
  * delete, clear, setOwner) are not stored; drop(), renew() and
  * revokeOtherSessions() still apply — a logout or the fixation defence never
- * depends on the page that follows.
+ * depends on the page that follows — except a revokeOtherSessions() whose
+ * setOwner() is not stored: it would end the sessions of the previous owner.
  */
 export function forStatus(work: PendingWork, status: number): PendingWork {
   if (status < 500) return work;
@@ -94,7 +101,7 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
     set: {},
     unset: [],
     data: work.data === null ? null : {},
-    revokeOthers: work.revokeOthers,
+    revokeOthers: work.revokeOthers && work.owner === undefined,
   };
 }
 
@@ -104,7 +111,7 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
  * another request (a login): no cookie at all (`null`) — the browser holds the
  * new id already, and an expiry or the old id would log it out.
  */
-function gone(session: Session, state: RoundState, cookie: string | null): undefined {
+function gone(session: Session, state: RoundState, cookie: string | null): void {
   state.gone = true;
   session.committed(null);
   state.cookie = cookie;
@@ -120,39 +127,38 @@ function gone(session: Session, state: RoundState, cookie: string | null): undef
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;
-  const kept = await storeRound(work, session, ctx, state);
-  if (work.revokeOthers) await revokeOthers(session, ctx, kept);
+  if (work.revokeOthers) state.revokeOthers = true;
+  // Log out everywhere: the others end first, while this session still vouches for the request.
+  if (work.drop && state.revokeOthers) await settleRevoke(session, ctx, state);
+  await storeRound(work, session, ctx, state);
 }
 
 /**
- * revokeOtherSessions(): every session of the stored owner ends but `kept`
- * (the id this round stored the session under; null after its own drop(),
- * "log out everywhere"). `undefined`: the session was not stored, or was
- * found gone (revoked, dropped, renewed elsewhere) — a session that lost its
- * own standing ends no other.
+ * revokeOtherSessions(), once: every other session of the owner the store
+ * holds for this session ends — in one transaction that first checks this
+ * session is still a live session of that owner, so a session revoked,
+ * dropped or renewed elsewhere meanwhile ends none.
  */
-async function revokeOthers(session: Session, ctx: CommitContext, kept: string | null | undefined): Promise<void> {
+export async function settleRevoke(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
+  state.revokeOthers = false;
   const owner = session.storedOwner;
-  if (kept === undefined || owner === null) return;
-  await ctx.store.revokeAll(owner, kept);
+  if (state.gone || session.id === null || owner === null) return;
+  await ctx.store.revokeOthers(owner, session.id);
 }
 
-/**
- * The store call of a round. Resolves with the id the session is stored under
- * (null: this round dropped it; undefined: nothing stored, or found gone).
- */
-async function storeRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<string | null | undefined> {
+/** The store call of a round, and the cookie it decides. */
+async function storeRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   const { store, setCookie, expiredCookie } = ctx;
   const id = session.id;
-  const lost = (): undefined => gone(session, state, expiredCookie);
-  const renewed = (): undefined => gone(session, state, null);
+  const lost = () => gone(session, state, expiredCookie);
+  const renewed = () => gone(session, state, null);
   if (work.drop) {
     const result = id === null ? null : await store.delete(id);
     session.committed(null);
     state.gone = true;
     // A cookie the client holds is expired; one only made in this request never went out.
     state.cookie = result === RENEWED ? null : state.hadCookie ? expiredCookie : null;
-    return id === null || result === RENEWED ? undefined : null;
+    return;
   }
   if (id === null) {
     // A new, empty session without an owner or a lifetime of its own is not worth storing, and gets no cookie.
@@ -161,14 +167,14 @@ async function storeRound(work: PendingWork, session: Session, ctx: CommitContex
       ...(typeof work.maxAge === 'number' ? { maxAge: work.maxAge } : {}),
     };
     const data = work.data!;
-    if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return undefined;
+    if (Object.keys(data).length === 0 && options.owner === undefined && options.maxAge === undefined) return;
     const created = (await store.put(null, data, options)) as string;
     session.committed(created);
     session.ownerStored(options.owner ?? null);
     session.maxAgeStored(options.maxAge ?? null);
     state.cookie = setCookie(created, session.storedMaxAge);
     state.resend = false;
-    return created;
+    return;
   }
   // The owner and the lifetime go to the store only when they change.
   const extras = {
@@ -185,16 +191,13 @@ async function storeRound(work: PendingWork, session: Session, ctx: CommitContex
     session.maxAgeStored(work.maxAge);
     state.cookie = setCookie(next, session.storedMaxAge);
     state.resend = false;
-    return next;
+    return;
   }
   let result: unknown = true;
   if (work.cleared) result = await store.put(id, work.data!, extras);
   else if (work.unset.length > 0 || Object.keys(work.set).length > 0 || work.owner !== undefined || work.maxAge !== undefined) {
     result = await store.patch(id, { set: work.set, unset: work.unset, ...extras });
-  } else if (work.revokeOthers) {
-    // Nothing to write: the session must still be live to end the others.
-    result = await store.alive(id);
-  } else return undefined;
+  } else return;
   if (result === RENEWED) return renewed();
   if (result === null || result === false) return lost();
   state.confirmed = true;
@@ -206,7 +209,6 @@ async function storeRound(work: PendingWork, session: Session, ctx: CommitContex
     state.cookie = setCookie(id, session.storedMaxAge);
     state.resend = false;
   }
-  return id;
 }
 
 /** Whether the sliding re-send is still to be settled (the response waits for it). */
@@ -341,6 +343,7 @@ export class CommitCore<Req = unknown> {
         const work = this.session.take();
         if (work !== null) await commitRound(forStatus(work, status()), this.session, this.ctx, this.state);
         else if (this.state.resend) await settleResend(this.session, this.ctx, this.state, (error) => this.report(error));
+        else if (this.state.revokeOthers) await settleRevoke(this.session, this.ctx, this.state);
         else break;
         if (this.failed) return;
       }

@@ -49,7 +49,8 @@ function commitStoreOf(store: SessionStore): CommitStore {
       await store.delete(sid);
       return null;
     },
-    revokeAll: (owner, except) => store.revokeAll(owner, { except }),
+    // Another store has no guarded revoke: a read of `keep` first (two calls, not one transaction).
+    revokeOthers: async (owner, keep) => ((await store.get(keep)) === null ? null : store.revokeAll(owner, { except: keep })),
   };
 }
 

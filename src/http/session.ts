@@ -224,9 +224,9 @@ export class Session {
     );
   }
 
-  /** @internal A drop() or renew() is pending: it applies whatever the response's status. */
+  /** @internal A drop(), renew() or revokeOtherSessions() is pending: it applies whatever the response's status. */
   get idChangePending(): boolean {
-    return !this.#dropped && (this.#drop || this.#renew);
+    return !this.#dropped && (this.#drop || this.#renew || this.#revokeOthers);
   }
 
   /** @internal True when a change was ever asked for (dropped sessions included). */

@@ -46,8 +46,12 @@ export interface StoreCalls {
   };
   /** Ends the owner's session with that handle's digest; whether it was live. */
   revoke: { args: [owner: string, digest: Uint8Array]; reply: boolean };
-  /** Ends every session of the owner but `except`; how many were live. */
-  revokeAll: { args: [owner: string, except: Sid | null]; reply: number };
+  /**
+   * Ends every session of the owner but `except`; how many were live.
+   * `guarded` (revokeOtherSessions): only when `except` is a live session of
+   * that owner, checked in the same transaction; null when it is not.
+   */
+  revokeAll: { args: [owner: string, except: Sid | null, guarded?: boolean]; reply: number | null };
   /** Moves a live session to the caller's next id, with the changes of a login; the new id, or null when gone. */
   renew: { args: [sid: Sid, next: Sid] | RenewWithChanges; reply: Sid | Renewed | null };
   delete: { args: [sid: Sid]; reply: Renewed | null };

@@ -7,6 +7,7 @@ import { RENEWED, type Renewed } from './renewed.ts';
 import type { Args, Op, Reply } from './protocol.ts';
 import { MAX_OWN_LIFETIME_MS } from './expiry.ts';
 import { traced } from '../diagnostics.ts';
+import { isPlainObject, show } from '../validation.ts';
 
 export interface SessionPatch {
   set?: Record<string, JsonValue>;
@@ -71,8 +72,11 @@ export interface CommitStore {
   patch(sid: string, changes: SessionPatch): Promise<boolean | Renewed>;
   renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null>;
   delete(sid: string): Promise<Renewed | null>;
-  /** Every session of `owner` ends but `except` (revokeOtherSessions). */
-  revokeAll(owner: string, except: string | null): Promise<number>;
+  /**
+   * revokeOtherSessions: every session of `owner` ends but `keep`, only while
+   * `keep` is a live session of that owner (one transaction); null when not.
+   */
+  revokeOthers(owner: string, keep: string): Promise<number | null>;
 }
 
 const settled = <T>(value: T | Renewed): T | null => (value === RENEWED ? null : value);
@@ -172,7 +176,8 @@ export class MailboxSessionStore implements SessionStore {
       patch: (sid, changes) => this.#patch(sid, changes),
       renew: (sid, changes) => this.#renew(sid, changes),
       delete: (sid) => this.#delete(sid),
-      revokeAll: (owner, except) => this.revokeAll(owner, { except }),
+      revokeOthers: (owner, keep) =>
+        isSessionId(keep) ? (this.#call('revokeAll', [owner, keep, true]) as Promise<number | null>) : Promise.resolve(null),
     };
     this.#maxBytes = maxSessionBytes;
     this.timestamp = timestamp;
@@ -261,13 +266,14 @@ export class MailboxSessionStore implements SessionStore {
 
   async revokeAll(owner: string, options?: { except?: RevokeExcept }): Promise<number> {
     assertOwner(owner, 'store.revokeAll(owner, options)');
-    if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options)))
+    // A plain object only: a Session passed where { except: session } was meant would otherwise revoke everything.
+    if (options !== undefined && !isPlainObject(options))
       throw new TypeError(
-        `store.revokeAll(owner, options): options must be { except? }, got ${options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options}`,
+        `store.revokeAll(owner, options): options must be { except? }, got ${typeof options === 'object' && options !== null && 'id' in options ? 'a Session (did you mean { except: session }?)' : show(options)}`,
       );
     if (options !== undefined) refuseUnknown(options, ['except'], 'store.revokeAll(owner, options)');
     const kept = exceptId(options?.except);
-    return this.#call('revokeAll', [owner, kept !== null && isSessionId(kept) ? kept : null]);
+    return (await this.#call('revokeAll', [owner, kept !== null && isSessionId(kept) ? kept : null])) as number;
   }
 
   /**

@@ -634,11 +634,22 @@ export class PostgresEngine {
         return one([{ name: 'ss_revoke', text: sql.revoke, values: [Buffer.from(call.args[1]), call.args[0]] }], ([r]) =>
           (r.rows as Array<{ live: boolean }>).some((row) => row.live),
         );
-      case 'revokeAll':
+      case 'revokeAll': {
+        const [owner, except, guarded = false] = call.args;
+        if (guarded) {
+          return one(
+            [{ name: 'ss_revoke_others', text: sql.revokeOthers, values: [owner, except === null ? null : digest(except)] }],
+            ([r]) => {
+              const { kept, n } = r.rows[0] as { kept: boolean; n: number };
+              return kept ? n : null;
+            },
+          );
+        }
         return one(
-          [{ name: 'ss_revoke_all', text: sql.revokeAll, values: [call.args[0], call.args[1] === null ? null : digest(call.args[1])] }],
+          [{ name: 'ss_revoke_all', text: sql.revokeAll, values: [owner, except === null ? null : digest(except)] }],
           ([r]) => (r.rows as Array<{ live: boolean }>).filter((row) => row.live).length,
         );
+      }
       case 'upsert': {
         const [key, json, remaining = null] = call.args;
         this.#checkJson(json);

@@ -129,6 +129,7 @@ export interface Statements {
   sessionsOf: string;
   revoke: string;
   revokeAll: string;
+  revokeOthers: string;
   upsert: string;
   touchKey: string;
   clear: string;
@@ -249,6 +250,12 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
         UNION SELECT s.sid_hash, s.renewed_to FROM ${t} AS s JOIN chain ON s.sid_hash = chain.n)
       DELETE FROM ${t} AS t WHERE sid_hash IN (SELECT h FROM chain WHERE n IS NULL) AND owner = $2 RETURNING ${Lt} AS live`,
     revokeAll: `DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash IS DISTINCT FROM $2 RETURNING ${Lt} AS live`,
+    // revokeOtherSessions: the same, only while $2 is a live session of $1
+    // (under the owner's lock, so no revoke of $2 lands in between); the
+    // guard's row comes back too, to tell "not live" (no row) from "none".
+    revokeOthers: `WITH keep AS (SELECT 1 FROM ${t} WHERE sid_hash = $2 AND owner = $1 AND renewed_to IS NULL AND ${L}),
+      gone AS (DELETE FROM ${t} AS t WHERE owner = $1 AND sid_hash <> $2 AND EXISTS (SELECT 1 FROM keep) RETURNING ${Lt} AS live)
+      SELECT EXISTS (SELECT 1 FROM keep) AS kept, (SELECT count(*) FROM gone WHERE live)::int AS n`,
     // express-session's set: replace a live row, or insert under a key no
     // row holds; a dead row under that key is never revived (false). $3:
     // the cookie's expiry, in ms from now (NULL: the app's maxAge).

@@ -322,8 +322,12 @@ export class SqliteEngine {
         return (this.#all.all(...liveArgs(live)) as Array<{ data: string }>).map((row) => row.data);
       case 'revoke':
         return this.#revokeOne(call.args[0], call.args[1], live);
-      case 'revokeAll':
-        return this.#revokeAllOf(call.args[0], call.args[1], live);
+      case 'revokeAll': {
+        const [owner, except, guarded = false] = call.args;
+        // revokeOtherSessions: only for a session still live and still the owner's (one transaction).
+        if (guarded && (except === null || this.#live(digest(except), live)?.owner !== owner)) return null;
+        return this.#revokeAllOf(owner, except, live);
+      }
       case 'renew':
         return this.#renew(call.args[0], call.args[1], call.args.length > 2 ? (call.args as RenewArgs) : null, now, live);
       case 'delete': {
