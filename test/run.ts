@@ -2,7 +2,7 @@
 // suite's signals, threads and exit checks cannot leak into another), then
 // prints the one summary line CI reads: `N passed, N failed, N skipped`.
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { floorNode } from './helpers.ts';
@@ -143,6 +143,18 @@ if (floorFiles.length > 0) {
     console.log(`\n# the lowest Node in engines: ${(error as Error).message}`);
     failed++;
     failures.push('floor Node install');
+  }
+}
+
+// uvu runs the tests registered before test.run() and silently drops any
+// registered after it: a suite with a test below its test.run() fails here.
+for (const file of files) {
+  const text = readFileSync(join(root, 'test', file), 'utf8');
+  const after = text.slice(text.lastIndexOf('\ntest.run()') + 1);
+  if (/^\s*(test|sqliteOnly|postgresOnly)\(/m.test(after)) {
+    console.log(`\n# ${file}: a test is registered after test.run(), where uvu never runs it`);
+    failed++;
+    failures.push(`${file} (a test after test.run())`);
   }
 }
 
