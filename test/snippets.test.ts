@@ -5,15 +5,17 @@
 // a throwaway PostgreSQL database where a snippet reads DATABASE_URL.
 //
 // A block is one of:
-//   ```js [probe=/a,/b] [min-node=22.15]   runnable (the default for js);
+//   ```js [probe=…] [min-node=22.15]       runnable (the default for js);
 //   ```js fragment / ```ts fragment         a fragment (a signature, a line
 //                                          taken out of a handler): not run,
 //                                          not counted;
 // and a `ts` block that is not a fragment is a defect (Node 22.13–22.17 cannot
-// run a .ts file). A snippet that listens gets port 0 in place of its own; its
-// server is asked for `probe` (default `/`) in order, cookies kept, and every
-// answer must be below 500. Each package a snippet imports must be named by
-// an `npm install` in the text before it.
+// run a .ts file; no Node runs tsx or jsx). A snippet that listens gets port
+// 0 in place of its own; its server is asked the requests of `probe` in
+// order, cookies kept — `probe=POST:/login?user=ada,/sessions@401`: comma
+// separated, each `[METHOD:]path[@status]`, GET and 200 unless said (default
+// `/`) — and each answer must have that status. Each package a snippet
+// imports must be named by an `npm install` in the text before it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -27,10 +29,16 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const temp = tempDir('snippets-test-');
 const project = join(temp.dir, 'project');
 
+interface Probe {
+  method: string;
+  path: string;
+  status: number;
+}
+
 interface Snippet {
   where: string;
   code: string;
-  probe: string[];
+  probe: Probe[];
   minNode: [number, number] | null;
   /** The text between the previous code block (or the heading) and this one. */
   before: string;
@@ -45,6 +53,13 @@ const DOCS = [
 const snippets: Snippet[] = [];
 const fragments: string[] = [];
 const mislabelled: string[] = [];
+const unclosed: string[] = [];
+
+function probeOf(item: string): Probe {
+  const [, method = 'GET', path, status = '200'] = /^(?:([A-Z]+):)?([^@]+)(?:@(\d{3}))?$/.exec(item) ?? [];
+  if (!path?.startsWith('/')) throw new Error(`a probe is [METHOD:]path[@status], got ${JSON.stringify(item)}`);
+  return { method, path, status: Number(status) };
+}
 for (const file of DOCS) {
   const lines = readFileSync(join(root, file), 'utf8').split('\n');
   let prose: string[] = [];
@@ -57,21 +72,26 @@ for (const file of DOCS) {
     }
     const [, lang, info] = open;
     const end = lines.findIndex((line, j) => j > i && line.startsWith('```'));
+    if (end === -1) {
+      unclosed.push(`${file}:${i + 1}`);
+      break;
+    }
     const code = lines.slice(i + 1, end).join('\n');
     const where = `${file}:${i + 1}`;
     i = end;
-    if (!['js', 'mjs', 'javascript', 'ts', 'typescript'].includes(lang)) {
+    if (!['js', 'mjs', 'javascript', 'ts', 'typescript', 'tsx', 'jsx', 'cjs'].includes(lang)) {
       prose = [];
       continue;
     }
     const words = info.split(/\s+/).filter(Boolean);
     if (words.includes('fragment')) fragments.push(where);
-    else if (lang === 'ts' || lang === 'typescript') mislabelled.push(where);
+    else if (!['js', 'mjs', 'javascript'].includes(lang)) mislabelled.push(where);
     else {
       const probe = words
         .find((word) => word.startsWith('probe='))
         ?.slice('probe='.length)
-        .split(',') ?? ['/'];
+        .split(',')
+        .map(probeOf) ?? [probeOf('/')];
       const min = words.find((word) => word.startsWith('min-node='))?.slice('min-node='.length);
       snippets.push({
         where,
@@ -88,7 +108,7 @@ for (const file of DOCS) {
 /** The packages a snippet imports (not node: builtins, not this package). */
 function packagesOf(code: string): string[] {
   const found = new Set<string>();
-  for (const [, specifier] of code.matchAll(/(?:from|import)\s+'([^']+)'/g)) {
+  for (const [, , specifier] of code.matchAll(/(?:\bfrom|\bimport|\brequire)\s*\(?\s*(['"])([^'"]+)\1/g)) {
     if (specifier.startsWith('node:') || specifier.startsWith('.') || specifier.startsWith('supervised-sessions')) continue;
     const parts = specifier.split('/');
     found.add(specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]);
@@ -116,20 +136,20 @@ net.Server.prototype.listen = function (...args) {
   servers.push(this);
   return listen.apply(this, args);
 };
-const get = (port, path, cookie) => new Promise((resolve, reject) => {
-  http.get({ host: '127.0.0.1', port, path, headers: cookie ? { cookie } : {} }, (res) => {
+const ask = (port, { method, path }, cookie) => new Promise((resolve, reject) => {
+  http.request({ host: '127.0.0.1', port, method, path, headers: cookie ? { cookie } : {} }, (res) => {
     res.resume();
     res.on('end', () => resolve({ status: res.statusCode, cookies: res.headers['set-cookie'] ?? [] }));
-  }).on('error', reject);
+  }).on('error', reject).end();
 });
-export async function settle(paths) {
+export async function settle(probes) {
   if (servers.length === 0) return { served: false, statuses: [] };
   const server = servers[0];
   if (!server.listening) await once(server, 'listening');
   const jar = new Map();
   const statuses = [];
-  for (const path of paths) {
-    const reply = await get(server.address().port, path, [...jar].map(([k, v]) => k + '=' + v).join('; '));
+  for (const probe of probes) {
+    const reply = await ask(server.address().port, probe, [...jar].map(([k, v]) => k + '=' + v).join('; '));
     for (const line of reply.cookies) {
       const [pair] = line.split(';');
       const at = pair.indexOf('=');
@@ -151,6 +171,7 @@ test.after(() => {
 });
 
 test('every js/ts block of README.md and docs/ is a runnable snippet or marked a fragment; each names the packages it needs', () => {
+  assert.equal(unclosed, [], 'a code block without its closing fence');
   assert.equal(mislabelled, [], 'label a runnable snippet js (Node 22.13–22.17 cannot run .ts), or mark it `ts fragment`');
   assert.ok(snippets.length >= 10, `${snippets.length} runnable snippets`);
   assert.ok(
@@ -221,10 +242,12 @@ for (const [index, snippet] of snippets.entries()) {
       const { served, statuses } = JSON.parse(line!.slice('SNIPPET '.length)) as { served: boolean; statuses: number[] };
       if (served) {
         assert.is(statuses.length, snippet.probe.length, where);
-        for (const [i, status] of statuses.entries())
-          assert.ok(status < 500, `${where}: GET ${snippet.probe[i]} answered ${status}\n${result.stderr}`);
+        for (const [i, status] of statuses.entries()) {
+          const { method, path, status: expected } = snippet.probe[i];
+          assert.is(status, expected, `${where}: ${method} ${path} answered ${status}, expected ${expected}\n${result.stderr}`);
+        }
       } else {
-        assert.equal(snippet.probe, ['/'], `${where}: probe= given, but the snippet serves nothing`);
+        assert.equal(snippet.probe, [probeOf('/')], `${where}: probe= given, but the snippet serves nothing`);
       }
     }
   });
