@@ -115,9 +115,11 @@ export class Session {
    * Works whatever the state of the session — a fresh device at its first
    * login, or a known one. The owner is the one stored with this commit
    * (setOwner() in the same request counts); a session without one has no
-   * other sessions to end. Like drop() and renew(), it applies even when the
-   * response is an error page; a session that was itself revoked or dropped
-   * meanwhile ends nothing.
+   * other sessions to end. The store checks, in the same transaction, that
+   * this session is still a live session of that owner: one revoked or
+   * renewed elsewhere meanwhile ends nothing. Like drop() and renew(), it
+   * applies even when the response is an error page — unless that page
+   * discards a setOwner() of the request.
    */
   revokeOtherSessions(): void {
     this.#host?.change('revoke', this);
