@@ -179,7 +179,9 @@ const FLAG_OF: Record<string, string> = {
 
 /** A ConfigError's message with the setting named as its flag. */
 function flagMessage(error: ConfigError): string {
-  return FLAG_OF[error.key] ? error.message.replace(`config "${error.key}"`, FLAG_OF[error.key]) : error.message;
+  const flag = FLAG_OF[error.key];
+  if (!flag) return error.message;
+  return error.message.replace(`config "${error.key}"`, flag).replace(` ${error.key} counts seconds`, ` ${flag} counts seconds`);
 }
 
 /** Runs the command line; resolves with the exit code. Errors are one line, without a stack. */

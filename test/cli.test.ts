@@ -222,7 +222,7 @@ test('usage errors are one line and exit 2; errors met on the database exit 1', 
     /unknown option --touch-after \(the options are --database, --table, --max-age, --timestamp, --max-lifetime, --owner, --handle\)/,
   );
   const ms = await cli('stats', '--max-age', '86400000');
-  assert.match(ms.stderr, /invalid --max-age: 86400000 seconds is 1000 days.*milliseconds\?/);
+  assert.match(ms.stderr, /invalid --max-age: 86400000 seconds is 1000 days.*milliseconds\? --max-age counts seconds/);
   const missing = await cli('stats', '--database', 'missing.db', '--max-age', '60', '--timestamp', 'relative');
   assert.is(missing.code, 1);
   assert.is(missing.stderr, 'supervised-sessions stats: no database file missing.db\n');
