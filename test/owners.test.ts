@@ -13,7 +13,10 @@ import { ownerStatements } from '../src/engines/sqlite/engine.ts';
 import { Session } from '../src/http/session.ts';
 import { runScript, sleep, tempDir, withApp } from './helpers.ts';
 import { adminQuery, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
-import { closeDoors, cookieOf, DOORS, get as getDoor, idOf, serve as serveDoor, type Route } from './doors.ts';
+import { closeDoors, cookieOf, DOORS, get as getDoor, idOf, listenNode, serve as serveDoor, type Route } from './doors.ts';
+import express5 from 'express';
+import { sessions } from '../src/http/express.ts';
+import type { CommitStore } from '../src/store/session-store.ts';
 import { statements } from '../src/engines/postgres/statements.ts';
 import { expiryPolicy } from '../src/store/expiry.ts';
 
@@ -576,6 +579,8 @@ for (const door of DOORS) {
     withApp({}, async (app) => {
       const route: Route = async (session, q) => {
         if (q.has('self-revoked')) await app.store.delete(session.id!);
+        // Another request gave this session to someone else meanwhile.
+        if (q.has('reowned')) await app.store.patch(session.id!, { owner: 'zed' });
         if (q.has('login')) {
           session.renew();
           session.setOwner(q.get('login'));
@@ -648,6 +653,13 @@ for (const door of DOORS) {
         const late = await getDoor(`${url}/?self-revoked&how=session`, `sid=${revoked}`);
         assert.is(late.status, 200);
         assert.equal(await app.store.get(survivor), { device: 1 }, 'a revoked session cannot log the others out');
+        const [reowned, oldOwnersOther] = await devices('sam', 2);
+        assert.is((await getDoor(`${url}/?reowned&how=session`, `sid=${reowned}`)).status, 200);
+        assert.equal(
+          await app.store.get(oldOwnersOther),
+          { device: 1 },
+          'a session given to another owner meanwhile ends none of the old one',
+        );
         const [revokedToo, survivorToo] = await devices('ned', 2);
         const lateEverywhere = await getDoor(`${url}/?self-revoked&how=session&drop`, `sid=${revokedToo}`);
         assert.is(lateEverywhere.status, 200);
@@ -669,5 +681,92 @@ for (const door of DOORS) {
       }
     }));
 }
+
+test('revokeOtherSessions across rounds (createHandler, Express): it ends the sessions of the owner stored when it is committed; a throw once the commit began still applies it; after a setOwner an error page discards it ends none', () =>
+  withApp({}, async (app) => {
+    const devices = async (owner: string, n: number) =>
+      (await Promise.all(Array.from({ length: n }, (_, i) => app.store.put(null, { device: i }, { owner })))) as string[];
+    // Each step writes a chunk first, so what follows lands in the commit's next round.
+    const handler: SessionHandler = async (req, res, session) => {
+      const q = new URL(req.url!, 'http://x').searchParams;
+      if (q.has('status')) res.statusCode = Number(q.get('status'));
+      const steps = (q.get('steps') ?? '').split('.');
+      for (const [i, step] of steps.entries()) {
+        if (step === 'revoke') session.revokeOtherSessions();
+        if (step === 'own') session.setOwner(q.get('to'));
+        if (step === 'throw') throw new Error('route bug');
+        if (i < steps.length - 1) {
+          res.write('x');
+          await sleep(20);
+        }
+      }
+      res.end('done');
+    };
+    const web = express5();
+    web.use(sessions(app.store, { onError: () => {} }));
+    web.use((req, res, next) => {
+      Promise.resolve(handler(req, res, req.session)).catch(next);
+    });
+    const doors = [
+      { name: 'createHandler', server: await serve(app, handler) },
+      { name: 'express 5', server: { url: await listenNode(createServer(web)), close: closeDoors } },
+    ];
+    try {
+      for (const { name, server } of doors) {
+        // Committed before a later round's setOwner(bob): amy's other sessions end, not bob's.
+        const [amyHere, amyThere] = await devices(`amy-${name}`, 2);
+        const [bobThere] = await devices(`bob-${name}`, 1);
+        const later = await get(`${server.url}/?steps=revoke.own&to=bob-${name}`, `sid=${amyHere}`);
+        assert.is(later.status, 200, name);
+        assert.is(await app.store.get(amyThere), null, `${name}: the owner stored when the revoke is committed`);
+        assert.equal(await app.store.get(bobThere), { device: 0 }, name);
+        assert.is((await app.store.sessionsOf(`bob-${name}`)).length, 2, `${name}: the session is bob's now`);
+        // A throw once the commit began: the revoke taken in the first round still applies.
+        const [kimHere, kimThere] = await devices(`kim-${name}`, 2);
+        // (the headers are out by then: the response is cut short)
+        await get(`${server.url}/?steps=revoke.throw`, `sid=${kimHere}`).catch(() => null);
+        assert.is(await app.store.get(kimThere), null, `${name}: a throw after the first round does not undo the revoke`);
+        assert.ok(await app.store.get(kimHere), name);
+        // An error page that discards a setOwner of an earlier round: the revoke after it ends neither owner's devices.
+        const [eveHere, eveThere] = await devices(`eve-${name}`, 2);
+        const [malThere] = await devices(`mal-${name}`, 1);
+        const failed = await get(`${server.url}/?status=500&steps=own.revoke&to=mal-${name}`, `sid=${eveHere}`);
+        assert.is(failed.status, 500, name);
+        assert.equal(await app.store.get(eveThere), { device: 1 }, `${name}: the previous owner's device survives`);
+        assert.equal(await app.store.get(malThere), { device: 0 }, name);
+        assert.equal(await app.store.sessionsOf(`mal-${name}`).then((list) => list.length), 1, `${name}: the session was not given to mal`);
+      }
+    } finally {
+      for (const { server } of doors) await server.close();
+    }
+  }));
+
+test('the guarded revoke (what revokeOtherSessions sends): nothing ends unless the kept session is a live session of that owner', () =>
+  withApp({}, async (app) => {
+    const commit = (app.store as unknown as { commit: CommitStore }).commit;
+    const [a, b, c] = (await Promise.all([1, 2, 3].map((n) => app.store.put(null, { n }, { owner: 'ada' })))) as string[];
+    const grace = (await app.store.put(null, { n: 4 }, { owner: 'grace' }))!;
+    const renewedA = (await app.store.renew(a))!;
+    assert.is(await commit.revokeOthers('ada', a), null, 'a renewed id (its tombstone) keeps nothing and ends nothing');
+    assert.is(await commit.revokeOthers('ada', grace), null, "another owner's session ends nothing");
+    assert.is(await commit.revokeOthers('ada', 'not-an-id'), null);
+    await app.store.delete(c);
+    assert.is(await commit.revokeOthers('ada', c), null, 'a deleted session ends nothing');
+    for (const id of [renewedA, b]) assert.ok(await app.store.get(id), 'all still there');
+    assert.is(await commit.revokeOthers('ada', renewedA), 1, 'a live session of the owner: the others end');
+    assert.is(await app.store.get(b), null);
+    assert.ok(await app.store.get(renewedA));
+    assert.equal(await app.store.get(grace), { n: 4 });
+    // A string where { except } was meant: refused, without echoing the id.
+    const error = await app.store.revokeAll('ada', renewedA as never).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    assert.instance(error, TypeError);
+    assert.is(
+      (error as Error).message,
+      'store.revokeAll(owner, options): options must be { except? }, got a string (did you mean { except: id }?)',
+    );
+  }));
 
 test.run();

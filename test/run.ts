@@ -150,8 +150,9 @@ if (floorFiles.length > 0) {
 // registered after it: a suite with a test below its test.run() fails here.
 for (const file of files) {
   const text = readFileSync(join(root, 'test', file), 'utf8');
-  const after = text.slice(text.lastIndexOf('\ntest.run()') + 1);
-  if (/^\s*(test|sqliteOnly|postgresOnly)\(/m.test(after)) {
+  const at = text.lastIndexOf('\ntest.run()');
+  if (at === -1) continue;
+  if (/^\s*(test|sqliteOnly|postgresOnly|browserTest)(\.skip|\.only)?\(/m.test(text.slice(at + 1))) {
     console.log(`\n# ${file}: a test is registered after test.run(), where uvu never runs it`);
     failed++;
     failures.push(`${file} (a test after test.run())`);

@@ -63,17 +63,11 @@ export interface RoundState {
    * handler logs in (`renew()`), which stores it as any new session.
    */
   stale: boolean;
-  /**
-   * revokeOtherSessions() was committed: the owner's other sessions end once
-   * every change is stored (so a setOwner() of a later round counts), or just
-   * before this session's own drop().
-   */
-  revokeOthers: boolean;
 }
 
 /** A new round state for a request. */
 export function roundState(hadCookie: boolean, resend: boolean, stale = false): RoundState {
-  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale, revokeOthers: false };
+  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale };
 }
 
 /** A change is about to be made: a login on a stale request makes its new session one to store. */
@@ -89,8 +83,8 @@ export function beforeChange(state: RoundState, kind: ChangeKind): void {
  * (status 5xx, which a handler that throws gets): its data changes (set,
  * delete, clear, setOwner) are not stored; drop(), renew() and
  * revokeOtherSessions() still apply — a logout or the fixation defence never
- * depends on the page that follows — except a revokeOtherSessions() whose
- * setOwner() is not stored: it would end the sessions of the previous owner.
+ * depends on the page that follows (revokeOthers skips a revoke whose
+ * setOwner() was not stored: it would end the previous owner's sessions).
  */
 export function forStatus(work: PendingWork, status: number): PendingWork {
   if (status < 500) return work;
@@ -101,7 +95,7 @@ export function forStatus(work: PendingWork, status: number): PendingWork {
     set: {},
     unset: [],
     data: work.data === null ? null : {},
-    revokeOthers: work.revokeOthers && work.owner === undefined,
+    revokeOthers: work.revokeOthers,
   };
 }
 
@@ -127,22 +121,26 @@ function gone(session: Session, state: RoundState, cookie: string | null): void 
 export async function commitRound(work: PendingWork, session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   // Gone (dropped, expired, revoked, renewed elsewhere): nothing more is stored for it.
   if (state.gone) return;
-  if (work.revokeOthers) state.revokeOthers = true;
   // Log out everywhere: the others end first, while this session still vouches for the request.
-  if (work.drop && state.revokeOthers) await settleRevoke(session, ctx, state);
+  if (work.revokeOthers && work.drop) await revokeOthers(session, ctx, state);
   await storeRound(work, session, ctx, state);
+  // Log out other devices: once this round stored the session (a login's new id, a fresh device's).
+  if (work.revokeOthers && !work.drop) await revokeOthers(session, ctx, state);
 }
 
 /**
- * revokeOtherSessions(), once: every other session of the owner the store
- * holds for this session ends — in one transaction that first checks this
- * session is still a live session of that owner, so a session revoked,
- * dropped or renewed elsewhere meanwhile ends none.
+ * revokeOtherSessions(), in the round that commits it: every other session
+ * of the owner the store holds for this session ends — in one transaction
+ * that first checks this session is still a live session of that owner, so
+ * a session revoked, dropped or renewed elsewhere meanwhile ends none.
  */
-export async function settleRevoke(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
-  state.revokeOthers = false;
+async function revokeOthers(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   const owner = session.storedOwner;
   if (state.gone || session.id === null || owner === null) return;
+  // A setOwner() of this request that was not stored (an error page, a
+  // commit cut short): whose devices were meant is unclear, so none end —
+  // never the previous owner's on a failed login as someone else.
+  if (session.owner !== owner) return;
   await ctx.store.revokeOthers(owner, session.id);
 }
 
@@ -343,7 +341,6 @@ export class CommitCore<Req = unknown> {
         const work = this.session.take();
         if (work !== null) await commitRound(forStatus(work, status()), this.session, this.ctx, this.state);
         else if (this.state.resend) await settleResend(this.session, this.ctx, this.state, (error) => this.report(error));
-        else if (this.state.revokeOthers) await settleRevoke(this.session, this.ctx, this.state);
         else break;
         if (this.failed) return;
       }

@@ -144,8 +144,8 @@ export class RequestCommit implements SessionHost, HoldPolicy, ResponseSide {
 
   /**
    * A handler that threw or rejected: a 500 if it had not ended its
-   * response. Its data changes are not stored; a drop() or renew() it made
-   * still applies, and the 500 carries that cookie.
+   * response. Its data changes are not stored; a drop(), renew() or
+   * revokeOtherSessions() it made still applies, and the 500 carries the cookie.
    */
   handlerFailed(error: unknown): void {
     const core = this.#core;

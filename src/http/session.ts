@@ -113,13 +113,14 @@ export class Session {
    * of its owner ends, in the same commit, before the response completes.
    * With drop(): every session of the owner ends ("log out everywhere").
    * Works whatever the state of the session — a fresh device at its first
-   * login, or a known one. The owner is the one stored with this commit
-   * (setOwner() in the same request counts); a session without one has no
-   * other sessions to end. The store checks, in the same transaction, that
-   * this session is still a live session of that owner: one revoked or
-   * renewed elsewhere meanwhile ends nothing. Like drop() and renew(), it
-   * applies even when the response is an error page — unless that page
-   * discards a setOwner() of the request.
+   * login, or a known one. The owner is the one the store holds for this
+   * session once the changes made before it are stored (so at a login call
+   * setOwner() first: renew(), setOwner(), revokeOtherSessions()); a session
+   * without one has no other sessions to end. The store checks, in the same
+   * transaction, that this session is still a live session of that owner:
+   * one revoked or renewed elsewhere meanwhile ends nothing. Like drop() and
+   * renew(), it applies even when the response is an error page or the
+   * handler throws — unless that page discards a setOwner() of the request.
    */
   revokeOtherSessions(): void {
     this.#host?.change('revoke', this);

@@ -91,8 +91,9 @@ export function withSessions(
     } catch (error) {
       door.onError(asError(error), request);
       // As createHandler does: a bare 500, and nothing stored — unless the
-      // handler dropped or renewed its session, which applies (a logout or
-      // the fixation defence never depends on the page), with its cookie.
+      // handler dropped or renewed its session or logged out its other
+      // devices, which applies (a logout or the fixation defence never
+      // depends on the page), with its cookie.
       if (!core.session.idChangePending) {
         commit.fail();
         return bare(500);

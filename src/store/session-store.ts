@@ -269,7 +269,7 @@ export class MailboxSessionStore implements SessionStore {
     // A plain object only: a Session passed where { except: session } was meant would otherwise revoke everything.
     if (options !== undefined && !isPlainObject(options))
       throw new TypeError(
-        `store.revokeAll(owner, options): options must be { except? }, got ${typeof options === 'object' && options !== null && 'id' in options ? 'a Session (did you mean { except: session }?)' : show(options)}`,
+        `store.revokeAll(owner, options): options must be { except? }, got ${typeof options === 'object' && options !== null && 'id' in options ? 'a Session (did you mean { except: session }?)' : typeof options === 'string' ? 'a string (did you mean { except: id }?)' : show(options)}`,
       );
     if (options !== undefined) refuseUnknown(options, ['except'], 'store.revokeAll(owner, options)');
     const kept = exceptId(options?.except);
