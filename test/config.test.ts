@@ -269,6 +269,22 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
   await refused({ conString: 'postgres://x/y' }, 'conString', /a PostgreSQL URL goes in "database"/);
   await refused({ secret: 's3cret' }, 'secret', /an option of createHandler and of the front doors/);
   await refused({ cookie: { maxAge: 1 } }, 'cookie', /an option of createHandler/);
+  // A URL of an engine this release does not have is never a quiet SQLite file named after it; its password is not echoed.
+  for (const url of [
+    'redis://app:hunter2@cache:6379/0',
+    'rediss://cache:6380',
+    'redis+cluster://a:7000,b:7001',
+    'rediss+cluster://a:7000',
+  ]) {
+    await refused({ database: url }, 'database', /is a Redis URL: the Redis engine is not in this release yet/);
+    const error = await startSessionApp({ database: url }).catch((e: unknown) => e);
+    assert.not.match((error as Error).message, /hunter2/);
+  }
+  await refused({ database: 'mysql://db/app' }, 'database', /is a mysql:\/\/ URL, which no engine of this release takes/);
+  for (const helper of [setupStore, clearStore, dropStore]) {
+    const error = await helper({ database: 'redis://cache:6379' }).catch((e: unknown) => e);
+    assert.instance(error, ConfigError);
+  }
   // The largest accepted: 400 days.
   const app = await startSessionApp({ database: join(temp.dir, 'cap.db'), sweepSignal: false, maxAge: 400 * 86400 });
   await app.stop();
