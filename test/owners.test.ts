@@ -581,6 +581,7 @@ for (const door of DOORS) {
         if (q.has('self-revoked')) await app.store.delete(session.id!);
         // Another request gave this session to someone else meanwhile.
         if (q.has('reowned')) await app.store.patch(session.id!, { owner: 'zed' });
+        if (q.has('disown')) session.setOwner(null);
         if (q.has('login')) {
           session.renew();
           session.setOwner(q.get('login'));
@@ -660,6 +661,11 @@ for (const door of DOORS) {
           { device: 1 },
           'a session given to another owner meanwhile ends none of the old one',
         );
+        // Log out everywhere that also takes the owner away (setOwner(null), drop()): every session of the owner still ends.
+        const [disowned, disownedOther] = await devices('lee', 2);
+        assert.is((await getDoor(`${url}/?disown&how=session&drop`, `sid=${disowned}`)).status, 200);
+        assert.equal(await app.store.sessionsOf('lee'), [], 'setOwner(null) before drop() does not cancel log out everywhere');
+        assert.is(await app.store.get(disownedOther), null);
         const [revokedToo, survivorToo] = await devices('ned', 2);
         const lateEverywhere = await getDoor(`${url}/?self-revoked&how=session&drop`, `sid=${revokedToo}`);
         assert.is(lateEverywhere.status, 200);

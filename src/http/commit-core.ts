@@ -63,11 +63,17 @@ export interface RoundState {
    * handler logs in (`renew()`), which stores it as any new session.
    */
   stale: boolean;
+  /**
+   * An error page's commit discarded a setOwner() of this request: whose
+   * other sessions a revokeOtherSessions() meant is unclear, so it ends none
+   * (never the previous owner's on a failed login as someone else).
+   */
+  ownerDiscarded: boolean;
 }
 
 /** A new round state for a request. */
 export function roundState(hadCookie: boolean, resend: boolean, stale = false): RoundState {
-  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale };
+  return { cookie: null, gone: stale, hadCookie, resend, confirmed: false, stale, ownerDiscarded: false };
 }
 
 /** A change is about to be made: a login on a stale request makes its new session one to store. */
@@ -83,8 +89,8 @@ export function beforeChange(state: RoundState, kind: ChangeKind): void {
  * (status 5xx, which a handler that throws gets): its data changes (set,
  * delete, clear, setOwner) are not stored; drop(), renew() and
  * revokeOtherSessions() still apply — a logout or the fixation defence never
- * depends on the page that follows (revokeOthers skips a revoke whose
- * setOwner() was not stored: it would end the previous owner's sessions).
+ * depends on the page that follows (a revokeOtherSessions() after a
+ * setOwner() so discarded ends nothing: RoundState.ownerDiscarded).
  */
 export function forStatus(work: PendingWork, status: number): PendingWork {
   if (status < 500) return work;
@@ -136,11 +142,7 @@ export async function commitRound(work: PendingWork, session: Session, ctx: Comm
  */
 async function revokeOthers(session: Session, ctx: CommitContext, state: RoundState): Promise<void> {
   const owner = session.storedOwner;
-  if (state.gone || session.id === null || owner === null) return;
-  // A setOwner() of this request that was not stored (an error page, a
-  // commit cut short): whose devices were meant is unclear, so none end —
-  // never the previous owner's on a failed login as someone else.
-  if (session.owner !== owner) return;
+  if (state.gone || session.id === null || owner === null || state.ownerDiscarded) return;
   await ctx.store.revokeOthers(owner, session.id);
 }
 
@@ -339,8 +341,11 @@ export class CommitCore<Req = unknown> {
     try {
       for (;;) {
         const work = this.session.take();
-        if (work !== null) await commitRound(forStatus(work, status()), this.session, this.ctx, this.state);
-        else if (this.state.resend) await settleResend(this.session, this.ctx, this.state, (error) => this.report(error));
+        if (work !== null) {
+          const applied = forStatus(work, status());
+          if (work.owner !== undefined && applied.owner === undefined) this.state.ownerDiscarded = true;
+          await commitRound(applied, this.session, this.ctx, this.state);
+        } else if (this.state.resend) await settleResend(this.session, this.ctx, this.state, (error) => this.report(error));
         else break;
         if (this.failed) return;
       }

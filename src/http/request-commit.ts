@@ -123,7 +123,13 @@ export class RequestCommit implements SessionHost, HoldPolicy, ResponseSide {
 
   #fail(error: unknown): void {
     const core = this.#core;
-    if (core.failed) return;
+    // Already answered (the handler threw while a round was in flight): the
+    // round's own failure — a revokeOtherSessions() that could not be made —
+    // is still told to onError.
+    if (core.failed) {
+      core.report(asError(error));
+      return;
+    }
     core.failed = true;
     const err = asError(error);
     const held = this.#held!;

@@ -115,7 +115,7 @@ export class Session {
    * Works whatever the state of the session — a fresh device at its first
    * login, or a known one. The owner is the one the store holds for this
    * session once the changes made before it are stored (so at a login call
-   * setOwner() first: renew(), setOwner(), revokeOtherSessions()); a session
+   * setOwner() before it, or before the response starts streaming); a session
    * without one has no other sessions to end. The store checks, in the same
    * transaction, that this session is still a live session of that owner:
    * one revoked or renewed elsewhere meanwhile ends nothing. Like drop() and
