@@ -281,6 +281,20 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
     assert.not.match((error as Error).message, /hunter2/);
   }
   await refused({ database: 'mysql://db/app' }, 'database', /is a mysql:\/\/ URL, which no engine of this release takes/);
+  await refused({ database: 'file:///srv/sessions.db' }, 'database', /give the SQLite file as a plain path/);
+  // Whatever the form of the credentials (a '/' or an '@' in the password, a user alone, a query, a host list), none is shown.
+  for (const [url, shown] of [
+    ['redis://:ab/cd-secret@h:6379', 'redis://***@h:6379'],
+    ['redis://u:p@ss-secret@h', 'redis://***@h'],
+    ['redis://token-secret@h', 'redis://***@h'],
+    ['redis://h:6379/0?password=q-secret', 'redis://h:6379/0?***'],
+    ['redis+cluster://u:s1-secret@a:7000,u:s2-secret@b:7001', 'redis+cluster://***@b:7001'],
+  ] as const) {
+    const error = (await startSessionApp({ database: url }).catch((e: unknown) => e)) as Error;
+    assert.instance(error, ConfigError);
+    assert.not.match(error.message, /secret/, url);
+    assert.ok(error.message.includes(JSON.stringify(shown)), `${url} shown as ${shown}: ${error.message}`);
+  }
   for (const helper of [setupStore, clearStore, dropStore]) {
     const error = await helper({ database: 'redis://cache:6379' }).catch((e: unknown) => e);
     assert.instance(error, ConfigError);

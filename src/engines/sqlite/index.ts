@@ -4,10 +4,24 @@ import type { Engine } from '../engine.ts';
 import { moduleUrl } from '../engine.ts';
 import { CLEANER, createGateBuffer, ACTOR, releaseDeadHolder } from './write-gate.ts';
 
-/** `scheme://…`: a URL, never meant as a file name. */
-const URL_LIKE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
-/** The password of a URL-like value (`scheme://user:password@host`), if any. */
-const passwordOf = (database: string) => /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^:/@]*:([^@/]*)@/.exec(database)?.[1] ?? null;
+/** `scheme://…` (a scheme of two letters or more: `C://x` is a drive): a URL, never meant as a file name. */
+const URL_LIKE = /^([A-Za-z][A-Za-z0-9+.-]+):\/\//;
+
+/**
+ * A refused URL as messages show it: everything before the last '@' of its
+ * authority (user, password, an unencoded '@' or '/' in it) and the query
+ * are masked, for every host of a cluster list alike.
+ */
+function redactRefused(database: string): string {
+  const scheme = URL_LIKE.exec(database);
+  if (!scheme) return database;
+  const rest = database.slice(scheme[0].length);
+  const query = rest.indexOf('?');
+  const beforeQuery = query === -1 ? rest : rest.slice(0, query);
+  const at = beforeQuery.lastIndexOf('@');
+  const hosts = at === -1 ? beforeQuery : `***@${beforeQuery.slice(at + 1)}`;
+  return `${scheme[0]}${hosts}${query === -1 ? '' : '?***'}`;
+}
 
 export const sqlite: Engine = {
   name: 'sqlite',
@@ -19,20 +33,16 @@ export const sqlite: Engine = {
   problem: (database) => {
     const scheme = URL_LIKE.exec(database)?.[1].toLowerCase();
     if (scheme === undefined) return null;
+    if (scheme === 'file' || scheme === 'sqlite')
+      return 'is a URL: give the SQLite file as a plain path (sessions.db, /var/lib/app/sessions.db)';
     if (/^rediss?(\+cluster)?$/.test(scheme))
       return 'is a Redis URL: the Redis engine is not in this release yet (it has SQLite, a file path, and PostgreSQL, postgres:// or postgresql://)';
     return `is a ${scheme}:// URL, which no engine of this release takes (postgres:// or postgresql:// for PostgreSQL; a file path for SQLite)`;
   },
   durabilityRefusal: null,
   // A file path holds no password; a refused URL may: it is never echoed.
-  redact: (database) => {
-    const password = passwordOf(database);
-    return password ? database.replace(`:${password}@`, ':***@') : database;
-  },
-  redactIn: (text, database) => {
-    const password = passwordOf(database);
-    return password ? text.split(password).join('***') : text;
-  },
+  redact: redactRefused,
+  redactIn: (text, database) => (URL_LIKE.test(database) ? text.split(database).join(redactRefused(database)) : text),
   storeWorker: moduleUrl('./store-worker', import.meta.url),
   sweeper: moduleUrl('./sweeper', import.meta.url),
   housekeeping: true,
