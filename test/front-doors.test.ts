@@ -15,7 +15,6 @@ import Fastify from 'fastify';
 import {
   startSessionApp,
   createHandler,
-  StoreUnavailableError,
   SessionCommittedError,
   type SessionApp,
   type HandlerOptions,
@@ -24,7 +23,7 @@ import {
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
 import { withSessions } from '../src/http/web.ts';
-import { sleep, tempDir } from './helpers.ts';
+import { downStore, sleep, tempDir } from './helpers.ts';
 import { storeLocation } from './engines.ts';
 import {
   closeDoors,
@@ -68,22 +67,6 @@ const kv: Route = async (session, q) => {
   if (q.has('drop')) session.drop();
   return { status: q.has('status') ? Number(q.get('status')) : 200, body: { isNew: session.isNew, data: session.toJSON() } };
 };
-
-/** A store whose calls fail as an unreachable one does (get succeeds unless told otherwise). */
-function downStore(getToo = false): SessionStore {
-  const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
-  return {
-    get: getToo ? down : async () => ({ n: 1 }),
-    put: down,
-    patch: down,
-    renew: down,
-    delete: down,
-    count: down,
-    sessionsOf: down,
-    revoke: down,
-    revokeAll: down,
-  } as unknown as SessionStore;
-}
 
 for (const door of DOORS) {
   test(`${door}: a new session is stored before the response, and read back by the next request`, async () => {

@@ -2,7 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { startSessionApp, type SessionApp, type SessionAppConfig } from '../src/index.ts';
+import { startSessionApp, StoreUnavailableError, type SessionApp, type SessionAppConfig, type SessionStore } from '../src/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onPostgres, storeLocation } from './engines.ts';
@@ -123,4 +123,20 @@ export async function withApp(config: SessionAppConfig, body: (app: SessionApp, 
     await app.stop();
     temp.remove();
   }
+}
+
+/** A store whose calls fail as an unreachable one does (get succeeds unless told otherwise). */
+export function downStore(getToo = false): SessionStore {
+  const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
+  return {
+    get: getToo ? down : async () => ({ n: 1 }),
+    put: down,
+    patch: down,
+    renew: down,
+    delete: down,
+    count: down,
+    sessionsOf: down,
+    revoke: down,
+    revokeAll: down,
+  } as unknown as SessionStore;
 }

@@ -15,10 +15,9 @@ import {
   type SessionHandler,
   type HandlerOptions,
   type Session,
-  type SessionStore,
 } from '../src/index.ts';
 import { sign, unsign } from '../src/http/signing.ts';
-import { sleep, tempDir, until } from './helpers.ts';
+import { downStore, sleep, tempDir, until } from './helpers.ts';
 import { storeLocation } from './engines.ts';
 
 const temp = tempDir();
@@ -488,22 +487,6 @@ test('the status line is fixed when the headers are written, as in Node: a later
   });
   assert.is((await get(url)).status, 201);
 });
-
-/** A store whose writes fail as an unreachable one does. */
-function downStore(): SessionStore {
-  const down = () => Promise.reject(new StoreUnavailableError('down for the test'));
-  return {
-    get: async () => ({ n: 1 }),
-    put: down,
-    patch: down,
-    renew: down,
-    delete: down,
-    count: down,
-    sessionsOf: down,
-    revoke: down,
-    revokeAll: down,
-  } as unknown as SessionStore;
-}
 
 test('a callback-style handler that changes its session after a store failure: 503, the process lives', async () => {
   const url = await listen(
