@@ -119,6 +119,11 @@ export class SessionApp extends EventEmitter {
           filename: engine.storeWorker,
           workerData: { config, clock: clock.buffer, ...shared.store },
           client: mailbox,
+          // A warning the store's actor has for the app (Redis: what a crash can lose), emitted here, on the app's thread.
+          onReady: (info) => {
+            const warning = (info as { warning?: { message: string; code: string } } | undefined)?.warning;
+            if (warning) process.emitWarning(warning.message, { code: warning.code });
+          },
         }),
         cleaner,
       ],

@@ -210,15 +210,18 @@ test('usage errors are one line and exit 2; errors met on the database exit 1', 
     ['stats', '--max-age', 'soon'],
     ['stats', '--max-age', '86400000'],
     ['stats', '--timestamp', 'sliding'],
-    ['stats', '--database', 'redis://app:hunter2@cache:6379'],
+    ['stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001'],
   ]) {
     const result = await cli(...args);
     assert.is(result.code, 2, args.join(' '));
     assert.is(result.stderr.trim().split('\n').length, 1, result.stderr);
     assert.match(result.stderr, /\(see supervised-sessions --help\)\n$/);
   }
-  const redis = await cli('stats', '--database', 'redis://app:hunter2@cache:6379');
-  assert.match(redis.stderr, /"redis:\/\/\*\*\*@cache:6379" is a Redis URL: the Redis engine is not in this release yet/);
+  const redis = await cli('stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001');
+  assert.match(
+    redis.stderr,
+    /"redis\+cluster:\/\/\*\*\*@cache:7000,cache:7001" is not a usable Redis URL: a Redis Cluster \(redis\+cluster:\/\/\) is not in this release yet/,
+  );
   assert.not.match(redis.stderr, /hunter2/);
   assert.not.ok(existsSync(join(temp.dir, 'redis:')), 'no file or folder named after the URL');
   const flags = await cli('stats', '--touch-after', '5');

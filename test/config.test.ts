@@ -269,14 +269,25 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
   await refused({ conString: 'postgres://x/y' }, 'conString', /a PostgreSQL URL goes in "database"/);
   await refused({ secret: 's3cret' }, 'secret', /an option of createHandler and of the front doors/);
   await refused({ cookie: { maxAge: 1 } }, 'cookie', /an option of createHandler/);
-  // A URL of an engine this release does not have is never a quiet SQLite file named after it; its password is not echoed.
-  for (const url of [
-    'redis://app:hunter2@cache:6379/0',
-    'rediss://cache:6380',
-    'redis+cluster://a:7000,b:7001',
-    'rediss+cluster://a:7000',
-  ]) {
-    await refused({ database: url }, 'database', /is a Redis URL: the Redis engine is not in this release yet/);
+  // A Redis Cluster is not in this release yet: refused, never a quiet SQLite file named after it; its password is not echoed.
+  for (const url of ['redis+cluster://app:hunter2@a:7000,b:7001', 'rediss+cluster://a:7000']) {
+    await refused(
+      { database: url },
+      'database',
+      /is not a usable Redis URL: a Redis Cluster \(redis\+cluster:\/\/\) is not in this release yet/,
+    );
+    const error = await startSessionApp({ database: url }).catch((e: unknown) => e);
+    assert.not.match((error as Error).message, /hunter2/);
+  }
+  // A Redis URL that cannot be used is refused before any worker starts, naming what is wrong.
+  for (const [url, problem] of [
+    ['redis://app:hunter2@cache:6379/zz', /the path "\/zz" is not a database number/],
+    ['redis://a:1,b:2', /it names several hosts: a Redis Cluster is given as redis\+cluster:\/\//],
+    ['rediss://cache:6380?waitReplicas=many', /waitReplicas must be a whole number of replicas/],
+    ['redis://cache:6379?password=hunter2', /it has the parameter "password"; the only one taken is waitReplicas/],
+    ['redis://cache:99999', /port 99999 is out of range/],
+  ] as const) {
+    await refused({ database: url }, 'database', problem);
     const error = await startSessionApp({ database: url }).catch((e: unknown) => e);
     assert.not.match((error as Error).message, /hunter2/);
   }

@@ -3,12 +3,13 @@
 // (docs/architecture.md, "How to add an engine").
 import type { Engine } from './engine.ts';
 import { postgres } from './postgres/index.ts';
+import { redis } from './redis/index.ts';
 import { sqlite } from './sqlite/index.ts';
 
 export type { AdminSettings, AppShared, Engine, EngineAdmin, Location, SessionRow, Sweeper, SweepResult, SweepTask } from './engine.ts';
 
 /** In the order they are asked; SQLite, last, takes every value no other engine recognizes (a file path). */
-export const ENGINES: readonly Engine[] = [postgres, sqlite];
+export const ENGINES: readonly Engine[] = [postgres, redis, sqlite];
 
 export function engineFor(database: string): Engine {
   return ENGINES.find((engine) => engine.recognizes(database)) ?? ENGINES[ENGINES.length - 1];

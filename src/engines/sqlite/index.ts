@@ -35,9 +35,7 @@ export const sqlite: Engine = {
     if (scheme === undefined) return null;
     if (scheme === 'file' || scheme === 'sqlite')
       return 'is a URL: give the SQLite file as a plain path (sessions.db, /var/lib/app/sessions.db)';
-    if (/^rediss?(\+cluster)?$/.test(scheme))
-      return 'is a Redis URL: the Redis engine is not in this release yet (it has SQLite, a file path, and PostgreSQL, postgres:// or postgresql://)';
-    return `is a ${scheme}:// URL, which no engine of this release takes (postgres:// or postgresql:// for PostgreSQL; a file path for SQLite)`;
+    return `is a ${scheme}:// URL, which no engine of this release takes (postgres:// or postgresql:// for PostgreSQL, redis:// or rediss:// for Redis; a file path for SQLite)`;
   },
   durabilityRefusal: null,
   // A file path holds no password; a refused URL may: it is never echoed.

@@ -1,0 +1,110 @@
+// The admin calls' and the command line's work on Redis, on a short-lived
+// client of their own (never the store actor's).
+import { createHash } from 'node:crypto';
+import { digestFromHandle } from '../../store/ids.ts';
+import type { AdminSettings, EngineAdmin } from '../engine.ts';
+import { closeClient, connect, unavailableError, type Client } from './connection.ts';
+import { eachPage, evalScript } from './engine.ts';
+import { clearStore, dropStore, requireStore, setupStore, storeExists } from './schema.ts';
+import { keys, storeScript } from './script.ts';
+import { closeRedis, sweepRedis } from './sweeper.ts';
+
+async function withClient<T>(database: string, work: (client: Client) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  let client: Client;
+  try {
+    client = await connect({ database, timeoutMs, name: 'supervised-sessions-cli' });
+  } catch (error) {
+    throw unavailableError(error, database, 'cannot connect to the Redis server');
+  }
+  try {
+    return await work(client);
+  } catch (error) {
+    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_SESSION')) throw error;
+    throw unavailableError(error, database, 'the Redis server failed the command');
+  } finally {
+    await closeClient(client);
+  }
+}
+
+function scriptFor(at: AdminSettings): { sha: string; script: string } {
+  const script = storeScript(at.table, at.policy, at.maxSessionBytes, null);
+  return { script, sha: createHash('sha1').update(script).digest('hex') };
+}
+
+/** MEMORY USAGE of at most this many keys, scaled up to the whole store. */
+const SAMPLED = 200;
+
+export const redisAdmin: EngineAdmin = {
+  setup: (at) => withClient(at.database, (client) => setupStore(client, at.table)),
+  clear: (at) =>
+    withClient(at.database, async (client) => {
+      if (!(await storeExists(client, at.table))) return 'no-table';
+      return { deleted: await clearStore(client, at.table) };
+    }),
+  drop: (at) => withClient(at.database, async (client) => ((await dropStore(client, at.table)) ? 'dropped' : 'no-table')),
+  stats: (at) =>
+    withClient(at.database, async (client) => {
+      await requireStore(client, at.table, at.database);
+      const { sha, script } = scriptFor(at);
+      let live = 0;
+      let dead = 0;
+      let keysSeen = 0;
+      let sampledBytes = 0;
+      let sampled = 0;
+      const k = keys(at.table);
+      for (const pattern of [k.sessions, k.owners]) {
+        await eachPage(client, pattern, async (page) => {
+          keysSeen += page.length;
+          if (pattern === k.sessions) {
+            const [l, d] = (await evalScript(client, sha, script, page, ['page', 'stats'])) as number[];
+            live += Number(l);
+            dead += Number(d);
+          }
+          for (const key of page) {
+            if (sampled >= SAMPLED) break;
+            const bytes = await client.sendCommand(['MEMORY', 'USAGE', key]);
+            if (bytes !== null) {
+              sampledBytes += Number(bytes);
+              sampled++;
+            }
+          }
+        });
+      }
+      const bytes = sampled === 0 ? 0 : Math.round((sampledBytes / sampled) * keysSeen);
+      return { live, dead, bytes };
+    }),
+  sessions: (at, owner) =>
+    withClient(at.database, async (client) => {
+      await requireStore(client, at.table, at.database);
+      const { sha, script } = scriptFor(at);
+      const rows = (await evalScript(client, sha, script, [keys(at.table).owner(owner)], ['sessionsOf', owner])) as string[][];
+      return rows
+        .map((row) => ({ handle: `h${row[0]}`, createdAt: Number(row[1]), touchedAt: Number(row[2]), expiresAt: Number(row[3]) }))
+        .sort((a, b) => b.touchedAt - a.touchedAt);
+    }),
+  revoke: (at, owner, handle) =>
+    withClient(at.database, async (client) => {
+      await requireStore(client, at.table, at.database);
+      const { sha, script } = scriptFor(at);
+      const ownerKey = keys(at.table).owner(owner);
+      if (handle === undefined) return Number(await evalScript(client, sha, script, [ownerKey], ['revokeAll', owner, '', '0']));
+      const digest = digestFromHandle(handle);
+      if (digest === null) return 0;
+      return Number(await evalScript(client, sha, script, [ownerKey], ['revoke', owner, digest.toString('base64url')]));
+    }),
+  async sweep(at) {
+    await withClient(at.database, (client) => requireStore(client, at.table, at.database));
+    try {
+      const { deleted, skipped } = await sweepRedis({
+        database: at.database,
+        table: at.table,
+        policy: at.policy,
+        timeoutMs: 10_000,
+        abort: new Int32Array(new SharedArrayBuffer(4)),
+      });
+      return { deleted, skipped };
+    } finally {
+      await closeRedis();
+    }
+  },
+};

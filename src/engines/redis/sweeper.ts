@@ -1,0 +1,115 @@
+// The cleaner's work on Redis, in the cleaner's thread, on a client of its
+// own. A dead session's key lingers after its expiry (script.ts, lingerMs)
+// until the sweep deletes it (or Redis expires it, when no cleaner runs);
+// the sweep also prunes the owners' indexes (members whose session expired,
+// ended or changed owner — never relying on keyspace notifications) and
+// counts the live sessions. One sweeper at a time across every process
+// sharing the store: a lock key with a TTL (SET NX PX).
+import { randomUUID, createHash } from 'node:crypto';
+import type { ExpiryPolicy } from '../../store/expiry.ts';
+import type { SweepResult, SweepTask } from '../engine.ts';
+import { toWire } from '../../errors.ts';
+import { closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
+import { eachPage, evalScript } from './engine.ts';
+import { requireStore } from './schema.ts';
+import { keys, storeScript } from './script.ts';
+
+let client: Client | null = null;
+let opened = '';
+
+async function connection(database: string, timeoutMs: number): Promise<Client> {
+  if (client && opened === database && client.isOpen) return client;
+  await closeClient(client);
+  client = null;
+  client = await connect({ database, timeoutMs, name: 'supervised-sessions-cleaner' });
+  opened = database;
+  return client;
+}
+
+/** How long the lock outlives a sweeper that died holding it. */
+export const LOCK_TTL_MS = 30_000;
+
+// Deletes the lock only if it is still this sweep's.
+const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+
+export async function sweepRedis(task: {
+  database: string;
+  table: string;
+  policy: ExpiryPolicy;
+  timeoutMs: number;
+  abort: Int32Array;
+}): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
+  const k = keys(task.table);
+  const script = storeScript(task.table, task.policy, 0, null);
+  const sha = createHash('sha1').update(script).digest('hex');
+  const token = randomUUID();
+  try {
+    const c = await connection(task.database, task.timeoutMs);
+    const got = await c.sendCommand(['SET', k.lock, token, 'NX', 'PX', String(LOCK_TTL_MS)]);
+    if (got === null) return { deleted: 0, skipped: true, live: null };
+    let deleted = 0;
+    let live = 0;
+    try {
+      // Dead sessions first (each page one script: atomic, judged by the server's clock), then the owners' indexes.
+      await eachPage(c, k.sessions, async (page) => {
+        if (Atomics.load(task.abort, 0) !== 0) return;
+        const [gone, counted] = (await evalScript(c, sha, script, page, ['sweep'])) as number[];
+        deleted += Number(gone);
+        live += Number(counted);
+      });
+      await eachPage(c, k.owners, async (page) => {
+        if (Atomics.load(task.abort, 0) !== 0) return;
+        deleted += Number(await evalScript(c, sha, script, page, ['prune']));
+      });
+    } finally {
+      await c.sendCommand(['EVAL', RELEASE, '1', k.lock, token]).catch(() => {});
+    }
+    return { deleted, skipped: false, live: Atomics.load(task.abort, 0) === 0 ? live : null };
+  } catch (error) {
+    if (isConnectionLoss(error)) {
+      const lost = client;
+      client = null;
+      await closeClient(lost);
+      throw unavailableError(error, task.database, 'the cleaner lost its Redis connection');
+    }
+    if ((error as { code?: unknown }).code?.toString().startsWith('ERR_SESSION')) throw error;
+    throw unavailableError(error, task.database, 'the sweep failed');
+  }
+}
+
+export async function closeRedis(): Promise<void> {
+  const c = client;
+  client = null;
+  opened = '';
+  await closeClient(c);
+}
+
+// The cleaner's Sweeper (engines/engine.ts) on Redis.
+
+export async function ready(task: Omit<SweepTask, 'abort' | 'policy'>): Promise<void> {
+  let c: Client;
+  try {
+    c = await connection(task.database, task.busyTimeoutMs);
+  } catch (error) {
+    // A server away at a restart is not a failed start: the sweep retries.
+    if (isConnectionLoss(error)) return;
+    throw unavailableError(error, task.database, 'the cleaner cannot reach the Redis server');
+  }
+  await requireStore(c, task.table, task.database);
+}
+
+export async function sweep(task: SweepTask): Promise<SweepResult> {
+  try {
+    return await sweepRedis({
+      database: task.database,
+      table: task.table,
+      policy: task.policy,
+      timeoutMs: task.busyTimeoutMs,
+      abort: new Int32Array(task.abort),
+    });
+  } catch (error) {
+    return { deleted: 0, skipped: false, live: null, error: toWire(error) };
+  }
+}
+
+export const close = closeRedis;
