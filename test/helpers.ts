@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { startSessionApp, StoreUnavailableError, type SessionApp, type SessionAppConfig, type SessionStore } from '../src/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { onPostgres, storeLocation } from './engines.ts';
+import { serverClock, storeLocation } from './engines.ts';
 import { CLOCK, Clock } from '../src/runtime/clock.ts';
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -106,7 +106,7 @@ export async function startClocked(config: SessionAppConfig): Promise<SessionApp
  */
 export async function elapse(target: SessionApp | Clock, ms: number): Promise<void> {
   const clock = target instanceof Clock ? target : clocks.get(target);
-  if (clock && !onPostgres) clock.advance(ms);
+  if (clock && !serverClock) clock.advance(ms);
   else await sleep(ms);
 }
 

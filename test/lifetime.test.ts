@@ -14,7 +14,17 @@ import { deadSqlite } from '../src/engines/sqlite/sweep.ts';
 import { sweepStatements } from '../src/engines/postgres/statements.ts';
 import { main as cli } from '../src/cli.ts';
 import { tempDir } from './helpers.ts';
-import { adminQuery, onPostgres, postgresOnly, sqliteOnly, storeLocation } from './engines.ts';
+import {
+  adminQuery,
+  onPostgres,
+  onRedis,
+  postgresOnly,
+  redisAge,
+  redisSessionKeys,
+  sqlOnly,
+  sqliteOnly,
+  storeLocation,
+} from './engines.ts';
 import { createServer } from 'node:http';
 import express5 from 'express';
 import { sessions } from '../src/http/express.ts';
@@ -57,6 +67,13 @@ async function outside(target: SessionApp, sql: string, values: unknown[] = []):
 
 /** Moves the stored times of the given sessions (every session without ids) `ms` into the past. */
 async function age(target: SessionApp, ms: number, ids?: string[]): Promise<void> {
+  if (onRedis)
+    return redisAge(
+      target.config.table,
+      ms,
+      ids?.map((id) => digest(id)),
+      target.config.database,
+    );
   const table = `"${target.config.table}"`;
   if (ids === undefined) {
     await outside(target, `UPDATE ${table} SET created_at = created_at - ${ms}, touched_at = touched_at - ${ms}`);
@@ -162,8 +179,10 @@ test('the sweep deletes a short session early and keeps a remembered one past th
   await age(target, 90_000);
   assert.is((await target.sweep()).deleted, 1, 'the short one only');
   assert.is(
-    (await outside(target, `SELECT count(*) AS n FROM "${target.config.table}"`))[0].n as number | string | bigint,
-    onPostgres ? '2' : 2,
+    onRedis
+      ? await redisSessionKeys(target.config.table, target.config.database)
+      : Number((await outside(target, `SELECT count(*) AS n FROM "${target.config.table}"`))[0].n),
+    2,
   );
   await age(target, 2 * HOUR);
   assert.is((await target.sweep()).deleted, 1, 'the plain one, past the app maxAge');
@@ -238,77 +257,80 @@ const LAYOUTS: Array<[string, string[]]> = [
 ];
 
 for (const [release, columns] of LAYOUTS) {
-  test(`a table of ${release} is upgraded in place: every session kept with its expiry; a lifetime of its own can then be set`, async () => {
-    const location = await storeLocation(temp.dir, `upgrade-${columns.length}`);
-    const table = location.table ?? 'session';
-    const type = (column: string) =>
-      ({
-        sid_hash: onPostgres ? 'bytea PRIMARY KEY' : 'BLOB NOT NULL PRIMARY KEY',
-        data: onPostgres ? 'jsonb NOT NULL' : 'TEXT NOT NULL',
-        created_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
-        touched_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
-        owner: onPostgres ? 'text' : 'TEXT',
-        renewed_to: onPostgres ? 'bytea' : 'BLOB',
-      })[column];
-    const ddl = `CREATE TABLE "${table}" (${columns.map((column) => `${column} ${type(column)}`).join(', ')})`;
-    const index = `CREATE INDEX "${table}_touched_at" ON "${table}" (touched_at)`;
-    const ids = Array.from({ length: 20 }, () => newSessionId());
-    const now = Date.now();
-    // Session n was last used n minutes ago.
-    const row = (n: number) => [
-      digest(ids[n]),
-      JSON.stringify({ n }),
-      now - n * 60_000,
-      now - n * 60_000,
-      ...(columns.length > 4 ? [n % 2 ? 'ada' : null, null] : []),
-    ];
-    const marks = columns.map((_, i) => (onPostgres ? `$${i + 1}` : '?')).join(', ');
-    if (onPostgres) {
-      const client = new pg.Client({ connectionString: location.database });
-      await client.connect();
-      try {
-        await client.query(ddl);
-        await client.query(index);
-        for (let n = 0; n < ids.length; n++) await client.query(`INSERT INTO "${table}" VALUES (${marks})`, row(n));
-      } finally {
-        await client.end();
+  sqlOnly(
+    `a table of ${release} is upgraded in place: every session kept with its expiry; a lifetime of its own can then be set`,
+    async () => {
+      const location = await storeLocation(temp.dir, `upgrade-${columns.length}`);
+      const table = location.table ?? 'session';
+      const type = (column: string) =>
+        ({
+          sid_hash: onPostgres ? 'bytea PRIMARY KEY' : 'BLOB NOT NULL PRIMARY KEY',
+          data: onPostgres ? 'jsonb NOT NULL' : 'TEXT NOT NULL',
+          created_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
+          touched_at: onPostgres ? 'bigint NOT NULL' : 'INTEGER NOT NULL',
+          owner: onPostgres ? 'text' : 'TEXT',
+          renewed_to: onPostgres ? 'bytea' : 'BLOB',
+        })[column];
+      const ddl = `CREATE TABLE "${table}" (${columns.map((column) => `${column} ${type(column)}`).join(', ')})`;
+      const index = `CREATE INDEX "${table}_touched_at" ON "${table}" (touched_at)`;
+      const ids = Array.from({ length: 20 }, () => newSessionId());
+      const now = Date.now();
+      // Session n was last used n minutes ago.
+      const row = (n: number) => [
+        digest(ids[n]),
+        JSON.stringify({ n }),
+        now - n * 60_000,
+        now - n * 60_000,
+        ...(columns.length > 4 ? [n % 2 ? 'ada' : null, null] : []),
+      ];
+      const marks = columns.map((_, i) => (onPostgres ? `$${i + 1}` : '?')).join(', ');
+      if (onPostgres) {
+        const client = new pg.Client({ connectionString: location.database });
+        await client.connect();
+        try {
+          await client.query(ddl);
+          await client.query(index);
+          for (let n = 0; n < ids.length; n++) await client.query(`INSERT INTO "${table}" VALUES (${marks})`, row(n));
+        } finally {
+          await client.end();
+        }
+      } else {
+        const db = new DatabaseSync(location.database);
+        db.exec(ddl);
+        db.exec(index);
+        const insert = db.prepare(`INSERT INTO "${table}" VALUES (${marks})`);
+        for (let n = 0; n < ids.length; n++) insert.run(...(row(n) as never[]));
+        db.close();
       }
-    } else {
-      const db = new DatabaseSync(location.database);
-      db.exec(ddl);
-      db.exec(index);
-      const insert = db.prepare(`INSERT INTO "${table}" VALUES (${marks})`);
-      for (let n = 0; n < ids.length; n++) insert.run(...(row(n) as never[]));
-      db.close();
-    }
-    const refusedStart = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch(
-      (error: unknown) => error as Error,
-    );
-    assert.is((refusedStart as Error).name, 'TableNotExistsError');
-    const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, maxAge: 3600 });
-    started.push(upgraded);
-    for (const [n, id] of ids.entries()) assert.equal(await upgraded.store.get(id), { n }, 'every session kept');
-    if (columns.length > 4) {
-      const listed = await upgraded.store.sessionsOf('ada');
-      assert.is(listed.length, 10, 'owners kept');
-      for (const info of listed) assert.is(info.expiresAt, info.touchedAt + HOUR, 'the expiry as before: the app maxAge');
-    }
-    // The old full index on touched_at is replaced by the partial one.
-    const definitions = onPostgres
-      ? (await adminQuery(`SELECT indexdef AS sql FROM pg_indexes WHERE tablename = $1`, [table], location.database)).rows
-      : await outside(upgraded, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?`, [table]);
-    const touchedIndex = definitions.map((d) => String(d.sql)).find((sql) => sql.includes(`${table}_touched_at`));
-    assert.match(touchedIndex!, /WHERE \(?max_age IS NULL\)?/, touchedIndex);
-    assert.ok(
-      definitions.some((d) => String(d.sql).includes(`${table}_own_touched`)),
-      'the own-lifetime index exists',
-    );
-    assert.is(await upgraded.store.patch(ids[0], { maxAge: 30 * DAY }), true);
-    await age(upgraded, 2 * HOUR);
-    assert.equal(await upgraded.store.get(ids[0]), { n: 0 }, 'the lifetime set after the upgrade holds');
-    assert.is(await upgraded.store.count(), 1);
-    await upgraded.stop();
-  });
+      const refusedStart = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch(
+        (error: unknown) => error as Error,
+      );
+      assert.is((refusedStart as Error).name, 'TableNotExistsError');
+      const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600, maxAge: 3600 });
+      started.push(upgraded);
+      for (const [n, id] of ids.entries()) assert.equal(await upgraded.store.get(id), { n }, 'every session kept');
+      if (columns.length > 4) {
+        const listed = await upgraded.store.sessionsOf('ada');
+        assert.is(listed.length, 10, 'owners kept');
+        for (const info of listed) assert.is(info.expiresAt, info.touchedAt + HOUR, 'the expiry as before: the app maxAge');
+      }
+      // The old full index on touched_at is replaced by the partial one.
+      const definitions = onPostgres
+        ? (await adminQuery(`SELECT indexdef AS sql FROM pg_indexes WHERE tablename = $1`, [table], location.database)).rows
+        : await outside(upgraded, `SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?`, [table]);
+      const touchedIndex = definitions.map((d) => String(d.sql)).find((sql) => sql.includes(`${table}_touched_at`));
+      assert.match(touchedIndex!, /WHERE \(?max_age IS NULL\)?/, touchedIndex);
+      assert.ok(
+        definitions.some((d) => String(d.sql).includes(`${table}_own_touched`)),
+        'the own-lifetime index exists',
+      );
+      assert.is(await upgraded.store.patch(ids[0], { maxAge: 30 * DAY }), true);
+      await age(upgraded, 2 * HOUR);
+      assert.equal(await upgraded.store.get(ids[0]), { n: 0 }, 'the lifetime set after the upgrade holds');
+      assert.is(await upgraded.store.count(), 1);
+      await upgraded.stop();
+    },
+  );
 }
 
 // ── The sweep stays an index range scan (query plans) ────────────────────
@@ -403,7 +425,7 @@ test("CLI sessions prints each session's own expiry", async () => {
       'cli-owner',
       '--database',
       target.config.database,
-      ...(onPostgres ? ['--table', target.config.table] : []),
+      ...(target.config.table !== 'session' ? ['--table', target.config.table] : []),
       '--max-age',
       '3600',
     ],

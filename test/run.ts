@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { floorNode } from './helpers.ts';
 import { startPostgres, type PostgresServer } from './postgres-server.ts';
+import { startRedis, type RedisServer } from './redis-server.ts';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const only = process.argv.slice(2);
@@ -87,9 +88,9 @@ const FLOOR_SUITES = [
   'build.test.ts',
   'diagnostics.test.ts',
 ];
-// One contract suite, two engines: these suites run again on PostgreSQL
-// (test/engines.ts), on one server this runner starts and stops; the
-// postgres-*.test.ts suites test that engine alone.
+// One contract suite, three engines: these suites run again on PostgreSQL
+// and on Redis (test/engines.ts), each on one server this runner starts and
+// stops; the postgres-*.test.ts suites test that engine alone.
 const CONTRACT_SUITES = [
   'store.test.ts',
   'owners.test.ts',
@@ -102,9 +103,10 @@ const CONTRACT_SUITES = [
   'lifetime.test.ts',
 ];
 const ON_POSTGRES = { SUPERVISED_SESSIONS_TEST_ENGINE: 'postgres' };
+const ON_REDIS = { SUPERVISED_SESSIONS_TEST_ENGINE: 'redis' };
 type Run = { file: string; node: string; args: string[]; label: string; env?: NodeJS.ProcessEnv };
 const runs: Run[] = files
-  .filter((file) => !file.startsWith('postgres'))
+  .filter((file) => !file.startsWith('postgres') && !file.startsWith('redis'))
   .map((file) => ({ file, node: process.execPath, args: [], label: file }));
 const postgresRuns: Run[] = [
   ...files
@@ -126,6 +128,30 @@ if (postgresRuns.length > 0) {
     console.log(`\n# PostgreSQL test server: ${(error as Error).message}`);
     failed++;
     failures.push('PostgreSQL test server');
+  }
+}
+// The same contract suites on Redis (one redis-server with AOF, started here); redis-*.test.ts test that engine alone.
+const redisRuns: Run[] = [
+  ...files
+    .filter((file) => CONTRACT_SUITES.includes(file))
+    .map((file) => ({ file, node: process.execPath, args: [], label: `${file} on Redis`, env: ON_REDIS })),
+  ...files
+    .filter((file) => file.startsWith('redis'))
+    .map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_REDIS })),
+];
+let redis: RedisServer | null = null;
+if (redisRuns.length > 0) {
+  try {
+    const started = Date.now();
+    redis = await startRedis();
+    console.log(`\n# Redis test server on 127.0.0.1:${redis.port} (started in ${Date.now() - started} ms)`);
+    for (const entry of redisRuns) entry.env = { ...entry.env, SUPERVISED_SESSIONS_TEST_REDIS_URL: redis.url };
+    runs.push(...redisRuns);
+  } catch (error) {
+    // Never a quiet skip: a machine without redis-server fails the run, saying why.
+    console.log(`\n# Redis test server: ${(error as Error).message}`);
+    failed++;
+    failures.push('Redis test server');
   }
 }
 const floorFiles = files.filter((file) => FLOOR_SUITES.includes(file));
@@ -152,7 +178,7 @@ for (const file of files) {
   const text = readFileSync(join(root, 'test', file), 'utf8');
   const at = text.lastIndexOf('\ntest.run()');
   if (at === -1) continue;
-  if (/^\s*(test|sqliteOnly|postgresOnly|browserTest)(\.skip|\.only)?\(/m.test(text.slice(at + 1))) {
+  if (/^\s*(test|sqliteOnly|postgresOnly|redisOnly|sqlOnly|browserTest)(\.skip|\.only)?\(/m.test(text.slice(at + 1))) {
     console.log(`\n# ${file}: a test is registered after test.run(), where uvu never runs it`);
     failed++;
     failures.push(`${file} (a test after test.run())`);
@@ -186,6 +212,7 @@ for (const { file, node, args, label, env } of runs) {
 }
 
 postgres?.destroy();
+redis?.destroy();
 if (failures.length) console.log(`\nfailed: ${failures.join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exitCode = failed > 0 ? 1 : 0;

@@ -13,7 +13,7 @@ import { startSessionApp, createHandler, type SessionApp, type SessionAppConfig,
 import { digest, newSessionId } from '../src/store/ids.ts';
 import { elapse, sleep, tempDir } from './helpers.ts';
 import { CLOCK, Clock } from '../src/runtime/clock.ts';
-import { onPostgres, postgresOnly, storeLocation } from './engines.ts';
+import { onPostgres, onRedis, postgresOnly, redisAgeTombstones, redisPauseWrites, sqlOnly, storeLocation } from './engines.ts';
 import { closeDoors, cookieOf, DOORS, get, idOf, serve, type Reply, type Route } from './doors.ts';
 
 const temp = tempDir();
@@ -101,6 +101,10 @@ test('a renewed id is told apart from a gone one: the old id reads and writes no
 
 /** Moves the store's tombstones' renew time `ms` into the past, as an outside writer would (the file, or the table). */
 async function ageTombstones(target: SessionApp, ms: number): Promise<void> {
+  if (onRedis) {
+    await redisAgeTombstones(target.config.table, ms, target.config.database);
+    return;
+  }
   const sql = `UPDATE "${target.config.table}" SET touched_at = touched_at - ${ms} WHERE renewed_to IS NOT NULL`;
   if (onPostgres) {
     const client = new pg.Client({ connectionString: target.config.database });
@@ -414,6 +418,8 @@ for (const door of DOORS) {
 
 /** An outside connection holds rows of the store (PostgreSQL: `FOR UPDATE` on the rows `where` names; SQLite: the write lock). */
 async function holdRows(target: SessionApp, where: string): Promise<() => Promise<void>> {
+  // Redis runs one script at a time: holding back every write (CLIENT PAUSE) is its outside lock.
+  if (onRedis) return redisPauseWrites(target.config.database);
   if (onPostgres) {
     const client = new pg.Client({ connectionString: target.config.database });
     await client.connect();
@@ -524,49 +530,52 @@ test('simultaneous logins whose cap is held back by an outside lock, then releas
 
 // ── The tombstone's column, added in place ───────────────────────────────
 
-test("a table of the owners' layout (no renewed_to) is upgraded in place by autoSetup: every session kept, its owner too, renews leave tombstones", async () => {
-  const location = await storeLocation(temp.dir, 'owners-layout');
-  const table = location.table ?? 'session';
-  const ddl = `CREATE TABLE "${table}" (sid_hash ${onPostgres ? 'bytea' : 'BLOB NOT NULL'} PRIMARY KEY, data ${onPostgres ? 'jsonb' : 'TEXT'} NOT NULL,
+sqlOnly(
+  "a table of the owners' layout (no renewed_to) is upgraded in place by autoSetup: every session kept, its owner too, renews leave tombstones",
+  async () => {
+    const location = await storeLocation(temp.dir, 'owners-layout');
+    const table = location.table ?? 'session';
+    const ddl = `CREATE TABLE "${table}" (sid_hash ${onPostgres ? 'bytea' : 'BLOB NOT NULL'} PRIMARY KEY, data ${onPostgres ? 'jsonb' : 'TEXT'} NOT NULL,
     created_at ${onPostgres ? 'bigint' : 'INTEGER'} NOT NULL, touched_at ${onPostgres ? 'bigint' : 'INTEGER'} NOT NULL, owner ${onPostgres ? 'text' : 'TEXT'})`;
-  const ids = Array.from({ length: 20 }, () => newSessionId());
-  const now = Date.now();
-  if (onPostgres) {
-    const client = new pg.Client({ connectionString: location.database });
-    await client.connect();
-    try {
-      await client.query(ddl);
-      for (const [n, id] of ids.entries()) {
-        await client.query(`INSERT INTO "${table}" VALUES ($1, $2, $3, $3, $4)`, [
-          digest(id),
-          JSON.stringify({ n }),
-          now,
-          n % 2 ? 'ada' : null,
-        ]);
+    const ids = Array.from({ length: 20 }, () => newSessionId());
+    const now = Date.now();
+    if (onPostgres) {
+      const client = new pg.Client({ connectionString: location.database });
+      await client.connect();
+      try {
+        await client.query(ddl);
+        for (const [n, id] of ids.entries()) {
+          await client.query(`INSERT INTO "${table}" VALUES ($1, $2, $3, $3, $4)`, [
+            digest(id),
+            JSON.stringify({ n }),
+            now,
+            n % 2 ? 'ada' : null,
+          ]);
+        }
+      } finally {
+        await client.end();
       }
-    } finally {
-      await client.end();
+    } else {
+      const db = new DatabaseSync(location.database);
+      db.exec(ddl);
+      const insert = db.prepare(`INSERT INTO "${table}" VALUES (?, ?, ?, ?, ?)`);
+      for (const [n, id] of ids.entries()) insert.run(digest(id), JSON.stringify({ n }), now, now, n % 2 ? 'ada' : null);
+      db.close();
     }
-  } else {
-    const db = new DatabaseSync(location.database);
-    db.exec(ddl);
-    const insert = db.prepare(`INSERT INTO "${table}" VALUES (?, ?, ?, ?, ?)`);
-    for (const [n, id] of ids.entries()) insert.run(digest(id), JSON.stringify({ n }), now, now, n % 2 ? 'ada' : null);
-    db.close();
-  }
-  const refused = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch((error: unknown) => error as Error);
-  assert.is((refused as Error).name, 'TableNotExistsError');
-  assert.match((refused as Error).message, /supervised-sessions setup/);
-  const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600 });
-  started.push(upgraded);
-  for (const [n, id] of ids.entries()) assert.equal(await upgraded.store.get(id), { n }, 'every session kept');
-  assert.is((await upgraded.store.sessionsOf('ada')).length, 10, 'owners kept');
-  const renewed = (await upgraded.store.renew(ids[1]))!;
-  assert.is(await commitSide(upgraded).load(ids[1]), 'renewed');
-  assert.is(await upgraded.store.count(), 20);
-  assert.is(await upgraded.store.revokeAll('ada'), 10, 'the renewed one included');
-  assert.is(await upgraded.store.get(renewed), null);
-});
+    const refused = await startSessionApp({ ...location, sweepSignal: false, autoSetup: false }).catch((error: unknown) => error as Error);
+    assert.is((refused as Error).name, 'TableNotExistsError');
+    assert.match((refused as Error).message, /supervised-sessions setup/);
+    const upgraded = await startSessionApp({ ...location, sweepSignal: false, cleanerInterval: 3600 });
+    started.push(upgraded);
+    for (const [n, id] of ids.entries()) assert.equal(await upgraded.store.get(id), { n }, 'every session kept');
+    assert.is((await upgraded.store.sessionsOf('ada')).length, 10, 'owners kept');
+    const renewed = (await upgraded.store.renew(ids[1]))!;
+    assert.is(await commitSide(upgraded).load(ids[1]), 'renewed');
+    assert.is(await upgraded.store.count(), 20);
+    assert.is(await upgraded.store.revokeAll('ada'), 10, 'the renewed one included');
+    assert.is(await upgraded.store.get(renewed), null);
+  },
+);
 
 // ── Strings are well-formed Unicode ──────────────────────────────────────
 

@@ -1,0 +1,221 @@
+// The Redis engine alone, on real redis-server processes this suite starts
+// (test/redis-server.ts): durability across a SIGKILL of Redis, lost
+// connections, waitReplicas, the start's durability warning, key prefixes,
+// the sweep lock and the owners' indexes, the command line. The contract
+// suites run on Redis too (test/run.ts).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { clearStore, dropStore, setupStore, startSessionApp, type SessionApp } from '../src/index.ts';
+import { main as cli } from '../src/cli.ts';
+import { redisCommands, redisDump } from './engines.ts';
+import { startRedis, type RedisServer } from './redis-server.ts';
+
+const servers: RedisServer[] = [];
+const apps: SessionApp[] = [];
+
+async function server(settings: Record<string, string> = {}): Promise<RedisServer> {
+  const started = await startRedis({ settings });
+  servers.push(started);
+  return started;
+}
+
+async function app(database: string, config: Record<string, unknown> = {}): Promise<SessionApp> {
+  const started = await startSessionApp({ database, sweepSignal: false, cleanerInterval: 3600, ...config });
+  apps.push(started);
+  return started;
+}
+
+test.after(async () => {
+  for (const each of apps) await each.stop();
+  for (const each of servers) each.destroy();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('a SIGKILL of Redis (appendfsync always) loses no acknowledged write; calls made while it is down wait and are served when it is back', async () => {
+  const redis = await server();
+  const sessions = await app(redis.url, { table: 'crash', requestTimeout: 10_000 });
+  const ids: string[] = [];
+  for (let i = 0; i < 50; i++) ids.push((await sessions.store.put(null, { i }))!);
+  await Promise.all(ids.map((id, i) => sessions.store.patch(id, { set: { patched: i } })));
+  await redis.kill();
+  // Calls while Redis is down: they wait (requestTimeout 10 s) for it to come back.
+  const during = sessions.store.put(null, { during: true });
+  await sleep(300);
+  await redis.start();
+  const written = await during;
+  assert.ok(written, 'the call made while Redis was down was served once it was back');
+  for (const [i, id] of ids.entries()) assert.equal(await sessions.store.get(id), { i, patched: i }, `session ${i} survived the crash`);
+  assert.equal(await sessions.store.get(written!), { during: true });
+  assert.is(await sessions.store.count(), 51);
+});
+
+test('past requestTimeout with Redis down, a call fails with StoreUnavailableError naming the timeout; the app serves again once Redis is back', async () => {
+  const redis = await server();
+  const sessions = await app(redis.url, { table: 'down', requestTimeout: 600 });
+  const id = (await sessions.store.put(null, { n: 1 }))!;
+  await redis.kill();
+  const error = await sessions.store.put(null, { n: 2 }).then(
+    () => null,
+    (e: unknown) => e as Error & { code?: string },
+  );
+  assert.is(error?.name, 'StoreUnavailableError');
+  assert.is(error?.code, 'ERR_SESSION_STORE_UNAVAILABLE');
+  assert.match(error!.message, /requestTimeout \(600 ms\)/);
+  await redis.start();
+  let back: unknown = null;
+  for (let attempt = 0; attempt < 40 && back === null; attempt++) {
+    back = await sessions.store.get(id).catch(() => null);
+    if (back === null) await sleep(100);
+  }
+  assert.equal(back, { n: 1 });
+});
+
+test("CLIENT KILL of the app's connections under load: every acknowledged write is there, nothing failed", async () => {
+  const redis = await server();
+  const sessions = await app(redis.url, { table: 'killed', requestTimeout: 10_000 });
+  const acknowledged = new Map<string, number>();
+  let failures = 0;
+  let stop = false;
+  const load = (async () => {
+    for (let i = 0; i < 2000 && !stop; i++) {
+      const writes = Array.from({ length: 8 }, (_, k) =>
+        sessions.store.put(null, { i, k }).then(
+          (id) => {
+            if (id) acknowledged.set(id, i * 8 + k);
+          },
+          () => {
+            failures++;
+          },
+        ),
+      );
+      await Promise.all(writes);
+    }
+  })();
+  for (let round = 0; round < 5; round++) {
+    await sleep(150);
+    redis.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+  }
+  stop = true;
+  await load;
+  assert.is(failures, 0, 'no call failed: each lost one was sent again');
+  assert.ok(acknowledged.size > 40, `load ran (${acknowledged.size} writes)`);
+  for (const [id, n] of acknowledged) {
+    const data = (await sessions.store.get(id)) as { i: number; k: number } | null;
+    assert.ok(data !== null && data.i * 8 + data.k === n, `acknowledged write ${n} is there`);
+  }
+});
+
+test('?waitReplicas=1 without a replica: a write is a StoreUnavailableError (never acknowledged); with a real replica it is acknowledged once the replica has it', async () => {
+  const primary = await server();
+  const lonely = await app(`${primary.url}?waitReplicas=1`, { table: 'wait', requestTimeout: 500 });
+  const error = await lonely.store.put(null, { n: 1 }).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  assert.is(error?.name, 'StoreUnavailableError', String(error));
+  assert.match(error!.message, /reached 0 of the 1 replicas waitReplicas asks for/, error!.message);
+  const replica = await server({ replicaof: `127.0.0.1 ${primary.port}` });
+  for (let attempt = 0; attempt < 100 && !replica.cli('INFO', 'replication').includes('master_link_status:up'); attempt++) await sleep(100);
+  const id = await lonely.store.put(null, { n: 2 });
+  assert.ok(id, 'acknowledged with the replica up');
+  const onReplica = await redisDump('wait', replica.url);
+  assert.ok(onReplica.length > 0, 'the replica holds the session');
+});
+
+test('a server with appendonly off: the app warns once at start, saying what a crash loses; with waitReplicas it does not', async () => {
+  const volatile = await server({ appendonly: 'no' });
+  const warnings: string[] = [];
+  const listener = (warning: Error & { code?: string }) => {
+    if (warning.code === 'SUPERVISED_SESSIONS_REDIS_DURABILITY') warnings.push(warning.message);
+  };
+  process.on('warning', listener);
+  try {
+    const first = await app(volatile.url, { table: 'warned' });
+    await first.kill('store');
+    await first.store.put(null, { n: 1 });
+    await sleep(100);
+    assert.is(warnings.length, 1, 'once, not again when the store restarts');
+    assert.match(warnings[0], /appendonly off: a crash or restart of Redis loses every session written since its last snapshot/);
+    await app(`${volatile.url}?waitReplicas=0`, { table: 'warned2' });
+    await sleep(100);
+    assert.is(warnings.length, 2, 'waitReplicas=0 protects nothing: warned');
+  } finally {
+    process.off('warning', listener);
+  }
+});
+
+test('table is the key prefix: clearStore and dropStore touch only their own keys; autoSetup: false refuses a store never set up', async () => {
+  const redis = await server();
+  const refused = await startSessionApp({ database: redis.url, table: 'never', autoSetup: false, sweepSignal: false }).catch(
+    (e: unknown) => e as Error,
+  );
+  assert.is((refused as Error).name, 'TableNotExistsError');
+  assert.match((refused as Error).message, /supervised-sessions setup/);
+  await setupStore({ database: redis.url, table: 'a' });
+  await setupStore({ database: redis.url, table: 'a' });
+  assert.ok((await redisDump('a', redis.url)).includes('a:meta'), 'setup wrote the marker (twice: idempotent)');
+  const a = await app(redis.url, { table: 'a', autoSetup: false });
+  const b = await app(redis.url, { table: 'a_b' });
+  const ida = (await a.store.put(null, { app: 'a' }, { owner: 'ada' }))!;
+  const idb = (await b.store.put(null, { app: 'b' }, { owner: 'ada' }))!;
+  assert.is(await a.store.get(idb), null, "a never sees b's session");
+  assert.equal(
+    (await b.store.sessionsOf('ada')).map((s) => s.data),
+    [{ app: 'b' }],
+  );
+  await clearStore({ database: redis.url, table: 'a' });
+  assert.is(await a.store.get(ida), null);
+  assert.equal(await b.store.get(idb), { app: 'b' }, "b's session untouched by a's clear");
+  await dropStore({ database: redis.url, table: 'a' });
+  assert.equal(await redisDump('a', redis.url), [], 'nothing of a is left');
+  assert.equal(await b.store.get(idb), { app: 'b' });
+});
+
+test("one sweeper at a time: a sweep finding the lock held is skipped; the sweep prunes the owners' indexes without keyspace notifications", async () => {
+  const redis = await server();
+  const sessions = await app(redis.url, { table: 'swept', maxAge: 1, touchAfter: 0 });
+  await Promise.all(Array.from({ length: 5 }, () => sessions.store.put(null, { n: 1 }, { owner: 'grace' })));
+  await redisCommands((send) => send('SET', 'swept:sweep', 'another-process', 'PX', '5000'), redis.url);
+  assert.is((await sessions.sweep()).skipped, true, 'another process holds the lock');
+  await redisCommands((send) => send('DEL', 'swept:sweep'), redis.url);
+  await sleep(1200);
+  const report = await sessions.sweep();
+  assert.is(report.skipped, false);
+  assert.is(report.deleted, 5, 'the five dead sessions');
+  const left = await redisDump('swept', redis.url);
+  assert.equal(
+    left.filter((key) => key.startsWith('swept:s:') || key.startsWith('swept:o:')),
+    [],
+    'no session and no index left',
+  );
+  assert.equal(await sessions.store.sessionsOf('grace'), []);
+});
+
+test('the command line on Redis: stats prints live, dead and bytes; a password in the URL is never printed', async () => {
+  const redis = await server({ requirepass: 'hunter2-secret' });
+  const url = `redis://:hunter2-secret@127.0.0.1:${redis.port}`;
+  const sessions = await app(url, { table: 'cli' });
+  for (let i = 0; i < 10; i++) await sessions.store.put(null, { i, pad: 'x'.repeat(100) });
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await cli(['stats', '--database', url, '--table', 'cli'], { out: (line) => out.push(line), err: (line) => err.push(line) });
+  assert.is(code, 0, err.join('\n'));
+  const text = out.join('\n');
+  assert.match(text, /live:\s+10/);
+  assert.match(text, /dead:\s+0/);
+  const bytes = Number(/bytes:\s+(\d+)/.exec(text)?.[1]);
+  assert.ok(bytes > 10 * 100, `bytes from MEMORY USAGE: ${bytes}`);
+  const wrong: string[] = [];
+  const failed = await cli(['stats', '--database', `redis://:wrong-secret@127.0.0.1:${redis.port}`, '--table', 'cli'], {
+    out: (line) => wrong.push(line),
+    err: (line) => wrong.push(line),
+  });
+  assert.is(failed, 1);
+  assert.match(wrong.join('\n'), /WRONGPASS|invalid/);
+  for (const line of [...out, ...err, ...wrong]) {
+    assert.not.ok(line.includes('hunter2-secret') || line.includes('wrong-secret'), line);
+  }
+});
+
+test.run();
