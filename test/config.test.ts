@@ -295,10 +295,12 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
   await refused({ database: 'file:///srv/sessions.db' }, 'database', /give the SQLite file as a plain path/);
   // Whatever the form of the credentials (a '/' or an '@' in the password, a user alone, a query, a host list), none is shown.
   for (const [url, shown] of [
-    ['redis://:ab/cd-secret@h:6379', 'redis://***@h:6379'],
-    ['redis://u:p@ss-secret@h', 'redis://***@h'],
-    ['redis://token-secret@h', 'redis://***@h'],
-    ['redis://h:6379/0?password=q-secret', 'redis://h:6379/0?***'],
+    // Each refused for its path or query, before any connection.
+    ['redis://:ab/cd-secret@h:6379/x', 'redis://***@h:6379/x'],
+    ['redis://u:p@ss-secret@h/x', 'redis://***@h/x'],
+    ['redis://token-secret@h/x', 'redis://***@h/x'],
+    ['redis://:pa?ss#-secret@h:6379/x', 'redis://***@h:6379/x'],
+    ['redis://h:6379/0?password=q-secret', 'redis://h:6379/0?password=***'],
     ['redis+cluster://u:s1-secret@a:7000,u:s2-secret@b:7001', 'redis+cluster://***@b:7001'],
   ] as const) {
     const error = (await startSessionApp({ database: url }).catch((e: unknown) => e)) as Error;
@@ -307,7 +309,7 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
     assert.ok(error.message.includes(JSON.stringify(shown)), `${url} shown as ${shown}: ${error.message}`);
   }
   for (const helper of [setupStore, clearStore, dropStore]) {
-    const error = await helper({ database: 'redis://cache:6379' }).catch((e: unknown) => e);
+    const error = await helper({ database: 'redis+cluster://cache:7000' }).catch((e: unknown) => e);
     assert.instance(error, ConfigError);
   }
   // The largest accepted: 400 days.

@@ -13,37 +13,52 @@ export function isClusterUrl(database: string): boolean {
 }
 
 /**
- * The URL with everything before the authority's last '@' (a user, a
- * password, an unencoded '@' or '/' in it) masked, and every query value but
- * waitReplicas: works on strings that do not parse, and on cluster lists.
+ * The URL's parts around its credentials: everything between the scheme and
+ * the last '@' of the whole value is the user and password (which may hold
+ * an unencoded '@', '/', '?' or '#'); the rest is host, path and query.
+ */
+function split(database: string): { scheme: string; credentials: string | null; rest: string } | null {
+  const scheme = SCHEME.exec(database);
+  if (!scheme) return null;
+  const after = database.slice(scheme[0].length);
+  const at = after.lastIndexOf('@');
+  return at === -1
+    ? { scheme: scheme[0], credentials: null, rest: after }
+    : { scheme: scheme[0], credentials: after.slice(0, at), rest: after.slice(at + 1) };
+}
+
+/**
+ * The URL with its credentials masked (everything before the last '@') and
+ * every query value but waitReplicas: works on strings that do not parse.
  */
 export function redactUrl(database: string): string {
-  const scheme = SCHEME.exec(database);
-  if (!scheme) return database;
-  const rest = database.slice(scheme[0].length);
-  const query = rest.indexOf('?');
-  const beforeQuery = query === -1 ? rest : rest.slice(0, query);
-  const at = beforeQuery.lastIndexOf('@');
-  const authority = at === -1 ? beforeQuery : `***@${beforeQuery.slice(at + 1)}`;
+  const parts = split(database);
+  if (!parts) return database;
+  const query = parts.rest.indexOf('?');
+  const beforeQuery = query === -1 ? parts.rest : parts.rest.slice(0, query);
   const params =
     query === -1
       ? ''
-      : `?${rest.slice(query + 1).replace(/=([^&]*)/g, (whole, _v, offset, all: string) => (/(^|&)waitReplicas$/i.test(all.slice(0, offset)) ? whole : '=***'))}`;
-  return `${scheme[0]}${authority}${params}`;
+      : `?${parts.rest
+          .slice(query + 1)
+          .split('&')
+          .map((pair) => (/^waitReplicas=\d*$/.test(pair) || !pair.includes('=') ? pair : `${pair.split('=')[0]}=***`))
+          .join('&')}`;
+  return `${parts.scheme}${parts.credentials === null ? '' : '***@'}${beforeQuery}${params}`;
 }
 
 /** `text` with the URL, its password and its user name masked (an error message from the client, say). */
 export function redactIn(text: string, database: string): string {
-  if (!isRedisUrl(database)) return text;
+  const parts = split(database);
+  if (!parts) return text;
   let out = text.split(database).join(redactUrl(database));
-  const rest = database.slice(SCHEME.exec(database)![0].length);
-  const at = rest.split('?')[0].lastIndexOf('@');
-  if (at > 0) {
-    const credentials = rest.slice(0, at);
-    const colon = credentials.indexOf(':');
-    const secrets = colon === -1 ? [credentials] : [credentials.slice(colon + 1), credentials];
-    for (const secret of secrets) {
-      for (const form of [secret, safeDecode(secret)]) if (form.length >= 1) out = out.split(form).join('***');
+  if (parts.credentials) {
+    const colon = parts.credentials.indexOf(':');
+    const secrets =
+      colon === -1 ? [parts.credentials] : [parts.credentials, parts.credentials.slice(colon + 1), parts.credentials.slice(0, colon)];
+    // Longest first; a secret of fewer than 3 characters would mask every such letter of the message: the URL itself is masked above.
+    for (const secret of secrets.flatMap((one) => [one, safeDecode(one)]).sort((a, b) => b.length - a.length)) {
+      if (secret.length >= 3) out = out.split(secret).join('***');
     }
   }
   return out;
@@ -71,25 +86,22 @@ export interface RedisTarget {
   waitReplicas: number;
 }
 
-/** The URL's parts, or a reason it cannot be used. */
+/** The URL's parts, or a reason it cannot be used (never quoting the credentials). */
 export function parseRedisUrl(database: string): RedisTarget | string {
-  const scheme = SCHEME.exec(database);
-  if (!scheme) return 'it is not a redis:// URL';
+  const parts = split(database);
+  if (!parts) return 'it is not a redis:// URL';
+  const scheme = SCHEME.exec(database)!;
   const tls = scheme[1].toLowerCase() === 'rediss';
   const cluster = scheme[2] !== undefined;
-  const rest = database.slice(scheme[0].length);
-  const queryAt = rest.indexOf('?');
-  const beforeQuery = queryAt === -1 ? rest : rest.slice(0, queryAt);
-  const at = beforeQuery.lastIndexOf('@');
-  const credentials = at === -1 ? '' : beforeQuery.slice(0, at);
-  const afterAt = beforeQuery.slice(at + 1);
-  const slash = afterAt.indexOf('/');
-  const hostList = slash === -1 ? afterAt : afterAt.slice(0, slash);
-  const path = slash === -1 ? '' : afterAt.slice(slash + 1);
+  const queryAt = parts.rest.indexOf('?');
+  const beforeQuery = queryAt === -1 ? parts.rest : parts.rest.slice(0, queryAt);
+  const slash = beforeQuery.indexOf('/');
+  const hostList = slash === -1 ? beforeQuery : beforeQuery.slice(0, slash);
+  const path = slash === -1 ? '' : beforeQuery.slice(slash + 1);
   const hosts: RedisTarget['hosts'] = [];
   for (const part of hostList.split(',')) {
     if (part === '') return 'it names no host';
-    const match = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::(\d{1,5}))?$/.exec(part);
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]/?#@]+)(?::(\d{1,5}))?$/.exec(part);
     if (!match) return `"${part}" is not a host or host:port`;
     const port = match[2] === undefined ? 6379 : Number(match[2]);
     if (port < 1 || port > 65535) return `port ${match[2]} is out of range`;
@@ -104,7 +116,7 @@ export function parseRedisUrl(database: string): RedisTarget | string {
   }
   let waitReplicas = 0;
   if (queryAt !== -1) {
-    for (const pair of rest.slice(queryAt + 1).split('&')) {
+    for (const pair of parts.rest.slice(queryAt + 1).split('&')) {
       if (pair === '') continue;
       const [key, value = ''] = pair.split('=');
       if (key !== 'waitReplicas') return `it has the parameter "${key}"; the only one taken is waitReplicas`;
@@ -112,6 +124,7 @@ export function parseRedisUrl(database: string): RedisTarget | string {
       waitReplicas = Number(value);
     }
   }
+  const credentials = parts.credentials ?? '';
   const colon = credentials.indexOf(':');
   const username = colon === -1 ? credentials : credentials.slice(0, colon);
   const password = colon === -1 ? undefined : credentials.slice(colon + 1);
