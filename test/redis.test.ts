@@ -5,10 +5,19 @@
 // suites run on Redis too (test/run.ts).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { clearStore, dropStore, setupStore, startSessionApp, type SessionApp } from '../src/index.ts';
 import { main as cli } from '../src/cli.ts';
+import { createHash } from 'node:crypto';
 import { redisCommands, redisDump } from './engines.ts';
 import { startRedis, type RedisServer } from './redis-server.ts';
+
+// The lost-reply fault hook (src/store/fault-hook.ts): armed only while this
+// file exists; every store actor this suite starts reads the variable.
+const LOSE_REPLY = join(tmpdir(), `supervised-sessions-redis-lose-reply-${process.pid}`);
+process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY = LOSE_REPLY;
 
 const servers: RedisServer[] = [];
 const apps: SessionApp[] = [];
@@ -120,7 +129,8 @@ test('?waitReplicas=1 without a replica: a write is a StoreUnavailableError (nev
   const id = await lonely.store.put(null, { n: 2 });
   assert.ok(id, 'acknowledged with the replica up');
   const onReplica = await redisDump('wait', replica.url);
-  assert.ok(onReplica.length > 0, 'the replica holds the session');
+  const digest = createHash('sha256').update(id!).digest('base64url');
+  assert.ok(onReplica.includes(`wait:s:${digest}`), 'the replica holds the session acknowledged');
 });
 
 test('a server with appendonly off: the app warns once at start, saying what a crash loses; with waitReplicas it does not', async () => {
@@ -143,6 +153,62 @@ test('a server with appendonly off: the app warns once at start, saying what a c
   } finally {
     process.off('warning', listener);
   }
+});
+
+/** Arms the lost-reply hook for `op`, runs `call`, and runs `gap` while its reply is "lost" (as another app server would). */
+async function lostReply<T>(op: string, call: () => Promise<T>, gap: () => Promise<void>): Promise<T> {
+  writeFileSync(LOSE_REPLY, op);
+  try {
+    const pending = call();
+    const started = Date.now();
+    while (!existsSync(`${LOSE_REPLY}.lost`) && Date.now() - started < 5000) await sleep(5);
+    assert.ok(existsSync(`${LOSE_REPLY}.lost`), 'the hook fired');
+    await gap();
+    rmSync(`${LOSE_REPLY}.lost`);
+    return await pending;
+  } finally {
+    rmSync(LOSE_REPLY, { force: true });
+    rmSync(`${LOSE_REPLY}.lost`, { force: true });
+  }
+}
+
+test("a reply lost after the write: the call sent again gets the first run's reply, and runs no second time", async () => {
+  const redis = await server();
+  const one = await app(redis.url, { table: 'lost' });
+  const other = await app(redis.url, { table: 'lost' });
+  const id = (await one.store.put(null, { n: 1 }))!;
+  // A patch run twice would put m back to 2 over what another app server wrote in between.
+  const patched = await lostReply(
+    'patch',
+    () => one.store.patch(id, { set: { m: 2 } }),
+    async () => {
+      assert.is(await other.store.patch(id, { set: { m: 99, other: 1 } }), true);
+    },
+  );
+  assert.is(patched, true);
+  assert.equal(await one.store.get(id), { n: 1, m: 99, other: 1 });
+  // A login's create run twice would bring back a session "log out everywhere" ended in between.
+  let created: string | null = null;
+  created = await lostReply(
+    'create',
+    () => one.store.put(null, { device: 'new' }, { owner: 'ada' }),
+    async () => {
+      assert.is(await other.store.revokeAll('ada'), 1, 'the other app server ends it');
+    },
+  );
+  assert.ok(created);
+  assert.is(await one.store.get(created!), null, 'revoked stays revoked');
+  assert.equal(await one.store.sessionsOf('ada'), []);
+  // A revokeAll sent again answers how many the first run ended (not 0).
+  await one.store.put(null, { a: 1 }, { owner: 'bob' });
+  await one.store.put(null, { b: 1 }, { owner: 'bob' });
+  const ended = await lostReply(
+    'revokeAll',
+    () => one.store.revokeAll('bob'),
+    async () => {},
+  );
+  assert.is(ended, 2);
+  assert.is(one.status().children.store.restarts, 0);
 });
 
 test('table is the key prefix: clearStore and dropStore touch only their own keys; autoSetup: false refuses a store never set up', async () => {
@@ -193,8 +259,9 @@ test("one sweeper at a time: a sweep finding the lock held is skipped; the sweep
 });
 
 test('the command line on Redis: stats prints live, dead and bytes; a password in the URL is never printed', async () => {
-  const redis = await server({ requirepass: 'hunter2-secret' });
-  const url = `redis://:hunter2-secret@127.0.0.1:${redis.port}`;
+  // A password with the characters a URL parser would stop at.
+  const redis = await server({ requirepass: 'hun?ter2#x/y@secret' });
+  const url = `redis://:hun?ter2#x/y@secret@127.0.0.1:${redis.port}`;
   const sessions = await app(url, { table: 'cli' });
   for (let i = 0; i < 10; i++) await sessions.store.put(null, { i, pad: 'x'.repeat(100) });
   const out: string[] = [];
@@ -214,7 +281,7 @@ test('the command line on Redis: stats prints live, dead and bytes; a password i
   assert.is(failed, 1);
   assert.match(wrong.join('\n'), /WRONGPASS|invalid/);
   for (const line of [...out, ...err, ...wrong]) {
-    assert.not.ok(line.includes('hunter2-secret') || line.includes('wrong-secret'), line);
+    assert.not.ok(line.includes('ter2#x') || line.includes('wrong-secret'), line);
   }
 });
 

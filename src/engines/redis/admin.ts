@@ -27,7 +27,7 @@ async function withClient<T>(database: string, work: (client: Client) => Promise
 }
 
 function scriptFor(at: AdminSettings): { sha: string; script: string } {
-  const script = storeScript(at.table, at.policy, at.maxSessionBytes, null);
+  const script = storeScript(at.table, at.policy, { maxBytes: at.maxSessionBytes });
   return { script, sha: createHash('sha1').update(script).digest('hex') };
 }
 

@@ -11,6 +11,8 @@ export interface ConnectOptions {
   database: string;
   /** ms: how long connecting may take. */
   timeoutMs: number;
+  /** ms: how long node-redis lets a command wait for its reply (the store's own deadline comes first). */
+  commandTimeoutMs?: number;
   name?: string;
 }
 
@@ -22,6 +24,11 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   // A name with a space is refused by CLIENT SETNAME (and the handshake would be retried forever).
   const client = createClient({
     RESP: 2,
+    // A command not sent when the connection is lost fails at once (never
+    // sent later, after its caller was told it failed, or out of order with
+    // the calls sent again): the store sends it again itself, in order.
+    disableOfflineQueue: true,
+    commandOptions: { timeout: Math.ceil(options.commandTimeoutMs ?? options.timeoutMs + 5000) },
     username: target.username,
     password: target.password,
     database: target.db,
@@ -82,6 +89,9 @@ const LOST_NAMES = new Set([
   'ClientOfflineError',
   'DisconnectsClientError',
   'ReconnectStrategyError',
+  // A command node-redis gave up waiting for (the call is sent again; its reply key answers for a run that happened).
+  'TimeoutError',
+  'AbortError',
 ]);
 const LOST_CODES = new Set([
   'ECONNREFUSED',

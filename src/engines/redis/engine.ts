@@ -4,7 +4,7 @@
 // one pipeline (every call written at once, node-redis sends them in one
 // write); a call whose connection was lost is sent again within
 // requestTimeout (every operation is idempotent: ids come from the caller).
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
@@ -12,7 +12,8 @@ import { digest } from '../../store/ids.ts';
 import { RENEWED } from '../../store/renewed.ts';
 import type { RenewWithChanges, StoreCall } from '../../store/protocol.ts';
 import { backoffMs, isConnectionLoss, type Client } from './connection.ts';
-import { keys, storeScript } from './script.ts';
+import { keys, LAYOUT, storeScript } from './script.ts';
+import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
 
 export interface RedisEngineOptions {
   database: string;
@@ -26,6 +27,8 @@ export interface RedisEngineOptions {
   waitReplicas: number;
   /** How long a dead session's key outlives its expiry (script.ts). */
   lingerMs: number;
+  /** Opens a new connection (to replace one that left calls unanswered). */
+  reconnect?: () => Promise<Client>;
 }
 
 type Reply = string | number | null | Reply[];
@@ -73,17 +76,34 @@ const DONE = 1;
 const WAS_RENEWED = 2;
 const TOO_LARGE = 3;
 
+/** The calls that write: each carries a reply key (script.ts), and a batch holding one is followed by WAIT when asked. */
+const WRITE_OPS: ReadonlySet<string> = new Set(['create', 'put', 'patch', 'renew', 'delete', 'revoke', 'revokeAll', 'upsert']);
+
+/** A call still unanswered when the batch's deadline came: the connection may be stuck (a silent partition). */
+class Late extends Error {}
+
 export class RedisEngine {
   readonly #options: RedisEngineOptions;
   readonly #keys: ReturnType<typeof keys>;
   readonly #script: string;
   readonly #sha: string;
   #client: Client | null = null;
+  #replacing = false;
+  #closed = false;
+  /** Call ids: unique to this incarnation, the same for every sending of one call. */
+  readonly #idPrefix = randomBytes(9).toString('base64url');
+  #nextId = 0;
 
   constructor(options: RedisEngineOptions) {
     this.#options = options;
     this.#keys = keys(options.table);
-    this.#script = storeScript(options.table, options.policy, options.maxSessionBytes, options.maxPerOwner, options.lingerMs);
+    this.#script = storeScript(options.table, options.policy, {
+      maxBytes: options.maxSessionBytes,
+      maxPerOwner: options.maxPerOwner,
+      lingerMs: options.lingerMs,
+      // Every sending of a call happens within requestTimeout of the first.
+      replyTtlMs: 2 * options.timeoutMs + 5000,
+    });
     this.#sha = createHash('sha1').update(this.#script).digest('hex');
   }
 
@@ -92,9 +112,36 @@ export class RedisEngine {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     const client = this.#client;
     this.#client = null;
     if (client) client.destroy();
+  }
+
+  /**
+   * A connection that left calls unanswered past requestTimeout may be stuck
+   * (a network that drops packets without a reset: no error ever comes): it
+   * is replaced by a new one, opened in the background; calls meanwhile wait.
+   */
+  #replace(): void {
+    if (this.#replacing || this.#closed || !this.#options.reconnect) return;
+    this.#replacing = true;
+    const old = this.#client;
+    this.#client = null;
+    old?.destroy();
+    void (async () => {
+      for (let attempt = 0; !this.#closed; attempt++) {
+        try {
+          const client = await this.#options.reconnect!();
+          if (this.#closed) client.destroy();
+          else this.#client = client;
+          break;
+        } catch {
+          await sleep(backoffMs(attempt));
+        }
+      }
+      this.#replacing = false;
+    })();
   }
 
   #tooLarge(bytes: number): SessionTooLargeError {
@@ -113,7 +160,7 @@ export class RedisEngine {
   async runBatch(requests: Request[]): Promise<Outcome[]> {
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
-    const pending: Array<{ index: number; call: Call }> = [];
+    let pending: Array<{ index: number; call: Call }> = [];
     const scans: Array<{ index: number; call: StoreCall }> = [];
     let writes = false;
     for (let i = 0; i < requests.length; i++) {
@@ -124,22 +171,40 @@ export class RedisEngine {
           if (call.op === 'clear') writes = true;
           continue;
         }
-        if (call.op !== 'get' && call.op !== 'load' && call.op !== 'alive' && call.op !== 'sessionsOf') writes = true;
-        pending.push({ index: i, call: this.#plan(call) });
+        const planned = this.#plan(call);
+        if (WRITE_OPS.has(call.op)) {
+          writes = true;
+          planned.args[0] = `!${planned.args[0]}`;
+          planned.keys.push(this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`));
+        }
+        pending.push({ index: i, call: planned });
       } catch (error) {
         outcomes[i] = { ok: false, error };
       }
     }
     let attempt = 0;
+    let faulted = false;
     while (pending.length > 0) {
-      const client = this.#client;
-      if (!client || Date.now() >= deadline) {
+      if (Date.now() >= deadline) {
         const error = this.#timedOut();
         for (const { index } of pending) outcomes[index] = { ok: false, error };
         break;
       }
+      const client = this.#client;
+      if (client === null) {
+        // Reconnecting (#replace): the calls wait, within requestTimeout.
+        await sleep(Math.min(backoffMs(attempt++), Math.max(1, deadline - Date.now())));
+        continue;
+      }
       const settled = await this.#send(client, pending, deadline);
+      if (writes && !faulted && loseCommitReply(requests)) {
+        // Fault injection (fault-hook.ts): the batch ran, and its replies are "lost": every call is sent again.
+        faulted = true;
+        await afterLostReply();
+        continue;
+      }
       const again: typeof pending = [];
+      let late = false;
       for (let k = 0; k < pending.length; k++) {
         const { index, call } = pending[k];
         const result = settled[k];
@@ -149,20 +214,24 @@ export class RedisEngine {
           } catch (error) {
             outcomes[index] = { ok: false, error };
           }
+        } else if (result.reason instanceof Late) {
+          late = true;
+          outcomes[index] = { ok: false, error: this.#timedOut() };
         } else if (isConnectionLoss(result.reason)) {
           again.push(pending[k]);
         } else {
           outcomes[index] = { ok: false, error: result.reason };
         }
       }
-      pending.splice(0, pending.length, ...again);
-      if (pending.length > 0) await sleep(Math.min(backoffMs(attempt++), Math.max(0, deadline - Date.now())));
+      if (late) this.#replace();
+      pending = again;
+      if (pending.length > 0) await sleep(Math.min(backoffMs(attempt++), Math.max(1, deadline - Date.now())));
     }
     for (const { index, call } of scans) {
       try {
         outcomes[index] = { ok: true, value: await this.#scan(call, deadline) };
       } catch (error) {
-        outcomes[index] = { ok: false, error: isConnectionLoss(error) ? this.#timedOut() : error };
+        outcomes[index] = { ok: false, error: isConnectionLoss(error) || error instanceof Late ? this.#timedOut() : error };
       }
     }
     if (writes && this.#options.waitReplicas > 0) await this.#waitReplicas(requests, outcomes, deadline);
@@ -173,35 +242,72 @@ export class RedisEngine {
     return new StoreUnavailableError(`the Redis server did not answer within requestTimeout (${this.#options.timeoutMs} ms)`);
   }
 
-  /** Every call written at once (one pipeline); NOSCRIPT (a restarted or new server) loads the script and sends again. */
+  /**
+   * Every call written at once (one pipeline); those the server answers
+   * NOSCRIPT (a restarted or new server) are sent again once the script is
+   * loaded. A call unanswered at the deadline is rejected with Late.
+   */
   async #send(client: Client, calls: Array<{ call: Call }>, deadline: number): Promise<PromiseSettledResult<Reply>[]> {
-    const run = () =>
-      Promise.allSettled(
-        calls.map(
-          ({ call }) => client.sendCommand(['EVALSHA', this.#sha, String(call.keys.length), ...call.keys, ...call.args]) as Promise<Reply>,
-        ),
-      );
-    const timer = new Promise<'late'>((resolve) => {
-      const t = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
-      t.unref();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
     });
-    let settled = await Promise.race([run(), timer]);
-    if (settled === 'late') return calls.map(() => ({ status: 'rejected', reason: this.#timedOut() }));
-    if (settled.some((result) => result.status === 'rejected' && /^NOSCRIPT/.test(String(result.reason?.message)))) {
-      await client.sendCommand(['SCRIPT', 'LOAD', this.#script]);
-      settled = await run();
+    const run = (some: Array<{ call: Call }>) =>
+      Promise.race([
+        Promise.allSettled(
+          some.map(
+            ({ call }) =>
+              client.sendCommand(['EVALSHA', this.#sha, String(call.keys.length), ...call.keys, ...call.args]) as Promise<Reply>,
+          ),
+        ),
+        late,
+      ]);
+    const lateAll = (n: number): PromiseSettledResult<Reply>[] =>
+      Array.from({ length: n }, () => ({ status: 'rejected', reason: new Late() }));
+    try {
+      const settled = await run(calls);
+      if (settled === 'late') return lateAll(calls.length);
+      const missing = settled.flatMap((result, k) =>
+        result.status === 'rejected' && /^NOSCRIPT/.test(String(result.reason?.message)) ? [k] : [],
+      );
+      if (missing.length === 0) return settled;
+      try {
+        await Promise.race([client.sendCommand(['SCRIPT', 'LOAD', this.#script]), late]);
+      } catch (error) {
+        // A lost connection here: those calls are sent again by the batch's loop.
+        for (const k of missing) settled[k] = { status: 'rejected', reason: error };
+        return settled;
+      }
+      const again = await run(missing.map((k) => calls[k]));
+      const results = again === 'late' ? lateAll(missing.length) : again;
+      for (const [j, k] of missing.entries()) settled[k] = results[j];
+      return settled;
+    } finally {
+      clearTimeout(timer);
     }
-    return settled;
   }
 
-  /** WAIT N: a write batch is acknowledged only once N replicas have it; else its writes fail (never a 2xx a failover could undo). */
+  /**
+   * WAIT N: a write batch is acknowledged only once N replicas have it; else
+   * its writes fail (never a 2xx a failover could undo). WAIT counts the
+   * writes of this connection, and a call sent again after a lost
+   * connection may have written nothing on the new one (its reply came from
+   * the reply key): one write on this connection first makes WAIT cover
+   * everything the server had by then.
+   */
   async #waitReplicas(requests: Request[], outcomes: Outcome[], deadline: number): Promise<void> {
     const wanted = this.#options.waitReplicas;
     let reached = 0;
     try {
+      const client = this.#client;
+      if (!client) throw this.#timedOut();
       // Within what the caller waits, with room for the reply to reach it (its own timer runs from before the batch).
       const ms = Math.max(1, Math.floor((deadline - Date.now()) * 0.8));
-      reached = Number(await this.#client!.sendCommand(['WAIT', String(wanted), String(ms)]));
+      const [, waited] = await Promise.all([
+        client.sendCommand(['HSET', this.#keys.meta, 'layout', LAYOUT]),
+        client.sendCommand(['WAIT', String(wanted), String(ms)]),
+      ]);
+      reached = Number(waited);
     } catch {
       reached = 0;
     }
@@ -210,10 +316,7 @@ export class RedisEngine {
       `the write reached ${reached} of the ${wanted} replicas waitReplicas asks for within requestTimeout (${this.#options.timeoutMs} ms); it may not survive a failover`,
     );
     for (let i = 0; i < requests.length; i++) {
-      const op = requests[i].op;
-      if (outcomes[i]?.ok && op !== 'get' && op !== 'load' && op !== 'alive' && op !== 'sessionsOf' && op !== 'count' && op !== 'all') {
-        outcomes[i] = { ok: false, error };
-      }
+      if (outcomes[i]?.ok && (WRITE_OPS.has(requests[i].op) || requests[i].op === 'clear')) outcomes[i] = { ok: false, error };
     }
   }
 
@@ -360,10 +463,26 @@ export class RedisEngine {
     return gone;
   }
 
-  /** count, all, clear: SCAN every key of the store, page by page (each page judged by the script). */
+  /**
+   * count, all, clear: SCAN every key of the store, page by page (each page
+   * judged by the script), started again from the first page after a lost
+   * connection, within requestTimeout. SCAN may return a key twice: each is
+   * counted once.
+   */
   async #scan(call: StoreCall, deadline: number): Promise<unknown> {
-    const client = this.#client;
-    if (!client) throw this.#timedOut();
+    for (let attempt = 0; ; attempt++) {
+      const client = this.#client;
+      try {
+        if (!client) throw new Late();
+        return await this.#scanOnce(client, call, deadline);
+      } catch (error) {
+        if (!(isConnectionLoss(error) || error instanceof Late) || Date.now() + backoffMs(attempt) >= deadline) throw error;
+        await sleep(backoffMs(attempt));
+      }
+    }
+  }
+
+  async #scanOnce(client: Client, call: StoreCall, deadline: number): Promise<unknown> {
     if (call.op === 'clear') {
       for (const pattern of [this.#keys.sessions, this.#keys.owners]) {
         await eachPage(client, pattern, async (page) => {
@@ -372,10 +491,14 @@ export class RedisEngine {
       }
       return null;
     }
+    const seen = new Set<string>();
     let count = 0;
     const all: string[] = [];
-    await eachPage(client, this.#keys.sessions, async (page) => {
+    await eachPage(client, this.#keys.sessions, async (found) => {
       if (Date.now() >= deadline) throw this.#timedOut();
+      const page = found.filter((key) => !seen.has(key));
+      for (const key of page) seen.add(key);
+      if (page.length === 0) return;
       if (call.op === 'all') {
         const rows = (await this.#eval(client, page, ['page', 'all'])) as Reply[][];
         for (const row of rows) all.push(jsonOf(row, 0));

@@ -16,6 +16,8 @@
 //                        notifications) and pruned when listed, capped, swept.
 //   <table>:meta         the store's marker (setup creates it, drop removes it).
 //   <table>:sweep        the sweep lock (SET NX PX): one sweeper at a time.
+//   <table>:r:<call>     a write's reply, kept for twice requestTimeout: the
+//                        answer to the same call sent again (engine.ts).
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import { ARRIVAL_GRACE_MS } from '../../store/renewed.ts';
 
@@ -28,6 +30,7 @@ export const keys = (table: string) => ({
   owner: (owner: string) => `${table}:o:${owner}`,
   meta: `${table}:meta`,
   lock: `${table}:sweep`,
+  reply: (call: string) => `${table}:r:${call}`,
   sessions: `${table}:s:*`,
   owners: `${table}:o:*`,
 });
@@ -43,10 +46,15 @@ export const lingerMs = (cleanerIntervalSeconds: number): number => Math.round(2
 
 /**
  * The script for one store: the table, the expiry policy, the size limit,
- * the cap and the linger are constants of it (one SHA per configuration;
- * nothing per call).
+ * the cap, the linger and how long a write's reply is kept are constants of
+ * it (one SHA per configuration; nothing per call).
  */
-export function storeScript(table: string, policy: ExpiryPolicy, maxBytes: number, maxPerOwner: number | null, lingerMs = 0): string {
+export function storeScript(
+  table: string,
+  policy: ExpiryPolicy,
+  limits: { maxBytes?: number; maxPerOwner?: number | null; lingerMs?: number; replyTtlMs?: number } = {},
+): string {
+  const { maxBytes = 0, maxPerOwner = null, lingerMs = 0, replyTtlMs = 0 } = limits;
   const constants = [
     `local P = ${luaString(`${table}:`)}`,
     `local MAXAGE = ${policy.maxAgeMs}`,
@@ -57,6 +65,7 @@ export function storeScript(table: string, policy: ExpiryPolicy, maxBytes: numbe
     `local CAP = ${maxPerOwner ?? 0}`,
     `local GRACE = ${ARRIVAL_GRACE_MS}`,
     `local LINGER = ${Math.round(lingerMs)}`,
+    `local REPLYTTL = ${Math.max(1000, Math.round(replyTtlMs))}`,
   ];
   return `${constants.join('\n')}\n${BODY}`;
 }
@@ -219,6 +228,7 @@ local op = ARGV[1]
 local n = now()
 local key = KEYS[1]
 
+local function dispatch()
 if op == 'load' or op == 'get' then
   local s = load(key)
   if not s or not live(s, n) then return { 0 } end
@@ -503,4 +513,21 @@ elseif op == 'age' then
   return n
 end
 return redis.error_reply('unknown store operation ' .. tostring(op))
+end
+
+-- A write ('!' + op) carries the key of its reply (its last key): a call
+-- sent again after a lost connection gets the reply of the run that already
+-- happened instead of running twice (a patch twice could undo another app
+-- server's write in between; a create twice could bring back a session
+-- revoked in between).
+if string.byte(op, 1) == 33 then
+  op = string.sub(op, 2)
+  local replyKey = KEYS[#KEYS]
+  local cached = redis.call('GET', replyKey)
+  if cached then return cjson.decode(cached) end
+  local reply = dispatch()
+  redis.call('SET', replyKey, cjson.encode(reply), 'PX', REPLYTTL)
+  return reply
+end
+return dispatch()
 `;

@@ -26,7 +26,11 @@ async function firstConnection(): Promise<Client> {
   const deadline = Date.now() + config.requestTimeout;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await connect({ database: config.database, timeoutMs: Math.max(250, deadline - Date.now()) });
+      return await connect({
+        database: config.database,
+        timeoutMs: Math.max(250, deadline - Date.now()),
+        commandTimeoutMs: config.requestTimeout + 5000,
+      });
     } catch (error) {
       if (!isConnectionLoss(error) || Date.now() + backoffMs(attempt) >= deadline) {
         throw unavailableError(error, config.database, 'cannot connect to the Redis server');
@@ -48,6 +52,8 @@ await runActor({
       timeoutMs: config.requestTimeout,
       waitReplicas: typeof target === 'string' ? 0 : target.waitReplicas,
       lingerMs: lingerMs(config.cleanerInterval),
+      reconnect: () =>
+        connect({ database: config.database, timeoutMs: config.requestTimeout, commandTimeoutMs: config.requestTimeout + 5000 }),
     });
     let created = false;
     let warning: { message: string; code: string } | undefined;
