@@ -31,6 +31,8 @@ export const LOCK_TTL_MS = 30_000;
 
 // Deletes the lock only if it is still this sweep's.
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+// Extends the lock, page by page, while it is still this sweep's: 0 when another process holds it now.
+const EXTEND = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0";
 
 export async function sweepRedis(task: {
   database: string;
@@ -40,7 +42,7 @@ export async function sweepRedis(task: {
   abort: Int32Array;
 }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const k = keys(task.table);
-  const script = storeScript(task.table, task.policy, 0, null);
+  const script = storeScript(task.table, task.policy);
   const sha = createHash('sha1').update(script).digest('hex');
   const token = randomUUID();
   try {
@@ -51,16 +53,23 @@ export async function sweepRedis(task: {
     let live = 0;
     try {
       // Dead sessions first (each page one script: atomic, judged by the server's clock), then the owners' indexes.
+      // A sweep longer than the lock's TTL keeps it; a lock lost meanwhile (a pause longer than the TTL) ends this sweep.
+      let held = true;
+      const keep = async () => {
+        if (held) held = Number(await c.sendCommand(['EVAL', EXTEND, '1', k.lock, token, String(LOCK_TTL_MS)])) === 1;
+        return held && Atomics.load(task.abort, 0) === 0;
+      };
       await eachPage(c, k.sessions, async (page) => {
-        if (Atomics.load(task.abort, 0) !== 0) return;
+        if (!(await keep())) return;
         const [gone, counted] = (await evalScript(c, sha, script, page, ['sweep'])) as number[];
         deleted += Number(gone);
         live += Number(counted);
       });
       await eachPage(c, k.owners, async (page) => {
-        if (Atomics.load(task.abort, 0) !== 0) return;
+        if (!(await keep())) return;
         deleted += Number(await evalScript(c, sha, script, page, ['prune']));
       });
+      if (!held) return { deleted, skipped: false, live: null };
     } finally {
       await c.sendCommand(['EVAL', RELEASE, '1', k.lock, token]).catch(() => {});
     }
