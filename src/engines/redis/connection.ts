@@ -24,6 +24,8 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   // A name with a space is refused by CLIENT SETNAME (and the handshake would be retried forever).
   const client = createClient({
     RESP: 2,
+    // Redis Enterprise's maintenance push notifications: off (the handshake would probe for them).
+    maintNotifications: 'disabled',
     // A command not sent when the connection is lost fails at once (never
     // sent later, after its caller was told it failed, or out of order with
     // the calls sent again): the store sends it again itself, in order.

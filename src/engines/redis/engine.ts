@@ -243,45 +243,42 @@ export class RedisEngine {
   }
 
   /**
-   * Every call written at once (one pipeline); those the server answers
-   * NOSCRIPT (a restarted or new server) are sent again once the script is
-   * loaded. A call unanswered at the deadline is rejected with Late.
+   * The calls in one script call (one command, one round trip: the script's
+   * 'batch'), each run alone under pcall; NOSCRIPT (a restarted or new
+   * server) loads the script and sends it again. A batch unanswered at the
+   * deadline is Late; a lost connection rejects every call of it.
    */
   async #send(client: Client, calls: Array<{ call: Call }>, deadline: number): Promise<PromiseSettledResult<Reply>[]> {
+    const keyList: string[] = [];
+    const counts: string[] = [];
+    const args: string[] = [];
+    for (const { call } of calls) {
+      keyList.push(...call.keys);
+      args.push(...call.args);
+      counts.push(String(call.keys.length), String(call.args.length));
+    }
+    const command = ['EVALSHA', this.#sha, String(keyList.length), ...keyList, 'batch', String(calls.length), ...counts, ...args];
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
     });
-    const run = (some: Array<{ call: Call }>) =>
-      Promise.race([
-        Promise.allSettled(
-          some.map(
-            ({ call }) =>
-              client.sendCommand(['EVALSHA', this.#sha, String(call.keys.length), ...call.keys, ...call.args]) as Promise<Reply>,
-          ),
-        ),
-        late,
-      ]);
-    const lateAll = (n: number): PromiseSettledResult<Reply>[] =>
-      Array.from({ length: n }, () => ({ status: 'rejected', reason: new Late() }));
+    const all = (result: PromiseSettledResult<Reply>): PromiseSettledResult<Reply>[] => calls.map(() => result);
     try {
-      const settled = await run(calls);
-      if (settled === 'late') return lateAll(calls.length);
-      const missing = settled.flatMap((result, k) =>
-        result.status === 'rejected' && /^NOSCRIPT/.test(String(result.reason?.message)) ? [k] : [],
-      );
-      if (missing.length === 0) return settled;
+      let reply: Reply | 'late';
       try {
-        await Promise.race([client.sendCommand(['SCRIPT', 'LOAD', this.#script]), late]);
+        reply = await Promise.race([client.sendCommand(command) as Promise<Reply>, late]);
       } catch (error) {
-        // A lost connection here: those calls are sent again by the batch's loop.
-        for (const k of missing) settled[k] = { status: 'rejected', reason: error };
-        return settled;
+        if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
+        await Promise.race([client.sendCommand(['SCRIPT', 'LOAD', this.#script]), late]);
+        reply = await Promise.race([client.sendCommand(command) as Promise<Reply>, late]);
       }
-      const again = await run(missing.map((k) => calls[k]));
-      const results = again === 'late' ? lateAll(missing.length) : again;
-      for (const [j, k] of missing.entries()) settled[k] = results[j];
-      return settled;
+      if (reply === 'late') return all({ status: 'rejected', reason: new Late() });
+      return (reply as Reply[]).map((one): PromiseSettledResult<Reply> => {
+        if (Array.isArray(one) && one[0] === '!ERR') return { status: 'rejected', reason: new Error(String(one[1])) };
+        return { status: 'fulfilled', value: one };
+      });
+    } catch (error) {
+      return all({ status: 'rejected', reason: error });
     } finally {
       clearTimeout(timer);
     }

@@ -77,6 +77,8 @@ const luaString = (text: string) => `'${text.replace(/[\\']/g, '\\$&')}'`;
 // cannot sit in a reply table, so a missing owner is '' (owners are never
 // empty) and a missing lifetime -1.
 const BODY = `
+-- The call being run: its keys and arguments (A[1] is its op).
+local K, A, key, op
 local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -143,9 +145,9 @@ local function writeData(key, map)
   end
   for i = 1, #flat, 1000 do redis.call('HSET', key, unpack(flat, i, math.min(i + 999, #flat))) end
 end
--- Reads pairs ARGV[at+1 .. at+2*count] into map; returns the next index.
+-- Reads pairs A[at+1 .. at+2*count] into map; returns the next index.
 local function readPairs(map, at, count)
-  for i = 1, count do map[ARGV[at + 2 * i - 1]] = ARGV[at + 2 * i] end
+  for i = 1, count do map[A[at + 2 * i - 1]] = A[at + 2 * i] end
   return at + 2 * count
 end
 local function flatData(out, map)
@@ -224,9 +226,7 @@ local function ownLifetime(remaining, s, n)
   return r
 end
 
-local op = ARGV[1]
 local n = now()
-local key = KEYS[1]
 
 local function dispatch()
 if op == 'load' or op == 'get' then
@@ -252,7 +252,7 @@ elseif op == 'alive' then
 elseif op == 'create' then
   -- ARGV: op, owner spec, lifetime spec, count, pairs.
   local map = {}
-  readPairs(map, 4, tonumber(ARGV[4]))
+  readPairs(map, 4, tonumber(A[4]))
   local s = load(key)
   if s and s.r then return { 1 } end
   if s then
@@ -262,8 +262,8 @@ elseif op == 'create' then
     redis.call('HSET', key, 'c', n, 't', n)
   end
   writeData(key, map)
-  lifetime(key, s, ARGV[3])
-  give(key, s, ARGV[2], n)
+  lifetime(key, s, A[3])
+  give(key, s, A[2], n)
   seal(key, s)
   return { 1 }
 elseif op == 'put' then
@@ -271,13 +271,13 @@ elseif op == 'put' then
   if s == nil then return { 0 } end
   if s == 'renewed' then return { 2 } end
   local map = {}
-  readPairs(map, 4, tonumber(ARGV[4]))
+  readPairs(map, 4, tonumber(A[4]))
   clearData(key)
   writeData(key, map)
   s.t = n
   redis.call('HSET', key, 't', n)
-  lifetime(key, s, ARGV[3])
-  give(key, s, ARGV[2], n)
+  lifetime(key, s, A[3])
+  give(key, s, A[2], n)
   seal(key, s)
   return { 1 }
 elseif op == 'patch' then
@@ -286,27 +286,27 @@ elseif op == 'patch' then
   if s == nil then return { 0 } end
   if s == 'renewed' then return { 2 } end
   local set = {}
-  local at = readPairs(set, 4, tonumber(ARGV[4]))
-  local unsetCount = tonumber(ARGV[at + 1])
-  if tonumber(ARGV[4]) > 0 or unsetCount > 0 then
+  local at = readPairs(set, 4, tonumber(A[4]))
+  local unsetCount = tonumber(A[at + 1])
+  if tonumber(A[4]) > 0 or unsetCount > 0 then
     local map = dataOf(key)
     for f, v in pairs(set) do map[f] = v end
-    for i = 1, unsetCount do map[ARGV[at + 1 + i]] = nil end
+    for i = 1, unsetCount do map[A[at + 1 + i]] = nil end
     local size = sizeOf(map)
     if size > MAXBYTES then return { 3, size } end
     writeData(key, set)
-    for i = 1, unsetCount do redis.call('HDEL', key, ARGV[at + 1 + i]) end
+    for i = 1, unsetCount do redis.call('HDEL', key, A[at + 1 + i]) end
   end
   s.t = n
   redis.call('HSET', key, 't', n)
-  lifetime(key, s, ARGV[3])
-  give(key, s, ARGV[2], n)
+  lifetime(key, s, A[3])
+  give(key, s, A[2], n)
   seal(key, s)
   return { 1 }
 elseif op == 'renew' then
   -- KEYS: old, next. ARGV: op, next's digest, owner spec, lifetime spec,
   -- replace ('r' then count and pairs, or '-'), set count, pairs, unset count, fields.
-  local nextKey = KEYS[2]
+  local nextKey = K[2]
   local s = find(key, n)
   if s == nil or s == 'renewed' then
     -- A replay after a committed renew finds the new id live: same answer.
@@ -317,17 +317,17 @@ elseif op == 'renew' then
   end
   local map = dataOf(key)
   local at = 5
-  if ARGV[5] == 'r' then
+  if A[5] == 'r' then
     map = {}
-    at = readPairs(map, 6, tonumber(ARGV[6]))
+    at = readPairs(map, 6, tonumber(A[6]))
   end
-  local setCount = tonumber(ARGV[at + 1])
+  local setCount = tonumber(A[at + 1])
   local set = {}
   at = readPairs(set, at + 1, setCount)
-  local unsetCount = tonumber(ARGV[at + 1])
+  local unsetCount = tonumber(A[at + 1])
   for f, v in pairs(set) do map[f] = v end
-  for i = 1, unsetCount do map[ARGV[at + 1 + i]] = nil end
-  if ARGV[5] == 'r' or setCount > 0 or unsetCount > 0 then
+  for i = 1, unsetCount do map[A[at + 1 + i]] = nil end
+  if A[5] == 'r' or setCount > 0 or unsetCount > 0 then
     local size = sizeOf(map)
     if size > MAXBYTES then return { 3, size } end
   end
@@ -336,26 +336,26 @@ elseif op == 'renew' then
   redis.call('DEL', nextKey)
   redis.call('HSET', nextKey, 'c', ns.c, 't', ns.t)
   writeData(nextKey, map)
-  if ARGV[4] ~= 'u' then
-    if ARGV[4] == 'n' then ns.m = false else ns.m = tonumber(ARGV[4]) end
+  if A[4] ~= 'u' then
+    if A[4] == 'n' then ns.m = false else ns.m = tonumber(A[4]) end
   end
   if ns.m then redis.call('HSET', nextKey, 'm', ns.m) end
   local oldOwner = s.o
-  if ARGV[3] ~= 'u' then
-    if ARGV[3] == 'n' then ns.o = false else ns.o = string.sub(ARGV[3], 2) end
+  if A[3] ~= 'u' then
+    if A[3] == 'n' then ns.o = false else ns.o = string.sub(A[3], 2) end
   end
   if ns.o then redis.call('HSET', nextKey, 'o', ns.o) end
   -- The old id becomes a tombstone: no data, no owner, the new digest, the
   -- time of the renew (it keeps telling late requests "renewed").
   clearData(key)
   redis.call('HDEL', key, 'o')
-  redis.call('HSET', key, 'r', ARGV[2], 't', n)
+  redis.call('HSET', key, 'r', A[2], 't', n)
   if oldOwner then redis.call('ZREM', okey(oldOwner), member(key)) end
   s.t = n
   s.o = false
   redis.call('PEXPIREAT', key, expires(s) + LINGER)
   seal(nextKey, ns)
-  if ns.o and ns.o ~= oldOwner then cap(ns.o, ARGV[2], n) end
+  if ns.o and ns.o ~= oldOwner then cap(ns.o, A[2], n) end
   return { 1 }
 elseif op == 'delete' then
   local s = load(key)
@@ -368,7 +368,7 @@ elseif op == 'delete' then
   if s.o then redis.call('ZREM', okey(s.o), member(key)) end
   return { 0 }
 elseif op == 'sessionsOf' then
-  local owner = ARGV[2]
+  local owner = A[2]
   local ok = okey(owner)
   local out = {}
   for _, m in ipairs(redis.call('ZRANGE', ok, 0, -1)) do
@@ -382,8 +382,8 @@ elseif op == 'sessionsOf' then
   return out
 elseif op == 'revoke' then
   -- The session the handle names, under whatever id it was renewed to since.
-  local owner = ARGV[2]
-  local m = ARGV[3]
+  local owner = A[2]
+  local m = A[3]
   local s
   for _ = 1, 64 do
     s = load(skey(m))
@@ -398,9 +398,9 @@ elseif op == 'revoke' then
   return 0
 elseif op == 'revokeAll' then
   -- ARGV: op, owner, the kept digest or '', guarded ('1': only while the kept one is a live session of the owner).
-  local owner = ARGV[2]
-  local except = ARGV[3]
-  if ARGV[4] == '1' then
+  local owner = A[2]
+  local except = A[3]
+  if A[4] == '1' then
     local k = nil
     if except ~= '' then k = find(skey(except), n) end
     if k == nil or k == 'renewed' or k.o ~= owner then return -1 end
@@ -421,14 +421,14 @@ elseif op == 'revokeAll' then
 elseif op == 'upsert' then
   -- express-session's set. ARGV: op, remaining ms or 'n', count, pairs.
   local map = {}
-  readPairs(map, 3, tonumber(ARGV[3]))
+  readPairs(map, 3, tonumber(A[3]))
   local s = load(key)
   if s and not s.r and live(s, n) then
     clearData(key)
     writeData(key, map)
     s.t = n
     redis.call('HSET', key, 't', n)
-    setLifetime(key, s, ownLifetime(ARGV[2], s, n))
+    setLifetime(key, s, ownLifetime(A[2], s, n))
     seal(key, s)
     return { 1 }
   end
@@ -437,29 +437,29 @@ elseif op == 'upsert' then
   s = { c = n, t = n, o = false, r = false, m = false }
   redis.call('HSET', key, 'c', n, 't', n)
   writeData(key, map)
-  setLifetime(key, s, ownLifetime(ARGV[2], s, n))
+  setLifetime(key, s, ownLifetime(A[2], s, n))
   seal(key, s)
   return { 1 }
 elseif op == 'touchKey' then
   -- express-session's touch. ARGV: op, remaining ms or 'n', the cookie's JSON or '' (none).
   local s = find(key, n)
   if s == nil or s == 'renewed' then return { 0 } end
-  local m = ownLifetime(ARGV[2], s, n)
+  local m = ownLifetime(A[2], s, n)
   local ns = { c = s.c, t = s.t, o = s.o, r = false, m = m }
   if not FIXED then ns.t = n end
   if math.abs(idle(ns) - idle(s)) < touchAfter(m) then return { 1 } end
   redis.call('HSET', key, 't', ns.t)
   setLifetime(key, ns, m)
-  if ARGV[3] ~= '' then redis.call('HSET', key, '."cookie"', ARGV[3]) end
+  if A[3] ~= '' then redis.call('HSET', key, '."cookie"', A[3]) end
   seal(key, ns)
   return { 1 }
 elseif op == 'page' then
-  -- A page of a SCAN, judged: ARGV[2] 'count' (live sessions), 'all'
+  -- A page of a SCAN, judged: A[2] 'count' (live sessions), 'all'
   -- (their data), 'stats' (live and dead).
-  local what = ARGV[2]
+  local what = A[2]
   local out = {}
   local liveCount, dead = 0, 0
-  for _, k in ipairs(KEYS) do
+  for _, k in ipairs(K) do
     local s = load(k)
     if s then
       if live(s, n) then
@@ -478,7 +478,7 @@ elseif op == 'sweep' then
   -- A page of the sweep (KEYS: session keys): dead sessions and tombstones
   -- are deleted (and leave their owner's index); returns { deleted, live }.
   local deleted, liveCount = 0, 0
-  for _, k in ipairs(KEYS) do
+  for _, k in ipairs(K) do
     local s = load(k)
     if s then
       if live(s, n) then
@@ -495,7 +495,7 @@ elseif op == 'prune' then
   -- The sweep's work on owners' indexes (KEYS): members whose session is
   -- gone, dead or another owner's leave; dead sessions go.
   local removed = 0
-  for _, ok in ipairs(KEYS) do
+  for _, ok in ipairs(K) do
     local owner = string.sub(ok, #P + 3)
     for _, m in ipairs(redis.call('ZRANGE', ok, 0, -1)) do
       local s = load(skey(m))
@@ -515,19 +515,47 @@ end
 return redis.error_reply('unknown store operation ' .. tostring(op))
 end
 
--- A write ('!' + op) carries the key of its reply (its last key): a call
--- sent again after a lost connection gets the reply of the run that already
--- happened instead of running twice (a patch twice could undo another app
--- server's write in between; a create twice could bring back a session
--- revoked in between).
-if string.byte(op, 1) == 33 then
+-- One call. A write ('!' + op) carries the key of its reply (its last
+-- key): a call sent again after a lost connection gets the reply of the run
+-- that already happened instead of running twice (a patch twice could undo
+-- another app server's write in between; a create twice could bring back a
+-- session revoked in between).
+local function run(keys, args)
+  K, A, key, op = keys, args, keys[1], args[1]
+  if string.byte(op, 1) ~= 33 then return dispatch() end
   op = string.sub(op, 2)
-  local replyKey = KEYS[#KEYS]
+  local replyKey = K[#K]
   local cached = redis.call('GET', replyKey)
   if cached then return cjson.decode(cached) end
   local reply = dispatch()
   redis.call('SET', replyKey, cjson.encode(reply), 'PX', REPLYTTL)
   return reply
 end
-return dispatch()
+
+-- A mailbox batch in one script call (one command, one round trip): ARGV is
+-- 'batch', the number of calls, each call's key and argument counts, then
+-- every call's arguments; KEYS every call's keys, in order. Each call runs
+-- under pcall: one that fails fails alone ({ '!ERR', message }).
+if ARGV[1] == 'batch' then
+  local count = tonumber(ARGV[2])
+  local ki, ai = 1, 3 + 2 * count
+  local out = {}
+  for i = 1, count do
+    local nk, na = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+    local keys, args = {}, {}
+    for j = 1, nk do keys[j] = KEYS[ki + j - 1] end
+    for j = 1, na do args[j] = ARGV[ai + j - 1] end
+    ki, ai = ki + nk, ai + na
+    local ok, reply = pcall(run, keys, args)
+    if not ok then
+      out[i] = { '!ERR', tostring(reply) }
+    elseif type(reply) == 'table' and reply.err then
+      out[i] = { '!ERR', reply.err }
+    else
+      out[i] = reply
+    end
+  end
+  return out
+end
+return run(KEYS, ARGV)
 `;
