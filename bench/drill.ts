@@ -11,6 +11,10 @@
 //             replaced by the server's: restart (-m fast), crash (-m
 //             immediate) and back, our backends terminated, and (full run)
 //             the server down past requestTimeout.
+//   --engine redis   the same on a redis-server this script starts
+//             (test/redis-server.ts: AOF, appendfsync always): our
+//             connections killed (CLIENT KILL), Redis SIGKILLed and restarted
+//             (its AOF replayed), and (full run) Redis down past requestTimeout.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +22,8 @@ import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
 import { median, ROOT, scratch } from './lib.ts';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
+import { startRedis, type RedisServer } from '../test/redis-server.ts';
+import { redisCommands } from '../test/engines.ts';
 import { adminQuery } from '../test/engines.ts';
 
 const quick = process.argv.includes('--quick');
@@ -32,10 +38,12 @@ const SESSIONS = quick ? 60 : 200;
 const LOOPS = quick ? 12 : 32;
 const engineAt = process.argv.indexOf('--engine');
 const engine = engineAt === -1 ? 'sqlite' : process.argv[engineAt + 1];
-if (engine !== 'sqlite' && engine !== 'postgres') throw new Error(`--engine: expected sqlite or postgres, got ${engine}`);
+if (engine !== 'sqlite' && engine !== 'postgres' && engine !== 'redis')
+  throw new Error(`--engine: expected sqlite, postgres or redis, got ${engine}`);
 const temp = scratch('drill-');
 const postgres: PostgresServer | null = engine === 'postgres' ? await startPostgres() : null;
-const database = postgres ? postgres.url : join(temp.dir, 'drill.db');
+const redis: RedisServer | null = engine === 'redis' ? await startRedis() : null;
+const database = postgres ? postgres.url : redis ? redis.url : join(temp.dir, 'drill.db');
 
 // ---- the server ---------------------------------------------------------
 
@@ -221,7 +229,26 @@ async function untilRunning(child: 'store' | 'cleaner'): Promise<void> {
 
 const sql = (text: string, values: unknown[] = []) => adminQuery(text, values, database);
 
+// Dead sessions on Redis (the example's prefix, 'session'): last used two hours ago, kept a day.
+const SEED = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, tonumber(ARGV[1]) do
+  local key = 'session:s:planted' .. ARGV[2] .. '-' .. i
+  redis.call('HSET', key, 'c', now - 7200000, 't', now - 7200000)
+  redis.call('PEXPIRE', key, 86400000)
+end
+return 0`;
+
 async function plantBacklog(count: number): Promise<void> {
+  if (redis) {
+    const batch = `${Date.now()}`;
+    await redisCommands(async (send) => {
+      for (let done = 0; done < count; done += 5000)
+        await send('EVAL', SEED, '0', String(Math.min(5000, count - done)), `${batch}-${done}`);
+    }, redis.url);
+    return;
+  }
   if (postgres) {
     await sql(
       `INSERT INTO session (sid_hash, data, created_at, touched_at)
@@ -369,6 +396,40 @@ if (postgres) {
       true,
     );
   }
+} else if (redis) {
+  log('5. Redis drops our connections, crashes (SIGKILL) and restarts from its AOF');
+  for (let k = 0; k < (quick ? 1 : 3); k++) {
+    await sleep(1500);
+    await fault(`CLIENT KILL of our connections ${k + 1}`, async () => {
+      redis.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    });
+  }
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(2000);
+    // Recovery runs from the moment the server is down.
+    await fault(
+      `Redis SIGKILL, restarted ${k + 1}`,
+      async (effective) => {
+        await redis.kill();
+        effective();
+        await redis.start();
+      },
+      true,
+    );
+  }
+  if (!quick) {
+    await sleep(2000);
+    await fault(
+      'Redis down 7 s (past requestTimeout)',
+      async (effective) => {
+        await redis.kill();
+        effective();
+        await sleep(7000);
+        await redis.start();
+      },
+      true,
+    );
+  }
 } else {
   log('5. another process holds the write lock');
   await sleep(2000);
@@ -452,6 +513,7 @@ server.process.kill('SIGTERM');
 await server.exited;
 await server.pool.destroy();
 postgres?.destroy();
+redis?.destroy();
 temp.remove();
 
 const recoveries = faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
@@ -476,6 +538,15 @@ if (asJson) {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
   const lines = [
+    ...(redis
+      ? [
+          '## Redis engine',
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine redis\` (Node ${process.version}, redis-server from test/redis-server.ts on loopback, AOF with appendfsync always, ${summary.durationS.toFixed(0)} s).`,
+          `The same example server, loader and checks, with \`DATABASE\` a redis:// URL. The SQLite lock faults are replaced by the server's own: our connections killed with \`CLIENT KILL TYPE normal\`, Redis SIGKILLed and restarted on its AOF${quick ? '' : ', and Redis down for 7 s (past requestTimeout)'}. One Redis server, no replica: a failover is not part of this drill.`,
+          '',
+        ]
+      : []),
     ...(postgres
       ? [
           '## PostgreSQL engine',
@@ -484,12 +555,14 @@ if (asJson) {
           `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`,
           '',
         ]
-      : [
-          '# Reliability: fault drills',
-          '',
-          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
-        ]),
-    ...(postgres
+      : redis
+        ? []
+        : [
+            '# Reliability: fault drills',
+            '',
+            `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
+          ]),
+    ...(postgres || redis
       ? []
       : [
           `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store actor is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store actor is killed past the restart intensity. Then every session is checked against the loader's record.`,
@@ -524,7 +597,7 @@ if (asJson) {
     } |`,
     '',
     'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
-    ...(postgres
+    ...(postgres || redis
       ? []
       : [
           '',
@@ -534,12 +607,21 @@ if (asJson) {
   const report = `${lines.join('\n')}\n`;
   process.stdout.write(report);
   if (!quick) {
-    // One file, a section per engine: each run replaces its own.
+    // One file, a section per engine (SQLite first, then PostgreSQL, then Redis): each run replaces its own.
     const file = join(ROOT, 'docs', 'reliability.md');
     const before = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    const cut = before.indexOf('## PostgreSQL engine');
-    const sqlitePart = cut === -1 ? before : before.slice(0, cut);
-    const postgresPart = cut === -1 ? '' : before.slice(cut);
-    writeFileSync(file, postgres ? `${sqlitePart.trimEnd()}\n\n${report}` : `${report}${postgresPart ? `\n${postgresPart}` : ''}`);
+    const at = (heading: string) => {
+      const i = before.indexOf(heading);
+      return i === -1 ? before.length : i;
+    };
+    const pgAt = at('## PostgreSQL engine');
+    const redisAt = at('## Redis engine');
+    const parts = {
+      sqlite: before.slice(0, Math.min(pgAt, redisAt)).trimEnd(),
+      postgres: before.slice(pgAt, redisAt > pgAt ? redisAt : before.length).trimEnd(),
+      redis: before.slice(redisAt, pgAt > redisAt ? pgAt : before.length).trimEnd(),
+    };
+    parts[engine as keyof typeof parts] = report.trimEnd();
+    writeFileSync(file, `${[parts.sqlite, parts.postgres, parts.redis].filter((part) => part !== '').join('\n\n')}\n`);
   }
 }

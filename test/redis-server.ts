@@ -91,6 +91,8 @@ export interface RedisServer {
   kill(): Promise<void>;
   /** Starts it again on the same port and folder. */
   start(): Promise<void>;
+  /** The running server's process id, or null. */
+  pid(): number | null;
   /** Runs redis-cli against it; resolves with its output. */
   cli(...args: string[]): string;
   /** Stops it and removes its folder. Idempotent. */
@@ -185,6 +187,7 @@ export async function startRedis(options: { settings?: Record<string, string> } 
     dir,
     kill: stopChild,
     start,
+    pid: () => (child as ChildProcess | null)?.pid ?? null,
     cli: (...cliArgs) => {
       const result = spawnSync(bin.cli, ['-h', '127.0.0.1', '-p', String(port), ...cliArgs], {
         encoding: 'utf8',

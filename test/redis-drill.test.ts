@@ -1,0 +1,38 @@
+// The bounded fault drill on Redis (npm run drill -- --engine redis --quick):
+// the example server under load on a redis-server the drill starts (AOF,
+// appendfsync always), while our connections are killed and Redis is
+// SIGKILLed and restarted from its AOF, besides the store, cleaner and
+// whole-process kills of the SQLite drill.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { fileURLToPath } from 'node:url';
+import { runScript } from './helpers.ts';
+
+test('Redis: nothing acknowledged is lost, no logout undone, Redis crashing and restarting costs no request a 5xx', async () => {
+  const script = fileURLToPath(new URL('../bench/drill.ts', import.meta.url));
+  const result = await runScript(script, ['--quick', '--json', '--engine', 'redis'], { timeoutMs: 240_000 });
+  assert.is(result.timedOut, false, 'the drill hung');
+  assert.is(result.code, 0, result.stderr);
+  const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+    acknowledgedWrites: number;
+    acknowledgedWritesLost: number;
+    resurrectedAfterLogout: number;
+    loggedOut: number;
+    unrecovered: number;
+    faults: Array<{ name: string; recoveryMs: number | null }>;
+    failed: Record<string, Record<string, number>>;
+  };
+  assert.ok(summary.acknowledgedWrites > 1000, `${summary.acknowledgedWrites} acknowledged writes`);
+  assert.is(summary.acknowledgedWritesLost, 0);
+  assert.is(summary.resurrectedAfterLogout, 0);
+  assert.is(summary.unrecovered, 0, JSON.stringify(summary.faults));
+  const names = summary.faults.map((f) => f.name);
+  for (const name of ['CLIENT KILL of our connections 1', 'Redis SIGKILL, restarted 1']) {
+    assert.ok(names.includes(name), `the drill ran "${name}"`);
+    // Within requestTimeout, a lost connection is waited out: no 503.
+    assert.equal(summary.failed[name] ?? {}, {}, `no request fails during "${name}"`);
+  }
+  assert.equal(summary.failed['steady load'] ?? {}, {}, 'no request fails outside a fault');
+});
+
+test.run();
