@@ -9,6 +9,10 @@ import {
   BENCH_DIR,
   benchDatabase,
   benchPostgresPid,
+  benchRedis,
+  redisBytesPerKey,
+  redisCommands,
+  stopBenchRedis,
   committedTransactions,
   ensureBenchPeers,
   stopBenchPostgres,
@@ -31,6 +35,8 @@ export interface ServerSpec {
   note?: string;
   /** A PostgreSQL database of its own on the benchmark's server (its name). */
   postgres?: string;
+  /** On the benchmark's Redis server; the pattern of its session keys (for their memory). */
+  redis?: string;
 }
 
 export interface HttpOptions {
@@ -62,6 +68,10 @@ export interface HttpRow {
   xactPerRequest?: number;
   /** PostgreSQL rows: the database server's CPU µs per request, all its processes (median over rounds; Linux only). */
   dbCpuPerRequest?: number;
+  /** Redis rows: commands the Redis server ran per request (INFO commandstats; median over rounds). */
+  commandsPerRequest?: number;
+  /** Redis rows: MEMORY USAGE of one stored session's key, bytes (mean of a sample, after the sessions were created). */
+  bytesPerSession?: number;
   /** The server's CPU per request by thread group (medians over rounds; Linux only). */
   threads?: ThreadSplit;
   rounds: LoadResult[];
@@ -199,6 +209,24 @@ export function serverSpecs(
       postgres: 'bench_cps',
     });
   }
+  // Redis: ours and express-session + connect-redis, on the same server.
+  specs.push({
+    name: 'ours-redis',
+    label: 'supervised-sessions on Redis',
+    node,
+    script: join(servers, 'ours.mjs'),
+    redis: 'session:s:*',
+  });
+  if (wanted('express-connect-redis') && ensureBenchPeers(log)) {
+    specs.push({
+      name: 'express-connect-redis',
+      label: 'express-session + connect-redis (Redis)',
+      node,
+      script: join(servers, 'express.mjs'),
+      env: { STORE: 'connect-redis' },
+      redis: 'sess:*',
+    });
+  }
   // The front doors, on their frameworks, against the same frameworks' own sessions.
   specs.push(
     { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.mjs') },
@@ -218,7 +246,11 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
   const running: Array<{ spec: ServerSpec; server: RunningServer; cookies: string[]; database: string }> = [];
   try {
     for (const spec of specs) {
-      const database = spec.postgres ? await benchDatabase(spec.postgres) : join(options.dir, `${spec.name}.db`);
+      const database = spec.postgres
+        ? await benchDatabase(spec.postgres)
+        : spec.redis
+          ? (await benchRedis()).url
+          : join(options.dir, `${spec.name}.db`);
       const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: database });
       const cookies = await sessionCookies(spec.name, server.url, options.dir, options.sessions);
       running.push({ spec, server, cookies, database });
@@ -236,6 +268,9 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     const splits = new Map<string, ThreadSplit[]>();
     const xacts = new Map<string, number[]>();
     const dbCpu = new Map<string, number[]>();
+    const commands = new Map<string, number[]>();
+    const bytes = new Map<string, number>();
+    for (const { spec, database } of running) if (spec.redis) bytes.set(spec.name, await redisBytesPerKey(database, spec.redis));
     for (let round = 1; round <= options.rounds; round++) {
       for (const workload of ['R', 'W'] as const) {
         let bare: number | null = null;
@@ -243,7 +278,8 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           // The statistics collector lags: let the previous load's counts land first.
           if (spec.postgres) await sleep(1200);
           const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
-          const postmaster = spec.postgres ? await benchPostgresPid() : null;
+          const postmaster = spec.postgres ? await benchPostgresPid() : spec.redis ? (await benchRedis()).pid() : null;
+          const commandsBefore = spec.redis ? await redisCommands(database) : 0;
           const dbBefore = postgresCpu(postmaster);
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>(
@@ -264,6 +300,8 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
             // Minus the one transaction each of our two counter reads is.
             xacts.set(key, [...(xacts.get(key) ?? []), ((await committedTransactions(database)) - xactBefore - 1) / result.requests]);
           }
+          if (spec.redis)
+            commands.set(key, [...(commands.get(key) ?? []), ((await redisCommands(database)) - commandsBefore) / result.requests]);
           const split = splitPerRequest(before, sampleThreads(server.process.pid), result.requests);
           if (split) splits.set(key, [...(splits.get(key) ?? []), split]);
           results.set(key, [...(results.get(key) ?? []), result]);
@@ -295,6 +333,8 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           threads: split?.length === rounds.length ? medianSplit(split) : undefined,
           xactPerRequest: xacts.has(`${spec.name}:${workload}`) ? median(xacts.get(`${spec.name}:${workload}`)!) : undefined,
           dbCpuPerRequest: dbCpu.has(`${spec.name}:${workload}`) ? median(dbCpu.get(`${spec.name}:${workload}`)!) : undefined,
+          commandsPerRequest: commands.has(`${spec.name}:${workload}`) ? median(commands.get(`${spec.name}:${workload}`)!) : undefined,
+          bytesPerSession: bytes.get(spec.name),
           rounds,
         });
       }
@@ -303,5 +343,6 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
   } finally {
     for (const { server } of running) await server.stop();
     stopBenchPostgres();
+    stopBenchRedis();
   }
 }

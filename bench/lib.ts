@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
+import { startRedis, type RedisServer } from '../test/redis-server.ts';
+import { createClient } from 'redis';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = join(BENCH_DIR, '..');
@@ -22,7 +24,8 @@ export function ensureBenchPeers(log: (line: string) => void): boolean {
   const installed = () =>
     existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')) &&
     existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node')) &&
-    existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json'));
+    existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json')) &&
+    existsSync(join(BENCH_DIR, 'node_modules', 'connect-redis', 'package.json'));
   if (installed()) return true;
   const arch = `node-${process.platform}-${process.arch}`;
   const nodedir = [
@@ -205,6 +208,55 @@ export async function benchPostgresPid(): Promise<number | null> {
 export function stopBenchPostgres(): void {
   void postgres?.then((server) => server.destroy());
   postgres = null;
+}
+
+/**
+ * The benchmark's Redis server (test/redis-server.ts: AOF with appendfsync
+ * always, as the tests run it), started on first use; every Redis row runs
+ * on it, each store under its own key prefix.
+ */
+let redis: Promise<RedisServer> | null = null;
+export async function benchRedis(): Promise<RedisServer> {
+  redis ??= startRedis();
+  return redis;
+}
+
+export function stopBenchRedis(): void {
+  void redis?.then((server) => server.destroy());
+  redis = null;
+}
+
+/** Runs commands on a short-lived client of the benchmark's Redis server. */
+async function onRedis<T>(url: string, work: (send: (...args: string[]) => Promise<unknown>) => Promise<T>): Promise<T> {
+  const client = createClient({ url, RESP: 2 });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    return await work((...args) => client.sendCommand(args));
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Commands the Redis server has run so far (INFO commandstats: every command's calls, summed). */
+export function redisCommands(url: string): Promise<number> {
+  return onRedis(url, async (send) => {
+    const info = String(await send('INFO', 'commandstats'));
+    let calls = 0;
+    for (const match of info.matchAll(/calls=(\d+)/g)) calls += Number(match[1]);
+    return calls;
+  });
+}
+
+/** The mean MEMORY USAGE of up to 200 keys matching `pattern` (one session's key), in bytes. */
+export function redisBytesPerKey(url: string, pattern: string): Promise<number> {
+  return onRedis(url, async (send) => {
+    const [, keys] = (await send('SCAN', '0', 'MATCH', pattern, 'COUNT', '5000')) as [string, string[]];
+    const sample = keys.slice(0, 200);
+    let total = 0;
+    for (const key of sample) total += Number(await send('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+    return sample.length === 0 ? Number.NaN : total / sample.length;
+  });
 }
 
 /** Committed transactions of a database so far (pg_stat_database; the counters lag by up to a second). */

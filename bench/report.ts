@@ -406,6 +406,41 @@ export function markdown(results: Results, command: string): string {
       );
     lines.push('');
   }
+  const redisRows = results.http?.filter((row) => row.commandsPerRequest !== undefined) ?? [];
+  if (redisRows.length) {
+    const find = (server: string, workload: 'R' | 'W') => results.http!.find((row) => row.server === server && row.workload === workload);
+    lines.push(
+      '## Redis',
+      '',
+      "The rows above on Redis: both servers on one redis-server (test/redis-server.ts: loopback, AOF with `appendfsync always`, the same 2 cores), each under its own key prefix. connect-redis is configured as its README recommends (a connected node-redis client handed in). *Redis CPU/req*: the Redis server's CPU time per request served; *total*: the app's and Redis's together. *cmd/req*: commands Redis ran per request served (`INFO commandstats`; includes the measurement's own few). *bytes/session*: `MEMORY USAGE` of one session's key (mean of a sample; ours is a hash with a field per data key).",
+      '',
+    );
+    lines.push(
+      '| server | workload | req/s | p99 ms | app CPU/req µs | Redis CPU/req µs | total CPU/req µs | cmd/req | bytes/session |',
+      '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    );
+    for (const row of redisRows)
+      lines.push(
+        `| ${row.label} | ${row.workload} | ${fmt(row.rps)} | ${fmt(row.p99, 2)} | ${fmt(row.cpuPerRequest, 1)} | ${fmt(row.dbCpuPerRequest ?? NaN, 1)} | ${fmt(row.cpuPerRequest + (row.dbCpuPerRequest ?? NaN), 1)} | ${fmt(row.commandsPerRequest!, 3)} | ${fmt(row.bytesPerSession ?? NaN)} |`,
+      );
+    const ratio = (w: 'R' | 'W') => {
+      const a = find('ours-redis', w);
+      const b = find('express-connect-redis', w);
+      return a && b ? x(a.rps / b.rps) : 'n/a';
+    };
+    const cpu = (w: 'R' | 'W') => {
+      const a = find('ours-redis', w);
+      const b = find('express-connect-redis', w);
+      return a && b ? x((a.cpuPerRequest + (a.dbCpuPerRequest ?? NaN)) / (b.cpuPerRequest + (b.dbCpuPerRequest ?? NaN))) : 'n/a';
+    };
+    lines.push('', '| target | R | W |', '| --- | ---: | ---: |');
+    lines.push(`| ours × express-session + connect-redis, req/s (targets ≥ 2 R, ≥ 3 W) | ${ratio('R')} | ${ratio('W')} |`);
+    lines.push(`| our total CPU/req ÷ theirs, app + Redis (target < 1) | ${cpu('R')} | ${cpu('W')} |`);
+    lines.push(
+      `| our commands per request (target well below 1) | ${fmt(find('ours-redis', 'R')?.commandsPerRequest ?? NaN, 3)} | ${fmt(find('ours-redis', 'W')?.commandsPerRequest ?? NaN, 3)} |`,
+    );
+    lines.push('');
+  }
   if (results.owners) {
     // A run saved before engines and logins were measured holds one SQLite row.
     const rows: OwnersRow[] = Array.isArray(results.owners)

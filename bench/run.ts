@@ -2,7 +2,7 @@
 // full run, docs/benchmarks.md and docs/benchmarks.svg.
 //   --smoke            a few seconds in all: checks that everything starts and reports
 //   --only=a,b         some of: mailbox, store, sweep, owners, http, memory
-//   (sweep and http include PostgreSQL rows, on a server the benchmark starts)
+//   (sweep and http include PostgreSQL rows, and http Redis rows, on servers the benchmark starts)
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
 //   --before=REV       also run the package as built at git revision REV (HTTP: sliding cookie; owners), for a before/after in one run

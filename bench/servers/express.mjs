@@ -1,4 +1,4 @@
-// express-session with the store named by STORE: memory | better-sqlite3 | connect-sqlite3 | connect-pg-simple,
+// express-session with the store named by STORE: memory | better-sqlite3 | connect-sqlite3 | connect-pg-simple | connect-redis,
 // configured as their READMEs recommend for production.
 import express from 'express';
 import session from 'express-session';
@@ -26,6 +26,15 @@ async function makeStore(kind) {
     const { default: factory } = await import('connect-pg-simple');
     const PgStore = factory(session);
     return new PgStore({ pool: new pg.Pool({ connectionString: database }), createTableIfMissing: true });
+  }
+  if (kind === 'connect-redis') {
+    // As its README recommends: a node-redis client, connected, handed in; the default prefix.
+    const { createClient } = await import('redis');
+    const { RedisStore } = await import('connect-redis');
+    const client = createClient({ url: database });
+    client.on('error', (error) => console.error(error));
+    await client.connect();
+    return new RedisStore({ client });
   }
   throw new Error(`unknown STORE ${kind}`);
 }
