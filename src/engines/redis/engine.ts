@@ -76,7 +76,7 @@ const DONE = 1;
 const WAS_RENEWED = 2;
 const TOO_LARGE = 3;
 
-/** The calls that write: each carries a reply key (script.ts), and a batch holding one is followed by WAIT when asked. */
+/** The calls that write: a batch holding one carries a reply key (script.ts) and is followed by WAIT when asked. */
 const WRITE_OPS: ReadonlySet<string> = new Set(['create', 'put', 'patch', 'renew', 'delete', 'revoke', 'revokeAll', 'upsert']);
 
 /** A call still unanswered when the batch's deadline came: the connection may be stuck (a silent partition). */
@@ -90,7 +90,7 @@ export class RedisEngine {
   #client: Client | null = null;
   #replacing = false;
   #closed = false;
-  /** Call ids: unique to this incarnation, the same for every sending of one call. */
+  /** Batch ids: unique to this incarnation, the same for every sending of one batch. */
   readonly #idPrefix = randomBytes(9).toString('base64url');
   #nextId = 0;
 
@@ -171,17 +171,15 @@ export class RedisEngine {
           if (call.op === 'clear') writes = true;
           continue;
         }
-        const planned = this.#plan(call);
-        if (WRITE_OPS.has(call.op)) {
-          writes = true;
-          planned.args[0] = `!${planned.args[0]}`;
-          planned.keys.push(this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`));
-        }
-        pending.push({ index: i, call: planned });
+        if (WRITE_OPS.has(call.op)) writes = true;
+        pending.push({ index: i, call: this.#plan(call) });
       } catch (error) {
         outcomes[i] = { ok: false, error };
       }
     }
+    // The key of this batch's replies: the same for every sending of it (script.ts, 'batch!').
+    const newReplyKey = () => (writes ? this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`) : null);
+    let replyKey = newReplyKey();
     let attempt = 0;
     let faulted = false;
     while (pending.length > 0) {
@@ -196,7 +194,7 @@ export class RedisEngine {
         await sleep(Math.min(backoffMs(attempt++), Math.max(1, deadline - Date.now())));
         continue;
       }
-      const settled = await this.#send(client, pending, deadline);
+      const settled = await this.#send(client, pending, deadline, replyKey);
       if (writes && !faulted && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): the batch ran, and its replies are "lost": every call is sent again.
         faulted = true;
@@ -224,6 +222,10 @@ export class RedisEngine {
         }
       }
       if (late) this.#replace();
+      // Some calls of the batch answered and others are to be sent again (a
+      // server that became read-only failed only the writes): the replies
+      // stored for the whole batch, if any, are not theirs.
+      if (again.length !== pending.length) replyKey = newReplyKey();
       pending = again;
       if (pending.length > 0) await sleep(Math.min(backoffMs(attempt++), Math.max(1, deadline - Date.now())));
     }
@@ -248,7 +250,12 @@ export class RedisEngine {
    * server) loads the script and sends it again. A batch unanswered at the
    * deadline is Late; a lost connection rejects every call of it.
    */
-  async #send(client: Client, calls: Array<{ call: Call }>, deadline: number): Promise<PromiseSettledResult<Reply>[]> {
+  async #send(
+    client: Client,
+    calls: Array<{ call: Call }>,
+    deadline: number,
+    replyKey: string | null,
+  ): Promise<PromiseSettledResult<Reply>[]> {
     const keyList: string[] = [];
     const counts: string[] = [];
     const args: string[] = [];
@@ -257,7 +264,17 @@ export class RedisEngine {
       args.push(...call.args);
       counts.push(String(call.keys.length), String(call.args.length));
     }
-    const command = ['EVALSHA', this.#sha, String(keyList.length), ...keyList, 'batch', String(calls.length), ...counts, ...args];
+    if (replyKey !== null) keyList.push(replyKey);
+    const command = [
+      'EVALSHA',
+      this.#sha,
+      String(keyList.length),
+      ...keyList,
+      replyKey === null ? 'batch' : 'batch!',
+      String(calls.length),
+      ...counts,
+      ...args,
+    ];
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));

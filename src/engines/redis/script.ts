@@ -16,8 +16,8 @@
 //                        notifications) and pruned when listed, capped, swept.
 //   <table>:meta         the store's marker (setup creates it, drop removes it).
 //   <table>:sweep        the sweep lock (SET NX PX): one sweeper at a time.
-//   <table>:r:<call>     a write's reply, kept for twice requestTimeout: the
-//                        answer to the same call sent again (engine.ts).
+//   <table>:r:<batch>    a write batch's replies, kept for twice requestTimeout:
+//                        the answer to the same batch sent again (engine.ts).
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import { ARRIVAL_GRACE_MS } from '../../store/renewed.ts';
 
@@ -30,7 +30,7 @@ export const keys = (table: string) => ({
   owner: (owner: string) => `${table}:o:${owner}`,
   meta: `${table}:meta`,
   lock: `${table}:sweep`,
-  reply: (call: string) => `${table}:r:${call}`,
+  reply: (batch: string) => `${table}:r:${batch}`,
   sessions: `${table}:s:*`,
   owners: `${table}:o:*`,
 });
@@ -128,6 +128,26 @@ local function sizeOf(map)
   end
   if n > 1 then total = total + n - 1 end
   return total
+end
+-- A session and its data fields in one read (HGETALL): nil when there is no session.
+local function loadAll(key)
+  local all = redis.call('HGETALL', key)
+  local s = { c = false, t = false, o = false, r = false, m = false }
+  local map = {}
+  for i = 1, #all, 2 do
+    if string.byte(all[i], 1) == 46 then map[all[i]] = all[i + 1] else s[all[i]] = all[i + 1] end
+  end
+  if not s.c then return nil, nil end
+  s.c = tonumber(s.c)
+  s.t = tonumber(s.t)
+  if s.m then s.m = tonumber(s.m) end
+  return s, map
+end
+-- Deletes the data fields a loadAll found.
+local function clearFields(key, map)
+  local gone = {}
+  for f in pairs(map) do gone[#gone + 1] = f end
+  for i = 1, #gone, 1000 do redis.call('HDEL', key, unpack(gone, i, math.min(i + 999, #gone))) end
 end
 local function clearData(key)
   local all = redis.call('HKEYS', key)
@@ -230,7 +250,7 @@ local n = now()
 
 local function dispatch()
 if op == 'load' or op == 'get' then
-  local s = load(key)
+  local s, data = loadAll(key)
   if not s or not live(s, n) then return { 0 } end
   if s.r then
     if n - s.t < GRACE then return { 2 } end
@@ -243,7 +263,7 @@ if op == 'load' or op == 'get' then
     seal(key, s)
     touched = 1
   end
-  return flatData({ 1, touched, s.o or '', s.m or -1 }, dataOf(key))
+  return flatData({ 1, touched, s.o or '', s.m or -1 }, data)
 elseif op == 'alive' then
   local s = find(key, n)
   if s == nil then return { 0 } end
@@ -267,12 +287,12 @@ elseif op == 'create' then
   seal(key, s)
   return { 1 }
 elseif op == 'put' then
-  local s = find(key, n)
-  if s == nil then return { 0 } end
-  if s == 'renewed' then return { 2 } end
+  local s, old = loadAll(key)
+  if not s or not live(s, n) then return { 0 } end
+  if s.r then return { 2 } end
   local map = {}
   readPairs(map, 4, tonumber(A[4]))
-  clearData(key)
+  clearFields(key, old)
   writeData(key, map)
   s.t = n
   redis.call('HSET', key, 't', n)
@@ -282,14 +302,13 @@ elseif op == 'put' then
   return { 1 }
 elseif op == 'patch' then
   -- ARGV: op, owner spec, lifetime spec, set count, pairs, unset count, fields.
-  local s = find(key, n)
-  if s == nil then return { 0 } end
-  if s == 'renewed' then return { 2 } end
+  local s, map = loadAll(key)
+  if not s or not live(s, n) then return { 0 } end
+  if s.r then return { 2 } end
   local set = {}
   local at = readPairs(set, 4, tonumber(A[4]))
   local unsetCount = tonumber(A[at + 1])
   if tonumber(A[4]) > 0 or unsetCount > 0 then
-    local map = dataOf(key)
     for f, v in pairs(set) do map[f] = v end
     for i = 1, unsetCount do map[A[at + 1 + i]] = nil end
     local size = sizeOf(map)
@@ -307,15 +326,16 @@ elseif op == 'renew' then
   -- KEYS: old, next. ARGV: op, next's digest, owner spec, lifetime spec,
   -- replace ('r' then count and pairs, or '-'), set count, pairs, unset count, fields.
   local nextKey = K[2]
-  local s = find(key, n)
-  if s == nil or s == 'renewed' then
+  local s, old = loadAll(key)
+  if not s or not live(s, n) or s.r then
     -- A replay after a committed renew finds the new id live: same answer.
     local t = find(nextKey, n)
     if t ~= nil and t ~= 'renewed' then return { 1 } end
-    if s == 'renewed' then return { 2 } end
+    if s and live(s, n) and s.r then return { 2 } end
     return { 0 }
   end
-  local map = dataOf(key)
+  local map = {}
+  for f, v in pairs(old) do map[f] = v end
   local at = 5
   if A[5] == 'r' then
     map = {}
@@ -347,7 +367,7 @@ elseif op == 'renew' then
   if ns.o then redis.call('HSET', nextKey, 'o', ns.o) end
   -- The old id becomes a tombstone: no data, no owner, the new digest, the
   -- time of the renew (it keeps telling late requests "renewed").
-  clearData(key)
+  clearFields(key, old)
   redis.call('HDEL', key, 'o')
   redis.call('HSET', key, 'r', A[2], 't', n)
   if oldOwner then redis.call('ZREM', okey(oldOwner), member(key)) end
@@ -422,9 +442,9 @@ elseif op == 'upsert' then
   -- express-session's set. ARGV: op, remaining ms or 'n', count, pairs.
   local map = {}
   readPairs(map, 3, tonumber(A[3]))
-  local s = load(key)
+  local s, old = loadAll(key)
   if s and not s.r and live(s, n) then
-    clearData(key)
+    clearFields(key, old)
     writeData(key, map)
     s.t = n
     redis.call('HSET', key, 't', n)
@@ -515,28 +535,27 @@ end
 return redis.error_reply('unknown store operation ' .. tostring(op))
 end
 
--- One call. A write ('!' + op) carries the key of its reply (its last
--- key): a call sent again after a lost connection gets the reply of the run
--- that already happened instead of running twice (a patch twice could undo
--- another app server's write in between; a create twice could bring back a
--- session revoked in between).
 local function run(keys, args)
   K, A, key, op = keys, args, keys[1], args[1]
-  if string.byte(op, 1) ~= 33 then return dispatch() end
-  op = string.sub(op, 2)
-  local replyKey = K[#K]
-  local cached = redis.call('GET', replyKey)
-  if cached then return cjson.decode(cached) end
-  local reply = dispatch()
-  redis.call('SET', replyKey, cjson.encode(reply), 'PX', REPLYTTL)
-  return reply
+  return dispatch()
 end
 
 -- A mailbox batch in one script call (one command, one round trip): ARGV is
--- 'batch', the number of calls, each call's key and argument counts, then
--- every call's arguments; KEYS every call's keys, in order. Each call runs
--- under pcall: one that fails fails alone ({ '!ERR', message }).
-if ARGV[1] == 'batch' then
+-- 'batch' (or 'batch!'), the number of calls, each call's key and argument
+-- counts, then every call's arguments; KEYS every call's keys, in order. Each
+-- call runs under pcall: one that fails fails alone ({ '!ERR', message }).
+-- A batch with writes ('batch!') carries the key of its replies (its last
+-- key): the same batch sent again after a lost connection gets the replies
+-- of the run that already happened instead of running twice (a patch twice
+-- could undo another app server's write in between; a create twice could
+-- bring back a session revoked in between).
+if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
+  local replyKey = nil
+  if ARGV[1] == 'batch!' then
+    replyKey = KEYS[#KEYS]
+    local cached = redis.call('GET', replyKey)
+    if cached then return cjson.decode(cached) end
+  end
   local count = tonumber(ARGV[2])
   local ki, ai = 1, 3 + 2 * count
   local out = {}
@@ -555,6 +574,7 @@ if ARGV[1] == 'batch' then
       out[i] = reply
     end
   end
+  if replyKey then redis.call('SET', replyKey, cjson.encode(out), 'PX', REPLYTTL) end
   return out
 end
 return run(KEYS, ARGV)
