@@ -37,6 +37,8 @@ export interface ServerSpec {
   postgres?: string;
   /** On the benchmark's Redis server; the pattern of its session keys (for their memory). */
   redis?: string;
+  /** The commands this server sends Redis itself (the others run inside its scripts); absent: every command. */
+  redisSends?: string[];
 }
 
 export interface HttpOptions {
@@ -68,8 +70,10 @@ export interface HttpRow {
   xactPerRequest?: number;
   /** PostgreSQL rows: the database server's CPU µs per request, all its processes (median over rounds; Linux only). */
   dbCpuPerRequest?: number;
-  /** Redis rows: commands the Redis server ran per request (INFO commandstats; median over rounds). */
+  /** Redis rows: commands the Redis server ran per request, its scripts' own calls included (INFO commandstats; median over rounds). */
   commandsPerRequest?: number;
+  /** Redis rows: commands the app sent per request (EVALSHA for ours; every command for a store without scripts). */
+  sentPerRequest?: number;
   /** Redis rows: MEMORY USAGE of one stored session's key, bytes (mean of a sample, after the sessions were created). */
   bytesPerSession?: number;
   /** The server's CPU per request by thread group (medians over rounds; Linux only). */
@@ -216,6 +220,21 @@ export function serverSpecs(
     node,
     script: join(servers, 'ours.mjs'),
     redis: 'session:s:*',
+    // The store actor's batches and the cleaner's pages; every other command runs inside the script.
+    redisSends: [
+      'evalsha',
+      'eval',
+      'scan',
+      'script|load',
+      'set',
+      'wait',
+      'config|get',
+      'hsetnx',
+      'exists',
+      'info',
+      'client|setname',
+      'client|setinfo',
+    ],
   });
   if (wanted('express-connect-redis') && ensureBenchPeers(log)) {
     specs.push({
@@ -269,6 +288,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     const xacts = new Map<string, number[]>();
     const dbCpu = new Map<string, number[]>();
     const commands = new Map<string, number[]>();
+    const sentCommands = new Map<string, number[]>();
     const bytes = new Map<string, number>();
     for (const { spec, database } of running) if (spec.redis) bytes.set(spec.name, await redisBytesPerKey(database, spec.redis));
     for (let round = 1; round <= options.rounds; round++) {
@@ -279,7 +299,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           if (spec.postgres) await sleep(1200);
           const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
           const postmaster = spec.postgres ? await benchPostgresPid() : spec.redis ? (await benchRedis()).pid() : null;
-          const commandsBefore = spec.redis ? await redisCommands(database) : 0;
+          const commandsBefore = spec.redis ? await redisCommands(database, spec.redisSends) : { all: 0, sent: 0 };
           const dbBefore = postgresCpu(postmaster);
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>(
@@ -300,8 +320,11 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
             // Minus the one transaction each of our two counter reads is.
             xacts.set(key, [...(xacts.get(key) ?? []), ((await committedTransactions(database)) - xactBefore - 1) / result.requests]);
           }
-          if (spec.redis)
-            commands.set(key, [...(commands.get(key) ?? []), ((await redisCommands(database)) - commandsBefore) / result.requests]);
+          if (spec.redis) {
+            const after = await redisCommands(database, spec.redisSends);
+            commands.set(key, [...(commands.get(key) ?? []), (after.all - commandsBefore.all) / result.requests]);
+            sentCommands.set(key, [...(sentCommands.get(key) ?? []), (after.sent - commandsBefore.sent) / result.requests]);
+          }
           const split = splitPerRequest(before, sampleThreads(server.process.pid), result.requests);
           if (split) splits.set(key, [...(splits.get(key) ?? []), split]);
           results.set(key, [...(results.get(key) ?? []), result]);
@@ -334,6 +357,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           xactPerRequest: xacts.has(`${spec.name}:${workload}`) ? median(xacts.get(`${spec.name}:${workload}`)!) : undefined,
           dbCpuPerRequest: dbCpu.has(`${spec.name}:${workload}`) ? median(dbCpu.get(`${spec.name}:${workload}`)!) : undefined,
           commandsPerRequest: commands.has(`${spec.name}:${workload}`) ? median(commands.get(`${spec.name}:${workload}`)!) : undefined,
+          sentPerRequest: sentCommands.has(`${spec.name}:${workload}`) ? median(sentCommands.get(`${spec.name}:${workload}`)!) : undefined,
           bytesPerSession: bytes.get(spec.name),
           rounds,
         });

@@ -217,7 +217,8 @@ export function stopBenchPostgres(): void {
  */
 let redis: Promise<RedisServer> | null = null;
 export async function benchRedis(): Promise<RedisServer> {
-  redis ??= startRedis();
+  // BENCH_REDIS_FSYNC=everysec: the same rows on Redis's common production setting.
+  redis ??= startRedis({ settings: { appendfsync: process.env.BENCH_REDIS_FSYNC ?? 'always' } });
   return redis;
 }
 
@@ -238,13 +239,21 @@ async function onRedis<T>(url: string, work: (send: (...args: string[]) => Promi
   }
 }
 
-/** Commands the Redis server has run so far (INFO commandstats: every command's calls, summed). */
-export function redisCommands(url: string): Promise<number> {
+/**
+ * Commands the Redis server has run so far (INFO commandstats): every
+ * command's calls summed (a script's own calls included), and those of the
+ * commands named in `sent` (the ones a client sends itself: EVALSHA for ours).
+ */
+export function redisCommands(url: string, sent?: string[]): Promise<{ all: number; sent: number }> {
   return onRedis(url, async (send) => {
     const info = String(await send('INFO', 'commandstats'));
-    let calls = 0;
-    for (const match of info.matchAll(/calls=(\d+)/g)) calls += Number(match[1]);
-    return calls;
+    let all = 0;
+    let named = 0;
+    for (const match of info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) {
+      all += Number(match[2]);
+      if (!sent || sent.includes(match[1])) named += Number(match[2]);
+    }
+    return { all, sent: named };
   });
 }
 
