@@ -160,6 +160,8 @@ async function lostReply<T>(op: string, call: () => Promise<T>, gap: () => Promi
   writeFileSync(LOSE_REPLY, op);
   try {
     const pending = call();
+    // Awaited below; a rejection before then is that await's failure, not an unhandled one.
+    pending.catch(() => {});
     const started = Date.now();
     while (!existsSync(`${LOSE_REPLY}.lost`) && Date.now() - started < 5000) await sleep(5);
     assert.ok(existsSync(`${LOSE_REPLY}.lost`), 'the hook fired');
@@ -209,6 +211,50 @@ test("a reply lost after the write: the call sent again gets the first run's rep
   );
   assert.is(ended, 2);
   assert.is(one.status().children.store.restarts, 0);
+});
+
+test('Redis out of memory (noeviction): the writes of a batch fail with StoreUnavailableError, its reads are still served', async () => {
+  const redis = await server({ maxmemory: '4mb', 'maxmemory-policy': 'noeviction' });
+  const sessions = await app(redis.url, { table: 'full', maxSessionBytes: 1_000_000 });
+  const id = (await sessions.store.put(null, { n: 1 }))!;
+  // Fill the server from outside until it refuses writes.
+  await redisCommands(async (send) => {
+    for (let i = 0; i < 400; i++) {
+      const refused = await send('SET', `filler:${i}`, 'x'.repeat(64 * 1024)).then(
+        () => false,
+        () => true,
+      );
+      if (refused) return;
+    }
+  }, redis.url);
+  // Redis refuses a write once it would go past maxmemory: a write of 200 KB does.
+  const big = 'x'.repeat(200_000);
+  const [read, write] = await Promise.allSettled([sessions.store.get(id), sessions.store.patch(id, { set: { n: 2, big } })]);
+  assert.equal(read, { status: 'fulfilled', value: { n: 1 } }, 'the read shares the batch and is served');
+  assert.is(write.status, 'rejected');
+  assert.is(((write as PromiseRejectedResult).reason as Error).name, 'StoreUnavailableError');
+  assert.match(((write as PromiseRejectedResult).reason as Error).message, /OOM/);
+  assert.equal(await sessions.store.get(id), { n: 1 }, 'nothing half-written');
+});
+
+test('Redis stalled past requestTimeout (CLIENT PAUSE): calls fail with StoreUnavailableError, and the app serves again once it answers', async () => {
+  const redis = await server();
+  const sessions = await app(redis.url, { table: 'stalled', requestTimeout: 500 });
+  const id = (await sessions.store.put(null, { n: 1 }))!;
+  await redisCommands((send) => send('CLIENT', 'PAUSE', '1500', 'ALL'), redis.url);
+  const error = await sessions.store.get(id).then(
+    () => null,
+    (e: unknown) => e as Error,
+  );
+  assert.is(error?.name, 'StoreUnavailableError');
+  await sleep(1200);
+  let back: unknown = null;
+  for (let attempt = 0; attempt < 50 && back === null; attempt++) {
+    back = await sessions.store.get(id).catch(() => null);
+    if (back === null) await sleep(100);
+  }
+  assert.equal(back, { n: 1 }, 'served again (on a new connection)');
+  assert.is(sessions.status().children.store.restarts, 0, 'no crash of the store actor');
 });
 
 test('table is the key prefix: clearStore and dropStore touch only their own keys; autoSetup: false refuses a store never set up', async () => {

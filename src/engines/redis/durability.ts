@@ -12,21 +12,28 @@ async function setting(client: Client, name: string): Promise<string | undefined
 }
 
 export async function durabilityWarning(client: Client, waitReplicas: number): Promise<string | null> {
-  // Every key of the store has a TTL: a volatile-* or allkeys-* policy may
-  // evict an owner's index or a tombstone before it expires.
+  const warnings: string[] = [];
+  // Every key of the store has a TTL: with a memory limit, a volatile-* or
+  // allkeys-* policy may evict an owner's index or a tombstone before it expires.
   const policy = await setting(client, 'maxmemory-policy');
-  if (policy !== undefined && policy !== 'noeviction') {
-    return `the Redis server has maxmemory-policy ${policy}: when it reaches maxmemory it may evict sessions, owners' indexes and renewed ids' tombstones before they expire (a session lost, a revoke that misses one); set maxmemory-policy noeviction (writes then fail with 503 when memory is full)`;
+  const maxmemory = await setting(client, 'maxmemory');
+  if (policy !== undefined && policy !== 'noeviction' && maxmemory !== undefined && maxmemory !== '0') {
+    warnings.push(
+      `the Redis server has maxmemory-policy ${policy}: when it reaches maxmemory it may evict sessions, owners' indexes and renewed ids' tombstones before they expire (a session lost, a revoke that misses one); set maxmemory-policy noeviction (writes then fail with 503 when memory is full)`,
+    );
   }
-  if (waitReplicas > 0) return null;
-  const appendonly = await setting(client, 'appendonly');
-  const fsync = await setting(client, 'appendfsync');
-  if (appendonly === undefined) return null;
-  if (appendonly !== 'yes') {
-    return 'the Redis server has appendonly off: a crash or restart of Redis loses every session written since its last snapshot, and a failover loses what the replica had not received; set appendonly yes and appendfsync always, or add ?waitReplicas=N to the URL';
+  if (waitReplicas === 0) {
+    const appendonly = await setting(client, 'appendonly');
+    const fsync = await setting(client, 'appendfsync');
+    if (appendonly !== undefined && appendonly !== 'yes') {
+      warnings.push(
+        'the Redis server has appendonly off: a crash or restart of Redis loses every session written since its last snapshot, and a failover loses what the replica had not received; set appendonly yes and appendfsync always, or add ?waitReplicas=N to the URL',
+      );
+    } else if (appendonly === 'yes' && fsync !== undefined && fsync !== 'always') {
+      warnings.push(
+        `the Redis server has appendfsync ${fsync}: a crash of its machine can lose up to about a second of acknowledged session writes; set appendfsync always, or add ?waitReplicas=N to the URL`,
+      );
+    }
   }
-  if (fsync !== 'always') {
-    return `the Redis server has appendfsync ${fsync}: a crash of its machine can lose up to about a second of acknowledged session writes; set appendfsync always, or add ?waitReplicas=N to the URL`;
-  }
-  return null;
+  return warnings.length === 0 ? null : warnings.join('; and ');
 }

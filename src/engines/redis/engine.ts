@@ -1,9 +1,9 @@
 // The store's engine on Redis: the same operations and replies as the other
-// engines, each one EVALSHA of the store's script (script.ts), so each is
-// atomic on the server and judged by its clock. A mailbox batch goes out as
-// one pipeline (every call written at once, node-redis sends them in one
-// write); a call whose connection was lost is sent again within
-// requestTimeout (every operation is idempotent: ids come from the caller).
+// engines, each run by the store's script (script.ts), so each is atomic on
+// the server and judged by its clock. A mailbox batch is one EVALSHA (one
+// command, one round trip); a batch whose connection was lost is sent again
+// within requestTimeout, and a batch with writes that did run gets the
+// replies it stored instead of running twice.
 import { createHash, randomBytes } from 'node:crypto';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
@@ -12,7 +12,7 @@ import { digest } from '../../store/ids.ts';
 import { RENEWED } from '../../store/renewed.ts';
 import type { RenewWithChanges, StoreCall } from '../../store/protocol.ts';
 import { backoffMs, isConnectionLoss, type Client } from './connection.ts';
-import { keys, LAYOUT, storeScript } from './script.ts';
+import { keys, storeScript } from './script.ts';
 import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
 
 export interface RedisEngineOptions {
@@ -77,10 +77,17 @@ const WAS_RENEWED = 2;
 const TOO_LARGE = 3;
 
 /** The calls that write: a batch holding one carries a reply key (script.ts) and is followed by WAIT when asked. */
-const WRITE_OPS: ReadonlySet<string> = new Set(['create', 'put', 'patch', 'renew', 'delete', 'revoke', 'revokeAll', 'upsert']);
+const WRITE_OPS: ReadonlySet<string> = new Set(['create', 'put', 'patch', 'renew', 'delete', 'revoke', 'revokeAll', 'upsert', 'touchKey']);
 
 /** A call still unanswered when the batch's deadline came: the connection may be stuck (a silent partition). */
-class Late extends Error {}
+class Late extends Error {
+  /** Whether the command was out long enough to suspect the connection (not just a retry sent near the deadline). */
+  readonly stuck: boolean;
+  constructor(stuck: boolean) {
+    super('late');
+    this.stuck = stuck;
+  }
+}
 
 export class RedisEngine {
   readonly #options: RedisEngineOptions;
@@ -183,7 +190,7 @@ export class RedisEngine {
     let attempt = 0;
     let faulted = false;
     while (pending.length > 0) {
-      if (Date.now() >= deadline) {
+      if (this.#closed || Date.now() >= deadline) {
         const error = this.#timedOut();
         for (const { index } of pending) outcomes[index] = { ok: false, error };
         break;
@@ -213,10 +220,16 @@ export class RedisEngine {
             outcomes[index] = { ok: false, error };
           }
         } else if (result.reason instanceof Late) {
-          late = true;
+          if (result.reason.stuck) late = true;
           outcomes[index] = { ok: false, error: this.#timedOut() };
         } else if (isConnectionLoss(result.reason)) {
           again.push(pending[k]);
+        } else if (/^(OOM|MISCONF)\b/.test(String((result.reason as Error)?.message))) {
+          // Out of memory (noeviction) or unable to persist: the store cannot write now, a 503.
+          outcomes[index] = {
+            ok: false,
+            error: new StoreUnavailableError(`the Redis server refused the write: ${(result.reason as Error).message}`),
+          };
         } else {
           outcomes[index] = { ok: false, error: result.reason };
         }
@@ -276,10 +289,20 @@ export class RedisEngine {
       ...args,
     ];
     let timer: NodeJS.Timeout | undefined;
+    let isLate = false;
     const late = new Promise<'late'>((resolve) => {
-      timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(
+        () => {
+          isLate = true;
+          resolve('late');
+        },
+        Math.max(0, deadline - Date.now()),
+      );
     });
     const all = (result: PromiseSettledResult<Reply>): PromiseSettledResult<Reply>[] => calls.map(() => result);
+    const sentAt = Date.now();
+    // Out for at least this long past the deadline: the connection is suspect.
+    const stuck = () => Date.now() - sentAt >= Math.min(this.#options.timeoutMs / 2, 1000);
     try {
       let reply: Reply | 'late';
       try {
@@ -287,9 +310,11 @@ export class RedisEngine {
       } catch (error) {
         if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
         await Promise.race([client.sendCommand(['SCRIPT', 'LOAD', this.#script]), late]);
+        // Never sent once its callers were told it failed.
+        if (isLate) return all({ status: 'rejected', reason: new Late(stuck()) });
         reply = await Promise.race([client.sendCommand(command) as Promise<Reply>, late]);
       }
-      if (reply === 'late') return all({ status: 'rejected', reason: new Late() });
+      if (reply === 'late') return all({ status: 'rejected', reason: new Late(stuck()) });
       return (reply as Reply[]).map((one): PromiseSettledResult<Reply> => {
         if (Array.isArray(one) && one[0] === '!ERR') return { status: 'rejected', reason: new Error(String(one[1])) };
         return { status: 'fulfilled', value: one };
@@ -318,7 +343,7 @@ export class RedisEngine {
       // Within what the caller waits, with room for the reply to reach it (its own timer runs from before the batch).
       const ms = Math.max(1, Math.floor((deadline - Date.now()) * 0.8));
       const [, waited] = await Promise.all([
-        client.sendCommand(['HSET', this.#keys.meta, 'layout', LAYOUT]),
+        client.sendCommand(['SET', this.#keys.wait, '1', 'PX', '1000']),
         client.sendCommand(['WAIT', String(wanted), String(ms)]),
       ]);
       reached = Number(waited);
@@ -487,7 +512,7 @@ export class RedisEngine {
     for (let attempt = 0; ; attempt++) {
       const client = this.#client;
       try {
-        if (!client) throw new Late();
+        if (!client) throw new Late(false);
         return await this.#scanOnce(client, call, deadline);
       } catch (error) {
         if (!(isConnectionLoss(error) || error instanceof Late) || Date.now() + backoffMs(attempt) >= deadline) throw error;

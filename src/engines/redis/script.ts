@@ -31,6 +31,8 @@ export const keys = (table: string) => ({
   meta: `${table}:meta`,
   lock: `${table}:sweep`,
   reply: (batch: string) => `${table}:r:${batch}`,
+  /** Written before WAIT (engine.ts), so that WAIT covers every write the server had. */
+  wait: `${table}:w`,
   sessions: `${table}:s:*`,
   owners: `${table}:o:*`,
 });
@@ -544,17 +546,19 @@ end
 -- 'batch' (or 'batch!'), the number of calls, each call's key and argument
 -- counts, then every call's arguments; KEYS every call's keys, in order. Each
 -- call runs under pcall: one that fails fails alone ({ '!ERR', message }).
--- A batch with writes ('batch!') carries the key of its replies (its last
--- key): the same batch sent again after a lost connection gets the replies
--- of the run that already happened instead of running twice (a patch twice
--- could undo another app server's write in between; a create twice could
--- bring back a session revoked in between).
+-- A batch with writes ('batch!') carries the key of its writes' replies
+-- (its last key): the same batch sent again after a lost connection gets the
+-- replies of the writes that already ran instead of running them twice (a
+-- patch twice could undo another app server's write in between; a create
+-- twice could bring back a session revoked in between); its reads run again.
+local WRITES = { create = true, put = true, patch = true, renew = true, delete = true, revoke = true, revokeAll = true, upsert = true, touchKey = true }
 if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
   local replyKey = nil
+  local cached = nil
   if ARGV[1] == 'batch!' then
     replyKey = KEYS[#KEYS]
-    local cached = redis.call('GET', replyKey)
-    if cached then return cjson.decode(cached) end
+    local stored = redis.call('GET', replyKey)
+    if stored then cached = cjson.decode(stored) end
   end
   local count = tonumber(ARGV[2])
   local ki, ai = 1, 3 + 2 * count
@@ -565,16 +569,32 @@ if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
     for j = 1, nk do keys[j] = KEYS[ki + j - 1] end
     for j = 1, na do args[j] = ARGV[ai + j - 1] end
     ki, ai = ki + nk, ai + na
-    local ok, reply = pcall(run, keys, args)
-    if not ok then
-      out[i] = { '!ERR', tostring(reply) }
-    elseif type(reply) == 'table' and reply.err then
-      out[i] = { '!ERR', reply.err }
+    if cached and cached[i] ~= '!READ' then
+      out[i] = cached[i]
     else
-      out[i] = reply
+      local ok, reply = pcall(run, keys, args)
+      if not ok then
+        out[i] = { '!ERR', tostring(reply) }
+      elseif type(reply) == 'table' and reply.err then
+        out[i] = { '!ERR', reply.err }
+      else
+        out[i] = reply
+      end
     end
   end
-  if replyKey then redis.call('SET', replyKey, cjson.encode(out), 'PX', REPLYTTL) end
+  if replyKey and not cached then
+    -- Only the writes' replies are kept (a read's may hold a whole session).
+    local writes = {}
+    local at = 3 + 2 * count
+    for i = 1, count do
+      local op = ARGV[at]
+      if WRITES[op] then writes[i] = out[i] else writes[i] = '!READ' end
+      at = at + tonumber(ARGV[2 + 2 * i])
+    end
+    -- Out of memory (noeviction) or a replica: the batch's calls answered
+    -- for themselves above; without the key, a replay runs again.
+    redis.pcall('SET', replyKey, cjson.encode(writes), 'PX', REPLYTTL)
+  end
   return out
 end
 return run(KEYS, ARGV)
