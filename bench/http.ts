@@ -226,7 +226,7 @@ export function serverSpecs(
       'eval',
       'scan',
       'script|load',
-      'set',
+      // (Not SET: the script's own reply keys are SETs; the cleaner's lock, one a sweep, is left out.)
       'wait',
       'config|get',
       'hsetnx',
