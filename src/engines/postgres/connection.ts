@@ -128,8 +128,5 @@ export function unavailableError(error: unknown, database: string, what = 'the P
   return new StoreUnavailableError(redactIn(`${what} (${redactUrl(database)}): ${reason}`, database));
 }
 
-/** Backoff before reconnect attempt `n` (0-based): 25 ms doubling to 1 s, with jitter. */
-export function backoffMs(attempt: number): number {
-  const base = Math.min(1000, 25 * 2 ** attempt);
-  return base / 2 + (Math.random() * base) / 2;
-}
+/** Backoff before reconnect attempt `n` (0-based): 25 ms doubling to 1 s, with jitter (engines/backoff.ts). */
+export { backoffMs } from '../backoff.ts';

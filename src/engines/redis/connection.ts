@@ -132,7 +132,4 @@ export function unavailableError(error: unknown, database: string, what = 'the R
   return new StoreUnavailableError(redactIn(`${what} (${redactUrl(database)}): ${reason}`, database));
 }
 
-export function backoffMs(attempt: number): number {
-  const base = Math.min(1000, 25 * 2 ** attempt);
-  return base / 2 + (Math.random() * base) / 2;
-}
+export { backoffMs } from '../backoff.ts';
