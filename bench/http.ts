@@ -11,7 +11,7 @@ import {
   benchPostgresPid,
   benchRedis,
   redisBytesPerKey,
-  redisCommands,
+  redisCommandStats,
   stopBenchRedis,
   committedTransactions,
   ensureBenchPeers,
@@ -299,7 +299,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           if (spec.postgres) await sleep(1200);
           const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
           const postmaster = spec.postgres ? await benchPostgresPid() : spec.redis ? (await benchRedis()).pid() : null;
-          const commandsBefore = spec.redis ? await redisCommands(database, spec.redisSends) : { all: 0, sent: 0 };
+          const commandsBefore = spec.redis ? await redisCommandStats(database, spec.redisSends) : { all: 0, sent: 0 };
           const dbBefore = postgresCpu(postmaster);
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>(
@@ -321,7 +321,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
             xacts.set(key, [...(xacts.get(key) ?? []), ((await committedTransactions(database)) - xactBefore - 1) / result.requests]);
           }
           if (spec.redis) {
-            const after = await redisCommands(database, spec.redisSends);
+            const after = await redisCommandStats(database, spec.redisSends);
             commands.set(key, [...(commands.get(key) ?? []), (after.all - commandsBefore.all) / result.requests]);
             sentCommands.set(key, [...(sentCommands.get(key) ?? []), (after.sent - commandsBefore.sent) / result.requests]);
           }

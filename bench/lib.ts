@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
 import { startRedis, type RedisServer } from '../test/redis-server.ts';
-import { createClient } from 'redis';
+import { redisCommands } from '../test/engines.ts';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = join(BENCH_DIR, '..');
@@ -223,20 +223,11 @@ export async function benchRedis(): Promise<RedisServer> {
 }
 
 export function stopBenchRedis(): void {
-  void redis?.then((server) => server.destroy());
+  void redis?.then(
+    (server) => server.destroy(),
+    () => {},
+  );
   redis = null;
-}
-
-/** Runs commands on a short-lived client of the benchmark's Redis server. */
-async function onRedis<T>(url: string, work: (send: (...args: string[]) => Promise<unknown>) => Promise<T>): Promise<T> {
-  const client = createClient({ url, RESP: 2 });
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await work((...args) => client.sendCommand(args));
-  } finally {
-    client.destroy();
-  }
 }
 
 /**
@@ -244,8 +235,8 @@ async function onRedis<T>(url: string, work: (send: (...args: string[]) => Promi
  * command's calls summed (a script's own calls included), and those of the
  * commands named in `sent` (the ones a client sends itself: EVALSHA for ours).
  */
-export function redisCommands(url: string, sent?: string[]): Promise<{ all: number; sent: number }> {
-  return onRedis(url, async (send) => {
+export function redisCommandStats(url: string, sent?: string[]): Promise<{ all: number; sent: number }> {
+  return redisCommands(async (send) => {
     const info = String(await send('INFO', 'commandstats'));
     let all = 0;
     let named = 0;
@@ -254,18 +245,18 @@ export function redisCommands(url: string, sent?: string[]): Promise<{ all: numb
       if (!sent || sent.includes(match[1])) named += Number(match[2]);
     }
     return { all, sent: named };
-  });
+  }, url);
 }
 
 /** The mean MEMORY USAGE of up to 200 keys matching `pattern` (one session's key), in bytes. */
 export function redisBytesPerKey(url: string, pattern: string): Promise<number> {
-  return onRedis(url, async (send) => {
+  return redisCommands(async (send) => {
     const [, keys] = (await send('SCAN', '0', 'MATCH', pattern, 'COUNT', '5000')) as [string, string[]];
     const sample = keys.slice(0, 200);
     let total = 0;
     for (const key of sample) total += Number(await send('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
     return sample.length === 0 ? Number.NaN : total / sample.length;
-  });
+  }, url);
 }
 
 /** Committed transactions of a database so far (pg_stat_database; the counters lag by up to a second). */
