@@ -26,9 +26,9 @@ function redactRefused(database: string): string {
 export const sqlite: Engine = {
   name: 'sqlite',
   form: "a non-empty file path, ':memory:'",
-  // The fallback: any other value is a file path — but a URL of an engine
-  // this release does not have (redis://) is refused, never a quiet file
-  // named after it.
+  // The fallback: any other value is a file path — but a URL no engine of
+  // this release takes (mysql://; redis+cluster:// is the Redis engine's to
+  // refuse) is refused, never a quiet file named after it.
   recognizes: () => true,
   problem: (database) => {
     const scheme = URL_LIKE.exec(database)?.[1].toLowerCase();
