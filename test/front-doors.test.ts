@@ -56,7 +56,15 @@ const serve = (door: Door, route: Route, options: HandlerOptions = {}, store: Se
   serveDoor(door, route, options, store);
 
 /** A small app: ?set=k&v=..., ?drop, ?renew, ?wait=ms, ?status=n; answers the session as it is. */
+/** `?hold`: the route says its session is loaded (onLoaded), then waits until the test releases it (held). */
+let onLoaded: () => void = () => {};
+let held: Promise<void> = Promise.resolve();
+
 const kv: Route = async (session, q) => {
+  if (q.has('hold')) {
+    onLoaded();
+    await held;
+  }
   if (q.has('wait')) await sleep(Number(q.get('wait')));
   if (q.has('throw')) {
     session.set('half', 'done');
@@ -92,13 +100,22 @@ for (const door of DOORS) {
   test(`${door}: a logout racing a slow request stays a logout; the slow response keeps its status`, async () => {
     const url = await serve(door, kv);
     const id = (await app.store.put(null, { user: 'ada' }))!;
-    const slow = get(`${url}/?wait=80&set=late&v=1&status=202`, `sid=${id}`);
-    await sleep(20);
+    // The slow request has loaded the session before the logout, and commits after it: no timing assumed.
+    let release: () => void = () => {};
+    held = new Promise((resolve) => {
+      release = resolve;
+    });
+    const loaded = new Promise<void>((resolve) => {
+      onLoaded = resolve;
+    });
+    const slow = get(`${url}/?hold&set=late&v=1&status=202`, `sid=${id}`);
+    await loaded;
     const logout = await get(`${url}/?drop`, `sid=${id}`);
     assert.ok(
       logout.cookies.some((line) => /^sid=;/.test(line)),
       'the logout expires the cookie',
     );
+    release();
     const late = await slow;
     assert.is(late.status, 202);
     assert.ok(
