@@ -81,6 +81,7 @@ export class SessionApp extends EventEmitter {
       },
     });
     this.#mailbox = mailbox;
+    const engine = engineFor(config.database);
     const store = new MailboxSessionStore(
       mailbox,
       config.maxSessionBytes,
@@ -88,11 +89,11 @@ export class SessionApp extends EventEmitter {
       (live) => metrics.live(live),
       // A call refused for size before it was sent is a call of that op all the same.
       (op, error) => metrics.call(op, NaN, error),
+      engine.renewedIds?.(config.database),
     );
     this.store = store;
 
     const policy = expiryPolicy(config);
-    const engine = engineFor(config.database);
     // ':memory:' exists only inside the store's actor's connection: the
     // cleaner opens none, and the actor sweeps (see `run` below).
     const memory = !engine.cleanerConnects(config.database);

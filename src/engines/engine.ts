@@ -119,6 +119,12 @@ export interface Engine {
    * actor sweeps, one bounded batch per mailbox call.
    */
   cleanerConnects(database: string): boolean;
+  /**
+   * How the store's client picks the id a renew moves a session to: 'fresh'
+   * (the default), or 'same-group' — the old id's first two characters kept
+   * (a Redis Cluster: the renew's two keys then share a slot).
+   */
+  renewedIds?(database: string): 'fresh' | 'same-group';
   /** What the app shares between both actors for as long as it runs. */
   share(config: ResolvedConfig): AppShared;
   /** The engine's administration, loaded on first use. */

@@ -147,6 +147,8 @@ function requireString(sid: unknown, method: string): asserts sid is string {
 export class MailboxSessionStore implements SessionStore {
   readonly #mailbox: MailboxClient;
   readonly #maxBytes: number;
+  /** A renewed id keeps the old one's first two characters (its group: a Redis Cluster's slot, engines/redis). */
+  readonly #sameGroup: boolean;
 
   /** The store's timestamp rule: createHandler re-sends a sliding cookie only for 'relative'. */
   readonly timestamp: Timestamp;
@@ -165,8 +167,10 @@ export class MailboxSessionStore implements SessionStore {
     timestamp: Timestamp,
     onCount?: (live: number) => void,
     onRefused?: (op: string, error: Error) => void,
+    renewedIds: 'fresh' | 'same-group' = 'fresh',
   ) {
     this.#mailbox = mailbox;
+    this.#sameGroup = renewedIds === 'same-group';
     this.#onCount = onCount ?? null;
     this.#onRefused = onRefused ?? null;
     this.commit = {
@@ -285,11 +289,17 @@ export class MailboxSessionStore implements SessionStore {
     return settled(await this.#renew(sid, changes));
   }
 
+  /** The id a renew moves a session to: fresh, or (a Redis Cluster) 254 fresh bits after the old id's group. */
+  #nextId(sid: string): string {
+    const next = newSessionId();
+    return this.#sameGroup ? sid.slice(0, 2) + next.slice(2) : next;
+  }
+
   async #renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null> {
     requireString(sid, 'renew');
     if (changes === undefined) {
       if (!isSessionId(sid)) return null;
-      return this.#call('renew', [sid, newSessionId()]);
+      return this.#call('renew', [sid, this.#nextId(sid)]);
     }
     const { setJson, unset, owner, maxAge } = this.#checkPatch(changes, 'renew');
     let replaceJson: string | null = null;
@@ -298,7 +308,7 @@ export class MailboxSessionStore implements SessionStore {
       replaceJson = this.#serialize(changes.replace, 'renew');
     }
     if (!isSessionId(sid)) return null;
-    const next = newSessionId();
+    const next = this.#nextId(sid);
     const args: Args<'renew'> =
       maxAge !== undefined
         ? [sid, next, setJson, unset, replaceJson, owner, maxAge]

@@ -3,14 +3,14 @@
 import { createHash } from 'node:crypto';
 import { digestFromHandle } from '../../store/ids.ts';
 import type { AdminSettings, EngineAdmin } from '../engine.ts';
-import { closeClient, connect, unavailableError, type Client } from './connection.ts';
-import { eachPage, evalScript } from './engine.ts';
+import { closeClient, connect, unavailableError, type Conn } from './connection.ts';
+import { evalBySlot, eachPage, evalScript } from './engine.ts';
 import { clearStore, dropStore, requireStore, setupStore, storeExists } from './schema.ts';
 import { keys, storeScript } from './script.ts';
 import { closeRedis, sweepRedis } from './sweeper.ts';
 
-async function withClient<T>(database: string, work: (client: Client) => Promise<T>, timeoutMs = 10_000): Promise<T> {
-  let client: Client;
+async function withClient<T>(database: string, work: (client: Conn) => Promise<T>, timeoutMs = 10_000): Promise<T> {
+  let client: Conn;
   try {
     client = await connect({ database, timeoutMs, name: 'supervised-sessions-cli' });
   } catch (error) {
@@ -29,6 +29,14 @@ async function withClient<T>(database: string, work: (client: Client) => Promise
 function scriptFor(at: AdminSettings): { sha: string; script: string } {
   const script = storeScript(at.table, at.policy, { maxBytes: at.maxSessionBytes });
   return { script, sha: createHash('sha1').update(script).digest('hex') };
+}
+
+/** The owner's index keys: one on a server; on a cluster, one per group its list names. */
+async function ownerKeys(client: Conn, table: string, owner: string): Promise<string[]> {
+  const k = keys(table);
+  if (!client.cluster) return [k.owner(owner)];
+  const groups = (await client.send(k.groups(owner), ['ZRANGE', k.groups(owner), '0', '-1'])) as string[];
+  return groups.map((group) => k.owner(owner, group));
 }
 
 /** MEMORY USAGE of at most this many keys, scaled up to the whole store. */
@@ -52,17 +60,18 @@ export const redisAdmin: EngineAdmin = {
       let sampledBytes = 0;
       let sampled = 0;
       const k = keys(at.table);
-      for (const pattern of [k.sessions, k.owners]) {
+      for (const pattern of [k.sessions, k.owners, k.directories]) {
         await eachPage(client, pattern, async (page) => {
           keysSeen += page.length;
           if (pattern === k.sessions) {
-            const [l, d] = (await evalScript(client, sha, script, page, ['page', 'stats'])) as number[];
-            live += Number(l);
-            dead += Number(d);
+            for (const [l, d] of (await evalBySlot(client, sha, script, page, ['page', 'stats'], at.table)) as number[][]) {
+              live += Number(l);
+              dead += Number(d);
+            }
           }
           for (const key of page) {
             if (sampled >= SAMPLED) break;
-            const bytes = await client.sendCommand(['MEMORY', 'USAGE', key]);
+            const bytes = await client.send(key, ['MEMORY', 'USAGE', key]);
             if (bytes !== null) {
               sampledBytes += Number(bytes);
               sampled++;
@@ -77,7 +86,10 @@ export const redisAdmin: EngineAdmin = {
     withClient(at.database, async (client) => {
       await requireStore(client, at.table, at.database);
       const { sha, script } = scriptFor(at);
-      const rows = (await evalScript(client, sha, script, [keys(at.table).owner(owner)], ['sessionsOf', owner])) as string[][];
+      const rows: string[][] = [];
+      for (const ownerKey of await ownerKeys(client, at.table, owner)) {
+        rows.push(...((await evalScript(client, sha, script, [ownerKey], ['sessionsOf', owner])) as string[][]));
+      }
       return rows
         .map((row) => ({ handle: `h${row[0]}`, createdAt: Number(row[1]), touchedAt: Number(row[2]), expiresAt: Number(row[3]) }))
         .sort((a, b) => b.touchedAt - a.touchedAt);
@@ -86,11 +98,14 @@ export const redisAdmin: EngineAdmin = {
     withClient(at.database, async (client) => {
       await requireStore(client, at.table, at.database);
       const { sha, script } = scriptFor(at);
-      const ownerKey = keys(at.table).owner(owner);
-      if (handle === undefined) return Number(await evalScript(client, sha, script, [ownerKey], ['revokeAll', owner, '', '0']));
-      const digest = digestFromHandle(handle);
-      if (digest === null) return 0;
-      return Number(await evalScript(client, sha, script, [ownerKey], ['revoke', owner, digest.toString('base64url')]));
+      const digest = handle === undefined ? null : digestFromHandle(handle);
+      if (handle !== undefined && digest === null) return 0;
+      let ended = 0;
+      for (const ownerKey of await ownerKeys(client, at.table, owner)) {
+        const args = digest === null ? ['revokeAll', owner, '', '0'] : ['revoke', owner, digest.toString('base64url')];
+        ended += Number(await evalScript(client, sha, script, [ownerKey], args));
+      }
+      return ended;
     }),
   async sweep(at) {
     await withClient(at.database, (client) => requireStore(client, at.table, at.database));

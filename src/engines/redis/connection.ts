@@ -1,11 +1,72 @@
 // One node-redis client per actor, created in the actor's own thread from the
 // URL (client objects cannot cross threads). Client-side caching stays off:
 // a read must see the latest logout, not an invalidation still on its way.
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { ConfigError, StoreUnavailableError } from '../../errors.ts';
 import { parseRedisUrl, redactIn, redactUrl } from './url.ts';
 
+/** One server's connection. */
 export type Client = ReturnType<typeof createClient>;
+type Cluster = ReturnType<typeof createCluster>;
+
+/** A node's connection, for what runs per server (SCAN, CONFIG GET, CLIENT PAUSE). */
+export interface NodeClient {
+  sendCommand(command: string[]): Promise<unknown>;
+}
+
+/**
+ * What the engine talks to: one server, or a Redis Cluster (node-redis's
+ * cluster client, which follows MOVED and ASK and learns a failover's new
+ * primaries). A command goes to the node that holds its first key.
+ */
+export interface Conn {
+  readonly cluster: boolean;
+  readonly isOpen: boolean;
+  send(key: string | undefined, command: string[]): Promise<unknown>;
+  /** Every primary's connection (one server: itself). */
+  primaries(): Promise<NodeClient[]>;
+  destroy(): void;
+}
+
+class ServerConn implements Conn {
+  readonly cluster = false;
+  readonly #client: Client;
+  constructor(client: Client) {
+    this.#client = client;
+  }
+  get isOpen(): boolean {
+    return this.#client.isOpen;
+  }
+  send(_key: string | undefined, command: string[]): Promise<unknown> {
+    return this.#client.sendCommand(command);
+  }
+  async primaries(): Promise<NodeClient[]> {
+    return [this.#client];
+  }
+  destroy(): void {
+    this.#client.destroy();
+  }
+}
+
+class ClusterConn implements Conn {
+  readonly cluster = true;
+  readonly #cluster: Cluster;
+  constructor(cluster: Cluster) {
+    this.#cluster = cluster;
+  }
+  get isOpen(): boolean {
+    return this.#cluster.isOpen;
+  }
+  send(key: string | undefined, command: string[]): Promise<unknown> {
+    return this.#cluster.sendCommand(key, false, command);
+  }
+  async primaries(): Promise<NodeClient[]> {
+    return Promise.all(this.#cluster.masters.map((node) => this.#cluster.nodeClient(node) as Promise<NodeClient>));
+  }
+  destroy(): void {
+    this.#cluster.destroy();
+  }
+}
 
 export interface ConnectOptions {
   database: string;
@@ -16,14 +77,19 @@ export interface ConnectOptions {
   name?: string;
 }
 
-/** Opens a client; it reconnects by itself after a lost connection (calls sent meanwhile wait in its queue). */
-export async function connect(options: ConnectOptions): Promise<Client> {
+/** Opens a connection; it reconnects by itself after a lost connection. */
+export async function connect(options: ConnectOptions): Promise<Conn> {
   const target = parseRedisUrl(options.database);
   if (typeof target === 'string') throw new ConfigError('database', `invalid config "database": ${redactUrl(options.database)}: ${target}`);
   const { host, port } = target.hosts[0];
-  // A name with a space is refused by CLIENT SETNAME (and the handshake would be retried forever).
-  const client = createClient({
-    RESP: 2,
+  const socket = {
+    tls: target.tls,
+    connectTimeout: Math.max(250, Math.ceil(options.timeoutMs)),
+    keepAlive: true,
+    // Reconnect forever with a capped backoff: the actor bounds every call by requestTimeout.
+    reconnectStrategy: (retries: number) => Math.min(1000, 25 * 2 ** Math.min(retries, 6)),
+  };
+  const common = {
     // Redis Enterprise's maintenance push notifications: off (the handshake would probe for them).
     maintNotifications: 'disabled',
     // A command not sent when the connection is lost fails at once (never
@@ -33,18 +99,31 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     commandOptions: { timeout: Math.ceil(options.commandTimeoutMs ?? options.timeoutMs + 5000) },
     username: target.username,
     password: target.password,
-    database: target.db,
+    // A name with a space is refused by CLIENT SETNAME (and the handshake would be retried forever).
     name: (options.name ?? 'supervised-sessions').replace(/\s/g, '-'),
-    socket: {
-      host,
-      port,
-      tls: target.tls,
-      connectTimeout: Math.max(250, Math.ceil(options.timeoutMs)),
-      keepAlive: true,
-      // Reconnect forever with a capped backoff: the actor bounds every call by requestTimeout.
-      reconnectStrategy: (retries: number) => Math.min(1000, 25 * 2 ** Math.min(retries, 6)),
-    },
+  };
+  if (target.cluster) {
+    const cluster = createCluster({
+      RESP: 2,
+      rootNodes: target.hosts.map((one) => ({ socket: { host: one.host, port: one.port, tls: target.tls } })),
+      defaults: { ...common, socket },
+      useReplicas: false,
+      // A failover: the slots' new primary is asked for soon after a node stops answering (the default waits 5 s).
+      topologyRefreshOnReconnectionAttemptStrategy: 100,
+      maxCommandRedirections: 16,
+    } as unknown as Parameters<typeof createCluster>[0]);
+    return open(new ClusterConn(cluster), cluster, options.timeoutMs);
+  }
+  const client = createClient({
+    RESP: 2,
+    ...common,
+    database: target.db,
+    socket: { host, port, ...socket },
   } as Parameters<typeof createClient>[0]);
+  return open(new ServerConn(client), client, options.timeoutMs);
+}
+
+async function open(conn: Conn, client: Client | Cluster, timeoutMs: number): Promise<Conn> {
   // node-redis retries a failed handshake (a wrong password) for ever: the
   // first error that waiting will not fix ends the attempt at once.
   let refused: (error: unknown) => void = () => {};
@@ -57,12 +136,12 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     if (isConfigProblem(error)) refused(error);
   });
   try {
-    await withTimeout(Promise.race([client.connect(), handshake]), options.timeoutMs, 'connecting');
+    await withTimeout(Promise.race([client.connect() as Promise<unknown>, handshake]), timeoutMs, 'connecting');
   } catch (error) {
-    await closeClient(client);
+    await closeClient(conn);
     throw error;
   }
-  return client;
+  return conn;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -74,7 +153,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /** Closes a client whatever its state; never throws. */
-export async function closeClient(client: Client | null): Promise<void> {
+export async function closeClient(client: Conn | null): Promise<void> {
   if (!client) return;
   try {
     client.destroy();

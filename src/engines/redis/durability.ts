@@ -1,8 +1,8 @@
 // What a crash of Redis can lose, said once at start (never a failed start:
 // managed Redis often refuses CONFIG GET).
-import type { Client } from './connection.ts';
+import type { Conn, NodeClient } from './connection.ts';
 
-async function setting(client: Client, name: string): Promise<string | undefined> {
+async function setting(client: NodeClient, name: string): Promise<string | undefined> {
   try {
     const reply = (await client.sendCommand(['CONFIG', 'GET', name])) as string[];
     return reply[1];
@@ -11,7 +11,14 @@ async function setting(client: Client, name: string): Promise<string | undefined
   }
 }
 
-export async function durabilityWarning(client: Client, waitReplicas: number): Promise<string | null> {
+export async function durabilityWarning(conn: Conn, waitReplicas: number): Promise<string | null> {
+  // A cluster: every primary is asked; each distinct warning is said once.
+  const warnings = new Set<string>();
+  for (const node of await conn.primaries()) for (const one of await nodeWarnings(node, waitReplicas)) warnings.add(one);
+  return warnings.size === 0 ? null : [...warnings].join('; and ');
+}
+
+async function nodeWarnings(client: NodeClient, waitReplicas: number): Promise<string[]> {
   const warnings: string[] = [];
   // Every key of the store has a TTL: with a memory limit, a volatile-* or
   // allkeys-* policy may evict an owner's index or a tombstone before it expires.
@@ -35,5 +42,5 @@ export async function durabilityWarning(client: Client, waitReplicas: number): P
       );
     }
   }
-  return warnings.length === 0 ? null : warnings.join('; and ');
+  return warnings;
 }

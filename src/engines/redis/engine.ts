@@ -8,10 +8,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
-import { digest } from '../../store/ids.ts';
+import { digest, isSessionId } from '../../store/ids.ts';
 import { RENEWED } from '../../store/renewed.ts';
 import type { RenewWithChanges, StoreCall } from '../../store/protocol.ts';
-import { backoffMs, isConnectionLoss, type Client } from './connection.ts';
+import { backoffMs, isConnectionLoss, type Conn, type NodeClient } from './connection.ts';
 import { keys, storeScript } from './script.ts';
 import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
 
@@ -27,8 +27,10 @@ export interface RedisEngineOptions {
   waitReplicas: number;
   /** How long a dead session's key outlives its expiry (script.ts). */
   lingerMs: number;
+  /** A Redis Cluster: keys carry their group (script.ts), and an owner's sessions may span groups. */
+  cluster?: boolean;
   /** Opens a new connection (to replace one that left calls unanswered). */
-  reconnect?: () => Promise<Client>;
+  reconnect?: () => Promise<Conn>;
 }
 
 type Reply = string | number | null | Reply[];
@@ -38,9 +40,27 @@ interface Call {
   keys: string[];
   args: string[];
   finish(reply: Reply): unknown;
+  /** On a cluster: the group its keys are in (calls are sent one script call per group); undefined on one server. */
+  group?: string;
+  /** On a cluster: the owner this call gives the session (create, put, patch, renew with an owner), and the member kept. */
+  gives?: { owner: string; member: string };
 }
 
 const member = (sid: string) => digest(sid).toString('base64url');
+
+/**
+ * A key's group on a Redis Cluster: a session id's first two characters (a
+ * renewed id keeps them: store/session-store.ts), or, for a key that is not
+ * one of our ids (express-session's), its digest's.
+ */
+export const groupOf = (sid: string): string => (isSessionId(sid) ? sid.slice(0, 2) : member(sid).slice(0, 2));
+
+/** A key's group from its name (`{g}` after the table's `s:` or `o:`), or undefined. */
+export function groupIn(key: string, table: string): string | undefined {
+  if (key.charCodeAt(table.length + 3) !== 123) return undefined;
+  const close = key.indexOf('}', table.length + 4);
+  return close === -1 ? undefined : key.slice(table.length + 4, close);
+}
 
 /** Session data as the script's fields: '.' + each top-level key as JSON, and its value as JSON. */
 export function fieldsOf(json: string): string[] {
@@ -77,7 +97,22 @@ const WAS_RENEWED = 2;
 const TOO_LARGE = 3;
 
 /** The calls that write: a batch holding one carries a reply key (script.ts) and is followed by WAIT when asked. */
-const WRITE_OPS: ReadonlySet<string> = new Set(['create', 'put', 'patch', 'renew', 'delete', 'revoke', 'revokeAll', 'upsert', 'touchKey']);
+const WRITE_OPS: ReadonlySet<string> = new Set([
+  'create',
+  'put',
+  'patch',
+  'renew',
+  'delete',
+  'revoke',
+  'revokeAll',
+  'upsert',
+  'touchKey',
+  'evict',
+]);
+/** Deletes a lock only while it is still the holder's. */
+const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+/** Owner-wide calls: on a cluster, one per group the owner has sessions in. */
+const OWNER_OPS: ReadonlySet<string> = new Set(['sessionsOf', 'revoke', 'revokeAll']);
 
 /** A call still unanswered when the batch's deadline came: the connection may be stuck (a silent partition). */
 class Late extends Error {
@@ -94,7 +129,8 @@ export class RedisEngine {
   readonly #keys: ReturnType<typeof keys>;
   readonly #script: string;
   readonly #sha: string;
-  #client: Client | null = null;
+  #client: Conn | null = null;
+  readonly #cluster: boolean;
   #replacing = false;
   #closed = false;
   /** Batch ids: unique to this incarnation, the same for every sending of one batch. */
@@ -103,6 +139,7 @@ export class RedisEngine {
 
   constructor(options: RedisEngineOptions) {
     this.#options = options;
+    this.#cluster = options.cluster === true;
     this.#keys = keys(options.table);
     this.#script = storeScript(options.table, options.policy, {
       maxBytes: options.maxSessionBytes,
@@ -114,7 +151,7 @@ export class RedisEngine {
     this.#sha = createHash('sha1').update(this.#script).digest('hex');
   }
 
-  adopt(client: Client): void {
+  adopt(client: Conn): void {
     this.#client = client;
   }
 
@@ -169,6 +206,7 @@ export class RedisEngine {
     const outcomes: Outcome[] = new Array(requests.length);
     let pending: Array<{ index: number; call: Call }> = [];
     const scans: Array<{ index: number; call: StoreCall }> = [];
+    const ownerCalls: Array<{ index: number; call: StoreCall }> = [];
     let writes = false;
     for (let i = 0; i < requests.length; i++) {
       const call = requests[i] as StoreCall;
@@ -179,13 +217,115 @@ export class RedisEngine {
           continue;
         }
         if (WRITE_OPS.has(call.op)) writes = true;
+        if (this.#cluster && OWNER_OPS.has(call.op)) {
+          ownerCalls.push({ index: i, call });
+          continue;
+        }
         pending.push({ index: i, call: this.#plan(call) });
       } catch (error) {
         outcomes[i] = { ok: false, error };
       }
     }
+    const written = new Set<string | undefined>();
+    // A cluster: an owner's groups are listed before a session of a group is
+    // given to it (so "log out everywhere" finds every one), and read for the
+    // owner-wide calls.
+    let groups = new Map<string, string[] | Error>();
+    if (this.#cluster) {
+      const wanted = new Map<string, Set<string>>();
+      for (const { call } of pending) if (call.gives) addTo(wanted, call.gives.owner, call.group!);
+      for (const { call } of ownerCalls) addTo(wanted, call.args[0] as string);
+      if (wanted.size > 0) groups = await this.#groups(wanted, deadline);
+      pending = pending.filter(({ index, call }) => {
+        const listed = call.gives ? groups.get(call.gives.owner) : undefined;
+        if (!(listed instanceof Error)) return true;
+        outcomes[index] = { ok: false, error: listed };
+        return false;
+      });
+    }
+    // A cluster with a cap: a login is written and the cap applied across the
+    // owner's groups under a lock of the owner's (two logins at once would
+    // each judge the other's session by a view the other is still changing).
+    const capped = this.#cluster && (this.#options.maxPerOwner ?? 0) > 0;
+    // In the order made: the calls between two such logins go together.
+    let segment: typeof pending = [];
+    const flush = async () => {
+      const settled = await this.#runCalls(
+        segment.map(({ call }) => call),
+        deadline,
+        written,
+        requests,
+      );
+      for (let k = 0; k < segment.length; k++) outcomes[segment[k].index] = settled[k];
+      segment = [];
+    };
+    for (const entry of pending) {
+      if (!(capped && entry.call.gives)) {
+        segment.push(entry);
+        continue;
+      }
+      if (segment.length > 0) await flush();
+      outcomes[entry.index] = await this.#capped(entry.call, deadline, written);
+    }
+    if (segment.length > 0) await flush();
+    if (this.#cluster) {
+      if (ownerCalls.length > 0) await this.#ownerCalls(ownerCalls, groups, outcomes, deadline, written);
+    }
+    for (const { index, call } of scans) {
+      try {
+        outcomes[index] = { ok: true, value: await this.#scan(call, deadline) };
+      } catch (error) {
+        outcomes[index] = { ok: false, error: isConnectionLoss(error) || error instanceof Late ? this.#timedOut() : error };
+      }
+    }
+    if (scans.some(({ call }) => call.op === 'clear')) written.add(undefined);
+    if (writes && this.#options.waitReplicas > 0) await this.#waitReplicas(requests, outcomes, deadline, written);
+    return outcomes;
+  }
+
+  /**
+   * Calls, each group's in one script call (one command, one round trip;
+   * on one server, all of them), the groups' at once. A call whose
+   * connection was lost is sent again within requestTimeout; a group's
+   * write calls carry the key of their replies (script.ts, 'batch!').
+   * `written` collects the groups that wrote (for WAIT).
+   */
+  async #runCalls(calls: Call[], deadline: number, written: Set<string | undefined>, requests?: Request[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = new Array(calls.length);
+    const byGroup = new Map<string | undefined, number[]>();
+    for (let i = 0; i < calls.length; i++) {
+      const at = byGroup.get(calls[i].group);
+      if (at) at.push(i);
+      else byGroup.set(calls[i].group, [i]);
+    }
+    await Promise.all(
+      [...byGroup].map(async ([group, indexes]) => {
+        const writes = indexes.some((i) => WRITE_OPS.has(calls[i].args[0]));
+        if (writes) written.add(group);
+        await this.#runGroup(
+          indexes.map((index) => ({ index, call: calls[index] })),
+          group,
+          writes,
+          deadline,
+          outcomes,
+          requests,
+        );
+      }),
+    );
+    return outcomes;
+  }
+
+  async #runGroup(
+    calls: Array<{ index: number; call: Call }>,
+    group: string | undefined,
+    writes: boolean,
+    deadline: number,
+    outcomes: Outcome[],
+    requests?: Request[],
+  ): Promise<void> {
+    let pending = calls;
     // The key of this batch's replies: the same for every sending of it (script.ts, 'batch!').
-    const newReplyKey = () => (writes ? this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`) : null);
+    const newReplyKey = () => (writes ? this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`, group) : null);
     let replyKey = newReplyKey();
     let attempt = 0;
     let faulted = false;
@@ -202,7 +342,7 @@ export class RedisEngine {
         continue;
       }
       const settled = await this.#send(client, pending, deadline, replyKey);
-      if (writes && !faulted && loseCommitReply(requests)) {
+      if (writes && requests && !faulted && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): the batch ran, and its replies are "lost": every call is sent again.
         faulted = true;
         await afterLostReply();
@@ -242,15 +382,191 @@ export class RedisEngine {
       pending = again;
       if (pending.length > 0) await sleep(Math.min(backoffMs(attempt++), Math.max(1, deadline - Date.now())));
     }
-    for (const { index, call } of scans) {
-      try {
-        outcomes[index] = { ok: true, value: await this.#scan(call, deadline) };
-      } catch (error) {
-        outcomes[index] = { ok: false, error: isConnectionLoss(error) || error instanceof Late ? this.#timedOut() : error };
-      }
+  }
+
+  /** The owners' groups (adding the given ones first), each owner's list or the error that kept it from being read. */
+  async #groups(wanted: Map<string, Set<string>>, deadline: number): Promise<Map<string, string[] | Error>> {
+    const owners = [...wanted.keys()];
+    const calls: Call[] = owners.map((owner) => ({
+      keys: [this.#keys.groups(owner)],
+      args: ['groups', ...wanted.get(owner)!],
+      finish: (reply) => reply as string[],
+      group: `g:${owner}`,
+    }));
+    const settled = await this.#runCalls(calls, deadline, new Set());
+    const out = new Map<string, string[] | Error>();
+    for (let i = 0; i < owners.length; i++) {
+      const one = settled[i];
+      out.set(owners[i], one.ok ? (one.value as string[]) : (one.error as Error));
     }
-    if (writes && this.#options.waitReplicas > 0) await this.#waitReplicas(requests, outcomes, deadline);
-    return outcomes;
+    return out;
+  }
+
+  /** A call that gives a session an owner, and the cap applied after it, under the owner's lock (a cluster). */
+  async #capped(call: Call, deadline: number, written: Set<string | undefined>): Promise<Outcome> {
+    const lock = this.#keys.capLock(call.gives!.owner);
+    const token = `${this.#idPrefix}.${(this.#nextId++).toString(36)}`;
+    for (let attempt = 0; ; attempt++) {
+      const client = this.#client;
+      try {
+        if (client && (await client.send(lock, ['SET', lock, token, 'NX', 'PX', String(this.#options.timeoutMs + 1000)])) !== null) break;
+      } catch (error) {
+        if (!isConnectionLoss(error)) return { ok: false, error };
+      }
+      if (Date.now() + backoffMs(attempt) >= deadline) return { ok: false, error: this.#timedOut() };
+      await sleep(Math.min(backoffMs(attempt), 20));
+    }
+    try {
+      const [outcome] = await this.#runCalls([call], deadline, written);
+      if (!outcome.ok) return outcome;
+      // The owner's groups as they are now, under the lock (another login may have added one since the batch began).
+      const now = (await this.#groups(new Map([[call.gives!.owner, new Set<string>()]]), deadline)).get(call.gives!.owner)!;
+      if (now instanceof Error) return { ok: false, error: now };
+      const problem = await this.#capAcross(call.gives!, now, deadline, written);
+      return problem ? { ok: false, error: problem } : outcome;
+    } finally {
+      await this.#client?.send(lock, ['EVAL', RELEASE, '1', lock, token]).catch(() => {});
+    }
+  }
+
+  /**
+   * maxSessionsPerOwner across an owner's groups (a cluster): each group's
+   * script kept its own share already; the owner's live sessions in every
+   * group are then listed, and all but the kept one and the (cap - 1) most
+   * recently used others are ended. Runs before the giving call is answered.
+   */
+  async #capAcross(
+    gives: { owner: string; member: string },
+    groupList: string[],
+    deadline: number,
+    written: Set<string | undefined>,
+  ): Promise<Error | null> {
+    const cap = this.#options.maxPerOwner ?? 0;
+    const k = this.#keys;
+    const listed = await this.#runCalls(
+      groupList.map((group) => ({
+        keys: [k.owner(gives.owner, group)],
+        args: ['capList', gives.owner, gives.member],
+        finish: (reply) => reply as string[],
+        group,
+      })),
+      deadline,
+      written,
+    );
+    const others: Array<{ member: string; touched: number; group: string }> = [];
+    for (let i = 0; i < groupList.length; i++) {
+      const one = listed[i];
+      if (!one.ok) return one.error as Error;
+      const flat = one.value as string[];
+      for (let j = 0; j < flat.length; j += 2) others.push({ member: flat[j], touched: Number(flat[j + 1]), group: groupList[i] });
+    }
+    if (others.length < cap) return null;
+    others.sort((a, b) => b.touched - a.touched);
+    const evict = new Map<string, Set<string>>();
+    for (const one of others.slice(cap - 1)) addTo(evict, one.group, one.member);
+    const ended = await this.#runCalls(
+      [...evict].map(([group, members]) => ({
+        keys: [k.owner(gives.owner, group)],
+        args: ['evict', gives.owner, ...[...members]],
+        finish: () => null,
+        group,
+      })),
+      deadline,
+      written,
+    );
+    const failed = ended.find((one) => !one.ok);
+    return failed && !failed.ok ? (failed.error as Error) : null;
+  }
+
+  /** sessionsOf, revoke and revokeAll on a cluster: the same call in each group the owner has sessions in. */
+  async #ownerCalls(
+    calls: Array<{ index: number; call: StoreCall }>,
+    groups: Map<string, string[] | Error>,
+    outcomes: Outcome[],
+    deadline: number,
+    written: Set<string | undefined>,
+  ): Promise<void> {
+    const k = this.#keys;
+    // Guarded revokeAll (revokeOtherSessions): the kept session's group first, checked and revoked in one script.
+    const first: Array<{ index: number; call: Call }> = [];
+    const rest: Array<{ index: number; owner: string; call: StoreCall; groups: string[] }> = [];
+    for (const { index, call } of calls) {
+      const owner = call.args[0] as string;
+      const listed = groups.get(owner);
+      if (listed === undefined || listed instanceof Error) {
+        outcomes[index] = { ok: false, error: listed ?? this.#timedOut() };
+        continue;
+      }
+      if (call.op === 'revokeAll' && call.args[2] === true) {
+        const except = call.args[1] as string | null;
+        if (except === null) {
+          outcomes[index] = { ok: true, value: null };
+          continue;
+        }
+        const group = groupOf(except);
+        first.push({
+          index,
+          call: { keys: [k.owner(owner, group)], args: ['revokeAll', owner, member(except), '1'], finish: (r) => Number(r), group },
+        });
+        rest.push({ index, owner, call, groups: listed.filter((one) => one !== group) });
+      } else rest.push({ index, owner, call, groups: listed });
+    }
+    if (first.length > 0) {
+      const settled = await this.#runCalls(
+        first.map((one) => one.call),
+        deadline,
+        written,
+      );
+      for (let i = 0; i < first.length; i++) outcomes[first[i].index] = settled[i];
+    }
+    const parts: Call[] = [];
+    const spans: Array<{ index: number; op: string; from: number; to: number; base: number }> = [];
+    for (const { index, owner, call, groups: list } of rest) {
+      let base = 0;
+      if (call.op === 'revokeAll' && call.args[2] === true) {
+        const got = outcomes[index];
+        if (!got.ok || got.value === -1) {
+          if (got.ok) outcomes[index] = { ok: true, value: null };
+          continue;
+        }
+        base = got.value as number;
+      }
+      const from = parts.length;
+      for (const group of list) {
+        const key = [k.owner(owner, group)];
+        if (call.op === 'sessionsOf') parts.push({ keys: key, args: ['sessionsOf', owner], finish: (r) => r, group });
+        else if (call.op === 'revoke')
+          parts.push({
+            keys: key,
+            args: ['revoke', owner, Buffer.from(call.args[1] as Uint8Array).toString('base64url')],
+            finish: (r) => Number(r),
+            group,
+          });
+        else {
+          const except = call.args[1] as string | null;
+          parts.push({
+            keys: key,
+            args: ['revokeAll', owner, except === null ? '' : member(except), '0'],
+            finish: (r) => Number(r),
+            group,
+          });
+        }
+      }
+      spans.push({ index, op: call.op, from, to: parts.length, base });
+    }
+    const settled = await this.#runCalls(parts, deadline, written);
+    for (const { index, op, from, to, base } of spans) {
+      const mine = settled.slice(from, to);
+      const failed = mine.find((one) => !one.ok);
+      if (failed) {
+        outcomes[index] = failed;
+        continue;
+      }
+      const values = mine.map((one) => (one as { value: unknown }).value);
+      if (op === 'sessionsOf') outcomes[index] = { ok: true, value: sessionRows(values.flat() as Reply[][]) };
+      else if (op === 'revoke') outcomes[index] = { ok: true, value: values.some((v) => v === 1) };
+      else outcomes[index] = { ok: true, value: base + values.reduce((sum: number, v) => sum + (v as number), 0) };
+    }
   }
 
   #timedOut(): StoreUnavailableError {
@@ -264,7 +580,7 @@ export class RedisEngine {
    * deadline is Late; a lost connection rejects every call of it.
    */
   async #send(
-    client: Client,
+    client: Conn,
     calls: Array<{ call: Call }>,
     deadline: number,
     replyKey: string | null,
@@ -306,13 +622,13 @@ export class RedisEngine {
     try {
       let reply: Reply | 'late';
       try {
-        reply = await Promise.race([client.sendCommand(command) as Promise<Reply>, late]);
+        reply = await Promise.race([client.send(keyList[0], command) as Promise<Reply>, late]);
       } catch (error) {
         if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-        await Promise.race([client.sendCommand(['SCRIPT', 'LOAD', this.#script]), late]);
+        await Promise.race([client.send(keyList[0], ['SCRIPT', 'LOAD', this.#script]), late]);
         // Never sent once its callers were told it failed.
         if (isLate) return all({ status: 'rejected', reason: new Late(stuck()) });
-        reply = await Promise.race([client.sendCommand(command) as Promise<Reply>, late]);
+        reply = await Promise.race([client.send(keyList[0], command) as Promise<Reply>, late]);
       }
       if (reply === 'late') return all({ status: 'rejected', reason: new Late(stuck()) });
       return (reply as Reply[]).map((one): PromiseSettledResult<Reply> => {
@@ -334,19 +650,27 @@ export class RedisEngine {
    * the reply key): one write on this connection first makes WAIT cover
    * everything the server had by then.
    */
-  async #waitReplicas(requests: Request[], outcomes: Outcome[], deadline: number): Promise<void> {
+  async #waitReplicas(requests: Request[], outcomes: Outcome[], deadline: number, written: Set<string | undefined>): Promise<void> {
     const wanted = this.#options.waitReplicas;
-    let reached = 0;
+    let reached = wanted;
     try {
       const client = this.#client;
       if (!client) throw this.#timedOut();
       // Within what the caller waits, with room for the reply to reach it (its own timer runs from before the batch).
       const ms = Math.max(1, Math.floor((deadline - Date.now()) * 0.8));
-      const [, waited] = await Promise.all([
-        client.sendCommand(['SET', this.#keys.wait, '1', 'PX', '1000']),
-        client.sendCommand(['WAIT', String(wanted), String(ms)]),
-      ]);
-      reached = Number(waited);
+      // On a cluster, each group's primary that was written to (a key of the group takes both commands to it).
+      const targets = this.#cluster ? [...written].filter((group) => group !== undefined) : [undefined];
+      const counts = await Promise.all(
+        targets.map(async (group) => {
+          const key = this.#keys.wait(group);
+          const [, waited] = await Promise.all([
+            client.send(key, ['SET', key, '1', 'PX', '1000']),
+            client.send(key, ['WAIT', String(wanted), String(ms)]),
+          ]);
+          return Number(waited);
+        }),
+      );
+      for (const count of counts) reached = Math.min(reached, count);
     } catch {
       reached = 0;
     }
@@ -360,13 +684,42 @@ export class RedisEngine {
   }
 
   #plan(call: StoreCall): Call {
+    const planned = this.#planned(call);
+    if (!this.#cluster) return planned;
+    // One group per call: its first key's (a renew's two keys share it).
+    const group = groupIn(planned.keys[0] ?? '', this.#options.table);
+    if (planned.keys.some((key) => groupIn(key, this.#options.table) !== group)) {
+      throw new TypeError('on a Redis Cluster, a renewed id keeps the first two characters of the old one (its slot)');
+    }
+    planned.group = group;
+    const owner: unknown =
+      call.op === 'create' || call.op === 'put'
+        ? call.args[2]
+        : call.op === 'patch'
+          ? call.args[3]
+          : call.op === 'renew'
+            ? call.args[5]
+            : undefined;
+    if (typeof owner === 'string') {
+      const kept = (call.op === 'renew' ? call.args[1] : call.args[0]) as string;
+      planned.gives = { owner, member: member(kept) };
+    }
+    return planned;
+  }
+
+  /** The session's key (on a cluster, in its group). */
+  #sk(sid: string): string {
+    return this.#cluster ? this.#keys.session(member(sid), groupOf(sid)) : this.#keys.session(member(sid));
+  }
+
+  #planned(call: StoreCall): Call {
     const k = this.#keys;
     switch (call.op) {
       case 'get':
       case 'load': {
         const op = call.op;
         return {
-          keys: [k.session(member(call.args[0]))],
+          keys: [this.#sk(call.args[0])],
           args: ['load'],
           finish: (reply) => {
             const r = reply as Reply[];
@@ -381,7 +734,7 @@ export class RedisEngine {
       }
       case 'alive':
         return {
-          keys: [k.session(member(call.args[0]))],
+          keys: [this.#sk(call.args[0])],
           args: ['alive'],
           finish: (reply) => ((reply as Reply[])[0] === WAS_RENEWED ? RENEWED : (reply as Reply[])[0] === DONE),
         };
@@ -390,7 +743,7 @@ export class RedisEngine {
         this.#checkSize(json);
         const fields = fieldsOf(json);
         return {
-          keys: [k.session(member(sid))],
+          keys: [this.#sk(sid)],
           args: ['create', ownerSpec(owner), lifetimeSpec(maxAge ?? null), String(fields.length / 2), ...fields],
           finish: () => sid,
         };
@@ -400,7 +753,7 @@ export class RedisEngine {
         this.#checkSize(json);
         const fields = fieldsOf(json);
         return {
-          keys: [k.session(member(sid))],
+          keys: [this.#sk(sid)],
           args: ['put', ownerSpec(owner), lifetimeSpec(maxAge), String(fields.length / 2), ...fields],
           finish: (reply) => this.#verdict(reply, sid, null),
         };
@@ -410,7 +763,7 @@ export class RedisEngine {
         const fields = set === null ? [] : fieldsOf(set);
         const gone = (unset ?? []).map((name) => `.${JSON.stringify(name)}`);
         return {
-          keys: [k.session(member(sid))],
+          keys: [this.#sk(sid)],
           args: ['patch', ownerSpec(owner), lifetimeSpec(maxAge), String(fields.length / 2), ...fields, String(gone.length), ...gone],
           finish: (reply) => this.#verdict(reply, true, false),
         };
@@ -433,14 +786,14 @@ export class RedisEngine {
           args.push(String(fields.length / 2), ...fields, String(gone.length), ...gone);
         }
         return {
-          keys: [k.session(member(sid)), k.session(member(next))],
+          keys: [this.#sk(sid), this.#sk(next)],
           args,
           finish: (reply) => this.#verdict(reply, next, null),
         };
       }
       case 'delete':
         return {
-          keys: [k.session(member(call.args[0]))],
+          keys: [this.#sk(call.args[0])],
           args: ['delete'],
           finish: (reply) => ((reply as Reply[])[0] === WAS_RENEWED ? RENEWED : null),
         };
@@ -448,10 +801,7 @@ export class RedisEngine {
         return {
           keys: [k.owner(call.args[0])],
           args: ['sessionsOf', call.args[0]],
-          finish: (reply) =>
-            (reply as Reply[][])
-              .map((row) => [`h${row[0] as string}`, Number(row[1]), Number(row[2]), Number(row[3]), jsonOf(row, 4)] as const)
-              .sort((a, b) => b[2] - a[2]),
+          finish: (reply) => sessionRows(reply as Reply[][]),
         };
       case 'revoke':
         return {
@@ -472,7 +822,7 @@ export class RedisEngine {
         this.#checkSize(json);
         const fields = fieldsOf(json);
         return {
-          keys: [k.session(member(key))],
+          keys: [this.#sk(key)],
           args: ['upsert', remainingSpec(remaining), String(fields.length / 2), ...fields],
           finish: () => null,
         };
@@ -480,7 +830,7 @@ export class RedisEngine {
       case 'touchKey': {
         const [key, remaining, cookie] = call.args;
         return {
-          keys: [k.session(member(key))],
+          keys: [this.#sk(key)],
           args: ['touchKey', remainingSpec(remaining), cookie ?? ''],
           finish: () => null,
         };
@@ -521,11 +871,12 @@ export class RedisEngine {
     }
   }
 
-  async #scanOnce(client: Client, call: StoreCall, deadline: number): Promise<unknown> {
+  async #scanOnce(client: Conn, call: StoreCall, deadline: number): Promise<unknown> {
+    const table = this.#options.table;
     if (call.op === 'clear') {
-      for (const pattern of [this.#keys.sessions, this.#keys.owners]) {
+      for (const pattern of [this.#keys.sessions, this.#keys.owners, this.#keys.directories]) {
         await eachPage(client, pattern, async (page) => {
-          await client.sendCommand(['UNLINK', ...page]);
+          for (const keyList of bySlot(page, table)) await client.send(keyList[0], ['UNLINK', ...keyList]);
         });
       }
       return null;
@@ -539,40 +890,85 @@ export class RedisEngine {
       for (const key of page) seen.add(key);
       if (page.length === 0) return;
       if (call.op === 'all') {
-        const rows = (await this.#eval(client, page, ['page', 'all'])) as Reply[][];
-        for (const row of rows) all.push(jsonOf(row, 0));
+        for (const rows of (await evalBySlot(client, this.#sha, this.#script, page, ['page', 'all'], table)) as Reply[][][]) {
+          for (const row of rows) all.push(jsonOf(row, 0));
+        }
       } else {
-        count += Number(((await this.#eval(client, page, ['page', 'count'])) as Reply[])[0]);
+        for (const reply of (await evalBySlot(client, this.#sha, this.#script, page, ['page', 'count'], table)) as Reply[][]) {
+          count += Number(reply[0]);
+        }
       }
     });
     return call.op === 'all' ? all : count;
   }
-
-  async #eval(client: Client, keyList: string[], args: string[]): Promise<Reply> {
-    return evalScript(client, this.#sha, this.#script, keyList, args);
-  }
 }
 
-/** EVALSHA, loading the script first when the server does not have it. */
-export async function evalScript(client: Client, sha: string, script: string, keyList: string[], args: string[]): Promise<Reply> {
+/** EVALSHA, loading the script first when the server does not have it (on a cluster: the node of the first key). */
+export async function evalScript(client: Conn, sha: string, script: string, keyList: string[], args: string[]): Promise<Reply> {
   const command = ['EVALSHA', sha, String(keyList.length), ...keyList, ...args];
   try {
-    return (await client.sendCommand(command)) as Reply;
+    return (await client.send(keyList[0], command)) as Reply;
   } catch (error) {
     if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-    await client.sendCommand(['SCRIPT', 'LOAD', script]);
-    return (await client.sendCommand(command)) as Reply;
+    await client.send(keyList[0], ['SCRIPT', 'LOAD', script]);
+    return (await client.send(keyList[0], command)) as Reply;
   }
 }
 
-/** Calls `page` with each page of keys matching `pattern` (SCAN: never blocks the server). */
-export async function eachPage(client: Client, pattern: string, page: (keys: string[]) => Promise<void>): Promise<void> {
+/** Keys grouped so that each group shares a slot: by the group in their name, else each key alone. */
+export function bySlot(keyList: string[], table: string): string[][] {
+  const groups = new Map<string, string[]>();
+  for (const key of keyList) {
+    const group = groupIn(key, table);
+    const id = group === undefined ? `=${key}` : group;
+    const list = groups.get(id);
+    if (list) list.push(key);
+    else groups.set(id, [key]);
+  }
+  return [...groups.values()];
+}
+
+/** The script on a page of keys, one script call per slot (one server: the page in one call); the replies. */
+export async function evalBySlot(
+  client: Conn,
+  sha: string,
+  script: string,
+  page: string[],
+  args: string[],
+  table: string,
+): Promise<Reply[]> {
+  const lists = client.cluster ? bySlot(page, table) : [page];
+  return Promise.all(lists.map((keyList) => evalScript(client, sha, script, keyList, args)));
+}
+
+/** Calls `page` with each page of keys matching `pattern`, on every primary (SCAN: never blocks the server). */
+export async function eachPage(client: Conn, pattern: string, page: (keys: string[]) => Promise<void>): Promise<void> {
+  for (const node of await client.primaries()) await eachNodePage(node, pattern, page);
+}
+
+export async function eachNodePage(node: NodeClient, pattern: string, page: (keys: string[]) => Promise<void>): Promise<void> {
   let cursor = '0';
   do {
-    const [next, found] = (await client.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
+    const [next, found] = (await node.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [string, string[]];
     cursor = next;
     if (found.length > 0) await page(found);
   } while (cursor !== '0');
+}
+
+function addTo(map: Map<string, Set<string>>, key: string, value?: string): void {
+  let set = map.get(key);
+  if (!set) {
+    set = new Set();
+    map.set(key, set);
+  }
+  if (value !== undefined) set.add(value);
+}
+
+/** sessionsOf's rows from the script's, most recently used first. */
+function sessionRows(rows: Reply[][]): Array<readonly [string, number, number, number, string]> {
+  return rows
+    .map((row) => [`h${row[0] as string}`, Number(row[1]), Number(row[2]), Number(row[3]), jsonOf(row, 4)] as const)
+    .sort((a, b) => b[2] - a[2]);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,8 +1,9 @@
-// The Redis engine (node-redis): a redis:// or rediss:// URL. Loading this
+// The Redis engine (node-redis): a redis://, rediss://, redis+cluster:// or
+// rediss+cluster:// URL. Loading this
 // descriptor loads no `redis`: the worker, sweeper and admin do.
 import type { Engine } from '../engine.ts';
 import { moduleUrl } from '../engine.ts';
-import { isRedisUrl, redactIn, redactUrl, redisUrlProblem } from './url.ts';
+import { isClusterUrl, isRedisUrl, redactIn, redactUrl, redisUrlProblem } from './url.ts';
 
 export const redis: Engine = {
   name: 'redis',
@@ -21,6 +22,7 @@ export const redis: Engine = {
   // Redis expires keys by itself.
   housekeeping: false,
   cleanerConnects: () => true,
+  renewedIds: (database) => (isClusterUrl(database) ? 'same-group' : 'fresh'),
   share: () => ({
     store: { started: new SharedArrayBuffer(4) },
     cleaner: {},

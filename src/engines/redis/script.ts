@@ -14,6 +14,11 @@
 //   <table>:o:<owner>    a sorted set of the owner's session digests scored by
 //                        expiry, kept exact by every write (never by keyspace
 //                        notifications) and pruned when listed, capped, swept.
+//   On a Redis Cluster the session and owner keys carry a group between
+//   braces after s: and o: (<table>:s:{g}<digest>, <table>:o:{g}<owner>): the
+//   session id's first two characters, which a renewed id keeps — so every
+//   key one call touches shares a slot; an owner has an index per group, and
+//   <table>:g:<owner> lists its groups (engine.ts).
 //   <table>:meta         the store's marker (setup creates it, drop removes it).
 //   <table>:sweep        the sweep lock (SET NX PX): one sweeper at a time.
 //   <table>:r:<batch>    a write batch's replies, kept for twice requestTimeout:
@@ -26,15 +31,22 @@ export const LAYOUT = '1';
 
 export const keys = (table: string) => ({
   prefix: `${table}:`,
-  session: (member: string) => `${table}:s:${member}`,
-  owner: (owner: string) => `${table}:o:${owner}`,
+  /** A session's hash; on a cluster, under its group (`{g}`: the slot it shares with its renewed ids and owners' indexes). */
+  session: (member: string, group?: string) => (group === undefined ? `${table}:s:${member}` : `${table}:s:{${group}}${member}`),
+  /** An owner's index; on a cluster, one per group the owner has sessions in. */
+  owner: (owner: string, group?: string) => (group === undefined ? `${table}:o:${owner}` : `${table}:o:{${group}}${owner}`),
+  /** On a cluster: the groups an owner has (or had) sessions in, scored by when one was last given that owner. */
+  groups: (owner: string) => `${table}:g:${owner}`,
+  /** On a cluster with maxSessionsPerOwner: the lock a login and its cap are applied under. */
+  capLock: (owner: string) => `${table}:l:${owner}`,
   meta: `${table}:meta`,
   lock: `${table}:sweep`,
-  reply: (batch: string) => `${table}:r:${batch}`,
+  reply: (batch: string, group?: string) => (group === undefined ? `${table}:r:${batch}` : `${table}:r:{${group}}${batch}`),
   /** Written before WAIT (engine.ts), so that WAIT covers every write the server had. */
-  wait: `${table}:w`,
+  wait: (group?: string) => (group === undefined ? `${table}:w` : `${table}:w:{${group}}`),
   sessions: `${table}:s:*`,
   owners: `${table}:o:*`,
+  directories: `${table}:g:*`,
 });
 
 /**
@@ -85,9 +97,20 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function skey(m) return P .. 's:' .. m end
-local function okey(o) return P .. 'o:' .. o end
-local function member(key) return string.sub(key, #P + 3) end
+-- The prefixes of the group a key is in (a cluster key: '{g}' after s: or o:).
+local SP, OP = P .. 's:', P .. 'o:'
+local function place(k)
+  if string.byte(k, #P + 3) == 123 then
+    local close = string.find(k, '}', #P + 4, true)
+    local g = string.sub(k, #P + 3, close)
+    SP, OP = P .. 's:' .. g, P .. 'o:' .. g
+  else
+    SP, OP = P .. 's:', P .. 'o:'
+  end
+end
+local function skey(m) return SP .. m end
+local function okey(o) return OP .. o end
+local function member(key) return string.sub(key, #SP + 1) end
 
 local function load(key)
   local v = redis.call('HMGET', key, 'c', 't', 'o', 'r', 'm')
@@ -482,6 +505,7 @@ elseif op == 'page' then
   local out = {}
   local liveCount, dead = 0, 0
   for _, k in ipairs(K) do
+    place(k)
     local s = load(k)
     if s then
       if live(s, n) then
@@ -501,6 +525,7 @@ elseif op == 'sweep' then
   -- are deleted (and leave their owner's index); returns { deleted, live }.
   local deleted, liveCount = 0, 0
   for _, k in ipairs(K) do
+    place(k)
     local s = load(k)
     if s then
       if live(s, n) then
@@ -518,7 +543,8 @@ elseif op == 'prune' then
   -- gone, dead or another owner's leave; dead sessions go.
   local removed = 0
   for _, ok in ipairs(K) do
-    local owner = string.sub(ok, #P + 3)
+    place(ok)
+    local owner = string.sub(ok, #OP + 1)
     for _, m in ipairs(redis.call('ZRANGE', ok, 0, -1)) do
       local s = load(skey(m))
       if not s or s.o ~= owner or not live(s, n) then
@@ -531,6 +557,48 @@ elseif op == 'prune' then
     end
   end
   return removed
+elseif op == 'capList' then
+  -- A cluster's cap, across groups (engine.ts): the owner's live sessions in
+  -- this group but the kept one, as member, touched at.
+  local owner = A[2]
+  local out = {}
+  for _, m in ipairs(redis.call('ZRANGE', okey(owner), 0, -1)) do
+    if m ~= A[3] then
+      local s = load(skey(m))
+      if s and s.o == owner and not s.r and live(s, n) then
+        out[#out + 1] = m
+        out[#out + 1] = s.t
+      end
+    end
+  end
+  return out
+elseif op == 'evict' then
+  -- Ends these sessions of the owner (the cap's choice); how many were live.
+  local owner = A[2]
+  local count = 0
+  for i = 3, #A do
+    local s = load(skey(A[i]))
+    if s and s.o == owner then
+      redis.call('DEL', skey(A[i]))
+      if not s.r and live(s, n) then count = count + 1 end
+    end
+    redis.call('ZREM', okey(owner), A[i])
+  end
+  return count
+elseif op == 'groups' then
+  -- An owner's groups (KEYS[1]: <table>:g:<owner>), after adding A[2..]
+  -- (each scored now: a group is forgotten only long after it was last given).
+  for i = 2, #A do redis.call('ZADD', key, n, A[i]) end
+  return redis.call('ZRANGE', key, 0, -1)
+elseif op == 'forget' then
+  -- The sweep: groups (A[3..]) whose owner's index it found gone leave the
+  -- owner's list unless given within the last A[2] ms.
+  local removed = 0
+  for i = 3, #A do
+    local at = redis.call('ZSCORE', key, A[i])
+    if at and tonumber(at) < n - tonumber(A[2]) then removed = removed + redis.call('ZREM', key, A[i]) end
+  end
+  return removed
 elseif op == 'age' then
   return n
 end
@@ -539,6 +607,7 @@ end
 
 local function run(keys, args)
   K, A, key, op = keys, args, keys[1], args[1]
+  if key then place(key) end
   return dispatch()
 end
 
@@ -551,7 +620,7 @@ end
 -- replies of the writes that already ran instead of running them twice (a
 -- patch twice could undo another app server's write in between; a create
 -- twice could bring back a session revoked in between); its reads run again.
-local WRITES = { create = true, put = true, patch = true, renew = true, delete = true, revoke = true, revokeAll = true, upsert = true, touchKey = true }
+local WRITES = { create = true, put = true, patch = true, renew = true, delete = true, revoke = true, revokeAll = true, upsert = true, touchKey = true, evict = true }
 if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
   local replyKey = nil
   local cached = nil

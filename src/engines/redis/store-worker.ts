@@ -8,7 +8,7 @@ import { serveMailboxAsync } from '../../runtime/mailbox-server.ts';
 import type { ResolvedConfig } from '../../config.ts';
 import { expiryPolicy } from '../../store/expiry.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
-import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
+import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, type Conn } from './connection.ts';
 import { RedisEngine } from './engine.ts';
 import { requireStore, setupStore } from './schema.ts';
 import { parseRedisUrl } from './url.ts';
@@ -22,7 +22,7 @@ let engine: RedisEngine | null = null;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The first connection: retried with backoff within requestTimeout. */
-async function firstConnection(): Promise<Client> {
+async function firstConnection(): Promise<Conn> {
   const deadline = Date.now() + config.requestTimeout;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -51,13 +51,14 @@ await runActor({
       maxPerOwner: config.maxSessionsPerOwner,
       timeoutMs: config.requestTimeout,
       waitReplicas: typeof target === 'string' ? 0 : target.waitReplicas,
+      cluster: typeof target !== 'string' && target.cluster,
       lingerMs: lingerMs(config.cleanerInterval),
       reconnect: () =>
         connect({ database: config.database, timeoutMs: config.requestTimeout, commandTimeoutMs: config.requestTimeout + 5000 }),
     });
     let created = false;
     let warning: { message: string; code: string } | undefined;
-    let client: Client | null = null;
+    let client: Conn | null = null;
     try {
       client = await firstConnection();
       if (config.autoSetup) created = (await setupStore(client, config.table)) === 'missing';

@@ -9,15 +9,15 @@ import { randomUUID, createHash } from 'node:crypto';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import type { SweepResult, SweepTask } from '../engine.ts';
 import { toWire } from '../../errors.ts';
-import { closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
-import { eachPage, evalScript } from './engine.ts';
+import { closeClient, connect, isConnectionLoss, unavailableError, type Conn } from './connection.ts';
+import { evalBySlot, eachPage } from './engine.ts';
 import { requireStore } from './schema.ts';
 import { keys, storeScript } from './script.ts';
 
-let client: Client | null = null;
+let client: Conn | null = null;
 let opened = '';
 
-async function connection(database: string, timeoutMs: number): Promise<Client> {
+async function connection(database: string, timeoutMs: number): Promise<Conn> {
   if (client && opened === database && client.isOpen) return client;
   await closeClient(client);
   client = null;
@@ -47,7 +47,7 @@ export async function sweepRedis(task: {
   const token = randomUUID();
   try {
     const c = await connection(task.database, task.timeoutMs);
-    const got = await c.sendCommand(['SET', k.lock, token, 'NX', 'PX', String(LOCK_TTL_MS)]);
+    const got = await c.send(k.lock, ['SET', k.lock, token, 'NX', 'PX', String(LOCK_TTL_MS)]);
     if (got === null) return { deleted: 0, skipped: true, live: null };
     let deleted = 0;
     let live = 0;
@@ -56,22 +56,40 @@ export async function sweepRedis(task: {
       // A sweep longer than the lock's TTL keeps it; a lock lost meanwhile (a pause longer than the TTL) ends this sweep.
       let held = true;
       const keep = async () => {
-        if (held) held = Number(await c.sendCommand(['EVAL', EXTEND, '1', k.lock, token, String(LOCK_TTL_MS)])) === 1;
+        if (held) held = Number(await c.send(k.lock, ['EVAL', EXTEND, '1', k.lock, token, String(LOCK_TTL_MS)])) === 1;
         return held && Atomics.load(task.abort, 0) === 0;
       };
       await eachPage(c, k.sessions, async (page) => {
         if (!(await keep())) return;
-        const [gone, counted] = (await evalScript(c, sha, script, page, ['sweep'])) as number[];
-        deleted += Number(gone);
-        live += Number(counted);
+        for (const [gone, counted] of (await evalBySlot(c, sha, script, page, ['sweep'], task.table)) as number[][]) {
+          deleted += Number(gone);
+          live += Number(counted);
+        }
       });
       await eachPage(c, k.owners, async (page) => {
         if (!(await keep())) return;
-        deleted += Number(await evalScript(c, sha, script, page, ['prune']));
+        for (const removed of await evalBySlot(c, sha, script, page, ['prune'], task.table)) deleted += Number(removed);
       });
+      if (c.cluster) {
+        // An owner's list of groups forgets a group whose index is gone, unless it was given lately (a login on its way).
+        const margin = String(Math.max(60_000, 4 * task.timeoutMs));
+        await eachPage(c, k.directories, async (page) => {
+          if (!(await keep())) return;
+          for (const listKey of page) {
+            const owner = listKey.slice(k.groups('').length);
+            const listed = (await c.send(listKey, ['ZRANGE', listKey, '0', '-1'])) as string[];
+            const gone: string[] = [];
+            for (const group of listed) {
+              const index = k.owner(owner, group);
+              if (Number(await c.send(index, ['EXISTS', index])) === 0) gone.push(group);
+            }
+            if (gone.length > 0) await evalBySlot(c, sha, script, [listKey], ['forget', margin, ...gone], task.table);
+          }
+        });
+      }
       if (!held) return { deleted, skipped: false, live: null };
     } finally {
-      await c.sendCommand(['EVAL', RELEASE, '1', k.lock, token]).catch(() => {});
+      await c.send(k.lock, ['EVAL', RELEASE, '1', k.lock, token]).catch(() => {});
     }
     return { deleted, skipped: false, live: Atomics.load(task.abort, 0) === 0 ? live : null };
   } catch (error) {
@@ -96,7 +114,7 @@ export async function closeRedis(): Promise<void> {
 // The cleaner's Sweeper (engines/engine.ts) on Redis.
 
 export async function ready(task: Omit<SweepTask, 'abort' | 'policy'>): Promise<void> {
-  let c: Client;
+  let c: Conn;
   try {
     c = await connection(task.database, task.busyTimeoutMs);
   } catch (error) {

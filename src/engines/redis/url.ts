@@ -142,8 +142,5 @@ export function parseRedisUrl(database: string): RedisTarget | string {
 /** Why a Redis URL cannot be used, or null. */
 export function redisUrlProblem(database: string): string | null {
   const parsed = parseRedisUrl(database);
-  if (typeof parsed === 'string') return parsed;
-  if (parsed.cluster)
-    return 'a Redis Cluster (redis+cluster://) is not in this release yet: give one server or primary as redis://host:port';
-  return null;
+  return typeof parsed === 'string' ? parsed : null;
 }
