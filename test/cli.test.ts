@@ -210,17 +210,17 @@ test('usage errors are one line and exit 2; errors met on the database exit 1', 
     ['stats', '--max-age', 'soon'],
     ['stats', '--max-age', '86400000'],
     ['stats', '--timestamp', 'sliding'],
-    ['stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001'],
+    ['stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001/2'],
   ]) {
     const result = await cli(...args);
     assert.is(result.code, 2, args.join(' '));
     assert.is(result.stderr.trim().split('\n').length, 1, result.stderr);
     assert.match(result.stderr, /\(see supervised-sessions --help\)\n$/);
   }
-  const redis = await cli('stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001');
+  const redis = await cli('stats', '--database', 'redis+cluster://app:hunter2@cache:7000,cache:7001/2');
   assert.match(
     redis.stderr,
-    /"redis\+cluster:\/\/\*\*\*@cache:7000,cache:7001" is not a usable Redis URL: a Redis Cluster \(redis\+cluster:\/\/\) is not in this release yet/,
+    /"redis\+cluster:\/\/\*\*\*@cache:7000,cache:7001\/2" is not a usable Redis URL: a Redis Cluster has no database number/,
   );
   assert.not.match(redis.stderr, /hunter2/);
   assert.not.ok(existsSync(join(temp.dir, 'redis:')), 'no file or folder named after the URL');

@@ -269,12 +269,12 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
   await refused({ conString: 'postgres://x/y' }, 'conString', /a PostgreSQL URL goes in "database"/);
   await refused({ secret: 's3cret' }, 'secret', /an option of createHandler and of the front doors/);
   await refused({ cookie: { maxAge: 1 } }, 'cookie', /an option of createHandler/);
-  // A Redis Cluster is not in this release yet: refused, never a quiet SQLite file named after it; its password is not echoed.
-  for (const url of ['redis+cluster://app:hunter2@a:7000,b:7001', 'rediss+cluster://a:7000']) {
+  // A Redis Cluster has no database number: refused, never a quiet SQLite file named after it; its password is not echoed.
+  for (const url of ['redis+cluster://app:hunter2@a:7000,b:7001/1', 'rediss+cluster://a:7000/0']) {
     await refused(
       { database: url },
       'database',
-      /is not a usable Redis URL: a Redis Cluster \(redis\+cluster:\/\/\) is not in this release yet/,
+      /is not a usable Redis URL: a Redis Cluster has no database number \(leave the path out\)/,
     );
     const error = await startSessionApp({ database: url }).catch((e: unknown) => e);
     assert.not.match((error as Error).message, /hunter2/);
@@ -301,7 +301,7 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
     ['redis://token-secret@h/x', 'redis://***@h/x'],
     ['redis://:pa?ss#-secret@h:6379/x', 'redis://***@h:6379/x'],
     ['redis://h:6379/0?password=q-secret', 'redis://h:6379/0?password=***'],
-    ['redis+cluster://u:s1-secret@a:7000,u:s2-secret@b:7001', 'redis+cluster://***@b:7001'],
+    ['redis+cluster://u:s1-secret@a:7000,u:s2-secret@b:7001/0', 'redis+cluster://***@b:7001/0'],
   ] as const) {
     const error = (await startSessionApp({ database: url }).catch((e: unknown) => e)) as Error;
     assert.instance(error, ConfigError);
@@ -309,7 +309,7 @@ test('footguns refused with a hint: database present but unset, lifetimes in mil
     assert.ok(error.message.includes(JSON.stringify(shown)), `${url} shown as ${shown}: ${error.message}`);
   }
   for (const helper of [setupStore, clearStore, dropStore]) {
-    const error = await helper({ database: 'redis+cluster://cache:7000' }).catch((e: unknown) => e);
+    const error = await helper({ database: 'redis+cluster://cache:7000/1' }).catch((e: unknown) => e);
     assert.instance(error, ConfigError);
   }
   // The largest accepted: 400 days.

@@ -7,9 +7,9 @@
 import { test } from 'uvu';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { startPostgres, type PostgresServer } from './postgres-server.ts';
-import { startRedis, type RedisServer } from './redis-server.ts';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.ts';
 
 export type Engine = 'sqlite' | 'postgres' | 'redis';
 const chosen = process.env.SUPERVISED_SESSIONS_TEST_ENGINE;
@@ -19,54 +19,106 @@ export const onRedis = ENGINE === 'redis';
 /** Times come from the database server's clock (the app's test clock cannot move them): tests sleep instead. */
 export const serverClock = ENGINE !== 'sqlite';
 
-let ownRedis: RedisServer | null = null;
+let ownRedis: RedisServer | RedisCluster | null = null;
 let redisUrl: Promise<string> | null = null;
+/** The Redis runs on a Redis Cluster (run.ts sets it with the cluster's URL; run alone, this process starts one). */
+export const onRedisCluster = onRedis && process.env.SUPERVISED_SESSIONS_TEST_REDIS_CLUSTER === '1';
 
-/** The URL of the Redis test server (starting one for this process when run.ts did not). */
+/** The URL of the Redis test server or cluster (starting one for this process when run.ts did not). */
 export function redisTestUrl(): Promise<string> {
   redisUrl ??= (async () => {
     const shared = process.env.SUPERVISED_SESSIONS_TEST_REDIS_URL;
     if (shared) return shared;
-    ownRedis = await startRedis();
+    ownRedis = onRedisCluster ? await startRedisCluster() : await startRedis();
     return ownRedis.url;
   })();
   return redisUrl;
 }
 
-/** Runs Redis commands on a client of the test's own (closed after). */
-export async function redisCommands<T>(work: (send: (...args: string[]) => Promise<unknown>) => Promise<T>, url?: string): Promise<T> {
-  const client = createClient({ url: url ?? (await redisTestUrl()), RESP: 2 });
+type Send = (...args: string[]) => Promise<unknown>;
+
+/**
+ * Runs Redis commands on a client of the test's own (closed after): `send`
+ * (on a cluster, to the node of the command's first key) and `scan` (every
+ * key matching a pattern, on every primary).
+ */
+export async function redisCommands<T>(
+  work: (send: Send, scan: (pattern: string) => Promise<string[]>, nodes: () => Promise<Send[]>) => Promise<T>,
+  url?: string,
+): Promise<T> {
+  const target = url ?? (await redisTestUrl());
+  if (target.startsWith('redis+cluster://')) {
+    const cluster = createCluster({
+      RESP: 2,
+      rootNodes: target
+        .slice('redis+cluster://'.length)
+        .split(',')
+        .map((hostPort) => ({ url: `redis://${hostPort}` })),
+    });
+    cluster.on('error', () => {});
+    await cluster.connect();
+    const nodes = async (): Promise<Send[]> =>
+      Promise.all(
+        cluster.masters.map(async (node) => {
+          const client = await cluster.nodeClient(node);
+          return (...args: string[]) => client.sendCommand(args);
+        }),
+      );
+    try {
+      return await work(
+        // The node of the command's first key (EVAL's comes after the script and the key count).
+        (...args) => cluster.sendCommand(/^EVAL/i.test(args[0]) ? args[3] : args[1], false, args),
+        async (pattern) => (await Promise.all((await nodes()).map((send) => scanWith(send, pattern)))).flat(),
+        nodes,
+      );
+    } finally {
+      cluster.destroy();
+    }
+  }
+  const client = createClient({ url: target, RESP: 2 });
   client.on('error', () => {});
   await client.connect();
+  const send: Send = (...args) => client.sendCommand(args);
   try {
-    return await work((...args) => client.sendCommand(args));
+    return await work(
+      send,
+      (pattern) => scanWith(send, pattern),
+      async () => [send],
+    );
   } finally {
     client.destroy();
   }
 }
 
+async function scanWith(send: Send, pattern: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, found] = (await send('SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000')) as [string, string[]];
+    cursor = next;
+    keys.push(...found);
+  } while (cursor !== '0');
+  return [...new Set(keys)];
+}
+
 /** Every key of a store on Redis with everything it holds, as text (names, fields, values). */
 export function redisDump(table: string, url?: string): Promise<string[]> {
-  return redisCommands(async (send) => {
+  return redisCommands(async (send, scan) => {
     const out: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = (await send('SCAN', cursor, 'MATCH', `${table}:*`, 'COUNT', '1000')) as [string, string[]];
-      cursor = next;
-      for (const key of found) {
-        const type = (await send('TYPE', key)) as string;
-        const content =
-          type === 'hash' ? await send('HGETALL', key) : type === 'zset' ? await send('ZRANGE', key, '0', '-1') : await send('GET', key);
-        out.push(key, ...(Array.isArray(content) ? content.map(String) : [String(content)]));
-      }
-    } while (cursor !== '0');
+    for (const key of await scan(`${table}:*`)) {
+      const type = (await send('TYPE', key)) as string;
+      const content =
+        type === 'hash' ? await send('HGETALL', key) : type === 'zset' ? await send('ZRANGE', key, '0', '-1') : await send('GET', key);
+      out.push(key, ...(Array.isArray(content) ? content.map(String) : [String(content)]));
+    }
     return out;
   }, url);
 }
 
 // Moves a session's stored times ms into the past, as the other engines'
 // tests do with an UPDATE: its expiry too (a key whose expiry is then past is
-// gone, as Redis would have expired it), and its score in an owner's index.
+// gone, as Redis would have expired it), and its score in an owner's index
+// (on a cluster, the index of the session's group: '{g}' after s:).
 const AGE = `
 local ms = tonumber(ARGV[1])
 for _, key in ipairs(KEYS) do
@@ -74,9 +126,13 @@ for _, key in ipairs(KEYS) do
     redis.call('HINCRBY', key, 'c', -ms)
     redis.call('HINCRBY', key, 't', -ms)
     local owner = redis.call('HGET', key, 'o')
-    local member = string.match(key, ':s:(.*)$')
+    local head, group, member = string.match(key, '^(.*):s:({[^}]*})(.*)$')
+    if not head then
+      head, member = string.match(key, '^(.*):s:(.*)$')
+      group = ''
+    end
     if owner then
-      local ok = string.sub(key, 1, #key - #member - 2) .. 'o:' .. owner
+      local ok = head .. ':o:' .. group .. owner
       if redis.call('ZSCORE', ok, member) then redis.call('ZINCRBY', ok, -ms, member) end
     end
     local left = redis.call('PTTL', key)
@@ -89,62 +145,64 @@ return 0`;
 
 /** Ages the sessions of a store on Redis (every one, or those with these SHA-256 digests). */
 export function redisAge(table: string, ms: number, digests?: Buffer[], url?: string): Promise<void> {
-  return redisCommands(async (send) => {
-    let keys: string[];
-    if (digests) keys = digests.map((d) => `${table}:s:${d.toString('base64url')}`);
-    else {
-      keys = [];
-      let cursor = '0';
-      do {
-        const [next, found] = (await send('SCAN', cursor, 'MATCH', `${table}:s:*`, 'COUNT', '1000')) as [string, string[]];
-        cursor = next;
-        keys.push(...found);
-      } while (cursor !== '0');
+  return redisCommands(async (send, scan) => {
+    let keys = await scan(`${table}:s:*`);
+    if (digests) {
+      const wanted = new Set(digests.map((d) => d.toString('base64url')));
+      keys = keys.filter((key) => wanted.has(key.replace(/^.*:s:(\{[^}]*\})?/, '')));
     }
-    if (keys.length > 0) await send('EVAL', AGE, String(keys.length), ...keys, String(ms));
+    // One key per call: on a cluster, the keys of one script must share a slot.
+    for (const key of keys) await send('EVAL', AGE, '1', key, String(ms));
   }, url);
 }
 
 /** Moves the renew time of a Redis store's tombstones ms into the past (their expiry stays). */
 export function redisAgeTombstones(table: string, ms: number, url?: string): Promise<void> {
-  return redisCommands(async (send) => {
-    let cursor = '0';
-    do {
-      const [next, found] = (await send('SCAN', cursor, 'MATCH', `${table}:s:*`, 'COUNT', '1000')) as [string, string[]];
-      cursor = next;
-      for (const key of found) if (Number(await send('HEXISTS', key, 'r')) === 1) await send('HINCRBY', key, 't', String(-ms));
-    } while (cursor !== '0');
+  return redisCommands(async (send, scan) => {
+    for (const key of await scan(`${table}:s:*`)) {
+      if (Number(await send('HEXISTS', key, 'r')) === 1) await send('HINCRBY', key, 't', String(-ms));
+    }
   }, url);
 }
 
 /**
  * Holds back every write to the Redis server (CLIENT PAUSE WRITE, scripts
- * included) until the returned release is called: the outside lock of the
- * race tests, as SELECT … FOR UPDATE is on PostgreSQL.
+ * included; on a cluster, on every primary) until the returned release is
+ * called: the outside lock of the race tests, as SELECT … FOR UPDATE is on
+ * PostgreSQL.
  */
 export async function redisPauseWrites(url?: string): Promise<() => Promise<void>> {
-  const client = createClient({ url: url ?? (await redisTestUrl()), RESP: 2 });
-  client.on('error', () => {});
-  await client.connect();
-  // At most 5 s: a test that fails before releasing it does not stall the suites after it.
-  await client.sendCommand(['CLIENT', 'PAUSE', '5000', 'WRITE']);
+  let release: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let paused: () => void = () => {};
+  const pausedNow = new Promise<void>((resolve) => {
+    paused = resolve;
+  });
+  const done = redisCommands(async (_send, _scan, nodes) => {
+    const all = await nodes();
+    // At most 5 s: a test that fails before releasing it does not stall the suites after it.
+    for (const send of all) await send('CLIENT', 'PAUSE', '5000', 'WRITE');
+    paused();
+    await released;
+    for (const send of all) await send('CLIENT', 'UNPAUSE');
+  }, url);
+  await Promise.race([pausedNow, done]);
   return async () => {
-    try {
-      await client.sendCommand(['CLIENT', 'UNPAUSE']);
-    } finally {
-      client.destroy();
-    }
+    release();
+    await done;
   };
 }
 
 /** How many session keys a store on Redis holds (live, dead not yet expired, tombstones). */
 export function redisSessionKeys(table: string, url?: string): Promise<number> {
-  return redisDump(table, url).then((dump) => dump.filter((entry) => entry.startsWith(`${table}:s:`)).length);
+  return redisCommands(async (_send, scan) => (await scan(`${table}:s:*`)).length, url);
 }
 
-/** This process's Redis server, when it started one. */
+/** This process's Redis server, when it started one (not a cluster). */
 export function ownRedisServer(): RedisServer | null {
-  return ownRedis;
+  return ownRedis !== null && 'port' in ownRedis ? ownRedis : null;
 }
 
 let own: PostgresServer | null = null;

@@ -214,3 +214,89 @@ export async function startRedis(options: { settings?: Record<string, string> } 
   }
   return server;
 }
+
+export interface RedisCluster {
+  /** redis+cluster:// with every primary as a seed. */
+  url: string;
+  /** Its six servers: three primaries and their replicas (roles change at a failover). */
+  nodes: RedisServer[];
+  /** The server that is the primary of `slot` now. */
+  primaryOf(slot: number): RedisServer;
+  /** Waits until every node reports cluster_state:ok and each replica's link is up. */
+  ready(ms?: number): Promise<void>;
+  destroy(): void;
+}
+
+/**
+ * A Redis Cluster of six servers (three primaries, three replicas: redis-cli
+ * --cluster create), each with AOF and `appendfsync always`, on 127.0.0.1 and
+ * free ports; a node that misses for a second is failed over.
+ */
+export async function startRedisCluster(): Promise<RedisCluster> {
+  const nodes: RedisServer[] = [];
+  try {
+    for (let i = 0; i < 6; i++) {
+      nodes.push(
+        await startRedis({
+          settings: { 'cluster-enabled': 'yes', 'cluster-node-timeout': '1000', 'cluster-config-file': 'nodes.conf' },
+        }),
+      );
+    }
+    const out = nodes[0].cli(
+      '--cluster',
+      'create',
+      ...nodes.map((node) => `127.0.0.1:${node.port}`),
+      '--cluster-replicas',
+      '1',
+      '--cluster-yes',
+    );
+    if (!/All 16384 slots covered/.test(out)) throw new Error(`redis-cli --cluster create failed: ${out.slice(-500)}`);
+    const cluster: RedisCluster = {
+      url: `redis+cluster://${nodes
+        .slice(0, 3)
+        .map((node) => `127.0.0.1:${node.port}`)
+        .join(',')}`,
+      nodes,
+      primaryOf(slot) {
+        for (const node of nodes) {
+          if (node.pid() === null) continue;
+          const info = node.cli('CLUSTER', 'SLOTS');
+          // Lines: from, to, primary ip, primary port, id, replica…
+          const lines = info.split('\n').map((line) => line.trim());
+          for (let i = 0; i + 3 < lines.length; i++) {
+            const from = Number(lines[i]);
+            const to = Number(lines[i + 1]);
+            if (/^\d+$/.test(lines[i]) && /^\d+$/.test(lines[i + 1]) && lines[i + 2] === '127.0.0.1' && slot >= from && slot <= to) {
+              const port = Number(lines[i + 3]);
+              const found = nodes.find((one) => one.port === port);
+              if (found) return found;
+            }
+          }
+        }
+        throw new Error(`no primary found for slot ${slot}`);
+      },
+      async ready(ms = 30_000) {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const up = nodes.filter((node) => node.pid() !== null);
+          const ok = up.every((node) => {
+            if (!/cluster_state:ok/.test(node.cli('CLUSTER', 'INFO'))) return false;
+            const replication = node.cli('INFO', 'replication');
+            return !/role:slave/.test(replication) || /master_link_status:up/.test(replication);
+          });
+          if (ok) return;
+          if (Date.now() > deadline) throw new Error(`the Redis Cluster was not ready within ${ms} ms`);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      },
+      destroy() {
+        for (const node of nodes) node.destroy();
+      },
+    };
+    await cluster.ready();
+    return cluster;
+  } catch (error) {
+    for (const node of nodes) node.destroy();
+    throw error;
+  }
+}

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { floorNode } from './helpers.ts';
 import { startPostgres, type PostgresServer } from './postgres-server.ts';
-import { startRedis, type RedisServer } from './redis-server.ts';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.ts';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const only = process.argv.slice(2);
@@ -136,7 +136,7 @@ const redisRuns: Run[] = [
     .filter((file) => CONTRACT_SUITES.includes(file))
     .map((file) => ({ file, node: process.execPath, args: [], label: `${file} on Redis`, env: ON_REDIS })),
   ...files
-    .filter((file) => file.startsWith('redis'))
+    .filter((file) => file.startsWith('redis') && !file.startsWith('redis-cluster'))
     .map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_REDIS })),
 ];
 let redis: RedisServer | null = null;
@@ -152,6 +152,30 @@ if (redisRuns.length > 0) {
     console.log(`\n# Redis test server: ${(error as Error).message}`);
     failed++;
     failures.push('Redis test server');
+  }
+}
+// And on a Redis Cluster: six servers (three primaries, three replicas), started here.
+const clusterRuns: Run[] = files
+  .filter((file) => CONTRACT_SUITES.includes(file) || file.startsWith('redis-cluster'))
+  .map((file) => ({
+    file,
+    node: process.execPath,
+    args: [],
+    label: file.startsWith('redis-cluster') ? file : `${file} on a Redis Cluster`,
+    env: { ...ON_REDIS, SUPERVISED_SESSIONS_TEST_REDIS_CLUSTER: '1' },
+  }));
+let cluster: RedisCluster | null = null;
+if (clusterRuns.length > 0) {
+  try {
+    const started = Date.now();
+    cluster = await startRedisCluster();
+    console.log(`\n# Redis Cluster for the tests: ${cluster.url} (ready in ${Date.now() - started} ms)`);
+    for (const entry of clusterRuns) entry.env = { ...entry.env, SUPERVISED_SESSIONS_TEST_REDIS_URL: cluster.url };
+    runs.push(...clusterRuns);
+  } catch (error) {
+    console.log(`\n# Redis Cluster: ${(error as Error).message}`);
+    failed++;
+    failures.push('Redis Cluster');
   }
 }
 const floorFiles = files.filter((file) => FLOOR_SUITES.includes(file));
@@ -213,6 +237,7 @@ for (const { file, node, args, label, env } of runs) {
 
 postgres?.destroy();
 redis?.destroy();
+cluster?.destroy();
 if (failures.length) console.log(`\nfailed: ${failures.join(', ')}`);
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exitCode = failed > 0 ? 1 : 0;
