@@ -136,7 +136,7 @@ const redisRuns: Run[] = [
     .filter((file) => CONTRACT_SUITES.includes(file))
     .map((file) => ({ file, node: process.execPath, args: [], label: `${file} on Redis`, env: ON_REDIS })),
   ...files
-    .filter((file) => file.startsWith('redis') && !file.startsWith('redis-cluster'))
+    .filter((file) => file.startsWith('redis'))
     .map((file) => ({ file, node: process.execPath, args: [], label: file, env: ON_REDIS })),
 ];
 let redis: RedisServer | null = null;
@@ -155,13 +155,14 @@ if (redisRuns.length > 0) {
   }
 }
 // And on a Redis Cluster: six servers (three primaries, three replicas), started here.
+// (with the fleet: three app processes on it).
 const clusterRuns: Run[] = files
-  .filter((file) => CONTRACT_SUITES.includes(file) || file.startsWith('redis-cluster'))
+  .filter((file) => CONTRACT_SUITES.includes(file) || file === 'redis-fleet.test.ts')
   .map((file) => ({
     file,
     node: process.execPath,
     args: [],
-    label: file.startsWith('redis-cluster') ? file : `${file} on a Redis Cluster`,
+    label: `${file} on a Redis Cluster`,
     env: { ...ON_REDIS, SUPERVISED_SESSIONS_TEST_REDIS_CLUSTER: '1' },
   }));
 let cluster: RedisCluster | null = null;
