@@ -15,6 +15,12 @@
 //             (test/redis-server.ts: AOF, appendfsync always): our
 //             connections killed (CLIENT KILL), Redis SIGKILLed and restarted
 //             (its AOF replayed), and (full run) Redis down past requestTimeout.
+//   --engine redis --cluster [--wait-replicas N]   a Redis Cluster of six
+//             servers (three primaries, three replicas): our connections
+//             killed on every node, slots moved under load (reshard), and a
+//             primary SIGKILLed so its replica takes over (then brought back
+//             as a replica); URL ?waitReplicas=N (default 1). Acknowledged
+//             writes a failover lost are counted, not hidden.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +28,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
 import { median, ROOT, scratch } from './lib.ts';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
-import { startRedis, type RedisServer } from '../test/redis-server.ts';
+import { redisBinaries, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../test/redis-server.ts';
 import { redisCommands } from '../test/engines.ts';
 import { adminQuery } from '../test/engines.ts';
 
@@ -42,8 +48,19 @@ if (engine !== 'sqlite' && engine !== 'postgres' && engine !== 'redis')
   throw new Error(`--engine: expected sqlite, postgres or redis, got ${engine}`);
 const temp = scratch('drill-');
 const postgres: PostgresServer | null = engine === 'postgres' ? await startPostgres() : null;
-const redis: RedisServer | null = engine === 'redis' ? await startRedis() : null;
-const database = postgres ? postgres.url : redis ? redis.url : join(temp.dir, 'drill.db');
+const onCluster = engine === 'redis' && process.argv.includes('--cluster');
+const waitAt = process.argv.indexOf('--wait-replicas');
+const waitReplicas = waitAt === -1 ? 1 : Number(process.argv[waitAt + 1]);
+if (waitReplicas !== 0 && waitReplicas !== 1) throw new Error('--wait-replicas: 0 or 1 (the cluster has one replica per primary)');
+const cluster: RedisCluster | null = onCluster ? await startRedisCluster() : null;
+const redis: RedisServer | null = engine === 'redis' && !onCluster ? await startRedis() : null;
+const database = postgres
+  ? postgres.url
+  : redis
+    ? redis.url
+    : cluster
+      ? `${cluster.url}${waitReplicas > 0 ? `?waitReplicas=${waitReplicas}` : ''}`
+      : join(temp.dir, 'drill.db');
 
 // ---- the server ---------------------------------------------------------
 
@@ -234,19 +251,25 @@ const SEED = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 1, tonumber(ARGV[1]) do
-  local key = 'session:s:planted' .. ARGV[2] .. '-' .. i
+  local key = KEYS[1] .. ARGV[2] .. '-' .. i
   redis.call('HSET', key, 'c', now - 7200000, 't', now - 7200000)
   redis.call('PEXPIRE', key, 86400000)
 end
 return 0`;
 
 async function plantBacklog(count: number): Promise<void> {
-  if (redis) {
+  if (redis || cluster) {
     const batch = `${Date.now()}`;
-    await redisCommands(async (send) => {
-      for (let done = 0; done < count; done += 5000)
-        await send('EVAL', SEED, '0', String(Math.min(5000, count - done)), `${batch}-${done}`);
-    }, redis.url);
+    await redisCommands(
+      async (send) => {
+        for (let done = 0, k = 0; done < count; done += 5000, k++) {
+          // On a cluster, each batch in a group of its own (its keys in one slot, the groups spread over the primaries).
+          const head = cluster ? `session:s:{p${k}}planted` : 'session:s:planted';
+          await send('EVAL', SEED, '1', head, String(Math.min(5000, count - done)), `${batch}-${done}`);
+        }
+      },
+      (redis ?? cluster)!.url,
+    );
     return;
   }
   if (postgres) {
@@ -396,6 +419,51 @@ if (postgres) {
       true,
     );
   }
+} else if (cluster) {
+  log(`5. the Redis Cluster drops our connections, moves slots, and fails over (waitReplicas=${waitReplicas})`);
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(1500);
+    await fault(`CLIENT KILL of our connections on every node ${k + 1}`, async () => {
+      for (const node of cluster.nodes) node.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    });
+  }
+  await sleep(1500);
+  await fault('500 slots moved under load (reshard)', async () => {
+    const from = cluster.primaryOf(0);
+    const to = cluster.primaryOf(16383);
+    const bin = redisBinaries();
+    const id = (node: RedisServer) => node.cli('CLUSTER', 'MYID').trim();
+    await new Promise<void>((resolve) => {
+      const child = spawn(
+        bin.cli,
+        ['--cluster', 'reshard', `127.0.0.1:${from.port}`, '--cluster-from', id(from), '--cluster-to', id(to)].concat([
+          '--cluster-slots',
+          '500',
+          '--cluster-pipeline',
+          '10',
+          '--cluster-yes',
+        ]),
+        { env: bin.env, stdio: 'ignore' },
+      );
+      child.on('exit', () => resolve());
+    });
+  });
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(2000);
+    // Recovery runs from the kill; the old primary comes back as its replica (so WAIT can be met again).
+    await fault(
+      `primary SIGKILL, replica promoted ${k + 1}`,
+      async (effective) => {
+        const victim = cluster.primaryOf(k === 0 ? 100 : 16000);
+        await victim.kill();
+        effective();
+        await sleep(3000);
+        await victim.start();
+        await cluster.ready();
+      },
+      true,
+    );
+  }
 } else if (redis) {
   log('5. Redis drops our connections, crashes (SIGKILL) and restarts from its AOF');
   for (let k = 0; k < (quick ? 1 : 3); k++) {
@@ -514,6 +582,7 @@ await server.exited;
 await server.pool.destroy();
 postgres?.destroy();
 redis?.destroy();
+cluster?.destroy();
 temp.remove();
 
 const recoveries = faults.map((f) => f.recoveryMs).filter((ms): ms is number => ms !== null);
@@ -538,6 +607,15 @@ if (asJson) {
   process.stdout.write(`${JSON.stringify(summary)}\n`);
 } else {
   const lines = [
+    ...(cluster
+      ? [
+          `## Redis Cluster engine, waitReplicas=${waitReplicas}`,
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine redis --cluster --wait-replicas ${waitReplicas}\` (Node ${process.version}, six redis-server processes from test/redis-server.ts on loopback — three primaries, three replicas, cluster-node-timeout 1000 ms, AOF with appendfsync always — ${summary.durationS.toFixed(0)} s).`,
+          `The same example server, loader and checks, with \`DATABASE\` a redis+cluster:// URL${waitReplicas > 0 ? ` with ?waitReplicas=${waitReplicas}` : ' without waitReplicas'}. Faults: our connections killed on every node (\`CLIENT KILL TYPE normal\`), 500 slots moved to another primary under load (\`redis-cli --cluster reshard\`: MOVED, ASK, TRYAGAIN), and a primary SIGKILLed so that its replica takes over, the old primary then restarted (it rejoins as a replica). Recovery is timed from the kill.`,
+          '',
+        ]
+      : []),
     ...(redis
       ? [
           '## Redis engine',
@@ -555,14 +633,14 @@ if (asJson) {
           `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`,
           '',
         ]
-      : redis
+      : redis || cluster
         ? []
         : [
             '# Reliability: fault drills',
             '',
             `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill\` (Node ${process.version}, ${summary.durationS.toFixed(0)} s).`,
           ]),
-    ...(postgres || redis
+    ...(postgres || redis || cluster
       ? []
       : [
           `The example server (\`examples/server.ts\`, default settings, its admin routes on) runs as a child process; a loader keeps read-modify-write counters in ${summary.sessions} sessions with ${LOOPS} concurrent loops and records every acknowledged value; clients log out now and then. While it runs: the store actor is killed ${faults.filter((f) => f.name.startsWith('store kill')).length} times at random moments; the cleaner is killed during long sweeps of a planted backlog (${quick ? 1 : 2}, of ${quick ? '60,000' : '200,000'} dead sessions); SIGUSR2 arrives in bursts; the whole server is SIGKILLed twice and restarted on the same file; another process holds SQLite's write lock (${quick ? '1.5 s' : '1.5 s, then 7 s: past requestTimeout'}); finally the store actor is killed past the restart intensity. Then every session is checked against the loader's record.`,
@@ -597,7 +675,7 @@ if (asJson) {
     } |`,
     '',
     'Failed requests are the honest price of a fault (a `503` while the store is unavailable, connection errors while the server is down); none of them was acknowledged, so none counts as stored. "Recovery" is the time from injecting a fault to the next acknowledged write; for a SIGKILL it includes starting a new server process.',
-    ...(postgres || redis
+    ...(postgres || redis || cluster
       ? []
       : [
           '',
@@ -614,14 +692,21 @@ if (asJson) {
       const i = before.indexOf(heading);
       return i === -1 ? before.length : i;
     };
-    const pgAt = at('## PostgreSQL engine');
-    const redisAt = at('## Redis engine');
-    const parts = {
-      sqlite: before.slice(0, Math.min(pgAt, redisAt)).trimEnd(),
-      postgres: before.slice(pgAt, redisAt > pgAt ? redisAt : before.length).trimEnd(),
-      redis: before.slice(redisAt, pgAt > redisAt ? pgAt : before.length).trimEnd(),
-    };
-    parts[engine as keyof typeof parts] = report.trimEnd();
-    writeFileSync(file, `${[parts.sqlite, parts.postgres, parts.redis].filter((part) => part !== '').join('\n\n')}\n`);
+    // Sections in this order; a run replaces its own and keeps the others.
+    const headings = [
+      '## PostgreSQL engine',
+      '## Redis engine',
+      '## Redis Cluster engine, waitReplicas=0',
+      '## Redis Cluster engine, waitReplicas=1',
+    ];
+    const starts = headings.map((heading) => at(`${heading}\n`));
+    const end = (i: number) => Math.min(before.length, ...starts.filter((one) => one > starts[i]));
+    const parts = [
+      before.slice(0, Math.min(...starts)).trimEnd(),
+      ...headings.map((_, i) => (starts[i] === before.length ? '' : before.slice(starts[i], end(i)).trimEnd())),
+    ];
+    const mine = postgres ? 1 : redis ? 2 : cluster ? (waitReplicas === 0 ? 3 : 4) : 0;
+    parts[mine] = report.trimEnd();
+    writeFileSync(file, `${parts.filter((part) => part !== '').join('\n\n')}\n`);
   }
 }
