@@ -10,6 +10,7 @@ import {
   benchDatabase,
   benchPostgresPid,
   benchRedis,
+  benchRedisCluster,
   redisBytesPerKey,
   redisCommandStats,
   stopBenchRedis,
@@ -37,6 +38,8 @@ export interface ServerSpec {
   postgres?: string;
   /** On the benchmark's Redis server; the pattern of its session keys (for their memory). */
   redis?: string;
+  /** On the benchmark's Redis Cluster instead of its one server. */
+  redisCluster?: boolean;
   /** The commands this server sends Redis itself (the others run inside its scripts); absent: every command. */
   redisSends?: string[];
 }
@@ -236,6 +239,16 @@ export function serverSpecs(
       'client|setinfo',
     ],
   });
+  // The same on a Redis Cluster of six servers (three primaries, three replicas) on the same 2 cores.
+  specs.push({
+    name: 'ours-redis-cluster',
+    label: 'supervised-sessions on a Redis Cluster',
+    node,
+    script: join(servers, 'ours.mjs'),
+    redis: 'session:s:*',
+    redisCluster: true,
+    redisSends: specs.find((spec) => spec.name === 'ours-redis')!.redisSends,
+  });
   if (wanted('express-connect-redis') && ensureBenchPeers(log)) {
     specs.push({
       name: 'express-connect-redis',
@@ -267,9 +280,11 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
     for (const spec of specs) {
       const database = spec.postgres
         ? await benchDatabase(spec.postgres)
-        : spec.redis
-          ? (await benchRedis()).url
-          : join(options.dir, `${spec.name}.db`);
+        : spec.redisCluster
+          ? (await benchRedisCluster()).url
+          : spec.redis
+            ? (await benchRedis()).url
+            : join(options.dir, `${spec.name}.db`);
       const server = await startServer(spec.name, spec.node, spec.script, { ...spec.env, DATABASE: database });
       const cookies = await sessionCookies(spec.name, server.url, options.dir, options.sessions);
       running.push({ spec, server, cookies, database });
@@ -298,9 +313,19 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
           // The statistics collector lags: let the previous load's counts land first.
           if (spec.postgres) await sleep(1200);
           const xactBefore = spec.postgres ? await committedTransactions(database) : 0;
-          const postmaster = spec.postgres ? await benchPostgresPid() : spec.redis ? (await benchRedis()).pid() : null;
+          const postmaster = spec.postgres
+            ? await benchPostgresPid()
+            : spec.redisCluster
+              ? null
+              : spec.redis
+                ? (await benchRedis()).pid()
+                : null;
+          // A cluster's CPU: its six servers' (replicas included: they apply every write too).
+          const clusterPids = spec.redisCluster ? (await benchRedisCluster()).nodes.map((node) => node.pid()) : [];
+          const serversCpu = () =>
+            spec.redisCluster ? clusterPids.reduce((sum: number, pid) => sum + (postgresCpu(pid) ?? 0), 0) : postgresCpu(postmaster);
           const commandsBefore = spec.redis ? await redisCommandStats(database, spec.redisSends) : { all: 0, sent: 0 };
-          const dbBefore = postgresCpu(postmaster);
+          const dbBefore = serversCpu();
           const before = sampleThreads(server.process.pid);
           const result = await runLoader<LoadResult>(
             {
@@ -313,7 +338,7 @@ export async function httpBenchmark(options: HttpOptions): Promise<HttpRow[]> {
             options.dir,
           );
           const key = `${spec.name}:${workload}`;
-          const dbAfter = postgresCpu(postmaster);
+          const dbAfter = serversCpu();
           if (dbBefore !== null && dbAfter !== null) dbCpu.set(key, [...(dbCpu.get(key) ?? []), (dbAfter - dbBefore) / result.requests]);
           if (spec.postgres) {
             await sleep(1200);

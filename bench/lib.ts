@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
-import { startRedis, type RedisServer } from '../test/redis-server.ts';
+import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../test/redis-server.ts';
 import { redisCommands } from '../test/engines.ts';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
@@ -222,12 +222,24 @@ export async function benchRedis(): Promise<RedisServer> {
   return redis;
 }
 
+/** The benchmark's Redis Cluster (three primaries, three replicas, as the tests run it), started on first use. */
+let cluster: Promise<RedisCluster> | null = null;
+export async function benchRedisCluster(): Promise<RedisCluster> {
+  cluster ??= startRedisCluster();
+  return cluster;
+}
+
 export function stopBenchRedis(): void {
   void redis?.then(
     (server) => server.destroy(),
     () => {},
   );
   redis = null;
+  void cluster?.then(
+    (servers) => servers.destroy(),
+    () => {},
+  );
+  cluster = null;
 }
 
 /**
@@ -236,13 +248,16 @@ export function stopBenchRedis(): void {
  * commands named in `sent` (the ones a client sends itself: EVALSHA for ours).
  */
 export function redisCommandStats(url: string, sent?: string[]): Promise<{ all: number; sent: number }> {
-  return redisCommands(async (send) => {
-    const info = String(await send('INFO', 'commandstats'));
+  return redisCommands(async (_send, _scan, nodes) => {
     let all = 0;
     let named = 0;
-    for (const match of info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) {
-      all += Number(match[2]);
-      if (!sent || sent.includes(match[1])) named += Number(match[2]);
+    // On a cluster, every primary's (replicas run the writes again: they are not counted).
+    for (const send of await nodes()) {
+      const info = String(await send('INFO', 'commandstats'));
+      for (const match of info.matchAll(/cmdstat_([a-z|_-]+):calls=(\d+)/g)) {
+        all += Number(match[2]);
+        if (!sent || sent.includes(match[1])) named += Number(match[2]);
+      }
     }
     return { all, sent: named };
   }, url);
@@ -250,9 +265,8 @@ export function redisCommandStats(url: string, sent?: string[]): Promise<{ all: 
 
 /** The mean MEMORY USAGE of up to 200 keys matching `pattern` (one session's key), in bytes. */
 export function redisBytesPerKey(url: string, pattern: string): Promise<number> {
-  return redisCommands(async (send) => {
-    const [, keys] = (await send('SCAN', '0', 'MATCH', pattern, 'COUNT', '5000')) as [string, string[]];
-    const sample = keys.slice(0, 200);
+  return redisCommands(async (send, scan) => {
+    const sample = (await scan(pattern)).slice(0, 200);
     let total = 0;
     for (const key of sample) total += Number(await send('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
     return sample.length === 0 ? Number.NaN : total / sample.length;

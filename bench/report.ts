@@ -412,7 +412,7 @@ export function markdown(results: Results, command: string): string {
     lines.push(
       '## Redis',
       '',
-      "The rows above on Redis: both servers on one redis-server (test/redis-server.ts: loopback, AOF with `appendfsync always`, the same 2 cores), each under its own key prefix. connect-redis is configured as its README recommends (a connected node-redis client handed in). *Redis CPU/req*: the Redis server's CPU time per request served; *total*: the app's and Redis's together. *sent/req*: commands the app sent Redis per request served — the figure pipelining and batching lower (ours: one EVALSHA per mailbox batch); *cmd/req*: every command Redis ran per request, a script's own calls included (`INFO commandstats`; both include the measurement's own few). *bytes/session*: `MEMORY USAGE` of one session's key (mean of a sample; ours is a hash with a field per data key).",
+      "The rows above on Redis: both servers on one redis-server (test/redis-server.ts: loopback, AOF with `appendfsync always`, the same 2 cores), each under its own key prefix; *on a Redis Cluster*: ours on six redis-server processes (three primaries, three replicas, the same settings, the same 2 cores), its Redis CPU that of all six, its commands those of the three primaries. connect-redis is configured as its README recommends (a connected node-redis client handed in). *Redis CPU/req*: the Redis server's CPU time per request served; *total*: the app's and Redis's together. *sent/req*: commands the app sent Redis per request served — the figure pipelining and batching lower (ours: one EVALSHA per mailbox batch); *cmd/req*: every command Redis ran per request, a script's own calls included (`INFO commandstats`; both include the measurement's own few). *bytes/session*: `MEMORY USAGE` of one session's key (mean of a sample; ours is a hash with a field per data key).",
       '',
     );
     lines.push(
@@ -439,6 +439,12 @@ export function markdown(results: Results, command: string): string {
     lines.push(
       `| commands our app sends per request (target well below 1) | ${fmt(find('ours-redis', 'R')?.sentPerRequest ?? NaN, 3)} | ${fmt(find('ours-redis', 'W')?.sentPerRequest ?? NaN, 3)} |`,
     );
+    const onCluster = (w: 'R' | 'W') => {
+      const a = find('ours-redis-cluster', w);
+      const b = find('ours-redis', w);
+      return a && b ? x(a.rps / b.rps) : 'n/a';
+    };
+    lines.push(`| ours on a Redis Cluster ÷ ours on one Redis, req/s (same cores) | ${onCluster('R')} | ${onCluster('W')} |`);
     lines.push('');
   }
   if (results.owners) {

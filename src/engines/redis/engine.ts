@@ -109,6 +109,8 @@ const WRITE_OPS: ReadonlySet<string> = new Set([
   'touchKey',
   'evict',
 ]);
+/** In the set of what a batch wrote (for WAIT): an owner's list of groups, by its key. */
+const LIST = 'list ';
 /** Deletes a lock only while it is still the holder's. */
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 /** Owner-wide calls: on a cluster, one per group the owner has sessions in. */
@@ -235,7 +237,7 @@ export class RedisEngine {
       const wanted = new Map<string, Set<string>>();
       for (const { call } of pending) if (call.gives) addTo(wanted, call.gives.owner, call.group!);
       for (const { call } of ownerCalls) addTo(wanted, call.args[0] as string);
-      if (wanted.size > 0) groups = await this.#groups(wanted, deadline);
+      if (wanted.size > 0) groups = await this.#groups(wanted, deadline, written);
       pending = pending.filter(({ index, call }) => {
         const listed = call.gives ? groups.get(call.gives.owner) : undefined;
         if (!(listed instanceof Error)) return true;
@@ -384,8 +386,17 @@ export class RedisEngine {
     }
   }
 
-  /** The owners' groups (adding the given ones first), each owner's list or the error that kept it from being read. */
-  async #groups(wanted: Map<string, Set<string>>, deadline: number): Promise<Map<string, string[] | Error>> {
+  /**
+   * The owners' groups (adding the given ones first), each owner's list or
+   * the error that kept it from being read. A list added to is WAITed on
+   * with the batch's writes (`written`): a failover must not lose a group
+   * that "log out everywhere" has to visit.
+   */
+  async #groups(
+    wanted: Map<string, Set<string>>,
+    deadline: number,
+    written?: Set<string | undefined>,
+  ): Promise<Map<string, string[] | Error>> {
     const owners = [...wanted.keys()];
     const calls: Call[] = owners.map((owner) => ({
       keys: [this.#keys.groups(owner)],
@@ -398,6 +409,7 @@ export class RedisEngine {
     for (let i = 0; i < owners.length; i++) {
       const one = settled[i];
       out.set(owners[i], one.ok ? (one.value as string[]) : (one.error as Error));
+      if (one.ok && wanted.get(owners[i])!.size > 0) written?.add(`${LIST}${this.#keys.groups(owners[i])}`);
     }
     return out;
   }
@@ -662,6 +674,11 @@ export class RedisEngine {
       const targets = this.#cluster ? [...written].filter((group) => group !== undefined) : [undefined];
       const counts = await Promise.all(
         targets.map(async (group) => {
+          if (group?.startsWith(LIST)) {
+            // An owner's list of groups: its script ran on this connection (no reply key), WAIT alone covers it.
+            const key = group.slice(LIST.length);
+            return Number(await client.send(key, ['WAIT', String(wanted), String(ms)]));
+          }
           const key = this.#keys.wait(group);
           const [, waited] = await Promise.all([
             client.send(key, ['SET', key, '1', 'PX', '1000']),
