@@ -148,6 +148,54 @@ test('maxSessionsPerOwner: the least recently used beyond the cap go, in the tra
     assert.equal(await app.store.get(grace), { n: 4 });
   }));
 
+test("maxSessionsPerOwner: giving the owner to a session that is gone or renewed ends none of the owner's sessions", () =>
+  withApp({ maxSessionsPerOwner: 1 }, async (app) => {
+    const only = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+    const gone = (await app.store.put(null, { n: 2 }))!;
+    await app.store.delete(gone);
+    assert.is(await app.store.patch(gone, { owner: 'ada' }), false);
+    assert.is(await app.store.put(gone, { n: 3 }, { owner: 'ada' }), null);
+    assert.is(await app.store.renew(gone, { owner: 'ada' }), null);
+    const moved = (await app.store.put(null, { n: 4 }))!;
+    assert.ok(await app.store.renew(moved));
+    assert.is(await app.store.patch(moved, { owner: 'ada' }), false, 'a renewed id takes no owner');
+    assert.equal(await app.store.get(only), { n: 1 }, "the owner's only session is still there");
+    assert.is((await app.store.sessionsOf('ada')).length, 1);
+  }));
+
+test('owners whose names hold braces ({x}y, {x, {}, }{) are owners like any other: listed, swept, revoked', () =>
+  withApp({}, async (app) => {
+    for (const owner of ['{x}y', '{x', '{}', '}{']) {
+      const a = (await app.store.put(null, { owner }, { owner }))!;
+      const b = (await app.store.put(null, { owner }))!;
+      assert.ok(await app.store.patch(b, { owner }));
+      assert.is((await app.store.sessionsOf(owner)).length, 2, owner);
+      await app.sweep();
+      assert.is((await app.store.sessionsOf(owner)).length, 2, `${owner}, after a sweep`);
+      assert.is(await app.store.revokeAll(owner, { except: a }), 1, owner);
+      assert.equal(await app.store.get(a), { owner });
+      assert.is(await app.store.get(b), null);
+      assert.is(await app.store.revoke(owner, (await app.store.sessionsOf(owner))[0].handle), true);
+      assert.is(await app.store.get(a), null);
+      assert.equal(await app.store.sessionsOf(owner), []);
+    }
+  }));
+
+test('calls made together take effect in the order made: a revoke, then a put of that session, stores nothing', () =>
+  withApp({}, async (app) => {
+    const id = (await app.store.put(null, { n: 1 }, { owner: 'ada' }))!;
+    const [{ handle }] = await app.store.sessionsOf('ada');
+    const [revoked, put, listed] = await Promise.all([
+      app.store.revoke('ada', handle),
+      app.store.put(id, { n: 2 }),
+      app.store.sessionsOf('ada'),
+    ]);
+    assert.is(revoked, true);
+    assert.is(put, null, 'the put came after the revoke');
+    assert.equal(listed, []);
+    assert.is(await app.store.get(id), null);
+  }));
+
 /** Runs `call` while the store actor is set to die right after the COMMIT of a batch carrying `op`. */
 async function crashingAfterCommit<T>(dir: string, op: string, call: () => Promise<T>): Promise<T> {
   const file = join(dir, 'crash-after-commit');

@@ -34,6 +34,8 @@ test.after(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const digestOf = (sid: string) => createHash('sha256').update(sid).digest('base64url');
+/** A session's group on a cluster: the first byte of its id's digest, in hex (src/engines/redis). */
+const groupOf = (sid: string) => createHash('sha256').update(sid).digest('hex').slice(0, 2);
 const slotOf = (key: string) => Number(cluster.nodes[0].cli('CLUSTER', 'KEYSLOT', key).trim());
 
 /** The table's keys on each running primary. */
@@ -72,12 +74,13 @@ test('sessions spread over every primary; a renew stays in its slot; count, the 
     perPrimary.every((count) => count > 0),
     `every primary holds sessions: ${perPrimary.join(', ')}`,
   );
-  // A renewed id keeps the old one's first two characters: both keys are in one slot.
+  // A renewed id's digest starts with the old one's byte (its group): both keys are in one slot.
   for (let i = 0; i < 10; i++) {
     const next = (await sessions.store.renew(ids[i]))!;
     assert.is.not(next, ids[i]);
-    assert.is(next.slice(0, 2), ids[i].slice(0, 2));
-    assert.is(slotOf(`${table}:s:{${next.slice(0, 2)}}${digestOf(next)}`), slotOf(`${table}:s:{${ids[i].slice(0, 2)}}${digestOf(ids[i])}`));
+    assert.is.not(next.slice(0, 8), ids[i].slice(0, 8), 'nothing of the old id is kept');
+    assert.is(groupOf(next), groupOf(ids[i]));
+    assert.is(slotOf(`${table}:s:{${groupOf(next)}}${digestOf(next)}`), slotOf(`${table}:s:{${groupOf(ids[i])}}${digestOf(ids[i])}`));
     assert.is(await sessions.store.get(ids[i]), null);
     assert.equal(await sessions.store.get(next), { i });
     ids[i] = next;
@@ -104,9 +107,9 @@ test("an owner's sessions in groups on every primary: sessionsOf, revoke, revoke
   const ids: string[] = [];
   for (let i = 0; i < 12; i++) ids.push((await sessions.store.put(null, { i }, { owner: 'ada' }))!);
   // Ids are random: twelve sessions of one owner sit in (almost surely) several groups and primaries.
-  const groups = new Set(ids.map((id) => id.slice(0, 2)));
+  const groups = new Set(ids.map(groupOf));
   assert.ok(groups.size >= 6, `the owner's sessions are in ${groups.size} groups`);
-  const primaries = new Set(ids.map((id) => cluster.primaryOf(slotOf(`{${id.slice(0, 2)}}`)).port));
+  const primaries = new Set(ids.map((id) => cluster.primaryOf(slotOf(`{${groupOf(id)}}`)).port));
   assert.ok(primaries.size >= 2, `on ${primaries.size} primaries`);
   const listed = await sessions.store.sessionsOf('ada');
   assert.is(listed.length, 12);

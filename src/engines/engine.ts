@@ -121,8 +121,8 @@ export interface Engine {
   cleanerConnects(database: string): boolean;
   /**
    * How the store's client picks the id a renew moves a session to: 'fresh'
-   * (the default), or 'same-group' — the old id's first two characters kept
-   * (a Redis Cluster: the renew's two keys then share a slot).
+   * (the default), or 'same-group' — an id whose digest starts with the old
+   * one's first byte (a Redis Cluster: the renew's two keys then share a slot).
    */
   renewedIds?(database: string): 'fresh' | 'same-group';
   /** What the app shares between both actors for as long as it runs. */

@@ -21,6 +21,21 @@ export function newSessionId(): string {
   return id;
 }
 
+/**
+ * A new id whose digest starts with the same byte as `sid`'s (a Redis
+ * Cluster keeps a session's keys in the slot of that byte: engines/redis):
+ * ids are drawn until one matches, about 256 draws (half a millisecond),
+ * each a full 256-bit id — the one kept has 256 fresh bits, and nothing of
+ * the old id.
+ */
+export function newSessionIdLike(sid: string): string {
+  const group = hash('sha256', sid, 'buffer')[0];
+  for (;;) {
+    const next = newSessionId();
+    if (hash('sha256', next, 'buffer')[0] === group) return next;
+  }
+}
+
 /** True for a string that could be one of our ids; anything else is unknown without a store call. */
 export function isSessionId(value: unknown): value is string {
   return typeof value === 'string' && ID_PATTERN.test(value);

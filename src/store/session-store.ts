@@ -1,7 +1,7 @@
 import type { MailboxClient } from '../runtime/mailbox-client.ts';
 import { SessionTooLargeError } from '../errors.ts';
 import type { Timestamp } from '../config.ts';
-import { assertOwner, digestFromHandle, isSessionId, newSessionId } from './ids.ts';
+import { assertOwner, digestFromHandle, isSessionId, newSessionId, newSessionIdLike } from './ids.ts';
 import { assertKeyList, assertSessionData, type JsonValue, type SessionData } from './json-value.ts';
 import { RENEWED, type Renewed } from './renewed.ts';
 import type { Args, Op, Reply } from './protocol.ts';
@@ -147,7 +147,7 @@ function requireString(sid: unknown, method: string): asserts sid is string {
 export class MailboxSessionStore implements SessionStore {
   readonly #mailbox: MailboxClient;
   readonly #maxBytes: number;
-  /** A renewed id keeps the old one's first two characters (its group: a Redis Cluster's slot, engines/redis). */
+  /** A renewed id's digest starts with the old one's first byte (its group: a Redis Cluster's slot, engines/redis). */
   readonly #sameGroup: boolean;
 
   /** The store's timestamp rule: createHandler re-sends a sliding cookie only for 'relative'. */
@@ -289,10 +289,9 @@ export class MailboxSessionStore implements SessionStore {
     return settled(await this.#renew(sid, changes));
   }
 
-  /** The id a renew moves a session to: fresh, or (a Redis Cluster) 254 fresh bits after the old id's group. */
+  /** The id a renew moves a session to: fresh (on a Redis Cluster, drawn until its digest's group is the old id's). */
   #nextId(sid: string): string {
-    const next = newSessionId();
-    return this.#sameGroup ? sid.slice(0, 2) + next.slice(2) : next;
+    return this.#sameGroup ? newSessionIdLike(sid) : newSessionId();
   }
 
   async #renew(sid: string, changes?: SessionPatch & { replace?: SessionData }): Promise<string | Renewed | null> {

@@ -7,6 +7,7 @@ import { closeClient, connect, unavailableError, type Conn } from './connection.
 import { evalBySlot, eachPage, evalScript } from './engine.ts';
 import { clearStore, dropStore, requireStore, setupStore, storeExists } from './schema.ts';
 import { keys, storeScript } from './script.ts';
+import { isClusterUrl } from './url.ts';
 import { closeRedis, sweepRedis } from './sweeper.ts';
 
 async function withClient<T>(database: string, work: (client: Conn) => Promise<T>, timeoutMs = 10_000): Promise<T> {
@@ -27,7 +28,7 @@ async function withClient<T>(database: string, work: (client: Conn) => Promise<T
 }
 
 function scriptFor(at: AdminSettings): { sha: string; script: string } {
-  const script = storeScript(at.table, at.policy, { maxBytes: at.maxSessionBytes });
+  const script = storeScript(at.table, at.policy, { maxBytes: at.maxSessionBytes, cluster: isClusterUrl(at.database) });
   return { script, sha: createHash('sha1').update(script).digest('hex') };
 }
 

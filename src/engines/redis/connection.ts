@@ -185,8 +185,9 @@ const LOST_CODES = new Set([
   'EAI_AGAIN',
   'ENOTFOUND',
 ]);
-/** Replies that waiting fixes: a server loading its AOF, a replica, a failover in progress. */
-const WAIT_REPLIES = /^(LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOREPLICAS)\b/;
+/** Replies that waiting fixes: a server loading its AOF, a replica, a failover or a slot migration in progress. */
+const WAIT_REPLIES =
+  /^(LOADING|READONLY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|BUSY|NOREPLICAS)\b|^(ERR )?Script attempted to access a non local key in a cluster node/;
 
 /** A failure of the connection or a server that is not ready: the call is retried within requestTimeout. */
 export function isConnectionLoss(error: unknown): boolean {

@@ -8,11 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
-import { digest, isSessionId } from '../../store/ids.ts';
+import { digest } from '../../store/ids.ts';
 import { RENEWED } from '../../store/renewed.ts';
 import type { RenewWithChanges, StoreCall } from '../../store/protocol.ts';
 import { backoffMs, isConnectionLoss, type Conn, type NodeClient } from './connection.ts';
-import { keys, storeScript } from './script.ts';
+import { keys, ownerTag, storeScript } from './script.ts';
 import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
 
 export interface RedisEngineOptions {
@@ -42,18 +42,22 @@ interface Call {
   finish(reply: Reply): unknown;
   /** On a cluster: the group its keys are in (calls are sent one script call per group); undefined on one server. */
   group?: string;
-  /** On a cluster: the owner this call gives the session (create, put, patch, renew with an owner), and the member kept. */
-  gives?: { owner: string; member: string };
+  /**
+   * On a cluster: the owner this call gives the session (create, put, patch,
+   * renew with an owner), the member kept, and the id it is given to (all
+   * but create: the session that must be live).
+   */
+  gives?: { owner: string; member: string; source?: string };
 }
 
 const member = (sid: string) => digest(sid).toString('base64url');
 
 /**
- * A key's group on a Redis Cluster: a session id's first two characters (a
- * renewed id keeps them: store/session-store.ts), or, for a key that is not
- * one of our ids (express-session's), its digest's.
+ * A key's group on a Redis Cluster: the first byte of its digest, in hex
+ * (256 groups; a renewed id is drawn with the same: store/ids.ts). Redis
+ * holds nothing of an id but its digest.
  */
-export const groupOf = (sid: string): string => (isSessionId(sid) ? sid.slice(0, 2) : member(sid).slice(0, 2));
+export const groupOf = (sid: string): string => digest(sid).toString('hex', 0, 1);
 
 /** A key's group from its name (`{g}` after the table's `s:` or `o:`), or undefined. */
 export function groupIn(key: string, table: string): string | undefined {
@@ -109,8 +113,13 @@ const WRITE_OPS: ReadonlySet<string> = new Set([
   'touchKey',
   'evict',
 ]);
-/** In the set of what a batch wrote (for WAIT): an owner's list of groups, by its key. */
-const LIST = 'list ';
+/** What a batch wrote, for WAIT: per group (a slot; undefined on one server), commands that find the writes there. */
+type Written = Map<string | undefined, string[][]>;
+function addCheck(written: Written, group: string | undefined, check: string[]): void {
+  const checks = written.get(group);
+  if (checks) checks.push(check);
+  else written.set(group, [check]);
+}
 /** Deletes a lock only while it is still the holder's. */
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 /** Owner-wide calls: on a cluster, one per group the owner has sessions in. */
@@ -149,6 +158,7 @@ export class RedisEngine {
       lingerMs: options.lingerMs,
       // Every sending of a call happens within requestTimeout of the first.
       replyTtlMs: 2 * options.timeoutMs + 5000,
+      cluster: options.cluster === true,
     });
     this.#sha = createHash('sha1').update(this.#script).digest('hex');
   }
@@ -206,52 +216,47 @@ export class RedisEngine {
   async runBatch(requests: Request[]): Promise<Outcome[]> {
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
-    let pending: Array<{ index: number; call: Call }> = [];
-    const scans: Array<{ index: number; call: StoreCall }> = [];
-    const ownerCalls: Array<{ index: number; call: StoreCall }> = [];
+    // In the order made: a session call planned (one script call of its
+    // group), or a call on the whole store or (on a cluster) on an owner's
+    // every group, run on its own.
+    const steps: Array<{ index: number; call?: Call; whole?: StoreCall }> = [];
     let writes = false;
+    let clears = false;
     for (let i = 0; i < requests.length; i++) {
       const call = requests[i] as StoreCall;
       try {
-        if (call.op === 'count' || call.op === 'all' || call.op === 'clear') {
-          scans.push({ index: i, call });
-          if (call.op === 'clear') writes = true;
-          continue;
-        }
-        if (WRITE_OPS.has(call.op)) writes = true;
-        if (this.#cluster && OWNER_OPS.has(call.op)) {
-          ownerCalls.push({ index: i, call });
-          continue;
-        }
-        pending.push({ index: i, call: this.#plan(call) });
+        if (WRITE_OPS.has(call.op) || call.op === 'clear') writes = true;
+        if (call.op === 'clear') clears = true;
+        if (call.op === 'count' || call.op === 'all' || call.op === 'clear' || (this.#cluster && OWNER_OPS.has(call.op))) {
+          steps.push({ index: i, whole: call });
+        } else steps.push({ index: i, call: this.#plan(call) });
       } catch (error) {
         outcomes[i] = { ok: false, error };
       }
     }
-    const written = new Set<string | undefined>();
+    const written: Written = new Map();
     // A cluster: an owner's groups are listed before a session of a group is
     // given to it (so "log out everywhere" finds every one), and read for the
     // owner-wide calls.
     let groups = new Map<string, string[] | Error>();
     if (this.#cluster) {
       const wanted = new Map<string, Set<string>>();
-      for (const { call } of pending) if (call.gives) addTo(wanted, call.gives.owner, call.group!);
-      for (const { call } of ownerCalls) addTo(wanted, call.args[0] as string);
+      for (const { call, whole } of steps) {
+        if (call?.gives) addTo(wanted, call.gives.owner, call.group!);
+        else if (whole && OWNER_OPS.has(whole.op)) addTo(wanted, whole.args[0] as string);
+      }
       if (wanted.size > 0) groups = await this.#groups(wanted, deadline, written);
-      pending = pending.filter(({ index, call }) => {
-        const listed = call.gives ? groups.get(call.gives.owner) : undefined;
-        if (!(listed instanceof Error)) return true;
-        outcomes[index] = { ok: false, error: listed };
-        return false;
-      });
+      for (const { index, call } of steps) {
+        const listed = call?.gives ? groups.get(call.gives.owner) : undefined;
+        if (listed instanceof Error) outcomes[index] = { ok: false, error: listed };
+      }
     }
-    // A cluster with a cap: a login is written and the cap applied across the
-    // owner's groups under a lock of the owner's (two logins at once would
-    // each judge the other's session by a view the other is still changing).
+    // A cluster with a cap: a login and the cap across the owner's groups
+    // run under a lock of the owner's, on their own.
     const capped = this.#cluster && (this.#options.maxPerOwner ?? 0) > 0;
-    // In the order made: the calls between two such logins go together.
-    let segment: typeof pending = [];
+    let segment: Array<{ index: number; call: Call }> = [];
     const flush = async () => {
+      if (segment.length === 0) return;
       const settled = await this.#runCalls(
         segment.map(({ call }) => call),
         deadline,
@@ -261,27 +266,25 @@ export class RedisEngine {
       for (let k = 0; k < segment.length; k++) outcomes[segment[k].index] = settled[k];
       segment = [];
     };
-    for (const entry of pending) {
-      if (!(capped && entry.call.gives)) {
-        segment.push(entry);
+    for (const { index, call, whole } of steps) {
+      if (outcomes[index] !== undefined) continue;
+      if (call && !(capped && call.gives)) {
+        segment.push({ index, call });
         continue;
       }
-      if (segment.length > 0) await flush();
-      outcomes[entry.index] = await this.#capped(entry.call, deadline, written);
-    }
-    if (segment.length > 0) await flush();
-    if (this.#cluster) {
-      if (ownerCalls.length > 0) await this.#ownerCalls(ownerCalls, groups, outcomes, deadline, written);
-    }
-    for (const { index, call } of scans) {
-      try {
-        outcomes[index] = { ok: true, value: await this.#scan(call, deadline) };
-      } catch (error) {
-        outcomes[index] = { ok: false, error: isConnectionLoss(error) || error instanceof Late ? this.#timedOut() : error };
+      await flush();
+      if (call) outcomes[index] = await this.#capped(call, deadline, written);
+      else if (OWNER_OPS.has(whole!.op)) await this.#ownerCalls([{ index, call: whole! }], groups, outcomes, deadline, written);
+      else {
+        try {
+          outcomes[index] = { ok: true, value: await this.#scan(whole!, deadline) };
+        } catch (error) {
+          outcomes[index] = { ok: false, error: isConnectionLoss(error) || error instanceof Late ? this.#timedOut() : error };
+        }
       }
     }
-    if (scans.some(({ call }) => call.op === 'clear')) written.add(undefined);
-    if (writes && this.#options.waitReplicas > 0) await this.#waitReplicas(requests, outcomes, deadline, written);
+    await flush();
+    if (writes && this.#options.waitReplicas > 0) await this.#waitReplicas(requests, outcomes, deadline, written, clears);
     return outcomes;
   }
 
@@ -292,7 +295,7 @@ export class RedisEngine {
    * write calls carry the key of their replies (script.ts, 'batch!').
    * `written` collects the groups that wrote (for WAIT).
    */
-  async #runCalls(calls: Call[], deadline: number, written: Set<string | undefined>, requests?: Request[]): Promise<Outcome[]> {
+  async #runCalls(calls: Call[], deadline: number, written: Written, requests?: Request[]): Promise<Outcome[]> {
     const outcomes: Outcome[] = new Array(calls.length);
     const byGroup = new Map<string | undefined, number[]>();
     for (let i = 0; i < calls.length; i++) {
@@ -303,11 +306,10 @@ export class RedisEngine {
     await Promise.all(
       [...byGroup].map(async ([group, indexes]) => {
         const writes = indexes.some((i) => WRITE_OPS.has(calls[i].args[0]));
-        if (writes) written.add(group);
         await this.#runGroup(
           indexes.map((index) => ({ index, call: calls[index] })),
           group,
-          writes,
+          writes ? written : null,
           deadline,
           outcomes,
           requests,
@@ -320,11 +322,12 @@ export class RedisEngine {
   async #runGroup(
     calls: Array<{ index: number; call: Call }>,
     group: string | undefined,
-    writes: boolean,
+    written: Written | null,
     deadline: number,
     outcomes: Outcome[],
     requests?: Request[],
   ): Promise<void> {
+    const writes = written !== null;
     let pending = calls;
     // The key of this batch's replies: the same for every sending of it (script.ts, 'batch!').
     const newReplyKey = () => (writes ? this.#keys.reply(`${this.#idPrefix}.${(this.#nextId++).toString(36)}`, group) : null);
@@ -344,6 +347,8 @@ export class RedisEngine {
         continue;
       }
       const settled = await this.#send(client, pending, deadline, replyKey);
+      // The batch ran where its reply key is (written in the same script): WAIT checks it is still there.
+      if (replyKey !== null && settled.some((one) => one.status === 'fulfilled')) addCheck(written!, group, ['EXISTS', replyKey]);
       if (writes && requests && !faulted && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): the batch ran, and its replies are "lost": every call is sent again.
         faulted = true;
@@ -392,73 +397,86 @@ export class RedisEngine {
    * with the batch's writes (`written`): a failover must not lose a group
    * that "log out everywhere" has to visit.
    */
-  async #groups(
-    wanted: Map<string, Set<string>>,
-    deadline: number,
-    written?: Set<string | undefined>,
-  ): Promise<Map<string, string[] | Error>> {
+  async #groups(wanted: Map<string, Set<string>>, deadline: number, written?: Written): Promise<Map<string, string[] | Error>> {
     const owners = [...wanted.keys()];
     const calls: Call[] = owners.map((owner) => ({
       keys: [this.#keys.groups(owner)],
       args: ['groups', ...wanted.get(owner)!],
       finish: (reply) => reply as string[],
-      group: `g:${owner}`,
+      group: ownerTag(owner),
     }));
-    const settled = await this.#runCalls(calls, deadline, new Set());
+    const settled = await this.#runCalls(calls, deadline, new Map());
     const out = new Map<string, string[] | Error>();
     for (let i = 0; i < owners.length; i++) {
       const one = settled[i];
       out.set(owners[i], one.ok ? (one.value as string[]) : (one.error as Error));
-      if (one.ok && wanted.get(owners[i])!.size > 0) written?.add(`${LIST}${this.#keys.groups(owners[i])}`);
+      if (one.ok && written) {
+        const list = this.#keys.groups(owners[i]);
+        for (const added of wanted.get(owners[i])!) addCheck(written, ownerTag(owners[i]), ['ZSCORE', list, added]);
+      }
     }
     return out;
   }
 
-  /** A call that gives a session an owner, and the cap applied after it, under the owner's lock (a cluster). */
-  async #capped(call: Call, deadline: number, written: Set<string | undefined>): Promise<Outcome> {
-    const lock = this.#keys.capLock(call.gives!.owner);
+  /**
+   * A call that gives a session an owner, on a cluster with a cap: under the
+   * owner's lock, the owner's other sessions in every group are cut to
+   * (cap - 1) first, then the call is sent — so no failure between the two
+   * leaves the owner above the cap. A call on a session that is not live
+   * (gone, renewed) ends nothing: it is sent alone, to get its answer.
+   */
+  async #capped(call: Call, deadline: number, written: Written): Promise<Outcome> {
+    const gives = call.gives!;
+    const lock = this.#keys.capLock(gives.owner);
     const token = `${this.#idPrefix}.${(this.#nextId++).toString(36)}`;
     for (let attempt = 0; ; attempt++) {
       const client = this.#client;
       try {
-        if (client && (await client.send(lock, ['SET', lock, token, 'NX', 'PX', String(this.#options.timeoutMs + 1000)])) !== null) break;
+        const set = ['SET', lock, token, 'NX', 'PX', String(this.#options.timeoutMs + 1000)];
+        if (client && (await bounded(client.send(lock, set), deadline)) === 'OK') break;
       } catch (error) {
-        if (!isConnectionLoss(error)) return { ok: false, error };
+        if (!isConnectionLoss(error) && !(error instanceof Late)) return { ok: false, error };
       }
       if (Date.now() + backoffMs(attempt) >= deadline) return { ok: false, error: this.#timedOut() };
       await sleep(Math.min(backoffMs(attempt), 20));
     }
+    let release = true;
     try {
-      const [outcome] = await this.#runCalls([call], deadline, written);
-      if (!outcome.ok) return outcome;
+      if (gives.source !== undefined) {
+        const [alive] = await this.#runCalls([this.#plan({ op: 'alive', args: [gives.source] })], deadline, written);
+        if (!alive.ok) return alive;
+        if (alive.value !== true) return (await this.#runCalls([call], deadline, written))[0];
+      }
       // The owner's groups as they are now, under the lock (another login may have added one since the batch began).
-      const now = (await this.#groups(new Map([[call.gives!.owner, new Set<string>()]]), deadline)).get(call.gives!.owner)!;
+      const now = (await this.#groups(new Map([[gives.owner, new Set<string>()]]), deadline)).get(gives.owner)!;
       if (now instanceof Error) return { ok: false, error: now };
-      const problem = await this.#capAcross(call.gives!, now, deadline, written);
-      return problem ? { ok: false, error: problem } : outcome;
+      const skip = gives.source === undefined ? [gives.member] : [gives.member, member(gives.source)];
+      const problem = await this.#capAcross(gives.owner, skip, now, deadline, written);
+      if (problem) return { ok: false, error: problem };
+      const [outcome] = await this.#runCalls([call], deadline, written);
+      // Unanswered in time, it may still run: the lock is left to expire rather than let another login count without it.
+      if (!outcome.ok && outcome.error instanceof StoreUnavailableError) release = false;
+      return outcome;
     } finally {
-      await this.#client?.send(lock, ['EVAL', RELEASE, '1', lock, token]).catch(() => {});
+      // Released before the batch is answered (within its deadline: a stuck connection does not hold the worker).
+      const client = this.#client;
+      if (release && client) await bounded(client.send(lock, ['EVAL', RELEASE, '1', lock, token]), deadline).catch(() => {});
     }
   }
 
   /**
    * maxSessionsPerOwner across an owner's groups (a cluster): each group's
    * script kept its own share already; the owner's live sessions in every
-   * group are then listed, and all but the kept one and the (cap - 1) most
-   * recently used others are ended. Runs before the giving call is answered.
+   * group but the `skip`ped ones (the session being given the owner) are
+   * then listed, and all but the (cap - 1) most recently used are ended.
    */
-  async #capAcross(
-    gives: { owner: string; member: string },
-    groupList: string[],
-    deadline: number,
-    written: Set<string | undefined>,
-  ): Promise<Error | null> {
+  async #capAcross(owner: string, skip: string[], groupList: string[], deadline: number, written: Written): Promise<Error | null> {
     const cap = this.#options.maxPerOwner ?? 0;
     const k = this.#keys;
     const listed = await this.#runCalls(
       groupList.map((group) => ({
-        keys: [k.owner(gives.owner, group)],
-        args: ['capList', gives.owner, gives.member],
+        keys: [k.owner(owner, group)],
+        args: ['capList', owner, ...skip],
         finish: (reply) => reply as string[],
         group,
       })),
@@ -478,8 +496,8 @@ export class RedisEngine {
     for (const one of others.slice(cap - 1)) addTo(evict, one.group, one.member);
     const ended = await this.#runCalls(
       [...evict].map(([group, members]) => ({
-        keys: [k.owner(gives.owner, group)],
-        args: ['evict', gives.owner, ...[...members]],
+        keys: [k.owner(owner, group)],
+        args: ['evict', owner, ...[...members]],
         finish: () => null,
         group,
       })),
@@ -496,7 +514,7 @@ export class RedisEngine {
     groups: Map<string, string[] | Error>,
     outcomes: Outcome[],
     deadline: number,
-    written: Set<string | undefined>,
+    written: Written,
   ): Promise<void> {
     const k = this.#keys;
     // Guarded revokeAll (revokeOtherSessions): the kept session's group first, checked and revoked in one script.
@@ -588,7 +606,7 @@ export class RedisEngine {
   /**
    * The calls in one script call (one command, one round trip: the script's
    * 'batch'), each run alone under pcall; NOSCRIPT (a restarted or new
-   * server) loads the script and sends it again. A batch unanswered at the
+   * server) sends it again as EVAL. A batch unanswered at the
    * deadline is Late; a lost connection rejects every call of it.
    */
   async #send(
@@ -637,10 +655,11 @@ export class RedisEngine {
         reply = await Promise.race([client.send(keyList[0], command) as Promise<Reply>, late]);
       } catch (error) {
         if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-        await Promise.race([client.send(keyList[0], ['SCRIPT', 'LOAD', this.#script]), late]);
         // Never sent once its callers were told it failed.
         if (isLate) return all({ status: 'rejected', reason: new Late(stuck()) });
-        reply = await Promise.race([client.send(keyList[0], command) as Promise<Reply>, late]);
+        // EVAL with the script itself (which the server then keeps): on a
+        // cluster, wherever MOVED or ASK takes it, the node runs it.
+        reply = await Promise.race([client.send(keyList[0], ['EVAL', this.#script, ...command.slice(2)]) as Promise<Reply>, late]);
       }
       if (reply === 'late') return all({ status: 'rejected', reason: new Late(stuck()) });
       return (reply as Reply[]).map((one): PromiseSettledResult<Reply> => {
@@ -662,38 +681,46 @@ export class RedisEngine {
    * the reply key): one write on this connection first makes WAIT cover
    * everything the server had by then.
    */
-  async #waitReplicas(requests: Request[], outcomes: Outcome[], deadline: number, written: Set<string | undefined>): Promise<void> {
+  async #waitReplicas(requests: Request[], outcomes: Outcome[], deadline: number, written: Written, clears: boolean): Promise<void> {
     const wanted = this.#options.waitReplicas;
     let reached = wanted;
+    let moved = false;
     try {
       const client = this.#client;
       if (!client) throw this.#timedOut();
       // Within what the caller waits, with room for the reply to reach it (its own timer runs from before the batch).
       const ms = Math.max(1, Math.floor((deadline - Date.now()) * 0.8));
-      // On a cluster, each group's primary that was written to (a key of the group takes both commands to it).
-      const targets = this.#cluster ? [...written].filter((group) => group !== undefined) : [undefined];
-      const counts = await Promise.all(
-        targets.map(async (group) => {
-          if (group?.startsWith(LIST)) {
-            // An owner's list of groups: its script ran on this connection (no reply key), WAIT alone covers it.
-            const key = group.slice(LIST.length);
-            return Number(await client.send(key, ['WAIT', String(wanted), String(ms)]));
-          }
-          const key = this.#keys.wait(group);
-          const [, waited] = await Promise.all([
-            client.send(key, ['SET', key, '1', 'PX', '1000']),
-            client.send(key, ['WAIT', String(wanted), String(ms)]),
-          ]);
-          return Number(waited);
-        }),
+      if (clears && !this.#cluster && !written.has(undefined)) written.set(undefined, []);
+      const counts = await bounded(
+        Promise.all([
+          // Each group's primary that was written to: a key of the group takes every command to it; the checks
+          // (its reply key, a list's entry) say the write is on the server that answered (not lost to a failover).
+          ...[...written].map(async ([group, checks]) => {
+            const key = this.#keys.wait(group);
+            const [, waited, ...found] = await Promise.all([
+              client.send(key, ['SET', key, '1', 'PX', '1000']),
+              client.send(key, ['WAIT', String(wanted), String(ms)]),
+              ...checks.map((check) => client.send(key, check)),
+            ]);
+            if (found.some((one) => one === null || one === 0)) moved = true;
+            return Number(waited);
+          }),
+          // A cluster's clear: every primary.
+          ...(clears && this.#cluster
+            ? (await client.primaries()).map(async (node) => Number(await node.sendCommand(['WAIT', String(wanted), String(ms)])))
+            : []),
+        ]),
+        deadline,
       );
       for (const count of counts) reached = Math.min(reached, count);
     } catch {
       reached = 0;
     }
-    if (reached >= wanted) return;
+    if (reached >= wanted && !moved) return;
     const error = new StoreUnavailableError(
-      `the write reached ${reached} of the ${wanted} replicas waitReplicas asks for within requestTimeout (${this.#options.timeoutMs} ms); it may not survive a failover`,
+      moved
+        ? 'the server that answered WAIT does not have the write (a failover in between): it may be lost; waitReplicas refuses to acknowledge it'
+        : `the write reached ${reached} of the ${wanted} replicas waitReplicas asks for within requestTimeout (${this.#options.timeoutMs} ms); it may not survive a failover`,
     );
     for (let i = 0; i < requests.length; i++) {
       if (outcomes[i]?.ok && (WRITE_OPS.has(requests[i].op) || requests[i].op === 'clear')) outcomes[i] = { ok: false, error };
@@ -706,7 +733,7 @@ export class RedisEngine {
     // One group per call: its first key's (a renew's two keys share it).
     const group = groupIn(planned.keys[0] ?? '', this.#options.table);
     if (planned.keys.some((key) => groupIn(key, this.#options.table) !== group)) {
-      throw new TypeError('on a Redis Cluster, a renewed id keeps the first two characters of the old one (its slot)');
+      throw new TypeError("on a Redis Cluster, a renewed id's digest starts with the old one's first byte (its slot)");
     }
     planned.group = group;
     const owner: unknown =
@@ -719,7 +746,7 @@ export class RedisEngine {
             : undefined;
     if (typeof owner === 'string') {
       const kept = (call.op === 'renew' ? call.args[1] : call.args[0]) as string;
-      planned.gives = { owner, member: member(kept) };
+      planned.gives = { owner, member: member(kept), source: call.op === 'create' ? undefined : (call.args[0] as string) };
     }
     return planned;
   }
@@ -920,15 +947,14 @@ export class RedisEngine {
   }
 }
 
-/** EVALSHA, loading the script first when the server does not have it (on a cluster: the node of the first key). */
+/** EVALSHA, or EVAL of the script when the server does not have it (on a cluster: the node of the first key). */
 export async function evalScript(client: Conn, sha: string, script: string, keyList: string[], args: string[]): Promise<Reply> {
   const command = ['EVALSHA', sha, String(keyList.length), ...keyList, ...args];
   try {
     return (await client.send(keyList[0], command)) as Reply;
   } catch (error) {
     if (!/^NOSCRIPT/.test(String((error as Error)?.message))) throw error;
-    await client.send(keyList[0], ['SCRIPT', 'LOAD', script]);
-    return (await client.send(keyList[0], command)) as Reply;
+    return (await client.send(keyList[0], ['EVAL', script, ...command.slice(2)])) as Reply;
   }
 }
 
@@ -986,6 +1012,20 @@ function sessionRows(rows: Reply[][]): Array<readonly [string, number, number, n
   return rows
     .map((row) => [`h${row[0] as string}`, Number(row[1]), Number(row[2]), Number(row[3]), jsonOf(row, 4)] as const)
     .sort((a, b) => b[2] - a[2]);
+}
+
+/** The promise's value, or Late once the deadline has passed. */
+async function bounded<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Late(false)), Math.max(0, deadline - Date.now()));
+  });
+  promise.catch(() => {});
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

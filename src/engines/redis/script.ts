@@ -16,13 +16,15 @@
 //                        notifications) and pruned when listed, capped, swept.
 //   On a Redis Cluster the session and owner keys carry a group between
 //   braces after s: and o: (<table>:s:{g}<digest>, <table>:o:{g}<owner>): the
-//   session id's first two characters, which a renewed id keeps — so every
-//   key one call touches shares a slot; an owner has an index per group, and
-//   <table>:g:<owner> lists its groups (engine.ts).
+//   first byte of the digest in hex, which a renewed id's digest shares
+//   (store/ids.ts) — so every key one call touches shares a slot; an owner
+//   has an index per group, and <table>:g:{tag}<owner> lists its groups
+//   (engine.ts).
 //   <table>:meta         the store's marker (setup creates it, drop removes it).
 //   <table>:sweep        the sweep lock (SET NX PX): one sweeper at a time.
 //   <table>:r:<batch>    a write batch's replies, kept for twice requestTimeout:
 //                        the answer to the same batch sent again (engine.ts).
+import { createHash } from 'node:crypto';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import { ARRIVAL_GRACE_MS } from '../../store/renewed.ts';
 
@@ -35,10 +37,15 @@ export const keys = (table: string) => ({
   session: (member: string, group?: string) => (group === undefined ? `${table}:s:${member}` : `${table}:s:{${group}}${member}`),
   /** An owner's index; on a cluster, one per group the owner has sessions in. */
   owner: (owner: string, group?: string) => (group === undefined ? `${table}:o:${owner}` : `${table}:o:{${group}}${owner}`),
-  /** On a cluster: the groups an owner has (or had) sessions in, scored by when one was last given that owner. */
-  groups: (owner: string) => `${table}:g:${owner}`,
+  /**
+   * On a cluster: the groups an owner has (or had) sessions in, scored by
+   * when one was last given that owner; in the slot of the owner's tag.
+   */
+  groups: (owner: string) => `${table}:g:{${ownerTag(owner)}}${owner}`,
   /** On a cluster with maxSessionsPerOwner: the lock a login and its cap are applied under. */
-  capLock: (owner: string) => `${table}:l:${owner}`,
+  capLock: (owner: string) => `${table}:l:{${ownerTag(owner)}}${owner}`,
+  /** On a cluster: the owner a list of groups is of (`<table>:g:{tag}<owner>`). */
+  ownerOfList: (key: string) => key.slice(key.indexOf('}', table.length + 3) + 1),
   meta: `${table}:meta`,
   lock: `${table}:sweep`,
   reply: (batch: string, group?: string) => (group === undefined ? `${table}:r:${batch}` : `${table}:r:{${group}}${batch}`),
@@ -48,6 +55,9 @@ export const keys = (table: string) => ({
   owners: `${table}:o:*`,
   directories: `${table}:g:*`,
 });
+
+/** An owner's tag on a cluster: 16 base64url characters of the SHA-256 of its name (never a brace, whatever the name). */
+export const ownerTag = (owner: string): string => createHash('sha256').update(owner).digest('base64url').slice(0, 16);
 
 /**
  * How long a dead session's key outlives its expiry: two cleaner intervals,
@@ -66,9 +76,9 @@ export const lingerMs = (cleanerIntervalSeconds: number): number => Math.round(2
 export function storeScript(
   table: string,
   policy: ExpiryPolicy,
-  limits: { maxBytes?: number; maxPerOwner?: number | null; lingerMs?: number; replyTtlMs?: number } = {},
+  limits: { maxBytes?: number; maxPerOwner?: number | null; lingerMs?: number; replyTtlMs?: number; cluster?: boolean } = {},
 ): string {
-  const { maxBytes = 0, maxPerOwner = null, lingerMs = 0, replyTtlMs = 0 } = limits;
+  const { maxBytes = 0, maxPerOwner = null, lingerMs = 0, replyTtlMs = 0, cluster = false } = limits;
   const constants = [
     `local P = ${luaString(`${table}:`)}`,
     `local MAXAGE = ${policy.maxAgeMs}`,
@@ -80,6 +90,7 @@ export function storeScript(
     `local GRACE = ${ARRIVAL_GRACE_MS}`,
     `local LINGER = ${Math.round(lingerMs)}`,
     `local REPLYTTL = ${Math.max(1000, Math.round(replyTtlMs))}`,
+    `local CLUSTER = ${cluster}`,
   ];
   return `${constants.join('\n')}\n${BODY}`;
 }
@@ -97,10 +108,11 @@ local function now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The prefixes of the group a key is in (a cluster key: '{g}' after s: or o:).
+-- The prefixes of the group a key is in (a cluster key: '{g}' after s: or o:;
+-- on one server an owner's name may start with a brace: no group there).
 local SP, OP = P .. 's:', P .. 'o:'
 local function place(k)
-  if string.byte(k, #P + 3) == 123 then
+  if CLUSTER and string.byte(k, #P + 3) == 123 then
     local close = string.find(k, '}', #P + 4, true)
     local g = string.sub(k, #P + 3, close)
     SP, OP = P .. 's:' .. g, P .. 'o:' .. g
@@ -559,11 +571,13 @@ elseif op == 'prune' then
   return removed
 elseif op == 'capList' then
   -- A cluster's cap, across groups (engine.ts): the owner's live sessions in
-  -- this group but the kept one, as member, touched at.
+  -- this group but those named (A[3..]: the session being given the owner), as member, touched at.
   local owner = A[2]
+  local skip = {}
+  for i = 3, #A do skip[A[i]] = true end
   local out = {}
   for _, m in ipairs(redis.call('ZRANGE', okey(owner), 0, -1)) do
-    if m ~= A[3] then
+    if not skip[m] then
       local s = load(skey(m))
       if s and s.o == owner and not s.r and live(s, n) then
         out[#out + 1] = m
@@ -643,6 +657,8 @@ if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
     else
       local ok, reply = pcall(run, keys, args)
       if not ok then
+        -- A failed redis.call raises a table with the server's error in err.
+        if type(reply) == 'table' and reply.err then reply = reply.err end
         out[i] = { '!ERR', tostring(reply) }
       elseif type(reply) == 'table' and reply.err then
         out[i] = { '!ERR', reply.err }

@@ -10,9 +10,10 @@ import type { ExpiryPolicy } from '../../store/expiry.ts';
 import type { SweepResult, SweepTask } from '../engine.ts';
 import { toWire } from '../../errors.ts';
 import { closeClient, connect, isConnectionLoss, unavailableError, type Conn } from './connection.ts';
-import { evalBySlot, eachPage } from './engine.ts';
+import { evalBySlot, eachPage, groupIn } from './engine.ts';
 import { requireStore } from './schema.ts';
 import { keys, storeScript } from './script.ts';
+import { isClusterUrl } from './url.ts';
 
 let client: Conn | null = null;
 let opened = '';
@@ -42,7 +43,7 @@ export async function sweepRedis(task: {
   abort: Int32Array;
 }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const k = keys(task.table);
-  const script = storeScript(task.table, task.policy);
+  const script = storeScript(task.table, task.policy, { cluster: isClusterUrl(task.database) });
   const sha = createHash('sha1').update(script).digest('hex');
   const token = randomUUID();
   try {
@@ -69,6 +70,17 @@ export async function sweepRedis(task: {
       await eachPage(c, k.owners, async (page) => {
         if (!(await keep())) return;
         for (const removed of await evalBySlot(c, sha, script, page, ['prune'], task.table)) deleted += Number(removed);
+        if (c.cluster) {
+          // Each index's group is (back) in its owner's list — one a failover lost is found again by log-out-everywhere.
+          await Promise.all(
+            page.map((index) => {
+              const group = groupIn(index, task.table);
+              if (group === undefined) return null;
+              const list = k.groups(index.slice(index.indexOf('}', task.table.length + 3) + 1));
+              return c.send(list, ['ZADD', list, 'NX', '0', group]);
+            }),
+          );
+        }
       });
       if (c.cluster) {
         // An owner's list of groups forgets a group whose index is gone, unless it was given lately (a login on its way).
@@ -76,13 +88,10 @@ export async function sweepRedis(task: {
         await eachPage(c, k.directories, async (page) => {
           if (!(await keep())) return;
           for (const listKey of page) {
-            const owner = listKey.slice(k.groups('').length);
+            const owner = k.ownerOfList(listKey);
             const listed = (await c.send(listKey, ['ZRANGE', listKey, '0', '-1'])) as string[];
-            const gone: string[] = [];
-            for (const group of listed) {
-              const index = k.owner(owner, group);
-              if (Number(await c.send(index, ['EXISTS', index])) === 0) gone.push(group);
-            }
+            const exists = await Promise.all(listed.map((group) => c.send(k.owner(owner, group), ['EXISTS', k.owner(owner, group)])));
+            const gone = listed.filter((_, i) => Number(exists[i]) === 0);
             if (gone.length > 0) await evalBySlot(c, sha, script, [listKey], ['forget', margin, ...gone], task.table);
           }
         });
