@@ -697,13 +697,22 @@ export class RedisEngine {
           // (its reply key, a list's entry) say the write is on the server that answered (not lost to a failover).
           ...[...written].map(async ([group, checks]) => {
             const key = this.#keys.wait(group);
-            const [, waited, ...found] = await Promise.all([
-              client.send(key, ['SET', key, '1', 'PX', '1000']),
-              client.send(key, ['WAIT', String(wanted), String(ms)]),
-              ...checks.map((check) => client.send(key, check)),
-            ]);
-            if (found.some((one) => one === null || one === 0)) moved = true;
-            return Number(waited);
+            // A connection lost meanwhile: asked again on the new one (its SET first makes WAIT cover all the server has).
+            for (let attempt = 0; ; attempt++) {
+              try {
+                const now = this.#client ?? client;
+                const [, waited, ...found] = await Promise.all([
+                  now.send(key, ['SET', key, '1', 'PX', '1000']),
+                  now.send(key, ['WAIT', String(wanted), String(Math.max(1, Math.min(ms, Math.floor((deadline - Date.now()) * 0.8))))]),
+                  ...checks.map((check) => now.send(key, check)),
+                ]);
+                if (found.some((one) => one === null || one === 0)) moved = true;
+                return Number(waited);
+              } catch (error) {
+                if (!isConnectionLoss(error) || Date.now() + backoffMs(attempt) >= deadline) throw error;
+                await sleep(backoffMs(attempt));
+              }
+            }
           }),
           // A cluster's clear: every primary.
           ...(clears && this.#cluster
