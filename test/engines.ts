@@ -66,8 +66,8 @@ export async function redisCommands<T>(
       );
     try {
       return await work(
-        // The node of the command's first key (EVAL's comes after the script and the key count).
-        (...args) => cluster.sendCommand(/^EVAL/i.test(args[0]) ? args[3] : args[1], false, args),
+        // The node of the command's first key (EVAL's comes after the script and the key count, MEMORY USAGE's after USAGE).
+        (...args) => cluster.sendCommand(/^EVAL/i.test(args[0]) ? args[3] : /^MEMORY$/i.test(args[0]) ? args[2] : args[1], false, args),
         async (pattern) => (await Promise.all((await nodes()).map((send) => scanWith(send, pattern)))).flat(),
         nodes,
       );
