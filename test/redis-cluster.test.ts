@@ -187,11 +187,31 @@ async function lostOf(sessions: SessionApp, acked: Map<string, number>): Promise
   return lost;
 }
 
-test('slots moving under load (redis-cli --cluster reshard: MOVED, ASK, TRYAGAIN): no call fails, nothing acknowledged is lost', async () => {
+test('slots moving under load (redis-cli --cluster reshard: MOVED, ASK, TRYAGAIN): no call fails, logins and log-out-everywhere included; nothing acknowledged is lost', async () => {
   const sessions = await app({ table: 'moving', requestTimeout: 10_000 });
   const before: string[] = [];
   for (let i = 0; i < 200; i++) before.push((await sessions.store.put(null, { before: i }))!);
   const load = writers(sessions, 4);
+  // Logins and log-out-everywhere meanwhile: calls that reach sessions beyond their declared keys, in slots that move.
+  let stopLogins = false;
+  const counts: Array<[number, number]> = [];
+  const loginFailures: string[] = [];
+  const logins = Array.from({ length: 2 }, async (_, n) => {
+    const owner = `mover-${n}`;
+    let mine: string[] = [];
+    for (let i = 0; !stopLogins && i < 10_000; i++) {
+      try {
+        const next = (await sessions.store.renew((await sessions.store.put(null, { n, i }))!, { owner }))!;
+        mine.push(next);
+        if (i % 5 === 4) {
+          counts.push([await sessions.store.revokeAll(owner, { except: next }), mine.length - 1]);
+          mine = [next];
+        }
+      } catch (error) {
+        loginFailures.push(String(error));
+      }
+    }
+  });
   const from = cluster.primaryOf(0);
   const to = cluster.primaryOf(16383);
   const bin = redisBinaries();
@@ -230,6 +250,11 @@ test('slots moving under load (redis-cli --cluster reshard: MOVED, ASK, TRYAGAIN
     child.on('exit', (code) => resolve({ code, out }));
   });
   await load.stop();
+  stopLogins = true;
+  await Promise.all(logins);
+  assert.equal(loginFailures, [], 'no login or log-out-everywhere failed while the slots moved');
+  assert.ok(counts.length > 5, `log-out-everywhere ran ${counts.length} times`);
+  for (const [ended, expected] of counts) assert.is(ended, expected, "revokeAll's count is exact");
   assert.is(moved.code, 0, moved.out.slice(-500));
   assert.is(cluster.primaryOf(0).port, to.port, 'slot 0 moved');
   assert.equal([...load.failures], [], 'no call failed while the slots moved');

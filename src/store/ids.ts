@@ -25,8 +25,8 @@ export function newSessionId(): string {
  * A new id whose digest starts with the same byte as `sid`'s (a Redis
  * Cluster keeps a session's keys in the slot of that byte: engines/redis):
  * ids are drawn until one matches, about 256 draws (half a millisecond),
- * each a full 256-bit id — the one kept has 256 fresh bits, and nothing of
- * the old id.
+ * each a full 256-bit id. Nothing of the old id is kept; to its holder, the
+ * new one's digest's first byte is known (248 unknown bits).
  */
 export function newSessionIdLike(sid: string): string {
   const group = hash('sha256', sid, 'buffer')[0];

@@ -348,7 +348,7 @@ export class RedisEngine {
       }
       const settled = await this.#send(client, pending, deadline, replyKey);
       // The batch ran where its reply key is (written in the same script): WAIT checks it is still there.
-      if (replyKey !== null && settled.some((one) => one.status === 'fulfilled')) addCheck(written!, group, ['EXISTS', replyKey]);
+      if (replyKey !== null && settled.stored) addCheck(written!, group, ['EXISTS', replyKey]);
       if (writes && requests && !faulted && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): the batch ran, and its replies are "lost": every call is sent again.
         faulted = true;
@@ -614,7 +614,7 @@ export class RedisEngine {
     calls: Array<{ call: Call }>,
     deadline: number,
     replyKey: string | null,
-  ): Promise<PromiseSettledResult<Reply>[]> {
+  ): Promise<PromiseSettledResult<Reply>[] & { stored?: boolean }> {
     const keyList: string[] = [];
     const counts: string[] = [];
     const args: string[] = [];
@@ -662,10 +662,16 @@ export class RedisEngine {
         reply = await Promise.race([client.send(keyList[0], ['EVAL', this.#script, ...command.slice(2)]) as Promise<Reply>, late]);
       }
       if (reply === 'late') return all({ status: 'rejected', reason: new Late(stuck()) });
-      return (reply as Reply[]).map((one): PromiseSettledResult<Reply> => {
-        if (Array.isArray(one) && one[0] === '!ERR') return { status: 'rejected', reason: new Error(String(one[1])) };
-        return { status: 'fulfilled', value: one };
-      });
+      // One reply per call, then whether the reply key holds the writes' replies.
+      const replies = reply as Reply[];
+      const results: PromiseSettledResult<Reply>[] & { stored?: boolean } = replies
+        .slice(0, calls.length)
+        .map((one): PromiseSettledResult<Reply> => {
+          if (Array.isArray(one) && one[0] === '!ERR') return { status: 'rejected', reason: new Error(String(one[1])) };
+          return { status: 'fulfilled', value: one };
+        });
+      results.stored = replies[calls.length] === 1;
+      return results;
     } catch (error) {
       return all({ status: 'rejected', reason: error });
     } finally {

@@ -667,19 +667,27 @@ if ARGV[1] == 'batch' or ARGV[1] == 'batch!' then
       end
     end
   end
+  -- The last element says whether the replies are stored under the reply
+  -- key (engine.ts checks the key after WAIT only then).
+  local stored = 0
+  if cached then stored = 1 end
   if replyKey and not cached then
-    -- Only the writes' replies are kept (a read's may hold a whole session).
+    -- Only the writes' replies are kept (a read's may hold a whole session),
+    -- and not a call that failed (a slot migrating): a replay runs it again.
     local writes = {}
     local at = 3 + 2 * count
     for i = 1, count do
       local op = ARGV[at]
-      if WRITES[op] then writes[i] = out[i] else writes[i] = '!READ' end
+      local failed = type(out[i]) == 'table' and out[i][1] == '!ERR'
+      if WRITES[op] and not failed then writes[i] = out[i] else writes[i] = '!READ' end
       at = at + tonumber(ARGV[2 + 2 * i])
     end
     -- Out of memory (noeviction) or a replica: the batch's calls answered
     -- for themselves above; without the key, a replay runs again.
-    redis.pcall('SET', replyKey, cjson.encode(writes), 'PX', REPLYTTL)
+    local set = redis.pcall('SET', replyKey, cjson.encode(writes), 'PX', REPLYTTL)
+    if type(set) == 'table' and set.ok then stored = 1 end
   end
+  out[count + 1] = stored
   return out
 end
 return run(KEYS, ARGV)
