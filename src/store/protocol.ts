@@ -76,6 +76,19 @@ export type Reply<K extends Op> = StoreCalls[K]['reply'];
 /** One call as an engine receives it: narrowing on `op` types `args`. */
 export type StoreCall = { [K in Op]: { op: K; args: Args<K> } }[Op];
 
+/** The owner a call gives its session (create, put, patch, renew with an owner), or undefined. */
+export function ownerGiven(call: StoreCall): string | undefined {
+  const owner =
+    call.op === 'create' || call.op === 'put'
+      ? call.args[2]
+      : call.op === 'patch'
+        ? call.args[3]
+        : call.op === 'renew'
+          ? (call.args as RenewWithChanges)[5]
+          : undefined;
+  return typeof owner === 'string' ? owner : undefined;
+}
+
 /** The calls that may write (an engine takes its write lock for a batch holding one). */
 export const WRITES: ReadonlySet<Op> = new Set<Op>([
   'create',

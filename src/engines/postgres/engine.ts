@@ -12,7 +12,7 @@ import { backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavail
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 import { RENEWED } from '../../store/renewed.ts';
-import type { Op, RenewWithChanges, StoreCall } from '../../store/protocol.ts';
+import { ownerGiven, type Op, type RenewWithChanges, type StoreCall } from '../../store/protocol.ts';
 
 export interface PostgresEngineOptions {
   database: string;
@@ -685,17 +685,8 @@ function ownersOf(requests: Request[]): string[] {
   const owners = new Set<string>();
   for (const request of requests) {
     const call = request as StoreCall;
-    const owner =
-      call.op === 'revoke' || call.op === 'revokeAll'
-        ? call.args[0]
-        : call.op === 'create' || call.op === 'put'
-          ? call.args[2]
-          : call.op === 'patch'
-            ? call.args[3]
-            : call.op === 'renew'
-              ? call.args[5]
-              : null;
-    if (typeof owner === 'string') owners.add(owner);
+    const owner = call.op === 'revoke' || call.op === 'revokeAll' ? call.args[0] : ownerGiven(call);
+    if (owner !== undefined) owners.add(owner);
   }
   return [...owners].sort();
 }

@@ -10,7 +10,7 @@ import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import { digest } from '../../store/ids.ts';
 import { RENEWED } from '../../store/renewed.ts';
-import type { RenewWithChanges, StoreCall } from '../../store/protocol.ts';
+import { ownerGiven, type RenewWithChanges, type StoreCall } from '../../store/protocol.ts';
 import { backoffMs, isConnectionLoss, type Conn, type NodeClient } from './connection.ts';
 import { keys, ownerTag, storeScript } from './script.ts';
 import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
@@ -751,15 +751,8 @@ export class RedisEngine {
       throw new TypeError("on a Redis Cluster, a renewed id's digest starts with the old one's first byte (its slot)");
     }
     planned.group = group;
-    const owner: unknown =
-      call.op === 'create' || call.op === 'put'
-        ? call.args[2]
-        : call.op === 'patch'
-          ? call.args[3]
-          : call.op === 'renew'
-            ? call.args[5]
-            : undefined;
-    if (typeof owner === 'string') {
+    const owner = ownerGiven(call);
+    if (owner !== undefined) {
       const kept = (call.op === 'renew' ? call.args[1] : call.args[0]) as string;
       planned.gives = { owner, member: member(kept), source: call.op === 'create' ? undefined : (call.args[0] as string) };
     }
