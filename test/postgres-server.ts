@@ -11,7 +11,7 @@
 // createPostgresUser would).
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -34,6 +34,10 @@ export interface PostgresServer {
   destroy(): void;
   /** A URL of another database on this server. */
   urlOf(database: string): string;
+  /** SIGKILL of the postmaster (a machine lost): its backends exit when they notice. */
+  kill(): void;
+  /** `pg_ctl promote -w` (a standby becomes a primary). */
+  promote(): Promise<void>;
 }
 
 function isRoot(): boolean {
@@ -178,14 +182,7 @@ export async function startPostgres(options: { settings?: Record<string, string 
   const bin = postgresBin();
   ensurePostgresUser();
   reapOrphans(bin);
-  const dir = mkdtempSync(join(tmpdir(), PREFIX));
-  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
-  chmodSync(dir, 0o755);
-  if (isRoot()) {
-    const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-    const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
-    chownSync(dir, Number(ids.stdout.trim()), Number(gid.stdout.trim()));
-  }
+  const dir = ownFolder();
   const data = join(dir, 'data');
   const init = run(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '-A', 'trust', '-N', '-E', 'UTF8', '--locale=C'], {
     asPostgres: true,
@@ -194,7 +191,13 @@ export async function startPostgres(options: { settings?: Record<string, string 
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`initdb failed: ${init.out}`);
   }
-  const port = await freePort();
+  return serverIn(bin, dir, options.settings ?? {});
+}
+
+/** The server object for the data folder in `dir` (a fresh one, or a standby's backup); started before it is returned. */
+async function serverIn(bin: string, dir: string, extra: Record<string, string | number>, at?: number): Promise<PostgresServer> {
+  const data = join(dir, 'data');
+  const port = at ?? (await freePort());
   const settings: Record<string, string | number> = {
     port,
     listen_addresses: '127.0.0.1',
@@ -203,7 +206,7 @@ export async function startPostgres(options: { settings?: Record<string, string 
     full_page_writes: 'off',
     max_connections: 300,
     shared_buffers: '128MB',
-    ...options.settings,
+    ...extra,
   };
   const serverOptions = Object.entries(settings)
     .map(([key, value]) => `-c ${key}=${value}`)
@@ -239,6 +242,20 @@ export async function startPostgres(options: { settings?: Record<string, string 
       const started = await pgCtlAsync(['-w', '-t', '60', '-l', join(dir, 'log'), '-o', serverOptions, 'start']);
       if (started.status !== 0) throw new Error(`pg_ctl start failed: ${started.out}`);
     },
+    kill() {
+      const pidFile = join(data, 'postmaster.pid');
+      if (!existsSync(pidFile)) return;
+      const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone already */
+      }
+    },
+    async promote() {
+      const promoted = await runAsync(join(bin, 'pg_ctl'), ['-D', data, '-w', '-t', '60', 'promote']);
+      if (promoted.status !== 0) throw new Error(`pg_ctl promote failed: ${promoted.out}`);
+    },
     destroy() {
       if (destroyed) return;
       destroyed = true;
@@ -256,4 +273,149 @@ export async function startPostgres(options: { settings?: Record<string, string 
     throw error;
   }
   return server;
+}
+
+/** A fresh folder of ours, owned by the postgres user when we are root. */
+function ownFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), PREFIX));
+  writeFileSync(join(dir, 'owner.pid'), String(process.pid));
+  chmodSync(dir, 0o755);
+  if (isRoot()) {
+    const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    chownSync(dir, uid, gid);
+  }
+  return dir;
+}
+
+/**
+ * A streaming standby of `primary`: `pg_basebackup -R` (the standby's
+ * primary_conninfo and standby.signal written for it), started hot (read
+ * only). `sync`: the primary then waits for it at each commit
+ * (synchronous_standby_names = '*', synchronous_commit on): a commit the
+ * primary acknowledged is on the standby too.
+ */
+export async function startStandby(primary: PostgresServer, options: { sync: boolean; port?: number }): Promise<PostgresServer> {
+  const bin = postgresBin();
+  const dir = ownFolder();
+  const backup = run(
+    join(bin, 'pg_basebackup'),
+    ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', join(dir, 'data'), '-R', '-X', 'stream', '-c', 'fast'],
+    { asPostgres: true, timeoutMs: 120_000 },
+  );
+  if (backup.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`pg_basebackup failed: ${backup.out}`);
+  }
+  const standby = await serverIn(bin, dir, {}, options.port);
+  await setSync(primary, options.sync);
+  return standby;
+}
+
+/** Turns synchronous replication on ('*': any standby) or off on `primary`, and reloads it. */
+export async function setSync(primary: PostgresServer, sync: boolean): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: primary.url });
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    await client.query(`ALTER SYSTEM SET synchronous_standby_names = '${sync ? '*' : ''}'`);
+    await client.query('SELECT pg_reload_conf()');
+  } finally {
+    await client.end();
+  }
+}
+
+export interface PgBouncer {
+  port: number;
+  /** The URL of `database` through PgBouncer (transaction pooling), with ?pgbouncer=true. */
+  urlOf(database: string): string;
+  /** SIGKILL, then started again on the same port (every client connection lost). */
+  restart(): Promise<void>;
+  destroy(): void;
+}
+
+/** Debian's pgbouncer binary, or null when the package is not installed. */
+export function pgbouncerBin(): string | null {
+  for (const file of ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer']) if (existsSync(file)) return file;
+  return null;
+}
+
+/**
+ * PgBouncer in transaction mode in front of `server` (every database, by
+ * its wildcard entry), on 127.0.0.1 only, run as the postgres user (it
+ * refuses root). Stopped by destroy() and at exit.
+ */
+export async function startPgBouncer(server: PostgresServer): Promise<PgBouncer> {
+  const bin = pgbouncerBin();
+  if (!bin) throw new Error("PgBouncer is not installed (Debian's pgbouncer package; .ci/run installs it)");
+  ensurePostgresUser();
+  const dir = ownFolder();
+  const port = await freePort();
+  writeFileSync(join(dir, 'users.txt'), '"postgres" ""\n');
+  writeFileSync(
+    join(dir, 'pgbouncer.ini'),
+    [
+      '[databases]',
+      `* = host=127.0.0.1 port=${server.port}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      "unix_socket_dir = ''",
+      'auth_type = trust',
+      `auth_file = ${join(dir, 'users.txt')}`,
+      'pool_mode = transaction',
+      'max_client_conn = 1000',
+      'default_pool_size = 40',
+      `logfile = ${join(dir, 'pgbouncer.log')}`,
+      `pidfile = ${join(dir, 'pgbouncer.pid')}`,
+      '',
+    ].join('\n'),
+  );
+  run('chown', ['-R', 'postgres:postgres', dir]);
+  const launch = async () => {
+    const started = run(bin, ['-d', join(dir, 'pgbouncer.ini')], { asPostgres: true });
+    if (started.status !== 0) throw new Error(`pgbouncer did not start: ${started.out}`);
+    // Ready once it accepts connections.
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const socket = createConnection({ host: '127.0.0.1', port }, () => {
+          socket.destroy();
+          resolve(true);
+        });
+        socket.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > end) throw new Error(`pgbouncer did not listen on ${port}: ${readIf(join(dir, 'pgbouncer.log'))}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+  const kill = () => {
+    const pid = Number(readIf(join(dir, 'pgbouncer.pid')).trim());
+    if (pid > 0 && alive(pid)) process.kill(pid, 'SIGKILL');
+    rmSync(join(dir, 'pgbouncer.pid'), { force: true });
+  };
+  await launch();
+  let destroyed = false;
+  const bouncer: PgBouncer = {
+    port,
+    urlOf: (database) => `postgres://postgres@127.0.0.1:${port}/${database}?pgbouncer=true`,
+    async restart() {
+      kill();
+      await launch();
+    },
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  process.on('exit', () => bouncer.destroy());
+  return bouncer;
+}
+
+function readIf(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }

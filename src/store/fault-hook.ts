@@ -34,15 +34,15 @@ const LOST_REPLY_FILE = process.env.SUPERVISED_SESSIONS_LOSE_COMMIT_REPLY;
 
 export function loseCommitReply(requests: Array<{ op: string }>): boolean {
   // `<file>.lost` says it happened; the engine reconnects once the test has
-  // removed it (at most 5 s later), so a test can write in the gap as another
-  // app server would.
+  // removed it (at most 20 s later), so a test can write in the gap as another
+  // app server would, or fail the server over.
   return armed(LOST_REPLY_FILE, requests, 'lost');
 }
 
-/** Waits (at most 5 s) until the test removed `<file>.lost` (see loseCommitReply). */
+/** Waits (at most 20 s) until the test removed `<file>.lost` (see loseCommitReply). */
 export async function afterLostReply(): Promise<void> {
   const marker = `${LOST_REPLY_FILE}.lost`;
-  const end = Date.now() + 5000;
+  const end = Date.now() + 20_000;
   while (existsSync(marker) && Date.now() < end) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 

@@ -5,7 +5,7 @@
 import { OWNER_BUSY } from './statements.ts';
 import pg from 'pg';
 import { ConfigError, StoreUnavailableError } from '../../errors.ts';
-import { redactIn, redactUrl } from './url.ts';
+import { postgresTargets, redactIn, redactUrl, type PostgresTargets } from './url.ts';
 
 export interface ConnectOptions {
   database: string;
@@ -29,22 +29,85 @@ const types = {
   },
 };
 
+/** The URL's hosts and parameters (url.ts); the config refused a URL that does not parse. */
+export function targetsOf(database: string): PostgresTargets {
+  const targets = postgresTargets(database);
+  if (typeof targets === 'string') throw new ConfigError('database', `invalid config "database": ${redactUrl(database)} ${targets}`);
+  return targets;
+}
+
 /**
- * Opens a connection. The URL's own parameters (sslmode, application_name,
+ * Opens a connection to the first host of the URL that answers and is what
+ * target_session_attrs asks for (libpq's rule: hosts in the order given,
+ * each bounded by its share of the connect timeout). A host that is
+ * read-only (a standby, a demoted primary) is skipped as if it were down.
+ * Throws the last host's error: a connection loss (retried by callers with
+ * backoff) unless a host refused us for a reason waiting will not fix.
+ */
+export async function connect(options: ConnectOptions): Promise<Client> {
+  const targets = targetsOf(options.database);
+  const total = Math.max(250, Math.ceil(options.connectTimeoutMs ?? options.timeoutMs));
+  const started = Date.now();
+  let lastLoss: unknown = null;
+  let firstProblem: unknown = null;
+  for (let i = 0; i < targets.urls.length; i++) {
+    const left = total - (Date.now() - started);
+    if (i > 0 && left <= 0) break;
+    // Each host gets its share of what is left, so one that drops packets cannot starve the next.
+    const share = Math.max(250, Math.ceil(left / (targets.urls.length - i)));
+    try {
+      const client = await connectOne(targets.urls[i], options, share, targets.pgbouncer);
+      const problem = targets.attrs === 'any' ? null : await notWanted(client, targets.attrs, targets.labels[i]);
+      if (problem === null) return client;
+      await closeClient(client);
+      lastLoss = problem;
+    } catch (error) {
+      if (isConnectionLoss(error)) lastLoss = error;
+      else firstProblem ??= error;
+    }
+  }
+  throw firstProblem ?? lastLoss ?? new Error('no host answered');
+}
+
+/** Why a connected server is not one the store may use (an Error counted as a connection loss), or null. */
+async function notWanted(client: Client, attrs: 'read-write' | 'primary', label: string): Promise<Error | null> {
+  const { rows } = await client.query<{ recovery: boolean; ro: string }>(
+    "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro",
+  );
+  const { recovery, ro } = rows[0];
+  if (recovery || (attrs === 'read-write' && ro === 'on')) {
+    const what = recovery ? 'a standby (in recovery)' : 'read-only (default_transaction_read_only is on)';
+    return Object.assign(new Error(`the server at ${label} is ${what}; target_session_attrs=${attrs} skips it`), {
+      code: '25006',
+    });
+  }
+  return null;
+}
+
+/**
+ * One host. The URL's own parameters (sslmode, application_name,
  * statement_timeout, ...) win over these defaults: pg merges the parsed
  * connection string over the config object.
  */
-export async function connect(options: ConnectOptions): Promise<Client> {
+async function connectOne(url: string, options: ConnectOptions, timeoutMs: number, pgbouncer: boolean): Promise<Client> {
+  // Behind PgBouncer, the startup packet may carry only the parameters it
+  // knows (application_name among them): the server-side bounds are then set
+  // per transaction by the engine (SET LOCAL), and the client-side one stays.
+  const serverBounds = pgbouncer
+    ? {}
+    : {
+        // Server-side bounds: a statement never outlives what a caller waits,
+        // and a transaction left open by a vanished client ends by itself.
+        statement_timeout: statementTimeoutMs(options.timeoutMs),
+        idle_in_transaction_session_timeout: idleInTransactionTimeoutMs(options.timeoutMs),
+      };
   const client = new pg.Client({
-    connectionString: options.database,
+    connectionString: url,
     pipeline: options.pipeline ?? false,
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
-    connectionTimeoutMillis: Math.max(250, Math.ceil(options.connectTimeoutMs ?? options.timeoutMs)),
-    // Server-side bounds: a statement never outlives what a caller waits,
-    // and a transaction left open by a vanished client ends by itself.
-    statement_timeout: Math.max(1000, Math.ceil(options.timeoutMs)),
-    idle_in_transaction_session_timeout: Math.max(10_000, Math.ceil(options.timeoutMs) * 2),
+    connectionTimeoutMillis: timeoutMs,
+    ...serverBounds,
     // Client-side bound for a network that drops packets without a reset: the
     // client destroys the socket and the actor replays on a new connection.
     query_timeout: Math.ceil(options.timeoutMs) + 2000,
@@ -54,6 +117,7 @@ export async function connect(options: ConnectOptions): Promise<Client> {
   client.on('error', () => {
     /* seen through the failing query and `isConnectionLoss` */
   });
+  if (pgbouncer) unnamed(client);
   try {
     await client.connect();
   } catch (error) {
@@ -62,6 +126,26 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     throw error;
   }
   return client;
+}
+
+export const statementTimeoutMs = (timeoutMs: number) => Math.max(1000, Math.ceil(timeoutMs));
+export const idleInTransactionTimeoutMs = (timeoutMs: number) => Math.max(10_000, Math.ceil(timeoutMs) * 2);
+
+/**
+ * PgBouncer before 1.21 (Debian 12 ships 1.18) in transaction mode hands each
+ * transaction to any server connection: a statement prepared by name on one
+ * is unknown on the next. Every named query of this client is sent unnamed
+ * instead (parsed and planned each time it runs).
+ */
+function unnamed(client: Client): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (config: unknown, ...rest: unknown[]) => {
+    if (config !== null && typeof config === 'object' && 'name' in config && !('submit' in config)) {
+      const { name: _name, ...plain } = config as Record<string, unknown>;
+      return query(plain, ...rest);
+    }
+    return query(config, ...rest);
+  };
 }
 
 /** Closes a client whatever its state; never throws. */
@@ -75,9 +159,14 @@ export async function closeClient(client: Client | null): Promise<void> {
 }
 
 const LOST_CODES = new Set([
+  // read_only_sql_transaction: the server is (or became) a standby or a
+  // demoted primary. The transaction did nothing; another host, or this one
+  // once it is a primary again, will take the batch.
+  '25006',
   '57P01', // admin_shutdown (pg_terminate_backend, a fast shutdown)
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (starting up, shutting down, recovering)
+  '57P05', // idle_session_timeout: the server closed an idle connection
   '53300', // too_many_connections: waiting helps
   'ECONNREFUSED',
   'ECONNRESET',

@@ -8,9 +8,23 @@ import { SessionTooLargeError, StoreUnavailableError } from '../../errors.ts';
 import type { Outcome, Request } from '../../runtime/mailbox-server.ts';
 import { expiresAt, type ExpiryPolicy } from '../../store/expiry.ts';
 import { digest, handleFromDigest } from '../../store/ids.ts';
-import { backoffMs, closeClient, connect, isConnectionLoss, isRetryable, unavailableError, type Client } from './connection.ts';
+import { randomUUID } from 'node:crypto';
+import {
+  backoffMs,
+  closeClient,
+  connect,
+  idleInTransactionTimeoutMs,
+  isConnectionLoss,
+  isRetryable,
+  statementTimeoutMs,
+  targetsOf,
+  unavailableError,
+  type Client,
+} from './connection.ts';
+import { ensureMarks, marksTable } from './schema.ts';
+import { quoted } from '../../store/layout.ts';
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
-import { statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
+import { NOW, statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
 import { RENEWED } from '../../store/renewed.ts';
 import { ownerGiven, type Op, type RenewWithChanges, type StoreCall } from '../../store/protocol.ts';
 
@@ -63,9 +77,20 @@ export class PostgresEngine {
   readonly #wave: WaveStatements;
   #client: Client | null = null;
   #closed = false;
+  /** BEGIN, and behind PgBouncer the server-side bounds a startup packet cannot carry there (connection.ts). */
+  readonly #begin: string;
+  readonly #markSql: string;
+  /** target_session_attrs asks for a writable server: read batches check it too. */
+  readonly #checkWritable: boolean;
 
   constructor(options: PostgresEngineOptions) {
     this.#options = options;
+    const targets = targetsOf(options.database);
+    this.#begin = targets.pgbouncer
+      ? `BEGIN; SET LOCAL statement_timeout = ${statementTimeoutMs(options.timeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${idleInTransactionTimeoutMs(options.timeoutMs)}`
+      : 'BEGIN';
+    this.#checkWritable = targets.attrs !== 'any';
+    this.#markSql = `INSERT INTO ${quoted(marksTable(options.table))} (id, at) VALUES ($1, ${NOW})`;
     this.#sql = statements(options.table, options.policy, options.maxSessionBytes);
     this.#sweeps = sweepStatements(options.table, options.policy);
     this.#wave = waveStatements(options.table, options.policy, options.maxSessionBytes);
@@ -113,10 +138,16 @@ export class PostgresEngine {
     let merge = true;
     let steps = this.#plan(requests, outcomes, merge);
     let attempt = 0;
-    /** The transaction id of a write batch whose COMMIT went out unanswered. */
-    let unanswered: string | null = null;
-    /** The server process of a write batch lost before its transaction id came back. */
-    let lostBackend: number | null = null;
+    /**
+     * The batch's mark (schema.ts, marksTable): every run of a write batch
+     * inserts it first. Once one run has committed, a later run's insert
+     * fails on the primary key (23505), so a batch whose COMMIT reply was
+     * lost is never applied twice; a run still in progress on the server
+     * (its connection half-dead) makes the insert wait until it ends. A
+     * failover carries the mark to the new primary exactly when it carries
+     * the batch.
+     */
+    const mark = writes ? randomUUID() : null;
     /**
      * The batch's first run is known to have committed: every later run only
      * computes its replies (and is rolled back), even when that run's own
@@ -139,58 +170,11 @@ export class PostgresEngine {
         break;
       }
       /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
-      let answerOnly: boolean = committed;
-      if (lostBackend !== null) {
-        // Lost before its transaction id came back: which transaction to ask
-        // about is unknown, so the batch waits until the server process that
-        // ran it has left any transaction (it may still be inside it), and
-        // is then replayed, every call being idempotent.
-        const left = await backendLeft(client, lostBackend, deadline);
-        if (left === 'lost') {
-          this.#client = null;
-          void closeClient(client);
-          continue;
-        }
-        if (!left) {
-          const error = new StoreUnavailableError(
-            `a batch whose connection was lost may still have been running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`,
-          );
-          failAll(steps, outcomes, error);
-          break;
-        }
-        lostBackend = null;
-      }
-      if (unanswered !== null) {
-        // The COMMIT of this batch went out and its reply was lost with the
-        // connection. Running a write batch that did commit a second time
-        // could undo what another app server wrote meanwhile (a revoke, a
-        // newer value), so the server is asked first. Committed: the batch
-        // runs again only to compute its replies (as a replay would give
-        // them), and is rolled back. Aborted, or not known to this server
-        // (a failover): it is replayed, as every call is idempotent.
-        const status = await settledStatus(client, unanswered, deadline);
-        if (status === 'lost') {
-          this.#client = null;
-          void closeClient(client);
-          continue;
-        }
-        if (status === 'in progress') {
-          // Its first run may still commit (the server has not yet seen the
-          // connection go, or a pooler keeps it): running it again now could
-          // apply it twice. Past requestTimeout, its calls fail instead.
-          const error = new StoreUnavailableError(
-            `a batch whose connection was lost was still running on the server after requestTimeout (${this.#options.timeoutMs} ms); it was not run again`,
-          );
-          failAll(steps, outcomes, error);
-          break;
-        }
-        unanswered = null;
-        if (status === 'committed') committed = answerOnly = true;
-      }
+      const answerOnly: boolean = committed;
       const result = await this.#transaction(
         client,
         steps,
-        writes,
+        answerOnly ? null : mark,
         owners,
         answerOnly,
         writes && !answerOnly && dropInTransaction(requests),
@@ -200,9 +184,32 @@ export class PostgresEngine {
         // computes replies, rolled back), and the reply "lost".
         this.#client = null;
         void closeClient(client);
-        unanswered = committed ? null : result.xid;
         attempt++;
         await afterLostReply();
+        continue;
+      }
+      if (result.kind === 'committed-before') {
+        // An earlier run of this batch committed (its reply was lost): this
+        // run rolled back, and the next only computes the replies.
+        committed = true;
+        continue;
+      }
+      if (result.kind === 'no-marks') {
+        // A table set up by an earlier version: the marks table is added.
+        const added = await ensureMarks(client, this.#options.table).then(
+          () => null,
+          (error: unknown) => error,
+        );
+        if (added !== null) {
+          if (isConnectionLoss(added)) {
+            this.#client = null;
+            void closeClient(client);
+            attempt++;
+            continue;
+          }
+          failAll(steps, outcomes, unavailableError(added, this.#options.database, 'the batch marks table could not be created'));
+          break;
+        }
         continue;
       }
       if (result.kind === 'done') {
@@ -236,9 +243,6 @@ export class PostgresEngine {
       if (result.kind === 'lost') {
         this.#client = null;
         if (!result.abandoned) void closeClient(client);
-        // An answer-only run's transaction was rolled back: nothing to ask about it.
-        unanswered = committed ? null : result.xid;
-        if (writes && !committed && result.xid === null) lostBackend = (client as unknown as { processID?: number }).processID ?? null;
       }
       attempt++;
       if (Date.now() + backoffMs(attempt) >= deadline) {
@@ -247,7 +251,9 @@ export class PostgresEngine {
           this.#options.database,
           result.kind === 'lost'
             ? 'the PostgreSQL connection was lost and not regained within requestTimeout'
-            : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout',
+            : (result.error as { code?: string }).code === '57014'
+              ? 'a batch whose connection was lost may still have been running on the server after requestTimeout; it was not run again'
+              : 'the batch collided with other transactions (a deadlock, or an owner whose sessions another app server was changing) until requestTimeout',
         );
         failAll(steps, outcomes, error);
         break;
@@ -293,31 +299,37 @@ export class PostgresEngine {
   async #transaction(
     client: Client,
     steps: Step[],
-    writes: boolean,
+    mark: string | null,
     owners: string[],
     rollback = false,
     dropInside = false,
   ): Promise<
-    | { kind: 'done'; results: QueryResult[][]; xid: string | null }
+    | { kind: 'done'; results: QueryResult[][] }
     | { kind: 'failed-step'; step: number; error: unknown }
     | { kind: 'unmerge'; error: unknown }
-    | { kind: 'lost'; error: unknown; xid: string | null; abandoned?: boolean }
+    | { kind: 'lost'; error: unknown; abandoned?: boolean }
     | { kind: 'retry'; error: unknown }
+    | { kind: 'committed-before' }
+    | { kind: 'no-marks' }
   > {
     // pg writes each protocol message as it is made: corked, the whole
     // pipelined batch leaves in one write (one syscall instead of dozens).
     const stream = (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
     stream?.cork?.();
     let begin: Promise<QueryResult>;
-    let xid: Promise<QueryResult> | null = null;
+    let marked: Promise<QueryResult> | null = null;
+    let readOnly: Promise<QueryResult> | null = null;
     let locks: Promise<QueryResult> | null = null;
     let sent: Array<Array<Promise<QueryResult>>>;
     let commit: Promise<QueryResult>;
     try {
-      begin = client.query('BEGIN');
-      // A write batch learns its transaction id first: should the COMMIT's
-      // reply be lost, the next connection asks whether it committed.
-      if (writes) xid = client.query({ name: 'ss_xid', text: 'SELECT pg_current_xact_id()::text AS xid', values: [] });
+      begin = client.query(this.#begin);
+      // A write batch inserts its mark first (runBatch): should the COMMIT's
+      // reply be lost, the next run learns from it whether this one committed.
+      // On a read-only server it fails at once (25006), a lost connection.
+      if (mark !== null) marked = client.query({ name: 'ss_mark', text: this.#markSql, values: [mark] });
+      // A read-only batch cannot tell a read-only server by failing: it asks.
+      else if (this.#checkWritable) readOnly = client.query({ name: 'ss_ro', text: READ_ONLY_SQL, values: [] });
       // The locks of every owner the batch changes, before any row lock and
       // in one global order (statements.ts, lockOwners): owner operations
       // are exact across app servers, and two batches cannot deadlock on them.
@@ -327,32 +339,35 @@ export class PostgresEngine {
     } finally {
       stream?.uncork?.();
     }
-    const heads = [begin, ...(xid ? [xid] : []), ...(locks ? [locks] : [])];
+    const checked = marked ?? readOnly;
+    const heads = [begin, ...(checked ? [checked] : []), ...(locks ? [locks] : [])];
     const all = Promise.allSettled([...heads, ...sent.flat(), commit]);
-    if (dropInside && xid) {
+    if (dropInside && marked) {
       // Fault injection (fault-hook.ts): the connection is "lost" once the
-      // transaction has its id, while the server is still inside it. The
-      // socket is only half-closed, so the server finishes the batch (and
-      // commits it) unaware; the client is closed once it has.
-      const known = await xid.then(
-        (r) => String((r.rows[0] as { xid: string }).xid),
-        () => null,
-      );
+      // transaction has inserted its mark, while the server is still inside
+      // it. The socket is only half-closed, so the server finishes the batch
+      // (and commits it) unaware; the client is closed once it has.
+      await marked.catch(() => null);
       (stream as { end?(): void } | undefined)?.end?.();
       this.#client = null;
       void all.then(() => closeClient(client));
-      return {
-        kind: 'lost',
-        error: new Error('the connection was dropped inside the transaction (fault hook)'),
-        xid: known,
-        abandoned: true,
-      };
+      return { kind: 'lost', error: new Error('the connection was dropped inside the transaction (fault hook)'), abandoned: true };
     }
     const settled = await all;
     const head = heads.length;
-    const xidResult = xid ? settled[1] : null;
+    const checkResult = checked ? settled[1] : null;
     const locksResult = locks ? settled[head - 1] : null;
-    const knownXid = xidResult?.status === 'fulfilled' ? String((xidResult.value.rows[0] as { xid: string }).xid) : null;
+    if (checkResult?.status === 'rejected') {
+      const code = (checkResult.reason as { code?: string }).code;
+      if (isConnectionLoss(checkResult.reason)) return { kind: 'lost', error: checkResult.reason };
+      if (marked && code === '23505') return { kind: 'committed-before' };
+      if (marked && code === '42P01') return { kind: 'no-marks' };
+      // 57014: its earlier run still holds the mark (it is still running on
+      // the server) past statement_timeout; a lock wait: run again.
+      if (marked) return { kind: 'retry', error: checkResult.reason };
+    } else if (readOnly && checkResult?.status === 'fulfilled' && (checkResult.value.rows[0] as { ro: boolean }).ro) {
+      return { kind: 'lost', error: readOnlyError() };
+    }
     let firstError: unknown = null;
     let failedStep = -1;
     let lost: unknown = null;
@@ -373,7 +388,7 @@ export class PostgresEngine {
     if (beginResult.status === 'rejected' && isConnectionLoss(beginResult.reason)) lost ??= beginResult.reason;
     if (commitResult.status === 'rejected' && isConnectionLoss(commitResult.reason)) lost ??= commitResult.reason;
     if (locksResult?.status === 'rejected' && isConnectionLoss(locksResult.reason)) lost ??= locksResult.reason;
-    if (lost !== null) return { kind: 'lost', error: lost, xid: knownXid };
+    if (lost !== null) return { kind: 'lost', error: lost };
     // Waiting for an owner's lock failed (a deadlock with a batch that took
     // row locks first, detected by the server): the batch runs again.
     if (locksResult?.status === 'rejected') return { kind: 'retry', error: locksResult.reason };
@@ -398,7 +413,7 @@ export class PostgresEngine {
             ? beginResult.reason
             : new Error(`the transaction ended with ${commitResult.value.command}`);
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
-      return { kind: 'lost', error: reason, xid: knownXid };
+      return { kind: 'lost', error: reason };
     }
     const results: QueryResult[][] = [];
     k = head;
@@ -407,7 +422,7 @@ export class PostgresEngine {
       for (let q = 0; q < sent[s].length; q++, k++) own.push((settled[k] as PromiseFulfilledResult<QueryResult>).value);
       results.push(own);
     }
-    return { kind: 'done', results, xid: knownXid };
+    return { kind: 'done', results };
   }
 
   /**
@@ -1000,46 +1015,11 @@ function failAll(steps: Step[], outcomes: Outcome[], error: Error): void {
   for (const step of steps) for (const i of step.indexes) outcomes[i] = { ok: false, error };
 }
 
-/**
- * Whether server process `pid` has left any transaction: true when it is
- * gone or idle (or not to be seen: behind PgBouncer the id is the pooler's,
- * and then the batch is replayed at once, as before this check); 'lost' when
- * this connection went too; false past the deadline.
- */
-async function backendLeft(client: Client, pid: number, deadline: number): Promise<boolean | 'lost'> {
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    // Busy: running a statement, or inside a transaction. A query that fails
-    // for another reason is taken as busy: waiting is the safe side.
-    const busy = await client
-      .query<{ busy: boolean }>(
-        `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND pid <> pg_backend_pid()
-        AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call')) AS busy`,
-        [pid],
-      )
-      .then(
-        (r) => r.rows[0].busy,
-        (error: unknown) => (isConnectionLoss(error) ? ('lost' as const) : true),
-      );
-    if (busy === 'lost') return 'lost';
-    if (!busy) return true;
-    if (Date.now() + wait >= deadline) return false;
-    await sleep(wait);
-  }
+/** The Error for a server found read-only by a read batch (counted as a lost connection). */
+function readOnlyError(): Error {
+  return Object.assign(new Error('the server is now read-only (a standby, or a demoted primary): another host is tried'), {
+    code: '25006',
+  });
 }
 
-/**
- * What became of a transaction whose connection was lost: 'committed',
- * 'aborted', null (not known to this server: a failover), 'lost' (this
- * connection went too), or — past the deadline — 'in progress'. A
- * transaction still in progress is waited for: it may yet commit.
- */
-async function settledStatus(client: Client, xid: string, deadline: number): Promise<string | null> {
-  for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-    const status = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [xid]).then(
-      (r) => r.rows[0].status,
-      (error: unknown) => (isConnectionLoss(error) ? 'lost' : 'unknown'),
-    );
-    if (status !== 'in progress' || Date.now() + wait >= deadline) return status;
-    await sleep(wait);
-  }
-}
+const READ_ONLY_SQL = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on' AS ro";

@@ -41,7 +41,10 @@ export async function tableShape(client: Client, table: string): Promise<TableSh
  */
 export async function setupTable(client: Client, table: string): Promise<'missing' | 'old' | 'ok'> {
   const seen = await tableShape(client, table);
-  if (seen === 'ok') return 'ok';
+  if (seen === 'ok') {
+    await ensureMarks(client, table);
+    return 'ok';
+  }
   if (seen === 'other') throw otherShape(table);
   const t = quoted(table);
   await client.query('BEGIN');
@@ -101,8 +104,38 @@ export async function setupTable(client: Client, table: string): Promise<'missin
       }
       await client.query(`CREATE INDEX IF NOT EXISTS "${indexName(table, 'owner')}" ON ${t} (owner, touched_at) WHERE owner IS NOT NULL`);
     }
+    await createMarks(client, table);
     await client.query('COMMIT');
     return shape as 'missing' | 'old' | 'ok';
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * The batch marks: each write batch of the store inserts its random id here in
+ * its own transaction (engine.ts), so whether a batch whose COMMIT reply was
+ * lost committed is read from the data itself, which a failover carries to
+ * the new primary or not with the batch — unlike a transaction id, which a
+ * promoted standby that never saw the batch can hand out again. `at` (epoch
+ * ms, server clock) lets the sweep forget marks no replay can ask about.
+ */
+export const marksTable = (table: string) => indexName(table, 'batches');
+
+async function createMarks(client: Client, table: string): Promise<void> {
+  await client.query(`CREATE TABLE IF NOT EXISTS ${quoted(marksTable(table))} (id uuid PRIMARY KEY, at bigint NOT NULL)`);
+}
+
+/** Creates the marks table when missing (a table set up by an earlier version), under the schema lock. */
+export async function ensureMarks(client: Client, table: string): Promise<void> {
+  const { rows } = await client.query<{ there: boolean }>('SELECT to_regclass($1) IS NOT NULL AS there', [quoted(marksTable(table))]);
+  if (rows[0].there) return;
+  await client.query('BEGIN');
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(${lockKey('schema')})`, [table]);
+    await createMarks(client, table);
+    await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => {});
     throw error;
@@ -139,5 +172,5 @@ export function clearTable(client: Client, table: string): Promise<boolean> {
 }
 
 export function dropTable(client: Client, table: string): Promise<boolean> {
-  return onSessionTable(client, table, `DROP TABLE ${quoted(table)}`);
+  return onSessionTable(client, table, `DROP TABLE ${quoted(table)}; DROP TABLE IF EXISTS ${quoted(marksTable(table))}`);
 }

@@ -4,8 +4,8 @@
 // dies with the transaction (so it never outlives a dead node, survives no
 // failover, and works through PgBouncer's transaction pooling).
 import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from './connection.ts';
-import { requireTable, lockKey } from './schema.ts';
-import { liveSql, sweepStatements } from './statements.ts';
+import { lockKey, marksTable, requireTable } from './schema.ts';
+import { liveSql, NOW, sweepStatements } from './statements.ts';
 import { quoted } from '../../store/layout.ts';
 import type { ExpiryPolicy } from '../../store/expiry.ts';
 import type { SweepResult, SweepTask } from '../engine.ts';
@@ -96,7 +96,10 @@ export async function sweepPostgres(task: {
         if (n < batchSize) break;
       }
     }
-    if (Atomics.load(task.abort, 0) === 0) return { deleted, skipped: false, live: await countLive(task) };
+    if (Atomics.load(task.abort, 0) === 0) {
+      await forgetMarks(await connection(task.database, task.timeoutMs), task.table, task.timeoutMs);
+      return { deleted, skipped: false, live: await countLive(task) };
+    }
   } catch (error) {
     if (isConnectionLoss(error)) {
       const lost = client;
@@ -109,6 +112,22 @@ export async function sweepPostgres(task: {
   }
   return { deleted, skipped: false, live: null };
 }
+
+/**
+ * The batch marks no replay can ask about any more (engine.ts: a batch is
+ * replayed only within requestTimeout of its first run), by the server's
+ * clock. The table holds only the last few minutes' write batches. Missing
+ * (a table set up by an earlier version, before the store's first write):
+ * nothing to do.
+ */
+async function forgetMarks(c: Client, table: string, timeoutMs: number): Promise<void> {
+  const keepMs = MARKS_KEPT_MS + 2 * Math.ceil(timeoutMs);
+  await c.query(`DELETE FROM ${quoted(marksTable(table))} WHERE at < ${NOW} - ${keepMs}`).catch((error: unknown) => {
+    if ((error as { code?: string }).code !== '42P01') throw error;
+  });
+}
+
+export const MARKS_KEPT_MS = 5 * 60_000;
 
 /**
  * The live count after a sweep that ran to its end, for the live_sessions

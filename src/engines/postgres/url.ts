@@ -33,7 +33,9 @@ export function redactIn(text: string, database: string): string {
   if (!isPostgresUrl(database)) return text;
   let out = text.split(database).join(redactUrl(database));
   try {
-    const url = new URL(database);
+    // A multi-host URL's credentials are those of each host's URL.
+    const targets = postgresTargets(database);
+    const url = new URL(typeof targets === 'string' ? database : targets.urls[0]);
     const secrets = [
       url.password,
       decodeURIComponent(url.password),
@@ -49,12 +51,93 @@ export function redactIn(text: string, database: string): string {
 
 /** Why a PostgreSQL URL cannot be used, or null when it parses. */
 export function postgresUrlProblem(database: string): string | null {
-  let url: URL;
-  try {
-    url = new URL(database);
-  } catch {
-    return 'it does not parse as a URL';
+  const targets = postgresTargets(database);
+  if (typeof targets === 'string') return targets;
+  for (const one of targets.urls) {
+    let url: URL;
+    try {
+      url = new URL(one);
+    } catch {
+      return targets.urls.length > 1 ? `its host ${redactUrl(one)} does not parse as a URL` : 'it does not parse as a URL';
+    }
+    if (url.hostname === '' && !url.searchParams.has('host')) return 'it names no host';
   }
-  if (url.hostname === '' && !url.searchParams.has('host')) return 'it names no host';
   return null;
+}
+
+/** What the store asks of each server it connects to (libpq's target_session_attrs, the values a writer can use). */
+export type SessionAttrs = 'any' | 'read-write' | 'primary';
+
+export interface PostgresTargets {
+  /** One single-host URL per host, in the order given (our own parameters removed). */
+  urls: string[];
+  /** `host:port` of each, for messages (no credentials). */
+  labels: string[];
+  /** read-write when several hosts are given and the URL says nothing. */
+  attrs: SessionAttrs;
+  /** `?pgbouncer=true`: no named prepared statements, no settings in the startup packet. */
+  pgbouncer: boolean;
+}
+
+/** The URL's own parameters, read by this engine and not passed on to the server. */
+const OWN_PARAMS = new Set(['target_session_attrs', 'pgbouncer']);
+const ATTRS = new Set(['any', 'read-write', 'primary']);
+
+/**
+ * Splits a libpq-style multi-host URL (`postgres://u:p@h1:5432,h2:5433/db?…`)
+ * into one URL per host, which `pg` (single host only) can parse. A string
+ * that names one host is returned as given, our parameters removed.
+ */
+export function postgresTargets(database: string): PostgresTargets | string {
+  const scheme = /^postgres(?:ql)?:\/\//i.exec(database);
+  if (!scheme) return 'it is not a postgres:// URL';
+  const rest = database.slice(scheme[0].length);
+  // The authority ends at the first '/', '?' or '#' after the user info (up
+  // to its last '@': a password may hold an unencoded '@').
+  const end0 = rest.search(/[/?#]/);
+  const at = rest.lastIndexOf('@', end0 === -1 ? rest.length : end0);
+  const afterAt = at + 1;
+  const endRel = rest.slice(afterAt).search(/[/?#]/);
+  const end = endRel === -1 ? rest.length : afterAt + endRel;
+  const userinfo = rest.slice(0, afterAt);
+  const hostList = rest.slice(afterAt, end);
+  let tail = rest.slice(end);
+  // Our own parameters are taken out of the query; the rest stays byte for byte.
+  const hash = tail.indexOf('#');
+  const fragment = hash === -1 ? '' : tail.slice(hash);
+  if (hash !== -1) tail = tail.slice(0, hash);
+  const q = tail.indexOf('?');
+  const path = q === -1 ? tail : tail.slice(0, q);
+  const pairs =
+    q === -1
+      ? []
+      : tail
+          .slice(q + 1)
+          .split('&')
+          .filter((pair) => pair !== '');
+  const own = new Map<string, string>();
+  const kept: string[] = [];
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const key = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
+    const value = eq === -1 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    if (OWN_PARAMS.has(key)) own.set(key, value);
+    else kept.push(pair);
+    if (key === 'host' && value.includes(','))
+      return 'several hosts go in the URL itself (postgres://user@h1:5432,h2:5432/db), not in its host parameter';
+  }
+  const query = kept.length > 0 ? `?${kept.join('&')}` : '';
+  const hosts = hostList.split(',');
+  if (hosts.length > 1 && hosts.some((host) => host === '')) return `its host list "${hostList}" has an empty entry`;
+  for (const host of hosts) {
+    const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(host)?.[1];
+    if (port !== undefined && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535))
+      return `the port of host "${host}" is not a number from 1 to 65535`;
+  }
+  const attrs = own.get('target_session_attrs') ?? (hosts.length > 1 ? 'read-write' : 'any');
+  if (!ATTRS.has(attrs)) return `target_session_attrs=${attrs} is not supported: the store writes, so it takes read-write, primary or any`;
+  const bouncer = own.get('pgbouncer') ?? 'false';
+  if (bouncer !== 'true' && bouncer !== 'false') return `pgbouncer=${bouncer} is not true or false`;
+  const urls = hosts.map((host) => `${scheme[0]}${userinfo}${host}${path}${query}${fragment}`);
+  return { urls, labels: hosts.map((host) => host || 'localhost'), attrs: attrs as SessionAttrs, pgbouncer: bouncer === 'true' };
 }
