@@ -11,6 +11,17 @@
 //             replaced by the server's: restart (-m fast), crash (-m
 //             immediate) and back, our backends terminated, and (full run)
 //             the server down past requestTimeout.
+//   --engine postgres --ha sync|async   a primary and a streaming standby
+//             (pg_basebackup -R; synchronous_standby_names '*' with sync),
+//             the app on the two-host URL: our backends terminated, the
+//             primary SIGKILLed and the standby promoted, the old primary
+//             back as a standby of the new one (first in the host list, so
+//             the engine must skip it), and (full run) a failback. Only
+//             these faults run (the process kills are the plain drill's).
+//   --engine postgres --pgbouncer   the app through PgBouncer (transaction
+//             pooling, ?pgbouncer=true): our server connections terminated,
+//             the server restarted and crashed behind it, PgBouncer itself
+//             SIGKILLed and restarted.
 //   --engine redis   the same on a redis-server this script starts
 //             (test/redis-server.ts: AOF, appendfsync always): our
 //             connections killed (CLIENT KILL), Redis SIGKILLed and restarted
@@ -27,7 +38,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { Pool } from 'undici';
 import { median, ROOT, scratch } from './lib.ts';
-import { startPostgres, type PostgresServer } from '../test/postgres-server.ts';
+import { startPgBouncer, startPostgres, startStandby, setSync, type PgBouncer, type PostgresServer } from '../test/postgres-server.ts';
 import { redisBinaries, startRedis, startRedisCluster, type RedisCluster, type RedisServer } from '../test/redis-server.ts';
 import { redisCommands } from '../test/engines.ts';
 import { adminQuery } from '../test/engines.ts';
@@ -47,7 +58,16 @@ const engine = engineAt === -1 ? 'sqlite' : process.argv[engineAt + 1];
 if (engine !== 'sqlite' && engine !== 'postgres' && engine !== 'redis')
   throw new Error(`--engine: expected sqlite, postgres or redis, got ${engine}`);
 const temp = scratch('drill-');
-const postgres: PostgresServer | null = engine === 'postgres' ? await startPostgres() : null;
+let postgres: PostgresServer | null = engine === 'postgres' ? await startPostgres() : null;
+const haAt = process.argv.indexOf('--ha');
+const ha = haAt === -1 ? null : process.argv[haAt + 1];
+if (ha !== null && ((ha !== 'sync' && ha !== 'async') || engine !== 'postgres'))
+  throw new Error('--ha: sync or async, with --engine postgres');
+let standby: PostgresServer | null = postgres && ha ? await startStandby(postgres, { sync: ha === 'sync' }) : null;
+const overBouncer = engine === 'postgres' && process.argv.includes('--pgbouncer');
+const bouncer: PgBouncer | null = postgres && overBouncer ? await startPgBouncer(postgres) : null;
+/** Only the faults of the mode asked for (the process kills are the plain drill's). */
+const focused = ha !== null || overBouncer;
 const onCluster = engine === 'redis' && process.argv.includes('--cluster');
 const waitAt = process.argv.indexOf('--wait-replicas');
 const waitReplicas = waitAt === -1 ? 1 : Number(process.argv[waitAt + 1]);
@@ -55,7 +75,11 @@ if (waitReplicas !== 0 && waitReplicas !== 1) throw new Error('--wait-replicas: 
 const cluster: RedisCluster | null = onCluster ? await startRedisCluster() : null;
 const redis: RedisServer | null = engine === 'redis' && !onCluster ? await startRedis() : null;
 const database = postgres
-  ? postgres.url
+  ? standby
+    ? `postgres://postgres@127.0.0.1:${postgres.port},127.0.0.1:${standby.port}/postgres`
+    : bouncer
+      ? bouncer.urlOf('postgres')
+      : postgres.url
   : redis
     ? redis.url
     : cluster
@@ -119,7 +143,12 @@ let sent = 0;
 let acknowledged = 0;
 let running = true;
 
-function fail(kind: string): void {
+/** Requests answered with a failure before requestTimeout (5 s, the example's default) had passed. */
+let failedEarly = 0;
+const REQUEST_TIMEOUT_MS = 5000;
+
+function fail(kind: string, sentAt?: number): void {
+  if (sentAt !== undefined && /^5\d\d$/.test(kind) && performance.now() - sentAt < REQUEST_TIMEOUT_MS - 250) failedEarly++;
   const byKind = failures.get(phase) ?? new Map<string, number>();
   byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
   failures.set(phase, byKind);
@@ -168,7 +197,7 @@ async function loop(index: number, deadline: number): Promise<void> {
           clients.push(mine[slot]);
           acked(sentAt);
         } else {
-          fail(String(reply.status));
+          fail(String(reply.status), sentAt);
         }
         continue;
       }
@@ -177,7 +206,7 @@ async function loop(index: number, deadline: number): Promise<void> {
         client.logoutUnconfirmed = true;
         const reply = await post('/logout', client.cookie);
         if (reply.status === 303) client.loggedOut = true;
-        else fail(String(reply.status));
+        else fail(String(reply.status), sentAt);
         continue;
       }
       const reply = await post('/counter', client.cookie);
@@ -186,7 +215,7 @@ async function loop(index: number, deadline: number): Promise<void> {
         client.acked = n;
         acked(sentAt);
       } else {
-        fail(String(reply.status));
+        fail(String(reply.status), sentAt);
       }
     } catch (error) {
       fail((error as { code?: string }).code ?? 'network');
@@ -329,50 +358,124 @@ const loadDeadline = performance.now() + (quick ? 60_000 : 240_000);
 const loops = Array.from({ length: LOOPS }, (_, i) => loop(i, loadDeadline));
 await sleep(500);
 
-log('1. killing the store actor at random moments');
-for (let k = 0; k < (quick ? 3 : 10); k++) {
-  // At least 2 s apart: the default intensity (3 in 5 s) must not be exceeded here.
-  await sleep(random(2000, quick ? 2500 : 3500));
-  await untilRunning('store');
-  await fault(`store kill ${k + 1}`, async () => {
-    await admin('/admin/kill/store');
-  });
+if (!focused) {
+  log('1. killing the store actor at random moments');
+  for (let k = 0; k < (quick ? 3 : 10); k++) {
+    // At least 2 s apart: the default intensity (3 in 5 s) must not be exceeded here.
+    await sleep(random(2000, quick ? 2500 : 3500));
+    await untilRunning('store');
+    await fault(`store kill ${k + 1}`, async () => {
+      await admin('/admin/kill/store');
+    });
+  }
+
+  log('2. killing the cleaner during long sweeps');
+  for (let k = 0; k < (quick ? 1 : 2); k++) {
+    await sleep(2000);
+    await plantBacklog(quick ? 60_000 : 200_000);
+    await untilRunning('cleaner');
+    const sweep = admin('/admin/sweep').catch(() => 'failed');
+    await sleep(300);
+    await fault(`cleaner kill ${k + 1}`, async () => {
+      await admin('/admin/kill/cleaner');
+    });
+    await sweep;
+  }
+
+  log('3. SIGUSR2 bursts');
+  for (let k = 0; k < (quick ? 1 : 3); k++) {
+    await sleep(1000);
+    await fault(`SIGUSR2 burst ${k + 1}`, async () => {
+      for (let i = 0; i < 20; i++) server!.process.kill('SIGUSR2');
+    });
+  }
+
+  log('4. SIGKILL of the whole server, restarted on the same file');
+  for (let k = 0; k < 2; k++) {
+    await sleep(2000);
+    await fault(`server SIGKILL ${k + 1}`, async () => {
+      const old = server!;
+      old.process.kill('SIGKILL');
+      await old.exited;
+      void old.pool.destroy();
+      server = await startExample();
+    });
+  }
 }
 
-log('2. killing the cleaner during long sweeps');
-for (let k = 0; k < (quick ? 1 : 2); k++) {
+if (standby && postgres) {
+  log(`5. failover: primary and ${ha} standby, the app on a two-host URL`);
+  const terminate = (on: PostgresServer) =>
+    adminQuery(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'supervised-sessions%'`, [], on.url);
+  await sleep(1500);
+  await fault('pg_terminate_backend on the primary 1', async () => {
+    await terminate(postgres!);
+  });
+  const rounds = quick ? 1 : 2;
+  for (let k = 0; k < rounds; k++) {
+    await sleep(2000);
+    // The primary's machine is lost; the standby is promoted (as an HA tool would, at once).
+    const old = postgres;
+    const next = standby;
+    await fault(
+      `failover ${k + 1}: primary SIGKILLed, ${ha} standby promoted`,
+      async (effective) => {
+        old.kill();
+        effective();
+        await next.promote();
+      },
+      true,
+    );
+    postgres = next;
+    await sleep(1500);
+    // The old primary comes back as a standby of the new one, on its own
+    // port (so the host list is unchanged), and our connections are dropped:
+    // reconnecting walks the list, and the first host is now a standby.
+    await fault(
+      `old primary back as a standby, first in the host list ${k + 1}`,
+      async (effective) => {
+        const port = old.port;
+        old.destroy();
+        standby = await startStandby(next, { sync: ha === 'sync', port });
+        // Timed from here: our connections dropped, the first host is a standby now.
+        effective();
+        await terminate(next);
+      },
+      true,
+    );
+    if (ha === 'sync') await setSync(next, true);
+  }
+} else if (bouncer && postgres) {
+  log('5. PgBouncer (transaction pooling) between the app and the server');
+  const server = postgres;
+  await sleep(1500);
+  await fault('server connections terminated behind PgBouncer 1', async () => {
+    await adminQuery(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
+      [],
+      server.url,
+    );
+  });
   await sleep(2000);
-  await plantBacklog(quick ? 60_000 : 200_000);
-  await untilRunning('cleaner');
-  const sweep = admin('/admin/sweep').catch(() => 'failed');
-  await sleep(300);
-  await fault(`cleaner kill ${k + 1}`, async () => {
-    await admin('/admin/kill/cleaner');
-  });
-  await sweep;
-}
-
-log('3. SIGUSR2 bursts');
-for (let k = 0; k < (quick ? 1 : 3); k++) {
-  await sleep(1000);
-  await fault(`SIGUSR2 burst ${k + 1}`, async () => {
-    for (let i = 0; i < 20; i++) server!.process.kill('SIGUSR2');
-  });
-}
-
-log('4. SIGKILL of the whole server, restarted on the same file');
-for (let k = 0; k < 2; k++) {
+  await fault(
+    'server restart -m fast behind PgBouncer 1',
+    async (effective) => {
+      await server.stopAsync('fast');
+      effective();
+      await server.startAsync();
+    },
+    true,
+  );
   await sleep(2000);
-  await fault(`server SIGKILL ${k + 1}`, async () => {
-    const old = server!;
-    old.process.kill('SIGKILL');
-    await old.exited;
-    void old.pool.destroy();
-    server = await startExample();
-  });
-}
-
-if (postgres) {
+  await fault(
+    'PgBouncer SIGKILLed and restarted 1',
+    async (effective) => {
+      await bouncer!.restart();
+      effective();
+    },
+    true,
+  );
+} else if (postgres) {
   log('5. the PostgreSQL server restarts, crashes, drops our connections');
   const terminate = () => sql(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'supervised-sessions%'`);
   for (let k = 0; k < (quick ? 1 : 3); k++) {
@@ -387,9 +490,9 @@ if (postgres) {
     await fault(
       `server restart -m fast ${k + 1}`,
       async (effective) => {
-        await postgres.stopAsync('fast');
+        await postgres!.stopAsync('fast');
         effective();
-        await postgres.startAsync();
+        await postgres!.startAsync();
       },
       true,
     );
@@ -399,9 +502,9 @@ if (postgres) {
     await fault(
       `server crash -m immediate, restarted ${k + 1}`,
       async (effective) => {
-        await postgres.stopAsync('immediate');
+        await postgres!.stopAsync('immediate');
         effective();
-        await postgres.startAsync();
+        await postgres!.startAsync();
       },
       true,
     );
@@ -411,10 +514,10 @@ if (postgres) {
     await fault(
       'server down 7 s (past requestTimeout)',
       async (effective) => {
-        await postgres.stopAsync('fast');
+        await postgres!.stopAsync('fast');
         effective();
         await sleep(7000);
-        await postgres.startAsync();
+        await postgres!.startAsync();
       },
       true,
     );
@@ -522,37 +625,39 @@ if (postgres) {
   }
 }
 
-log('6. past the restart intensity: the failure must be loud, never a hang');
-await sleep(1000);
 let giveUp = { exitCode: null as number | null, exitMs: NaN, saw503: false };
-await fault(
-  'supervisor gives up (server restarted)',
-  async (effective) => {
-    const failing = server!;
-    for (let k = 0; k < 4; k++) {
-      try {
-        await untilRunning('store');
-        await admin('/admin/kill/store');
-      } catch {
-        break;
+if (!focused) {
+  log('6. past the restart intensity: the failure must be loud, never a hang');
+  await sleep(1000);
+  await fault(
+    'supervisor gives up (server restarted)',
+    async (effective) => {
+      const failing = server!;
+      for (let k = 0; k < 4; k++) {
+        try {
+          await untilRunning('store');
+          await admin('/admin/kill/store');
+        } catch {
+          break;
+        }
       }
-    }
-    // The 4th kill inside the period: the supervisor has given up now.
-    effective();
-    const at = performance.now();
-    const probe = await post('/counter', clients[0].cookie).catch(() => null);
-    const exit = await Promise.race([failing.exited, sleep(15000).then(() => null)]);
-    giveUp = {
-      exitCode: exit?.code ?? null,
-      exitMs: performance.now() - at,
-      saw503: probe?.status === 503 || serverOutput.includes('supervisor gave up'),
-    };
-    if (!exit) failing.process.kill('SIGKILL');
-    void failing.pool.destroy();
-    server = await startExample();
-  },
-  true,
-);
+      // The 4th kill inside the period: the supervisor has given up now.
+      effective();
+      const at = performance.now();
+      const probe = await post('/counter', clients[0].cookie).catch(() => null);
+      const exit = await Promise.race([failing.exited, sleep(15000).then(() => null)]);
+      giveUp = {
+        exitCode: exit?.code ?? null,
+        exitMs: performance.now() - at,
+        saw503: probe?.status === 503 || serverOutput.includes('supervisor gave up'),
+      };
+      if (!exit) failing.process.kill('SIGKILL');
+      void failing.pool.destroy();
+      server = await startExample();
+    },
+    true,
+  );
+}
 
 await sleep(2000);
 running = false;
@@ -580,6 +685,8 @@ for (const client of new Set([...clients, ...retired])) {
 server.process.kill('SIGTERM');
 await server.exited;
 await server.pool.destroy();
+bouncer?.destroy();
+standby?.destroy();
 postgres?.destroy();
 redis?.destroy();
 cluster?.destroy();
@@ -595,6 +702,7 @@ const summary = {
   failed: Object.fromEntries([...failures].map(([name, byKind]) => [name, Object.fromEntries(byKind)])),
   acknowledgedWrites: acknowledged,
   acknowledgedWritesLost: lost,
+  failedBeforeRequestTimeout: failedEarly,
   storedButUnacknowledged: ahead,
   resurrectedAfterLogout: resurrected,
   faults: faults.map((f) => ({ name: f.name, recoveryMs: f.recoveryMs === null ? null : Math.round(f.recoveryMs) })),
@@ -629,7 +737,24 @@ if (asJson) {
           '',
         ]
       : []),
-    ...(postgres
+    ...(standby
+      ? [
+          `## PostgreSQL failover, ${ha} standby`,
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres --ha ${ha}\` (Node ${process.version}, a primary and a streaming standby from test/postgres-server.ts on loopback, ${ha === 'sync' ? "synchronous_standby_names '*'" : 'asynchronous replication'}, ${summary.durationS.toFixed(0)} s).`,
+          `The example server on the two-host URL. Faults: our backends terminated; the primary SIGKILLed and the standby promoted at once; the old primary rebuilt as a standby of the new one (pg_basebackup) on its port, first in the host list, and our connections dropped${quick ? '' : '; then the same again the other way (a failback)'}. Recovery is timed from the kill (from the drop for the rebuilt standby).`,
+          '',
+        ]
+      : []),
+    ...(bouncer
+      ? [
+          '## PostgreSQL through PgBouncer',
+          '',
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres --pgbouncer\` (Node ${process.version}, PgBouncer in transaction mode in front of PostgreSQL, URL ?pgbouncer=true, ${summary.durationS.toFixed(0)} s). Faults: the server connections terminated behind PgBouncer, the server restarted (-m fast), PgBouncer SIGKILLed and restarted.`,
+          '',
+        ]
+      : []),
+    ...(postgres && !standby && !bouncer
       ? [
           '## PostgreSQL engine',
           '',
@@ -637,7 +762,7 @@ if (asJson) {
           `The same example server, loader and checks, with \`DATABASE\` a postgres:// URL. The SQLite lock faults are replaced by the server's own: our backends terminated with pg_terminate_backend, the server restarted with \`pg_ctl restart -m fast\`, crashed with \`-m immediate\` (recovery from its WAL at the next start) and brought back${quick ? '' : ', and stopped for 7 s (past requestTimeout)'}.`,
           '',
         ]
-      : redis || cluster
+      : redis || cluster || standby || bouncer
         ? []
         : [
             '# Reliability: fault drills',
@@ -699,6 +824,9 @@ if (asJson) {
     // Sections in this order; a run replaces its own and keeps the others.
     const headings = [
       '## PostgreSQL engine',
+      '## PostgreSQL failover, sync standby',
+      '## PostgreSQL failover, async standby',
+      '## PostgreSQL through PgBouncer',
       '## Redis engine',
       '## Redis Cluster engine, waitReplicas=0',
       '## Redis Cluster engine, waitReplicas=1',
@@ -709,7 +837,7 @@ if (asJson) {
       before.slice(0, Math.min(...starts)).trimEnd(),
       ...headings.map((_, i) => (starts[i] === before.length ? '' : before.slice(starts[i], end(i)).trimEnd())),
     ];
-    const mine = postgres ? 1 : redis ? 2 : cluster ? (waitReplicas === 0 ? 3 : 4) : 0;
+    const mine = standby ? (ha === 'sync' ? 2 : 3) : bouncer ? 4 : postgres ? 1 : redis ? 5 : cluster ? (waitReplicas === 0 ? 6 : 7) : 0;
     parts[mine] = report.trimEnd();
     writeFileSync(file, `${parts.filter((part) => part !== '').join('\n\n')}\n`);
   }

@@ -242,6 +242,9 @@ export function postgresDatabase(): Promise<string> {
     const admin = await postgresAdminUrl();
     const name = `test_${process.pid}_${Date.now().toString(36)}`;
     await adminQuery(`CREATE DATABASE ${name}`);
+    // Through PgBouncer (run.ts): the store's URL goes to the pooler, which passes every database on.
+    const bouncer = process.env.SUPERVISED_SESSIONS_TEST_PGBOUNCER;
+    if (bouncer) return `postgres://postgres@127.0.0.1:${bouncer}/${name}?pgbouncer=true`;
     const url = new URL(admin);
     url.pathname = `/${name}`;
     return url.toString();

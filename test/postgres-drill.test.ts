@@ -35,4 +35,49 @@ test('PostgreSQL: nothing acknowledged is lost, no logout undone, the server res
   assert.equal(summary.failed['steady load'] ?? {}, {}, 'no request fails outside a fault');
 });
 
+/** The drill's JSON summary for these arguments (a bounded run). */
+async function drill(args: string[]) {
+  const script = fileURLToPath(new URL('../bench/drill.ts', import.meta.url));
+  const result = await runScript(script, ['--quick', '--json', '--engine', 'postgres', ...args], { timeoutMs: 240_000 });
+  assert.is(result.timedOut, false, 'the drill hung');
+  assert.is(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as {
+    acknowledgedWrites: number;
+    acknowledgedWritesLost: number;
+    failedBeforeRequestTimeout: number;
+    resurrectedAfterLogout: number;
+    unrecovered: number;
+    faults: Array<{ name: string; recoveryMs: number | null }>;
+    failed: Record<string, Record<string, number>>;
+  };
+}
+
+test('PostgreSQL failover (sync standby, two-host URL): the primary SIGKILLed and the standby promoted under load loses nothing acknowledged, brings no logout back, fails no request before requestTimeout; the old primary back as a standby first in the list is skipped', async () => {
+  const summary = await drill(['--ha', 'sync']);
+  assert.ok(summary.acknowledgedWrites > 1000, `${summary.acknowledgedWrites} acknowledged writes`);
+  assert.is(summary.acknowledgedWritesLost, 0);
+  assert.is(summary.resurrectedAfterLogout, 0);
+  assert.is(summary.unrecovered, 0, JSON.stringify(summary.faults));
+  assert.is(summary.failedBeforeRequestTimeout, 0, JSON.stringify(summary.failed));
+  const names = summary.faults.map((f) => f.name);
+  for (const name of [
+    'pg_terminate_backend on the primary 1',
+    'failover 1: primary SIGKILLed, sync standby promoted',
+    'old primary back as a standby, first in the host list 1',
+  ])
+    assert.ok(names.includes(name), `the drill ran "${name}"`);
+  assert.equal(summary.failed['old primary back as a standby, first in the host list 1'] ?? {}, {}, 'the standby is skipped');
+  assert.equal(summary.failed['steady load'] ?? {}, {}, 'no request fails outside a fault');
+});
+
+test('PostgreSQL through PgBouncer (transaction pooling, ?pgbouncer=true): server connections terminated, the server restarted, PgBouncer itself killed and restarted: nothing acknowledged lost, no logout undone', async () => {
+  const summary = await drill(['--pgbouncer']);
+  assert.ok(summary.acknowledgedWrites > 1000, `${summary.acknowledgedWrites} acknowledged writes`);
+  assert.is(summary.acknowledgedWritesLost, 0);
+  assert.is(summary.resurrectedAfterLogout, 0);
+  assert.is(summary.unrecovered, 0, JSON.stringify(summary.faults));
+  assert.is(summary.failedBeforeRequestTimeout, 0, JSON.stringify(summary.failed));
+  assert.equal(summary.failed['steady load'] ?? {}, {}, 'no request fails outside a fault');
+});
+
 test.run();

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { floorNode } from './helpers.ts';
-import { startPostgres, type PostgresServer } from './postgres-server.ts';
+import { startPgBouncer, startPostgres, type PgBouncer, type PostgresServer } from './postgres-server.ts';
 import { startRedis, startRedisCluster, type RedisCluster, type RedisServer } from './redis-server.ts';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -130,6 +130,27 @@ if (postgresRuns.length > 0) {
     failures.push('PostgreSQL test server');
   }
 }
+// The same contract suites through PgBouncer 1.18 in transaction mode, in
+// front of the same server (URL ?pgbouncer=true: no named prepared
+// statements). Each suite's own database is made on the server directly.
+const bouncerRuns: Run[] = files
+  .filter((file) => CONTRACT_SUITES.includes(file))
+  .map((file) => ({ file, node: process.execPath, args: [], label: `${file} on PostgreSQL through PgBouncer`, env: ON_POSTGRES }));
+let bouncer: PgBouncer | null = null;
+if (bouncerRuns.length > 0 && postgres) {
+  try {
+    bouncer = await startPgBouncer(postgres);
+    console.log(`\n# PgBouncer (transaction pooling) on 127.0.0.1:${bouncer.port}`);
+    for (const entry of bouncerRuns)
+      entry.env = { ...entry.env, SUPERVISED_SESSIONS_TEST_PG_URL: postgres.url, SUPERVISED_SESSIONS_TEST_PGBOUNCER: String(bouncer.port) };
+    runs.push(...bouncerRuns);
+  } catch (error) {
+    // Never a quiet skip: a machine without pgbouncer fails the run, saying why.
+    console.log(`\n# PgBouncer: ${(error as Error).message}`);
+    failed++;
+    failures.push('PgBouncer');
+  }
+}
 // The same contract suites on Redis (one redis-server with AOF, started here); redis-*.test.ts test that engine alone.
 const redisRuns: Run[] = [
   ...files
@@ -236,6 +257,7 @@ for (const { file, node, args, label, env } of runs) {
   }
 }
 
+bouncer?.destroy();
 postgres?.destroy();
 redis?.destroy();
 cluster?.destroy();

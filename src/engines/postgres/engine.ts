@@ -154,13 +154,20 @@ export class PostgresEngine {
      * connection is lost too — its rolled-back transaction says nothing.
      */
     let committed = false;
+    /** Why the last run was lost: named in the error should the deadline pass. */
+    let lastLoss: unknown = null;
     while (steps.length > 0) {
       if (Date.now() >= deadline) {
         // Whatever kept this batch going (failing statements run again one
         // by one), it never outlives what its callers wait.
-        const error = new StoreUnavailableError(
-          `the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`,
-        );
+        const error =
+          lastLoss === null
+            ? new StoreUnavailableError(`the store could not complete the batch within requestTimeout (${this.#options.timeoutMs} ms)`)
+            : unavailableError(
+                lastLoss,
+                this.#options.database,
+                'the PostgreSQL connection was lost and not regained within requestTimeout',
+              );
         failAll(steps, outcomes, error);
         break;
       }
@@ -241,11 +248,16 @@ export class PostgresEngine {
       // The connection was lost (or the transaction collided): the whole
       // batch is replayed on a (new) connection, within the deadline.
       if (result.kind === 'lost') {
+        lastLoss = result.error;
         this.#client = null;
         if (!result.abandoned) void closeClient(client);
       }
       attempt++;
-      if (Date.now() + backoffMs(attempt) >= deadline) {
+      // Retried until requestTimeout has passed, the last wait cut short to
+      // fit: a call fails only once its time is up (a failover that takes
+      // nearly requestTimeout still succeeds).
+      const wait = Math.min(backoffMs(attempt), deadline - Date.now() - 25);
+      if (wait < 0) {
         const error = unavailableError(
           result.error,
           this.#options.database,
@@ -258,7 +270,7 @@ export class PostgresEngine {
         failAll(steps, outcomes, error);
         break;
       }
-      await sleep(backoffMs(attempt));
+      await sleep(wait);
     }
     return outcomes;
   }
@@ -288,8 +300,8 @@ export class PostgresEngine {
       } catch (error) {
         lastError = error;
         if (!isConnectionLoss(error)) return unavailableError(error, this.#options.database);
-        const wait = backoffMs(tries);
-        if (Date.now() + wait >= deadline) return unavailableError(error, this.#options.database);
+        const wait = Math.min(backoffMs(tries), deadline - Date.now() - 25);
+        if (wait < 0) return unavailableError(error, this.#options.database);
         await sleep(wait);
       }
     }
