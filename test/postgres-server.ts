@@ -419,3 +419,118 @@ export async function startPgBouncer(server: PostgresServer): Promise<PgBouncer>
 function readIf(file: string): string {
   return existsSync(file) ? readFileSync(file, 'utf8') : '';
 }
+
+export interface AutoFailover {
+  /** What `pg_autoctl show uri --formation default` prints: libpq's multi-host URL (no user: set PGUSER). */
+  uri: string;
+  /** The nodes' ports, in the order the URI lists them. */
+  ports: number[];
+  /** `pg_autoctl perform failover`: resolves once the secondary is the primary and the old primary its secondary. */
+  failover(): Promise<{ ms: number; out: string }>;
+  /** Stops every pg_autoctl (and its Postgres) and removes the folder. Idempotent. */
+  destroy(): void;
+}
+
+/** Debian's pg_autoctl (package postgresql-15-auto-failover), or null. */
+export function pgAutoctlBin(): string | null {
+  for (const file of ['/usr/bin/pg_autoctl', join(debianBin() ?? '/nonexistent', 'pg_autoctl')]) if (existsSync(file)) return file;
+  return null;
+}
+
+/**
+ * pg_auto_failover as its documentation sets it up: a monitor and two
+ * Postgres nodes (the second a streaming secondary, synchronous: its
+ * default replication quorum), each a `pg_autoctl create … --run` process
+ * of ours, on 127.0.0.1 only, trust authentication, no TLS.
+ */
+export async function startAutoFailover(): Promise<AutoFailover> {
+  const autoctl = pgAutoctlBin();
+  const bin = debianBin();
+  if (!autoctl || !bin)
+    throw new Error("pg_auto_failover is not installed (Debian's postgresql-15-auto-failover package; .ci/run installs it)");
+  ensurePostgresUser();
+  const dir = ownFolder();
+  const env = { PATH: `${bin}:${process.env.PATH}`, XDG_CONFIG_HOME: join(dir, 'config'), XDG_DATA_HOME: join(dir, 'share'), HOME: dir };
+  const envArgs = Object.entries(env).map(([key, value]) => `${key}=${value}`);
+  const children: ReturnType<typeof spawn>[] = [];
+  const logs: string[] = [];
+  const launch = (name: string, args: string[]) => {
+    const argv = ['env', ...envArgs, autoctl, ...args];
+    const [file, rest] = isRoot() ? ['runuser', ['-u', 'postgres', '--', ...argv]] : [argv[0], argv.slice(1)];
+    const child = spawn(file, rest, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const at = logs.push('') - 1;
+    const keep = (chunk: Buffer) => {
+      logs[at] = (logs[at] + chunk).slice(-4000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    children.push(child);
+    return name;
+  };
+  const ctl = async (args: string[]) => {
+    const argv = ['env', ...envArgs, autoctl, ...args];
+    return runAsync(argv[0], argv.slice(1));
+  };
+  const [monitorPort, port1, port2] = [await freePort(), await freePort(), await freePort()];
+  const monitorData = join(dir, 'monitor');
+  let destroyed = false;
+  const destroy = () => {
+    if (destroyed) return;
+    destroyed = true;
+    for (const child of children) child.kill('SIGTERM');
+    // pg_autoctl stops its Postgres on SIGTERM; whatever is left is stopped hard.
+    const end = Date.now() + 10_000;
+    while (children.some((child) => child.exitCode === null && child.signalCode === null) && Date.now() < end) spawnSync('sleep', ['0.1']);
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const data of [monitorData, join(dir, 'node1'), join(dir, 'node2')])
+      if (existsSync(join(data, 'postmaster.pid')))
+        run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', destroy);
+  const common = ['--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl', '--run'];
+  const state = async () => (await ctl(['show', 'state', '--pgdata', monitorData])).out;
+  const until = async (what: string, test: (out: string) => boolean, ms: number) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const out = await state();
+      if (test(out)) return out;
+      if (Date.now() > end) throw new Error(`pg_auto_failover: ${what} not reached in ${ms} ms:\n${out}\n${logs.join('\n---\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  };
+  // A node line: "node_1 | 1 | 127.0.0.1:port | tli: lsn | read-write | primary | primary".
+  const settled = (out: string, port: number, role: string) =>
+    new RegExp(`127\\.0\\.0\\.1:${port}\\s*\\|[^\\n]*\\|\\s*${role}\\s*\\|\\s*${role}\\s*$`, 'm').test(out);
+  try {
+    launch('monitor', ['create', 'monitor', '--pgdata', monitorData, '--pgport', String(monitorPort), ...common]);
+    const monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
+    const monitorUp = Date.now() + 60_000;
+    while ((await ctl(['show', 'state', '--pgdata', monitorData])).status !== 0) {
+      if (Date.now() > monitorUp) throw new Error(`the pg_auto_failover monitor did not start:\n${logs.join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    launch('node1', ['create', 'postgres', '--pgdata', join(dir, 'node1'), '--pgport', String(port1), '--monitor', monitorUri, ...common]);
+    await until('node 1 primary', (out) => settled(out, port1, 'single') || settled(out, port1, 'primary'), 90_000);
+    launch('node2', ['create', 'postgres', '--pgdata', join(dir, 'node2'), '--pgport', String(port2), '--monitor', monitorUri, ...common]);
+    await until('a primary and a secondary', (out) => settled(out, port1, 'primary') && settled(out, port2, 'secondary'), 120_000);
+    const uri = (await ctl(['show', 'uri', '--formation', 'default', '--pgdata', monitorData])).out.trim();
+    return {
+      uri,
+      ports: [port1, port2],
+      async failover() {
+        const started = Date.now();
+        const primary = settled(await state(), port1, 'primary') ? port1 : port2;
+        const other = primary === port1 ? port2 : port1;
+        const done = await ctl(['perform', 'failover', '--pgdata', monitorData]);
+        if (done.status !== 0) throw new Error(`pg_autoctl perform failover failed: ${done.out}`);
+        await until('the failover', (out) => settled(out, other, 'primary') && settled(out, primary, 'secondary'), 60_000);
+        return { ms: Date.now() - started, out: done.out };
+      },
+      destroy,
+    };
+  } catch (error) {
+    destroy();
+    throw error;
+  }
+}

@@ -56,7 +56,15 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     // Each host gets its share of what is left, so one that drops packets cannot starve the next.
     const share = Math.max(250, Math.ceil(left / (targets.urls.length - i)));
     try {
-      const client = await connectOne(targets.urls[i], options, share, targets.pgbouncer);
+      const client = await connectOne(targets.urls[i], options, share, targets.pgbouncer).catch((error: unknown) => {
+        // libpq's sslmode=prefer (and allow): TLS when the server offers it,
+        // else a plain connection — pg alone would refuse a server without
+        // TLS (its "prefer" means verify-full). pg_auto_failover prints
+        // such URLs.
+        const plain = plainFallback(targets.urls[i]);
+        if (plain === null || !/does not support SSL/i.test(String((error as Error).message))) throw error;
+        return connectOne(plain, options, share, targets.pgbouncer);
+      });
       const problem = targets.attrs === 'any' ? null : await notWanted(client, targets.attrs, targets.labels[i]);
       if (problem === null) return client;
       await closeClient(client);
@@ -67,6 +75,12 @@ export async function connect(options: ConnectOptions): Promise<Client> {
     }
   }
   throw firstProblem ?? lastLoss ?? new Error('no host answered');
+}
+
+/** The URL with sslmode=disable when it says prefer or allow (libpq's fallback), else null. */
+function plainFallback(url: string): string | null {
+  const mode = /([?&])sslmode=(prefer|allow)(?=&|#|$)/i;
+  return mode.test(url) ? url.replace(mode, '$1sslmode=disable') : null;
 }
 
 /** Why a connected server is not one the store may use (an Error counted as a connection loss), or null. */
