@@ -204,6 +204,44 @@ test('a batch whose COMMIT reply was lost, then a failover to an asynchronous st
   });
 });
 
+test('asynchronous replication: a write PostgreSQL acknowledged and the standby never received is lost by the failover (PostgreSQL itself loses it; this is what sync replication is for)', async () => {
+  const primary = await server();
+  const standby = await startStandby(primary, { sync: false });
+  servers.push(standby);
+  await withApp(hosts(primary.port, standby.port), { requestTimeout: 10_000 }, async (app) => {
+    const id = (await app.store.put(null, { v: 0 }))!;
+    await waitReplayed(primary, standby);
+    standby.stop('fast');
+    // Acknowledged by the primary alone.
+    assert.is(await app.store.patch(id, { set: { v: 1 } }), true);
+    primary.kill();
+    await standby.startAsync();
+    await standby.promote();
+    assert.equal(await app.store.get(id), { v: 0 }, 'the acknowledged write is gone with the old primary');
+  });
+});
+
+test('synchronous replication: with the standby away, a write is never acknowledged (a StoreUnavailableError at requestTimeout), and after the failover the store holds exactly what was acknowledged', async () => {
+  const primary = await server();
+  const standby = await startStandby(primary, { sync: true });
+  servers.push(standby);
+  await withApp(hosts(primary.port, standby.port), { requestTimeout: 1500 }, async (app) => {
+    const id = (await app.store.put(null, { v: 0 }))!;
+    await waitReplayed(primary, standby);
+    standby.stop('fast');
+    const started = Date.now();
+    const failed = await app.store.patch(id, { set: { v: 1 } }).catch((error: unknown) => error);
+    assert.instance(failed, StoreUnavailableError);
+    assert.ok(Date.now() - started >= 1400, `failed at requestTimeout: ${Date.now() - started} ms`);
+    primary.kill();
+    await standby.startAsync();
+    await standby.promote();
+    assert.equal(await app.store.get(id), { v: 0 }, 'the write that was refused is not there');
+    assert.is(await app.store.patch(id, { set: { v: 2 } }), true, 'the new primary takes writes');
+    assert.equal(await app.store.get(id), { v: 2 });
+  });
+});
+
 async function waitReplayed(primary: PostgresServer, standby: PostgresServer): Promise<void> {
   const { rows: at } = await adminQuery('SELECT pg_current_wal_lsn()::text AS lsn', [], primary.url);
   for (let i = 0; i < 500; i++) {
