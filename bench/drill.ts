@@ -750,7 +750,7 @@ if (asJson) {
       ? [
           '## PostgreSQL through PgBouncer',
           '',
-          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres --pgbouncer\` (Node ${process.version}, PgBouncer in transaction mode in front of PostgreSQL, URL ?pgbouncer=true, ${summary.durationS.toFixed(0)} s). Faults: the server connections terminated behind PgBouncer, the server restarted (-m fast), PgBouncer SIGKILLed and restarted.`,
+          `Measured ${new Date().toISOString().slice(0, 10)} with \`npm run drill -- --engine postgres --pgbouncer\` (Node ${process.version}, PgBouncer 1.18 in transaction mode in front of PostgreSQL, server_login_retry = 1, URL ?pgbouncer=true, ${summary.durationS.toFixed(0)} s). Faults: the server connections terminated behind PgBouncer, the server restarted (-m fast), PgBouncer SIGKILLed and restarted.`,
           '',
         ]
       : []),

@@ -367,6 +367,9 @@ export async function startPgBouncer(server: PostgresServer): Promise<PgBouncer>
       'pool_mode = transaction',
       'max_client_conn = 1000',
       'default_pool_size = 40',
+      // After a failed server login PgBouncer waits this long before trying again (default 15 s): a
+      // server restart would cost every client up to 15 s. docs/postgres.md recommends 1 s too.
+      'server_login_retry = 1',
       `logfile = ${join(dir, 'pgbouncer.log')}`,
       `pidfile = ${join(dir, 'pgbouncer.pid')}`,
       '',
