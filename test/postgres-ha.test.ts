@@ -76,6 +76,7 @@ test('multi-host URLs are checked before any worker starts: a ConfigError names 
     ['postgres://u:hunter2@a:5432,b:70000/db', /port of host "b:70000"/],
     ['postgres://u:hunter2@/db?host=a,b', /several hosts go in the URL itself/],
     ['postgres://u:hunter2@a,b/db?pgbouncer=yes', /pgbouncer=yes is not true or false/],
+    ['postgres://u:hunter2@a,b/db?maxConnectionLifetime=0', /maxConnectionLifetime=0 is not a number of seconds above 0/],
   ];
   for (const [database, pattern] of cases) {
     const error = await startSessionApp({ database }).catch((e: unknown) => e);
@@ -161,6 +162,33 @@ test('a server that turns read-only under a running app (a demoted primary) is l
     assert.is(await rows(first, table), 1, 'nothing more on the read-only one');
     assert.is(app.status().children.store.restarts, 0);
   });
+});
+
+test('?maxConnectionLifetime=S: once the first host is back (a failback), the store and the cleaner move back to it; without it they stay where they are', async () => {
+  const first = await server();
+  const second = await server();
+  for (const table of ['drift_on', 'drift_off']) {
+    await setupStore({ database: first.url, table });
+    await setupStore({ database: second.url, table });
+  }
+  first.stop('fast');
+  const both = hosts(first.port, second.port);
+  const drifting = await startSessionApp({ database: `${both}?maxConnectionLifetime=0.5`, table: 'drift_on', cleanerInterval: 3600 });
+  const staying = await startSessionApp({ database: both, table: 'drift_off', cleanerInterval: 3600 });
+  try {
+    for (const app of [drifting, staying]) assert.ok(await app.store.put(null, { while: 'first down' }));
+    assert.is(await rows(second, 'drift_on'), 1);
+    assert.is(await rows(second, 'drift_off'), 1);
+    await first.startAsync();
+    await sleep(700);
+    for (const app of [drifting, staying]) assert.ok(await app.store.put(null, { while: 'first back' }));
+    assert.is(await rows(first, 'drift_on'), 1, 'the store moved back to the first host');
+    assert.is(await rows(first, 'drift_off'), 0, 'without the parameter it stays on the second');
+    assert.is((await drifting.sweep()).skipped, false);
+  } finally {
+    await drifting.stop();
+    await staying.stop();
+  }
 });
 
 test('a batch whose COMMIT reply was lost, then a failover to an asynchronous standby that never got it and reuses its transaction id: the batch is replayed, not taken as committed', async () => {

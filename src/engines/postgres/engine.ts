@@ -82,6 +82,9 @@ export class PostgresEngine {
   readonly #markSql: string;
   /** target_session_attrs asks for a writable server: read batches check it too. */
   readonly #checkWritable: boolean;
+  /** ?maxConnectionLifetime: after a failback, the fleet drifts back to the first host. */
+  readonly #maxLifetimeMs: number | null;
+  #openedAt = 0;
 
   constructor(options: PostgresEngineOptions) {
     this.#options = options;
@@ -90,6 +93,7 @@ export class PostgresEngine {
       ? `BEGIN; SET LOCAL statement_timeout = ${statementTimeoutMs(options.timeoutMs)}; SET LOCAL idle_in_transaction_session_timeout = ${idleInTransactionTimeoutMs(options.timeoutMs)}`
       : 'BEGIN';
     this.#checkWritable = targets.attrs !== 'any';
+    this.#maxLifetimeMs = targets.maxLifetimeMs;
     this.#markSql = `INSERT INTO ${quoted(marksTable(options.table))} (id, at) VALUES ($1, ${NOW})`;
     this.#sql = statements(options.table, options.policy, options.maxSessionBytes);
     this.#sweeps = sweepStatements(options.table, options.policy);
@@ -121,6 +125,7 @@ export class PostgresEngine {
   /** Adopts a connection opened (and checked) by the actor's init. */
   adopt(client: Client): void {
     this.#client = client;
+    this.#openedAt = Date.now();
   }
 
   async close(): Promise<void> {
@@ -131,6 +136,11 @@ export class PostgresEngine {
   }
 
   async runBatch(requests: Request[]): Promise<Outcome[]> {
+    if (this.#client && this.#maxLifetimeMs !== null && Date.now() - this.#openedAt > this.#maxLifetimeMs) {
+      // Between batches: nothing of ours is in flight on it but a best-effort touch.
+      void closeClient(this.#client);
+      this.#client = null;
+    }
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
     const writes = requests.some(({ op }) => !READ_ONLY.has(op));
@@ -296,6 +306,7 @@ export class PostgresEngine {
           return new StoreUnavailableError('the store actor is stopping');
         }
         this.#client = client;
+        this.#openedAt = Date.now();
         return client;
       } catch (error) {
         lastError = error;

@@ -3,7 +3,7 @@
 // each short batch transaction starts with pg_try_advisory_xact_lock, which
 // dies with the transaction (so it never outlives a dead node, survives no
 // failover, and works through PgBouncer's transaction pooling).
-import { isConnectionLoss, closeClient, connect, unavailableError, type Client } from './connection.ts';
+import { isConnectionLoss, closeClient, connect, targetsOf, unavailableError, type Client } from './connection.ts';
 import { lockKey, marksTable, requireTable } from './schema.ts';
 import { liveSql, NOW, sweepStatements } from './statements.ts';
 import { quoted } from '../../store/layout.ts';
@@ -13,13 +13,16 @@ import { toWire } from '../../errors.ts';
 
 let client: Client | null = null;
 let opened = '';
+let openedAt = 0;
 
 async function connection(database: string, timeoutMs: number): Promise<Client> {
-  if (client && opened === database) return client;
+  const maxLifetimeMs = targetsOf(database).maxLifetimeMs;
+  if (client && opened === database && (maxLifetimeMs === null || Date.now() - openedAt <= maxLifetimeMs)) return client;
   await closeClient(client);
   client = null;
   client = await connect({ database, timeoutMs, pipeline: true, applicationName: 'supervised-sessions cleaner' });
   opened = database;
+  openedAt = Date.now();
   client.on('end', () => {
     client = null;
   });

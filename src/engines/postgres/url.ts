@@ -77,10 +77,12 @@ export interface PostgresTargets {
   attrs: SessionAttrs;
   /** `?pgbouncer=true`: no named prepared statements, no settings in the startup packet. */
   pgbouncer: boolean;
+  /** `?maxConnectionLifetime=S` (seconds): a connection older than this is replaced between batches, from the first host again. */
+  maxLifetimeMs: number | null;
 }
 
 /** The URL's own parameters, read by this engine and not passed on to the server. */
-const OWN_PARAMS = new Set(['target_session_attrs', 'pgbouncer']);
+const OWN_PARAMS = new Set(['target_session_attrs', 'pgbouncer', 'maxConnectionLifetime']);
 const ATTRS = new Set(['any', 'read-write', 'primary']);
 
 /**
@@ -138,6 +140,15 @@ export function postgresTargets(database: string): PostgresTargets | string {
   if (!ATTRS.has(attrs)) return `target_session_attrs=${attrs} is not supported: the store writes, so it takes read-write, primary or any`;
   const bouncer = own.get('pgbouncer') ?? 'false';
   if (bouncer !== 'true' && bouncer !== 'false') return `pgbouncer=${bouncer} is not true or false`;
+  const lifetime = own.get('maxConnectionLifetime');
+  if (lifetime !== undefined && !(/^\d+(\.\d+)?$/.test(lifetime) && Number(lifetime) > 0))
+    return `maxConnectionLifetime=${lifetime} is not a number of seconds above 0`;
   const urls = hosts.map((host) => `${scheme[0]}${userinfo}${host}${path}${query}${fragment}`);
-  return { urls, labels: hosts.map((host) => host || 'localhost'), attrs: attrs as SessionAttrs, pgbouncer: bouncer === 'true' };
+  return {
+    urls,
+    labels: hosts.map((host) => host || 'localhost'),
+    attrs: attrs as SessionAttrs,
+    pgbouncer: bouncer === 'true',
+    maxLifetimeMs: lifetime === undefined ? null : Number(lifetime) * 1000,
+  };
 }
