@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clearStore, ConfigError, setupStore, startSessionApp, StoreUnavailableError, type SessionApp } from '../src/index.ts';
+import { clearStore, ConfigError, dropStore, setupStore, startSessionApp, StoreUnavailableError, type SessionApp } from '../src/index.ts';
 import { startPostgres, startStandby, type PostgresServer } from './postgres-server.ts';
 import { adminQuery } from './engines.ts';
 import { runScript, sleep } from './helpers.ts';
@@ -73,10 +73,11 @@ test('multi-host URLs are checked before any worker starts: a ConfigError names 
   const cases: Array<[string, RegExp]> = [
     ['postgres://u:hunter2@a:5432,b:5432/db?target_session_attrs=standby', /target_session_attrs=standby is not supported/],
     ['postgres://u:hunter2@a:5432,,b:5432/db', /empty entry/],
-    ['postgres://u:hunter2@a:5432,b:70000/db', /port of host "b:70000"/],
+    ['postgres://u:hunter2@a:5432,b:70000/db', /the port of host 2 of 2 is not a number/],
     ['postgres://u:hunter2@/db?host=a,b', /several hosts go in the URL itself/],
     ['postgres://u:hunter2@a,b/db?pgbouncer=yes', /pgbouncer=yes is not true or false/],
     ['postgres://u:hunter2@a,b/db?maxConnectionLifetime=0', /maxConnectionLifetime=0 is not a number of seconds above 0/],
+    ['postgres://u:hunter2@a/db?application_name=50%off', /malformed %-escape/],
   ];
   for (const [database, pattern] of cases) {
     const error = await startSessionApp({ database }).catch((e: unknown) => e);
@@ -84,6 +85,17 @@ test('multi-host URLs are checked before any worker starts: a ConfigError names 
     assert.is((error as ConfigError).key, 'database');
     assert.match((error as Error).message, pattern);
     assert.not.match((error as Error).message, /hunter2/);
+  }
+  // A password holding an unencoded '#', '/' or '?' (a malformed URL): no part of it is ever echoed.
+  for (const database of [
+    'postgres://u:pw1#frag@a:5432,b:70000/db',
+    'postgres://u:pw2/frag@a:99999/db',
+    'postgres://u:pw3?frag@a,b/db',
+    'postgres://u:pw4#frag@a,,b/db',
+  ]) {
+    const error = await startSessionApp({ database, requestTimeout: 300 }).catch((e: unknown) => e);
+    assert.instance(error, Error, database);
+    assert.not.match((error as Error).message, /pw\d|frag/, (error as Error).message);
   }
   // Every host down: a StoreUnavailableError within about requestTimeout, the password masked.
   const started = Date.now();
@@ -191,6 +203,55 @@ test('?maxConnectionLifetime=S: once the first host is back (a failback), the st
   }
 });
 
+test('the batch marks table: a least-privileged role works with the grants docs/postgres.md lists; a missing table or grant is refused at start, naming it; a table of that name that is not ours is never used or dropped', async () => {
+  const one = await server();
+  await setupStore({ database: one.url, table: 'lp' });
+  await adminQuery(`CREATE ROLE app_min LOGIN`, [], one.url);
+  await adminQuery(`GRANT SELECT, INSERT, UPDATE, DELETE ON lp TO app_min`, [], one.url);
+  await adminQuery(`GRANT SELECT, INSERT, DELETE ON lp_batches TO app_min`, [], one.url);
+  const asApp = `postgres://app_min@127.0.0.1:${one.port}/postgres`;
+  const config = { database: asApp, table: 'lp', autoSetup: false, cleanerInterval: 3600, requestTimeout: 2000 };
+  const app = await startSessionApp(config);
+  try {
+    const id = (await app.store.put(null, { a: 1 }))!;
+    assert.is(await app.store.patch(id, { set: { b: 2 } }), true);
+    const { rows: marks } = await adminQuery('SELECT count(*)::int AS n FROM lp_batches', [], one.url);
+    assert.ok(marks[0].n >= 2, 'each write batch left its mark');
+    // A mark older than any replay window (5 min + 2 x requestTimeout) goes with the sweep; the fresh ones stay.
+    await adminQuery(
+      `INSERT INTO lp_batches (id, at) VALUES (gen_random_uuid(), (extract(epoch from now()) * 1000)::bigint - 3600000)`,
+      [],
+      one.url,
+    );
+    assert.is((await app.sweep()).skipped, false);
+    const { rows: left } = await adminQuery('SELECT count(*)::int AS n FROM lp_batches', [], one.url);
+    assert.is(left[0].n, marks[0].n, 'the old mark was deleted by the cleaner, the fresh ones kept');
+  } finally {
+    await app.stop();
+  }
+  await adminQuery(`REVOKE INSERT ON lp_batches FROM app_min`, [], one.url);
+  const ungranted = await startSessionApp(config).catch((e: unknown) => e);
+  assert.instance(ungranted, ConfigError);
+  assert.match((ungranted as Error).message, /SELECT, INSERT and DELETE on "lp_batches"/);
+  await adminQuery(`DROP TABLE lp_batches`, [], one.url);
+  const missing = await startSessionApp(config).catch((e: unknown) => e);
+  assert.instance(missing, Error);
+  assert.match((missing as Error).message, /batch marks table "lp_batches" .* does not exist.*supervised-sessions setup/);
+  // Someone else's table named like our marks table.
+  await adminQuery(`CREATE TABLE theirs_batches (x int)`, [], one.url);
+  await adminQuery(`INSERT INTO theirs_batches VALUES (1)`, [], one.url);
+  const refused = await setupStore({ database: one.url, table: 'theirs' }).catch((e: unknown) => e);
+  assert.instance(refused, Error);
+  assert.match((refused as Error).message, /"theirs_batches" exists with other columns/);
+  await dropStore({ database: one.url, table: 'theirs' }).catch(() => {});
+  assert.is(await rows(one, 'theirs_batches'), 1, 'their table is untouched');
+  // Ours are dropped with the session table.
+  await setupStore({ database: one.url, table: 'ours' });
+  assert.is(await rows(one, 'ours_batches'), 0);
+  await dropStore({ database: one.url, table: 'ours' });
+  assert.is(await rows(one, 'ours_batches'), null);
+});
+
 test('a batch whose COMMIT reply was lost, then a failover to an asynchronous standby that never got it and reuses its transaction id: the batch is replayed, not taken as committed', async () => {
   const primary = await server();
   const standby = await startStandby(primary, { sync: false });
@@ -267,6 +328,37 @@ test('synchronous replication: with the standby away, a write is never acknowled
     assert.equal(await app.store.get(id), { v: 0 }, 'the write that was refused is not there');
     assert.is(await app.store.patch(id, { set: { v: 2 } }), true, 'the new primary takes writes');
     assert.equal(await app.store.get(id), { v: 2 });
+  });
+});
+
+test('synchronous replication: a COMMIT whose wait for the standby is cancelled (pg_cancel_backend: PostgreSQL then answers COMMIT, with a warning) is not acknowledged', async () => {
+  const primary = await server();
+  const standby = await startStandby(primary, { sync: true });
+  servers.push(standby);
+  await withApp(hosts(primary.port, standby.port), { requestTimeout: 8000 }, async (app) => {
+    const id = (await app.store.put(null, { v: 0 }))!;
+    await waitReplayed(primary, standby);
+    standby.stop('fast');
+    const write = app.store.patch(id, { set: { v: 1 } }).catch((error: unknown) => error);
+    // Our backend waits for the standby at COMMIT (statement_timeout does not cover that wait).
+    let cancelled = 0;
+    for (let i = 0; i < 300 && cancelled === 0; i++) {
+      const { rows: found } = await adminQuery(
+        `SELECT count(pg_cancel_backend(pid))::int AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND application_name LIKE 'supervised-sessions%'`,
+        [],
+        primary.url,
+      );
+      cancelled = found[0].n;
+      if (cancelled === 0) await sleep(10);
+    }
+    assert.is(cancelled, 1, 'the COMMIT was waiting for the standby');
+    const failed = await write;
+    assert.instance(failed, StoreUnavailableError, String(failed));
+    assert.match((failed as Error).message, /no synchronous standby confirmed it/, (failed as Error).message);
+    primary.kill();
+    await standby.startAsync();
+    await standby.promote();
+    assert.equal(await app.store.get(id), { v: 0 }, 'committed on the old primary alone, and never acknowledged');
   });
 });
 

@@ -148,24 +148,30 @@ function reapOrphans(bin: string): void {
     if (!existsSync(ownerFile)) continue;
     const owner = Number(readFileSync(ownerFile, 'utf8'));
     if (Number.isInteger(owner) && alive(owner)) continue;
-    if (existsSync(join(dir, 'data', 'postmaster.pid')))
-      run(join(bin, 'pg_ctl'), ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
+    // A PgBouncer (pgbouncer.pid) or pg_auto_failover's pg_autoctl processes of that run go first.
+    const bouncerPid = existsSync(join(dir, 'pgbouncer.pid')) ? Number(readFileSync(join(dir, 'pgbouncer.pid'), 'utf8').trim()) : 0;
+    if (bouncerPid > 0 && alive(bouncerPid)) process.kill(bouncerPid, 'SIGKILL');
+    spawnSync('pkill', ['-9', '-f', `pg_autoctl.*${dir}`]);
+    for (const data of ['data', 'monitor', 'node1', 'node2'])
+      if (existsSync(join(dir, data, 'postmaster.pid')))
+        run(join(bin, 'pg_ctl'), ['-D', join(dir, data), '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-const live = new Set<PostgresServer>();
+const live = new Set<{ destroy(): void }>();
 let hooked = false;
 
+/** Everything started here (servers, PgBouncers, pg_auto_failover) is destroyed at exit and on SIGINT/SIGTERM/SIGHUP. */
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', () => {
-    for (const server of live) server.destroy();
+    for (const one of live) one.destroy();
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
-      for (const server of live) server.destroy();
+      for (const one of live) one.destroy();
       process.kill(process.pid, signal);
     });
   }
@@ -411,11 +417,13 @@ export async function startPgBouncer(server: PostgresServer): Promise<PgBouncer>
     destroy() {
       if (destroyed) return;
       destroyed = true;
+      live.delete(bouncer);
       kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  process.on('exit', () => bouncer.destroy());
+  live.add(bouncer);
+  hookExit();
   return bouncer;
 }
 
@@ -460,7 +468,8 @@ export async function startAutoFailover(): Promise<AutoFailover> {
   const launch = (name: string, args: string[]) => {
     const argv = ['env', ...envArgs, autoctl, ...args];
     const [file, rest] = isRoot() ? ['runuser', ['-u', 'postgres', '--', ...argv]] : [argv[0], argv.slice(1)];
-    const child = spawn(file, rest, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A process group of its own: destroy() signals pg_autoctl and the services it forks together.
+    const child = spawn(file, rest, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     const at = logs.push('') - 1;
     const keep = (chunk: Buffer) => {
       logs[at] = (logs[at] + chunk).slice(-4000);
@@ -477,20 +486,35 @@ export async function startAutoFailover(): Promise<AutoFailover> {
   const [monitorPort, port1, port2] = [await freePort(), await freePort(), await freePort()];
   const monitorData = join(dir, 'monitor');
   let destroyed = false;
+  const group = (signal: NodeJS.Signals) => {
+    for (const child of children)
+      try {
+        if (child.pid) process.kill(-child.pid, signal);
+      } catch {
+        /* gone */
+      }
+  };
   const destroy = () => {
     if (destroyed) return;
     destroyed = true;
-    for (const child of children) child.kill('SIGTERM');
+    live.delete(handle);
+    group('SIGTERM');
     // pg_autoctl stops its Postgres on SIGTERM; whatever is left is stopped hard.
+    // (Polled by the servers' pid files: this loop blocks the event loop, so
+    // exit events never arrive, and an exited child stays a zombie.)
+    const datas = [monitorData, join(dir, 'node1'), join(dir, 'node2')];
     const end = Date.now() + 10_000;
-    while (children.some((child) => child.exitCode === null && child.signalCode === null) && Date.now() < end) spawnSync('sleep', ['0.1']);
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    while (datas.some((data) => existsSync(join(data, 'postmaster.pid'))) && Date.now() < end) spawnSync('sleep', ['0.1']);
+    group('SIGKILL');
+    spawnSync('pkill', ['-9', '-f', `pg_autoctl.*${dir}`]);
     for (const data of [monitorData, join(dir, 'node1'), join(dir, 'node2')])
       if (existsSync(join(data, 'postmaster.pid')))
         run(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop'], { asPostgres: true });
     rmSync(dir, { recursive: true, force: true });
   };
-  process.on('exit', destroy);
+  const handle = { destroy };
+  live.add(handle);
+  hookExit();
   const common = ['--hostname', '127.0.0.1', '--auth', 'trust', '--no-ssl', '--run'];
   const state = async () => (await ctl(['show', 'state', '--pgdata', monitorData])).out;
   const until = async (what: string, test: (out: string) => boolean, ms: number) => {

@@ -65,7 +65,13 @@ export async function connect(options: ConnectOptions): Promise<Client> {
         if (plain === null || !/does not support SSL/i.test(String((error as Error).message))) throw error;
         return connectOne(plain, options, share, targets.pgbouncer);
       });
-      const problem = targets.attrs === 'any' ? null : await notWanted(client, targets.attrs, targets.labels[i]);
+      let problem: Error | null;
+      try {
+        problem = targets.attrs === 'any' ? null : await notWanted(client, targets.attrs, targets.labels[i], share);
+      } catch (error) {
+        await closeClient(client);
+        throw error;
+      }
       if (problem === null) return client;
       await closeClient(client);
       lastLoss = problem;
@@ -84,10 +90,12 @@ function plainFallback(url: string): string | null {
 }
 
 /** Why a connected server is not one the store may use (an Error counted as a connection loss), or null. */
-async function notWanted(client: Client, attrs: 'read-write' | 'primary', label: string): Promise<Error | null> {
-  const { rows } = await client.query<{ recovery: boolean; ro: string }>(
-    "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro",
-  );
+async function notWanted(client: Client, attrs: 'read-write' | 'primary', label: string, timeoutMs: number): Promise<Error | null> {
+  // Bounded by this host's share: one that accepts and then hangs does not hold the walk.
+  const { rows } = await client.query<{ recovery: boolean; ro: string }>({
+    text: "SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS ro",
+    query_timeout: timeoutMs,
+  } as pg.QueryConfig);
   const { recovery, ro } = rows[0];
   if (recovery || (attrs === 'read-write' && ro === 'on')) {
     const what = recovery ? 'a standby (in recovery)' : 'read-only (default_transaction_read_only is on)';

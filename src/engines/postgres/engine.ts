@@ -21,7 +21,7 @@ import {
   unavailableError,
   type Client,
 } from './connection.ts';
-import { ensureMarks, marksTable } from './schema.ts';
+import { marksTable } from './schema.ts';
 import { quoted } from '../../store/layout.ts';
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { NOW, statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
@@ -80,6 +80,7 @@ export class PostgresEngine {
   /** BEGIN, and behind PgBouncer the server-side bounds a startup packet cannot carry there (connection.ts). */
   readonly #begin: string;
   readonly #markSql: string;
+  readonly #hasMarkSql: string;
   /** target_session_attrs asks for a writable server: read batches check it too. */
   readonly #checkWritable: boolean;
   /** ?maxConnectionLifetime: after a failback, the fleet drifts back to the first host. */
@@ -95,6 +96,7 @@ export class PostgresEngine {
     this.#checkWritable = targets.attrs !== 'any';
     this.#maxLifetimeMs = targets.maxLifetimeMs;
     this.#markSql = `INSERT INTO ${quoted(marksTable(options.table))} (id, at) VALUES ($1, ${NOW})`;
+    this.#hasMarkSql = `SELECT EXISTS (SELECT 1 FROM ${quoted(marksTable(options.table))} WHERE id = $1) AS there`;
     this.#sql = statements(options.table, options.policy, options.maxSessionBytes);
     this.#sweeps = sweepStatements(options.table, options.policy);
     this.#wave = waveStatements(options.table, options.policy, options.maxSessionBytes);
@@ -188,14 +190,7 @@ export class PostgresEngine {
       }
       /** The batch already committed: its replies are computed again in a transaction that is rolled back. */
       const answerOnly: boolean = committed;
-      const result = await this.#transaction(
-        client,
-        steps,
-        answerOnly ? null : mark,
-        owners,
-        answerOnly,
-        writes && !answerOnly && dropInTransaction(requests),
-      );
+      const result = await this.#transaction(client, steps, mark, owners, answerOnly, writes && !answerOnly && dropInTransaction(requests));
       if (result.kind === 'done' && writes && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed (or, for a run that only
         // computes replies, rolled back), and the reply "lost".
@@ -211,23 +206,16 @@ export class PostgresEngine {
         committed = true;
         continue;
       }
-      if (result.kind === 'no-marks') {
-        // A table set up by an earlier version: the marks table is added.
-        const added = await ensureMarks(client, this.#options.table).then(
-          () => null,
-          (error: unknown) => error,
-        );
-        if (added !== null) {
-          if (isConnectionLoss(added)) {
-            this.#client = null;
-            void closeClient(client);
-            attempt++;
-            continue;
-          }
-          failAll(steps, outcomes, unavailableError(added, this.#options.database, 'the batch marks table could not be created'));
-          break;
-        }
+      if (result.kind === 'mark-missing') {
+        // An answer-only run found no mark on this server: the committed run
+        // was on a server this one never heard from (a failover to an
+        // asynchronous standby). Nothing of the batch is here: replayed.
+        committed = false;
         continue;
+      }
+      if (result.kind === 'broken' || result.kind === 'unconfirmed') {
+        failAll(steps, outcomes, result.error);
+        break;
       }
       if (result.kind === 'done') {
         for (let s = 0; s < steps.length; s++) steps[s].finish(result.results[s], outcomes);
@@ -333,7 +321,9 @@ export class PostgresEngine {
     | { kind: 'lost'; error: unknown; abandoned?: boolean }
     | { kind: 'retry'; error: unknown }
     | { kind: 'committed-before' }
-    | { kind: 'no-marks' }
+    | { kind: 'mark-missing' }
+    | { kind: 'broken'; error: Error }
+    | { kind: 'unconfirmed'; error: Error }
   > {
     // pg writes each protocol message as it is made: corked, the whole
     // pipelined batch leaves in one write (one syscall instead of dozens).
@@ -350,7 +340,9 @@ export class PostgresEngine {
       // A write batch inserts its mark first (runBatch): should the COMMIT's
       // reply be lost, the next run learns from it whether this one committed.
       // On a read-only server it fails at once (25006), a lost connection.
-      if (mark !== null) marked = client.query({ name: 'ss_mark', text: this.#markSql, values: [mark] });
+      // An answer-only run checks that the mark is on this server.
+      if (mark !== null && !rollback) marked = client.query({ name: 'ss_mark', text: this.#markSql, values: [mark] });
+      else if (mark !== null) marked = client.query({ name: 'ss_has_mark', text: this.#hasMarkSql, values: [mark] });
       // A read-only batch cannot tell a read-only server by failing: it asks.
       else if (this.#checkWritable) readOnly = client.query({ name: 'ss_ro', text: READ_ONLY_SQL, values: [] });
       // The locks of every owner the batch changes, before any row lock and
@@ -364,7 +356,16 @@ export class PostgresEngine {
     }
     const checked = marked ?? readOnly;
     const heads = [begin, ...(checked ? [checked] : []), ...(locks ? [locks] : [])];
-    const all = Promise.allSettled([...heads, ...sent.flat(), commit]);
+    // A COMMIT whose wait for a synchronous standby was cancelled (an
+    // operator's pg_cancel_backend; statement_timeout does not cover that
+    // wait) still answers COMMIT, with a warning: committed on the primary
+    // alone, so not acknowledged.
+    let syncCancelled = false;
+    const onNotice = (notice: { message?: string }) => {
+      if (/synchronous replication/i.test(String(notice.message))) syncCancelled = true;
+    };
+    client.on('notice', onNotice);
+    const all = Promise.allSettled([...heads, ...sent.flat(), commit]).finally(() => client.off('notice', onNotice));
     if (dropInside && marked) {
       // Fault injection (fault-hook.ts): the connection is "lost" once the
       // transaction has inserted its mark, while the server is still inside
@@ -383,11 +384,27 @@ export class PostgresEngine {
     if (checkResult?.status === 'rejected') {
       const code = (checkResult.reason as { code?: string }).code;
       if (isConnectionLoss(checkResult.reason)) return { kind: 'lost', error: checkResult.reason };
-      if (marked && code === '23505') return { kind: 'committed-before' };
-      if (marked && code === '42P01') return { kind: 'no-marks' };
+      if (marked && code === '23505' && !rollback) return { kind: 'committed-before' };
       // 57014: its earlier run still holds the mark (it is still running on
-      // the server) past statement_timeout; a lock wait: run again.
-      if (marked) return { kind: 'retry', error: checkResult.reason };
+      // the server) past statement_timeout; a lock wait or a collision: run again.
+      if (marked && (code === '57014' || code === '55P03' || isRetryable(checkResult.reason)))
+        return { kind: 'retry', error: checkResult.reason };
+      // Waiting will not help (the marks table missing, no privilege on it): said at once.
+      if (marked) {
+        const reason = checkResult.reason as Error;
+        return {
+          kind: 'broken',
+          error: unavailableError(
+            code === '42P01'
+              ? new Error(`the batch marks table "${marksTable(this.#options.table)}" is missing; run \`supervised-sessions setup\``)
+              : reason,
+            this.#options.database,
+            'the batch mark could not be written',
+          ),
+        };
+      }
+    } else if (marked && rollback && checkResult?.status === 'fulfilled' && !(checkResult.value.rows[0] as { there: boolean }).there) {
+      return { kind: 'mark-missing' };
     } else if (readOnly && checkResult?.status === 'fulfilled' && (checkResult.value.rows[0] as { ro: boolean }).ro) {
       return { kind: 'lost', error: readOnlyError() };
     }
@@ -438,6 +455,13 @@ export class PostgresEngine {
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
       return { kind: 'lost', error: reason };
     }
+    if (syncCancelled && !rollback)
+      return {
+        kind: 'unconfirmed',
+        error: new StoreUnavailableError(
+          'the batch committed on the primary, but no synchronous standby confirmed it (its wait was cancelled); it is not acknowledged',
+        ),
+      };
     const results: QueryResult[][] = [];
     k = head;
     for (let s = 0; s < steps.length; s++) {

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { missingColumns, otherShape, quoted, shapeOf, unusable, type AddedColumn, type TableShape } from '../../store/layout.ts';
 import type { Client } from './connection.ts';
+import { ConfigError, TableExistsError, TableNotExistsError } from '../../errors.ts';
 import { redactUrl } from './url.ts';
 
 export type { TableShape };
@@ -123,14 +124,35 @@ export async function setupTable(client: Client, table: string): Promise<'missin
  */
 export const marksTable = (table: string) => indexName(table, 'batches');
 
+/**
+ * The marks table as it stands: 'ok' (exactly our two columns), 'missing',
+ * or 'other' (another table took the name: never written to, never dropped).
+ */
+async function marksShape(client: Client, table: string): Promise<'ok' | 'missing' | 'other'> {
+  const columns = (await columnsOf(client, marksTable(table))).sort().join(',');
+  return columns === '' ? 'missing' : columns === 'at,id' ? 'ok' : 'other';
+}
+
+function otherMarks(table: string): TableExistsError {
+  return new TableExistsError(
+    `a table named "${marksTable(table)}" exists with other columns than the batch marks of the session table "${table}" (id, at); choose another table name or drop that table`,
+  );
+}
+
 async function createMarks(client: Client, table: string): Promise<void> {
-  await client.query(`CREATE TABLE IF NOT EXISTS ${quoted(marksTable(table))} (id uuid PRIMARY KEY, at bigint NOT NULL)`);
+  const shape = await marksShape(client, table);
+  if (shape === 'other') throw otherMarks(table);
+  if (shape === 'missing')
+    await client.query(
+      `CREATE TABLE ${quoted(marksTable(table))} (id uuid NOT NULL, at bigint NOT NULL, CONSTRAINT "${indexName(table, 'batches_mark')}" PRIMARY KEY (id))`,
+    );
 }
 
 /** Creates the marks table when missing (a table set up by an earlier version), under the schema lock. */
 export async function ensureMarks(client: Client, table: string): Promise<void> {
-  const { rows } = await client.query<{ there: boolean }>('SELECT to_regclass($1) IS NOT NULL AS there', [quoted(marksTable(table))]);
-  if (rows[0].there) return;
+  const shape = await marksShape(client, table);
+  if (shape === 'other') throw otherMarks(table);
+  if (shape === 'ok') return;
   await client.query('BEGIN');
   try {
     await client.query(`SELECT pg_advisory_xact_lock(${lockKey('schema')})`, [table]);
@@ -157,6 +179,22 @@ export function indexName(table: string, suffix: string): string {
 export async function requireTable(client: Client, table: string, database: string): Promise<void> {
   const problem = unusable(await tableShape(client, table), table, redactUrl(database));
   if (problem) throw problem;
+  const marks = await marksShape(client, table);
+  if (marks === 'other') throw otherMarks(table);
+  if (marks === 'missing')
+    throw new TableNotExistsError(
+      `the batch marks table "${marksTable(table)}" of the session table "${table}" does not exist in ${redactUrl(database)} (a table set up by an earlier version); run \`supervised-sessions setup\` or start with autoSetup: true`,
+    );
+  // Each privilege on its own: given several, has_table_privilege answers whether any is held.
+  const { rows } = await client.query<{ ok: boolean }>(
+    `SELECT has_table_privilege($1, 'SELECT') AND has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'DELETE') AS ok`,
+    [quoted(marksTable(table))],
+  );
+  if (!rows[0].ok)
+    throw new ConfigError(
+      'database',
+      `invalid config "database": the role in ${redactUrl(database)} needs SELECT, INSERT and DELETE on "${marksTable(table)}" (the batch marks of "${table}"); grant them`,
+    );
 }
 
 async function onSessionTable(client: Client, table: string, sql: string): Promise<boolean> {
@@ -171,6 +209,8 @@ export function clearTable(client: Client, table: string): Promise<boolean> {
   return onSessionTable(client, table, `DELETE FROM ${quoted(table)}`);
 }
 
-export function dropTable(client: Client, table: string): Promise<boolean> {
-  return onSessionTable(client, table, `DROP TABLE ${quoted(table)}; DROP TABLE IF EXISTS ${quoted(marksTable(table))}`);
+export async function dropTable(client: Client, table: string): Promise<boolean> {
+  // The marks table only when it is ours (another table may have its name).
+  const marks = (await marksShape(client, table)) === 'ok' ? `; DROP TABLE ${quoted(marksTable(table))}` : '';
+  return onSessionTable(client, table, `DROP TABLE ${quoted(table)}${marks}`);
 }

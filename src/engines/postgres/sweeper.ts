@@ -59,6 +59,8 @@ export async function sweepPostgres(task: {
   timeoutMs: number;
   abort: Int32Array;
   batchSize?: number;
+  /** Whether to delete old batch marks too: only a process that knows the apps' requestTimeout (the cleaner) does. */
+  forgetMarks?: boolean;
 }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const batchSize = task.batchSize ?? POSTGRES_SWEEP_BATCH;
   const statements = sweepStatements(task.table, task.policy);
@@ -100,7 +102,8 @@ export async function sweepPostgres(task: {
       }
     }
     if (Atomics.load(task.abort, 0) === 0) {
-      await forgetMarks(await connection(task.database, task.timeoutMs), task.table, task.timeoutMs);
+      if (task.forgetMarks !== false)
+        await forgetMarks(await connection(task.database, task.timeoutMs), task.table, task.timeoutMs, task.abort);
       return { deleted, skipped: false, live: await countLive(task) };
     }
   } catch (error) {
@@ -123,12 +126,25 @@ export async function sweepPostgres(task: {
  * (a table set up by an earlier version, before the store's first write):
  * nothing to do.
  */
-async function forgetMarks(c: Client, table: string, timeoutMs: number): Promise<void> {
+async function forgetMarks(c: Client, table: string, timeoutMs: number, abort: Int32Array): Promise<void> {
   const keepMs = MARKS_KEPT_MS + 2 * Math.ceil(timeoutMs);
-  await c.query(`DELETE FROM ${quoted(marksTable(table))} WHERE at < ${NOW} - ${keepMs}`).catch((error: unknown) => {
-    if ((error as { code?: string }).code !== '42P01') throw error;
-  });
+  const marks = quoted(marksTable(table));
+  // In batches (the table has no index on `at`: each batch reads it once,
+  // and it holds only the last minutes' marks); best effort: a failure here
+  // fails no sweep, and the next sweep tries again.
+  try {
+    for (let n = 0; n < 100 && Atomics.load(abort, 0) === 0; n++) {
+      const done = await c.query(
+        `DELETE FROM ${marks} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${marks} WHERE at < ${NOW} - ${keepMs} LIMIT ${MARKS_BATCH}))`,
+      );
+      if ((done.rowCount ?? 0) < MARKS_BATCH) break;
+    }
+  } catch (error) {
+    if (isConnectionLoss(error)) throw error;
+  }
 }
+
+const MARKS_BATCH = 10_000;
 
 export const MARKS_KEPT_MS = 5 * 60_000;
 

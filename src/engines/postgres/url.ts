@@ -58,7 +58,7 @@ export function postgresUrlProblem(database: string): string | null {
     try {
       url = new URL(one);
     } catch {
-      return targets.urls.length > 1 ? `its host ${redactUrl(one)} does not parse as a URL` : 'it does not parse as a URL';
+      return 'it does not parse as a URL';
     }
     if (url.hostname === '' && !url.searchParams.has('host')) return 'it names no host';
   }
@@ -94,10 +94,12 @@ export function postgresTargets(database: string): PostgresTargets | string {
   const scheme = /^postgres(?:ql)?:\/\//i.exec(database);
   if (!scheme) return 'it is not a postgres:// URL';
   const rest = database.slice(scheme[0].length);
-  // The authority ends at the first '/', '?' or '#' after the user info (up
-  // to its last '@': a password may hold an unencoded '@').
-  const end0 = rest.search(/[/?#]/);
-  const at = rest.lastIndexOf('@', end0 === -1 ? rest.length : end0);
+  // The authority ends at the first '/', '?' or '#' after the user info, which
+  // ends at the last '@' before the query (a password may hold an unencoded
+  // '@', '/' or '#'). Nothing of a malformed authority is echoed in errors:
+  // it may hold part of a password.
+  const query0 = rest.indexOf('?');
+  const at = rest.lastIndexOf('@', query0 === -1 ? rest.length : query0);
   const afterAt = at + 1;
   const endRel = rest.slice(afterAt).search(/[/?#]/);
   const end = endRel === -1 ? rest.length : afterAt + endRel;
@@ -121,8 +123,14 @@ export function postgresTargets(database: string): PostgresTargets | string {
   const kept: string[] = [];
   for (const pair of pairs) {
     const eq = pair.indexOf('=');
-    const key = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
-    const value = eq === -1 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    let key: string;
+    let value: string;
+    try {
+      key = decodeURIComponent(eq === -1 ? pair : pair.slice(0, eq));
+      value = eq === -1 ? '' : decodeURIComponent(pair.slice(eq + 1));
+    } catch {
+      return 'its query string holds a malformed %-escape';
+    }
     if (OWN_PARAMS.has(key)) own.set(key, value);
     else kept.push(pair);
     if (key === 'host' && value.includes(','))
@@ -130,11 +138,13 @@ export function postgresTargets(database: string): PostgresTargets | string {
   }
   const query = kept.length > 0 ? `?${kept.join('&')}` : '';
   const hosts = hostList.split(',');
-  if (hosts.length > 1 && hosts.some((host) => host === '')) return `its host list "${hostList}" has an empty entry`;
-  for (const host of hosts) {
-    const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(host)?.[1];
+  if (hosts.length > 1 && hosts.some((host) => host === '')) return 'its host list has an empty entry';
+  for (let i = 0; i < hosts.length; i++) {
+    const port = /^(?:\[[^\]]*\]|[^:]*)(?::(.*))?$/.exec(hosts[i])?.[1];
     if (port !== undefined && !(/^\d{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535))
-      return `the port of host "${host}" is not a number from 1 to 65535`;
+      return hosts.length > 1
+        ? `the port of host ${i + 1} of ${hosts.length} is not a number from 1 to 65535`
+        : 'its port is not a number from 1 to 65535';
   }
   const attrs = own.get('target_session_attrs') ?? (hosts.length > 1 ? 'read-write' : 'any');
   if (!ATTRS.has(attrs)) return `target_session_attrs=${attrs} is not supported: the store writes, so it takes read-write, primary or any`;
