@@ -229,6 +229,16 @@ test('the batch marks table: a least-privileged role works with the grants docs/
   } finally {
     await app.stop();
   }
+  // A role granted nothing on the marks table is told to grant, not to run setup (either autoSetup).
+  await adminQuery(`CREATE ROLE app_none LOGIN`, [], one.url);
+  await adminQuery(`GRANT SELECT, INSERT, UPDATE, DELETE ON lp TO app_none`, [], one.url);
+  for (const autoSetup of [false, true]) {
+    const none = await startSessionApp({ ...config, autoSetup, database: `postgres://app_none@127.0.0.1:${one.port}/postgres` }).catch(
+      (e: unknown) => e,
+    );
+    assert.instance(none, ConfigError, String(none));
+    assert.match((none as Error).message, /needs SELECT, INSERT and DELETE on "lp_batches"/);
+  }
   await adminQuery(`REVOKE INSERT ON lp_batches FROM app_min`, [], one.url);
   const ungranted = await startSessionApp(config).catch((e: unknown) => e);
   assert.instance(ungranted, ConfigError);
@@ -243,8 +253,14 @@ test('the batch marks table: a least-privileged role works with the grants docs/
   const refused = await setupStore({ database: one.url, table: 'theirs' }).catch((e: unknown) => e);
   assert.instance(refused, Error);
   assert.match((refused as Error).message, /"theirs_batches" exists with other columns/);
-  await dropStore({ database: one.url, table: 'theirs' }).catch(() => {});
-  assert.is(await rows(one, 'theirs_batches'), 1, 'their table is untouched');
+  // Ours set up, then that name taken by another table: dropping the store leaves it alone.
+  await setupStore({ database: one.url, table: 'mine' });
+  await adminQuery(`DROP TABLE mine_batches`, [], one.url);
+  await adminQuery(`CREATE TABLE mine_batches (x int)`, [], one.url);
+  await adminQuery(`INSERT INTO mine_batches VALUES (1)`, [], one.url);
+  await dropStore({ database: one.url, table: 'mine' });
+  assert.is(await rows(one, 'mine'), null, 'the session table is dropped');
+  assert.is(await rows(one, 'mine_batches'), 1, 'their table is untouched');
   // Ours are dropped with the session table.
   await setupStore({ database: one.url, table: 'ours' });
   assert.is(await rows(one, 'ours_batches'), 0);
@@ -331,36 +347,42 @@ test('synchronous replication: with the standby away, a write is never acknowled
   });
 });
 
-test('synchronous replication: a COMMIT whose wait for the standby is cancelled (pg_cancel_backend: PostgreSQL then answers COMMIT, with a warning) is not acknowledged', async () => {
-  const primary = await server();
-  const standby = await startStandby(primary, { sync: true });
-  servers.push(standby);
-  await withApp(hosts(primary.port, standby.port), { requestTimeout: 8000 }, async (app) => {
-    const id = (await app.store.put(null, { v: 0 }))!;
-    await waitReplayed(primary, standby);
-    standby.stop('fast');
-    const write = app.store.patch(id, { set: { v: 1 } }).catch((error: unknown) => error);
-    // Our backend waits for the standby at COMMIT (statement_timeout does not cover that wait).
-    let cancelled = 0;
-    for (let i = 0; i < 300 && cancelled === 0; i++) {
-      const { rows: found } = await adminQuery(
-        `SELECT count(pg_cancel_backend(pid))::int AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND application_name LIKE 'supervised-sessions%'`,
-        [],
-        primary.url,
-      );
-      cancelled = found[0].n;
-      if (cancelled === 0) await sleep(10);
-    }
-    assert.is(cancelled, 1, 'the COMMIT was waiting for the standby');
-    const failed = await write;
-    assert.instance(failed, StoreUnavailableError, String(failed));
-    assert.match((failed as Error).message, /no synchronous standby confirmed it/, (failed as Error).message);
-    primary.kill();
-    await standby.startAsync();
-    await standby.promote();
-    assert.equal(await app.store.get(id), { v: 0 }, 'committed on the old primary alone, and never acknowledged');
+for (const how of ['pg_cancel_backend', 'pg_terminate_backend'] as const) {
+  test(`synchronous replication: a COMMIT whose wait for the standby ends early (${how}: committed on the primary alone) is not acknowledged, not even by the replay`, async () => {
+    const primary = await server();
+    const standby = await startStandby(primary, { sync: true });
+    servers.push(standby);
+    await withApp(hosts(primary.port, standby.port), { requestTimeout: 4000 }, async (app) => {
+      const id = (await app.store.put(null, { v: 0 }))!;
+      await waitReplayed(primary, standby);
+      standby.stop('fast');
+      const write = app.store.patch(id, { set: { v: 1 } }).catch((error: unknown) => error);
+      // Our backend waits for the standby at COMMIT (statement_timeout does not cover that wait).
+      let ended = 0;
+      for (let i = 0; i < 300 && ended === 0; i++) {
+        const { rows: found } = await adminQuery(
+          `SELECT count(${how}(pid))::int AS n FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND application_name LIKE 'supervised-sessions%'`,
+          [],
+          primary.url,
+        );
+        ended = found[0].n;
+        if (ended === 0) await sleep(10);
+      }
+      assert.is(ended, 1, 'the COMMIT was waiting for the standby');
+      // Cancelled: PostgreSQL answers COMMIT with a warning. Terminated: the
+      // connection goes, and the replay finds the batch committed — and
+      // confirms it on the standby first, which is away.
+      const failed = await write;
+      assert.instance(failed, StoreUnavailableError, String(failed));
+      if (how === 'pg_cancel_backend')
+        assert.match((failed as Error).message, /no synchronous standby confirmed it/, (failed as Error).message);
+      primary.kill();
+      await standby.startAsync();
+      await standby.promote();
+      assert.equal(await app.store.get(id), { v: 0 }, 'committed on the old primary alone, and never acknowledged');
+    });
   });
-});
+}
 
 async function waitReplayed(primary: PostgresServer, standby: PostgresServer): Promise<void> {
   const { rows: at } = await adminQuery('SELECT pg_current_wal_lsn()::text AS lsn', [], primary.url);

@@ -123,8 +123,6 @@ export const postgresAdmin: EngineAdmin = {
         policy: at.policy,
         timeoutMs: 10_000,
         abort: new Int32Array(new SharedArrayBuffer(4)),
-        // The batch marks are the apps' cleaners' to forget: only they know their requestTimeout.
-        forgetMarks: false,
       });
       return { deleted, skipped };
     } finally {

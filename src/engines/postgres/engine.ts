@@ -21,7 +21,7 @@ import {
   unavailableError,
   type Client,
 } from './connection.ts';
-import { marksTable } from './schema.ts';
+import { MARKS_KEPT_MS, marksTable } from './schema.ts';
 import { quoted } from '../../store/layout.ts';
 import { afterLostReply, dropInTransaction, loseCommitReply } from '../../store/fault-hook.ts';
 import { NOW, statements, sweepStatements, waveStatements, type Statements, type WaveStatements } from './statements.ts';
@@ -95,7 +95,9 @@ export class PostgresEngine {
       : 'BEGIN';
     this.#checkWritable = targets.attrs !== 'any';
     this.#maxLifetimeMs = targets.maxLifetimeMs;
-    this.#markSql = `INSERT INTO ${quoted(marksTable(options.table))} (id, at) VALUES ($1, ${NOW})`;
+    // `at`: when the mark may be forgotten (server clock): past any replay of
+    // its batch (within requestTimeout), with margin for a new primary's clock.
+    this.#markSql = `INSERT INTO ${quoted(marksTable(options.table))} (id, at) VALUES ($1, ${NOW} + ${MARKS_KEPT_MS + 2 * Math.ceil(options.timeoutMs)})`;
     this.#hasMarkSql = `SELECT EXISTS (SELECT 1 FROM ${quoted(marksTable(options.table))} WHERE id = $1) AS there`;
     this.#sql = statements(options.table, options.policy, options.maxSessionBytes);
     this.#sweeps = sweepStatements(options.table, options.policy);
@@ -335,6 +337,18 @@ export class PostgresEngine {
     let locks: Promise<QueryResult> | null = null;
     let sent: Array<Array<Promise<QueryResult>>>;
     let commit: Promise<QueryResult>;
+    /**
+     * An answer-only run (its batch committed in an earlier run) computes its
+     * replies inside a savepoint it rolls back, then COMMITs a transaction
+     * that holds only a transaction id: with synchronous replication that
+     * COMMIT waits until a standby has everything up to it — the earlier
+     * run's commit included — so no reply acknowledges a batch only the
+     * primary holds (the earlier run's wait may have ended early: its
+     * connection terminated, the server restarted).
+     */
+    const confirming = rollback && mark !== null;
+    let answerHeads: Array<Promise<QueryResult>> = [];
+    let undo: Promise<QueryResult> | null = null;
     try {
       begin = client.query(this.#begin);
       // A write batch inserts its mark first (runBatch): should the COMMIT's
@@ -342,7 +356,10 @@ export class PostgresEngine {
       // On a read-only server it fails at once (25006), a lost connection.
       // An answer-only run checks that the mark is on this server.
       if (mark !== null && !rollback) marked = client.query({ name: 'ss_mark', text: this.#markSql, values: [mark] });
-      else if (mark !== null) marked = client.query({ name: 'ss_has_mark', text: this.#hasMarkSql, values: [mark] });
+      else if (mark !== null) {
+        marked = client.query({ name: 'ss_has_mark', text: this.#hasMarkSql, values: [mark] });
+        answerHeads = [client.query('SELECT pg_current_xact_id()'), client.query('SAVEPOINT ss_answer')];
+      }
       // A read-only batch cannot tell a read-only server by failing: it asks.
       else if (this.#checkWritable) readOnly = client.query({ name: 'ss_ro', text: READ_ONLY_SQL, values: [] });
       // The locks of every owner the batch changes, before any row lock and
@@ -350,12 +367,13 @@ export class PostgresEngine {
       // are exact across app servers, and two batches cannot deadlock on them.
       if (owners.length > 0) locks = client.query({ name: 'ss_lock_owners', text: this.#sql.lockOwners, values: [owners] });
       sent = steps.map((step) => step.queries.map((query) => client.query(query)));
-      commit = client.query(rollback ? 'ROLLBACK' : 'COMMIT');
+      if (confirming) undo = client.query('ROLLBACK TO SAVEPOINT ss_answer');
+      commit = client.query(rollback && !confirming ? 'ROLLBACK' : 'COMMIT');
     } finally {
       stream?.uncork?.();
     }
     const checked = marked ?? readOnly;
-    const heads = [begin, ...(checked ? [checked] : []), ...(locks ? [locks] : [])];
+    const heads = [begin, ...(checked ? [checked] : []), ...answerHeads, ...(locks ? [locks] : [])];
     // A COMMIT whose wait for a synchronous standby was cancelled (an
     // operator's pg_cancel_backend; statement_timeout does not cover that
     // wait) still answers COMMIT, with a warning: committed on the primary
@@ -365,7 +383,8 @@ export class PostgresEngine {
       if (/synchronous replication/i.test(String(notice.message))) syncCancelled = true;
     };
     client.on('notice', onNotice);
-    const all = Promise.allSettled([...heads, ...sent.flat(), commit]).finally(() => client.off('notice', onNotice));
+    const tail = undo ? [undo] : [];
+    const all = Promise.allSettled([...heads, ...sent.flat(), ...tail, commit]).finally(() => client.off('notice', onNotice));
     if (dropInside && marked) {
       // Fault injection (fault-hook.ts): the connection is "lost" once the
       // transaction has inserted its mark, while the server is still inside
@@ -425,6 +444,13 @@ export class PostgresEngine {
     }
     const beginResult = settled[0];
     const commitResult = settled[settled.length - 1];
+    // The answer-only run's own statements (an id, the savepoint and its
+    // rollback): failing, the server is not one to confirm on (a standby).
+    for (const one of [
+      ...settled.slice(checked ? 2 : 1, (checked ? 2 : 1) + answerHeads.length),
+      ...(undo ? [settled[settled.length - 2]] : []),
+    ])
+      if (one.status === 'rejected') lost ??= one.reason;
     if (beginResult.status === 'rejected' && isConnectionLoss(beginResult.reason)) lost ??= beginResult.reason;
     if (commitResult.status === 'rejected' && isConnectionLoss(commitResult.reason)) lost ??= commitResult.reason;
     if (locksResult?.status === 'rejected' && isConnectionLoss(locksResult.reason)) lost ??= locksResult.reason;
@@ -444,7 +470,7 @@ export class PostgresEngine {
     if (
       commitResult.status === 'rejected' ||
       beginResult.status === 'rejected' ||
-      commitResult.value.command !== (rollback ? 'ROLLBACK' : 'COMMIT')
+      commitResult.value.command !== (rollback && !confirming ? 'ROLLBACK' : 'COMMIT')
     ) {
       const reason =
         commitResult.status === 'rejected'
@@ -455,7 +481,7 @@ export class PostgresEngine {
       if (isRetryable(reason)) return { kind: 'retry', error: reason };
       return { kind: 'lost', error: reason };
     }
-    if (syncCancelled && !rollback)
+    if (syncCancelled)
       return {
         kind: 'unconfirmed',
         error: new StoreUnavailableError(

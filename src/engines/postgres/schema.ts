@@ -124,13 +124,25 @@ export async function setupTable(client: Client, table: string): Promise<'missin
  */
 export const marksTable = (table: string) => indexName(table, 'batches');
 
+/** How long past its batch's requestTimeout a mark is kept (clock differences between a primary and its successor). */
+export const MARKS_KEPT_MS = 5 * 60_000;
+
 /**
  * The marks table as it stands: 'ok' (exactly our two columns), 'missing',
  * or 'other' (another table took the name: never written to, never dropped).
  */
 async function marksShape(client: Client, table: string): Promise<'ok' | 'missing' | 'other'> {
-  const columns = (await columnsOf(client, marksTable(table))).sort().join(',');
-  return columns === '' ? 'missing' : columns === 'at,id' ? 'ok' : 'other';
+  // From the catalog, not information_schema (which hides the columns of a
+  // table the role holds no privilege on: that would read as missing). Found
+  // as the statements find it (search_path); a view is not ours.
+  const { rows } = await client.query<{ kind: string; columns: string }>(
+    `SELECT c.relkind::text AS kind, coalesce(string_agg(a.attname::text, ',' ORDER BY a.attname), '') AS columns
+    FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.oid = to_regclass($1) GROUP BY c.relkind`,
+    [quoted(marksTable(table))],
+  );
+  if (rows.length === 0) return 'missing';
+  return rows[0].kind === 'r' && rows[0].columns === 'at,id' ? 'ok' : 'other';
 }
 
 function otherMarks(table: string): TableExistsError {
@@ -185,6 +197,11 @@ export async function requireTable(client: Client, table: string, database: stri
     throw new TableNotExistsError(
       `the batch marks table "${marksTable(table)}" of the session table "${table}" does not exist in ${redactUrl(database)} (a table set up by an earlier version); run \`supervised-sessions setup\` or start with autoSetup: true`,
     );
+  await requireMarksGrants(client, table, database);
+}
+
+/** The role may read, insert and delete batch marks: said at start, never at the first write. */
+export async function requireMarksGrants(client: Client, table: string, database: string): Promise<void> {
   // Each privilege on its own: given several, has_table_privilege answers whether any is held.
   const { rows } = await client.query<{ ok: boolean }>(
     `SELECT has_table_privilege($1, 'SELECT') AND has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'DELETE') AS ok`,

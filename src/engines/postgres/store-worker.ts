@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../../config.ts';
 import { expiryPolicy } from '../../store/expiry.ts';
 import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, type Client } from './connection.ts';
 import { PostgresEngine } from './engine.ts';
-import { requireTable, setupTable } from './schema.ts';
+import { requireMarksGrants, requireTable, setupTable } from './schema.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
 
 const { port, config, started } = workerData as { port: MessagePort; config: ResolvedConfig; started: SharedArrayBuffer };
@@ -65,8 +65,10 @@ await runActor({
         client = await firstConnection();
       }
       if (client) {
-        if (config.autoSetup) created = (await setupTable(client, config.table)) === 'missing';
-        else await requireTable(client, config.table, config.database);
+        if (config.autoSetup) {
+          created = (await setupTable(client, config.table)) === 'missing';
+          await requireMarksGrants(client, config.table, config.database);
+        } else await requireTable(client, config.table, config.database);
         store.adopt(client);
       }
     } catch (error) {

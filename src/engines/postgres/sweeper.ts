@@ -59,8 +59,6 @@ export async function sweepPostgres(task: {
   timeoutMs: number;
   abort: Int32Array;
   batchSize?: number;
-  /** Whether to delete old batch marks too: only a process that knows the apps' requestTimeout (the cleaner) does. */
-  forgetMarks?: boolean;
 }): Promise<{ deleted: number; skipped: boolean; live: number | null }> {
   const batchSize = task.batchSize ?? POSTGRES_SWEEP_BATCH;
   const statements = sweepStatements(task.table, task.policy);
@@ -102,8 +100,7 @@ export async function sweepPostgres(task: {
       }
     }
     if (Atomics.load(task.abort, 0) === 0) {
-      if (task.forgetMarks !== false)
-        await forgetMarks(await connection(task.database, task.timeoutMs), task.table, task.timeoutMs, task.abort);
+      await forgetMarks(await connection(task.database, task.timeoutMs), task.table, task.abort);
       return { deleted, skipped: false, live: await countLive(task) };
     }
   } catch (error) {
@@ -120,33 +117,31 @@ export async function sweepPostgres(task: {
 }
 
 /**
- * The batch marks no replay can ask about any more (engine.ts: a batch is
- * replayed only within requestTimeout of its first run), by the server's
- * clock. The table holds only the last few minutes' write batches. Missing
- * (a table set up by an earlier version, before the store's first write):
- * nothing to do.
+ * The batch marks no replay can ask about any more: each row says when
+ * (engine.ts: its batch's requestTimeout, twice, plus MARKS_KEPT_MS), by the
+ * server's clock. In batches (no index on `at`: each batch reads the table,
+ * which holds only the last minutes' marks); best effort: a failure here
+ * fails no sweep, and the next sweep tries again.
  */
-async function forgetMarks(c: Client, table: string, timeoutMs: number, abort: Int32Array): Promise<void> {
-  const keepMs = MARKS_KEPT_MS + 2 * Math.ceil(timeoutMs);
+async function forgetMarks(c: Client, table: string, abort: Int32Array): Promise<void> {
   const marks = quoted(marksTable(table));
-  // In batches (the table has no index on `at`: each batch reads it once,
-  // and it holds only the last minutes' marks); best effort: a failure here
-  // fails no sweep, and the next sweep tries again.
   try {
     for (let n = 0; n < 100 && Atomics.load(abort, 0) === 0; n++) {
       const done = await c.query(
-        `DELETE FROM ${marks} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${marks} WHERE at < ${NOW} - ${keepMs} LIMIT ${MARKS_BATCH}))`,
+        `DELETE FROM ${marks} WHERE ctid = ANY(ARRAY(SELECT ctid FROM ${marks} WHERE at < ${NOW} LIMIT ${MARKS_BATCH}))`,
       );
       if ((done.rowCount ?? 0) < MARKS_BATCH) break;
     }
   } catch (error) {
-    if (isConnectionLoss(error)) throw error;
+    // The connection is replaced at the next use.
+    if (isConnectionLoss(error) && client === c) {
+      client = null;
+      void closeClient(c);
+    }
   }
 }
 
 const MARKS_BATCH = 10_000;
-
-export const MARKS_KEPT_MS = 5 * 60_000;
 
 /**
  * The live count after a sweep that ran to its end, for the live_sessions
