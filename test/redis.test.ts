@@ -125,8 +125,17 @@ test('?waitReplicas=1 without a replica: a write is a StoreUnavailableError (nev
   assert.is(error?.name, 'StoreUnavailableError', String(error));
   assert.match(error!.message, /reached 0 of the 1 replicas waitReplicas asks for/, error!.message);
   const replica = await server({ replicaof: `127.0.0.1 ${primary.port}` });
-  for (let attempt = 0; attempt < 100 && !replica.cli('INFO', 'replication').includes('master_link_status:up'); attempt++) await sleep(100);
-  const id = await lonely.store.put(null, { n: 2 });
+  // Up on both sides: the replica linked, and the primary counting it online (WAIT counts only those).
+  for (
+    let attempt = 0;
+    attempt < 100 &&
+    !(replica.cli('INFO', 'replication').includes('master_link_status:up') && primary.cli('INFO', 'replication').includes('state=online'));
+    attempt++
+  )
+    await sleep(100);
+  // A requestTimeout a loaded machine's first WAIT round trips fit in (500 ms above was only to fail fast).
+  const patient = await app(`${primary.url}?waitReplicas=1`, { table: 'wait', requestTimeout: 5000 });
+  const id = await patient.store.put(null, { n: 2 });
   assert.ok(id, 'acknowledged with the replica up');
   const onReplica = await redisDump('wait', replica.url);
   const digest = createHash('sha256').update(id!).digest('base64url');
