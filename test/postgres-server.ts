@@ -532,7 +532,7 @@ export async function startAutoFailover(): Promise<AutoFailover> {
   try {
     launch('monitor', ['create', 'monitor', '--pgdata', monitorData, '--pgport', String(monitorPort), ...common]);
     const monitorUri = `postgres://autoctl_node@127.0.0.1:${monitorPort}/pg_auto_failover?sslmode=disable`;
-    const monitorUp = Date.now() + 60_000;
+    const monitorUp = Date.now() + 90_000;
     while ((await ctl(['show', 'state', '--pgdata', monitorData])).status !== 0) {
       if (Date.now() > monitorUp) throw new Error(`the pg_auto_failover monitor did not start:\n${logs.join('\n')}`);
       await new Promise((resolve) => setTimeout(resolve, 250));
