@@ -9,19 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { runScript } from './helpers.ts';
 
 test('PostgreSQL: nothing acknowledged is lost, no logout undone, the server restarting or crashing costs no request a 5xx', async () => {
-  const script = fileURLToPath(new URL('../bench/drill.ts', import.meta.url));
-  const result = await runScript(script, ['--quick', '--json', '--engine', 'postgres'], { timeoutMs: 240_000 });
-  assert.is(result.timedOut, false, 'the drill hung');
-  assert.is(result.code, 0, result.stderr);
-  const summary = JSON.parse(result.stdout.trim().split('\n').pop()!) as {
-    acknowledgedWrites: number;
-    acknowledgedWritesLost: number;
-    resurrectedAfterLogout: number;
-    loggedOut: number;
-    unrecovered: number;
-    faults: Array<{ name: string; recoveryMs: number | null }>;
-    failed: Record<string, Record<string, number>>;
-  };
+  const summary = await drill([]);
   assert.ok(summary.acknowledgedWrites > 1000, `${summary.acknowledgedWrites} acknowledged writes`);
   assert.is(summary.acknowledgedWritesLost, 0);
   assert.is(summary.resurrectedAfterLogout, 0);
@@ -45,6 +33,7 @@ async function drill(args: string[]) {
     acknowledgedWrites: number;
     acknowledgedWritesLost: number;
     failedBeforeRequestTimeout: number;
+    loggedOut: number;
     resurrectedAfterLogout: number;
     unrecovered: number;
     faults: Array<{ name: string; recoveryMs: number | null }>;

@@ -40,6 +40,14 @@ test.after(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
+/** A primary and a streaming standby of it (stopped with the others at the end). */
+async function pair(options: { sync: boolean }): Promise<{ primary: PostgresServer; standby: PostgresServer }> {
+  const primary = await server();
+  const standby = await startStandby(primary, options);
+  servers.push(standby);
+  return { primary, standby };
+}
+
 /** A port nothing listens on (a host that is down). */
 async function deadPort(): Promise<number> {
   const { createServer } = await import('node:net');
@@ -269,9 +277,7 @@ test('the batch marks table: a least-privileged role works with the grants docs/
 });
 
 test('a batch whose COMMIT reply was lost, then a failover to an asynchronous standby that never got it and reuses its transaction id: the batch is replayed, not taken as committed', async () => {
-  const primary = await server();
-  const standby = await startStandby(primary, { sync: false });
-  servers.push(standby);
+  const { primary, standby } = await pair({ sync: false });
   const url = hosts(primary.port, standby.port);
   await withApp(url, { requestTimeout: 15_000 }, async (app, table) => {
     const id = (await app.store.put(null, { v: 0 }))!;
@@ -310,9 +316,7 @@ test('a batch whose COMMIT reply was lost, then a failover to an asynchronous st
 });
 
 test('asynchronous replication: a write PostgreSQL acknowledged and the standby never received is lost by the failover (PostgreSQL itself loses it; this is what sync replication is for)', async () => {
-  const primary = await server();
-  const standby = await startStandby(primary, { sync: false });
-  servers.push(standby);
+  const { primary, standby } = await pair({ sync: false });
   await withApp(hosts(primary.port, standby.port), { requestTimeout: 10_000 }, async (app) => {
     const id = (await app.store.put(null, { v: 0 }))!;
     await waitReplayed(primary, standby);
@@ -327,9 +331,7 @@ test('asynchronous replication: a write PostgreSQL acknowledged and the standby 
 });
 
 test('synchronous replication: with the standby away, a write is never acknowledged (a StoreUnavailableError at requestTimeout), and after the failover the store holds exactly what was acknowledged', async () => {
-  const primary = await server();
-  const standby = await startStandby(primary, { sync: true });
-  servers.push(standby);
+  const { primary, standby } = await pair({ sync: true });
   await withApp(hosts(primary.port, standby.port), { requestTimeout: 1500 }, async (app) => {
     const id = (await app.store.put(null, { v: 0 }))!;
     await waitReplayed(primary, standby);
@@ -349,9 +351,7 @@ test('synchronous replication: with the standby away, a write is never acknowled
 
 for (const how of ['pg_cancel_backend', 'pg_terminate_backend'] as const) {
   test(`synchronous replication: a COMMIT whose wait for the standby ends early (${how}: committed on the primary alone) is not acknowledged, not even by the replay`, async () => {
-    const primary = await server();
-    const standby = await startStandby(primary, { sync: true });
-    servers.push(standby);
+    const { primary, standby } = await pair({ sync: true });
     await withApp(hosts(primary.port, standby.port), { requestTimeout: 4000 }, async (app) => {
       const id = (await app.store.put(null, { v: 0 }))!;
       await waitReplayed(primary, standby);
