@@ -549,6 +549,54 @@ for (const door of DOORS) {
     assert.equal((await get(`${url}/`, cookieOf(renewed))).body, { user: null, maxAge: null }, "dead after the app's maxAge");
   });
 
+  test(`${door}: the touch option — a polling route neither renews the timestamp nor re-sends the cookie; a touch that throws is reported`, async () => {
+    const target = await start(`touch-${door.replace(' ', '')}`, { touchAfter: 5 });
+    const seen: unknown[] = [];
+    const errors: string[] = [];
+    // What each door hands touch: node's request, a Web Request, Koa's ctx, Hono's c.
+    const headersOf = (req: any) => req.req?.raw?.headers ?? req.headers;
+    const header = (req: any, name: string) => {
+      const headers = headersOf(req);
+      return typeof headers?.get === 'function' ? (headers.get(name) ?? undefined) : headers?.[name];
+    };
+    const url = await serve(
+      door,
+      routes,
+      {
+        cookie: { maxAge: 3600 },
+        onError: (error: Error) => errors.push(error.message),
+        touch: (req: any) => {
+          seen.push(req);
+          if (header(req, 'x-bad-touch') !== undefined) throw new Error('touch bug');
+          return header(req, 'x-poll') === undefined;
+        },
+      } as any,
+      target.store,
+    );
+    const ids = await Promise.all([1, 2, 3, 4].map(() => target.store.put(null, { user: 'ada' }) as Promise<string>));
+    await age(target, 60_000);
+    // Polls, in parallel (one batch on PostgreSQL): served, no cookie, nothing renewed.
+    const polls = await Promise.all(ids.map((id) => get(`${url}/`, `sid=${id}`, { 'x-poll': '1' })));
+    for (const poll of polls) {
+      assert.equal(poll.body, { user: 'ada', maxAge: null });
+      assert.equal(poll.cookies, [], 'a poll re-sends no cookie');
+    }
+    assert.ok(seen.length >= 4, 'touch was asked');
+    // Had a poll renewed the timestamp, these reads (within touchAfter of it) would re-send nothing.
+    const reads = await Promise.all(ids.map((id) => get(`${url}/`, `sid=${id}`)));
+    for (const read of reads) assert.match(read.cookies.find((l) => l.startsWith('sid='))!, /; Max-Age=3600(;|$)/, 'the first read renews');
+    assert.equal((await get(`${url}/`, `sid=${ids[0]}`)).cookies, [], 'within touchAfter: no re-send');
+    // A touch that throws: reported, and the request is served as any other (it renews).
+    await age(target, 60_000, [ids[1]]);
+    const bad = await get(`${url}/`, `sid=${ids[1]}`, { 'x-bad-touch': '1' });
+    assert.is(bad.status, 200);
+    assert.is(bad.cookies.length, 1, `served as a touching read: ${bad.cookies}`);
+    assert.ok(
+      errors.some((message) => /touch option threw: touch bug/.test(message)),
+      errors.join('; '),
+    );
+  });
+
   test(`${door}: a new session may set only its lifetime; a bad lifetime is a TypeError in the handler; an error page stores none`, async () => {
     const target = await start(`door-edge-${door.replace(' ', '')}`);
     const url = await serve(door, routes, {}, target.store);

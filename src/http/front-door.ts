@@ -98,7 +98,8 @@ export class FrontDoor<Req = IncomingMessage> {
   readonly #secure: CommitContext<Req>;
   readonly #auto: boolean;
   readonly #trustProxy: boolean;
-  readonly #load: (sid: string) => Promise<LoadedSession | Renewed | null>;
+  readonly #load: (sid: string, still?: boolean) => Promise<LoadedSession | Renewed | null>;
+  readonly #touch: ((req: Req) => boolean) | null;
   readonly #verified = new Map<string, string>();
 
   constructor(
@@ -142,6 +143,9 @@ export class FrontDoor<Req = IncomingMessage> {
         sameSite: cookie.sameSite,
         secure,
         ...(cookie.domain !== undefined ? { domain: cookie.domain } : {}),
+        // Partitioned without Secure is dropped by browsers: with secure 'auto', only the HTTPS cookie carries it.
+        ...(cookie.partitioned && secure ? { partitioned: true } : {}),
+        ...(cookie.priority !== undefined ? { priority: cookie.priority } : {}),
       };
       const prefix = `${key}=`;
       const suffixOf = (maxAge: number | undefined) =>
@@ -174,6 +178,7 @@ export class FrontDoor<Req = IncomingMessage> {
     this.#secure = cookie.secure === 'auto' ? context(true) : this.#plain;
     // The store's own client loads the owner with the data; another SessionStore gives the data only.
     this.#load = commitStore.load;
+    this.#touch = options.touch;
   }
 
   /** The app's onError; one that throws must not take the process down, nor leave a response unanswered. */
@@ -217,7 +222,7 @@ export class FrontDoor<Req = IncomingMessage> {
     if (raw === undefined) return NOTHING;
     const sid = this.#verify(raw);
     if (sid === null) return REFUSED;
-    return this.#load(sid).then((loaded) =>
+    return this.#load(sid, this.#touch !== null && !this.#touches(req)).then((loaded) =>
       loaded === null
         ? REFUSED
         : loaded === RENEWED
@@ -232,6 +237,19 @@ export class FrontDoor<Req = IncomingMessage> {
               maxAge: loaded.maxAge,
             },
     );
+  }
+
+  /**
+   * The touch option's answer: only `false` keeps the read still. One that
+   * throws is reported and the request is served as any other (it renews).
+   */
+  #touches(req: Req): boolean {
+    try {
+      return this.#touch!(req) !== false;
+    } catch (error) {
+      this.onError(new Error(`the touch option threw: ${asError(error).message}`), req);
+      return true;
+    }
   }
 
   /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */

@@ -10,6 +10,13 @@ export interface CookieOptions {
   domain?: string;
   /** Seconds; absent: a browser-session cookie. */
   maxAge?: number;
+  /**
+   * CHIPS: the cookie is kept per top-level site (`Partitioned`). Requires
+   * `secure` (true, or 'auto': then only a cookie sent over HTTPS carries it).
+   */
+  partitioned?: boolean;
+  /** Chrome's `Priority` attribute: which cookies go last when a site holds too many. */
+  priority?: 'low' | 'medium' | 'high';
 }
 
 /**
@@ -24,14 +31,25 @@ export interface HandlerOptions<Req = IncomingMessage> {
   onError?: (error: Error, req: Req) => void;
   /** Believe X-Forwarded-Proto from the proxy in front (for cookie.secure: 'auto'). */
   trustProxy?: boolean;
+  /**
+   * `false` for a request (a polling or health route) that must neither renew
+   * the session's sliding timestamp nor re-send its cookie. Its changes, if
+   * it makes any, are stored as on every request.
+   */
+  touch?: (req: Req) => boolean;
 }
 
 export interface ResolvedHandlerOptions<Req = IncomingMessage> {
   key: string;
   secrets: string[];
-  cookie: Required<Omit<CookieOptions, 'domain' | 'maxAge'>> & { domain?: string; maxAge?: number };
+  cookie: Required<Omit<CookieOptions, 'domain' | 'maxAge' | 'priority'>> & {
+    domain?: string;
+    maxAge?: number;
+    priority?: 'low' | 'medium' | 'high';
+  };
   onError: (error: Error, req: Req) => void;
   trustProxy: boolean;
+  touch: ((req: Req) => boolean) | null;
 }
 
 // RFC 6265 cookie-name: a token (no separators, no controls).
@@ -57,7 +75,7 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   const refuseUnknown: Checker['refuseUnknown'] = check.refuseUnknown;
   const options = input ?? {};
   if (typeof options !== 'object' || options === null || Array.isArray(options)) fail('options', options, 'an object');
-  refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy'], '');
+  refuseUnknown(options, ['key', 'secret', 'cookie', 'onError', 'trustProxy', 'touch'], '');
   const key = options.key ?? 'sid';
   if (typeof key !== 'string' || !TOKEN.test(key)) fail('key', key, "a cookie name (letters, digits and !#$%&'*+-.^_`|~)");
   let secrets: string[] = [];
@@ -70,8 +88,15 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   }
   const given = options.cookie ?? {};
   if (typeof given !== 'object' || given === null || Array.isArray(given)) fail('cookie', given, 'an object');
-  refuseUnknown(given, ['path', 'httpOnly', 'sameSite', 'secure', 'domain', 'maxAge'], 'cookie.');
-  const cookie = { path: '/', httpOnly: true, sameSite: 'lax' as CookieOptions['sameSite'], secure: false, ...stripUndefined(given) };
+  refuseUnknown(given, ['path', 'httpOnly', 'sameSite', 'secure', 'domain', 'maxAge', 'partitioned', 'priority'], 'cookie.');
+  const cookie = {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax' as CookieOptions['sameSite'],
+    secure: false as CookieOptions['secure'],
+    partitioned: false,
+    ...stripUndefined(given),
+  };
   if (typeof cookie.path !== 'string' || !cookie.path.startsWith('/') || /[;\s]/.test(cookie.path))
     fail('cookie.path', cookie.path, 'a path starting with "/"');
   if (typeof cookie.httpOnly !== 'boolean') fail('cookie.httpOnly', cookie.httpOnly, 'true or false');
@@ -92,6 +117,16 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
   // express-session's cookie.maxAge counts milliseconds: 86400000 (a day there) would be 1,000 days here.
   if (cookie.maxAge !== undefined && cookie.maxAge > COOKIE_CAP_SECONDS)
     tooLongForACookie('cookie.maxAge', `${name} option`, cookie.maxAge);
+  if (typeof cookie.partitioned !== 'boolean') fail('cookie.partitioned', cookie.partitioned, 'true or false');
+  if (cookie.partitioned && cookie.secure === false)
+    fail(
+      'cookie.partitioned',
+      cookie.partitioned,
+      "false unless cookie.secure is true or 'auto' (browsers drop Partitioned cookies that are not Secure)",
+    );
+  if (cookie.priority !== undefined && !['low', 'medium', 'high'].includes(cookie.priority as never))
+    fail('cookie.priority', cookie.priority, "'low', 'medium' or 'high'");
+  if (options.touch !== undefined && typeof options.touch !== 'function') fail('touch', options.touch, 'a function (req) => boolean');
   if (options.onError !== undefined && typeof options.onError !== 'function') fail('onError', options.onError, 'a function');
   if (options.trustProxy !== undefined && typeof options.trustProxy !== 'boolean') fail('trustProxy', options.trustProxy, 'true or false');
   return {
@@ -100,6 +135,7 @@ export function resolveHandlerOptions<Req>(input: HandlerOptions<Req> | undefine
     cookie: cookie as ResolvedHandlerOptions<Req>['cookie'],
     onError: options.onError ?? logOnce(),
     trustProxy: options.trustProxy ?? false,
+    touch: options.touch ?? null,
   };
 }
 

@@ -29,8 +29,14 @@ export type RenewWithChanges = [
 export interface StoreCalls {
   /** The session's data (and its sliding touch), or null. */
   get: { args: [sid: Sid]; reply: Json | null };
-  /** What a front door loads: data, owner, whether this read renewed the timestamp, own lifetime. */
-  load: { args: [sid: Sid]; reply: [data: Json, owner: string | null, touched: boolean, maxAgeMs: MaxAgeMs] | Renewed | null };
+  /**
+   * What a front door loads: data, owner, whether this read renewed the
+   * timestamp, own lifetime. `still`: no touch (the touch option).
+   */
+  load: {
+    args: [sid: Sid, still?: true];
+    reply: [data: Json, owner: string | null, touched: boolean, maxAgeMs: MaxAgeMs] | Renewed | null;
+  };
   /** Whether the session is live now (a read, no touch). */
   alive: { args: [sid: Sid]; reply: boolean | Renewed };
   /** A new session under the caller's new id; resolves with that id. */

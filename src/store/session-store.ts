@@ -65,7 +65,8 @@ export interface LoadedSession {
  * another SessionStore is adapted (http/front-door.ts) and never says RENEWED.
  */
 export interface CommitStore {
-  load(sid: string): Promise<LoadedSession | Renewed | null>;
+  /** `still`: a read that neither renews the sliding timestamp nor reports it renewed (the touch option). */
+  load(sid: string, still?: boolean): Promise<LoadedSession | Renewed | null>;
   /** Whether the session is still live (a read, no touch). */
   alive(sid: string): Promise<boolean | Renewed>;
   put(sid: string | null, data: SessionData, options?: PutOptions): Promise<string | Renewed | null>;
@@ -174,7 +175,7 @@ export class MailboxSessionStore implements SessionStore {
     this.#onCount = onCount ?? null;
     this.#onRefused = onRefused ?? null;
     this.commit = {
-      load: (sid) => this.#load(sid),
+      load: (sid, still) => this.#load(sid, still === true),
       alive: (sid) => (isSessionId(sid) ? this.#call('alive', [sid]) : Promise.resolve(false)),
       put: (sid, data, options) => this.#put(sid, data, options),
       patch: (sid, changes) => this.#patch(sid, changes),
@@ -196,9 +197,9 @@ export class MailboxSessionStore implements SessionStore {
   }
 
   /** get, with the owner and whether the read renewed the timestamp: what a front door hands its Session. */
-  async #load(sid: string): Promise<LoadedSession | Renewed | null> {
+  async #load(sid: string, still: boolean): Promise<LoadedSession | Renewed | null> {
     if (!isSessionId(sid)) return null;
-    const row = await this.#call('load', [sid]);
+    const row = await this.#call('load', still ? [sid, true] : [sid]);
     return row === null || row === RENEWED
       ? row
       : { data: JSON.parse(row[0]) as SessionData, owner: row[1], touched: row[2], maxAge: row[3] === null ? null : row[3] / 1000 };

@@ -621,8 +621,10 @@ export class PostgresEngine {
       case 'get':
       case 'load': {
         const op = call.op;
-        const text = sql.getTouch ?? sql.get;
-        return one([{ name: sql.getTouch ? 'ss_get_touch' : 'ss_get', text, values: [digest(call.args[0])] }], ([r]) => {
+        // A still load (the touch option) reads without the touch.
+        const touch = call.op === 'load' && call.args[1] === true ? null : sql.getTouch;
+        const text = touch ?? sql.get;
+        return one([{ name: touch ? 'ss_get_touch' : 'ss_get', text, values: [digest(call.args[0])] }], ([r]) => {
           const row = r.rows[0] as
             | { data: string; owner: string | null; max_age: number | null; renewed: boolean; touched: boolean }
             | undefined;
@@ -833,7 +835,7 @@ class WaveStep implements Step {
   readonly #own: Array<{ index: number; call: StoreCall }> = [];
   readonly #engine: PostgresEngine;
   readonly #keys = new Set<string>();
-  readonly #reads: Array<{ index: number; op: string; hash: Buffer }> = [];
+  readonly #reads: Array<{ index: number; op: string; hash: Buffer; still: boolean }> = [];
   readonly #creates: Array<{ index: number; sid: string; hash: Buffer; json: string }> = [];
   readonly #puts: Array<{ index: number; sid: string; hash: Buffer; json: string }> = [];
   readonly #patches: Array<{ hash: Buffer; step: PatchStep }> = [];
@@ -863,7 +865,8 @@ class WaveStep implements Step {
     this.#keys.add(key);
     this.#own.push({ index, call });
     const hash = digest(key);
-    if (call.op === 'get' || call.op === 'load') this.#reads.push({ index, op: call.op, hash });
+    if (call.op === 'get' || call.op === 'load')
+      this.#reads.push({ index, op: call.op, hash, still: call.op === 'load' && call.args[1] === true });
     else if (call.op === 'create') this.#creates.push({ index, sid: key, hash, json: call.args[1] });
     else if (call.op === 'put') this.#puts.push({ index, sid: key, hash, json: call.args[1] });
     else this.#deletes.push({ index, hash });
@@ -921,8 +924,9 @@ class WaveStep implements Step {
       }>;
       const byKey = new Map(rows.map((row) => [keyOf(row.sid_hash), row]));
       if (kind === 'reads') {
-        for (const { index, op, hash } of this.#reads) {
+        for (const { index, op, hash, still } of this.#reads) {
           const row = byKey.get(keyOf(hash));
+          const stale = row?.stale === true && !still;
           const value =
             row === undefined
               ? null
@@ -932,9 +936,9 @@ class WaveStep implements Step {
                   : RENEWED
                 : op === 'get'
                   ? row.data
-                  : [row.data, row.owner, row.stale === true, row.max_age ?? null];
+                  : [row.data, row.owner, stale, row.max_age ?? null];
           outcomes[index] = { ok: true, value };
-          if (row?.stale) this.#engine.owe(hash);
+          if (stale) this.#engine.owe(hash);
         }
       } else if (kind === 'creates') {
         for (const { index, sid } of this.#creates) outcomes[index] = { ok: true, value: sid };

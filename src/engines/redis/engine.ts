@@ -772,7 +772,8 @@ export class RedisEngine {
         const op = call.op;
         return {
           keys: [this.#sk(call.args[0])],
-          args: ['load'],
+          // 'peek': a still load (the touch option), no touch.
+          args: [call.op === 'load' && call.args[1] === true ? 'peek' : 'load'],
           finish: (reply) => {
             const r = reply as Reply[];
             if (r[0] === GONE) return null;

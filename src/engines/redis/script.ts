@@ -286,7 +286,7 @@ end
 local n = now()
 
 local function dispatch()
-if op == 'load' or op == 'get' then
+if op == 'load' or op == 'get' or op == 'peek' then
   local s, data = loadAll(key)
   if not s or not live(s, n) then return { 0 } end
   if s.r then
@@ -294,7 +294,7 @@ if op == 'load' or op == 'get' then
     return { 0 }
   end
   local touched = 0
-  if not FIXED and n - s.t > touchAfter(s.m) then
+  if op ~= 'peek' and not FIXED and n - s.t > touchAfter(s.m) then
     s.t = n
     redis.call('HSET', key, 't', n)
     seal(key, s)

@@ -295,8 +295,9 @@ export class SqliteEngine {
       }
       // [data, owner, whether this read renewed the sliding timestamp, own lifetime in ms], or RENEWED.
       case 'load': {
-        const row = this.#get(call.args[0], now, live, canWrite, touchLater);
-        return row === null || row === RENEWED ? row : [row.data, row.owner, this.#touchDue(row, now), row.max_age];
+        const still = call.args[1] === true;
+        const row = this.#get(call.args[0], now, live, canWrite && !still, touchLater && !still);
+        return row === null || row === RENEWED ? row : [row.data, row.owner, !still && this.#touchDue(row, now), row.max_age];
       }
       case 'alive': {
         const row = this.#find(digest(call.args[0]), live);
