@@ -1,7 +1,8 @@
-// The five front doors of the HTTP contract suites — createHandler, the
+// The eight front doors of the HTTP contract suites — createHandler, the
 // Express middleware on Express 5 and on Express 4, the Fastify plugin, the
-// Web fetch-handler wrapper — each a real server on 127.0.0.1:0, and an
-// undici client for them.
+// Web fetch-handler wrapper, the Koa middleware on Koa 3 and on Koa 2, the
+// Hono middleware — each a real server on 127.0.0.1:0, and an undici client
+// for them.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -9,10 +10,17 @@ import { request } from 'undici';
 import express5 from 'express';
 import express4 from 'express4';
 import Fastify from 'fastify';
+import Koa from 'koa';
+import Koa2 from 'koa2';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { serve as serveHono, type ServerType } from '@hono/node-server';
 import { createHandler, type HandlerOptions, type Session, type SessionStore } from '../src/index.ts';
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
 import { withSessions, type WebSessionsOptions } from '../src/http/web.ts';
+import { sessions as koaSessions, type KoaSessionsOptions } from '../src/http/koa.ts';
+import { sessions as honoSessions, type HonoSessionsOptions, type SessionEnv } from '../src/http/hono.ts';
 
 /** Closes what the doors started: call it in the suite's after hook. */
 export const closers: Array<() => Promise<void>> = [];
@@ -26,8 +34,25 @@ export type Route = (
   session: Session,
   query: URLSearchParams,
 ) => Promise<{ status?: number; body: unknown }> | { status?: number; body: unknown };
-export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify' | 'web';
-export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify', 'web'];
+export type Door = 'createHandler' | 'express 5' | 'express 4' | 'fastify' | 'web' | 'koa 3' | 'koa 2' | 'hono';
+export const DOORS: Door[] = ['createHandler', 'express 5', 'express 4', 'fastify', 'web', 'koa 3', 'koa 2', 'hono'];
+
+/** A Hono app on @hono/node-server, on 127.0.0.1:0. */
+export async function listenHono(fetch: (request: Request) => Response | Promise<Response>): Promise<string> {
+  let server: ServerType | undefined;
+  const port = await new Promise<number>((resolve) => {
+    server = serveHono({ fetch, port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port));
+  });
+  closers.push(
+    () =>
+      new Promise((resolve) => {
+        const node = server as Server;
+        node.closeAllConnections();
+        node.close(() => resolve());
+      }),
+  );
+  return `http://127.0.0.1:${port}`;
+}
 
 /**
  * A fetch handler on node:http, as a Node server for Web-standard handlers
@@ -128,6 +153,28 @@ export async function serve(door: Door, route: Route, options: HandlerOptions, s
         ),
       ),
     );
+  }
+  if (door === 'koa 3' || door === 'koa 2') {
+    const koa = door === 'koa 3' ? new Koa() : new Koa2();
+    koa.silent = true;
+    koa.use(koaSessions(store, quiet as unknown as KoaSessionsOptions));
+    koa.use(async (ctx) => {
+      const out = await route(ctx.session, new URL(ctx.url, 'http://x').searchParams);
+      ctx.status = out.status ?? 200;
+      ctx.type = 'json';
+      ctx.body = JSON.stringify(out.body);
+    });
+    return listenNode(createServer(koa.callback()));
+  }
+  if (door === 'hono') {
+    const hono = new Hono<SessionEnv>();
+    hono.use(honoSessions(store, quiet as unknown as HonoSessionsOptions));
+    hono.all('*', async (c) => {
+      const out = await route(c.var.session, new URL(c.req.url).searchParams);
+      return c.json(out.body, (out.status ?? 200) as 200);
+    });
+    hono.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.json({ error: error.message }, 500)));
+    return listenHono(hono.fetch);
   }
   const fastify = Fastify();
   await fastify.register(fastifySessions, { store, ...quiet });

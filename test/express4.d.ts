@@ -9,3 +9,9 @@ declare module 'express-session' {
   const session: (options: Record<string, unknown>) => import('express').RequestHandler;
   export default session;
 }
+
+// koa@2 installed under the alias "koa2": the same typings as koa.
+declare module 'koa2' {
+  export * from 'koa';
+  export { default } from 'koa';
+}

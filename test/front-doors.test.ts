@@ -12,6 +12,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import express5 from 'express';
 import Fastify from 'fastify';
+import Koa from 'koa';
+import { Hono } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import {
   startSessionApp,
   createHandler,
@@ -23,6 +26,8 @@ import {
 import { sessions } from '../src/http/express.ts';
 import { fastifySessions } from '../src/http/fastify.ts';
 import { withSessions } from '../src/http/web.ts';
+import { sessions as koaSessions } from '../src/http/koa.ts';
+import { sessions as honoSessions } from '../src/http/hono.ts';
 import { downStore, sleep, tempDir } from './helpers.ts';
 import { storeLocation } from './engines.ts';
 import {
@@ -38,7 +43,9 @@ import {
   type Door,
   type Reply,
   type Route,
+  listenHono,
 } from './doors.ts';
+import type { SessionEnv } from '../src/http/hono.ts';
 
 const temp = tempDir();
 let app: SessionApp;
@@ -206,7 +213,41 @@ for (const door of DOORS) {
     assert.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })), 'behind a trusted proxy: Secure');
     assert.not.ok(isSecure(await get(`${trusting}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'http' })));
   });
+
+  test(`${door}: cookie.partitioned and cookie.priority reach the browser; with secure 'auto' only an HTTPS cookie is Partitioned`, async () => {
+    const secure = await serve(door, kv, { cookie: { secure: true, partitioned: true, priority: 'high' } });
+    const line = (await get(`${secure}/?set=a&v=1`)).cookies.find((l) => l.startsWith('sid='))!;
+    assert.match(line, /; Secure(;|$)/, line);
+    assert.match(line, /; Partitioned(;|$)/, line);
+    assert.match(line, /; Priority=High(;|$)/, line);
+    const dropped = (await get(`${secure}/?drop`, line.split(';')[0])).cookies.find((l) => l.startsWith('sid='))!;
+    assert.match(dropped, /Max-Age=0.*Partitioned/, `the expiring cookie names the same partition: ${dropped}`);
+    const auto = await serve(door, kv, { cookie: { secure: 'auto', partitioned: true }, trustProxy: true });
+    const plain = (await get(`${auto}/?set=a&v=1`)).cookies.find((l) => l.startsWith('sid='))!;
+    assert.not.match(plain, /Partitioned|Secure/, `plain HTTP: neither: ${plain}`);
+    const proxied = (await get(`${auto}/?set=a&v=1`, undefined, { 'x-forwarded-proto': 'https' })).cookies.find((l) =>
+      l.startsWith('sid='),
+    )!;
+    assert.match(proxied, /; Secure; Partitioned(;|$)/, proxied);
+    const low = await serve(door, kv, { cookie: { priority: 'low' } });
+    assert.match((await get(`${low}/?set=a&v=1`)).cookies.find((l) => l.startsWith('sid='))!, /; Priority=Low(;|$)/);
+  });
 }
+
+test('cookie.partitioned without secure, a priority browsers do not know, a touch that is no function: a TypeError naming the option', async () => {
+  const refused = (options: unknown, pattern: RegExp) => {
+    assert.throws(() => createHandler(app.store, () => {}, options as HandlerOptions), pattern);
+    assert.throws(() => sessions(app.store, options as HandlerOptions), pattern);
+    assert.throws(() => koaSessions(app.store, options as never), pattern);
+    assert.throws(() => honoSessions(app.store, options as never), pattern);
+    assert.throws(() => withSessions(app.store, () => new Response(), options as never), pattern);
+  };
+  refused({ cookie: { partitioned: true } }, /cookie\.partitioned.*secure is true or 'auto'/);
+  refused({ cookie: { partitioned: 'yes', secure: true } }, /cookie\.partitioned.*true or false/);
+  refused({ cookie: { priority: 'urgent' } }, /cookie\.priority.*'low', 'medium' or 'high'/);
+  refused({ touch: true }, /touch.*a function/);
+  assert.throws(() => koaSessions(app.store, { cokie: {} } as never), /sessions option "?cokie/);
+});
 
 test('an error handler that sets no status still answers a failed commit with its 503 (Express, Fastify)', async () => {
   const web = express5();
@@ -425,6 +466,156 @@ test('web: a Response shared by every request carries each its own cookie only; 
     () => withSessions(app.store, () => new Response(), { cookie: { maxage: 1 } } as never),
     /unknown withSessions option "cookie\.maxage"/,
   );
+});
+
+// What only Koa does: ctx.throw(4xx) as control flow, ctx.onerror clearing
+// every header, an upstream error middleware, a response written by hand.
+test('koa: ctx.throw(401) commits as a 401; a thrown 500 stores no data but keeps a drop, its cookie carried through ctx.onerror', async () => {
+  const koa = new Koa();
+  koa.silent = true;
+  const errors: string[] = [];
+  koa.use(koaSessions(app.store, { onError: (error) => errors.push(error.message) }));
+  koa.use(async (ctx) => {
+    const q = new URL(ctx.url, 'http://x').searchParams;
+    if (q.has('set')) ctx.session.set('seen', q.get('set'));
+    if (q.has('drop')) ctx.session.drop();
+    if (q.has('deny')) ctx.throw(401, 'log in first');
+    if (q.has('bug')) throw new Error('route bug');
+    if (q.has('raw')) {
+      ctx.respond = false;
+      ctx.res.end('by hand');
+      return;
+    }
+    ctx.body = { data: ctx.session.toJSON() };
+  });
+  const url = await listenNode(createServer(koa.callback()));
+  const id = (await app.store.put(null, { user: 'ada' }))!;
+  const denied = await get(`${url}/?set=denied&deny`, `sid=${id}`);
+  assert.is(denied.status, 401);
+  assert.is(denied.body, 'log in first', 'Koa answered its own HttpError');
+  assert.equal(await app.store.get(id), { user: 'ada', seen: 'denied' }, 'a 4xx commits');
+  const bug = await get(`${url}/?set=bug&bug`, `sid=${id}`);
+  assert.is(bug.status, 500);
+  assert.equal(await app.store.get(id), { user: 'ada', seen: 'denied' }, 'a 500 stores no data change');
+  assert.ok(errors.includes('route bug'), 'onError is told of the 5xx');
+  const logout = await get(`${url}/?drop&bug`, `sid=${id}`);
+  assert.is(logout.status, 500);
+  assert.ok(
+    logout.cookies.some((line) => /^sid=;.*Max-Age=0/.test(line)),
+    `the logout's cookie survives ctx.onerror: ${logout.cookies}`,
+  );
+  assert.is(await app.store.get(id), null, 'the drop applied');
+  const other = (await app.store.put(null, { user: 'bob' }))!;
+  const raw = await get(`${url}/?set=raw&raw`, `sid=${other}`);
+  assert.is(raw.body, 'by hand');
+  assert.equal(await app.store.get(other), { user: 'bob' }, 'a response written by hand stores nothing');
+  assert.ok(
+    errors.some((message) => /written outside Koa/.test(message)),
+    errors.join('; '),
+  );
+});
+
+test('koa: a failed commit reaches an upstream error middleware as a 503 without the cookie; mounted twice, one session', async () => {
+  const koa = new Koa();
+  koa.silent = true;
+  const seen: number[] = [];
+  koa.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (error) {
+      seen.push((error as { status: number }).status);
+      ctx.status = (error as { status: number }).status;
+      ctx.body = { error: 'sorry' };
+    }
+  });
+  koa.use(koaSessions(downStore(false), { onError: () => {} }));
+  koa.use(koaSessions(app.store, { onError: () => {} }));
+  koa.use(async (ctx) => {
+    ctx.set('x-handler', 'yes');
+    ctx.session.set('a', 1);
+    ctx.body = { ok: true };
+  });
+  const url = await listenNode(createServer(koa.callback()));
+  const reply = await get(`${url}/`);
+  assert.is(reply.status, 503);
+  assert.equal(reply.body, { error: 'sorry' });
+  assert.equal(reply.cookies, [], 'no session cookie on the error reply');
+  assert.equal(seen, [503], "the error's status is 503: the first sessions() owns the request, the second stands aside");
+});
+
+// What only Hono does: app.onError answers a thrown Error before the
+// middleware sees the result; HTTPException; sub-apps.
+test("hono: an HTTPException 401 commits; a thrown Error stores no data but keeps a drop; a store failure is Hono's 503 by default", async () => {
+  const hono = new Hono<SessionEnv>();
+  const errors: string[] = [];
+  hono.use(honoSessions(app.store, { onError: (error) => errors.push(error.message) }));
+  hono.get('/', (c) => {
+    const q = new URL(c.req.url).searchParams;
+    if (q.has('set')) c.var.session.set('seen', q.get('set'));
+    if (q.has('drop')) c.get('session').drop();
+    if (q.has('deny')) throw new HTTPException(401, { message: 'log in first' });
+    if (q.has('bug')) throw new Error('route bug');
+    if (q.has('redirect')) return c.redirect('/elsewhere');
+    c.header('set-cookie', 'theme=dark; Path=/');
+    return c.json({ data: c.var.session.toJSON() });
+  });
+  hono.onError((error, c) => (error instanceof HTTPException ? error.getResponse() : c.text('oops', 500)));
+  const url = await listenHono(hono.fetch);
+  const id = (await app.store.put(null, { user: 'ada' }))!;
+  const denied = await get(`${url}/?set=denied&deny`, `sid=${id}`);
+  assert.is(denied.status, 401);
+  assert.equal(await app.store.get(id), { user: 'ada', seen: 'denied' }, 'a 4xx commits');
+  const bug = await get(`${url}/?set=bug&bug`, `sid=${id}`);
+  assert.is(bug.status, 500);
+  assert.equal(await app.store.get(id), { user: 'ada', seen: 'denied' }, 'a 500 stores no data change');
+  assert.ok(errors.includes('route bug'), 'onError is told of the 5xx');
+  const fresh = await get(`${url}/?set=a`);
+  assert.equal(fresh.cookies.length, 2, `the handler's own cookie and ours: ${fresh.cookies}`);
+  assert.ok(fresh.cookies.includes('theme=dark; Path=/'));
+  const moved = await get(`${url}/?set=b&redirect`, cookieOf(fresh));
+  assert.is(moved.status, 302);
+  assert.equal(await app.store.get(idOf(cookieOf(fresh)!)), { seen: 'b' }, 'a redirect commits');
+  const logout = await get(`${url}/?drop&bug`, `sid=${id}`);
+  assert.is(logout.status, 500);
+  assert.ok(
+    logout.cookies.some((line) => /^sid=;.*Max-Age=0/.test(line)),
+    `the logout's cookie: ${logout.cookies}`,
+  );
+  assert.is(await app.store.get(id), null, 'the drop applied');
+
+  // No app.onError: Hono's own answer to the HTTPException, 503, without the store's message or the handler's cookie.
+  const down = new Hono<SessionEnv>();
+  down.use(honoSessions(downStore(false), { onError: () => {} }));
+  down.get('/', (c) => {
+    c.var.session.set('a', 1);
+    c.header('set-cookie', 'theme=dark; Path=/');
+    return c.text('stored?');
+  });
+  const downUrl = await listenHono(down.fetch);
+  const failed = await get(`${downUrl}/`);
+  assert.is(failed.status, 503);
+  assert.is(failed.body, 'Service Unavailable');
+  assert.equal(failed.cookies, [], 'no cookie of the handler or ours on the error reply');
+
+  // Mounted on the app and on a sub-app: one session.
+  const outer = new Hono<SessionEnv>();
+  const inner = new Hono<SessionEnv>();
+  let sessions = 0;
+  outer.use(honoSessions(app.store, { onError: () => {} }));
+  inner.use(async (c, next) => {
+    sessions += c.var.session ? 1 : 0;
+    await next();
+  });
+  inner.use(honoSessions(app.store, { onError: () => {} }));
+  inner.get('/', (c) => {
+    c.var.session.set('n', 1);
+    return c.text('ok');
+  });
+  outer.route('/inner', inner);
+  const nested = await get(`${await listenHono(outer.fetch)}/inner`);
+  assert.is(nested.status, 200);
+  assert.is(nested.cookies.length, 1, `one cookie: ${nested.cookies}`);
+  assert.is(sessions, 1);
 });
 
 test.run();

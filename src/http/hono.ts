@@ -1,0 +1,104 @@
+// supervised-sessions/hono: the Session, its commit rules and guarantees, as
+// Hono middleware (Hono 4 on Node, @hono/node-server). The session loads
+// before `await next()` and commits after it, before the Response is
+// returned; its cookie is appended to that Response.
+import type { Context, MiddlewareHandler } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { SessionStore } from '../store/session-store.ts';
+import { DeferredCommit } from './commit-core.ts';
+import { asError, statusFor } from './failures.ts';
+import { FrontDoor, WEB_REQUEST, type Loaded, type RequestReader } from './front-door.ts';
+import type { HandlerOptions } from './options.ts';
+import { requirePeer } from './peer.ts';
+import type { Session } from './session.ts';
+
+requirePeer('hono', 'supervised-sessions/hono');
+
+/** The Hono environment the middleware provides: `c.var.session` / `c.get('session')`. */
+export type SessionEnv = { Variables: { session: Session } };
+
+/** The options of createHandler; onError and touch are told Hono's context `c`. */
+export type HonoSessionsOptions = HandlerOptions<Context>;
+
+/** A Hono context is read through its Web Request. */
+const HONO_REQUEST: RequestReader<Context> = {
+  cookie: (c) => WEB_REQUEST.cookie(c.req.raw),
+  encrypted: (c) => WEB_REQUEST.encrypted(c.req.raw),
+  forwardedProto: (c) => WEB_REQUEST.forwardedProto(c.req.raw),
+};
+
+/** A store failure, for Hono's error handling (app.onError; by default its own response, 503 or 500). */
+function failure(error: unknown): HTTPException {
+  const status = statusFor(error) as 500 | 503;
+  // The message goes to the client: the store's own stays in `cause` (and onError).
+  return new HTTPException(status, { message: status === 503 ? 'Service Unavailable' : 'Internal Server Error', cause: error });
+}
+
+/**
+ * Sessions for Hono: `app.use(sessions(app.store, options))`, then
+ * `c.var.session` (or `c.get('session')`) in every handler after it; type
+ * the app as `new Hono<SessionEnv>()`, or chain after `.use(sessions(…))`.
+ * The options are createHandler's. The commit runs after `await next()`,
+ * before the Response goes back, with the same rules as every front door. A
+ * store failure while loading or committing is thrown as an HTTPException
+ * 503 (store) or 500, through Hono's error handling (`app.onError`). A
+ * handler's error answered by app.onError with a 4xx commits as any 4xx
+ * response; with a 5xx its data changes are not stored, while a drop() or
+ * renew() still applies, with its cookie.
+ */
+export function sessions(store: SessionStore, options?: HonoSessionsOptions): MiddlewareHandler<SessionEnv> {
+  const door = new FrontDoor<Context>(store, options, 'sessions(store)', HONO_REQUEST, 'sessions');
+
+  return async function sessionMiddleware(c, next) {
+    // Mounted twice (a sub-app and the app): the first one's session stands.
+    if (c.get('session') !== undefined) {
+      await next();
+      return;
+    }
+    let loaded: Loaded;
+    try {
+      loaded = await door.load(c);
+    } catch (error) {
+      door.onError(asError(error), c);
+      throw failure(error);
+    }
+    const commit = new DeferredCommit(door.context(c), c as Context, loaded, door.owesResend(loaded));
+    c.set('session', commit.session);
+    try {
+      await next();
+    } catch (thrown) {
+      // Hono answers a thrown Error with app.onError before this; anything
+      // else it rethrows: a 500 that stores no data changes (a drop() or
+      // renew() still applies).
+      door.onError(asError(thrown), c);
+      if (commit.session.idChangePending) await commit.finish(() => 500).catch((error) => door.onError(asError(error), c));
+      else commit.fail();
+      throw thrown;
+    }
+    const status = c.res.status;
+    if (c.error !== undefined && status >= 500) {
+      door.onError(asError(c.error), c);
+      if (!commit.session.idChangePending) {
+        commit.fail();
+        return;
+      }
+    }
+    try {
+      await commit.finish(() => status);
+    } catch (error) {
+      door.onError(asError(error), c);
+      // The handler's response is dropped unread: nothing stands for a write that was not stored.
+      void c.res.body?.cancel().catch(() => {});
+      // Replaced by an empty one, whose headers Hono's error answer starts
+      // from: none of the handler's (its cookies) is carried onto the error.
+      // Unset first, or Hono would copy the old headers onto the new one.
+      c.res = undefined as unknown as Response;
+      c.res = new Response(null);
+      throw failure(error);
+    }
+    const cookies = commit.core.cookieHeader(c.res.headers.getSetCookie());
+    if (cookies !== null) c.header('set-cookie', cookies[cookies.length - 1], { append: true });
+  };
+}
+
+export type { HandlerOptions, Session };
