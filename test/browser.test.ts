@@ -145,48 +145,54 @@ browserTest('two devices of one user: the second sees both, revokes the first, w
   assert.is(await first.locator('#owner').count(), 0);
 });
 
-browserTest('the Express front door end to end: count, log in, log out (examples/express.ts)', async () => {
-  const script = fileURLToPath(new URL('../examples/express.ts', import.meta.url));
-  const child = spawn(process.execPath, [script], {
-    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'express.db') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the Express example did not start')), 15000);
-      child.stdout!.on('data', (chunk: Buffer) => {
-        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(String(chunk));
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]);
-        }
+for (const [framework, file] of [
+  ['Express', 'express.ts'],
+  ['Koa', 'koa.ts'],
+  ['Hono', 'hono.ts'],
+] as const) {
+  browserTest(`the ${framework} front door end to end: count, log in, log out (examples/${file})`, async () => {
+    const script = fileURLToPath(new URL(`../examples/${file}`, import.meta.url));
+    const child = spawn(process.execPath, [script], {
+      env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, `${file}.db`) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the ${framework} example did not start`)), 15000);
+        child.stdout!.on('data', (chunk: Buffer) => {
+          const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(String(chunk));
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]);
+          }
+        });
       });
-    });
-    browser ??= await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
-    });
-    const page = await (await browser.newContext()).newPage();
-    const counts: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      await page.goto(`${url}/`);
-      counts.push((await page.textContent('#visits'))!.trim());
+      browser ??= await chromium.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--no-first-run'],
+      });
+      const page = await (await browser.newContext()).newPage();
+      const counts: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        await page.goto(`${url}/`);
+        counts.push((await page.textContent('#visits'))!.trim());
+      }
+      assert.equal(counts, ['1', '2']);
+      await page.fill('input[name=user]', 'ada');
+      await Promise.all([page.waitForURL(`${url}/`), page.click('#login')]);
+      assert.match((await page.textContent('#owner'))!, /Logged in as ada/);
+      assert.is((await page.textContent('#visits'))!.trim(), '3', 'the login kept the data (renew)');
+      await Promise.all([page.waitForURL(`${url}/`), page.click('#logout')]);
+      assert.is((await page.textContent('#visits'))!.trim(), '1', 'logged out: a fresh session');
+      assert.is(await page.locator('#owner').count(), 0);
+    } finally {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
     }
-    assert.equal(counts, ['1', '2']);
-    await page.fill('input[name=user]', 'ada');
-    await Promise.all([page.waitForURL(`${url}/`), page.click('#login')]);
-    assert.match((await page.textContent('#owner'))!, /Logged in as ada/);
-    assert.is((await page.textContent('#visits'))!.trim(), '3', 'the login kept the data (renew)');
-    await Promise.all([page.waitForURL(`${url}/`), page.click('#logout')]);
-    assert.is((await page.textContent('#visits'))!.trim(), '1', 'logged out: a fresh session');
-    assert.is(await page.locator('#owner').count(), 0);
-  } finally {
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGTERM');
-    await exited;
-  }
-});
+  });
+}
 
 browserTest(
   'requests in flight while the browser logs in do not log it out: the page after the login shows the user (a real cookie jar)',

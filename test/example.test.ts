@@ -165,64 +165,70 @@ test('a logout posted from another site is refused; the session stays', async ()
   assert.match((await call('/', { headers: { cookie } })).body, /id="visits">2</);
 });
 
-test('the Fastify example serves the same pages: count, log in, log out', async () => {
-  const fastifyExample = spawn(process.execPath, [join(root, 'examples', 'fastify.ts')], {
-    env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, 'fastify.db') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  fastifyExample.stderr!.on('data', (chunk) => {
-    log += chunk;
-  });
-  try {
-    const base = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`the Fastify example did not start: ${log}`)), 20000);
-      fastifyExample.stdout!.on('data', (chunk: Buffer) => {
-        log += chunk;
-        const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
-        if (match) {
-          clearTimeout(timer);
-          resolve(match[1]);
-        }
+for (const [framework, file] of [
+  ['Fastify', 'fastify.ts'],
+  ['Koa', 'koa.ts'],
+  ['Hono', 'hono.ts'],
+] as const) {
+  test(`the ${framework} example serves the same pages: count, log in, log out; a form too large is a 413`, async () => {
+    const example = spawn(process.execPath, [join(root, 'examples', file)], {
+      env: { ...process.env, PORT: '0', DATABASE: join(temp.dir, `${file}.db`) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    example.stderr!.on('data', (chunk) => {
+      log += chunk;
+    });
+    try {
+      const base = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`the ${framework} example did not start: ${log}`)), 20000);
+        example.stdout!.on('data', (chunk: Buffer) => {
+          log += chunk;
+          const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(log);
+          if (match) {
+            clearTimeout(timer);
+            resolve(match[1]);
+          }
+        });
       });
-    });
-    const page = async (cookie?: string) => {
-      const response = await request(`${base}/`, { headers: cookie ? { cookie } : {}, headersTimeout: 10000 });
-      const set = response.headers['set-cookie'];
-      return { body: await response.body.text(), cookie: set ? String(set).split(';')[0] : undefined };
-    };
-    const first = await page();
-    assert.match(first.body, /id="visits">1</);
-    let cookie = first.cookie!;
-    assert.match((await page(cookie)).body, /id="visits">2</);
-    const login = await request(`${base}/login`, {
-      method: 'POST',
-      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'user=grace&remember=1',
-    });
-    await login.body.text();
-    assert.is(login.statusCode, 303);
-    assert.match(String(login.headers['set-cookie']), /; Max-Age=2592000(;|$)/, '"remember me": a 30-day cookie');
-    cookie = String(login.headers['set-cookie']).split(';')[0];
-    const after = await page(cookie);
-    assert.match(after.body, /Logged in as <strong>grace<\/strong>/);
-    assert.match(after.body, /id="visits">3</, 'the data came along');
-    const tooBig = await request(`${base}/name`, {
-      method: 'POST',
-      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-      body: `name=${'a'.repeat(8192)}`,
-    });
-    await tooBig.body.text();
-    assert.is(tooBig.statusCode, 413);
-    const logout = await request(`${base}/logout`, { method: 'POST', headers: { cookie } });
-    await logout.body.text();
-    assert.match(String(logout.headers['set-cookie']), /^sid=;/);
-    assert.match((await page(cookie)).body, /id="visits">1</, 'logged out');
-  } finally {
-    const exited = new Promise((resolve) => fastifyExample.once('exit', resolve));
-    fastifyExample.kill('SIGTERM');
-    await exited;
-  }
-});
+      const page = async (cookie?: string) => {
+        const response = await request(`${base}/`, { headers: cookie ? { cookie } : {}, headersTimeout: 10000 });
+        const set = response.headers['set-cookie'];
+        return { body: await response.body.text(), cookie: set ? String(set).split(';')[0] : undefined };
+      };
+      const first = await page();
+      assert.match(first.body, /id="visits">1</);
+      let cookie = first.cookie!;
+      assert.match((await page(cookie)).body, /id="visits">2</);
+      const login = await request(`${base}/login`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'user=grace&remember=1',
+      });
+      await login.body.text();
+      assert.is(login.statusCode, 303);
+      assert.match(String(login.headers['set-cookie']), /; Max-Age=2592000(;|$)/, '"remember me": a 30-day cookie');
+      cookie = String(login.headers['set-cookie']).split(';')[0];
+      const after = await page(cookie);
+      assert.match(after.body, /Logged in as <strong>grace<\/strong>/);
+      assert.match(after.body, /id="visits">3</, 'the data came along');
+      const tooBig = await request(`${base}/name`, {
+        method: 'POST',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `name=${'a'.repeat(8192)}`,
+      });
+      await tooBig.body.text();
+      assert.is(tooBig.statusCode, 413);
+      const logout = await request(`${base}/logout`, { method: 'POST', headers: { cookie } });
+      await logout.body.text();
+      assert.match(String(logout.headers['set-cookie']), /^sid=;/);
+      assert.match((await page(cookie)).body, /id="visits">1</, 'logged out');
+    } finally {
+      const exited = new Promise((resolve) => example.once('exit', resolve));
+      example.kill('SIGTERM');
+      await exited;
+    }
+  });
+}
 
 test.run();

@@ -54,7 +54,7 @@ await app.stop();
 // The frameworks are optional peers, not installed here: the main entry loaded none, a front door says what to install
 // (the Web one needs none: Request and Response are Node's own).
 const frontDoors = {};
-for (const name of ['express', 'fastify', 'express-session', 'web']) {
+for (const name of ['express', 'fastify', 'express-session', 'koa', 'hono', 'web']) {
   frontDoors[name] = await import('supervised-sessions/' + name).then(() => 'loaded', (error) => error.message);
 }
 console.log(JSON.stringify({ read, restarts, reply, config: new ConfigError('k', 'm').code, frontDoors }));
@@ -130,6 +130,8 @@ for (const which of ['24', 'floor'] as const) {
         fastify: 'supervised-sessions/fastify needs the "fastify" package, which is not installed: npm install fastify',
         'express-session':
           'supervised-sessions/express-session needs the "express-session" package, which is not installed: npm install express-session',
+        koa: 'supervised-sessions/koa needs the "koa" package, which is not installed: npm install koa',
+        hono: 'supervised-sessions/hono needs the "hono" package, which is not installed: npm install hono',
         web: 'loaded',
       },
     });

@@ -22,8 +22,38 @@ import { startSessionApp, type Session } from 'supervised-sessions';
 import { sessions } from 'supervised-sessions/express';
 import fastifySessions from 'supervised-sessions/fastify';
 import { SessionAppStore } from 'supervised-sessions/express-session';
+import Koa from 'koa';
+import { sessions as koaSessions } from 'supervised-sessions/koa';
+import { Hono } from 'hono';
+import { sessions as honoSessions, type SessionEnv } from 'supervised-sessions/hono';
+import { withSessions } from 'supervised-sessions/web';
 
 const app = await startSessionApp({ maxSessionsPerOwner: 5 });
+
+const koa = new Koa();
+koa.use(koaSessions(app.store, { cookie: { secure: true, partitioned: true, priority: 'high' }, touch: (ctx) => ctx.path !== '/poll' }));
+koa.use(async (ctx) => {
+  const user: string | null = (ctx.session.get('user') as string | undefined) ?? null;
+  ctx.session.set('seen', Date.now());
+  ctx.body = { user, id: ctx.session.id };
+});
+
+const hono = new Hono<SessionEnv>();
+hono.use(honoSessions(app.store, { touch: (c) => c.req.path !== '/poll', onError: (error, c) => console.log(error.message, c.req.path) }));
+hono.get('/', (c) => {
+  const session: Session = c.var.session;
+  c.get('session').set('visits', 1);
+  return c.json({ isNew: session.isNew });
+});
+// Chained after .use(sessions(…)), an untyped app knows c.var.session too.
+new Hono().use(honoSessions(app.store)).get('/', (c) => c.text(String(c.var.session.isNew)));
+
+const fetchHandler: (request: Request) => Promise<Response> = withSessions(
+  app.store,
+  (request, session) => Response.json({ path: new URL(request.url).pathname, isNew: session.isNew }),
+  { touch: (request) => !request.url.endsWith('/poll') },
+);
+console.log(fetchHandler);
 
 const web = express();
 web.use(sessions(app.store, { secret: ['new', 'old'], cookie: { secure: 'auto', maxAge: 3600 }, trustProxy: true }));
@@ -63,6 +93,9 @@ const app = await startSessionApp();
 const web = express();
 web.use(sessions(app.store, { cookie: { secure: 'sometimes' } }));
 web.get('/', (req) => { req.session.set('when', new Date()); });
+import Koa from 'koa';
+import { sessions as koaSessions } from 'supervised-sessions/koa';
+new Koa().use(koaSessions(app.store, { cookie: { priority: 'urgent' } }));
 `;
 
 function compile(file: string): { status: number | null; output: string } {
@@ -88,7 +121,7 @@ function compile(file: string): { status: number | null; output: string } {
   return { status: result.status, output: result.stdout + result.stderr };
 }
 
-test('a consumer using req.session (Express) and request.session (Fastify) compiles under --strict against the built .d.ts', () => {
+test('a consumer using req.session (Express), request.session (Fastify), ctx.session (Koa), c.var.session (Hono) and a fetch handler compiles under --strict against the built .d.ts', () => {
   mkdirSync(project, { recursive: true });
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'types-consumer', private: true, type: 'module' }));
   // express-session's own types, for the migration snippet (installed first:
@@ -112,12 +145,13 @@ test('a consumer using req.session (Express) and request.session (Fastify) compi
   assert.is(ok.status, 0, ok.output);
 });
 
-test('and misuse does not compile: a bad cookie.secure, a Date in the session', () => {
+test('and misuse does not compile: a bad cookie.secure, a Date in the session, a cookie.priority browsers do not know', () => {
   writeFileSync(join(project, 'misuse.ts'), MISUSE);
   const bad = compile('misuse.ts');
   assert.is.not(bad.status, 0);
   assert.match(bad.output, /"sometimes"/);
   assert.match(bad.output, /Date/);
+  assert.match(bad.output, /"urgent"/);
 });
 
 const MIGRATION = `

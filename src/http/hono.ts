@@ -3,7 +3,7 @@
 // before `await next()` and commits after it, before the Response is
 // returned; its cookie is appended to that Response.
 import type { Context, MiddlewareHandler } from 'hono';
-import { HTTPException } from 'hono/http-exception';
+import type { HTTPException } from 'hono/http-exception';
 import type { SessionStore } from '../store/session-store.ts';
 import { DeferredCommit } from './commit-core.ts';
 import { asError, statusFor } from './failures.ts';
@@ -27,8 +27,15 @@ const HONO_REQUEST: RequestReader<Context> = {
   forwardedProto: (c) => WEB_REQUEST.forwardedProto(c.req.raw),
 };
 
+// Hono's HTTPException, imported when the middleware is made: a static import
+// would fail before requirePeer could say what to install, and require()
+// would give the CommonJS class, which an app's `instanceof HTTPException`
+// (the ES module's) does not recognise.
+let httpException: Promise<typeof import('hono/http-exception')> | null = null;
+
 /** A store failure, for Hono's error handling (app.onError; by default its own response, 503 or 500). */
-function failure(error: unknown): HTTPException {
+async function failure(error: unknown): Promise<HTTPException> {
+  const { HTTPException } = await (httpException ??= import('hono/http-exception'));
   const status = statusFor(error) as 500 | 503;
   // The message goes to the client: the store's own stays in `cause` (and onError).
   return new HTTPException(status, { message: status === 503 ? 'Service Unavailable' : 'Internal Server Error', cause: error });
@@ -48,6 +55,11 @@ function failure(error: unknown): HTTPException {
  */
 export function sessions(store: SessionStore, options?: HonoSessionsOptions): MiddlewareHandler<SessionEnv> {
   const door = new FrontDoor<Context>(store, options, 'sessions(store)', HONO_REQUEST, 'sessions');
+  if (httpException === null) {
+    httpException = import('hono/http-exception');
+    // Marked handled: a failure to load surfaces where it is awaited, never as an unhandled rejection.
+    httpException.catch(() => {});
+  }
 
   return async function sessionMiddleware(c, next) {
     // Mounted twice (a sub-app and the app): the first one's session stands.
@@ -60,7 +72,7 @@ export function sessions(store: SessionStore, options?: HonoSessionsOptions): Mi
       loaded = await door.load(c);
     } catch (error) {
       door.onError(asError(error), c);
-      throw failure(error);
+      throw await failure(error);
     }
     const commit = new DeferredCommit(door.context(c), c as Context, loaded, door.owesResend(loaded));
     c.set('session', commit.session);
@@ -94,7 +106,7 @@ export function sessions(store: SessionStore, options?: HonoSessionsOptions): Mi
       // Unset first, or Hono would copy the old headers onto the new one.
       c.res = undefined as unknown as Response;
       c.res = new Response(null);
-      throw failure(error);
+      throw await failure(error);
     }
     const cookies = commit.core.cookieHeader(c.res.headers.getSetCookie());
     if (cookies !== null) c.header('set-cookie', cookies[cookies.length - 1], { append: true });
