@@ -35,7 +35,8 @@ let httpException: Promise<typeof import('hono/http-exception')> | null = null;
 
 /** A store failure, for Hono's error handling (app.onError; by default its own response, 503 or 500). */
 async function failure(error: unknown): Promise<HTTPException> {
-  const { HTTPException } = await (httpException ??= import('hono/http-exception'));
+  // Started by sessions(), which made the middleware that calls this.
+  const { HTTPException } = await (httpException as Promise<typeof import('hono/http-exception')>);
   const status = statusFor(error) as 500 | 503;
   // The message goes to the client: the store's own stays in `cause` (and onError).
   return new HTTPException(status, { message: status === 503 ? 'Service Unavailable' : 'Internal Server Error', cause: error });
