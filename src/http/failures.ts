@@ -12,9 +12,15 @@ export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
-/** The error a framework is handed: `status` and `statusCode` set from the registry. */
-export function withStatus(error: unknown): Error & { status: number; statusCode: number } {
-  const err = asError(error) as Error & { status: number; statusCode: number };
+/**
+ * The error a framework is handed: `status` and `statusCode` set from the
+ * registry, and `expose: false` — the shape of an http-errors 5xx, which
+ * Koa, Express's finalhandler and NestJS's exception filter answer with its
+ * status and a bare status text (not the store's message).
+ */
+export function withStatus(error: unknown): Error & { status: number; statusCode: number; expose: boolean } {
+  const err = asError(error) as Error & { status: number; statusCode: number; expose: boolean };
   err.status = err.statusCode = statusFor(error);
+  err.expose = false;
   return err;
 }
