@@ -263,7 +263,15 @@ export function serverSpecs(
   specs.push(
     { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.mjs') },
     { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.mjs') },
+    { name: 'koa-ours', label: 'Koa + supervised-sessions/koa', node, script: join(servers, 'koa-ours.mjs') },
+    { name: 'hono-ours', label: 'Hono + supervised-sessions/hono', node, script: join(servers, 'hono-ours.mjs') },
   );
+  if ((wanted('koa-session-memory') || wanted('hono-sessions-memory')) && ensureBenchPeers(log)) {
+    specs.push(
+      { name: 'koa-session-memory', label: 'Koa + koa-session (in-memory external store)', node, script: join(servers, 'koa.mjs') },
+      { name: 'hono-sessions-memory', label: 'Hono + hono-sessions (MemoryStore)', node, script: join(servers, 'hono.mjs') },
+    );
+  }
   return specs.filter((spec) => wanted(spec.name));
 }
 

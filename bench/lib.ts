@@ -25,7 +25,9 @@ export function ensureBenchPeers(log: (line: string) => void): boolean {
     existsSync(join(BENCH_DIR, 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node')) &&
     existsSync(join(BENCH_DIR, 'node_modules', 'sqlite3', 'build', 'Release', 'node_sqlite3.node')) &&
     existsSync(join(BENCH_DIR, 'node_modules', 'connect-pg-simple', 'package.json')) &&
-    existsSync(join(BENCH_DIR, 'node_modules', 'connect-redis', 'package.json'));
+    existsSync(join(BENCH_DIR, 'node_modules', 'connect-redis', 'package.json')) &&
+    existsSync(join(BENCH_DIR, 'node_modules', 'koa-session', 'package.json')) &&
+    existsSync(join(BENCH_DIR, 'node_modules', 'hono-sessions', 'package.json'));
   if (installed()) return true;
   const arch = `node-${process.platform}-${process.arch}`;
   const nodedir = [

@@ -90,9 +90,10 @@ export async function createSessions(url: string, count: number): Promise<string
         const response = await pool.request({ path: '/login', method: 'GET' });
         await response.body.dump();
         const raw = response.headers['set-cookie'];
-        const line = Array.isArray(raw) ? raw[0] : raw;
-        if (!line) throw new Error(`no Set-Cookie from ${url}/login`);
-        cookies[i] = line.split(';')[0];
+        const lines = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+        if (lines.length === 0) throw new Error(`no Set-Cookie from ${url}/login`);
+        // Every cookie of the login (koa-session signs in a second one).
+        cookies[i] = lines.map((line) => line.split(';')[0]).join('; ');
       }
     }),
   );

@@ -265,6 +265,10 @@ export function markdown(results: Results, command: string): string {
       `| Express + ours × Express + the faster express-session SQLite store (target ≥ 3) | ${expressVsSqlite('R')} | ${expressVsSqlite('W')} |`,
     );
     lines.push(`| Fastify + ours × Fastify + @fastify/session, memory (target ≥ 1) | ${fastifyVsMemory('R')} | ${fastifyVsMemory('W')} |`);
+    const koaVsMemory = on('koa-ours', 'koa-session-memory');
+    const honoVsMemory = on('hono-ours', 'hono-sessions-memory');
+    lines.push(`| Koa + ours × Koa + koa-session, in-memory external store (target ≥ 1) | ${koaVsMemory('R')} | ${koaVsMemory('W')} |`);
+    lines.push(`| Hono + ours × Hono + hono-sessions, MemoryStore (target ≥ 1) | ${honoVsMemory('R')} | ${honoVsMemory('W')} |`);
     // A target that would put the project above the ceiling is said to be one.
     const sqliteR = bestSqlite('R');
     const sqliteW = bestSqlite('W');
