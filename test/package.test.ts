@@ -84,6 +84,68 @@ const expressVersion = (await import('express/package.json', { with: { type: 'js
 console.log(JSON.stringify({ status: reply.status, body: reply.body, hasCookie: reply.cookies.some((line) => line.startsWith('sid=')), expressVersion }));
 `;
 
+// The Koa and Hono front doors on the oldest Koa 2 and Hono 4 the peer
+// ranges claim: a request that stores, a ctx.throw(401) that commits, a
+// redirect, a store that is down.
+const OLDEST_KOA_HONO = `
+import http from 'node:http';
+import { readFile } from 'node:fs/promises';
+import Koa from 'koa';
+import { Hono } from 'hono';
+import { startSessionApp, StoreUnavailableError } from 'supervised-sessions';
+import { sessions as koaSessions } from 'supervised-sessions/koa';
+import { sessions as honoSessions } from 'supervised-sessions/hono';
+const app = await startSessionApp({ database: 'x.db', sweepSignal: false });
+const koa = new Koa();
+koa.silent = true;
+koa.use(koaSessions(app.store));
+koa.use(async (ctx) => {
+  ctx.session.set('n', 1);
+  if (ctx.query.deny !== undefined) ctx.throw(401, 'no');
+  ctx.body = 'ok';
+});
+const server = http.createServer(koa.callback());
+await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+${GET_ONCE}
+const koaReply = await get();
+const sid = koaReply.cookies[0].split(';')[0].slice(4);
+const denied = await new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port: server.address().port, path: '/?deny', headers: { cookie: 'sid=' + sid } }, (res) => {
+    res.resume();
+    res.on('end', () => resolve(res.statusCode));
+  }).on('error', reject);
+});
+await new Promise((resolve) => server.close(resolve));
+const hono = new Hono();
+hono.use(honoSessions(app.store));
+hono.get('/', (c) => {
+  c.var.session.set('n', 1);
+  return c.text('ok');
+});
+hono.get('/redirect', (c) => {
+  c.get('session').set('m', 1);
+  return c.redirect('/');
+});
+const read = async (response) => ({ status: response.status, body: await response.text(), hasCookie: response.headers.getSetCookie().some((line) => line.startsWith('sid=')) });
+const honoReply = await read(await hono.fetch(new Request('http://x/')));
+const redirect = await read(await hono.fetch(new Request('http://x/redirect')));
+const down = new Hono();
+const unavailable = () => Promise.reject(new StoreUnavailableError('down for the test'));
+down.use(honoSessions({ get: unavailable, put: unavailable, patch: unavailable }, { onError: () => {} }));
+down.get('/', (c) => { c.var.session.set('n', 1); return c.text('stored?'); });
+const failed = await read(await down.fetch(new Request('http://x/')));
+await app.stop();
+// hono's exports do not name its package.json: read from node_modules.
+const version = async (name) => JSON.parse(await readFile('node_modules/' + name + '/package.json', 'utf8')).version;
+console.log(JSON.stringify({
+  koa: { status: koaReply.status, body: koaReply.body, hasCookie: koaReply.cookies.some((line) => line.startsWith('sid=')), denied, stored: await (async () => { const again = await startSessionApp({ database: 'x.db', sweepSignal: false }); const data = await again.store.get(sid); await again.stop(); return data; })() },
+  hono: honoReply,
+  redirect,
+  failed: { status: failed.status, hasCookie: failed.hasCookie },
+  versions: [await version('koa'), await version('hono')],
+}));
+`;
+
 test('npm pack builds the package; its tarball holds dist, bin, docs and LICENSE, not src', () => {
   const pack = run('npm', ['pack', '--pack-destination', temp.dir, '--json'], root);
   assert.is(pack.status, 0, pack.stderr);
@@ -165,6 +227,26 @@ test('the tarball installs beside express@4.17.0 (the oldest Express the peer ra
   const result = await runScript(join(oldest, 'use-express.mjs'), [], { cwd: oldest, timeoutMs: 60_000 });
   assert.is(result.code, 0, result.stderr);
   assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), { status: 200, body: 'ok', hasCookie: true, expressVersion: '4.17.0' });
+});
+
+test('the tarball installs beside koa@2.0.0 and hono@4.0.0 (the oldest the peer ranges claim, no ERESOLVE) and both front doors serve sessions there', async () => {
+  assert.ok(tarball, 'the npm pack test ran first');
+  const oldest = join(temp.dir, 'koa-2.0-hono-4.0');
+  mkdirSync(oldest, { recursive: true });
+  writeFileSync(join(oldest, 'package.json'), JSON.stringify({ name: 'koa-2-hono-4', private: true, type: 'module' }));
+  const install = run('npm', ['install', '--no-audit', '--no-fund', tarball, 'koa@2.0.0', 'hono@4.0.0'], oldest);
+  assert.is(install.status, 0, install.stderr);
+  assert.not.match(`${install.stdout}\n${install.stderr}`, /ERESOLVE/, 'no peer conflict');
+  writeFileSync(join(oldest, 'use-koa-hono.mjs'), OLDEST_KOA_HONO);
+  const result = await runScript(join(oldest, 'use-koa-hono.mjs'), [], { cwd: oldest, timeoutMs: 60_000 });
+  assert.is(result.code, 0, result.stderr);
+  assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
+    koa: { status: 200, body: 'ok', hasCookie: true, denied: 401, stored: { n: 1 } },
+    hono: { status: 200, body: 'ok', hasCookie: true },
+    redirect: { status: 302, body: '', hasCookie: true },
+    failed: { status: 503, hasCookie: false },
+    versions: ['2.0.0', '4.0.0'],
+  });
 });
 
 test('npm install from git builds dist (prepare) and the package runs', async () => {
