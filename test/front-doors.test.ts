@@ -1,6 +1,7 @@
-// One HTTP contract suite, five front doors: createHandler, the Express
-// middleware on Express 5 and on Express 4, the Fastify plugin, and the Web
-// fetch-handler wrapper — each a real server on 127.0.0.1:0, driven by undici.
+// One HTTP contract suite, eight front doors: createHandler, the Express
+// middleware on Express 5 and on Express 4, the Fastify plugin, the Web
+// fetch-handler wrapper, the Koa middleware on Koa 3 and Koa 2, the Hono
+// middleware — each a real server on 127.0.0.1:0, driven by undici.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createServer } from 'node:http';
@@ -234,7 +235,7 @@ for (const door of DOORS) {
   });
 }
 
-test('cookie.partitioned without secure, a priority browsers do not know, a touch that is no function: a TypeError naming the option', async () => {
+test('cookie.partitioned without secure, a priority browsers do not know, a touch that is no function: a ConfigError naming the option', async () => {
   const refused = (options: unknown, pattern: RegExp) => {
     assert.throws(() => createHandler(app.store, () => {}, options as HandlerOptions), pattern);
     assert.throws(() => sessions(app.store, options as HandlerOptions), pattern);
@@ -616,6 +617,124 @@ test("hono: an HTTPException 401 commits; a thrown Error stores no data but keep
   assert.is(nested.status, 200);
   assert.is(nested.cookies.length, 1, `one cookie: ${nested.cookies}`);
   assert.is(sessions, 1);
+});
+
+// Review findings: an error object thrown for many requests, error handlers
+// that set no status, odd throws and odd Responses.
+test("koa: an HttpError thrown for every request never carries one request's cookie to another, and is not changed", async () => {
+  const koa = new Koa();
+  koa.silent = true;
+  const shared = Object.assign(new Error('log in first'), { status: 401, expose: true, headers: { 'WWW-Authenticate': 'Basic' } });
+  koa.use(koaSessions(app.store, { onError: () => {} }));
+  koa.use(async (ctx) => {
+    if (ctx.query.set !== undefined) ctx.session.set('a', 1);
+    if (ctx.query.renew !== undefined) ctx.session.renew();
+    throw shared;
+  });
+  const url = await listenNode(createServer(koa.callback()));
+  const first = await get(`${url}/?set`);
+  assert.is(first.status, 401);
+  assert.ok(cookieOf(first), `a 4xx commits its new session: ${first.cookies}`);
+  assert.equal(shared.headers, { 'WWW-Authenticate': 'Basic' }, 'the thrown error is not changed');
+  const second = await get(`${url}/`);
+  assert.is(second.status, 401);
+  assert.equal(second.cookies, [], "no other request's cookie");
+  // A renew before the thrown 401: the new id reaches the browser through ctx.onerror.
+  const renewed = await get(`${url}/?renew`, cookieOf(first));
+  assert.ok(cookieOf(renewed) && cookieOf(renewed) !== cookieOf(first), `${renewed.cookies}`);
+});
+
+test('koa: a failed commit answered by an upstream catch that sets only a body is a 503 without cookies; a thrown string after renew() is a 500 with the new cookie', async () => {
+  const down = new Koa();
+  down.silent = true;
+  down.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch {
+      ctx.body = { error: 'sorry' };
+    }
+  });
+  down.use(koaSessions(downStore(false), { onError: () => {} }));
+  down.use(async (ctx) => {
+    ctx.cookies.set('theme', 'dark');
+    ctx.session.set('a', 1);
+    ctx.throw(401);
+  });
+  const failed = await get(`${await listenNode(createServer(down.callback()))}/`);
+  assert.is(failed.status, 503, 'never a 2xx for a write that was not stored');
+  assert.equal(failed.cookies, []);
+  const koa = new Koa();
+  koa.silent = true;
+  koa.use(koaSessions(app.store, { onError: () => {} }));
+  koa.use(async (ctx) => {
+    ctx.session.renew();
+    throw 'not an error';
+  });
+  const url = await listenNode(createServer(koa.callback()));
+  const id = (await app.store.put(null, { user: 'ada' }))!;
+  const reply = await get(`${url}/`, `sid=${id}`);
+  assert.is(reply.status, 500);
+  const next = cookieOf(reply);
+  assert.ok(next && next !== `sid=${id}`, `the renewed id reaches the browser: ${reply.cookies}`);
+  assert.equal(await app.store.get(idOf(next!)), { user: 'ada' });
+});
+
+test('hono: an app.onError that sets no status still answers a failed commit with 503; a thrown non-Error after renew() and Response.error() are 500s; shared and immutable Responses get their own cookie only', async () => {
+  const down = new Hono<SessionEnv>();
+  down.use(honoSessions(downStore(false), { onError: () => {} }));
+  down.get('/', (c) => {
+    c.var.session.set('a', 1);
+    return c.text('stored?');
+  });
+  down.onError((_error, c) => c.json({ error: 'sorry' }));
+  const failed = await get(`${await listenHono(down.fetch)}/`);
+  assert.is(failed.status, 503, 'never a 2xx for a write that was not stored');
+  assert.equal(failed.cookies, []);
+
+  const shared = new Response(null, { status: 204 });
+  const hono = new Hono<SessionEnv>();
+  const errors: string[] = [];
+  hono.use(honoSessions(app.store, { onError: (error) => errors.push(error.message) }));
+  hono.get('/odd', (c) => {
+    c.var.session.renew();
+    throw 'not an error';
+  });
+  hono.get('/no-answer', (c) => {
+    c.var.session.set('lost', true);
+    return Response.error();
+  });
+  hono.get('/shared', (c) => {
+    c.var.session.set('n', 1);
+    return shared;
+  });
+  hono.get('/moved', (c) => {
+    c.var.session.set('m', 1);
+    return Response.redirect('http://127.0.0.1/elsewhere', 302);
+  });
+  const url = await listenHono(hono.fetch);
+  const id = (await app.store.put(null, { user: 'ada' }))!;
+  const odd = await get(`${url}/odd`, `sid=${id}`);
+  assert.is(odd.status, 500);
+  const next = cookieOf(odd);
+  assert.ok(next && next !== `sid=${id}`, `the renewed id reaches the browser: ${odd.cookies}`);
+  assert.equal(await app.store.get(idOf(next!)), { user: 'ada' });
+  const other = (await app.store.put(null, { user: 'bob' }))!;
+  const noAnswer = await get(`${url}/no-answer`, `sid=${other}`);
+  assert.is(noAnswer.status, 500);
+  assert.equal(await app.store.get(other), { user: 'bob' }, 'nothing stored');
+  assert.ok(
+    errors.some((message) => /must answer a Response/.test(message)),
+    errors.join('; '),
+  );
+  const a = await get(`${url}/shared`);
+  const b = await get(`${url}/shared`);
+  assert.is(a.status, 204);
+  assert.equal([a.cookies.length, b.cookies.length], [1, 1], `each its own cookie only: ${a.cookies} / ${b.cookies}`);
+  assert.is.not(cookieOf(a), cookieOf(b));
+  assert.equal(shared.headers.getSetCookie(), [], 'the shared Response is never changed');
+  const moved = await get(`${url}/moved`);
+  assert.is(moved.status, 302);
+  assert.ok(cookieOf(moved), 'an immutable redirect gets its cookie');
 });
 
 test.run();

@@ -100,7 +100,7 @@ const koa = new Koa();
 koa.silent = true;
 koa.use(koaSessions(app.store));
 koa.use(async (ctx) => {
-  ctx.session.set('n', 1);
+  ctx.session.set(ctx.query.deny !== undefined ? 'denied' : 'n', 1);
   if (ctx.query.deny !== undefined) ctx.throw(401, 'no');
   ctx.body = 'ok';
 });
@@ -124,11 +124,19 @@ hono.get('/', (c) => {
 });
 hono.get('/redirect', (c) => {
   c.get('session').set('m', 1);
-  return c.redirect('/');
+  return Response.redirect('http://x/', 302);
+});
+const shared = new Response(null, { status: 204 });
+hono.get('/shared', (c) => {
+  c.get('session').set('s', 1);
+  return shared;
 });
 const read = async (response) => ({ status: response.status, body: await response.text(), hasCookie: response.headers.getSetCookie().some((line) => line.startsWith('sid=')) });
 const honoReply = await read(await hono.fetch(new Request('http://x/')));
 const redirect = await read(await hono.fetch(new Request('http://x/redirect')));
+const sharedA = await read(await hono.fetch(new Request('http://x/shared')));
+const sharedB = await read(await hono.fetch(new Request('http://x/shared')));
+const sharedOk = sharedA.hasCookie && sharedB.hasCookie && shared.headers.getSetCookie().length === 0;
 const down = new Hono();
 const unavailable = () => Promise.reject(new StoreUnavailableError('down for the test'));
 down.use(honoSessions({ get: unavailable, put: unavailable, patch: unavailable }, { onError: () => {} }));
@@ -141,6 +149,7 @@ console.log(JSON.stringify({
   koa: { status: koaReply.status, body: koaReply.body, hasCookie: koaReply.cookies.some((line) => line.startsWith('sid=')), denied, stored: await (async () => { const again = await startSessionApp({ database: 'x.db', sweepSignal: false }); const data = await again.store.get(sid); await again.stop(); return data; })() },
   hono: honoReply,
   redirect,
+  sharedOk,
   failed: { status: failed.status, hasCookie: failed.hasCookie },
   versions: [await version('koa'), await version('hono')],
 }));
@@ -241,9 +250,10 @@ test('the tarball installs beside koa@2.0.0 and hono@4.0.0 (the oldest the peer 
   const result = await runScript(join(oldest, 'use-koa-hono.mjs'), [], { cwd: oldest, timeoutMs: 60_000 });
   assert.is(result.code, 0, result.stderr);
   assert.equal(JSON.parse(result.stdout.trim().split('\n').pop()!), {
-    koa: { status: 200, body: 'ok', hasCookie: true, denied: 401, stored: { n: 1 } },
+    koa: { status: 200, body: 'ok', hasCookie: true, denied: 401, stored: { n: 1, denied: 1 } },
     hono: { status: 200, body: 'ok', hasCookie: true },
     redirect: { status: 302, body: '', hasCookie: true },
+    sharedOk: true,
     failed: { status: 503, hasCookie: false },
     versions: ['2.0.0', '4.0.0'],
   });

@@ -240,16 +240,22 @@ export class FrontDoor<Req = IncomingMessage> {
   }
 
   /**
-   * The touch option's answer: only `false` keeps the read still. One that
-   * throws is reported and the request is served as any other (it renews).
+   * The touch option's answer: `false` keeps the read still. One that
+   * throws or answers no boolean is reported, and the request is served as
+   * any other (it renews).
    */
   #touches(req: Req): boolean {
+    let answer: unknown;
     try {
-      return this.#touch!(req) !== false;
+      answer = this.#touch!(req);
     } catch (error) {
-      this.onError(new Error(`the touch option threw: ${asError(error).message}`), req);
+      this.onError(new Error(`the touch option threw: ${asError(error).message}`, { cause: error }), req);
       return true;
     }
+    if (typeof answer === 'boolean') return answer;
+    // A promise (an async touch) is not an answer: the load cannot wait for it.
+    this.onError(new TypeError(`the touch option must return true or false, synchronously; got ${typeof answer}`), req);
+    return true;
   }
 
   /** A cookie value to a session id: a Map lookup for a returning client instead of an HMAC per secret. */

@@ -11,6 +11,7 @@ import { FrontDoor, WEB_REQUEST, type Loaded, type RequestReader } from './front
 import type { HandlerOptions } from './options.ts';
 import { requirePeer } from './peer.ts';
 import type { Session } from './session.ts';
+import { bare, isAnswer } from './web.ts';
 
 requirePeer('hono', 'supervised-sessions/hono');
 
@@ -32,6 +33,15 @@ const HONO_REQUEST: RequestReader<Context> = {
 // would give the CommonJS class, which an app's `instanceof HTTPException`
 // (the ES module's) does not recognise.
 let httpException: Promise<typeof import('hono/http-exception')> | null = null;
+
+/** The contexts a sessions() middleware already serves (mounted on an app and a sub-app: the first one's session stands). */
+const served = new WeakSet<object>();
+
+/** The context's Response replaced (unset first, or Hono would copy the old one's headers onto it). */
+function replace(c: Context, response: Response): void {
+  c.res = undefined as unknown as Response;
+  c.res = response;
+}
 
 /** A store failure, for Hono's error handling (app.onError; by default its own response, 503 or 500). */
 async function failure(error: unknown): Promise<HTTPException> {
@@ -62,9 +72,32 @@ export function sessions(store: SessionStore, options?: HonoSessionsOptions): Mi
     httpException.catch(() => {});
   }
 
+  /**
+   * A 500 of our own (the handler threw something Hono rethrows, or answered
+   * no Response): no data changes stored; a drop() or renew() applies, with
+   * its cookie.
+   */
+  async function errorAnswer(c: Context, commit: DeferredCommit<Context>): Promise<void> {
+    if (!commit.session.idChangePending) {
+      commit.fail();
+      replace(c, bare(500));
+      return;
+    }
+    try {
+      await commit.finish(() => 500);
+    } catch (error) {
+      door.onError(asError(error), c);
+      replace(c, bare(statusFor(error)));
+      return;
+    }
+    const response = bare(500);
+    const cookies = commit.core.cookieHeader([]);
+    if (cookies !== null) response.headers.append('set-cookie', cookies[cookies.length - 1]);
+    replace(c, response);
+  }
+
   return async function sessionMiddleware(c, next) {
-    // Mounted twice (a sub-app and the app): the first one's session stands.
-    if (c.get('session') !== undefined) {
+    if (served.has(c)) {
       await next();
       return;
     }
@@ -73,20 +106,28 @@ export function sessions(store: SessionStore, options?: HonoSessionsOptions): Mi
       loaded = await door.load(c);
     } catch (error) {
       door.onError(asError(error), c);
+      // The context's status too: an app.onError that sets none must not answer 200.
+      c.status(statusFor(error) as 500 | 503);
       throw await failure(error);
     }
     const commit = new DeferredCommit(door.context(c), c as Context, loaded, door.owesResend(loaded));
+    served.add(c);
     c.set('session', commit.session);
     try {
       await next();
     } catch (thrown) {
       // Hono answers a thrown Error with app.onError before this; anything
-      // else it rethrows: a 500 that stores no data changes (a drop() or
-      // renew() still applies).
+      // else it rethrows, to a bare 500 of its server's: ours, with the cookie
+      // of a drop() or renew().
       door.onError(asError(thrown), c);
-      if (commit.session.idChangePending) await commit.finish(() => 500).catch((error) => door.onError(asError(error), c));
-      else commit.fail();
-      throw thrown;
+      await errorAnswer(c, commit);
+      return;
+    }
+    if (!isAnswer(c.res)) {
+      // Response.error() (status 0), or a body already read: not an answer.
+      door.onError(new TypeError('sessions: the handler must answer a Response with a status from 200 to 599 and a body not yet read'), c);
+      await errorAnswer(c, commit);
+      return;
     }
     const status = c.res.status;
     if (c.error !== undefined && status >= 500) {
@@ -102,15 +143,23 @@ export function sessions(store: SessionStore, options?: HonoSessionsOptions): Mi
       door.onError(asError(error), c);
       // The handler's response is dropped unread: nothing stands for a write that was not stored.
       void c.res.body?.cancel().catch(() => {});
-      // Replaced by an empty one, whose headers Hono's error answer starts
-      // from: none of the handler's (its cookies) is carried onto the error.
-      // Unset first, or Hono would copy the old headers onto the new one.
-      c.res = undefined as unknown as Response;
-      c.res = new Response(null);
+      // An empty one, whose headers Hono's error answer starts from: none of
+      // the handler's (its cookies) is carried onto the error; and the
+      // context's status, for an app.onError that sets none.
+      replace(c, new Response(null));
+      c.status(statusFor(error) as 500 | 503);
       throw await failure(error);
     }
     const cookies = commit.core.cookieHeader(c.res.headers.getSetCookie());
-    if (cookies !== null) c.header('set-cookie', cookies[cookies.length - 1], { append: true });
+    if (cookies !== null) {
+      // Always on a copy: the handler's Response may have immutable headers
+      // (Response.redirect(), a fetch() result) or be shared by many requests,
+      // and an older Hono 4 appends to it in place.
+      const handed = c.res;
+      const headers = new Headers(handed.headers);
+      headers.append('set-cookie', cookies[cookies.length - 1]);
+      replace(c, new Response(handed.body, { status: handed.status, statusText: handed.statusText, headers }));
+    }
   };
 }
 

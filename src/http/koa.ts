@@ -1,7 +1,7 @@
 // supervised-sessions/koa: the Session, its commit rules and guarantees, as
 // Koa middleware (Koa 3 and 2). The session loads before `await next()` and
 // commits after it, before Koa writes the response.
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Context, Middleware, Next } from 'koa';
 import type { SessionStore } from '../store/session-store.ts';
@@ -34,11 +34,41 @@ const KOA_REQUEST: RequestReader<Context> = {
 const kCommit = Symbol('supervised-sessions.commit');
 type WithCommit = Context & { [kCommit]?: DeferredCommit<Context> };
 
-/** The status Koa answers a thrown error with: its `status` (or `statusCode`) when that is an error status, else 500. */
+/** The status Koa's ctx.onerror answers a thrown value with: its `status` (or `statusCode`) when Node knows it, else 500. */
 function thrownStatus(error: unknown): number {
   const { status, statusCode } = (typeof error === 'object' && error !== null ? error : {}) as { status?: unknown; statusCode?: unknown };
-  const code = status ?? statusCode;
-  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code <= 599 ? code : 500;
+  const code = status || statusCode;
+  return typeof code === 'number' && STATUS_CODES[code] !== undefined ? code : 500;
+}
+
+/**
+ * What is thrown on, carrying the session cookie in `headers` (which
+ * ctx.onerror sets after clearing every other header): a new object whose
+ * prototype is the handler's error — never the handler's own, which an app
+ * may throw for many requests. A value that is no object becomes the Error
+ * Koa would have made of it.
+ */
+function carrying(thrown: unknown, cookie: string): unknown {
+  const base =
+    typeof thrown === 'object' && thrown !== null
+      ? thrown
+      : Object.assign(new Error(`non-error thrown: ${String(thrown)}`), { status: 500, expose: false });
+  const own = (base as { headers?: unknown }).headers;
+  const headers: Record<string, unknown> = {};
+  if (typeof own === 'object' && own !== null) {
+    for (const [name, value] of Object.entries(own)) if (name.toLowerCase() !== 'set-cookie') headers[name] = value;
+  }
+  const theirs =
+    typeof own === 'object' && own !== null ? Object.entries(own).find(([name]) => name.toLowerCase() === 'set-cookie')?.[1] : undefined;
+  headers['set-cookie'] = [...(theirs === undefined ? [] : Array.isArray(theirs) ? theirs.map(String) : [String(theirs)]), cookie];
+  return Object.create(base as object, { headers: { value: headers, enumerable: true, writable: true, configurable: true } });
+}
+
+/** The response becomes an error one: its status set (an error handler that sets none must not send a 2xx), no cookie, the body dropped. */
+function failed(ctx: Context, status: number): void {
+  ctx.remove('set-cookie');
+  discardBody(ctx);
+  ctx.status = status;
 }
 
 /** A body Koa would pipe: dropped unread when the response becomes an error one. */
@@ -57,7 +87,8 @@ function discardBody(ctx: Context): void {
  * `app.on('error')`). An error the rest of the chain throws is Koa's to
  * answer: with its 4xx status the session commits as on any 4xx response;
  * with a 5xx (or none) its data changes are not stored, while a drop() or
- * renew() still applies, its cookie carried in the error's `headers`.
+ * renew() still applies, its cookie carried in the `headers` of what is
+ * thrown on (an object whose prototype is the handler's error).
  */
 export function sessions(store: SessionStore, options?: KoaSessionsOptions): Middleware {
   const door = new FrontDoor<Context>(store, options, 'sessions(store)', KOA_REQUEST, 'sessions');
@@ -79,6 +110,7 @@ export function sessions(store: SessionStore, options?: KoaSessionsOptions): Mid
     } catch (error) {
       const err = withStatus(error);
       door.onError(err, ctx);
+      ctx.status = err.status;
       throw err;
     }
     const commit = new DeferredCommit(door.context(ctx), ctx, loaded, door.owesResend(loaded));
@@ -97,16 +129,14 @@ export function sessions(store: SessionStore, options?: KoaSessionsOptions): Mid
       try {
         await commit.finish(() => status);
       } catch (error) {
-        door.onError(asError(error), ctx);
-        throw withStatus(error);
+        const err = withStatus(error);
+        door.onError(err, ctx);
+        failed(ctx, err.status);
+        throw err;
       }
       const cookies = setCookie(ctx, commit);
       // ctx.onerror clears every header, then sets the error's own: the cookie travels there too.
-      if (cookies !== null && typeof thrown === 'object' && thrown !== null && Object.isExtensible(thrown)) {
-        const err = thrown as { headers?: Record<string, unknown> };
-        err.headers = { ...err.headers, 'set-cookie': cookies.slice(-1) };
-      }
-      throw thrown;
+      throw cookies === null ? thrown : carrying(thrown, cookies[cookies.length - 1]);
     }
     // The response was written by hand (ctx.respond = false, ctx.res.end()): the changes cannot be stored before it.
     if (ctx.respond === false || ctx.res.headersSent) {
@@ -125,9 +155,7 @@ export function sessions(store: SessionStore, options?: KoaSessionsOptions): Mid
       const err = withStatus(error);
       door.onError(err, ctx);
       // The handler's response is dropped: nothing stands for a write that was not stored.
-      ctx.remove('set-cookie');
-      discardBody(ctx);
-      ctx.status = err.status;
+      failed(ctx, err.status);
       throw err;
     }
     setCookie(ctx, commit);

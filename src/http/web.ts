@@ -16,7 +16,7 @@ export type WebSessionsOptions = HandlerOptions<Request>;
 const STATUS_TEXT: Record<number, string> = { 500: 'Internal Server Error', 503: 'Service Unavailable' };
 
 /** A bare error response: no header of the handler's, no cookie. */
-function bare(status: number): Response {
+export function bare(status: number): Response {
   return new Response(`${status} ${STATUS_TEXT[status]}\n`, {
     status,
     headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' },
@@ -28,7 +28,7 @@ function bare(status: number): Response {
  * implementation such as the undici package's) with a real status. A network
  * error (Response.error(), status 0) is not an answer.
  */
-function isAnswer(value: unknown): value is Response {
+export function isAnswer(value: unknown): value is Response {
   if (typeof value !== 'object' || value === null) return false;
   const { status, headers, bodyUsed, body } = value as {
     status?: unknown;
