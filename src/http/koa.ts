@@ -1,8 +1,7 @@
 // supervised-sessions/koa: the Session, its commit rules and guarantees, as
 // Koa middleware (Koa 3 and 2). The session loads before `await next()` and
 // commits after it, before Koa writes the response.
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import { STATUS_CODES } from 'node:http';
 import type { Context, Middleware, Next } from 'koa';
 import type { SessionStore } from '../store/session-store.ts';
 import { DeferredCommit } from './commit-core.ts';
@@ -26,9 +25,9 @@ export type KoaSessionsOptions = HandlerOptions<Context>;
 
 /** A Koa context is read through its node request. */
 const KOA_REQUEST: RequestReader<Context> = {
-  cookie: (ctx) => ctx.req.headers.cookie,
-  encrypted: (ctx) => (ctx.req.socket as TLSSocket | undefined)?.encrypted === true,
-  forwardedProto: (ctx) => NODE_REQUEST.forwardedProto(ctx.req as IncomingMessage),
+  cookie: (ctx) => NODE_REQUEST.cookie(ctx.req),
+  encrypted: (ctx) => NODE_REQUEST.encrypted(ctx.req),
+  forwardedProto: (ctx) => NODE_REQUEST.forwardedProto(ctx.req),
 };
 
 const kCommit = Symbol('supervised-sessions.commit');
