@@ -502,6 +502,8 @@ const routes: Route = async (session, query) => {
       session.setMaxAge(7 * DAY);
     } else if (action === 'renew') {
       session.renew();
+    } else if (action === 'count') {
+      session.set('n', ((session.get('n') as number | undefined) ?? 0) + 1);
     } else if (action === 'bad') {
       session.setMaxAge(Number(query.get('value')));
     } else if (action === 'fail') {
@@ -547,6 +549,42 @@ for (const door of DOORS) {
     assert.not.match(forgotLine, /Max-Age|Expires/, forgotLine);
     await age(target, 2 * HOUR);
     assert.equal((await get(`${url}/`, cookieOf(renewed))).body, { user: null, maxAge: null }, "dead after the app's maxAge");
+  });
+
+  test(`${door}: the sliding cookie moves only with the expiry — inside touchAfter no read or write re-sends it or moves the stored expiry; the first read after it re-sends it, and the browser's expiry is the server's expiresAt`, async () => {
+    const target = await start(`slide-${door.replace(' ', '')}`, { touchAfter: 5 });
+    const url = await serve(door, routes, { cookie: { maxAge: 3600 } }, target.store);
+    const id = (await target.store.put(null, { user: 'ada' }, { owner: 'ada' })) as string;
+    const cookie = `sid=${id}`;
+    const expiresAt = async () => (await target.store.sessionsOf('ada'))[0].expiresAt;
+    await age(target, 2000);
+    const before = await expiresAt();
+    const read = await get(`${url}/`, cookie);
+    assert.equal(read.cookies, [], 'a read inside touchAfter re-sends nothing');
+    const write = await get(`${url}/?do=count`, cookie);
+    assert.equal(write.cookies, [], 'a write inside touchAfter re-sends nothing');
+    assert.is(await expiresAt(), before, 'and neither moved the stored expiry');
+    await age(target, 60_000);
+    const sent = Date.now();
+    const renewing = await get(`${url}/`, cookie);
+    const received = Date.now();
+    const line = renewing.cookies.find((l) => l.startsWith('sid='));
+    assert.ok(line, 'the first read after touchAfter re-sends the cookie');
+    assert.match(line!, /; Max-Age=3600(;|$)/);
+    const server = await expiresAt();
+    assert.ok(
+      server >= sent + 3600_000 && server <= received + 3600_000,
+      `the stored expiry moved to now + maxAge: ${server - sent - 3600_000} ms`,
+    );
+    // The browser's expiry: the response's time + Max-Age, to the request's round trip (Expires, when sent, to the second).
+    const browser = (sent + received) / 2 + 3600_000;
+    assert.ok(Math.abs(browser - server) <= received - sent + 1, `browser ${browser} vs server ${server}`);
+    const expires = /; Expires=([^;]+)/.exec(line!)?.[1];
+    if (expires !== undefined)
+      assert.ok(Math.abs(Date.parse(expires) - server) < 2000, `Expires=${expires} vs ${new Date(server).toUTCString()}`);
+    const after = await get(`${url}/?do=count`, cookie);
+    assert.equal(after.cookies, [], 'and a write right after re-sends nothing');
+    assert.is(await expiresAt(), server, 'nor moves the expiry the browser holds');
   });
 
   test(`${door}: the touch option — a polling route neither renews the timestamp nor re-sends the cookie; a touch that throws is reported`, async () => {

@@ -160,12 +160,17 @@ export function statements(table: string, policy: ExpiryPolicy, maxSessionBytes:
     set: `, owner = CASE WHEN $${o}::boolean THEN $${o + 1}::text ELSE t.owner END, max_age = CASE WHEN $${m}::boolean THEN $${m + 1}::bigint ELSE t.max_age END`,
     lock: ` AND CASE WHEN NOT $${o}::boolean THEN true ELSE ${ownerLockTried(table, 'cur.owner', `$${o + 1}::text`, before)} END`,
   });
+  // A patch renews the timestamp only when a read would (touchAfter passed),
+  // or when it sets the session's lifetime (the cookie then goes out with the
+  // new expiry): no indexed column changes on most writes (HOT updates), and
+  // the stored expiry moves only when the cookie is re-sent with it.
+  const patchTouched = (lifetimeSet: string) => `CASE WHEN ${lifetimeSet} OR ${touchDue(policy, 't.')} THEN ${NOW} ELSE t.touched_at END`;
   const patch = (withExtras: boolean) => {
     const x = extras(4, 6, `cur.renewed_to IS NOT NULL OR NOT ${fits('cur.data')}`);
     return `WITH cur AS (
       SELECT sid_hash, renewed_to, owner, (data - $3::text[]) || $2::jsonb AS data FROM ${t} WHERE sid_hash = $1 AND ${L} FOR UPDATE),
     up AS (
-      UPDATE ${t} AS t SET data = cur.data, touched_at = ${NOW}${withExtras ? x.set : ''}
+      UPDATE ${t} AS t SET data = cur.data, touched_at = ${patchTouched(withExtras ? '$6::boolean' : 'false')}${withExtras ? x.set : ''}
       FROM cur WHERE t.sid_hash = cur.sid_hash AND cur.renewed_to IS NULL AND ${fits('cur.data')}${withExtras ? x.lock : ''} RETURNING 1)
     SELECT (SELECT count(*) FROM cur WHERE renewed_to IS NULL)::int AS found, (SELECT count(*) FROM up)::int AS stored,
       EXISTS (SELECT 1 FROM cur WHERE renewed_to IS NOT NULL) AS renewed`;
@@ -330,7 +335,7 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
     // runs the batch again unmerged, so that merging never changes a result.
     patch: `WITH ${cur}, up AS (UPDATE ${t} AS t SET
         data = CASE WHEN ${fits} THEN ${patched} ELSE t.data END,
-        touched_at = CASE WHEN ${fits} THEN ${NOW} ELSE t.touched_at END
+        touched_at = CASE WHEN ${fits} AND ${touchDue(policy, 't.')} THEN ${NOW} ELSE t.touched_at END
       FROM (SELECT * FROM unnest($1::bytea[], $2::jsonb[], $3::jsonb[], $4::jsonb[]) AS p(h, s, u, c) ORDER BY h) AS p, cur
       WHERE t.sid_hash = p.h AND cur.sid_hash = p.h AND cur.renewed_to IS NULL
         AND (p.c IS NULL OR 1 / (SELECT CASE WHEN bool_and(octet_length(((t.data - ARRAY(SELECT jsonb_array_elements_text(e->1))) || (e->0))::text) <= ${int(maxSessionBytes)}) THEN 1 ELSE 0 END

@@ -353,11 +353,17 @@ elseif op == 'patch' then
     writeData(key, set)
     for i = 1, unsetCount do redis.call('HDEL', key, A[at + 1 + i]) end
   end
-  s.t = n
-  redis.call('HSET', key, 't', n)
+  -- The timestamp moves as a read's would (touchAfter passed), or with a new
+  -- lifetime; otherwise the key's expiry and the owner's index stand as they are.
+  local moved = A[2] ~= 'u' or A[3] ~= 'u'
+  if A[3] ~= 'u' or n - s.t > touchAfter(s.m) then
+    s.t = n
+    redis.call('HSET', key, 't', n)
+    moved = true
+  end
   lifetime(key, s, A[3])
   give(key, s, A[2], n)
-  seal(key, s)
+  if moved then seal(key, s) end
   return { 1 }
 elseif op == 'renew' then
   -- KEYS: old, next. ARGV: op, next's digest, owner spec, lifetime spec,

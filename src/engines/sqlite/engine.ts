@@ -373,6 +373,11 @@ export class SqliteEngine {
     return this.#policy.timestamp === 'relative' && now - row.touched_at > touchAfterFor(this.#policy, row.max_age);
   }
 
+  /** A patch's touch: as a read's, under either timestamp rule (with 'fixed' the time of the last write, throttled). */
+  #writeTouchDue(row: Row, now: number): boolean {
+    return now - row.touched_at > touchAfterFor(this.#policy, row.max_age);
+  }
+
   /** A read of an arriving request's id: a tombstone is RENEWED only within ARRIVAL_GRACE_MS of its renew (renewed.ts). */
   #get(sid: string, now: number, live: LiveThresholds, canWrite: boolean, touchLater: boolean): Row | Renewed | null {
     const hash = digest(sid);
@@ -544,7 +549,10 @@ export class SqliteEngine {
     if (row === RENEWED) return RENEWED;
     if (row === null) return false;
     const json = set === null && unset === null ? row.data : this.#merged(row.data, set, unset);
-    this.#updateData.run(json, now, hash);
+    // The timestamp moves only when a read would move it (touchAfter passed)
+    // or with a new lifetime: the stored expiry then moves only when the
+    // sliding cookie is re-sent with it.
+    this.#updateData.run(json, maxAge !== undefined || this.#writeTouchDue(row, now) ? now : row.touched_at, hash);
     if (maxAge !== undefined) this.#setMaxAge.run(maxAge, hash);
     if (owner !== undefined) this.#giveOwner(hash, owner, live);
     return true;
