@@ -357,6 +357,29 @@ test('group commit: 200 concurrent writes take far fewer than 200 transactions (
     for (const [n, id] of ids.entries()) assert.equal(await app.store.get(id!), { n, m: n });
   }));
 
+test('a write inside touchAfter is a HOT update: it changes no indexed column, and the table leaves room on its pages (fillfactor 80)', () =>
+  withPgApp({ touchAfter: 60 }, async (app, database, table) => {
+    const { rows } = await adminQuery('SELECT reloptions FROM pg_class WHERE relname = $1', [table], database);
+    assert.equal(rows[0].reloptions, ['fillfactor=80']);
+    const ids = await Promise.all(Array.from({ length: 50 }, (_, n) => app.store.put(null, { n })));
+    for (let round = 1; round <= 4; round++) await Promise.all(ids.map((id) => app.store.patch(id!, { set: { round } })));
+    // The server's statistics arrive within seconds of the transactions. (Not every one: versions written in one
+    // statement cannot be pruned within it, and a full page sends the next version elsewhere.)
+    const stats = async () =>
+      (
+        await adminQuery(
+          'SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables WHERE relname = $1',
+          [table],
+          database,
+        )
+      ).rows[0] as { upd: number; hot: number };
+    let seen = await stats();
+    for (const deadline = Date.now() + 20_000; seen.upd < 200 && Date.now() < deadline; seen = await stats()) await sleep(250);
+    assert.ok(seen.upd >= 200, `200 patches counted: ${seen.upd}`);
+    assert.ok(seen.hot >= 0.75 * seen.upd, `HOT updates: ${seen.hot} of ${seen.upd}`);
+    for (const id of ids) assert.equal((await app.store.get(id!))!.round, 4);
+  }));
+
 test('one bad operation fails alone: NUL in data, too large, a merged run of patches; its neighbours in the batch commit', () =>
   withPgApp({ maxSessionBytes: 400 }, async (app) => {
     const id = (await app.store.put(null, { a: 1 }))!;
