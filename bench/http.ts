@@ -239,6 +239,14 @@ export function serverSpecs(
       'client|setinfo',
     ],
   });
+  if (before) {
+    specs.push({
+      ...specs.find((spec) => spec.name === 'ours-redis')!,
+      name: 'ours-redis-before',
+      label: `supervised-sessions at ${before.rev} on Redis`,
+      env: { SESSIONS_DIST: before.dist },
+    });
+  }
   // The same on a Redis Cluster of six servers (three primaries, three replicas) on the same 2 cores.
   specs.push({
     name: 'ours-redis-cluster',

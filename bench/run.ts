@@ -6,7 +6,7 @@
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
 //   --report=FILE      measure nothing: render the results a full run saved in FILE
 //   --before=REV       also run the package as built at git revision REV (HTTP: sliding cookie; owners), for a before/after in one run
-// A full run saves its raw results next to the system's temporary files
+// Every run saves its raw results next to the system's temporary files
 // (printed at the end), so the report can be rendered again without measuring.
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -149,8 +149,9 @@ const command = saved
   ? (results.command ?? 'npm run bench')
   : `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 results.command = command;
-if (full && !saved) {
-  const file = join(tmpdir(), 'supervised-sessions-bench.json');
+if (!saved) {
+  // A partial run's results are kept too, under a name of their own.
+  const file = join(tmpdir(), full ? 'supervised-sessions-bench.json' : `supervised-sessions-bench-${Date.now()}.json`);
   writeFileSync(file, JSON.stringify(results));
   log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
 }
