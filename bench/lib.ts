@@ -61,13 +61,14 @@ export function buildPackage(log: (line: string) => void): void {
 
 /**
  * The package as built at git revision `rev` (npm run bench -- --before=REV),
- * in .tmp/before-<rev>/dist, for a before/after comparison in one run.
+ * in .tmp/before-<rev>-<pid>/dist, for a before/after comparison in one run.
  * Returns the dist/ directory as a file URL ending in '/'.
  */
 export function buildRevision(rev: string, log: (line: string) => void): string {
   const hash = spawnSync('git', ['rev-parse', '--short', rev], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
   if (!hash) throw new Error(`--before: no git revision ${rev}`);
-  const dir = join(ROOT, '.tmp', `before-${hash}`);
+  // A directory of this run's own: another run (or a --report rendering) never removes it.
+  const dir = join(ROOT, '.tmp', `before-${hash}-${process.pid}`);
   log(`# building ${rev} (${hash}) into ${dir}`);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

@@ -4,14 +4,14 @@
 //   --only=a,b         some of: mailbox, store, sweep, owners, http, memory
 //   (sweep and http include PostgreSQL rows, and http Redis rows, on servers the benchmark starts)
 //   --seconds=N --rounds=N   HTTP measurement length and rounds (default 10, 3)
-//   --report=FILE      measure nothing: render the results a full run saved in FILE
+//   --report=FILE      measure nothing: render the results a run saved in FILE
 //   --before=REV       also run the package as built at git revision REV (HTTP: sliding cookie; owners), for a before/after in one run
 // Every run saves its raw results next to the system's temporary files
 // (printed at the end), so the report can be rendered again without measuring.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { httpBenchmark } from './http.ts';
 import { benchDatabase, buildPackage, buildRevision, ROOT, scratch, stopBenchPostgres } from './lib.ts';
 import { mailboxBenchmark } from './mailbox.ts';
@@ -138,11 +138,15 @@ async function measure(): Promise<Results> {
   return results;
 }
 
-const full = !smoke && !only && !args.has('servers');
+// A full run (every benchmark) writes docs/benchmarks.md; so does rendering
+// one a full run saved — never a partial run's results.
+const measuredFully = !smoke && !only && !args.has('servers');
 // The servers run the built package, as users do (bench/servers/*.mjs
 // import dist/): built from the sources first.
 if (!saved) buildPackage(log);
-const results = saved ? (JSON.parse(readFileSync(saved, 'utf8')) as Results) : await measure();
+const results = saved ? (JSON.parse(readFileSync(saved, 'utf8')) as Results) : { ...(await measure()), full: measuredFully };
+// Results saved before partial runs were kept came from full runs only.
+const full = results.full ?? true;
 
 // A re-rendered report still names the command that measured it.
 const command = saved
@@ -155,10 +159,9 @@ if (!saved) {
   writeFileSync(file, JSON.stringify(results));
   log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
 }
-// The builds of other revisions (--before) are not kept.
-for (const name of existsSync(join(ROOT, '.tmp')) ? readdirSync(join(ROOT, '.tmp')) : []) {
-  if (name.startsWith('before-')) rmSync(join(ROOT, '.tmp', name), { recursive: true, force: true });
-}
+// This run's build of another revision (--before) is not kept; another
+// run's, still measuring, is left alone.
+if (before) rmSync(dirname(fileURLToPath(before.dist)), { recursive: true, force: true });
 const report = markdown(results, command);
 process.stdout.write(`${report}\n`);
 if (full) {
