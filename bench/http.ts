@@ -271,6 +271,24 @@ export function serverSpecs(
   specs.push(
     { name: 'express-ours', label: 'Express + supervised-sessions/express', node, script: join(servers, 'express-ours.mjs') },
     { name: 'fastify-ours', label: 'Fastify + supervised-sessions/fastify', node, script: join(servers, 'fastify-ours.mjs') },
+    ...(before
+      ? [
+          {
+            name: 'express-ours-before',
+            label: `Express + supervised-sessions/express at ${before.rev}`,
+            node,
+            script: join(servers, 'express-ours.mjs'),
+            env: { SESSIONS_DIST: before.dist },
+          },
+          {
+            name: 'fastify-ours-before',
+            label: `Fastify + supervised-sessions/fastify at ${before.rev}`,
+            node,
+            script: join(servers, 'fastify-ours.mjs'),
+            env: { SESSIONS_DIST: before.dist },
+          },
+        ]
+      : []),
     { name: 'koa-ours', label: 'Koa + supervised-sessions/koa', node, script: join(servers, 'koa-ours.mjs') },
     { name: 'hono-ours', label: 'Hono + supervised-sessions/hono', node, script: join(servers, 'hono-ours.mjs') },
   );

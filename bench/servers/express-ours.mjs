@@ -1,7 +1,9 @@
 // Express 5 with supervised-sessions/express on a file, default settings (the built package).
 import express from 'express';
-import { startSessionApp } from '../../dist/index.js';
-import { sessions } from '../../dist/http/express.js';
+// SESSIONS_DIST: another build of the package (npm run bench -- --before=REV).
+const dist = process.env.SESSIONS_DIST ?? new URL('../../dist/', import.meta.url).href;
+const { startSessionApp } = await import(new URL('index.js', dist).href);
+const { sessions } = await import(new URL('http/express.js', dist).href);
 import { database, port, ready, SECRET, stats } from './common.mjs';
 
 const app = await startSessionApp({ database });

@@ -1,7 +1,9 @@
 // Fastify 5 with supervised-sessions/fastify on a file, default settings (the built package).
 import Fastify from 'fastify';
-import { startSessionApp } from '../../dist/index.js';
-import { fastifySessions } from '../../dist/http/fastify.js';
+// SESSIONS_DIST: another build of the package (npm run bench -- --before=REV).
+const dist = process.env.SESSIONS_DIST ?? new URL('../../dist/', import.meta.url).href;
+const { startSessionApp } = await import(new URL('index.js', dist).href);
+const { fastifySessions } = await import(new URL('http/fastify.js', dist).href);
 import { database, port, SECRET, stats } from './common.mjs';
 
 const app = await startSessionApp({ database });
