@@ -502,6 +502,9 @@ const routes: Route = async (session, query) => {
       session.setMaxAge(7 * DAY);
     } else if (action === 'renew') {
       session.renew();
+    } else if (action === 'clear') {
+      session.clear();
+      session.set('user', 'ada');
     } else if (action === 'count') {
       session.set('n', ((session.get('n') as number | undefined) ?? 0) + 1);
     } else if (action === 'bad') {
@@ -552,7 +555,7 @@ for (const door of DOORS) {
   });
 
   test(`${door}: the sliding cookie moves only with the expiry — inside touchAfter no read or write re-sends it or moves the stored expiry; the first read after it re-sends it, and the browser's expiry is the server's expiresAt`, async () => {
-    const target = await start(`slide-${door.replace(' ', '')}`, { touchAfter: 5 });
+    const target = await start(`slide-${door.replace(' ', '')}`, { touchAfter: 10 });
     const url = await serve(door, routes, { cookie: { maxAge: 3600 } }, target.store);
     const id = (await target.store.put(null, { user: 'ada' }, { owner: 'ada' })) as string;
     const cookie = `sid=${id}`;
@@ -585,6 +588,19 @@ for (const door of DOORS) {
     const after = await get(`${url}/?do=count`, cookie);
     assert.equal(after.cookies, [], 'and a write right after re-sends nothing');
     assert.is(await expiresAt(), server, 'nor moves the expiry the browser holds');
+    // clear() stores the session whole (a put: its timestamp is now), so the cookie goes out with that expiry.
+    await age(target, 2000);
+    const clearSent = Date.now();
+    const cleared = await get(`${url}/?do=clear`, cookie);
+    const clearReceived = Date.now();
+    const clearedLine = cleared.cookies.find((l) => l.startsWith('sid='));
+    assert.ok(clearedLine, 'a clear() inside touchAfter moved the expiry: the cookie is re-sent');
+    assert.match(clearedLine!, /; Max-Age=3600(;|$)/);
+    const moved = await expiresAt();
+    assert.ok(
+      moved >= clearSent + 3600_000 && moved <= clearReceived + 3600_000,
+      `the stored expiry is the cookie's: ${moved - clearSent - 3600_000} ms`,
+    );
   });
 
   test(`${door}: the touch option — a polling route neither renews the timestamp nor re-sends the cookie; a touch that throws is reported`, async () => {

@@ -36,6 +36,11 @@ export interface CommitContext<Req = unknown> {
   setCookie(id: string, maxAge?: number | null): string;
   /** The Set-Cookie line that expires the cookie. */
   expiredCookie: string;
+  /**
+   * Whether a session's cookie slides: 'relative' timestamps and a
+   * persistent cookie (cookie.maxAge, or `maxAge`, a lifetime of its own).
+   */
+  slides(maxAge: number | null): boolean;
 }
 
 /** What the rounds of one request's commit decide, kept between rounds. */
@@ -202,10 +207,12 @@ async function storeRound(work: PendingWork, session: Session, ctx: CommitContex
   if (result === null || result === false) return lost();
   state.confirmed = true;
   session.ownerStored(work.owner);
-  if (work.maxAge !== undefined) {
-    // The stored lifetime changed: the cookie carries it now (a persistent
-    // cookie, or back to the app's cookie.maxAge), and no re-send is owed.
-    session.maxAgeStored(work.maxAge);
+  if (work.maxAge !== undefined) session.maxAgeStored(work.maxAge);
+  // The stored lifetime changed, or a put (clear()) renewed a sliding
+  // timestamp: the cookie carries the expiry the server now holds (a
+  // persistent cookie, or back to the app's cookie.maxAge), and no re-send
+  // is owed.
+  if (work.maxAge !== undefined || (work.cleared && ctx.slides(session.storedMaxAge))) {
     state.cookie = setCookie(id, session.storedMaxAge);
     state.resend = false;
   }

@@ -172,6 +172,7 @@ export class FrontDoor<Req = IncomingMessage> {
         onError,
         setCookie: (id, maxAge) => prefix + cookieValueOf(id) + (maxAge === null || maxAge === undefined ? suffix : ownSuffix(maxAge)),
         expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
+        slides: (maxAge) => this.#sliding && (this.#persistent || maxAge !== null),
       };
     };
     this.#plain = context(cookie.secure === true);
