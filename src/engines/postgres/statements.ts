@@ -316,8 +316,11 @@ export function waveStatements(table: string, policy: ExpiryPolicy, maxSessionBy
     // the touches a batch owes after its replies went out (touch, below).
     get: `SELECT sid_hash, data::text AS data, owner, max_age, ${relative ? stale : 'false'} AND renewed_to IS NULL AS stale, renewed_to IS NOT NULL AS renewed
       FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${L} AND (renewed_to IS NULL OR touched_at >= ${NOW} - ${int(ARRIVAL_GRACE_MS)})`,
-    // SKIP LOCKED: a touch never waits; a row locked now is being written by
-    // another transaction, whose write moves the timestamp itself.
+    // SKIP LOCKED: a touch never waits. A row locked now is being written by
+    // another transaction, whose patch moves the timestamp only if it is due
+    // by its own clock reading: a touch so skipped may leave the stored
+    // expiry up to touchAfter short of the cookie this read re-sends (the
+    // allowance a read already has: a session may die up to touchAfter early).
     touch: `UPDATE ${t} SET touched_at = ${NOW} WHERE sid_hash IN (
         SELECT sid_hash FROM ${t} WHERE sid_hash = ANY($1::bytea[]) AND ${S} AND ${stale} FOR UPDATE SKIP LOCKED)`,
     create: `INSERT INTO ${t} (sid_hash, data, created_at, touched_at, owner)
