@@ -244,7 +244,9 @@ export function serverSpecs(
       ...specs.find((spec) => spec.name === 'ours-redis')!,
       name: 'ours-redis-before',
       label: `supervised-sessions at ${before.rev} on Redis`,
-      env: { SESSIONS_DIST: before.dist },
+      // Its own keys, as the PostgreSQL before row has its own database.
+      redis: 'session_before:s:*',
+      env: { SESSIONS_DIST: before.dist, TABLE: 'session_before' },
     });
   }
   // The same on a Redis Cluster of six servers (three primaries, three replicas) on the same 2 cores.

@@ -144,7 +144,14 @@ const measuredFully = !smoke && !only && !args.has('servers');
 // The servers run the built package, as users do (bench/servers/*.mjs
 // import dist/): built from the sources first.
 if (!saved) buildPackage(log);
-const results = saved ? (JSON.parse(readFileSync(saved, 'utf8')) as Results) : { ...(await measure()), full: measuredFully };
+let results: Results;
+try {
+  results = saved ? (JSON.parse(readFileSync(saved, 'utf8')) as Results) : { ...(await measure()), full: measuredFully };
+} finally {
+  // This run's build of another revision (--before) is not kept, whatever
+  // happened; another run's, still measuring, is left alone.
+  if (before) rmSync(dirname(fileURLToPath(before.dist)), { recursive: true, force: true });
+}
 // Results saved before partial runs were kept came from full runs only.
 const full = results.full ?? true;
 
@@ -159,9 +166,6 @@ if (!saved) {
   writeFileSync(file, JSON.stringify(results));
   log(`raw results saved in ${file} (npm run bench -- --report=${file} renders them again)`);
 }
-// This run's build of another revision (--before) is not kept; another
-// run's, still measuring, is left alone.
-if (before) rmSync(dirname(fileURLToPath(before.dist)), { recursive: true, force: true });
 const report = markdown(results, command);
 process.stdout.write(`${report}\n`);
 if (full) {

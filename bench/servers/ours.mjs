@@ -16,7 +16,8 @@ if (process.env.INSTRUMENTS === 'off') {
   Metrics.prototype.batch = () => {};
 }
 
-const app = await startSessionApp({ database });
+// TABLE: a table (on Redis, a key prefix) of its own, beside another server on the same database.
+const app = await startSessionApp({ database, ...(process.env.TABLE ? { table: process.env.TABLE } : {}) });
 const server = createServer(
   createHandler(
     app.store,
