@@ -83,7 +83,8 @@ test('calls made while the server restarts wait and succeed within requestTimeou
     // The store actor crashes while the server is away: its next incarnation must start without it.
     await app.kill('store');
     const waiting = Promise.all(Array.from({ length: 20 }, (_, n) => app.store.patch(id, { set: { [`k${n}`]: n } })));
-    await sleep(300);
+    // Restarted while the server is still down (how soon depends on the machine's load: polled).
+    for (const deadline = Date.now() + 5000; app.status().children.store.state !== 'running' && Date.now() < deadline; ) await sleep(50);
     assert.is(app.status().children.store.state, 'running', 'restarted although the server is down');
     await server.startAsync();
     assert.equal(await waiting, new Array(20).fill(true));
