@@ -6,6 +6,9 @@ import { Supervisor } from '../src/runtime/supervisor.ts';
 import { MailboxClient } from '../src/runtime/mailbox-client.ts';
 import { mailboxChild } from '../src/runtime/mailbox-child.ts';
 import { fromWire } from '../src/errors.ts';
+import { MessageChannel } from 'node:worker_threads';
+import { serveMailboxAsync, type Outcome, type Request } from '../src/runtime/mailbox-server.ts';
+import { sessionOf, WRITES, type Op } from '../src/store/protocol.ts';
 import { runScript, sleep, until } from './helpers.ts';
 
 const fixture = new URL('./fixtures/actor.ts', import.meta.url);
@@ -367,6 +370,132 @@ test('a poison request is failed after two crashes; the others still succeed', a
     assert.is(supervisor.children().actor.restarts, 2);
   } finally {
     await supervisor.stop();
+  }
+});
+
+/** A gate a test opens by hand. */
+function gate(): { opened: Promise<void>; open(): void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+/**
+ * serveMailboxAsync with a read lane, over a real MessageChannel: each batch
+ * waits for the gate its first call names (args[1]), and the log says what
+ * ran on which lane, in order.
+ */
+function laneRig() {
+  const { port1, port2 } = new MessageChannel();
+  const gates = new Map<string, ReturnType<typeof gate>>();
+  const gateOf = (name: string) => {
+    const known = gates.get(name);
+    if (known) return known;
+    const made = gate();
+    gates.set(name, made);
+    return made;
+  };
+  const log: string[] = [];
+  const run =
+    (lane: string) =>
+    async (requests: Request[]): Promise<Outcome[]> => {
+      const names = requests.map(({ op, args }) => `${op} ${(args as string[])[0] ?? ''}`.trim());
+      log.push(`${lane} start: ${names.join(', ')}`);
+      for (const { args } of requests) {
+        const held = (args as string[])[1];
+        if (held) await gateOf(held).opened;
+      }
+      log.push(`${lane} end: ${names.join(', ')}`);
+      return names.map((value) => ({ ok: true, value }));
+    };
+  serveMailboxAsync(port1, run('batch'), undefined, {
+    sessionOf,
+    reads: ({ op }) => !WRITES.has(op as Op),
+    run: run('reads'),
+  });
+  const mailbox = client();
+  mailbox.attach(port2);
+  const settled = new Set<string>();
+  const call = (op: Op, sid: string | null, held?: string) => {
+    const name = `${op} ${sid ?? ''}`.trim();
+    return mailbox.call(op, sid === null ? [] : held ? [sid, held] : [sid]).then((value) => {
+      settled.add(name);
+      return value;
+    });
+  };
+  const turn = () => new Promise((resolve) => setImmediate(resolve));
+  return {
+    log,
+    settled,
+    call,
+    open: (name: string) => gateOf(name).open(),
+    turn,
+    close() {
+      port1.close();
+      port2.close();
+    },
+  };
+}
+
+test('a read lane: reads of other sessions pass a batch in flight; calls on one session keep their order', async () => {
+  const rig = laneRig();
+  try {
+    // A write batch in flight, held.
+    const first = rig.call('patch', 'A', 'first');
+    await rig.turn();
+    // A read of another session goes on the read lane and is answered while
+    // the batch is held; a read of the session it writes waits for it.
+    const readB = rig.call('get', 'B');
+    const readA = rig.call('get', 'A');
+    assert.is(await readB, 'get B');
+    await sleep(20);
+    assert.not.ok(rig.settled.has('get A'), 'a read of a session being written waited for the write');
+    // A read on the read lane (held), then a write of its session: the
+    // write's batch waits for the read.
+    const readC = rig.call('get', 'C', 'readC');
+    await rig.turn();
+    const writeC = rig.call('patch', 'C');
+    await rig.turn();
+    rig.open('first');
+    await first;
+    assert.is(await readA, 'get A');
+    await sleep(20);
+    assert.not.ok(rig.settled.has('patch C'), 'the write of a session being read waited for the read');
+    rig.open('readC');
+    await Promise.all([readC, writeC]);
+    // The batch that carries a call (messages may cross the channel a turn apart, so batches vary).
+    const at = (line: string) => {
+      const [lane, call] = line.split(': ');
+      const i = rig.log.findIndex(
+        (entry) =>
+          entry.startsWith(`${lane}: `) &&
+          entry
+            .slice(lane.length + 2)
+            .split(', ')
+            .includes(call),
+      );
+      assert.ok(i >= 0, `${line} in ${rig.log.join(' | ')}`);
+      return i;
+    };
+    assert.ok(at('reads end: get B') < at('batch end: patch A'), rig.log.join(' | '));
+    assert.ok(at('batch end: patch A') < at('batch start: get A'), rig.log.join(' | '));
+    assert.ok(at('reads end: get C') < at('batch start: patch C'), rig.log.join(' | '));
+    // A write on many sessions (an owner's) in flight: every read waits for it.
+    const wide = rig.call('revokeAll', 'owner', 'wide');
+    await rig.turn();
+    const readD = rig.call('get', 'D');
+    await sleep(20);
+    assert.not.ok(rig.settled.has('get D'), "a read waited for the owner's write");
+    rig.open('wide');
+    await Promise.all([wide, readD]);
+    assert.ok(at('batch end: revokeAll owner') < at('batch start: get D'), rig.log.join(' | '));
+    // Idle, a read takes the batch lane as before.
+    assert.is(await rig.call('load', 'E'), 'load E');
+    assert.ok(at('batch start: load E') >= 0);
+  } finally {
+    rig.close();
   }
 });
 

@@ -41,6 +41,29 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
 }
 
 /**
+ * A second lane for reads (an engine with a second connection, or one whose
+ * connection pipelines): while a batch is in flight, a read of a session no
+ * waiting or running batch writes (nor any call on many sessions) need not
+ * wait for it.
+ */
+export interface ReadLane {
+  /** The one session a call is on, or null for a call on many (an owner's, the whole store's). */
+  sessionOf(request: Request): string | null;
+  /** Whether a call only reads. */
+  reads(request: Request): boolean;
+  /** Runs a batch of reads; rejects only when the actor is unsound, as handleBatch. */
+  run(requests: Request[]): Promise<Outcome[]>;
+  /** After a read batch's replies: as afterReplies. */
+  afterReplies?(): Promise<void>;
+}
+
+function count(map: Map<string, number>, key: string, by: number): void {
+  const n = (map.get(key) ?? 0) + by;
+  if (n === 0) map.delete(key);
+  else map.set(key, n);
+}
+
+/**
  * The mailbox for an asynchronous actor (a store on a network connection):
  * one batch at a time, and the messages that arrive while a batch is in
  * flight are merged into the next one, so the busier the store, the more
@@ -48,37 +71,119 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
  * one message. A rejection of `handleBatch` is a fault of the actor itself:
  * it is rethrown outside the promise chain, so the thread crashes and the
  * supervisor restarts it.
+ *
+ * With a `readLane`, a read that arrives while a batch is in flight goes on
+ * the read lane (one read batch at a time, merged the same way) when no
+ * waiting or running batch holds a call on its session or a write on many
+ * sessions. Calls on one session keep their order: a read of a session a
+ * batch writes waits for that batch, and a batch that writes a session a read
+ * batch is reading waits for that read batch first.
  */
 export function serveMailboxAsync(
   port: MessagePort,
   handleBatch: (requests: Request[]) => Promise<Outcome[]>,
   afterReplies?: () => Promise<void>,
+  readLane?: ReadLane,
 ): void {
   let queued: WireRequest[] = [];
   let running: Promise<void> | null = null;
+  /** The sessions of the calls queued or running on the batch lane, and how many of its calls write many sessions. */
+  const batchSessions = new Map<string, number>();
+  let batchWidewrites = 0;
+  /** The sessions of the reads queued or running on the read lane. */
+  const readSessions = new Map<string, number>();
+  let readQueued: WireRequest[] = [];
+  let reading: Promise<void> | null = null;
+  /** Batches waiting for a read batch to reply (collides). */
+  let readWaiters: Array<() => void> = [];
+  const readReplied = () => new Promise<void>((resolve) => readWaiters.push(resolve));
+
+  const crash = (error: unknown) => {
+    setImmediate(() => {
+      throw error;
+    });
+  };
+  const toRequest = ([, op, args]: WireRequest): Request => ({ op, args });
+
+  /** Counts a call in (by 1) or out (by -1) of the batch lane. */
+  const onBatchLane = (request: Request, by: number) => {
+    if (!readLane) return;
+    const session = readLane.sessionOf(request);
+    if (session !== null) count(batchSessions, session, by);
+    else if (!readLane.reads(request)) batchWidewrites += by;
+  };
+
+  /** Whether the batch writes what the read lane is reading (then it waits for the read lane). */
+  const collides = (requests: Request[]): boolean => {
+    if (!readLane || readSessions.size === 0) return false;
+    for (const request of requests) {
+      if (readLane.reads(request)) continue;
+      const session = readLane.sessionOf(request);
+      if (session === null || readSessions.has(session)) return true;
+    }
+    return false;
+  };
 
   const drain = async (): Promise<void> => {
     while (queued.length > 0) {
       const batch = queued;
       queued = [];
-      port.postMessage(toReplies(batch, await handleBatch(batch.map(([, op, args]) => ({ op, args })))));
+      const requests = batch.map(toRequest);
+      while (collides(requests)) await readReplied();
+      port.postMessage(toReplies(batch, await handleBatch(requests)));
+      for (const request of requests) onBatchLane(request, -1);
       // Work the replies need not wait for (the store's deferred touches).
       if (afterReplies) await afterReplies();
     }
   };
 
+  const drainReads = async (): Promise<void> => {
+    const lane = readLane!;
+    while (readQueued.length > 0) {
+      const batch = readQueued;
+      readQueued = [];
+      const requests = batch.map(toRequest);
+      try {
+        port.postMessage(toReplies(batch, await lane.run(requests)));
+      } finally {
+        for (const request of requests) count(readSessions, lane.sessionOf(request)!, -1);
+        const waiters = readWaiters;
+        readWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
+      if (lane.afterReplies) await lane.afterReplies();
+    }
+  };
+
+  /** A read that need not wait for the batch in flight. */
+  const mayRead = (request: Request): string | null => {
+    if (!readLane || running === null || batchWidewrites > 0 || !readLane.reads(request)) return null;
+    const session = readLane.sessionOf(request);
+    return session !== null && !batchSessions.has(session) ? session : null;
+  };
+
   port.on('message', (batch: WireRequest[]) => {
-    for (const request of batch) queued.push(request);
-    if (running) return;
-    running = drain().then(
-      () => {
-        running = null;
-      },
-      (error: unknown) => {
-        setImmediate(() => {
-          throw error;
-        });
-      },
-    );
+    let reads = false;
+    for (const wire of batch) {
+      const request = toRequest(wire);
+      const session = mayRead(request);
+      if (session !== null) {
+        count(readSessions, session, 1);
+        readQueued.push(wire);
+        reads = true;
+        continue;
+      }
+      onBatchLane(request, 1);
+      queued.push(wire);
+    }
+    if (reads && !reading) {
+      reading = drainReads().then(() => {
+        reading = null;
+      }, crash);
+    }
+    if (running || queued.length === 0) return;
+    running = drain().then(() => {
+      running = null;
+    }, crash);
   });
 }

@@ -108,3 +108,24 @@ export const WRITES: ReadonlySet<Op> = new Set<Op>([
   'upsert',
   'clear',
 ]);
+
+/** The calls on one session, named by their first argument (a session id, or express-session's key). */
+const ONE_SESSION: ReadonlySet<string> = new Set<Op>([
+  'get',
+  'load',
+  'alive',
+  'create',
+  'put',
+  'patch',
+  'renew',
+  'delete',
+  'upsert',
+  'touchKey',
+]);
+
+/** The one session a call is on (renew: the session it moves), or null for a call on many or on none. */
+export function sessionOf(call: { op: string; args: unknown }): string | null {
+  if (!ONE_SESSION.has(call.op)) return null;
+  const first = (call.args as unknown[] | undefined)?.[0];
+  return typeof first === 'string' ? first : null;
+}
