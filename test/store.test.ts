@@ -189,6 +189,35 @@ test('calls on one session made in one turn (one batch) take effect in the order
     assert.equal(await s.get(results[8] as string), { fresh: true });
   }));
 
+test('calls on one session keep their order across turns, with batches in flight (on a network engine reads of other sessions pass them)', () =>
+  withApp({ touchAfter: 0 }, async (app) => {
+    const s = app.store;
+    const model = await Promise.all(Array.from({ length: 8 }, async (_, n) => ({ id: (await s.put(null, { v: 0, n }))!, v: 0, n })));
+    const seen: Array<Promise<unknown>> = [];
+    const expected: unknown[] = [];
+    const expect = (call: Promise<unknown>, value: unknown) => {
+      seen.push(call);
+      expected.push(value);
+    };
+    for (let turn = 1; turn <= 60; turn++) {
+      // Each turn is a message of its own, sent while earlier ones are in flight.
+      const one = model[turn % model.length];
+      const other = model[(turn + 3) % model.length];
+      expect(s.get(one.id), { v: one.v, n: one.n });
+      expect(s.patch(one.id, { set: { v: turn } }), true);
+      one.v = turn;
+      expect(s.get(one.id), { v: turn, n: one.n });
+      expect(s.get(other.id), { v: other.v, n: other.n });
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const gone = model[0];
+    expect(s.get(gone.id), { v: gone.v, n: gone.n });
+    expect(s.delete(gone.id), undefined);
+    expect(s.get(gone.id), null);
+    expect(s.patch(gone.id, { set: { v: -1 } }), false);
+    assert.equal(await Promise.all(seen), expected);
+  }));
+
 test('patches of one session in one batch give what they give one by one, sizes included (a refused one in the middle, a later put)', () =>
   withApp({ maxSessionBytes: 400, touchAfter: 0 }, async (app) => {
     const id = (await app.store.put(null, {}))!;

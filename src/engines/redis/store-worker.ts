@@ -4,7 +4,8 @@
 // crashes, and the supervisor restarts it with fresh state.
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { runActor } from '../../runtime/actor.ts';
-import { serveMailboxAsync } from '../../runtime/mailbox-server.ts';
+import { serveMailboxAsync, type Request } from '../../runtime/mailbox-server.ts';
+import { sessionOf, WRITES, type Op } from '../../store/protocol.ts';
 import type { ResolvedConfig } from '../../config.ts';
 import { expiryPolicy } from '../../store/expiry.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
@@ -75,11 +76,14 @@ await runActor({
       throw error;
     }
     engine = store;
-    serveMailboxAsync(port, async (requests) => {
+    const run = async (requests: Request[]) => {
       const outcomes = await store.runBatch(requests);
       crashAfterCommit(requests);
       return outcomes;
-    });
+    };
+    // The connection pipelines: a read batch is sent on it at once, behind
+    // the write batch in flight, instead of waiting for that batch's replies.
+    serveMailboxAsync(port, run, undefined, { sessionOf, reads: ({ op }) => !WRITES.has(op as Op), run });
     Atomics.store(startedOnce, 0, 1);
     return { created, warning };
   },
