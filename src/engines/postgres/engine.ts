@@ -75,13 +75,7 @@ export class PostgresEngine {
   readonly #sql: Statements;
   readonly #sweeps: string[];
   readonly #wave: WaveStatements;
-  /**
-   * The connection every batch runs on, and the second one that only reads
-   * (opened when first needed): mailbox-server.ts sends it the reads of
-   * sessions no batch in flight writes, while a write batch commits.
-   */
-  readonly #main: Lane = { client: null, openedAt: 0 };
-  readonly #reads: Lane = { client: null, openedAt: 0 };
+  #client: Client | null = null;
   #closed = false;
   /** BEGIN, and behind PgBouncer the server-side bounds a startup packet cannot carry there (connection.ts). */
   readonly #begin: string;
@@ -91,6 +85,7 @@ export class PostgresEngine {
   readonly #checkWritable: boolean;
   /** ?maxConnectionLifetime: after a failback, the fleet drifts back to the first host. */
   readonly #maxLifetimeMs: number | null;
+  #openedAt = 0;
 
   constructor(options: PostgresEngineOptions) {
     this.#options = options;
@@ -124,40 +119,31 @@ export class PostgresEngine {
    * only lets that session expire as if it had not been read, which the
    * throttle already allows for.
    */
-  async afterReplies(lane: 'main' | 'reads' = 'main'): Promise<void> {
-    const client = (lane === 'main' ? this.#main : this.#reads).client;
-    if (this.#touches.length === 0 || !client) return;
+  async afterReplies(): Promise<void> {
+    if (this.#touches.length === 0 || !this.#client) return;
     const hashes = this.#touches;
     this.#touches = [];
-    await client.query({ name: 'ss_w_touch', text: this.#wave.touch, values: [hashes] }).catch(() => {});
+    await this.#client.query({ name: 'ss_w_touch', text: this.#wave.touch, values: [hashes] }).catch(() => {});
   }
 
   /** Adopts a connection opened (and checked) by the actor's init. */
   adopt(client: Client): void {
-    this.#main.client = client;
-    this.#main.openedAt = Date.now();
+    this.#client = client;
+    this.#openedAt = Date.now();
   }
 
   async close(): Promise<void> {
     this.#closed = true;
-    const clients = [this.#main.client, this.#reads.client];
-    this.#main.client = null;
-    this.#reads.client = null;
-    await Promise.all(clients.map((client) => closeClient(client)));
+    const client = this.#client;
+    this.#client = null;
+    await closeClient(client);
   }
 
-  /**
-   * Runs a batch on the main connection, or (`lane: 'reads'`, a batch of
-   * reads only) on the second one. Both lanes replay a lost connection's
-   * batch, and check the server is writable, alike.
-   */
-  async runBatch(requests: Request[], laneName: 'main' | 'reads' = 'main'): Promise<Outcome[]> {
-    const lane = laneName === 'main' ? this.#main : this.#reads;
-    if (laneName === 'reads' && requests.some(({ op }) => !READ_ONLY.has(op))) throw new Error('a write was sent on the read lane');
-    if (lane.client && this.#maxLifetimeMs !== null && Date.now() - lane.openedAt > this.#maxLifetimeMs) {
+  async runBatch(requests: Request[]): Promise<Outcome[]> {
+    if (this.#client && this.#maxLifetimeMs !== null && Date.now() - this.#openedAt > this.#maxLifetimeMs) {
       // Between batches: nothing of ours is in flight on it but a best-effort touch.
-      void closeClient(lane.client);
-      lane.client = null;
+      void closeClient(this.#client);
+      this.#client = null;
     }
     const deadline = Date.now() + this.#options.timeoutMs;
     const outcomes: Outcome[] = new Array(requests.length);
@@ -199,7 +185,7 @@ export class PostgresEngine {
         failAll(steps, outcomes, error);
         break;
       }
-      const client = await this.#connected(lane, deadline, attempt);
+      const client = await this.#connected(deadline, attempt);
       if (client instanceof Error) {
         failAll(steps, outcomes, client);
         break;
@@ -210,7 +196,7 @@ export class PostgresEngine {
       if (result.kind === 'done' && writes && loseCommitReply(requests)) {
         // Fault injection (fault-hook.ts): committed (or, for a run that only
         // computes replies, rolled back), and the reply "lost".
-        lane.client = null;
+        this.#client = null;
         void closeClient(client);
         attempt++;
         await afterLostReply();
@@ -263,7 +249,7 @@ export class PostgresEngine {
       // batch is replayed on a (new) connection, within the deadline.
       if (result.kind === 'lost') {
         lastLoss = result.error;
-        lane.client = null;
+        this.#client = null;
         if (!result.abandoned) void closeClient(client);
       }
       attempt++;
@@ -290,10 +276,10 @@ export class PostgresEngine {
   }
 
   /** The connection, reconnecting with backoff until the deadline; an Error once it has passed. */
-  async #connected(lane: Lane, deadline: number, attempt: number): Promise<Client | Error> {
+  async #connected(deadline: number, attempt: number): Promise<Client | Error> {
     let lastError: unknown = null;
     for (let tries = attempt; ; tries++) {
-      if (lane.client) return lane.client;
+      if (this.#client) return this.#client;
       if (this.#closed) return new StoreUnavailableError('the store actor is stopping');
       const left = deadline - Date.now();
       if (left <= 0) return unavailableError(lastError ?? new Error('no connection'), this.#options.database);
@@ -309,14 +295,8 @@ export class PostgresEngine {
           void closeClient(client);
           return new StoreUnavailableError('the store actor is stopping');
         }
-        lane.client = client;
-        lane.openedAt = Date.now();
-        if (lane === this.#main && this.#reads.client) {
-          // The main connection was lost (a failover, a restart): the reads
-          // follow it to the server it is on now.
-          void closeClient(this.#reads.client);
-          this.#reads.client = null;
-        }
+        this.#client = client;
+        this.#openedAt = Date.now();
         return client;
       } catch (error) {
         lastError = error;
@@ -412,7 +392,7 @@ export class PostgresEngine {
       // (and commits it) unaware; the client is closed once it has.
       await marked.catch(() => null);
       (stream as { end?(): void } | undefined)?.end?.();
-      this.#main.client = null;
+      this.#client = null;
       void all.then(() => closeClient(client));
       return { kind: 'lost', error: new Error('the connection was dropped inside the transaction (fault hook)'), abandoned: true };
     }
@@ -821,11 +801,6 @@ function extrasValues(extras: Extras): unknown[] {
 }
 
 /** Calls that write nothing (their touches come after the replies). */
-interface Lane {
-  client: Client | null;
-  openedAt: number;
-}
-
 const READ_ONLY = new Set<string>(['get', 'load', 'alive', 'count', 'sessionsOf', 'all'] satisfies Op[]);
 
 /** The calls a wave can carry: on one session (args[0]), without the owner cap. */

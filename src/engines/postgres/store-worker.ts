@@ -11,7 +11,6 @@ import { backoffMs, closeClient, connect, isConnectionLoss, unavailableError, ty
 import { PostgresEngine } from './engine.ts';
 import { requireMarksGrants, requireTable, setupTable } from './schema.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
-import { sessionOf, WRITES, type Op } from '../../store/protocol.ts';
 
 const { port, config, started } = workerData as { port: MessagePort; config: ResolvedConfig; started: SharedArrayBuffer };
 // Set once the first incarnation is ready: a restart must not fail (and count
@@ -85,16 +84,6 @@ await runActor({
         return outcomes;
       },
       () => store.afterReplies(),
-      {
-        sessionOf,
-        reads: ({ op }) => !WRITES.has(op as Op),
-        run: async (requests) => {
-          const outcomes = await store.runBatch(requests, 'reads');
-          crashAfterCommit(requests);
-          return outcomes;
-        },
-        afterReplies: () => store.afterReplies('reads'),
-      },
     );
     Atomics.store(startedOnce, 0, 1);
     return { created };
