@@ -8,7 +8,7 @@ import { mailboxChild } from '../src/runtime/mailbox-child.ts';
 import { fromWire } from '../src/errors.ts';
 import { MessageChannel } from 'node:worker_threads';
 import { serveMailboxAsync, type Outcome, type Request } from '../src/runtime/mailbox-server.ts';
-import { sessionOf, WRITES, type Op } from '../src/store/protocol.ts';
+import { READS, sessionsOf, type Op } from '../src/store/protocol.ts';
 import { runScript, sleep, until } from './helpers.ts';
 
 const fixture = new URL('./fixtures/actor.ts', import.meta.url);
@@ -404,23 +404,24 @@ function laneRig() {
       const names = requests.map(({ op, args }) => `${op} ${(args as string[])[0] ?? ''}`.trim());
       log.push(`${lane} start: ${names.join(', ')}`);
       for (const { args } of requests) {
-        const held = (args as string[])[1];
+        const held = (args as Array<string | null>)[1];
         if (held) await gateOf(held).opened;
       }
       log.push(`${lane} end: ${names.join(', ')}`);
       return names.map((value) => ({ ok: true, value }));
     };
   serveMailboxAsync(port1, run('batch'), undefined, {
-    sessionOf,
-    reads: ({ op }) => !WRITES.has(op as Op),
+    sessionsOf,
+    reads: ({ op }) => READS.has(op),
     run: run('reads'),
   });
   const mailbox = client();
   mailbox.attach(port2);
   const settled = new Set<string>();
-  const call = (op: Op, sid: string | null, held?: string) => {
+  // args[1] names the gate a call waits for (a renew's is its new id).
+  const call = (op: Op, sid: string | null, held?: string, more: unknown[] = []) => {
     const name = `${op} ${sid ?? ''}`.trim();
-    return mailbox.call(op, sid === null ? [] : held ? [sid, held] : [sid]).then((value) => {
+    return mailbox.call(op, sid === null ? [] : [sid, held ?? null, ...more]).then((value) => {
       settled.add(name);
       return value;
     });
@@ -442,9 +443,10 @@ function laneRig() {
 test('a read lane: reads of other sessions pass a batch in flight; calls on one session keep their order', async () => {
   const rig = laneRig();
   try {
+    const started = (line: string) => until(() => rig.log.includes(line), 2000, line);
     // A write batch in flight, held.
     const first = rig.call('patch', 'A', 'first');
-    await rig.turn();
+    await started('batch start: patch A');
     // A read of another session goes on the read lane and is answered while
     // the batch is held; a read of the session it writes waits for it.
     const readB = rig.call('get', 'B');
@@ -453,9 +455,11 @@ test('a read lane: reads of other sessions pass a batch in flight; calls on one 
     await sleep(20);
     assert.not.ok(rig.settled.has('get A'), 'a read of a session being written waited for the write');
     // A read on the read lane (held), then a write of its session: the
-    // write's batch waits for the read.
+    // write's batch waits for the read. (Each call is sent a turn after the
+    // one before; where a message lands in a batch may vary, so the log is
+    // read by call, not by batch.)
     const readC = rig.call('get', 'C', 'readC');
-    await rig.turn();
+    await started('reads start: get C');
     const writeC = rig.call('patch', 'C');
     await rig.turn();
     rig.open('first');
@@ -484,7 +488,7 @@ test('a read lane: reads of other sessions pass a batch in flight; calls on one 
     assert.ok(at('reads end: get C') < at('batch start: patch C'), rig.log.join(' | '));
     // A write on many sessions (an owner's) in flight: every read waits for it.
     const wide = rig.call('revokeAll', 'owner', 'wide');
-    await rig.turn();
+    await started('batch start: revokeAll owner');
     const readD = rig.call('get', 'D');
     await sleep(20);
     assert.not.ok(rig.settled.has('get D'), "a read waited for the owner's write");
@@ -494,6 +498,66 @@ test('a read lane: reads of other sessions pass a batch in flight; calls on one 
     // Idle, a read takes the batch lane as before.
     assert.is(await rig.call('load', 'E'), 'load E');
     assert.ok(at('batch start: load E') >= 0);
+  } finally {
+    rig.close();
+  }
+});
+
+test('a read lane: a call of any kind on a session being read waits for that read; a renew holds both ids; a write that gives an owner holds every read', async () => {
+  const rig = laneRig();
+  const at = (line: string) => {
+    const [lane, call] = line.split(': ');
+    const i = rig.log.findIndex(
+      (entry) =>
+        entry.startsWith(`${lane}: `) &&
+        entry
+          .slice(lane.length + 2)
+          .split(', ')
+          .includes(call),
+    );
+    assert.ok(i >= 0, `${line} in ${rig.log.join(' | ')}`);
+    return i;
+  };
+  try {
+    // A read of K on the read lane (held) while a batch is out; that batch ends.
+    const started = (line: string) => until(() => rig.log.includes(line), 2000, line);
+    const busy = rig.call('patch', 'X', 'x');
+    await started('batch start: patch X');
+    const readK = rig.call('get', 'K', 'k');
+    await started('reads start: get K');
+    rig.open('x');
+    await busy;
+    // The batch lane is idle: a touch of K (a write to an engine) and a load of K wait for the read all the same.
+    const loadK = rig.call('load', 'K');
+    await sleep(30);
+    assert.not.ok(rig.settled.has('load K'), 'a read of K on the batch lane waited for the read of K');
+    const touchK = rig.call('touchKey', 'K');
+    await sleep(30);
+    assert.not.ok(rig.settled.has('touchKey K'), 'a touch of K waited for the read of K');
+    rig.open('k');
+    await Promise.all([readK, touchK, loadK]);
+    assert.ok(at('reads end: get K') < at('batch start: touchKey K'), rig.log.join(' | '));
+    assert.ok(at('reads end: get K') < at('batch start: load K'), rig.log.join(' | '));
+    // A renew of A to B out: a read of B (the new id) waits for it.
+    const renew = rig.call('renew', 'A', 'B');
+    await started('batch start: renew A');
+    const readB = rig.call('get', 'B');
+    const readOther = rig.call('get', 'O');
+    assert.is(await readOther, 'get O');
+    await sleep(30);
+    assert.not.ok(rig.settled.has('get B'), "a read of the renew's new id waited for it");
+    rig.open('B');
+    await Promise.all([renew, readB]);
+    assert.ok(at('batch end: renew A') < at('batch start: get B'), rig.log.join(' | '));
+    // A write that gives an owner (under a cap it may end that owner's other sessions) out: every read waits.
+    const login = rig.call('put', 'L', 'login', ['{}', 'ada']);
+    await started('batch start: put L');
+    const readP = rig.call('get', 'P');
+    await sleep(30);
+    assert.not.ok(rig.settled.has('get P'), 'a read waited for the write that gives an owner');
+    rig.open('login');
+    await Promise.all([login, readP]);
+    assert.ok(at('batch end: put L') < at('batch start: get P'), rig.log.join(' | '));
   } finally {
     rig.close();
   }

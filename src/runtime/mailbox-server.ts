@@ -41,20 +41,17 @@ export function serveMailbox(port: MessagePort, handleBatch: (requests: Request[
 }
 
 /**
- * A second lane for reads (an engine with a second connection, or one whose
- * connection pipelines): while a batch is in flight, a read of a session no
- * waiting or running batch writes (nor any call on many sessions) need not
- * wait for it.
+ * A second lane for reads, for an engine whose connection pipelines: while a
+ * batch is in flight, a read of a session no waiting or running batch touches
+ * (nor any write on many sessions) need not wait for it.
  */
 export interface ReadLane {
-  /** The one session a call is on, or null for a call on many (an owner's, the whole store's). */
-  sessionOf(request: Request): string | null;
+  /** The sessions a call is on, or null for a call on many (an owner's, the whole store's). */
+  sessionsOf(request: Request): readonly string[] | null;
   /** Whether a call only reads. */
   reads(request: Request): boolean;
   /** Runs a batch of reads; rejects only when the actor is unsound, as handleBatch. */
   run(requests: Request[]): Promise<Outcome[]>;
-  /** After a read batch's replies: as afterReplies. */
-  afterReplies?(): Promise<void>;
 }
 
 function count(map: Map<string, number>, key: string, by: number): void {
@@ -108,18 +105,23 @@ export function serveMailboxAsync(
   /** Counts a call in (by 1) or out (by -1) of the batch lane. */
   const onBatchLane = (request: Request, by: number) => {
     if (!readLane) return;
-    const session = readLane.sessionOf(request);
-    if (session !== null) count(batchSessions, session, by);
+    const sessions = readLane.sessionsOf(request);
+    if (sessions !== null) for (const session of sessions) count(batchSessions, session, by);
     else if (!readLane.reads(request)) batchWidewrites += by;
   };
 
-  /** Whether the batch writes what the read lane is reading (then it waits for the read lane). */
+  /**
+   * Whether the batch holds a call on a session the read lane is reading, or
+   * a write on many sessions while it reads any: then it waits for the read
+   * lane, so that calls on one session run in the order they were made.
+   */
   const collides = (requests: Request[]): boolean => {
     if (!readLane || readSessions.size === 0) return false;
     for (const request of requests) {
-      if (readLane.reads(request)) continue;
-      const session = readLane.sessionOf(request);
-      if (session === null || readSessions.has(session)) return true;
+      const sessions = readLane.sessionsOf(request);
+      if (sessions === null) {
+        if (!readLane.reads(request)) return true;
+      } else if (sessions.some((session) => readSessions.has(session))) return true;
     }
     return false;
   };
@@ -146,20 +148,19 @@ export function serveMailboxAsync(
       try {
         port.postMessage(toReplies(batch, await lane.run(requests)));
       } finally {
-        for (const request of requests) count(readSessions, lane.sessionOf(request)!, -1);
+        for (const request of requests) count(readSessions, lane.sessionsOf(request)![0], -1);
         const waiters = readWaiters;
         readWaiters = [];
         for (const resolve of waiters) resolve();
       }
-      if (lane.afterReplies) await lane.afterReplies();
     }
   };
 
-  /** A read that need not wait for the batch in flight. */
+  /** The session of a read that need not wait for the batch in flight, or null. */
   const mayRead = (request: Request): string | null => {
     if (!readLane || running === null || batchWidewrites > 0 || !readLane.reads(request)) return null;
-    const session = readLane.sessionOf(request);
-    return session !== null && !batchSessions.has(session) ? session : null;
+    const sessions = readLane.sessionsOf(request);
+    return sessions?.length === 1 && !batchSessions.has(sessions[0]) ? sessions[0] : null;
   };
 
   port.on('message', (batch: WireRequest[]) => {

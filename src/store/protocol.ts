@@ -123,9 +123,19 @@ const ONE_SESSION: ReadonlySet<string> = new Set<Op>([
   'touchKey',
 ]);
 
-/** The one session a call is on (renew: the session it moves), or null for a call on many or on none. */
-export function sessionOf(call: { op: string; args: unknown }): string | null {
+/** The calls that only read (their sliding touch aside): the calls a read lane may take. */
+export const READS: ReadonlySet<string> = new Set<Op>(['get', 'load', 'alive', 'count', 'sessionsOf', 'all']);
+
+/**
+ * The sessions a call is on: its own (a renew's, both ids), or null for a
+ * call on many or on none — an owner's, the whole store's, and a write that
+ * gives an owner (under the owner cap it may end the owner's other sessions).
+ */
+export function sessionsOf(call: { op: string; args: unknown }): readonly string[] | null {
   if (!ONE_SESSION.has(call.op)) return null;
-  const first = (call.args as unknown[] | undefined)?.[0];
-  return typeof first === 'string' ? first : null;
+  const args = call.args as unknown[] | undefined;
+  if (!Array.isArray(args) || typeof args[0] !== 'string') return null;
+  if (!READS.has(call.op) && ownerGiven(call as StoreCall) !== undefined) return null;
+  if (call.op === 'renew' && typeof args[1] === 'string') return [args[0], args[1]];
+  return [args[0]];
 }

@@ -5,7 +5,7 @@
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { runActor } from '../../runtime/actor.ts';
 import { serveMailboxAsync, type Request } from '../../runtime/mailbox-server.ts';
-import { sessionOf, WRITES, type Op } from '../../store/protocol.ts';
+import { READS, sessionsOf } from '../../store/protocol.ts';
 import type { ResolvedConfig } from '../../config.ts';
 import { expiryPolicy } from '../../store/expiry.ts';
 import { crashAfterCommit } from '../../store/fault-hook.ts';
@@ -83,7 +83,7 @@ await runActor({
     };
     // The connection pipelines: a read batch is sent on it at once, behind
     // the write batch in flight, instead of waiting for that batch's replies.
-    serveMailboxAsync(port, run, undefined, { sessionOf, reads: ({ op }) => !WRITES.has(op as Op), run });
+    serveMailboxAsync(port, run, undefined, { sessionsOf, reads: ({ op }) => READS.has(op), run });
     Atomics.store(startedOnce, 0, 1);
     return { created, warning };
   },
