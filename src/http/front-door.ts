@@ -172,7 +172,7 @@ export class FrontDoor<Req = IncomingMessage> {
         onError,
         setCookie: (id, maxAge) => prefix + cookieValueOf(id) + (maxAge === null || maxAge === undefined ? suffix : ownSuffix(maxAge)),
         expiredCookie: stringifySetCookie({ name: key, value: '', ...attributes, maxAge: 0, expires: new Date(0) }),
-        slides: (maxAge) => this.#sliding && (this.#persistent || maxAge !== null),
+        slides: (maxAge) => this.#slides(maxAge),
       };
     };
     this.#plain = context(cookie.secure === true);
@@ -197,7 +197,12 @@ export class FrontDoor<Req = IncomingMessage> {
    * persistent (cookie.maxAge, or a lifetime of the session's own).
    */
   owesResend(loaded: Loaded): boolean {
-    return loaded.id !== null && loaded.touched && this.#sliding && (this.#persistent || loaded.maxAge !== null);
+    return loaded.id !== null && loaded.touched && this.#slides(loaded.maxAge);
+  }
+
+  /** Whether the cookie slides: 'relative' timestamps and a persistent cookie (cookie.maxAge, or the session's own lifetime). */
+  #slides(maxAge: number | null): boolean {
+    return this.#sliding && (this.#persistent || maxAge !== null);
   }
 
   /**
