@@ -431,6 +431,21 @@ function laneRig() {
     log,
     settled,
     call,
+    /** Where in the log a line of one call is (a batch names its calls; messages may cross the channel a turn apart, so batches vary). */
+    at(line: string) {
+      const [lane, name] = line.split(': ');
+      const i = log.findIndex(
+        (entry) =>
+          entry.startsWith(`${lane}: `) &&
+          entry
+            .slice(lane.length + 2)
+            .split(', ')
+            .includes(name),
+      );
+      assert.ok(i >= 0, `${line} in ${log.join(' | ')}`);
+      return i;
+    },
+    started: (line: string) => until(() => log.includes(line), 2000, line),
     open: (name: string) => gateOf(name).open(),
     turn,
     close() {
@@ -443,7 +458,7 @@ function laneRig() {
 test('a read lane: reads of other sessions pass a batch in flight; calls on one session keep their order', async () => {
   const rig = laneRig();
   try {
-    const started = (line: string) => until(() => rig.log.includes(line), 2000, line);
+    const { started } = rig;
     // A write batch in flight, held.
     const first = rig.call('patch', 'A', 'first');
     await started('batch start: patch A');
@@ -469,20 +484,7 @@ test('a read lane: reads of other sessions pass a batch in flight; calls on one 
     assert.not.ok(rig.settled.has('patch C'), 'the write of a session being read waited for the read');
     rig.open('readC');
     await Promise.all([readC, writeC]);
-    // The batch that carries a call (messages may cross the channel a turn apart, so batches vary).
-    const at = (line: string) => {
-      const [lane, call] = line.split(': ');
-      const i = rig.log.findIndex(
-        (entry) =>
-          entry.startsWith(`${lane}: `) &&
-          entry
-            .slice(lane.length + 2)
-            .split(', ')
-            .includes(call),
-      );
-      assert.ok(i >= 0, `${line} in ${rig.log.join(' | ')}`);
-      return i;
-    };
+    const { at } = rig;
     assert.ok(at('reads end: get B') < at('batch end: patch A'), rig.log.join(' | '));
     assert.ok(at('batch end: patch A') < at('batch start: get A'), rig.log.join(' | '));
     assert.ok(at('reads end: get C') < at('batch start: patch C'), rig.log.join(' | '));
@@ -505,22 +507,10 @@ test('a read lane: reads of other sessions pass a batch in flight; calls on one 
 
 test('a read lane: a call of any kind on a session being read waits for that read; a renew holds both ids; a write that gives an owner holds every read', async () => {
   const rig = laneRig();
-  const at = (line: string) => {
-    const [lane, call] = line.split(': ');
-    const i = rig.log.findIndex(
-      (entry) =>
-        entry.startsWith(`${lane}: `) &&
-        entry
-          .slice(lane.length + 2)
-          .split(', ')
-          .includes(call),
-    );
-    assert.ok(i >= 0, `${line} in ${rig.log.join(' | ')}`);
-    return i;
-  };
+  const { at } = rig;
   try {
     // A read of K on the read lane (held) while a batch is out; that batch ends.
-    const started = (line: string) => until(() => rig.log.includes(line), 2000, line);
+    const { started } = rig;
     const busy = rig.call('patch', 'X', 'x');
     await started('batch start: patch X');
     const readK = rig.call('get', 'K', 'k');
