@@ -9,6 +9,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startSessionApp, StoreUnavailableError, type SessionApp } from '../src/index.ts';
 import { main as cli } from '../src/cli.ts';
 import { redisAge, redisCommands } from './engines.ts';
@@ -16,6 +19,10 @@ import { redisBinaries, startRedisCluster, type RedisCluster } from './redis-ser
 
 let cluster: RedisCluster;
 const apps: SessionApp[] = [];
+// Fault injection (src/store/fault-hook.ts), read by the store's actor when it starts.
+const faults = mkdtempSync(join(tmpdir(), 'ss-cluster-faults-'));
+const LOSE_LOCK_REPLY = join(faults, 'lose-lock-reply');
+process.env.SUPERVISED_SESSIONS_LOSE_LOCK_REPLY = LOSE_LOCK_REPLY;
 
 async function app(config: Record<string, unknown> = {}, query = ''): Promise<SessionApp> {
   const started = await startSessionApp({ database: `${cluster.url}${query}`, sweepSignal: false, cleanerInterval: 3600, ...config });
@@ -30,6 +37,7 @@ test.before(async () => {
 test.after(async () => {
   for (const each of apps) await each.stop();
   cluster?.destroy();
+  rmSync(faults, { recursive: true, force: true });
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -137,6 +145,21 @@ test("an owner's sessions in groups on every primary: sessionsOf, revoke, revoke
   let live = 0;
   for (const id of renewed) if ((await capped.store.get(id!)) !== null) live++;
   assert.is(live, 3);
+});
+
+test('a login whose cap-lock reply was lost asks again and finds the lock its own: served, the cap kept, the lock released', async () => {
+  const capped = await app({ table: 'lostlock', maxSessionsPerOwner: 2, requestTimeout: 2000 });
+  const first = (await capped.store.put(null, { n: 1 }))!;
+  writeFileSync(LOSE_LOCK_REPLY, 'capLock');
+  const renewed = await capped.store.renew(first, { owner: 'kim' });
+  assert.ok(existsSync(`${LOSE_LOCK_REPLY}.lost`), 'the lock was taken and its reply lost');
+  assert.not.ok(existsSync(LOSE_LOCK_REPLY));
+  assert.ok(renewed, 'the login is served, not failed when its own lock was found held');
+  assert.equal(await redisCommands((_send, scan) => scan('lostlock:l:*'), cluster.url), [], 'the lock is released');
+  // The owner's next logins take the lock at once and the cap holds.
+  const more = await Promise.all([1, 2].map(async (n) => capped.store.renew((await capped.store.put(null, { n }))!, { owner: 'kim' })));
+  assert.ok(more.every((id) => id !== null));
+  assert.is((await capped.store.sessionsOf('kim')).length, 2);
 });
 
 /** Writers that create and patch sessions until stopped: what was acknowledged, and how calls failed. */

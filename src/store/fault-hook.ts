@@ -39,6 +39,16 @@ export function loseCommitReply(requests: Array<{ op: string }>): boolean {
   return armed(LOST_REPLY_FILE, requests, 'lost');
 }
 
+// The same for the reply to taking an owner's cap lock (Redis Cluster): while
+// the file this variable names exists and lists `capLock`, the first lock
+// taken is held on the server, and the engine acts as if its reply was lost
+// (it asks again). The file is removed first; `<file>.lost` says it happened.
+const LOST_LOCK_FILE = process.env.SUPERVISED_SESSIONS_LOSE_LOCK_REPLY;
+
+export function loseLockReply(): boolean {
+  return armed(LOST_LOCK_FILE, [{ op: 'capLock' }], 'lost');
+}
+
 /** Waits (at most 20 s) until the test removed `<file>.lost` (see loseCommitReply). */
 export async function afterLostReply(): Promise<void> {
   const marker = `${LOST_REPLY_FILE}.lost`;

@@ -13,7 +13,7 @@ import { RENEWED } from '../../store/renewed.ts';
 import { ownerGiven, type RenewWithChanges, type StoreCall } from '../../store/protocol.ts';
 import { backoffMs, isConnectionLoss, type Conn, type NodeClient } from './connection.ts';
 import { keys, ownerTag, storeScript } from './script.ts';
-import { afterLostReply, loseCommitReply } from '../../store/fault-hook.ts';
+import { afterLostReply, loseCommitReply, loseLockReply } from '../../store/fault-hook.ts';
 
 export interface RedisEngineOptions {
   database: string;
@@ -122,6 +122,10 @@ function addCheck(written: Written, group: string | undefined, check: string[]):
 }
 /** Deletes a lock only while it is still the holder's. */
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
+// Takes a lock free or already this caller's (a SET NX sent again after its
+// reply was lost finds its own token): 1 when held, 0 when another holds it.
+const ACQUIRE =
+  "local held = redis.call('GET', KEYS[1]) if held == false or held == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
 /** Owner-wide calls: on a cluster, one per group the owner has sessions in. */
 const OWNER_OPS: ReadonlySet<string> = new Set(['sessionsOf', 'revoke', 'revokeAll']);
 
@@ -432,8 +436,8 @@ export class RedisEngine {
     for (let attempt = 0; ; attempt++) {
       const client = this.#client;
       try {
-        const set = ['SET', lock, token, 'NX', 'PX', String(this.#options.timeoutMs + 1000)];
-        if (client && (await bounded(client.send(lock, set), deadline)) === 'OK') break;
+        const take = ['EVAL', ACQUIRE, '1', lock, token, String(this.#options.timeoutMs + 1000)];
+        if (client && Number(await bounded(client.send(lock, take), deadline)) === 1 && !loseLockReply()) break;
       } catch (error) {
         if (!isConnectionLoss(error) && !(error instanceof Late)) return { ok: false, error };
       }
