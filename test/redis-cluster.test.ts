@@ -44,6 +44,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const digestOf = (sid: string) => createHash('sha256').update(sid).digest('base64url');
 /** A session's group on a cluster: the first byte of its id's digest, in hex (src/engines/redis). */
 const groupOf = (sid: string) => createHash('sha256').update(sid).digest('hex').slice(0, 2);
+/** An owner's hash tag on a cluster: the first 16 characters of its digest, base64url (src/engines/redis). */
+const ownerTagOf = (owner: string) => createHash('sha256').update(owner).digest('base64url').slice(0, 16);
 const slotOf = (key: string) => Number(cluster.nodes[0].cli('CLUSTER', 'KEYSLOT', key).trim());
 
 /** The table's keys on each running primary. */
@@ -147,7 +149,7 @@ test("an owner's sessions in groups on every primary: sessionsOf, revoke, revoke
   assert.is(live, 3);
 });
 
-test('a login whose cap-lock reply was lost asks again and finds the lock its own: served, the cap kept, the lock released', async () => {
+test("a login whose cap-lock reply was lost asks again and finds the lock its own: served, the cap kept, the lock released; another holder's lock is never taken over", async () => {
   const capped = await app({ table: 'lostlock', maxSessionsPerOwner: 2, requestTimeout: 2000 });
   const first = (await capped.store.put(null, { n: 1 }))!;
   writeFileSync(LOSE_LOCK_REPLY, 'capLock');
@@ -159,6 +161,22 @@ test('a login whose cap-lock reply was lost asks again and finds the lock its ow
   // The owner's next logins take the lock at once and the cap holds.
   const more = await Promise.all([1, 2].map(async (n) => capped.store.renew((await capped.store.put(null, { n }))!, { owner: 'kim' })));
   assert.ok(more.every((id) => id !== null));
+  assert.is((await capped.store.sessionsOf('kim')).length, 2);
+
+  // Another holder's lock (another app process's login, its token) is never taken over: the login waits, then fails.
+  const lock = `lostlock:l:{${ownerTagOf('kim')}}kim`;
+  await redisCommands((send) => send('SET', lock, 'another-process.1', 'PX', '60000'), cluster.url);
+  const waiting = (await capped.store.put(null, { n: 3 }))!;
+  const refused = await capped.store.renew(waiting, { owner: 'kim' }).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  assert.instance(refused, StoreUnavailableError);
+  assert.is(await redisCommands((send) => send('GET', lock), cluster.url), 'another-process.1', "the other holder's lock is untouched");
+  assert.is((await capped.store.sessionsOf('kim')).length, 2, 'nothing ended without the lock');
+  // Once it is released, the login is served.
+  await redisCommands((send) => send('DEL', lock), cluster.url);
+  assert.ok(await capped.store.renew(waiting, { owner: 'kim' }));
   assert.is((await capped.store.sessionsOf('kim')).length, 2);
 });
 

@@ -122,8 +122,8 @@ function addCheck(written: Written, group: string | undefined, check: string[]):
 }
 /** Deletes a lock only while it is still the holder's. */
 const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
-// Takes a lock free or already this caller's (a SET NX sent again after its
-// reply was lost finds its own token): 1 when held, 0 when another holds it.
+// Takes a lock that is free or already the caller's (sent again after its
+// reply was lost, it finds its own token): 1 when held, 0 when another holds it.
 const ACQUIRE =
   "local held = redis.call('GET', KEYS[1]) if held == false or held == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end return 0";
 /** Owner-wide calls: on a cluster, one per group the owner has sessions in. */
